@@ -1,0 +1,5 @@
+// Every `ous` subcommand, in the order `ous --help` lists them.
+import type { Command } from './command.js';
+import { demo } from './demo.js';
+
+export const commands: Command[] = [demo];

@@ -1,0 +1,1 @@
+export * as torch from "./torch/index.js";

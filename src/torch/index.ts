@@ -1,0 +1,2 @@
+// The tensor engine: see src/torch/tensor.ts.
+export {};
