@@ -1,2 +1,8 @@
-// The tensor engine: see src/torch/tensor.ts.
-export {};
+// ous/torch: a PyTorch-shaped tensor library for TypeScript over libtorch.
+//   import { tensor, tidy, nn, optim, F } from 'ous/torch';
+export * from './tensor.js';
+export * as F from './functional.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim.js';
+export { loadSafetensors, saveSafetensors, readSafetensorsHeader } from './safetensors.js';
+export type { SafetensorsHeader, TensorInfo } from './safetensors.js';

@@ -1,0 +1,83 @@
+// The thin Node-API layer over libtorch. Everything here is plumbing: a tensor handle, a reader
+// for JavaScript arguments, and the one wrapper that turns libtorch exceptions into JS errors.
+// The operations themselves are one table in ops.cc; no model logic lives in C++.
+#pragma once
+
+#include <napi.h>
+#include <ATen/ATen.h>
+
+
+#include <string>
+#include <vector>
+
+namespace ous {
+
+// What a JS tensor handle points to. Each handle owns one reference to the tensor; freeing a
+// handle (explicitly or when V8 collects it) drops that reference and nothing else.
+struct Holder {
+  at::Tensor tensor;
+  int64_t reportedBytes = 0;  // what was reported to V8 as external memory
+};
+
+// A user-caused argument error (wrong type, wrong arity): becomes a JS TypeError.
+struct ArgError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+at::ScalarType parseDtype(const std::string& name);
+std::string dtypeName(at::ScalarType type);
+
+// Reads the arguments of one native call; each accessor names the argument in its error.
+class Args {
+ public:
+  explicit Args(const Napi::CallbackInfo& info) : info_(info), env_(info.Env()) {}
+
+  Napi::Env env() const { return env_; }
+  size_t size() const { return info_.Length(); }
+  // Present and neither undefined nor null.
+  bool has(size_t i) const;
+  bool isTensor(size_t i) const;
+
+  const at::Tensor& t(size_t i) const;
+  c10::optional<at::Tensor> optT(size_t i) const;
+  std::vector<at::Tensor> tensors(size_t i) const;
+  double f(size_t i) const;
+  int64_t i64(size_t i) const;
+  bool b(size_t i) const;
+  std::string s(size_t i) const;
+  std::vector<int64_t> ints(size_t i) const;
+  at::Scalar scalar(size_t i) const;
+  at::ScalarType dtype(size_t i) const;
+  at::Device device(size_t i) const;
+  // dtype and device from two argument slots, either of which may be absent.
+  at::TensorOptions options(size_t dtypeAt, size_t deviceAt) const;
+  Napi::Value raw(size_t i) const { return info_[i]; }
+
+  // Results: a tensor becomes a new handle; a list becomes an array of handles.
+  Napi::Value ret(const at::Tensor& t) const;
+  Napi::Value ret(const std::vector<at::Tensor>& ts) const;
+  Napi::Value retNumber(double v) const { return Napi::Number::New(env_, v); }
+  Napi::Value retBool(bool v) const { return Napi::Boolean::New(env_, v); }
+  Napi::Value retString(const std::string& v) const { return Napi::String::New(env_, v); }
+  Napi::Value none() const { return env_.Undefined(); }
+
+ private:
+  Holder* holder(size_t i) const;
+  const Napi::CallbackInfo& info_;
+  Napi::Env env_;
+};
+
+Napi::Value wrapTensor(Napi::Env env, at::Tensor t);
+// Releases the tensor a handle holds (the handle stays valid but empty).
+void freeHandle(Napi::Env env, Holder* h);
+
+using OpFn = Napi::Value (*)(Args&);
+struct OpEntry {
+  const char* name;
+  OpFn fn;
+};
+// The operation table (ops.cc).
+extern const OpEntry kOps[];
+extern const size_t kNumOps;
+
+}  // namespace ous
