@@ -6,16 +6,26 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 
 namespace ous {
 namespace {
 
-// Marks our External handles so that a foreign External passed by mistake is an error, not a crash.
-const napi_type_tag kTensorTag = {0x6f75735f746f7263ULL, 0x68616e646c653031ULL};
+// Slots live in a deque so that references to them stay valid while new ones are added.
+std::deque<Slot> gSlots;
+std::vector<uint32_t> gFreeSlots;
 
-void finalizeHolder(Napi::Env env, Holder* h) {
-  if (h->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, -h->reportedBytes);
-  delete h;
+// The slot a handle names, or null when the value is not a live handle.
+Slot* lookup(Napi::Value v, uint32_t* indexOut = nullptr) {
+  if (!v.IsBigInt()) return nullptr;
+  bool lossless = true;
+  uint64_t h = v.As<Napi::BigInt>().Uint64Value(&lossless);
+  uint64_t index = h & 0xffffffffULL;
+  if (!lossless || index >= gSlots.size()) return nullptr;
+  Slot& s = gSlots[index];
+  if (s.generation != (h >> 32) || !s.tensor.defined()) return nullptr;
+  if (indexOut) *indexOut = static_cast<uint32_t>(index);
+  return &s;
 }
 
 // Every call goes through here: one place turns a libtorch or argument error into a JS error
@@ -64,44 +74,51 @@ std::string dtypeName(at::ScalarType t) {
   }
 }
 
+int64_t liveHandles() { return static_cast<int64_t>(gSlots.size() - gFreeSlots.size()); }
+
 Napi::Value wrapTensor(Napi::Env env, at::Tensor t) {
-  auto* h = new Holder{std::move(t), 0};
-  if (h->tensor.defined() && h->tensor.device().is_cpu()) {
-    h->reportedBytes = static_cast<int64_t>(h->tensor.nbytes());
-    if (h->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, h->reportedBytes);
+  uint32_t index;
+  if (!gFreeSlots.empty()) {
+    index = gFreeSlots.back();
+    gFreeSlots.pop_back();
+  } else {
+    index = static_cast<uint32_t>(gSlots.size());
+    gSlots.emplace_back();
   }
-  auto ext = Napi::External<Holder>::New(env, h, finalizeHolder);
-  napi_type_tag_object(env, ext, &kTensorTag);
-  return ext;
+  Slot& s = gSlots[index];
+  s.tensor = std::move(t);
+  s.reportedBytes = s.tensor.defined() && s.tensor.device().is_cpu() ? static_cast<int64_t>(s.tensor.nbytes()) : 0;
+  if (s.reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, s.reportedBytes);
+  return Napi::BigInt::New(env, (static_cast<uint64_t>(s.generation) << 32) | index);
 }
 
-void freeHandle(Napi::Env env, Holder* h) {
-  h->tensor = at::Tensor();
-  if (h->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, -h->reportedBytes);
-  h->reportedBytes = 0;
+void freeHandle(Napi::Env env, Napi::Value handle) {
+  uint32_t index = 0;
+  Slot* s = lookup(handle, &index);
+  if (!s) return;
+  s->tensor = at::Tensor();
+  if (s->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, -s->reportedBytes);
+  s->reportedBytes = 0;
+  s->generation++;
+  gFreeSlots.push_back(index);
 }
+
+bool isLive(Napi::Env env, Napi::Value handle) { return lookup(handle) != nullptr; }
 
 bool Args::has(size_t i) const {
   return i < info_.Length() && !info_[i].IsUndefined() && !info_[i].IsNull();
 }
 
-bool Args::isTensor(size_t i) const {
-  if (!has(i) || !info_[i].IsExternal()) return false;
-  bool ok = false;
-  napi_check_object_type_tag(env_, info_[i], &kTensorTag, &ok);
-  return ok;
+bool Args::isTensor(size_t i) const { return has(i) && info_[i].IsBigInt(); }
+
+const at::Tensor& Args::tensorOf(Napi::Value v, const std::string& what) const {
+  if (!v.IsBigInt()) throw ArgError(what + ": expected a tensor handle");
+  Slot* s = lookup(v);
+  if (!s) throw ArgError(what + ": the tensor was disposed");
+  return s->tensor;
 }
 
-Holder* Args::holder(size_t i) const {
-  if (!isTensor(i)) throw ArgError("argument " + std::to_string(i) + ": expected a tensor handle");
-  return info_[i].As<Napi::External<Holder>>().Data();
-}
-
-const at::Tensor& Args::t(size_t i) const {
-  Holder* h = holder(i);
-  if (!h->tensor.defined()) throw ArgError("argument " + std::to_string(i) + ": the tensor was disposed");
-  return h->tensor;
-}
+const at::Tensor& Args::t(size_t i) const { return tensorOf(info_[i], "argument " + std::to_string(i)); }
 
 c10::optional<at::Tensor> Args::optT(size_t i) const {
   if (!has(i)) return c10::nullopt;
@@ -114,13 +131,7 @@ std::vector<at::Tensor> Args::tensors(size_t i) const {
   std::vector<at::Tensor> out;
   out.reserve(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); k++) {
-    Napi::Value v = arr.Get(k);
-    bool ok = false;
-    if (v.IsExternal()) napi_check_object_type_tag(env_, v, &kTensorTag, &ok);
-    if (!ok) throw ArgError("argument " + std::to_string(i) + "[" + std::to_string(k) + "]: expected a tensor handle");
-    const at::Tensor& tk = v.As<Napi::External<Holder>>().Data()->tensor;
-    if (!tk.defined()) throw ArgError("argument " + std::to_string(i) + "[" + std::to_string(k) + "]: the tensor was disposed");
-    out.push_back(tk);
+    out.push_back(tensorOf(arr.Get(k), "argument " + std::to_string(i) + "[" + std::to_string(k) + "]"));
   }
   return out;
 }

@@ -12,10 +12,14 @@
 
 namespace ous {
 
-// What a JS tensor handle points to. Each handle owns one reference to the tensor; freeing a
-// handle (explicitly or when V8 collects it) drops that reference and nothing else.
-struct Holder {
+// A JS tensor handle is a BigInt naming a slot: generation << 32 | index. Each slot owns one
+// reference to a tensor; freeing the handle (dispose, or the JS FinalizationRegistry when the
+// Tensor object is collected) drops that reference at once and bumps the generation, so a stale
+// handle is an error, never another tensor. Plain integers, not V8 Externals: an External's
+// finalizer only runs when the event loop turns, so a synchronous training loop piled them up.
+struct Slot {
   at::Tensor tensor;
+  uint32_t generation = 0;
   int64_t reportedBytes = 0;  // what was reported to V8 as external memory
 };
 
@@ -23,6 +27,9 @@ struct Holder {
 struct ArgError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// Handles in use (not yet freed), for leak tests and diagnostics.
+int64_t liveHandles();
 
 at::ScalarType parseDtype(const std::string& name);
 std::string dtypeName(at::ScalarType type);
@@ -39,6 +46,8 @@ class Args {
   bool isTensor(size_t i) const;
 
   const at::Tensor& t(size_t i) const;
+  // The tensor a JS value names; `what` names the value in the error.
+  const at::Tensor& tensorOf(Napi::Value v, const std::string& what) const;
   c10::optional<at::Tensor> optT(size_t i) const;
   std::vector<at::Tensor> tensors(size_t i) const;
   double f(size_t i) const;
@@ -62,14 +71,15 @@ class Args {
   Napi::Value none() const { return env_.Undefined(); }
 
  private:
-  Holder* holder(size_t i) const;
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
 };
 
 Napi::Value wrapTensor(Napi::Env env, at::Tensor t);
-// Releases the tensor a handle holds (the handle stays valid but empty).
-void freeHandle(Napi::Env env, Holder* h);
+// Releases a handle's tensor; freeing a stale or already freed handle does nothing.
+void freeHandle(Napi::Env env, Napi::Value handle);
+// Whether a handle still names a tensor.
+bool isLive(Napi::Env env, Napi::Value handle);
 
 using OpFn = Napi::Value (*)(Args&);
 struct OpEntry {

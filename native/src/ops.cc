@@ -95,7 +95,7 @@ V index(A& a) {
   for (uint32_t k = 0; k < arr.Length(); k++) {
     Napi::Value v = arr.Get(k);
     if (v.IsUndefined() || v.IsNull()) idx.push_back(c10::nullopt);
-    else idx.push_back(v.As<Napi::External<Holder>>().Data()->tensor);
+    else idx.push_back(a.tensorOf(v, "index[" + std::to_string(k) + "]"));
   }
   return a.ret(at::index(a.t(0), idx));
 }
@@ -150,15 +150,8 @@ const OpEntry kOps[] = {
     {"device", [](A& a) -> V { return a.retString(a.t(0).device().str()); }},
     {"requiresGrad", [](A& a) -> V { return a.retBool(a.t(0).requires_grad()); }},
     {"isLeaf", [](A& a) -> V { return a.retBool(a.t(0).is_leaf()); }},
-    {"free", [](A& a) -> V {
-       if (!a.isTensor(0)) throw ArgError("free: expected a tensor handle");
-       freeHandle(a.env(), a.raw(0).As<Napi::External<Holder>>().Data());
-       return a.none();
-     }},
-    {"isFreed", [](A& a) -> V {
-       if (!a.isTensor(0)) throw ArgError("isFreed: expected a tensor handle");
-       return a.retBool(!a.raw(0).As<Napi::External<Holder>>().Data()->tensor.defined());
-     }},
+    {"free", [](A& a) -> V { freeHandle(a.env(), a.raw(0)); return a.none(); }},
+    {"isFreed", [](A& a) -> V { return a.retBool(!isLive(a.env(), a.raw(0))); }},
 
     // --- conversion ---
     {"to", [](A& a) -> V {
@@ -317,6 +310,7 @@ const OpEntry kOps[] = {
     {"setNumThreads", [](A& a) -> V { at::set_num_threads(static_cast<int>(a.i64(0))); return a.none(); }},
     {"getNumThreads", [](A& a) -> V { return a.retNumber(at::get_num_threads()); }},
     {"buildInfo", buildInfo},
+    {"liveHandles", [](A& a) -> V { return a.retNumber(static_cast<double>(liveHandles())); }},
 };
 
 const size_t kNumOps = sizeof(kOps) / sizeof(kOps[0]);

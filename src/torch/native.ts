@@ -6,8 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../util/paths.js';
 
-/** An opaque reference to one native tensor. */
-export type Handle = { readonly __tensorHandle: unique symbol };
+/** An opaque reference to one native tensor (a BigInt slot id, see native/src/addon.h). */
+export type Handle = bigint & { readonly __tensorHandle: unique symbol };
 type H = Handle;
 type Opt<T> = T | undefined;
 type Num = number | boolean;
@@ -165,6 +165,7 @@ export interface Native {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   buildInfo(): BuildInfo;
+  liveHandles(): number;
 }
 
 function load(): Native {

@@ -100,11 +100,16 @@ export function isGradEnabled(): boolean {
 type Operand = Tensor | number | boolean;
 const h = (o: Operand): Handle | number | boolean => (o instanceof Tensor ? o.handle : o);
 
+// Frees the native tensor of a Tensor that was collected without dispose(). Like every finalizer
+// this runs only when the event loop turns, which is why loops should free through tidy().
+const collected = new FinalizationRegistry<Handle>((handle) => native.free(handle));
+
 export class Tensor {
   /** Set by keep(): never disposed by a scope. */
   isKept = false;
 
   constructor(readonly handle: Handle) {
+    collected.register(this, handle, this);
     track(this);
   }
 
@@ -125,7 +130,10 @@ export class Tensor {
   toString(): string { return `Tensor(shape=[${this.shape}], dtype=${this.dtype}, device=${this.device})`; }
 
   /** Drops this handle's reference now. Other handles on the same data stay valid. */
-  dispose(): void { native.free(this.handle); }
+  dispose(): void {
+    native.free(this.handle);
+    collected.unregister(this);
+  }
   keep(): this { return keep(this); }
 
   // -- autograd --
@@ -434,3 +442,5 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number { return native.getNumThreads(); }
 export function cudaIsAvailable(): boolean { return native.buildInfo().cuda; }
 export function buildInfo() { return native.buildInfo(); }
+/** How many native tensor handles are alive (neither disposed nor collected): what a leak test watches. */
+export function liveTensorCount(): number { return native.liveHandles(); }

@@ -2,7 +2,7 @@
 // that a state dict saved by PyTorch loads here and gives the same outputs.
 import * as F from '../functional.js';
 import { native } from '../native.js';
-import { Tensor, empty, ones, zeros } from '../tensor.js';
+import { Tensor, empty, noGrad, ones, zeros } from '../tensor.js';
 import { Module, Parameter } from './module.js';
 
 // U(-bound, bound): PyTorch's default for Linear/Conv (kaiming_uniform with a = √5 works out to
@@ -188,7 +188,7 @@ export class MultiheadAttention extends Module {
     const bias = opts.bias ?? true;
     if (bias) this.in_proj_bias = new Parameter(zeros([3 * embedDim]));
     this.out_proj = new Linear(embedDim, embedDim, { bias });
-    if (this.out_proj.bias) this.out_proj.bias.zero_();
+    noGrad(() => this.out_proj.bias?.zero_());
   }
 
   forward(query: Tensor, key: Tensor, value: Tensor, opts: { attnMask?: Tensor; keyPaddingMask?: Tensor } = {}): Tensor {
