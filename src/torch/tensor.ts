@@ -35,8 +35,13 @@ function dims(args: Shape): number[] {
 
 const scopes: Set<Tensor>[] = [];
 
+// A Tensor made inside a scope is freed by that scope; one made outside any scope (or that
+// outlives every scope) is left to the GC through `collected`. Registering only those saves the
+// registry's cost on the many temporaries of a training step.
 function track(t: Tensor): void {
-  scopes[scopes.length - 1]?.add(t);
+  const scope = scopes[scopes.length - 1];
+  if (scope) scope.add(t);
+  else t.watchByGc();
 }
 
 // Every Tensor reachable from a scope's result (through arrays, plain objects and Maps) survives it.
@@ -64,10 +69,9 @@ export function tidy<T>(fn: () => T): T {
     return result;
   } finally {
     const scope = scopes.pop()!;
-    const parent = scopes[scopes.length - 1];
     for (const t of scope) {
-      if (survivors.has(t)) parent?.add(t);
-      else if (!t.isKept) t.dispose();
+      if (survivors.has(t) || t.isKept) track(t);
+      else t.dispose();
     }
   }
 }
@@ -107,10 +111,17 @@ const collected = new FinalizationRegistry<Handle>((handle) => native.free(handl
 export class Tensor {
   /** Set by keep(): never disposed by a scope. */
   isKept = false;
+  private watched = false;
 
   constructor(readonly handle: Handle) {
-    collected.register(this, handle, this);
     track(this);
+  }
+
+  /** @internal Frees the native tensor when this object is collected without dispose(). */
+  watchByGc(): void {
+    if (this.watched) return;
+    this.watched = true;
+    collected.register(this, this.handle, this);
   }
 
   // -- what it is --
@@ -132,7 +143,7 @@ export class Tensor {
   /** Drops this handle's reference now. Other handles on the same data stay valid. */
   dispose(): void {
     native.free(this.handle);
-    collected.unregister(this);
+    if (this.watched) collected.unregister(this);
   }
   keep(): this { return keep(this); }
 

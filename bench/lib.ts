@@ -1,0 +1,111 @@
+// Benchmark helpers: timing by median, and a PyTorch (Python) process that runs the same
+// workloads in the same run, so that every number is printed beside its reference as a ratio.
+// The machines are shared and their speed drifts within seconds: rounds of ours and PyTorch's
+// alternate, and only ratios measured this way are meaningful.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as path from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import { packageRoot } from '../src/util/paths.js';
+
+/** Median seconds per call of fn, after `warmup` untimed calls. */
+export function timeIt(fn: () => void, opts: { warmup?: number; iters?: number; minSeconds?: number } = {}): number {
+  const { warmup = 2, iters = 5, minSeconds = 0 } = opts;
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  const start = process.hrtime.bigint();
+  while (times.length < iters || Number(process.hrtime.bigint() - start) / 1e9 < minSeconds) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+/** The Python with PyTorch installed (Debian's python3-torch lives under /usr/bin/python3), or null. */
+export function findTorchPython(): string | null {
+  for (const py of [process.env.OUS_BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
+    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+/**
+ * A long-lived `python3 bench/reference.py` that answers one JSON line per request:
+ * {"workload": name, "args": {...}, "iters": n} -> {"seconds": median}.
+ */
+export class TorchReference {
+  private readonly proc: ChildProcessWithoutNullStreams;
+  private readonly lines: Interface;
+  private readonly pending: Array<(line: string) => void> = [];
+
+  private constructor(python: string, threads: number) {
+    this.proc = spawn(python, [path.join(packageRoot(), 'bench', 'reference.py'), String(threads)], {
+      // The same runtime settings our addon applies to itself (ARCHITECTURE.md), so the ratio
+      // measures the binding, not the allocator or OpenMP spin policy.
+      env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824' },
+    });
+    this.proc.stderr.on('data', (d: Buffer) => process.stderr.write(`[pytorch] ${d}`));
+    this.lines = createInterface({ input: this.proc.stdout });
+    this.lines.on('line', (line) => this.pending.shift()?.(line));
+  }
+
+  static start(threads: number): TorchReference | null {
+    const py = findTorchPython();
+    return py ? new TorchReference(py, threads) : null;
+  }
+
+  run(workload: string, args: Record<string, unknown>, iters: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.pending.push((line) => {
+        const r = JSON.parse(line) as { seconds?: number; error?: string };
+        if (r.error !== undefined) reject(new Error(`pytorch ${workload}: ${r.error}`));
+        else resolve(r.seconds!);
+      });
+      this.proc.stdin.write(JSON.stringify({ workload, args, iters }) + '\n');
+    });
+  }
+
+  close(): void {
+    this.proc.stdin.end();
+  }
+}
+
+export interface Row {
+  name: string;
+  ours: number; // seconds per iteration
+  torch: number | null;
+  unit?: { label: string; perIter: number }; // e.g. GFLOP/s: perIter = GFLOP per iteration
+}
+
+export function printTable(title: string, rows: Row[]): void {
+  const fmt = (s: number | null, r: Row) =>
+    s === null ? '-' : `${(s * 1e3).toFixed(2)} ms${r.unit ? ` (${(r.unit.perIter / s).toFixed(1)} ${r.unit.label})` : ''}`;
+  const lines = rows.map((r) => [r.name, fmt(r.ours, r), fmt(r.torch, r), r.torch === null ? '-' : `${(r.torch / r.ours).toFixed(3)}`]);
+  const head = ['workload', 'ous (TypeScript)', 'PyTorch (Python)', 'speed vs PyTorch'];
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  console.log(`\n${title}\n${row(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+  for (const l of lines) console.log(row(l));
+  console.log('speed vs PyTorch = PyTorch time / our time (1.0 = same; above 1 = faster than PyTorch)');
+}
+
+/** Alternates our run and PyTorch's `rounds` times and keeps the best median of each. */
+export async function compare(
+  name: string,
+  ours: () => number,
+  torch: TorchReference | null,
+  workload: string,
+  args: Record<string, unknown>,
+  iters: number,
+  rounds = 2,
+): Promise<Pick<Row, 'name' | 'ours' | 'torch'>> {
+  let best = Infinity;
+  let bestTorch: number | null = torch ? Infinity : null;
+  for (let r = 0; r < rounds; r++) {
+    best = Math.min(best, ours());
+    if (torch) bestTorch = Math.min(bestTorch!, await torch.run(workload, args, iters));
+  }
+  return { name, ours: best, torch: bestTorch };
+}

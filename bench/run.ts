@@ -1,0 +1,29 @@
+// `npm run bench [-- engine|clip|streams ...] [--quick]`: runs the benchmarks, each printed beside
+// the same work in PyTorch (Python) measured in the same run when python3-torch is installed.
+import { getNumThreads } from '../src/torch/index.js';
+import { TorchReference, printTable } from './lib.js';
+import { benchEngine, title as engineTitle } from './engine.js';
+
+const suites: Record<string, (torch: TorchReference | null, quick: boolean) => Promise<void>> = {
+  engine: async (torch, quick) => printTable(engineTitle(), await benchEngine(torch, quick)),
+};
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const names = args.filter((a) => !a.startsWith('--'));
+  const chosen = names.length ? names : Object.keys(suites);
+  for (const n of chosen) if (!suites[n]) throw new Error(`unknown benchmark '${n}' (${Object.keys(suites).join(', ')})`);
+  const torch = TorchReference.start(getNumThreads());
+  if (!torch) console.log('PyTorch for Python not found (apt-get install python3-torch): printing our numbers alone.');
+  try {
+    for (const n of chosen) await suites[n]!(torch, quick);
+  } finally {
+    torch?.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
