@@ -1,0 +1,256 @@
+// CLIP (Radford et al.): a ViT image tower and a causal text tower, as OpenAI built them, with
+// Hugging Face's parameter names so that a CLIPModel checkpoint loads key for key.
+//   vision: patches + [CLS] + positions -> pre-LN -> blocks -> post-LN(CLS) -> projection
+//   text:   tokens + positions -> causal blocks -> final LN -> row of end-of-text -> projection
+// A block is pre-LN: x + attn(ln1(x)), then x + mlp(ln2(x)).
+import { F, Tensor, cat, full, nn, tensor, tidy } from '../torch/index.js';
+import type { ClipConfig, ClipTextConfig, ClipVisionConfig } from './config.js';
+
+type TowerConfig = ClipTextConfig | ClipVisionConfig;
+
+function activation(name: TowerConfig['hidden_act']): (x: Tensor) => Tensor {
+  return name === 'quick_gelu' ? F.quickGelu : (x) => x.gelu();
+}
+
+/** Multi-head self-attention with separate q/k/v projections (HF's layout of OpenAI's in_proj). */
+export class ClipAttention extends nn.Module {
+  readonly k_proj: nn.Linear;
+  readonly v_proj: nn.Linear;
+  readonly q_proj: nn.Linear;
+  readonly out_proj: nn.Linear;
+  readonly heads: number;
+
+  constructor(cfg: TowerConfig) {
+    super();
+    const w = cfg.hidden_size;
+    this.k_proj = new nn.Linear(w, w);
+    this.v_proj = new nn.Linear(w, w);
+    this.q_proj = new nn.Linear(w, w);
+    this.out_proj = new nn.Linear(w, w);
+    this.heads = cfg.num_attention_heads;
+  }
+
+  /** x [B, L, W] -> [B, L, W]; heads split W contiguously; mask [L, L] is added to the scores. */
+  forward(x: Tensor, mask?: Tensor): Tensor {
+    const [B, L, W] = x.shape as [number, number, number];
+    const split = (t: Tensor) => t.view(B, L, this.heads, W / this.heads).transpose(1, 2); // [B, H, L, d]
+    const q = split(this.q_proj.forward(x));
+    const k = split(this.k_proj.forward(x));
+    const v = split(this.v_proj.forward(x));
+    const o = F.scaledDotProductAttention(q, k, v, { attnMask: mask }); // [B, H, L, d]
+    return this.out_proj.forward(o.transpose(1, 2).reshape(B, L, W));
+  }
+}
+
+export class ClipMlp extends nn.Module {
+  readonly fc1: nn.Linear;
+  readonly fc2: nn.Linear;
+  private readonly act: (x: Tensor) => Tensor;
+
+  constructor(cfg: TowerConfig) {
+    super();
+    this.fc1 = new nn.Linear(cfg.hidden_size, cfg.intermediate_size);
+    this.fc2 = new nn.Linear(cfg.intermediate_size, cfg.hidden_size);
+    this.act = activation(cfg.hidden_act);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(this.act(this.fc1.forward(x)));
+  }
+}
+
+export class ClipEncoderLayer extends nn.Module {
+  readonly self_attn: ClipAttention;
+  readonly layer_norm1: nn.LayerNorm;
+  readonly mlp: ClipMlp;
+  readonly layer_norm2: nn.LayerNorm;
+
+  constructor(cfg: TowerConfig) {
+    super();
+    this.self_attn = new ClipAttention(cfg);
+    this.layer_norm1 = new nn.LayerNorm(cfg.hidden_size, cfg.layer_norm_eps);
+    this.mlp = new ClipMlp(cfg);
+    this.layer_norm2 = new nn.LayerNorm(cfg.hidden_size, cfg.layer_norm_eps);
+  }
+
+  forward(x: Tensor, mask?: Tensor): Tensor {
+    const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x), mask));
+    return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+  }
+}
+
+export class ClipEncoder extends nn.Module {
+  readonly layers: ClipEncoderLayer[];
+
+  constructor(cfg: TowerConfig) {
+    super();
+    this.layers = Array.from({ length: cfg.num_hidden_layers }, () => new ClipEncoderLayer(cfg));
+  }
+
+  /**
+   * Runs the blocks. `keep` selects residual streams to return, in request order: k is the stream
+   * after block k, and 0 the stream entering block 1.
+   */
+  forward(x: Tensor, opts: { mask?: Tensor; keep?: number[] } = {}): { output: Tensor; kept: Tensor[] } {
+    const keep = opts.keep ?? [];
+    for (const k of keep) if (!(Number.isInteger(k) && k >= 0 && k <= this.layers.length)) throw new RangeError(`block ${k} does not exist (0..${this.layers.length})`);
+    const kept = new Map<number, Tensor>([[0, x]]);
+    let h = x;
+    this.layers.forEach((layer, i) => {
+      h = layer.forward(h, opts.mask);
+      if (keep.includes(i + 1)) kept.set(i + 1, h);
+    });
+    return { output: h, kept: keep.map((k) => kept.get(k)!) };
+  }
+}
+
+export class ClipVisionEmbeddings extends nn.Module {
+  readonly class_embedding: nn.Parameter; // [W]
+  readonly patch_embedding: nn.Conv2d; // [W, 3, p, p], no bias
+  readonly position_embedding: nn.Embedding; // [G²+1, W]
+  readonly patch: number;
+
+  constructor(cfg: ClipVisionConfig) {
+    super();
+    const w = cfg.hidden_size;
+    const grid = cfg.image_size / cfg.patch_size;
+    this.class_embedding = new nn.Parameter(full([w], 0).normal_(0, w ** -0.5));
+    this.patch_embedding = new nn.Conv2d(cfg.num_channels, w, cfg.patch_size, { stride: cfg.patch_size, bias: false });
+    this.position_embedding = new nn.Embedding(grid * grid + 1, w);
+    this.patch = cfg.patch_size;
+  }
+
+  /** pixels [B, 3, R, R] -> tokens [B, 1 + G², W], patch index = row·G + col. */
+  forward(pixels: Tensor): Tensor {
+    const B = pixels.size(0);
+    const patches = this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2); // [B, G², W]
+    const cls = this.class_embedding.view(1, 1, -1).expand(B, 1, -1); // [B, 1, W]
+    return cat([cls, patches], 1).add(this.position_embedding.weight); // [B, 1+G², W]
+  }
+}
+
+export interface VisionOutput {
+  imageEmbeds: Tensor; // [B, E], after the projection, not normalised
+  pooled: Tensor; // [B, W], post-LN of the CLS token
+  blocks: Tensor[]; // residual streams [B, 1+G², W] after the requested blocks (0 = after pre-LN), in request order
+}
+
+export class ClipVisionTransformer extends nn.Module {
+  readonly embeddings: ClipVisionEmbeddings;
+  readonly pre_layrnorm: nn.LayerNorm; // (HF's spelling)
+  readonly encoder: ClipEncoder;
+  readonly post_layernorm: nn.LayerNorm;
+
+  constructor(readonly config: ClipVisionConfig) {
+    super();
+    this.embeddings = new ClipVisionEmbeddings(config);
+    this.pre_layrnorm = new nn.LayerNorm(config.hidden_size, config.layer_norm_eps);
+    this.encoder = new ClipEncoder(config);
+    this.post_layernorm = new nn.LayerNorm(config.hidden_size, config.layer_norm_eps);
+  }
+
+  forward(pixels: Tensor, keep: number[] = []): { pooled: Tensor; blocks: Tensor[] } {
+    const x = this.pre_layrnorm.forward(this.embeddings.forward(pixels)); // [B, 1+G², W]
+    const { output, kept } = this.encoder.forward(x, { keep });
+    return { pooled: this.post_layernorm.forward(output.select(1, 0)), blocks: kept };
+  }
+}
+
+export interface TextOutput {
+  textEmbeds: Tensor; // [N, E], not normalised
+  pooled: Tensor; // [N, Wt], final LN at the end-of-text token
+  blocks: Tensor[]; // residual streams [N, L', Wt] after the requested blocks (0 = token + position embeddings; L' = longest EOT + 1)
+}
+
+export class ClipTextEmbeddings extends nn.Module {
+  readonly token_embedding: nn.Embedding; // [vocab, Wt]
+  readonly position_embedding: nn.Embedding; // [context, Wt]
+
+  constructor(cfg: ClipTextConfig) {
+    super();
+    this.token_embedding = new nn.Embedding(cfg.vocab_size, cfg.hidden_size);
+    this.position_embedding = new nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size);
+  }
+}
+
+export class ClipTextTransformer extends nn.Module {
+  readonly embeddings: ClipTextEmbeddings;
+  readonly encoder: ClipEncoder;
+  readonly final_layer_norm: nn.LayerNorm;
+
+  constructor(readonly config: ClipTextConfig) {
+    super();
+    this.embeddings = new ClipTextEmbeddings(config);
+    this.encoder = new ClipEncoder(config);
+    this.final_layer_norm = new nn.LayerNorm(config.hidden_size, config.layer_norm_eps);
+  }
+
+  /** Token embeddings [N, L, Wt] of ids [N, L] (int64): what prompt learning splices into. */
+  embedTokens(ids: Tensor): Tensor {
+    return this.embeddings.token_embedding.forward(ids);
+  }
+
+  /**
+   * The text tower from token embeddings [N, L, Wt] (L ≤ context) and each row's end-of-text
+   * position. The mask is causal, so tokens after the last EOT change nothing: only the first
+   * max(eot)+1 positions are run, unless `fullLength` (which gives the same result, slower).
+   */
+  forward(tokenEmbeds: Tensor, eotIndex: number[], keep: number[] = [], opts: { fullLength?: boolean } = {}): { pooled: Tensor; blocks: Tensor[] } {
+    const N = tokenEmbeds.size(0);
+    if (eotIndex.length !== N) throw new RangeError(`text tower: ${N} sequences but ${eotIndex.length} end-of-text positions`);
+    if (tokenEmbeds.size(1) > this.config.max_position_embeddings) throw new RangeError(`text tower: ${tokenEmbeds.size(1)} tokens, the context is ${this.config.max_position_embeddings}`);
+    if (Math.max(...eotIndex) >= tokenEmbeds.size(1) || Math.min(...eotIndex) < 0) throw new RangeError(`text tower: an end-of-text position is outside the ${tokenEmbeds.size(1)} tokens`);
+    const L = opts.fullLength ? tokenEmbeds.size(1) : Math.max(...eotIndex) + 1;
+    const pos = this.embeddings.position_embedding.weight.narrow(0, 0, L); // [L, Wt]
+    const x = tokenEmbeds.narrow(1, 0, L).add(pos); // [N, L, Wt]
+    const causal = full([L, L], -Infinity, { dtype: x.dtype, device: x.device as 'cpu' }).triu(1); // query i sees keys ≤ i
+    const { output, kept } = this.encoder.forward(x, { mask: causal, keep });
+    const rows = tensor(eotIndex, { dtype: 'int64', device: output.device as 'cpu' }); // [N]
+    const atEot = output.gather(1, rows.view(N, 1, 1).expand(N, 1, output.size(2))).squeeze(1); // [N, Wt]
+    return { pooled: this.final_layer_norm.forward(atEot), blocks: kept };
+  }
+}
+
+/** The whole CLIP: both towers, their projections into the shared space, and the logit scale. */
+export class ClipModel extends nn.Module {
+  readonly text_model: ClipTextTransformer;
+  readonly vision_model: ClipVisionTransformer;
+  readonly visual_projection: nn.Linear; // [E, W], no bias
+  readonly text_projection: nn.Linear; // [E, Wt], no bias
+  readonly logit_scale: nn.Parameter; // [] (log of the inverse temperature)
+
+  constructor(readonly config: ClipConfig) {
+    super();
+    this.text_model = new ClipTextTransformer(config.text_config);
+    this.vision_model = new ClipVisionTransformer(config.vision_config);
+    this.visual_projection = new nn.Linear(config.vision_config.hidden_size, config.projection_dim, { bias: false });
+    this.text_projection = new nn.Linear(config.text_config.hidden_size, config.projection_dim, { bias: false });
+    this.logit_scale = new nn.Parameter(full([], config.logit_scale_init_value));
+  }
+
+  get imageSize(): number {
+    return this.config.vision_config.image_size;
+  }
+
+  /** pixels [B, 3, R, R] (CLIP-normalised) -> image embeddings [B, E] and, on request, block outputs. */
+  encodeImage(pixels: Tensor, keepBlocks: number[] = []): VisionOutput {
+    const { pooled, blocks } = this.vision_model.forward(pixels, keepBlocks);
+    return { imageEmbeds: this.visual_projection.forward(pooled), pooled, blocks };
+  }
+
+  /** ids [N, L] (int64, OpenAI's tokenize) with each row's EOT position -> text embeddings [N, E]. */
+  encodeText(ids: Tensor, eotIndex: number[], keepBlocks: number[] = []): TextOutput {
+    return this.encodeTextEmbeddings(this.text_model.embedTokens(ids), eotIndex, keepBlocks);
+  }
+
+  /** Token embeddings [N, L, Wt] (e.g. with learned context vectors spliced in) -> [N, E]. */
+  encodeTextEmbeddings(tokenEmbeds: Tensor, eotIndex: number[], keepBlocks: number[] = [], opts: { fullLength?: boolean } = {}): TextOutput {
+    const { pooled, blocks } = this.text_model.forward(tokenEmbeds, eotIndex, keepBlocks, opts);
+    return { textEmbeds: this.text_projection.forward(pooled), pooled, blocks };
+  }
+
+  /** exp(logit_scale) · normalised images [B, E] × normalised texts [N, E]ᵀ -> [B, N]. */
+  logitsPerImage(imageEmbeds: Tensor, textEmbeds: Tensor): Tensor {
+    return tidy(() => F.normalize(imageEmbeds).matmul(F.normalize(textEmbeds).mT).mul(this.logit_scale.exp()));
+  }
+}
