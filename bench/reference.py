@@ -83,7 +83,49 @@ def small_ops(n):
     return step
 
 
-WORKLOADS = {"small_ops": small_ops, "matmul": matmul, "transformer_block": transformer_block, "lstm": lstm}
+class VisionBlock(torch.nn.Module):
+    """CLIP's vision block as src/clip/model.ts writes it: separate q/k/v projections, quick GELU."""
+
+    def __init__(self, width, heads):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (torch.nn.Linear(width, width) for _ in range(4))
+        self.ln1, self.ln2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+        self.fc1, self.fc2 = torch.nn.Linear(width, 4 * width), torch.nn.Linear(4 * width, width)
+
+    def forward(self, x):
+        b, n, w = x.shape
+        h = self.ln1(x)
+        split = lambda t: t.view(b, n, self.heads, w // self.heads).transpose(1, 2)
+        q, k, v = split(self.q(h)), split(self.k(h)), split(self.v(h))
+        a = torch.softmax((q / math.sqrt(w // self.heads)) @ k.transpose(-2, -1), -1) @ v
+        x = x + self.o(a.transpose(1, 2).reshape(b, n, w))
+        h = self.fc1(self.ln2(x))
+        return x + self.fc2(h * torch.sigmoid(1.702 * h))
+
+
+def clip_vision(width, layers, heads, patch, resolution, embed, batch):
+    grid = resolution // patch
+    conv = torch.nn.Conv2d(3, width, patch, stride=patch, bias=False)
+    cls = torch.randn(width)
+    pos = torch.randn(grid * grid + 1, width)
+    ln_pre, ln_post = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+    blocks = torch.nn.ModuleList(VisionBlock(width, heads) for _ in range(layers))
+    proj = torch.nn.Linear(width, embed, bias=False)
+    pixels = torch.randn(batch, 3, resolution, resolution)
+
+    @torch.no_grad()
+    def step():
+        x = conv(pixels).flatten(2).transpose(1, 2)
+        x = ln_pre(torch.cat([cls.expand(batch, 1, width), x], 1) + pos)
+        for blk in blocks:
+            x = blk(x)
+        return proj(ln_post(x[:, 0]))
+
+    return step
+
+
+WORKLOADS = {"clip_vision": clip_vision, "small_ops": small_ops, "matmul": matmul, "transformer_block": transformer_block, "lstm": lstm}
 
 for line in sys.stdin:
     req = json.loads(line)

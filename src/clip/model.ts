@@ -97,7 +97,12 @@ export class ClipEncoder extends nn.Module {
     const kept = new Map<number, Tensor>([[0, x]]);
     let h = x;
     this.layers.forEach((layer, i) => {
-      h = layer.forward(h, opts.mask);
+      // One scope per block: its temporaries are freed as soon as the block is done, so a deep
+      // tower reuses the same memory block after block instead of holding every activation of
+      // the forward. Under autograd the graph keeps what backward needs, whatever the handles.
+      const next = tidy(() => layer.forward(h, opts.mask));
+      if (h !== x && !keep.includes(i)) h.dispose();
+      h = next;
       if (keep.includes(i + 1)) kept.set(i + 1, h);
     });
     return { output: h, kept: keep.map((k) => kept.get(k)!) };
