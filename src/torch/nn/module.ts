@@ -72,9 +72,15 @@ export abstract class Module {
   }
 
   train(on = true): this {
-    for (const [, m] of this.namedModules()) m.training = on;
+    for (const [, m] of this.namedModules()) {
+      m.training = on;
+      m.stateChanged();
+    }
     return this;
   }
+
+  /** Called on every module after train()/eval() and loadStateDict(): drop anything derived from the weights. */
+  protected stateChanged(): void {}
 
   eval(): this {
     return this.train(false);
@@ -125,6 +131,7 @@ export abstract class Module {
         if (s) t.copy_(s);
       }
     });
+    for (const [, m] of this.namedModules()) m.stateChanged();
     return { missing, unexpected };
   }
 

@@ -1,0 +1,51 @@
+// The OUS head's configuration (SPEC.md §4–§7): plain data, validated, every field with a default
+// and a one-line meaning. A run saves the fully resolved config beside its checkpoint.
+import { z } from 'zod';
+
+/** DFEW's class order (SPEC.md §1). */
+export const DFER_CLASSES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'] as const;
+/** Scene polarity classes: 0 negative, 1 neutral, 2 positive. */
+export const POLARITIES = ['negative', 'neutral', 'positive'] as const;
+
+export const OusConfig = z
+  .object({
+    model: z.enum(['ous', 'face-only']).default('ous'), // OUS, or the DFER-CLIP-like face-only baseline (SPEC.md §8)
+    classNames: z.array(z.string().min(1)).min(2).default(['happiness', 'sadness', 'neutral', 'anger', 'surprise', 'disgust', 'fear']), // words in the prompts, in label order
+    polarityOfClass: z.array(z.number().int().min(0).max(2)).default([2, 0, 1, 0, 2, 0, 0]), // polarity label of each class (SPEC.md §1 choice)
+    frames: z.number().int().positive().default(16), // T, frames per clip
+    framesLayers: z.number().int().positive().default(1), // Frames Encoder depth
+    heads: z.number().int().positive().default(8), // attention heads of the Frames Encoder and the TFE
+    scene: z.boolean().default(true), // use the scene stream (false: face features alone feed the TFE)
+    fusion: z.enum(['tfe', 'avgpool']).default('tfe'), // Type Fusion Encoder, or average pooling of its tokens (ablation "w/o TFE")
+    tfeLayers: z.number().int().positive().default(12), // L, TFE blocks
+    tfeQueries: z.number().int().positive().default(16), // N_q, learnable queries shared by every block
+    tfeResidual: z.boolean().default(false), // add residuals around attention and MLP (the paper's eqs. have none)
+    promptLength: z.number().int().positive().default(16), // M, learned context vectors (the paper's best is 64)
+    promptPerClass: z.boolean().default(false), // one set of context vectors per class instead of one shared set
+    tauCls: z.number().positive().default(0.01), // temperature of the prompt classifier
+    tauNce: z.number().positive().default(0.07), // temperature of L_nce
+    lambdaNce: z.number().min(0).default(1), // weight of L_nce in L_contrast
+    loss: z.enum(['global', 'ce']).default('global'), // the α-switched multi-loss, or L_cls alone (ablation "L_ce")
+    alpha: z.number().positive().default(2.0), // switch: back-propagate L_global while it exceeds α, else L_contrast
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.polarityOfClass.length !== c.classNames.length)
+      ctx.addIssue({ code: 'custom', path: ['polarityOfClass'], message: `has ${c.polarityOfClass.length} entries for ${c.classNames.length} classes` });
+  });
+
+export type OusConfig = z.infer<typeof OusConfig>;
+
+/** The widths the head needs from the frozen encoder. */
+export interface EncoderDims {
+  embed: number; // E, CLIP's projection width (face_emb, scene_emb)
+  visionWidth: number; // W, the vision tower's width (scene_low)
+  textWidth: number; // Wt, the text tower's width (prompt context vectors)
+}
+
+/** Validates a partial config (e.g. from a JSON file and --set overrides) and fills the defaults. */
+export function resolveOusConfig(partial: unknown, source = 'config'): OusConfig {
+  const r = OusConfig.safeParse(partial ?? {});
+  if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}

@@ -1,0 +1,177 @@
+// The OUS head's parts against hand computations: the Type Fusion Encoder against eqs. (5)–(10)
+// written out in plain JS, the losses against their formulas, the α switch, and the prompt learner
+// against OpenAI's CoOp goldens.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { F, Tensor, tensor, noGrad, manualSeed, randn } from '../src/torch/index.js';
+import { loadClip } from '../src/clip/load.js';
+import { TypeFusionEncoder, OusHead, FaceOnlyHead } from '../src/ous/model.js';
+import { PromptLearner, type FrozenTextTower } from '../src/ous/prompt.js';
+import { nceLoss, similarityLoss, ousLoss } from '../src/ous/losses.js';
+import { resolveOusConfig } from '../src/ous/config.js';
+import { assertClose, fixture } from './helpers.js';
+
+// ---- plain-JS linear algebra for the hand computations ----
+type M = number[][];
+const mat = (t: Tensor): M => t.toArray() as M;
+const mm = (a: M, b: M): M => a.map((r) => b[0]!.map((_, j) => r.reduce((s, v, k) => s + v * b[k]![j]!, 0)));
+const tr = (a: M): M => a[0]!.map((_, j) => a.map((r) => r[j]!));
+const addRow = (a: M, b: number[]): M => a.map((r) => r.map((v, j) => v + b[j]!));
+const linear = (x: M, w: Tensor, b: Tensor): M => addRow(mm(x, tr(mat(w))), b.toFlatArray());
+const layerNorm = (x: M, w: Tensor, b: Tensor): M => {
+  const [g, be] = [w.toFlatArray(), b.toFlatArray()];
+  return x.map((r) => {
+    const mu = r.reduce((s, v) => s + v, 0) / r.length;
+    const v = r.reduce((s, x2) => s + (x2 - mu) ** 2, 0) / r.length;
+    return r.map((x2, j) => ((x2 - mu) / Math.sqrt(v + 1e-5)) * g[j]! + be[j]!);
+  });
+};
+const softmaxRows = (a: M): M => a.map((r) => {
+  const m = Math.max(...r);
+  const e = r.map((v) => Math.exp(v - m));
+  const s = e.reduce((x, y) => x + y, 0);
+  return e.map((v) => v / s);
+});
+
+test('Type Fusion Encoder: 1 block, 2 queries, 3 tokens equals eqs. (5)-(10) computed by hand', () => {
+  manualSeed(11);
+  const E = 4;
+  const heads = 2;
+  const tfe = new TypeFusionEncoder(E, 1, 2, heads, false);
+  const X = randn([1, 3, E]);
+  const z = noGrad(() => tfe.forward(X));
+  const blk = tfe.blocks[0]!;
+  const Q = mat(tfe.queries); // [2, E]; q_1 = x_0 + Q = Q
+  const kv = layerNorm(mat(X.select(0, 0)), blk.ln_kv.weight!, blk.ln_kv.bias!); // eq. (5)
+  const [wq, wk, wv] = blk.attn.in_proj_weight.chunk(3, 0);
+  const [bq, bk, bv] = blk.attn.in_proj_bias!.chunk(3, 0);
+  const q = linear(Q, wq!, bq!);
+  const k = linear(kv, wk!, bk!);
+  const v = linear(kv, wv!, bv!);
+  const d = E / heads;
+  const headOut: M = Q.map(() => []);
+  for (let h = 0; h < heads; h++) {
+    const cols = (a: M) => a.map((r) => r.slice(h * d, (h + 1) * d));
+    const p = softmaxRows(mm(cols(q), tr(cols(k))).map((r) => r.map((x) => x / Math.sqrt(d)))); // eq. (15)
+    mm(p, cols(v)).forEach((r, i) => headOut[i]!.push(...r));
+  }
+  const attn = linear(headOut, blk.attn.out_proj.weight, blk.attn.out_proj.bias!);
+  const o = layerNorm(attn, blk.ln_a.weight!, blk.ln_a.bias!); // eq. (7)
+  const [fc1, , fc2] = [0, 1, 2].map((i) => blk.mlp.at(i) as unknown as { weight: Tensor; bias: Tensor });
+  const hidden = linear(o, fc1!.weight, fc1!.bias).map((r) => r.map((x) => Math.max(0, x))); // eq. (9): ReLU
+  const ff = linear(hidden, fc2!.weight, fc2!.bias); // eq. (8)
+  const out = layerNorm(ff, blk.ln_c.weight!, blk.ln_c.bias!); // eq. (10)
+  const expected = out[0]!.map((_, j) => (out[0]![j]! + out[1]![j]!) / 2); // mean over the 2 queries
+  assertClose(z.toFlatArray(), expected, { atol: 1e-5, what: 'TFE output' });
+});
+
+test('Type Fusion Encoder: the shared queries are re-added at every block', () => {
+  manualSeed(12);
+  const tfe = new TypeFusionEncoder(4, 2, 2, 1, false);
+  const X = randn([1, 3, 4]);
+  const z = noGrad(() => tfe.forward(X));
+  const Q = tfe.queries.unsqueeze(0);
+  const byHand = noGrad(() => {
+    const x1 = tfe.blocks[0]!.forward(Q, X);
+    return tfe.blocks[1]!.forward(x1.add(Q), X).mean(1);
+  });
+  assertClose(z.toFlatArray(), byHand.toFlatArray(), { atol: 0, what: 'two-block TFE' });
+});
+
+test('losses equal their formulas computed by hand', () => {
+  const aS = [[1, 0], [0.5, 0.5], [0, 2]];
+  const aF = [[1, 1], [0, 1], [1, -1]];
+  const cos = (a: number[], b: number[]) => (a[0]! * b[0]! + a[1]! * b[1]!) / (Math.hypot(...a) * Math.hypot(...b));
+  const tau = 0.07;
+  let nce = 0;
+  for (let i = 0; i < 3; i++) {
+    const row = aF.map((f) => cos(aS[i]!, f) / tau);
+    const lse = Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
+    nce += -(row[i]! - lse) / 3;
+  }
+  assertClose([nceLoss(tensor(aS), tensor(aF), tau).item()], [nce], { rtol: 1e-5, what: 'L_nce' });
+  const sim = 1 - (cos(aF[0]!, aS[0]!) + cos(aF[1]!, aS[1]!) + cos(aF[2]!, aS[2]!)) / 3;
+  assertClose([similarityLoss(tensor(aF), tensor(aS)).item()], [sim], { atol: 1e-6, what: 'L_sim' });
+});
+
+test('the α switch back-propagates L_global above α and L_contrast below; "ce" is L_cls alone', () => {
+  const out = {
+    logits: tensor([[2, 0, 0], [0, 1, 0]]),
+    polarityLogits: tensor([[0, 0, 3], [1, 0, 0]]),
+    aFace: tensor([[1, 0], [0, 1]]),
+    aScene: tensor([[1, 0.2], [0.1, 1]]),
+    stages: {} as never,
+  };
+  const labels = tensor([0, 1], { dtype: 'int64' });
+  const pol = tensor([2, 0], { dtype: 'int64' });
+  const cfg = { loss: 'global' as const, tauNce: 0.07, lambdaNce: 1, alpha: 2 };
+  const r = ousLoss(out, labels, pol, cfg);
+  const cls = F.crossEntropy(out.logits, labels).item();
+  assertClose([r.terms.cls], [cls], { atol: 1e-7 });
+  assertClose([r.terms.contrast], [r.terms.cls + r.terms.nce], { atol: 1e-6 });
+  assertClose([r.terms.global], [r.terms.sim + r.terms.pol + r.terms.contrast], { atol: 1e-6 });
+  const above = ousLoss(out, labels, pol, { ...cfg, alpha: r.terms.global - 1e-3 });
+  assert.equal(above.phase, 'global');
+  assertClose([above.loss.item()], [r.terms.global], { atol: 1e-6 });
+  const below = ousLoss(out, labels, pol, { ...cfg, alpha: r.terms.global + 1e-3 });
+  assert.equal(below.phase, 'contrast');
+  assertClose([below.loss.item()], [r.terms.contrast], { atol: 1e-6 });
+  const ce = ousLoss(out, labels, pol, { ...cfg, loss: 'ce' });
+  assert.equal(ce.phase, 'ce');
+  assertClose([ce.loss.item()], [cls], { atol: 1e-7 });
+});
+
+// The frozen text tower of the dev CLIP, with the golden token ids standing in for the tokenizer.
+const golden = JSON.parse(fs.readFileSync(fixture('clip-dev', 'golden.json'), 'utf8'));
+const clip = loadClip(fixture('clip-dev', 'model'));
+const idsOf = new Map<string, { ids: number[]; eotIndex: number }>(golden.coop.prompts.map((p: string, i: number) => [p, { ids: golden.coop.token_ids[i], eotIndex: golden.coop.eot_index[i] }]));
+idsOf.set('X', { ids: [49406, 343, 49407], eotIndex: 2 });
+const tower: FrozenTextTower = {
+  tokenize: (t) => idsOf.get(t) ?? assert.fail(`no golden ids for '${t}'`),
+  embedTokens: (ids) => clip.text_model.embedTokens(ids),
+  encode: (e, eot) => clip.encodeTextEmbeddings(e, eot).textEmbeds,
+  width: clip.config.text_config.hidden_size,
+};
+
+test('PromptLearner equals OpenAI CoOp: features from the golden context, and gradients reach only ctx', () => {
+  const pl = new PromptLearner(tower, golden.coop.classnames, { promptLength: 4 });
+  assert.deepEqual(pl.prompts.slice(0, 2), golden.coop.prompts.slice(0, 2));
+  noGrad(() => pl.ctx.copy_(tensor(golden.coop.ctx)));
+  const feats = pl.textFeatures();
+  assertClose(feats.toFlatArray(), golden.coop.text_features.flat(), { atol: 1e-4, what: 'prompt learner features' });
+  feats.sum().backward();
+  assertClose(pl.ctx.grad!.toFlatArray(), golden.coop.grad_of_sum_text_features_wrt_ctx.flat(), { rtol: 1e-3, atol: 1e-6, what: 'd/d ctx' });
+  assert.deepEqual([...pl.namedParameters()].map(([n]) => n), ['ctx'], 'CLIP is not part of the learner');
+  // Eval mode computes the features once; loading new weights invalidates them.
+  pl.eval();
+  const a = pl.textFeatures();
+  assert.equal(pl.textFeatures(), a);
+  pl.loadStateDict({ ctx: tensor(golden.coop.ctx).mul(2) });
+  assert.notEqual(pl.textFeatures(), a);
+  assert.equal(new PromptLearner(tower, golden.coop.classnames, { promptLength: 4, perClass: true }).ctx.shape.join(), '7,4,64');
+});
+
+test('OUS head and the face-only baseline: shapes, parameters, and the scene switch', () => {
+  manualSeed(5);
+  const dims = { embed: 32, visionWidth: 128, textWidth: 64 };
+  const base = { classNames: golden.coop.classnames, promptLength: 4, frames: 4, tfeLayers: 2, tfeQueries: 3, heads: 2 };
+  const batch = { face: randn([3, 4, 32]), scene: randn([3, 4, 32]), low: randn([3, 4, 128]) };
+  const head = new OusHead(resolveOusConfig(base), dims, tower);
+  const out = head.forward(batch);
+  assert.deepEqual(out.logits.shape, [3, 7]);
+  assert.deepEqual(out.polarityLogits!.shape, [3, 3]);
+  assert.deepEqual(out.stages.fused.shape, [3, 32]);
+  const names = [...head.namedParameters()].map(([n]) => n);
+  for (const n of ['lstm.weight_ih_l0', 'frames_encoder.cls', 'alignment.conv.weight', 'polarity_encoder.fc1.weight', 'fusion.queries', 'fusion.blocks.1.ln_c.weight', 'prompt_learner.ctx']) {
+    assert.ok(names.includes(n), `parameter ${n}`);
+  }
+  const noScene = new OusHead(resolveOusConfig({ ...base, scene: false }), dims, tower).forward(batch);
+  assert.equal(noScene.aScene, undefined);
+  const pooled = new OusHead(resolveOusConfig({ ...base, fusion: 'avgpool' }), dims, tower);
+  assert.ok(![...pooled.namedParameters()].some(([n]) => n.startsWith('fusion.')));
+  const face = new FaceOnlyHead(resolveOusConfig({ ...base, model: 'face-only' }), dims, tower);
+  assert.deepEqual(face.forward(batch).logits.shape, [3, 7]);
+  assert.throws(() => resolveOusConfig({ tfeLayer: 3 }), /Unrecognized key/);
+  assert.throws(() => resolveOusConfig({ polarityOfClass: [0, 1] }), /polarityOfClass: has 2 entries for 7 classes/);
+});
