@@ -7,6 +7,7 @@
 //   logits = cos(z, t_c) / τ_cls against the prompt learner's class features t_c.
 // And the face-only baseline (SPEC.md §8): face_emb -> Frames Encoder -> CLS -> the same classifier.
 import { F, Tensor, cat, empty, zeros, nn } from '../torch/index.js';
+import type { FeatureBatch } from '../data/dataset.js';
 import type { EncoderDims, OusConfig } from './config.js';
 import { PromptLearner, type FrozenTextTower } from './prompt.js';
 
@@ -137,13 +138,6 @@ export class TypeFusionEncoder extends nn.Module {
   }
 }
 
-/** A batch of cached features, as the feature cache gives it (SPEC.md §3). */
-export interface FeatureBatch {
-  face: Tensor; // face_emb [B, T, E]
-  scene: Tensor; // scene_emb [B, T, E]
-  low: Tensor; // scene_low [B, T, W]
-}
-
 export interface HeadOutput {
   logits: Tensor; // [B, C], cos(z, t_c) / τ_cls
   polarityLogits?: Tensor; // [B, 3]
@@ -181,7 +175,7 @@ export class OusHead extends nn.Module {
     this.prompt_learner = new PromptLearner(text, config.classNames, { promptLength: config.promptLength, perClass: config.promptPerClass });
   }
 
-  forward(b: FeatureBatch): HeadOutput {
+  forward(b: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): HeadOutput {
     const Hf = this.lstm.forward(b.face).output; // [B, T, E]
     const Zf = this.frames_encoder.forward(Hf); // [B, T+1, E]
     const Fa = this.alignment.forward(Zf); // [B, T+1, E]
@@ -214,7 +208,7 @@ export class FaceOnlyHead extends nn.Module {
     this.prompt_learner = new PromptLearner(text, config.classNames, { promptLength: config.promptLength, perClass: config.promptPerClass });
   }
 
-  forward(b: FeatureBatch): HeadOutput {
+  forward(b: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): HeadOutput {
     const cls = this.frames_encoder.forward(b.face).select(1, 0); // [B, E]
     const logits = promptLogits(cls, this.prompt_learner.textFeatures(), this.config.tauCls);
     return { logits, stages: { encoder: b.face.mean(1), framesCls: cls, aligned: cls, fused: cls } };

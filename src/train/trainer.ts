@@ -1,0 +1,226 @@
+// The training loop (SPEC.md §7): Adam, ReduceLROnPlateau on the validation loss, stop when the lr
+// falls under minLr or at the epoch limit (or, optionally, when training accuracy passes a bar),
+// keep the checkpoint with the lowest validation loss. One run folder holds everything:
+//   config.json        the resolved configs, data sizes and versions
+//   checkpoint.safetensors   the best weights (metadata: epoch, valLoss)
+//   last.safetensors   weights + optimizer state + the loop's state, for --resume (one atomic file)
+//   metrics.jsonl      one line per epoch: loss terms, phase shares, lr, train/val UAR and WAR
+//   train.log          what was printed
+// An interrupted run resumes from its last finished epoch and ends exactly as an uninterrupted one.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { F, Tensor, buildInfo, loadSafetensors, noGrad, optim, readSafetensorsHeader, saveSafetensors, tensor, tidy } from '../torch/index.js';
+import type { FeatureDataset } from '../data/dataset.js';
+import type { Head } from '../ous/model.js';
+import { ousLoss, type LossPhase } from '../ous/losses.js';
+import type { OusConfig } from '../ous/config.js';
+import { metricsOf, type Metrics } from './metrics.js';
+import type { TrainConfig } from './config.js';
+import { rng, shuffled } from '../util/random.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+export interface EpochRecord {
+  epoch: number;
+  lr: number;
+  train: { loss: number; terms: Record<string, number>; phases: Record<LossPhase, number>; uar: number; war: number };
+  val: { loss: number; uar: number; war: number };
+  best: boolean;
+  seconds: number;
+}
+
+export interface TrainResult {
+  epochs: EpochRecord[];
+  bestEpoch: number;
+  bestValLoss: number;
+  stopReason: string;
+}
+
+export interface TrainOptions {
+  head: Head;
+  ous: OusConfig;
+  train: TrainConfig;
+  data: FeatureDataset;
+  split: { train: number[]; val: number[] };
+  outDir: string;
+  resume?: boolean;
+  device?: string;
+  /** Extra facts for config.json (data set name, cache path, ...). */
+  info?: Record<string, unknown>;
+  log?: (line: string) => void;
+  /** Called after each epoch (tests use it to interrupt a run). */
+  onEpoch?: (r: EpochRecord) => void;
+}
+
+/** Loss and metrics of the head on some clips, without gradients. */
+export function evaluate(head: Head, data: FeatureDataset, indices: number[], opts: { batchSize?: number; device?: string } = {}): Metrics & { loss: number; predictions: number[] } {
+  const wasTraining = head.training;
+  head.eval();
+  const predictions: number[] = [];
+  let lossSum = 0;
+  const bs = opts.batchSize ?? 64;
+  noGrad(() => {
+    for (let i = 0; i < indices.length; i += bs) {
+      tidy(() => {
+        const b = data.batch(indices.slice(i, i + bs), opts.device);
+        const out = head.forward(b);
+        lossSum += F.crossEntropy(out.logits, b.labels, { reduction: 'sum' }).item();
+        predictions.push(...argmaxOf(out.logits));
+      });
+    }
+  });
+  head.train(wasTraining);
+  const labels = indices.map((i) => data.labels[i]!);
+  return { ...metricsOf(labels, predictions, head.config.classNames.length), loss: lossSum / Math.max(1, indices.length), predictions };
+}
+
+const argmaxOf = (logits: Tensor): number[] => logits.argmax(1).toFlatArray();
+
+interface LoopState {
+  epoch: number; // epochs finished
+  bestValLoss: number;
+  bestEpoch: number;
+  plateau: { best: number; numBadEpochs: number; cooldownCounter: number };
+  optimizer: { steps: Record<string, number>; groups: Array<Record<string, unknown>> };
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const { head, ous, train: cfg, data, split, outDir } = o;
+  fs.mkdirSync(outDir, { recursive: true });
+  const logFile = path.join(outDir, 'train.log');
+  const log = (line: string) => {
+    fs.appendFileSync(logFile, line + '\n');
+    (o.log ?? ((l: string) => process.stderr.write(l + '\n')))(line);
+  };
+  const polarityOf = (labels: Tensor) => labels.toFlatArray().map((c) => ous.polarityOfClass[c]!);
+  const lossCfg = { ...ous, loss: ous.model === 'face-only' ? ('ce' as const) : ous.loss };
+
+  const opt = new optim.Adam(head.parameters().filter((p) => p.requiresGrad), { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] });
+  const plateau = new optim.ReduceLROnPlateau(opt, { factor: cfg.plateauFactor, patience: cfg.plateauPatience });
+  const lastFile = path.join(outDir, 'last.safetensors');
+  const metricsFile = path.join(outDir, 'metrics.jsonl');
+  let state: LoopState = { epoch: 0, bestValLoss: Infinity, bestEpoch: 0, plateau: plateau.stateDict(), optimizer: { steps: {}, groups: [] } };
+  const records: EpochRecord[] = [];
+
+  if (o.resume && fs.existsSync(lastFile)) {
+    state = resumeFrom(lastFile, head, opt, plateau);
+    const kept = fs.existsSync(metricsFile) ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as EpochRecord).filter((r) => r.epoch <= state.epoch) : [];
+    records.push(...kept);
+    writeFileAtomic(metricsFile, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+    log(`resumed after epoch ${state.epoch} (best ${state.bestValLoss.toFixed(4)} at epoch ${state.bestEpoch})`);
+  } else {
+    if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
+    writeFileAtomic(
+      path.join(outDir, 'config.json'),
+      JSON.stringify({ ous, train: cfg, dims: data.dims, split: { train: split.train.length, val: split.val.length }, ...o.info, versions: { torch: buildInfo().torchVersion, node: process.version } }, null, 2) + '\n',
+    );
+  }
+
+  let stopReason = `reached the epoch limit (${cfg.epochs})`;
+  for (let epoch = state.epoch + 1; epoch <= cfg.epochs; epoch++) {
+    const t0 = Date.now();
+    // Data order depends only on the seed and the epoch, so a resumed run sees the same batches.
+    const order = shuffled(split.train, rng(cfg.seed * 1000003 + epoch));
+    head.train();
+    const phases: Record<LossPhase, number> = { global: 0, contrast: 0, ce: 0 };
+    const sums: Record<string, number> = {};
+    let lossSum = 0;
+    let steps = 0;
+    const preds: number[] = [];
+    for (let i = 0; i < order.length; i += cfg.batchSize) {
+      const idx = order.slice(i, i + cfg.batchSize);
+      const step = tidy(() => {
+        const b = data.batch(idx, o.device);
+        const out = head.forward(b);
+        const polarity = tensor(polarityOf(b.labels), { dtype: 'int64', device: b.labels.device as 'cpu' });
+        const r = ousLoss(out, b.labels, polarity, lossCfg);
+        const value = r.loss.item();
+        if (!Number.isFinite(value)) return { value, phase: r.phase, terms: r.terms, preds: [] as number[] };
+        opt.zeroGrad();
+        r.loss.backward();
+        opt.step();
+        return { value, phase: r.phase, terms: r.terms, preds: argmaxOf(out.logits) };
+      });
+      if (!Number.isFinite(step.value)) {
+        const msg = `epoch ${epoch}, step ${steps + 1}: the loss is ${step.value} (terms ${JSON.stringify(step.terms)}); stopping. The last good checkpoint is kept in ${outDir}. Try a lower learning rate (--set train.lr=...).`;
+        log(msg);
+        throw new Error(msg);
+      }
+      phases[step.phase] += 1;
+      for (const [k, v] of Object.entries(step.terms)) if (Number.isFinite(v)) sums[k] = (sums[k] ?? 0) + v;
+      lossSum += step.value;
+      steps += 1;
+      preds.push(...step.preds);
+    }
+    const trainLabels = order.map((i) => data.labels[i]!);
+    const trainM = metricsOf(trainLabels, preds, ous.classNames.length);
+    const val = evaluate(head, data, split.val, { device: o.device, batchSize: cfg.batchSize * 4 });
+    const lr = opt.paramGroups[0]!.hyper.lr;
+    const best = val.loss < state.bestValLoss;
+    if (best) {
+      state.bestValLoss = val.loss;
+      state.bestEpoch = epoch;
+      saveSafetensors(path.join(outDir, 'checkpoint.safetensors'), head.stateDict(), { epoch: String(epoch), valLoss: String(val.loss) });
+    }
+    plateau.step(val.loss);
+    const record: EpochRecord = {
+      epoch,
+      lr,
+      train: {
+        loss: lossSum / steps,
+        terms: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / steps])),
+        phases: { global: phases.global / steps, contrast: phases.contrast / steps, ce: phases.ce / steps },
+        uar: trainM.uar,
+        war: trainM.war,
+      },
+      val: { loss: val.loss, uar: val.uar, war: val.war },
+      best,
+      seconds: (Date.now() - t0) / 1000,
+    };
+    records.push(record);
+    fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
+    state.epoch = epoch;
+    saveLast(lastFile, head, opt, plateau, state);
+    log(
+      `epoch ${epoch}/${cfg.epochs} lr ${lr.toExponential(2)} train loss ${record.train.loss.toFixed(4)} WAR ${(trainM.war * 100).toFixed(1)} ` +
+        `| val loss ${val.loss.toFixed(4)} UAR ${(val.uar * 100).toFixed(1)} WAR ${(val.war * 100).toFixed(1)}${best ? ' *' : ''} ` +
+        `| phases global ${(record.train.phases.global * 100).toFixed(0)}% contrast ${(record.train.phases.contrast * 100).toFixed(0)}% | ${record.seconds.toFixed(1)}s`,
+    );
+    o.onEpoch?.(record);
+    if (opt.paramGroups[0]!.hyper.lr < cfg.minLr) {
+      stopReason = `the learning rate fell below ${cfg.minLr}`;
+      break;
+    }
+    if (cfg.stopTrainAcc !== null && trainM.war > cfg.stopTrainAcc) {
+      stopReason = `training accuracy ${trainM.war.toFixed(3)} passed ${cfg.stopTrainAcc}`;
+      break;
+    }
+    await new Promise((r) => setImmediate(r)); // let finalizers, signals and progress run
+  }
+  log(`stopped: ${stopReason}; best epoch ${state.bestEpoch} (validation loss ${state.bestValLoss.toFixed(4)})`);
+  return { epochs: records, bestEpoch: state.bestEpoch, bestValLoss: state.bestValLoss, stopReason };
+}
+
+// One file holds the weights, the optimizer's tensors and the loop state (in the metadata), so a
+// resume never sees weights from one epoch and state from another.
+function saveLast(file: string, head: Head, opt: optim.Adam, plateau: optim.ReduceLROnPlateau, state: LoopState): void {
+  const os = opt.stateDict();
+  const tensors = new Map<string, Tensor>();
+  for (const [k, t] of head.stateDict()) tensors.set(`model.${k}`, t);
+  for (const [k, t] of Object.entries(os.tensors)) tensors.set(`optim.${k}`, t);
+  const s: LoopState = { ...state, plateau: plateau.stateDict(), optimizer: { steps: os.steps, groups: os.groups } };
+  saveSafetensors(file, tensors, { state: JSON.stringify(s, (_, v) => (v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v)) });
+}
+
+function resumeFrom(file: string, head: Head, opt: optim.Adam, plateau: optim.ReduceLROnPlateau): LoopState {
+  const meta = readSafetensorsHeader(file).metadata.state;
+  if (!meta) throw new Error(`${file} has no training state; delete it to start over`);
+  const state = JSON.parse(meta, (_, v) => (v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v)) as LoopState;
+  const all = loadSafetensors(file);
+  const pick = (prefix: string) => new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  head.loadStateDict(pick('model.'));
+  opt.loadStateDict({ tensors: Object.fromEntries(pick('optim.')), steps: state.optimizer.steps, groups: state.optimizer.groups });
+  plateau.loadStateDict(state.plateau);
+  for (const t of all.values()) t.dispose();
+  return state;
+}
+
