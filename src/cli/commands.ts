@@ -1,5 +1,6 @@
 // Every `ous` subcommand, in the order `ous --help` lists them.
 import type { Command } from './command.js';
 import { demo } from './demo.js';
+import { clipEmbedCommand } from './clip-embed.js';
 
-export const commands: Command[] = [demo];
+export const commands: Command[] = [demo, clipEmbedCommand];

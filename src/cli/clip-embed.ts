@@ -1,0 +1,71 @@
+// `ous clip embed`: CLIP image and text embeddings, the class token after every vision block, and
+// the image-text logits, for files and strings.
+import { parseArgs } from 'node:util';
+import type { Command } from './command.js';
+import { UserError } from '../util/errors.js';
+import { cat, noGrad, tensor, tidy } from '../torch/index.js';
+import { loadClip } from '../clip/load.js';
+import { ClipTokenizer } from '../clip/tokenizer.js';
+import { ClipImageProcessor } from '../clip/image-processor.js';
+
+export interface EmbedResult {
+  images: Array<{ path: string; embedding: number[]; blockCls: number[][] }>;
+  texts: Array<{ text: string; ids: number[]; embedding: number[] }>;
+  logitsPerImage: number[][];
+}
+
+export async function clipEmbed(modelDir: string, images: string[], texts: string[]): Promise<EmbedResult> {
+  const model = loadClip(modelDir);
+  const processor = ClipImageProcessor.fromFolder(modelDir);
+  const tokenizer = ClipTokenizer.fromFolder(modelDir);
+  const ctx = model.config.text_config.max_position_embeddings;
+  const layers = model.config.vision_config.num_hidden_layers;
+  const R = processor.size;
+  const pixels = await Promise.all(images.map((f) => processor.preprocessFile(f)));
+  const tokenized = texts.map((t) => tokenizer.tokenize(t, ctx));
+  return noGrad(() =>
+    tidy(() => {
+      const img = images.length ? model.encodeImage(cat(pixels.map((p) => tensor(p.pixels, { shape: [1, 3, R, R] }))), Array.from({ length: layers }, (_, k) => k + 1)) : undefined;
+      const txt = texts.length ? model.encodeText(tensor(tokenized.map((t) => t.ids), { dtype: 'int64' }), tokenized.map((t) => t.eotIndex)) : undefined;
+      const rows = (t: { toArray(): unknown }) => t.toArray() as number[][];
+      return {
+        images: images.map((p, i) => ({
+          path: p,
+          embedding: rows(img!.imageEmbeds)[i]!,
+          blockCls: img!.blocks.map((b) => b.select(1, 0).select(0, i).toFlatArray()),
+        })),
+        texts: texts.map((t, i) => ({ text: t, ids: tokenized[i]!.ids, embedding: rows(txt!.textEmbeds)[i]! })),
+        logitsPerImage: img && txt ? rows(model.logitsPerImage(img.imageEmbeds, txt.textEmbeds)) : [],
+      };
+    }),
+  );
+}
+
+export const clipEmbedCommand: Command = {
+  name: 'clip embed',
+  summary: 'CLIP image/text embeddings, per-block class tokens and logits (Hugging Face CLIP folder)',
+  usage: 'ous clip embed --model DIR [--image FILE]... [--text STR]... [--json]',
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: { model: { type: 'string' }, image: { type: 'string', multiple: true }, text: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    });
+    if (!values.model) throw new UserError('clip embed: --model DIR is required (a Hugging Face CLIP folder)');
+    const images = values.image ?? [];
+    const texts = values.text ?? [];
+    if (!images.length && !texts.length) throw new UserError('clip embed: give at least one --image FILE or --text STR');
+    const r = await clipEmbed(values.model, images, texts);
+    if (values.json) {
+      process.stdout.write(JSON.stringify(r) + '\n');
+      return 0;
+    }
+    const head = (v: number[]) => `[${v.slice(0, 4).map((x) => x.toFixed(4)).join(', ')}, ...] (${v.length})`;
+    for (const i of r.images) process.stdout.write(`image ${i.path}: ${head(i.embedding)}\n`);
+    for (const t of r.texts) process.stdout.write(`text "${t.text}": ${head(t.embedding)}\n`);
+    if (r.logitsPerImage.length) {
+      process.stdout.write('logits per image (rows: images, columns: texts):\n');
+      for (const row of r.logitsPerImage) process.stdout.write('  ' + row.map((x) => x.toFixed(3).padStart(9)).join(' ') + '\n');
+    }
+    return 0;
+  },
+};
