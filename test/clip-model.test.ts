@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { F, Tensor, cat, tensor, noGrad, manualSeed } from '../src/torch/index.js';
+import { F, Tensor, cat, tensor, noGrad, manualSeed, loadSafetensors, saveSafetensors } from '../src/torch/index.js';
 import { loadClip, saveClip, readClipConfig } from '../src/clip/load.js';
 import { ClipModel } from '../src/clip/model.js';
 import { clipConfigFor } from '../src/clip/config.js';
@@ -162,6 +162,27 @@ test('nothing assumes the fixture shapes: another geometry saves, loads and runs
   const ids = tensor([[5, 9, 7, 2, 0], [5, 3, 2, 0, 0]], { dtype: 'int64' });
   assert.deepEqual(noGrad(() => back.encodeText(ids, [3, 2])).textEmbeds.shape, [2, 24]);
   assert.throws(() => back.encodeImage(px, [3]), /block 3 does not exist/);
+});
+
+test('a sharded checkpoint (model.safetensors.index.json) loads like the single file', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-clip-shards-'));
+  const all = loadSafetensors(path.join(dir, 'model', 'model.safetensors'));
+  const keys = [...all.keys()];
+  const half = Math.floor(keys.length / 2);
+  const shards = [keys.slice(0, half), keys.slice(half)];
+  const weightMap: Record<string, string> = {};
+  shards.forEach((ks, i) => {
+    const name = `model-0000${i + 1}-of-00002.safetensors`;
+    saveSafetensors(path.join(tmp, name), new Map(ks.map((k) => [k, all.get(k)!])));
+    for (const k of ks) weightMap[k] = name;
+  });
+  fs.writeFileSync(path.join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  fs.copyFileSync(path.join(dir, 'model', 'config.json'), path.join(tmp, 'config.json'));
+  const sharded = loadClip(tmp);
+  const px = images.get('grace_hopper_exact')!;
+  assertClose(noGrad(() => sharded.encodeImage(px).imageEmbeds).toFlatArray(), golden.images[1]!.image_embeds, { atol: 1e-4, what: 'sharded model' });
+  fs.rmSync(path.join(tmp, 'model-00002-of-00002.safetensors'));
+  assert.throws(() => loadClip(tmp), /names model-00002-of-00002.safetensors, which is missing/);
 });
 
 test('bad checkpoints give errors that name the folder, file and tensor', () => {
