@@ -2,5 +2,7 @@
 import type { Command } from './command.js';
 import { demo } from './demo.js';
 import { clipEmbedCommand } from './clip-embed.js';
+import { faces } from './faces.js';
+import { streams } from './streams.js';
 
-export const commands: Command[] = [demo, clipEmbedCommand];
+export const commands: Command[] = [demo, clipEmbedCommand, faces, streams];

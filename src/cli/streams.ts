@@ -1,0 +1,57 @@
+// `ous streams VIDEO --out DIR`: the face and scene streams of a clip as PNGs, with streams.json.
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import type { Command } from './command.js';
+import { UserError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { buildStreams } from '../streams/index.js';
+import type { RgbFrame } from '../video/decode.js';
+
+async function png(frame: RgbFrame): Promise<Buffer> {
+  return sharp(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), { raw: { width: frame.width, height: frame.height, channels: 3 } }).png().toBuffer();
+}
+
+export const streams: Command = {
+  name: 'streams',
+  summary: 'the face stream and the scene stream of a video (PNGs + streams.json)',
+  usage: 'ous streams VIDEO --out DIR [--frames 16] [--scene mask|full] [--json]',
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { out: { type: 'string' }, frames: { type: 'string', default: '16' }, scene: { type: 'string', default: 'mask' }, json: { type: 'boolean' } },
+    });
+    const video = positionals[0];
+    if (!video || positionals.length > 1) throw new UserError('streams: give one VIDEO (a video file or a folder of frames)');
+    if (!values.out) throw new UserError('streams: --out DIR is required');
+    const frames = Number(values.frames);
+    if (!(Number.isInteger(frames) && frames > 0)) throw new UserError(`streams: --frames must be a positive integer, not '${values.frames}'`);
+    if (values.scene !== 'mask' && values.scene !== 'full') throw new UserError(`streams: --scene must be mask or full, not '${values.scene}'`);
+    const s = await buildStreams(video, { frames, scene: values.scene });
+    const pad = String(frames - 1).length;
+    for (const [i, f] of s.frames.entries()) {
+      const n = String(i).padStart(Math.max(2, pad), '0');
+      writeFileAtomic(path.join(values.out, `face_${n}.png`), await png(f.face));
+      writeFileAtomic(path.join(values.out, `scene_${n}.png`), await png(f.scene));
+    }
+    const meta = {
+      video: path.resolve(video),
+      frames: s.frames.map((f) => ({ index: f.index, timeSec: f.timeSec, box: f.box, detected: f.detected })),
+      faceMissing: s.faceMissing,
+      otherFaces: s.otherFaces,
+      fps: s.fps,
+      frameCount: s.frameCount,
+      width: s.width,
+      height: s.height,
+      missingFrames: s.missingFrames,
+    };
+    writeFileAtomic(path.join(values.out, 'streams.json'), JSON.stringify(meta, null, 2) + '\n');
+    if (values.json) process.stdout.write(JSON.stringify(meta) + '\n');
+    else {
+      const found = s.frames.filter((f) => f.detected).length;
+      process.stdout.write(`${video}: ${s.frames.length} frames of ${s.frameCount}; face ${s.faceMissing ? 'not found (centre crop)' : `detected in ${found}/${s.frames.length}`}; wrote ${values.out}\n`);
+    }
+    return 0;
+  },
+};
