@@ -4,5 +4,6 @@ import { demo } from './demo.js';
 import { clipEmbedCommand } from './clip-embed.js';
 import { faces } from './faces.js';
 import { streams } from './streams.js';
+import { extract } from './extract.js';
 
-export const commands: Command[] = [demo, clipEmbedCommand, faces, streams];
+export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract];

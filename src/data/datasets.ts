@@ -1,0 +1,150 @@
+// Readers for the data set layouts of SPEC.md §10. Each turns a layout into a list of clips
+// (where the video or frames are, the label, the split) and checks the whole list before any
+// work starts, reporting every missing or unreadable entry at once.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../util/errors.js';
+import type { Split } from './cache.js';
+
+export interface ClipEntry {
+  id: string; // unique within the data set
+  source: string; // a video file or a folder of frames: the scene stream's source
+  faceFrames?: string; // a folder of face crops the data set ships (DFEW's clip_224x224), used instead of detection
+  label: number; // class index in DFEW's order (SPEC.md §1)
+  split: Split;
+}
+
+export const CLASS_NAMES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'] as const;
+
+// FERV39k and manifests name classes; these spellings all map to DFEW's order.
+const LABEL_NAMES: Record<string, number> = {
+  happy: 0, happiness: 0, sad: 1, sadness: 1, neutral: 2, angry: 3, anger: 3, surprise: 4, surprised: 4, disgust: 5, disgusted: 5, fear: 6, fearful: 6,
+};
+
+/** A class by name (any case) or by index 0..6. */
+export function parseLabel(raw: string): number {
+  const s = raw.trim().toLowerCase();
+  if (s in LABEL_NAMES) return LABEL_NAMES[s]!;
+  if (/^\d+$/.test(s) && Number(s) < CLASS_NAMES.length) return Number(s);
+  throw new Error(`unknown label '${raw}' (use ${CLASS_NAMES.join(', ')} or 0..${CLASS_NAMES.length - 1})`);
+}
+
+/** Minimal CSV: comma-separated, optional double quotes, no embedded newlines. */
+function parseCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') out.push(cur), (cur = '');
+    else cur += ch;
+  }
+  out.push(cur);
+  return out.map((c) => c.trim());
+}
+
+function readLines(file: string): string[] {
+  if (!fs.existsSync(file)) throw new UserError(`missing ${file}`);
+  return fs.readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+}
+
+function fail(what: string, problems: string[]): never {
+  const shown = problems.slice(0, 50);
+  throw new UserError(`${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`);
+}
+
+/**
+ * DFEW: EmoLabel_DataSplit/{train,test}(single-labeled)/set_<fold>.csv (video_name,label 1..7),
+ * Clip/original/<id>.mp4 (the scene), Clip/clip_224x224/<id>/ (face crops, when present).
+ */
+export function readDfew(root: string, fold: number): ClipEntry[] {
+  if (!(fold >= 1 && fold <= 5)) throw new UserError(`DFEW has folds 1..5, not ${fold}`);
+  const entries: ClipEntry[] = [];
+  const problems: string[] = [];
+  for (const split of ['train', 'test'] as const) {
+    const csv = path.join(root, 'EmoLabel_DataSplit', `${split}(single-labeled)`, `set_${fold}.csv`);
+    const lines = readLines(csv);
+    const header = parseCsvLine(lines[0]!);
+    const [iName, iLabel] = [header.indexOf('video_name'), header.indexOf('label')];
+    if (iName < 0 || iLabel < 0) problems.push(`${csv}: expected columns video_name,label, found ${header.join(',')}`);
+    lines.slice(1).forEach((line, n) => {
+      const cols = parseCsvLine(line);
+      const id = cols[iName]!.padStart(5, '0');
+      const label = Number(cols[iLabel]);
+      if (!(Number.isInteger(label) && label >= 1 && label <= 7)) return void problems.push(`${csv}:${n + 2}: label '${cols[iLabel]}' is not 1..7`);
+      const video = path.join(root, 'Clip', 'original', `${id}.mp4`);
+      if (!fs.existsSync(video)) return void problems.push(`${csv}:${n + 2}: ${video} is missing`);
+      const faces = path.join(root, 'Clip', 'clip_224x224', id);
+      entries.push({ id, source: video, faceFrames: fs.existsSync(faces) ? faces : undefined, label: label - 1, split });
+    });
+  }
+  if (problems.length) fail(`DFEW at ${root}, fold ${fold}`, problems);
+  return entries;
+}
+
+/**
+ * FERV39k: 4_setups/All_scenes/{train,test}_All.csv, lines "<relative clip dir> <EmotionName>"
+ * (space-separated, no header); the frames are under the data set root.
+ */
+export function readFerv39k(root: string): ClipEntry[] {
+  const entries: ClipEntry[] = [];
+  const problems: string[] = [];
+  for (const split of ['train', 'test'] as const) {
+    const list = path.join(root, '4_setups', 'All_scenes', `${split}_All.csv`);
+    readLines(list).forEach((line, n) => {
+      const m = /^(.*\S)\s+(\S+)$/.exec(line.trim());
+      if (!m) return void problems.push(`${list}:${n + 1}: expected "<clip dir> <emotion>"`);
+      let label: number;
+      try {
+        label = parseLabel(m[2]!);
+      } catch (err) {
+        return void problems.push(`${list}:${n + 1}: ${(err as Error).message}`);
+      }
+      const dir = path.join(root, m[1]!);
+      if (!fs.existsSync(dir)) return void problems.push(`${list}:${n + 1}: ${dir} is missing`);
+      entries.push({ id: m[1]!, source: dir, label, split });
+    });
+  }
+  if (problems.length) fail(`FERV39k at ${root}`, problems);
+  return entries;
+}
+
+/**
+ * A manifest of one's own videos: CSV `path,label[,split]` with a header; labels by name or
+ * index; paths absolute or relative to `root` (default: the manifest's folder); split defaults to
+ * train. Bad rows are returned as failures rather than thrown, so the good clips still extract.
+ */
+export function readManifest(file: string, root?: string): { entries: ClipEntry[]; failed: Array<{ path: string; error: string }> } {
+  const lines = readLines(file);
+  const header = parseCsvLine(lines[0]!).map((h) => h.toLowerCase());
+  const [iPath, iLabel, iSplit] = ['path', 'label', 'split'].map((c) => header.indexOf(c));
+  if (iPath! < 0 || iLabel! < 0) throw new UserError(`${file}: the first line must name the columns path,label[,split]; found ${header.join(',')}`);
+  const base = root ?? path.dirname(file);
+  const entries: ClipEntry[] = [];
+  const failed: Array<{ path: string; error: string }> = [];
+  const ids = new Set<string>();
+  lines.slice(1).forEach((line, n) => {
+    const cols = parseCsvLine(line);
+    const rel = cols[iPath!] ?? '';
+    const source = path.resolve(base, rel);
+    const where = `${file}:${n + 2}`;
+    try {
+      if (!rel) throw new Error('empty path');
+      if (!fs.existsSync(source)) throw new Error(`${source} does not exist`);
+      const label = parseLabel(cols[iLabel!] ?? '');
+      const splitRaw = iSplit! >= 0 ? (cols[iSplit!] ?? '').toLowerCase() || 'train' : 'train';
+      if (splitRaw !== 'train' && splitRaw !== 'test') throw new Error(`split '${splitRaw}' is not train or test`);
+      if (ids.has(rel)) throw new Error('listed twice');
+      ids.add(rel);
+      entries.push({ id: rel, source, label, split: splitRaw });
+    } catch (err) {
+      failed.push({ path: source, error: `${where}: ${(err as Error).message}` });
+    }
+  });
+  return { entries, failed };
+}

@@ -1,0 +1,106 @@
+// Feature extraction: every clip of a data set through the preprocessing block (streams) and the
+// frozen encoder, into the feature cache. Resumable (clips already in a part are skipped),
+// shardable (clip i belongs to shard i mod N), and honest about failures (a clip that fails is
+// recorded with its error and the run goes on).
+import type { Split } from './cache.js';
+import { CacheWriter, type CacheInfo, type ClipRecord } from './cache.js';
+import type { ClipEntry } from './datasets.js';
+import type { FrameEncoder } from './encoder.js';
+import { buildStreams, type Streams } from '../streams/index.js';
+import { flipHorizontal } from '../face/crop.js';
+import { UserError } from '../util/errors.js';
+import { Progress } from '../util/progress.js';
+import { noGrad } from '../torch/index.js';
+
+export interface ExtractOptions {
+  entries: ClipEntry[];
+  encoder: FrameEncoder;
+  out: string;
+  info: Omit<CacheInfo, 'version' | 'dims'>;
+  shard?: { index: number; count: number }; // 1-based I of N
+  partSize?: number;
+  progress?: boolean;
+  /** Clips that failed before extraction (e.g. bad manifest rows), reported with the rest. */
+  preFailed?: Array<{ path: string; error: string }>;
+}
+
+export interface ExtractSummary {
+  done: number; // clips (all their views) extracted in this run
+  skipped: number; // already in the cache
+  failed: Array<{ path: string; error: string }>;
+  cache: string;
+  seconds: { decode: number; detect: number; encode: number };
+}
+
+/** "I/N" -> {index, count}, with a clear error. */
+export function parseShard(s: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  const [index, count] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || count < 1 || index < 1 || index > count) throw new UserError(`--shard must be I/N with 1 ≤ I ≤ N, not '${s}'`);
+  return { index, count };
+}
+
+/**
+ * The views of a clip: view 0 is the clip as evaluated (test-mode sampling); view 1 its mirror
+ * image; views 2, 3, ... are train-mode samplings (a random frame per segment), mirrored when odd.
+ * Only training clips get more than one view.
+ */
+function viewPlan(split: Split, views: number): Array<{ view: number; mode: 'test' | 'train'; flip: boolean }> {
+  const n = split === 'train' ? views : 1;
+  return Array.from({ length: n }, (_, v) => ({ view: v, mode: v < 2 ? 'test' : 'train', flip: v % 2 === 1 }));
+}
+
+export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary> {
+  const { encoder, info } = o;
+  const shard = o.shard ?? { index: 1, count: 1 };
+  const dims = { frames: info.frames, ...encoder.dims };
+  const writer = new CacheWriter(o.out, { version: 1, ...info, dims }, shard.count === 1 ? 'all' : `s${shard.index}of${shard.count}`, o.partSize);
+  const mine = o.entries.filter((_, i) => i % shard.count === shard.index - 1);
+  const keyOf = (e: ClipEntry, view: number) => (view === 0 ? e.id : `${e.id}#v${view}`);
+  const todo = mine.filter((e) => viewPlan(e.split, info.views).some((v) => !writer.done.has(keyOf(e, v.view))));
+  const skipped = mine.length - todo.length;
+  const progress = new Progress('extract', todo.length, { unit: 'clips', silent: o.progress === false });
+  const seconds = { decode: 0, detect: 0, encode: 0 };
+  const share = () => {
+    const total = seconds.decode + seconds.detect + seconds.encode || 1;
+    return `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`;
+  };
+  let done = 0;
+  for (const e of todo) {
+    try {
+      const views = viewPlan(e.split, info.views).filter((v) => !writer.done.has(keyOf(e, v.view)));
+      for (const v of views) {
+        const s: Streams = await buildStreams(e.source, { frames: info.frames, scene: info.scene, mode: v.mode, seed: v.view, faceFrames: e.faceFrames });
+        seconds.decode += s.timings.decode;
+        seconds.detect += s.timings.detect;
+        const t0 = process.hrtime.bigint();
+        const flip = v.flip ? flipHorizontal : (f: Streams['frames'][number]['face']) => f;
+        const T = s.frames.length;
+        // Face and scene frames in one batch through the shared tower; scene_low from block k.
+        const { emb, low } = noGrad(() => encoder.encode([...s.frames.map((f) => flip(f.face)), ...s.frames.map((f) => flip(f.scene))], info.polarityLayer));
+        const record: ClipRecord = {
+          key: keyOf(e, v.view),
+          path: e.source,
+          label: e.label,
+          polarity: info.polarityOfClass[e.label]!,
+          split: e.split,
+          view: v.view,
+          faceMissing: s.faceMissing,
+          boxes: s.frames.map((f) => (f.detected || !s.faceMissing ? f.box : null)),
+        };
+        writer.add(record, { face: emb.narrow(0, 0, T), scene: emb.narrow(0, T, T), low: low!.narrow(0, T, T) });
+        emb.dispose();
+        low!.dispose();
+        seconds.encode += Number(process.hrtime.bigint() - t0) / 1e9;
+      }
+      done += 1;
+    } catch (err) {
+      writer.fail({ path: e.source, error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}` });
+    }
+    progress.tick(1, share());
+  }
+  writer.flush();
+  progress.finish(share());
+  for (const f of o.preFailed ?? []) writer.fail(f);
+  return { done, skipped, failed: [...writer.failures], cache: o.out, seconds };
+}
