@@ -154,7 +154,7 @@ test('PromptLearner equals OpenAI CoOp: features from the golden context, and gr
 
 test('OUS head and the face-only baseline: shapes, parameters, and the scene switch', () => {
   manualSeed(5);
-  const dims = { embed: 32, visionWidth: 128, textWidth: 64 };
+  const dims = { embed: 32, visionWidth: 128 };
   const base = { classNames: golden.coop.classnames, promptLength: 4, frames: 4, tfeLayers: 2, tfeQueries: 3, heads: 2 };
   const batch = { face: randn([3, 4, 32]), scene: randn([3, 4, 32]), low: randn([3, 4, 128]) };
   const head = new OusHead(resolveOusConfig(base), dims, tower);

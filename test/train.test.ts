@@ -41,7 +41,7 @@ function synthetic(perClass: number, seed: number): TensorDataset {
 }
 
 const ousBase = { classNames: golden.coop.classnames, promptLength: 4, frames: 4, tfeLayers: 2, tfeQueries: 4, heads: 2 };
-const dims = { embed: 32, visionWidth: 128, textWidth: 64 };
+const dims = { embed: 32, visionWidth: 128 };
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ous-train-'));
 
 test('metrics by hand: UAR, WAR, per-class recall, confusion', () => {

@@ -5,5 +5,6 @@ import { clipEmbedCommand } from './clip-embed.js';
 import { faces } from './faces.js';
 import { streams } from './streams.js';
 import { extract } from './extract.js';
+import { trainCommand, evalCommand } from './train.js';
 
-export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract];
+export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand];

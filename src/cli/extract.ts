@@ -16,7 +16,8 @@ export const extract: Command = {
   summary: 'encode a data set with the frozen CLIP into a feature cache (resumable, shardable)',
   usage:
     'ous extract --dataset dfew|ferv39k|manifest --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n' +
-    '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N] [--device cpu|cuda] [--batch B] [--json]\n' +
+    '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N] [--device cpu|cuda] [--batch B]\n' +
+    '            [--part-size 32] [--json]\n' +
     '       ous extract --merge --out CACHE        (join the shards of a sharded extraction)',
   async run(argv) {
     const { values } = parseArgs({
@@ -35,6 +36,7 @@ export const extract: Command = {
         shard: { type: 'string', default: '1/1' },
         device: { type: 'string', default: 'cpu' },
         batch: { type: 'string', default: '32' },
+        'part-size': { type: 'string', default: '32' },
         merge: { type: 'boolean' },
         json: { type: 'boolean' },
       },
@@ -84,6 +86,7 @@ export const extract: Command = {
       encoder,
       out: values.out,
       shard,
+      partSize: int('part-size', values['part-size']),
       preFailed,
       info: {
         clip: { path: fs.realpathSync(values.clip), hash: encoder.hash },

@@ -40,7 +40,6 @@ export type OusConfig = z.infer<typeof OusConfig>;
 export interface EncoderDims {
   embed: number; // E, CLIP's projection width (face_emb, scene_emb)
   visionWidth: number; // W, the vision tower's width (scene_low)
-  textWidth: number; // Wt, the text tower's width (prompt context vectors)
 }
 
 /** Validates a partial config (e.g. from a JSON file and --set overrides) and fills the defaults. */

@@ -1,0 +1,64 @@
+// `ous train` and `ous eval`: OUS (or the face-only baseline) on a feature cache, and its metrics.
+import { parseArgs } from 'node:util';
+import type { Command } from './command.js';
+import { UserError } from '../util/errors.js';
+import { evalRun, trainRun } from '../train/run.js';
+import type { Device } from '../torch/index.js';
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'train OUS or the face-only baseline on a feature cache (writes a run folder)',
+  usage: 'ous train --cache DIR --out RUN [--config FILE.json] [--set key=value]... [--model ous|face-only] [--seed N] [--device cpu|cuda] [--clip DIR] [--resume]',
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        cache: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true },
+        model: { type: 'string' }, seed: { type: 'string' }, device: { type: 'string' }, clip: { type: 'string' }, resume: { type: 'boolean' },
+      },
+    });
+    if (!values.cache || !values.out) throw new UserError('train: --cache DIR and --out RUN are required');
+    if (values.model && values.model !== 'ous' && values.model !== 'face-only') throw new UserError(`train: --model must be ous or face-only, not '${values.model}'`);
+    const r = await trainRun({
+      cache: values.cache, out: values.out, config: values.config, sets: values.set, model: values.model as 'ous' | 'face-only' | undefined,
+      seed: values.seed === undefined ? undefined : Number(values.seed), device: values.device as Device | undefined, clip: values.clip, resume: values.resume,
+    });
+    process.stdout.write(`best epoch ${r.bestEpoch} (validation loss ${r.bestValLoss.toFixed(4)}); ${r.stopReason}; run in ${values.out}\n`);
+    return 0;
+  },
+};
+
+export const evalCommand: Command = {
+  name: 'eval',
+  summary: 'UAR, WAR, per-class recall and confusion matrix of a run (or of DFEW folds)',
+  usage: 'ous eval --run RUN [--split test|val] [--json]\n       ous eval --folds RUN1 RUN2 ... [--split test|val] [--json]',
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { run: { type: 'string' }, folds: { type: 'boolean' }, split: { type: 'string', default: 'test' }, device: { type: 'string' }, json: { type: 'boolean' } },
+    });
+    if (values.split !== 'test' && values.split !== 'val') throw new UserError(`eval: --split must be test or val, not '${values.split}'`);
+    const runs = values.folds ? positionals : values.run ? [values.run] : [];
+    if (!runs.length) throw new UserError('eval: give --run RUN, or --folds RUN1 RUN2 ...');
+    const results = runs.map((r) => {
+      const m = evalRun(r, values.split as 'test' | 'val', { device: values.device as Device | undefined });
+      return { run: r, uar: m.uar, war: m.war, perClassRecall: Object.fromEntries(m.classNames.map((c, i) => [c, m.perClassRecall[i]!])), confusion: m.confusion, n: m.n };
+    });
+    const mean = (f: (r: (typeof results)[number]) => number) => results.reduce((s, r) => s + f(r), 0) / results.length;
+    const out = values.folds
+      ? { folds: results, mean: { uar: mean((r) => r.uar), war: mean((r) => r.war), perClassRecall: Object.fromEntries(Object.keys(results[0]!.perClassRecall).map((c) => [c, mean((r) => r.perClassRecall[c]!)])) } }
+      : results[0]!;
+    if (values.json) {
+      process.stdout.write(JSON.stringify(out, (_, v) => (typeof v === 'number' && Number.isNaN(v) ? null : v)) + '\n');
+      return 0;
+    }
+    for (const r of results) {
+      process.stdout.write(`${r.run} (${values.split}, n = ${r.n}): UAR ${(100 * r.uar).toFixed(2)}  WAR ${(100 * r.war).toFixed(2)}\n`);
+      process.stdout.write('  recall ' + Object.entries(r.perClassRecall).map(([c, v]) => `${c} ${Number.isNaN(v) ? '-' : (100 * v).toFixed(1)}`).join('  ') + '\n');
+      process.stdout.write('  confusion (rows: true, columns: predicted)\n' + r.confusion.map((row) => '   ' + row.map((v) => String(v).padStart(5)).join('')).join('\n') + '\n');
+    }
+    if (values.folds) process.stdout.write(`mean of ${results.length} folds: UAR ${(100 * mean((r) => r.uar)).toFixed(2)}  WAR ${(100 * mean((r) => r.war)).toFixed(2)}\n`);
+    return 0;
+  },
+};
