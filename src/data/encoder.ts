@@ -27,6 +27,11 @@ export class FrameEncoder {
     return new FrameEncoder(clip, ClipImageProcessor.fromFolder(dir), hashCheckpoint(dir), opts.device ?? 'cpu', opts.batchSize ?? 32);
   }
 
+  /** An encoder over a model already in memory (benchmarks, tests); `hash` names its weights. */
+  static fromModel(clip: ClipModel, processor: ClipImageProcessor, hash: string, opts: { device?: Device; batchSize?: number } = {}): FrameEncoder {
+    return new FrameEncoder(clip, processor, hash, opts.device ?? 'cpu', opts.batchSize ?? 32);
+  }
+
   get dims(): { embed: number; visionWidth: number } {
     return { embed: this.clip.config.projection_dim, visionWidth: this.clip.config.vision_config.hidden_size };
   }
