@@ -6,5 +6,7 @@ import { faces } from './faces.js';
 import { streams } from './streams.js';
 import { extract } from './extract.js';
 import { trainCommand, evalCommand } from './train.js';
+import { report } from './report.js';
+import { ablate } from './ablate.js';
 
-export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand];
+export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand, report, ablate];

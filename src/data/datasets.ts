@@ -10,6 +10,7 @@ export interface ClipEntry {
   id: string; // unique within the data set
   source: string; // a video file or a folder of frames: the scene stream's source
   faceFrames?: string; // a folder of face crops the data set ships (DFEW's clip_224x224), used instead of detection
+  faceBox?: [number, number, number, number]; // a known face box [x, y, w, h] for every frame: no detection
   label: number; // class index in DFEW's order (SPEC.md §1)
   split: Split;
 }
@@ -115,14 +116,15 @@ export function readFerv39k(root: string): ClipEntry[] {
 }
 
 /**
- * A manifest of one's own videos: CSV `path,label[,split]` with a header; labels by name or
+ * A manifest of one's own videos: CSV `path,label[,split][,box]` with a header; labels by name or
  * index; paths absolute or relative to `root` (default: the manifest's folder); split defaults to
- * train. Bad rows are returned as failures rather than thrown, so the good clips still extract.
+ * train; box, when given, is a known face box "x y w h" for the whole clip (detection is skipped).
+ * Bad rows are returned as failures rather than thrown, so the good clips still extract.
  */
 export function readManifest(file: string, root?: string): { entries: ClipEntry[]; failed: Array<{ path: string; error: string }> } {
   const lines = readLines(file);
   const header = parseCsvLine(lines[0]!).map((h) => h.toLowerCase());
-  const [iPath, iLabel, iSplit] = ['path', 'label', 'split'].map((c) => header.indexOf(c));
+  const [iPath, iLabel, iSplit, iBox] = ['path', 'label', 'split', 'box'].map((c) => header.indexOf(c));
   if (iPath! < 0 || iLabel! < 0) throw new UserError(`${file}: the first line must name the columns path,label[,split]; found ${header.join(',')}`);
   const base = root ?? path.dirname(file);
   const entries: ClipEntry[] = [];
@@ -140,8 +142,15 @@ export function readManifest(file: string, root?: string): { entries: ClipEntry[
       const splitRaw = iSplit! >= 0 ? (cols[iSplit!] ?? '').toLowerCase() || 'train' : 'train';
       if (splitRaw !== 'train' && splitRaw !== 'test') throw new Error(`split '${splitRaw}' is not train or test`);
       if (ids.has(rel)) throw new Error('listed twice');
+      let faceBox: ClipEntry['faceBox'];
+      const boxRaw = iBox! >= 0 ? (cols[iBox!] ?? '').trim() : '';
+      if (boxRaw) {
+        const b = boxRaw.split(/\s+/).map(Number);
+        if (b.length !== 4 || !b.every(Number.isFinite) || b[2]! <= 0 || b[3]! <= 0) throw new Error(`box '${boxRaw}' is not "x y w h"`);
+        faceBox = b as [number, number, number, number];
+      }
       ids.add(rel);
-      entries.push({ id: rel, source, label, split: splitRaw });
+      entries.push({ id: rel, source, label, split: splitRaw, ...(faceBox ? { faceBox } : {}) });
     } catch (err) {
       failed.push({ path: source, error: `${where}: ${(err as Error).message}` });
     }

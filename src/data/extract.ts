@@ -70,7 +70,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
     try {
       const views = viewPlan(e.split, info.views).filter((v) => !writer.done.has(keyOf(e, v.view)));
       for (const v of views) {
-        const s: Streams = await buildStreams(e.source, { frames: info.frames, scene: info.scene, mode: v.mode, seed: v.view, faceFrames: e.faceFrames });
+        const s: Streams = await buildStreams(e.source, { frames: info.frames, scene: info.scene, mode: v.mode, seed: v.view, faceFrames: e.faceFrames, faceBox: e.faceBox });
         seconds.decode += s.timings.decode;
         seconds.detect += s.timings.detect;
         const t0 = process.hrtime.bigint();

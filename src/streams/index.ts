@@ -20,6 +20,7 @@ export interface StreamsOptions {
   mode?: SamplingMode; // test: segment middles; train: a random frame per segment
   seed?: number; // for train sampling
   faceFrames?: string; // a folder of face crops the data set ships (DFEW): the face stream comes from it
+  faceBox?: Box; // a known face box for every frame (in the source's pixels): detection is skipped
   enlarge?: number; // the crop square is the face box's longer side × (1 + enlarge): 0.25
   minConfidence?: number; // detector threshold (0.5)
 }
@@ -54,12 +55,12 @@ async function sampledFrames(source: string, t: number, mode: SamplingMode, rand
     const files = listFrameFiles(source);
     const indices = sampleIndices(files.length, t, mode, random);
     const frames = await readFrameFiles(files, indices);
-    return { indices, frames, fps: 0, frameCount: files.length, rotation: 0, missing: 0 };
+    return { indices, frames, fps: 0, frameCount: files.length, rotation: 0, missing: 0, sourceWidth: 0 };
   }
   const info = probeVideo(source);
   const indices = sampleIndices(info.frameCount, t, mode, random);
   const { frames, missing } = await decodeFrames(source, info, indices);
-  return { indices, frames, fps: info.fps, frameCount: info.frameCount, rotation: info.rotation, missing };
+  return { indices, frames, fps: info.fps, frameCount: info.frameCount, rotation: info.rotation, missing, sourceWidth: info.width };
 }
 
 /** The face and scene streams of one clip. */
@@ -75,7 +76,12 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
   t0 = process.hrtime.bigint();
   const needBoxes = !shipped || opts.scene !== 'full';
   const perFrame: Detection[][] = [];
-  if (needBoxes) for (const f of s.frames) perFrame.push(await detectFaces(f, { minConfidence: opts.minConfidence }));
+  if (opts.faceBox) {
+    // A known box, given in the source's pixels; frames may have been scaled down while decoding.
+    const k = s.frames[0]!.width / (s.sourceWidth || s.frames[0]!.width);
+    const b = opts.faceBox.map((v) => v * k) as Box;
+    for (let i = 0; i < s.frames.length; i++) perFrame.push([{ box: b, score: 1 }]);
+  } else if (needBoxes) for (const f of s.frames) perFrame.push(await detectFaces(f, { minConfidence: opts.minConfidence }));
   const detect = seconds(t0);
 
   t0 = process.hrtime.bigint();

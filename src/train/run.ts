@@ -9,7 +9,7 @@ import { ClipTokenizer } from '../clip/tokenizer.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { resolveOusConfig, type OusConfig } from '../ous/config.js';
 import type { FrozenTextTower } from '../ous/prompt.js';
-import { loadSafetensors, manualSeed, type Device } from '../torch/index.js';
+import { loadSafetensors, manualSeed, noGrad, tidy, type Device } from '../torch/index.js';
 import { readJson } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { resolveTrainConfig, type TrainConfig } from './config.js';
@@ -103,8 +103,8 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   });
 }
 
-/** A run's best checkpoint on a split of its cache. */
-export function evalRun(runDir: string, split: 'test' | 'val' = 'test', opts: { device?: Device; clip?: string } = {}): Metrics & { classNames: string[]; loss: number; predictions: number[]; labels: number[] } {
+/** A finished run, ready to evaluate: its configs, cache, splits and the best checkpoint's head. */
+export function loadRun(runDir: string, opts: { device?: Device; clip?: string } = {}) {
   const configFile = path.join(runDir, 'config.json');
   if (!fs.existsSync(configFile)) throw new UserError(`${runDir} is not a run folder (no config.json)`);
   const conf = readJson<{ ous: OusConfig; train: TrainConfig; cache: string; clip: string }>(configFile);
@@ -113,9 +113,29 @@ export function evalRun(runDir: string, split: 'test' | 'val' = 'test', opts: { 
   const cache = FeatureCache.open(conf.cache);
   const head: Head = buildHead(conf.ous, cache.data.dims, textTowerFromClip(opts.clip ?? conf.clip, opts.device));
   head.loadStateDict(loadSafetensors(ckpt));
-  const splits = splitsOf(cache, conf.train.valFraction, conf.train.seed);
+  head.eval();
+  return { conf, cache, head, splits: splitsOf(cache, conf.train.valFraction, conf.train.seed) };
+}
+
+/** A run's best checkpoint on a split of its cache. */
+export function evalRun(runDir: string, split: 'test' | 'val' = 'test', opts: { device?: Device; clip?: string } = {}): Metrics & { classNames: string[]; loss: number; predictions: number[]; labels: number[] } {
+  const { conf, cache, head, splits } = loadRun(runDir, opts);
   const idx = split === 'test' ? splits.test : splits.val;
   if (!idx.length) throw new UserError(`${conf.cache} has no ${split} clips`);
   const r = evaluate(head, cache.data, idx, { device: opts.device });
   return { ...r, classNames: conf.ous.classNames, labels: idx.map((i) => cache.data.labels[i]!) };
+}
+
+/** The clip features at the four stages of the paper's Fig. 4, for the clips of a split. */
+export function runStages(runDir: string, split: 'test' | 'val' = 'test'): { labels: number[]; stages: Record<'encoder' | 'framesCls' | 'aligned' | 'fused', number[][]> } {
+  const { cache, head, splits } = loadRun(runDir);
+  const idx = split === 'test' ? splits.test : splits.val;
+  const out = { encoder: [] as number[][], framesCls: [] as number[][], aligned: [] as number[][], fused: [] as number[][] };
+  noGrad(() =>
+    tidy(() => {
+      const s = head.forward(cache.data.batch(idx)).stages;
+      for (const k of Object.keys(out) as Array<keyof typeof out>) out[k] = s[k].toArray() as number[][];
+    }),
+  );
+  return { labels: idx.map((i) => cache.data.labels[i]!), stages: out };
 }

@@ -1,0 +1,109 @@
+// Reports for runs and comparisons: one self-contained HTML page (figures inlined as SVG images)
+// and the same content as Markdown with the figures as files. Content: the comparison table (UAR,
+// WAR, per-class recall, with ceilings when known), row-normalised confusion matrices (Fig. 5),
+// training and validation loss and accuracy curves (Fig. 6), the share of steps in each loss phase,
+// and 2-D embeddings of clip features at four stages (Fig. 4).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../util/fs.js';
+import { evalRun, runStages } from '../train/run.js';
+import type { EpochRecord } from '../train/trainer.js';
+import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, toSvg, type CurvePoint } from './figures.js';
+
+export interface ReportRun {
+  name: string; // shown in the table and legends
+  dir: string;
+}
+
+export interface ReportOptions {
+  title: string;
+  runs: ReportRun[];
+  out: string;
+  /** Accuracy ceilings to show beside the results (fractions). */
+  ceilings?: Record<string, number>;
+  /** Paragraphs of Markdown-free text said before the results (what the data is, what it shows). */
+  notes?: string[];
+  /** The run whose features are embedded for Fig. 4 (default: the first). */
+  embedRun?: string;
+  seed?: number;
+}
+
+interface Figure {
+  file: string;
+  caption: string;
+  svg: string;
+}
+
+const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+export async function writeReport(o: ReportOptions): Promise<{ html: string; markdown: string; figures: string[] }> {
+  const results = o.runs.map((r) => ({ run: r, m: evalRun(r.dir), epochs: readEpochs(r.dir) }));
+  const classNames = results[0]!.m.classNames;
+  const figures: Figure[] = [];
+  const add = async (file: string, caption: string, spec: Parameters<typeof toSvg>[0]) => figures.push({ file, caption, svg: await toSvg(spec) });
+
+  for (const { run, m } of results) await add(`confusion-${slug(run.name)}.svg`, `Row-normalised confusion matrix of ${run.name} on the test split (the paper's Fig. 5).`, confusionSpec(run.name, m.confusion, classNames));
+  const curve = (f: (e: EpochRecord) => [number, number]): CurvePoint[] =>
+    results.flatMap(({ run, epochs }) => epochs.flatMap((e) => [{ run: run.name, epoch: e.epoch, series: 'train', value: f(e)[0] }, { run: run.name, epoch: e.epoch, series: 'validation', value: f(e)[1] }]));
+  await add('loss.svg', 'Training loss (the back-propagated objective) and validation loss (cross-entropy), per epoch (Fig. 6).', curveSpec('Loss', 'loss', curve((e) => [e.train.loss, e.val.loss])));
+  await add('accuracy.svg', 'Training and validation accuracy (WAR), per epoch (Fig. 6).', curveSpec('Accuracy', 'WAR', curve((e) => [e.train.war, e.val.war])));
+  for (const { run, epochs } of results) {
+    const rows = epochs.flatMap((e) => (['global', 'contrast', 'ce'] as const).map((phase) => ({ epoch: e.epoch, phase, share: e.train.phases[phase] })));
+    await add(`phases-${slug(run.name)}.svg`, `Share of training steps back-propagating L_global, L_contrast, or L_cls alone (ce), per epoch: ${run.name}.`, phaseSpec(`Loss phases: ${run.name}`, rows));
+  }
+  const embedded = o.runs.find((r) => r.name === o.embedRun) ?? o.runs[0]!;
+  const { labels, stages } = runStages(embedded.dir);
+  const stageNames: Record<string, string> = { encoder: '(a) encoder output', framesCls: '(b) Frames Encoder CLS', aligned: '(c) aligned (multi-loss)', fused: '(d) TFE output' };
+  const points = Object.entries(stages).flatMap(([k, rows]) => embed2d(rows, o.seed ?? 0).map(([x, y], i) => ({ stage: stageNames[k]!, x: x!, y: y!, label: classNames[labels[i]!]! })));
+  await add('embedding.svg', `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.name}, coloured by class (the paper's Fig. 4).`, embeddingSpec(`Feature space: ${embedded.name}`, points, Object.values(stageNames), classNames));
+
+  // The comparison table.
+  const head = ['', 'UAR', 'WAR', ...classNames];
+  const rows = results.map(({ run, m }) => [run.name, pct(m.uar), pct(m.war), ...m.perClassRecall.map(pct)]);
+  for (const [name, v] of Object.entries(o.ceilings ?? {})) rows.push([`ceiling: ${name}`, pct(v), pct(v), ...classNames.map(() => '')]);
+  const mdTable = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  const htmlTable = `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+
+  fs.mkdirSync(path.join(o.out, 'figures'), { recursive: true });
+  for (const f of figures) writeFileAtomic(path.join(o.out, 'figures', f.file), f.svg);
+  const notes = o.notes ?? [];
+  const md = [`# ${o.title}`, '', ...notes.flatMap((n) => [n, '']), '## Results on the test split (%)', '', mdTable, '', ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, ''])].join('\n');
+  const img = (f: Figure) => `<figure><img alt="${esc(f.caption)}" src="data:image/svg+xml;base64,${Buffer.from(f.svg).toString('base64')}"><figcaption>${esc(f.caption)}</figcaption></figure>`;
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(o.title)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:1em;vertical-align:top}figcaption{font-size:.85em;color:#555;max-width:420px}</style>
+</head><body>
+<h1>${esc(o.title)}</h1>
+${notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
+<h2>Results on the test split (%)</h2>
+${htmlTable}
+<h2>Figures</h2>
+${figures.map(img).join('\n')}
+<script>
+// Marks how many figures decoded, for the headless-browser check (and for the curious).
+addEventListener('load', () => {
+  const imgs = [...document.images];
+  document.body.dataset.figures = imgs.filter((i) => i.complete && i.naturalWidth > 0).length + '/' + imgs.length;
+});
+</script>
+</body></html>
+`;
+  const htmlFile = path.join(o.out, 'report.html');
+  const mdFile = path.join(o.out, 'report.md');
+  writeFileAtomic(htmlFile, html);
+  writeFileAtomic(mdFile, md + '\n');
+  return { html: htmlFile, markdown: mdFile, figures: figures.map((f) => path.join(o.out, 'figures', f.file)) };
+}
+
+function readEpochs(runDir: string): EpochRecord[] {
+  const file = path.join(runDir, 'metrics.jsonl');
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as EpochRecord);
+}
+
+function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
+
+
