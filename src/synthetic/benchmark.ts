@@ -195,6 +195,7 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
     for (let k = 0; k < (split === 'train' ? o.trainPerClass : o.testPerClass); k++) for (let c = 0; c < CLASSES.length; c++) plan.push({ label: c, split });
   }
   const progress = new Progress('generate', plan.length, { unit: 'videos', silent: opts.progress === false });
+  const writing = new Set<Promise<void>>();
   for (const [i, { label, split }] of plan.entries()) {
     const cue = random() < o.agreement ? POLARITY[label]! : Math.floor(random() * 3);
     const bright = u(0.92, 1.08);
@@ -214,13 +215,19 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
     };
     const frames = Array.from({ length: o.frames }, (_, f) => drawFrame(o, d, o.frames > 1 ? f / (o.frames - 1) : 1));
     const file = path.join(o.out, 'videos', `${split}_${String(i).padStart(4, '0')}_${CLASSES[label]}.mp4`);
-    if (!fs.existsSync(file)) await writeVideo(file, o, frames);
+    // Encoders run a few at a time: spawning ffmpeg, not drawing, is what takes the time.
+    if (!fs.existsSync(file)) {
+      if (writing.size >= 4) await Promise.race(writing);
+      const job: Promise<void> = writeVideo(file, o, frames).then(() => void writing.delete(job));
+      writing.add(job);
+    }
     // The box covers the face wherever it drifts during the clip.
     const x0 = Math.min(d.cx, d.cx + d.drift) - r;
     const faceBox: [number, number, number, number] = [Math.round(x0), Math.round(d.cy - r * 1.1), Math.round(2 * r + Math.abs(d.drift)), Math.round(2.2 * r)];
     clips.push({ file, label, split, cue, faceBox });
     progress.tick();
   }
+  await Promise.all(writing);
   progress.finish();
   const manifest = path.join(o.out, 'manifest.csv');
   writeFileAtomic(manifest, ['path,label,split,box', ...clips.map((c) => `${path.relative(o.out, c.file)},${CLASSES[c.label]},${c.split},${c.faceBox.join(' ')}`)].join('\n') + '\n');
