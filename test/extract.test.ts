@@ -157,3 +157,15 @@ test('ous train and ous eval on a cache: a run folder, metrics in [0, 1], a conf
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /unknown key 'tfeLayer'/);
 });
+
+test('ous ablate --table VI runs the grid and writes it beside the paper', () => {
+  const out = at('ablate');
+  const r = ous(['ablate', '--table', 'VI', '--cache', at('cache-clean'), '--out', out, '--set', 'epochs=1', '--set', 'tfeLayers=1', '--set', 'valFraction=0.5']);
+  assert.equal(r.status, 0, r.stderr);
+  const table = fs.readFileSync(path.join(out, 'table-VI.md'), 'utf8');
+  const rows = table.split('\n').filter((l) => l.startsWith('| length'));
+  assert.equal(rows.length, 3);
+  assert.match(rows[2]!, /^\| length 64 \| \d+\.\d\d \| \d+\.\d\d \| 1 \| 60\.94 \| 74\.10 \| - \|$/);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'length_64', 'config.json'), 'utf8')).ous.promptLength, 64);
+});
+
