@@ -70,7 +70,8 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
   const mode = opts.mode ?? 'test';
   let t0 = process.hrtime.bigint();
   const s = await sampledFrames(source, T, mode, random);
-  const shipped = opts.faceFrames ? await readFrameFiles(listFrameFiles(opts.faceFrames), sampleIndices(listFrameFiles(opts.faceFrames).length, T, mode, random)) : undefined;
+  const faceFiles = opts.faceFrames ? listFrameFiles(opts.faceFrames) : undefined;
+  const shipped = faceFiles ? await readFrameFiles(faceFiles, sampleIndices(faceFiles.length, T, mode, random)) : undefined;
   const decode = seconds(t0);
 
   t0 = process.hrtime.bigint();
