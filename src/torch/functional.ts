@@ -107,13 +107,13 @@ export function attention(
   o: { attnMask?: Tensor; isCausal?: boolean; dropoutP?: number; training?: boolean; scale?: number } = {},
 ): { output: Tensor; weights: Tensor } {
   const d = q.size(-1);
+  // Intermediates are freed here, so that attention used outside a tidy() leaves nothing behind.
   const temps: Tensor[] = [];
   const t = <T extends Tensor>(x: T): T => (temps.push(x), x);
   let scores = t(t(q.mul(o.scale ?? 1 / Math.sqrt(d))).matmul(t(k.mT))); // [..., Lq, Lk]
   if (o.isCausal) {
-    const [lq, lk] = [q.size(-2), k.size(-2)];
-    const hide = t(t(t(new Tensor(native.ones([lq, lk], 'bool', q.device))).triu(1)));
-    scores = t(scores.maskedFill(hide, -Infinity));
+    const ones = t(new Tensor(native.ones([q.size(-2), k.size(-2)], 'bool', q.device)));
+    scores = t(scores.maskedFill(t(ones.triu(1)), -Infinity)); // query i sees keys ≤ i
   }
   if (o.attnMask) {
     scores = t(o.attnMask.dtype === 'bool' ? scores.maskedFill(t(o.attnMask.logicalNot()), -Infinity) : scores.add(o.attnMask));
