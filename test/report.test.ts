@@ -15,6 +15,7 @@ import { resolveOusConfig } from '../src/ous/config.js';
 import { trainRun } from '../src/train/run.js';
 import { writeReport } from '../src/report/report.js';
 import { demoEncoderDir } from '../src/demo/run.js';
+import { predictVideo } from '../src/cli/predict.js';
 
 test('ceilings of the benchmark by hand', () => {
   // Face alone: 5 distinct faces for 7 balanced classes -> 5/7.
@@ -28,7 +29,7 @@ test('ceilings of the benchmark by hand', () => {
   assert.equal(ceilings(0).faceScene.war, 5 / 7);
 });
 
-test('the report of two runs opens in headless Chromium with every figure loaded', async () => {
+test('the report of two runs opens in headless Chromium with every figure loaded; ous predict on a clip', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-report-'));
   const bench = await generateBenchmark({ out: path.join(dir, 'bench'), seed: 3, trainPerClass: 3, testPerClass: 2, frames: 4, width: 96, height: 72, agreement: 0.9 }, { progress: false });
   assert.equal(bench.clips.length, 7 * 5);
@@ -51,6 +52,13 @@ test('the report of two runs opens in headless Chromium with every figure loaded
   const md = fs.readFileSync(r.markdown, 'utf8');
   assert.match(md, /\| OUS \| \d+\.\d \| \d+\.\d \|/);
   assert.match(md, /\| ceiling: face alone \| 71\.4 \| 71\.4 \|/);
+  // ous predict on one of the clips: probabilities, polarity, and the scene's effect.
+  const p = await predictVideo(bench.clips[0]!.file, path.join(dir, 'ous'), { faceBox: bench.clips[0]!.faceBox });
+  assert.ok(Math.abs(Object.values(p.probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-5);
+  assert.ok(Math.abs(Object.values(p.polarity!).reduce((a, b) => a + b, 0) - 1) < 1e-5);
+  assert.ok(p.sceneEffect!.totalVariation >= 0 && p.sceneEffect!.totalVariation <= 1);
+  assert.equal(p.emotion, Object.entries(p.probabilities).sort((a, b) => b[1] - a[1])[0]![0]);
+  assert.equal((await predictVideo(bench.clips[0]!.file, path.join(dir, 'face'))).sceneEffect, null);
   const browser = ['chromium', 'chromium-browser', 'google-chrome'].find((b) => spawnSync(b, ['--version'], { stdio: 'ignore' }).status === 0);
   assert.ok(browser, 'Chromium is installed (scripts/setup installs it)');
   const dom = spawnSync(

@@ -8,5 +8,6 @@ import { extract } from './extract.js';
 import { trainCommand, evalCommand } from './train.js';
 import { report } from './report.js';
 import { ablate } from './ablate.js';
+import { predict } from './predict.js';
 
-export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand, report, ablate];
+export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand, predict, report, ablate];
