@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { manualSeed } from '../src/torch/index.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
-import { ClipImageProcessor } from '../src/clip/image-processor.js';
+import { CLIP_MEAN, CLIP_STD, ClipImageProcessor } from '../src/clip/image-processor.js';
 import { FrameEncoder } from '../src/data/encoder.js';
 import { extractFeatures } from '../src/data/extract.js';
 import { resolveOusConfig } from '../src/ous/config.js';
@@ -24,7 +24,7 @@ export async function benchExtract(quick: boolean): Promise<void> {
     return { id: `clip${i}`, source: file, label: i % 7, split: 'test' as const };
   });
   const model = new ClipModel(clipConfigFor(CLIP_SHAPES['ViT-B/32'])).eval().requiresGrad_(false);
-  const encoder = FrameEncoder.fromModel(model, new ClipImageProcessor({ size: 224, mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711] }), 'random-vit-b32');
+  const encoder = FrameEncoder.fromModel(model, new ClipImageProcessor({ size: 224, mean: CLIP_MEAN, std: CLIP_STD }), 'random-vit-b32');
   const ous = resolveOusConfig({});
   const t0 = process.hrtime.bigint();
   const s = await extractFeatures({

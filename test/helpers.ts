@@ -1,7 +1,10 @@
 // Shared by the tests: where the fixtures are, and small numeric comparisons with useful messages.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as assert from 'node:assert/strict';
 import { packageRoot } from '../src/util/paths.js';
+import { loadClip } from '../src/clip/load.js';
+import type { FrozenTextTower } from '../src/ous/prompt.js';
 
 export function fixture(...parts: string[]): string {
   return path.join(packageRoot(), 'fixtures', ...parts);
@@ -25,4 +28,21 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   if (worst >= 0) {
     assert.fail(`${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (atol ${atol}, rtol ${rtol})`);
   }
+}
+
+/**
+ * The dev CLIP's frozen text tower, with OpenAI's token ids of the CoOp prompts (golden.json)
+ * standing in for the tokenizer, so prompt-learning tests do not depend on it.
+ */
+export function goldenTextTower(): FrozenTextTower {
+  const golden = JSON.parse(fs.readFileSync(fixture('clip-dev', 'golden.json'), 'utf8'));
+  const clip = loadClip(fixture('clip-dev', 'model'));
+  const idsOf = new Map<string, { ids: number[]; eotIndex: number }>(golden.coop.prompts.map((p: string, i: number) => [p, { ids: golden.coop.token_ids[i], eotIndex: golden.coop.eot_index[i] }]));
+  idsOf.set('X', { ids: [49406, 343, 49407], eotIndex: 2 });
+  return {
+    tokenize: (t) => idsOf.get(t) ?? assert.fail(`no golden ids for '${t}'`),
+    embedTokens: (ids) => clip.text_model.embedTokens(ids),
+    encode: (e, eot) => clip.encodeTextEmbeddings(e, eot).textEmbeds,
+    width: clip.config.text_config.hidden_size,
+  };
 }

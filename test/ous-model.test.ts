@@ -5,12 +5,11 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { F, Tensor, tensor, noGrad, manualSeed, randn } from '../src/torch/index.js';
-import { loadClip } from '../src/clip/load.js';
 import { TypeFusionEncoder, OusHead, FaceOnlyHead } from '../src/ous/model.js';
-import { PromptLearner, type FrozenTextTower } from '../src/ous/prompt.js';
+import { PromptLearner } from '../src/ous/prompt.js';
 import { nceLoss, similarityLoss, ousLoss } from '../src/ous/losses.js';
 import { resolveOusConfig } from '../src/ous/config.js';
-import { assertClose, fixture } from './helpers.js';
+import { assertClose, fixture, goldenTextTower } from './helpers.js';
 
 // ---- plain-JS linear algebra for the hand computations ----
 type M = number[][];
@@ -122,17 +121,9 @@ test('the α switch back-propagates L_global above α and L_contrast below; "ce"
   assertClose([ce.loss.item()], [cls], { atol: 1e-7 });
 });
 
-// The frozen text tower of the dev CLIP, with the golden token ids standing in for the tokenizer.
+// The dev CLIP's frozen text tower, with the golden token ids standing in for the tokenizer.
 const golden = JSON.parse(fs.readFileSync(fixture('clip-dev', 'golden.json'), 'utf8'));
-const clip = loadClip(fixture('clip-dev', 'model'));
-const idsOf = new Map<string, { ids: number[]; eotIndex: number }>(golden.coop.prompts.map((p: string, i: number) => [p, { ids: golden.coop.token_ids[i], eotIndex: golden.coop.eot_index[i] }]));
-idsOf.set('X', { ids: [49406, 343, 49407], eotIndex: 2 });
-const tower: FrozenTextTower = {
-  tokenize: (t) => idsOf.get(t) ?? assert.fail(`no golden ids for '${t}'`),
-  embedTokens: (ids) => clip.text_model.embedTokens(ids),
-  encode: (e, eot) => clip.encodeTextEmbeddings(e, eot).textEmbeds,
-  width: clip.config.text_config.hidden_size,
-};
+const tower = goldenTextTower();
 
 test('PromptLearner equals OpenAI CoOp: features from the golden context, and gradients reach only ctx', () => {
   const pl = new PromptLearner(tower, golden.coop.classnames, { promptLength: 4 });

@@ -60,6 +60,7 @@ test('the real video: every sampled frame has the face, boxes match those checke
     // The masked scene shows CLIP's mean colour at the face centre.
     const c = (Math.round(y + h / 2) * f.scene.width + Math.round(x + w / 2)) * 3;
     assert.deepEqual([...f.scene.data.subarray(c, c + 3)], CLIP_MEAN_RGB);
+    assert.deepEqual(CLIP_MEAN_RGB, [123, 117, 104]); // round(255 · CLIP's mean)
   });
   assert.equal(s.frameCount, 144);
   assert.equal(s.fps, 24);

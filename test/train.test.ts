@@ -7,26 +7,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { manualSeed, randn, noGrad, tensor, cat } from '../src/torch/index.js';
-import { loadClip } from '../src/clip/load.js';
 import { buildHead } from '../src/ous/model.js';
 import { resolveOusConfig } from '../src/ous/config.js';
-import type { FrozenTextTower } from '../src/ous/prompt.js';
 import { TensorDataset, stratifiedSplit } from '../src/data/dataset.js';
 import { resolveTrainConfig } from '../src/train/config.js';
 import { train, evaluate } from '../src/train/trainer.js';
 import { metricsOf, rowNormalised } from '../src/train/metrics.js';
-import { fixture } from './helpers.js';
+import { fixture, goldenTextTower } from './helpers.js';
 
 const golden = JSON.parse(fs.readFileSync(fixture('clip-dev', 'golden.json'), 'utf8'));
-const clip = loadClip(fixture('clip-dev', 'model'));
-const idsOf = new Map<string, { ids: number[]; eotIndex: number }>(golden.coop.prompts.map((p: string, i: number) => [p, { ids: golden.coop.token_ids[i], eotIndex: golden.coop.eot_index[i] }]));
-idsOf.set('X', { ids: [49406, 343, 49407], eotIndex: 2 });
-const tower: FrozenTextTower = {
-  tokenize: (t) => idsOf.get(t)!,
-  embedTokens: (ids) => clip.text_model.embedTokens(ids),
-  encode: (e, eot) => clip.encodeTextEmbeddings(e, eot).textEmbeds,
-  width: clip.config.text_config.hidden_size,
-};
+const tower = goldenTextTower();
 
 // 7 classes; each clip's face frames are its class prototype plus noise, so the label is a
 // simple function of face_emb. Scene and low-level features are noise.

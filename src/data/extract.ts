@@ -86,7 +86,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
           split: e.split,
           view: v.view,
           faceMissing: s.faceMissing,
-          boxes: s.frames.map((f) => (f.detected || !s.faceMissing ? f.box : null)),
+          boxes: s.frames.map((f) => (s.faceMissing ? null : f.box)),
         };
         writer.add(record, { face: emb.narrow(0, 0, T), scene: emb.narrow(0, T, T), low: low!.narrow(0, T, T) });
         emb.dispose();

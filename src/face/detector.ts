@@ -14,7 +14,7 @@ export interface Detection {
 // The package's CommonJS build that bundles tfjs's wasm backend; typed loosely on purpose: only
 // these few calls are used.
 interface FaceApi {
-  tf: { setBackend(name: string): Promise<boolean>; ready(): Promise<void>; tensor3d(data: Uint8Array, shape: [number, number, number], dtype: 'int32'): { dispose(): void }; env(): { set(k: string, v: unknown): void } };
+  tf: { setBackend(name: string): Promise<boolean>; ready(): Promise<void>; tensor3d(data: Uint8Array, shape: [number, number, number], dtype: 'int32'): { dispose(): void } };
   nets: { ssdMobilenetv1: { loadFromDisk(dir: string): Promise<void> } };
   SsdMobilenetv1Options: new (o: { minConfidence: number; maxResults: number }) => unknown;
   detectAllFaces(input: unknown, options: unknown): Promise<Array<{ score: number; box: { x: number; y: number; width: number; height: number } }>>;

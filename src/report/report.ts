@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/fs.js';
-import { evalRun, runStages } from '../train/run.js';
+import { evalLoaded, loadRun, runStages } from '../train/run.js';
 import type { EpochRecord } from '../train/trainer.js';
 import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, toSvg, type CurvePoint } from './figures.js';
 
@@ -38,7 +38,12 @@ const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export async function writeReport(o: ReportOptions): Promise<{ html: string; markdown: string; figures: string[] }> {
-  const results = o.runs.map((r) => ({ run: r, m: evalRun(r.dir), epochs: readEpochs(r.dir) }));
+  // Each run is loaded once (CLIP's text tower, the cache, the checkpoint) for its metrics and, for
+  // the embedded run, its stage features.
+  const results = o.runs.map((r) => {
+    const loaded = loadRun(r.dir);
+    return { run: r, loaded, m: evalLoaded(loaded), epochs: readEpochs(r.dir) };
+  });
   const classNames = results[0]!.m.classNames;
   const figures: Figure[] = [];
   const add = async (file: string, caption: string, spec: Parameters<typeof toSvg>[0]) => figures.push({ file, caption, svg: await toSvg(spec) });
@@ -52,11 +57,11 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
     const rows = epochs.flatMap((e) => (['global', 'contrast', 'ce'] as const).map((phase) => ({ epoch: e.epoch, phase, share: e.train.phases[phase] })));
     await add(`phases-${slug(run.name)}.svg`, `Share of training steps back-propagating L_global, L_contrast, or L_cls alone (ce), per epoch: ${run.name}.`, phaseSpec(`Loss phases: ${run.name}`, rows));
   }
-  const embedded = o.runs.find((r) => r.name === o.embedRun) ?? o.runs[0]!;
-  const { labels, stages } = runStages(embedded.dir);
+  const embedded = results.find((r) => r.run.name === o.embedRun) ?? results[0]!;
+  const { labels, stages } = runStages(embedded.loaded);
   const stageNames: Record<string, string> = { encoder: '(a) encoder output', framesCls: '(b) Frames Encoder CLS', aligned: '(c) aligned (multi-loss)', fused: '(d) TFE output' };
   const points = Object.entries(stages).flatMap(([k, rows]) => embed2d(rows, o.seed ?? 0).map(([x, y], i) => ({ stage: stageNames[k]!, x: x!, y: y!, label: classNames[labels[i]!]! })));
-  await add('embedding.svg', `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.name}, coloured by class (the paper's Fig. 4).`, embeddingSpec(`Feature space: ${embedded.name}`, points, Object.values(stageNames), classNames));
+  await add('embedding.svg', `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.run.name}, coloured by class (the paper's Fig. 4).`, embeddingSpec(`Feature space: ${embedded.run.name}`, points, Object.values(stageNames), classNames));
 
   // The comparison table.
   const head = ['', 'UAR', 'WAR', ...classNames];

@@ -10,9 +10,10 @@ import { decodeFrames, listFrameFiles, probeVideo, readFrameFiles, type RgbFrame
 import { detectFaces, type Box, type Detection } from '../face/detector.js';
 import { fillTrack, linkTracks, mainTrack, squareBox } from '../face/tracks.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
+import { CLIP_MEAN } from '../clip/image-processor.js';
 
 /** CLIP's mean colour in 8 bits: what the masked scene shows where the face was. */
-export const CLIP_MEAN_RGB: [number, number, number] = [123, 117, 104]; // round(255 · (0.48145466, 0.4578275, 0.40821073))
+export const CLIP_MEAN_RGB = CLIP_MEAN.map((m) => Math.round(255 * m)) as [number, number, number]; // (123, 117, 104)
 
 export interface StreamsOptions {
   frames?: number; // T (16)

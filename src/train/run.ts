@@ -117,25 +117,32 @@ export function loadRun(runDir: string, opts: { device?: Device; clip?: string }
   return { conf, cache, head, splits: splitsOf(cache, conf.train.valFraction, conf.train.seed) };
 }
 
+export type LoadedRun = ReturnType<typeof loadRun>;
+
+const splitIndices = (run: LoadedRun, split: 'test' | 'val') => (split === 'test' ? run.splits.test : run.splits.val);
+
+/** The best checkpoint of a loaded run on a split of its cache. */
+export function evalLoaded(run: LoadedRun, split: 'test' | 'val' = 'test', device?: Device): Metrics & { classNames: string[]; loss: number; predictions: number[]; labels: number[] } {
+  const idx = splitIndices(run, split);
+  if (!idx.length) throw new UserError(`${run.conf.cache} has no ${split} clips`);
+  const r = evaluate(run.head, run.cache.data, idx, { device });
+  return { ...r, classNames: run.conf.ous.classNames, labels: idx.map((i) => run.cache.data.labels[i]!) };
+}
+
 /** A run's best checkpoint on a split of its cache. */
-export function evalRun(runDir: string, split: 'test' | 'val' = 'test', opts: { device?: Device; clip?: string } = {}): Metrics & { classNames: string[]; loss: number; predictions: number[]; labels: number[] } {
-  const { conf, cache, head, splits } = loadRun(runDir, opts);
-  const idx = split === 'test' ? splits.test : splits.val;
-  if (!idx.length) throw new UserError(`${conf.cache} has no ${split} clips`);
-  const r = evaluate(head, cache.data, idx, { device: opts.device });
-  return { ...r, classNames: conf.ous.classNames, labels: idx.map((i) => cache.data.labels[i]!) };
+export function evalRun(runDir: string, split: 'test' | 'val' = 'test', opts: { device?: Device; clip?: string } = {}) {
+  return evalLoaded(loadRun(runDir, opts), split, opts.device);
 }
 
 /** The clip features at the four stages of the paper's Fig. 4, for the clips of a split. */
-export function runStages(runDir: string, split: 'test' | 'val' = 'test'): { labels: number[]; stages: Record<'encoder' | 'framesCls' | 'aligned' | 'fused', number[][]> } {
-  const { cache, head, splits } = loadRun(runDir);
-  const idx = split === 'test' ? splits.test : splits.val;
+export function runStages(run: LoadedRun, split: 'test' | 'val' = 'test'): { labels: number[]; stages: Record<'encoder' | 'framesCls' | 'aligned' | 'fused', number[][]> } {
+  const idx = splitIndices(run, split);
   const out = { encoder: [] as number[][], framesCls: [] as number[][], aligned: [] as number[][], fused: [] as number[][] };
   noGrad(() =>
     tidy(() => {
-      const s = head.forward(cache.data.batch(idx)).stages;
+      const s = run.head.forward(run.cache.data.batch(idx)).stages;
       for (const k of Object.keys(out) as Array<keyof typeof out>) out[k] = s[k].toArray() as number[][];
     }),
   );
-  return { labels: idx.map((i) => cache.data.labels[i]!), stages: out };
+  return { labels: idx.map((i) => run.cache.data.labels[i]!), stages: out };
 }
