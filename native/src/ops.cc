@@ -4,6 +4,7 @@
 #include "addon.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>  // at::GradMode: libtorch 2.x no longer includes it indirectly
 #include <torch/version.h>
 
 #include <cstring>
