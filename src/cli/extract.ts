@@ -9,7 +9,7 @@ import { FrameEncoder } from '../data/encoder.js';
 import { extractFeatures, parseShard } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
 import { resolveOusConfig } from '../ous/config.js';
-import type { Device } from '../torch/index.js';
+import { parseDevice } from '../torch/index.js';
 
 export const extract: Command = {
   name: 'extract',
@@ -79,7 +79,7 @@ export const extract: Command = {
       default:
         throw new UserError(`extract: --dataset must be dfew, ferv39k or manifest, not '${values.dataset ?? ''}'`);
     }
-    const encoder = FrameEncoder.load(values.clip, { device: values.device as Device, batchSize: int('batch', values.batch) });
+    const encoder = FrameEncoder.load(values.clip, { device: parseDevice(values.device), batchSize: int('batch', values.batch) });
     const ous = resolveOusConfig({});
     const summary = await extractFeatures({
       entries,

@@ -9,7 +9,7 @@ import { loadRun } from '../train/run.js';
 import { FrameEncoder } from '../data/encoder.js';
 import { buildStreams, CLIP_MEAN_RGB } from '../streams/index.js';
 import { POLARITIES } from '../ous/config.js';
-import { noGrad, tidy } from '../torch/index.js';
+import { noGrad, parseOptionalDevice, tidy, type Device } from '../torch/index.js';
 import type { RgbFrame } from '../video/decode.js';
 
 export interface Prediction {
@@ -21,9 +21,9 @@ export interface Prediction {
   faceMissing: boolean;
 }
 
-export async function predictVideo(video: string, runDir: string, opts: { faceBox?: [number, number, number, number] } = {}): Promise<Prediction> {
-  const { conf, head, cache } = loadRun(runDir);
-  const encoder = FrameEncoder.load(conf.clip);
+export async function predictVideo(video: string, runDir: string, opts: { faceBox?: [number, number, number, number]; device?: Device } = {}): Promise<Prediction> {
+  const { conf, head, cache } = loadRun(runDir, { device: opts.device });
+  const encoder = FrameEncoder.load(conf.clip, { device: opts.device });
   const s = await buildStreams(video, { frames: cache.info.frames, scene: cache.info.scene, faceBox: opts.faceBox });
   const blank = (f: RgbFrame): RgbFrame => {
     const data = new Uint8Array(f.data.length);
@@ -32,12 +32,13 @@ export async function predictVideo(video: string, runDir: string, opts: { faceBo
   };
   const T = s.frames.length;
   const k = cache.info.polarityLayer;
-  const { emb, low } = noGrad(() => encoder.encode([...s.frames.map((f) => f.face), ...s.frames.map((f) => f.scene), ...s.frames.map((f) => blank(f.scene))], k));
+  const { emb: embCpu, low: lowCpu } = noGrad(() => encoder.encode([...s.frames.map((f) => f.face), ...s.frames.map((f) => f.scene), ...s.frames.map((f) => blank(f.scene))], k));
+  const [emb, low] = [embCpu.to({ device: opts.device }), lowCpu!.to({ device: opts.device })]; // the encoder hands back CPU tensors
   const names = conf.ous.classNames;
   return noGrad(() =>
     tidy(() => {
       const face = emb.narrow(0, 0, T).unsqueeze(0); // [1, T, E]
-      const run = (from: number) => head.forward({ face, scene: emb.narrow(0, from, T).unsqueeze(0), low: low!.narrow(0, from, T).unsqueeze(0) });
+      const run = (from: number) => head.forward({ face, scene: emb.narrow(0, from, T).unsqueeze(0), low: low.narrow(0, from, T).unsqueeze(0) });
       const withScene = run(T);
       const p = withScene.logits.softmax(-1).select(0, 0).toFlatArray();
       const top = (v: number[]) => v.indexOf(Math.max(...v));
@@ -62,14 +63,14 @@ export async function predictVideo(video: string, runDir: string, opts: { faceBo
 export const predict: Command = {
   name: 'predict',
   summary: 'emotion, scene polarity, and how much the scene changed the decision, for one video',
-  usage: 'ous predict VIDEO --run RUN [--box "x y w h"] [--json]',
+  usage: 'ous predict VIDEO --run RUN [--box "x y w h"] [--device cpu|cuda] [--json]',
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, box: { type: 'string' }, json: { type: 'boolean' } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, box: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } } });
     if (positionals.length !== 1) throw new UserError('predict: give one VIDEO');
     if (!values.run) throw new UserError('predict: --run RUN is required (a folder made by ous train)');
     const box = values.box?.trim().split(/\s+/).map(Number);
     if (box && (box.length !== 4 || !box.every(Number.isFinite))) throw new UserError(`predict: --box must be "x y w h", not '${values.box}'`);
-    const r = await predictVideo(positionals[0]!, values.run, { faceBox: box as [number, number, number, number] | undefined });
+    const r = await predictVideo(positionals[0]!, values.run, { faceBox: box as [number, number, number, number] | undefined, device: parseOptionalDevice(values.device) });
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UserError } from '../util/errors.js';
 import { evalRun, trainRun } from '../train/run.js';
-import type { Device } from '../torch/index.js';
+import { parseOptionalDevice } from '../torch/index.js';
 
 export const trainCommand: Command = {
   name: 'train',
@@ -21,7 +21,7 @@ export const trainCommand: Command = {
     if (values.model && values.model !== 'ous' && values.model !== 'face-only') throw new UserError(`train: --model must be ous or face-only, not '${values.model}'`);
     const r = await trainRun({
       cache: values.cache, out: values.out, config: values.config, sets: values.set, model: values.model as 'ous' | 'face-only' | undefined,
-      seed: values.seed === undefined ? undefined : Number(values.seed), device: values.device as Device | undefined, clip: values.clip, resume: values.resume,
+      seed: values.seed === undefined ? undefined : Number(values.seed), device: parseOptionalDevice(values.device), clip: values.clip, resume: values.resume,
     });
     process.stdout.write(`best epoch ${r.bestEpoch} (validation loss ${r.bestValLoss.toFixed(4)}); ${r.stopReason}; run in ${values.out}\n`);
     return 0;
@@ -42,7 +42,7 @@ export const evalCommand: Command = {
     const runs = values.folds ? positionals : values.run ? [values.run] : [];
     if (!runs.length) throw new UserError('eval: give --run RUN, or --folds RUN1 RUN2 ...');
     const results = runs.map((r) => {
-      const m = evalRun(r, values.split as 'test' | 'val', { device: values.device as Device | undefined });
+      const m = evalRun(r, values.split as 'test' | 'val', { device: parseOptionalDevice(values.device) });
       return { run: r, uar: m.uar, war: m.war, perClassRecall: Object.fromEntries(m.classNames.map((c, i) => [c, m.perClassRecall[i]!])), confusion: m.confusion, n: m.n };
     });
     const mean = (f: (r: (typeof results)[number]) => number) => results.reduce((s, r) => s + f(r), 0) / results.length;

@@ -208,9 +208,9 @@ export class ClipTextTransformer extends nn.Module {
     const L = opts.fullLength ? tokenEmbeds.size(1) : Math.max(...eotIndex) + 1;
     const pos = this.embeddings.position_embedding.weight.narrow(0, 0, L); // [L, Wt]
     const x = tokenEmbeds.narrow(1, 0, L).add(pos); // [N, L, Wt]
-    const causal = full([L, L], -Infinity, { dtype: x.dtype, device: x.device as 'cpu' }).triu(1); // query i sees keys ≤ i
+    const causal = full([L, L], -Infinity, { dtype: x.dtype, device: x.device }).triu(1); // query i sees keys ≤ i
     const { output, kept } = this.encoder.forward(x, { mask: causal, keep });
-    const rows = tensor(eotIndex, { dtype: 'int64', device: output.device as 'cpu' }); // [N]
+    const rows = tensor(eotIndex, { dtype: 'int64', device: output.device }); // [N]
     const atEot = output.gather(1, rows.view(N, 1, 1).expand(N, 1, output.size(2))).squeeze(1); // [N, Wt]
     return { pooled: this.final_layer_norm.forward(atEot), blocks: kept };
   }

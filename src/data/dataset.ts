@@ -1,6 +1,6 @@
 // What training reads: per-clip frozen-encoder features (SPEC.md §3) and labels, batched as
 // tensors. The feature cache implements this; tests build one in memory.
-import { Tensor, tensor, tidy } from '../torch/index.js';
+import { Tensor, tensor, tidy, type Device } from '../torch/index.js';
 import { rng, shuffled } from '../util/random.js';
 
 export interface FeatureBatch {
@@ -15,7 +15,7 @@ export interface FeatureDataset {
   readonly labels: readonly number[]; // class index of each clip
   readonly dims: { frames: number; embed: number; visionWidth: number };
   /** The clips at `indices`, stacked; float32 on `device`. */
-  batch(indices: number[], device?: string): FeatureBatch;
+  batch(indices: number[], device?: Device): FeatureBatch;
 }
 
 /** A data set held in memory as stacked tensors [N, T, ·] (any float dtype; batches are float32). */
@@ -35,11 +35,11 @@ export class TensorDataset implements FeatureDataset {
     this.labelTensor = tensorOfLabels(labels).keep();
   }
 
-  batch(indices: number[], device?: string): FeatureBatch {
+  batch(indices: number[], device?: Device): FeatureBatch {
     return tidy(() => {
       const idx = tensorOfLabels(indices);
-      const pick = (t: Tensor) => t.indexSelect(0, idx).to({ dtype: 'float32', device: device as 'cpu' | undefined });
-      return { face: pick(this.face), scene: pick(this.scene), low: pick(this.low), labels: this.labelTensor.indexSelect(0, idx).to({ device: device as 'cpu' | undefined }) };
+      const pick = (t: Tensor) => t.indexSelect(0, idx).to({ dtype: 'float32', device });
+      return { face: pick(this.face), scene: pick(this.scene), low: pick(this.low), labels: this.labelTensor.indexSelect(0, idx).to({ device }) };
     });
   }
 }

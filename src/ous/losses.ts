@@ -12,7 +12,7 @@ import type { HeadOutput } from './model.js';
 /** eq. (3): InfoNCE of aligned scene features against aligned face features over the batch. */
 export function nceLoss(aScene: Tensor, aFace: Tensor, tau: number): Tensor {
   const sim = F.normalize(aScene).matmul(F.normalize(aFace).mT).div(tau); // [B, B], row i: scene i vs every face
-  return F.crossEntropy(sim, arange(aScene.size(0), undefined, 1, { device: aScene.device as 'cpu' }));
+  return F.crossEntropy(sim, arange(aScene.size(0), undefined, 1, { device: aScene.device }));
 }
 
 /** eq. (2): one minus the mean cosine similarity of matching face and scene features. */

@@ -19,8 +19,9 @@ export class PromptLearner extends nn.Module {
   readonly promptLength: number;
   readonly prompts: string[];
   // Frozen, computed once: the embeddings of "X … X {name}." with the X rows to be replaced.
-  private readonly prefix: Tensor; // [C, 1, Wt] start-of-text
-  private readonly suffix: Tensor; // [C, L-1-M, Wt] class name, ".", end-of-text, padding
+  // Buffers, so that to() moves them; not persistent: the text tower recomputes them.
+  private readonly prefix: nn.Buffer; // [C, 1, Wt] start-of-text
+  private readonly suffix: nn.Buffer; // [C, L-1-M, Wt] class name, ".", end-of-text, padding
   private readonly eotIndex: number[];
   private readonly encode: FrozenTextTower['encode'];
   private cached?: Tensor;
@@ -40,8 +41,8 @@ export class PromptLearner extends nn.Module {
     this.eotIndex = tokenized.map((t) => t.eotIndex);
     const L = Math.max(...this.eotIndex) + 1; // the tower never needs positions past the last EOT
     const embeds = noGrad(() => tower.embedTokens(tensor(tokenized.map((t) => t.ids.slice(0, L)), { dtype: 'int64' }))); // [C, L, Wt]
-    this.prefix = embeds.narrow(1, 0, 1).contiguous().keep();
-    this.suffix = embeds.narrow(1, 1 + M, L - 1 - M).contiguous().keep();
+    this.prefix = new nn.Buffer(embeds.narrow(1, 0, 1).contiguous(), { persistent: false });
+    this.suffix = new nn.Buffer(embeds.narrow(1, 1 + M, L - 1 - M).contiguous(), { persistent: false });
     embeds.dispose();
     const shape = opts.perClass ? [classNames.length, M, tower.width] : [M, tower.width];
     this.ctx = new nn.Parameter(empty(shape).normal_(0, 0.02));

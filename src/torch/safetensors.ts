@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from './native.js';
-import { Tensor, type DType } from './tensor.js';
+import { Tensor, type Device, type DType } from './tensor.js';
 import { writeChunksAtomic } from '../util/fs.js';
 
 const FROM_ST: Record<string, DType> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
@@ -82,7 +82,7 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
  * Loads tensors from a safetensors file (all, or the names in `only`), in their stored dtype
  * unless `dtype` is given (floating tensors only are converted).
  */
-export function loadSafetensors(file: string, opts: { only?: Iterable<string>; dtype?: DType; device?: string } = {}): Map<string, Tensor> {
+export function loadSafetensors(file: string, opts: { only?: Iterable<string>; dtype?: DType; device?: Device } = {}): Map<string, Tensor> {
   const header = readSafetensorsHeader(file);
   const names = opts.only ? [...opts.only] : [...header.tensors.keys()];
   const out = new Map<string, Tensor>();
@@ -92,7 +92,7 @@ export function loadSafetensors(file: string, opts: { only?: Iterable<string>; d
     let t = new Tensor(native.fromFile(file, header.dataStart + info.dataOffsets[0], FROM_ST[info.dtype]!, info.shape));
     const floating = ['F32', 'F64', 'F16', 'BF16'].includes(info.dtype);
     if ((opts.dtype && floating && FROM_ST[info.dtype] !== opts.dtype) || opts.device) {
-      const moved = t.to({ dtype: floating ? opts.dtype : undefined, device: opts.device as 'cpu' | undefined });
+      const moved = t.to({ dtype: floating ? opts.dtype : undefined, device: opts.device });
       t.dispose();
       t = moved;
     }

@@ -8,7 +8,8 @@
 import { native, type Handle } from './native.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+/** Where a tensor lives. 'meta' is libtorch's device of shapes without data (tests use it to see that `.to()` moves everything). */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'meta';
 export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
 export type NestedArray = number | boolean | NestedArray[];
 type Shape = number[] | [number[]];
@@ -127,7 +128,7 @@ export class Tensor {
   // -- what it is --
   get shape(): number[] { return native.shape(this.handle); }
   get dtype(): DType { return native.dtype(this.handle) as DType; }
-  get device(): string { return native.device(this.handle); }
+  get device(): Device { return native.device(this.handle) as Device; }
   get ndim(): number { return this.shape.length; }
   get isDisposed(): boolean { return native.isFreed(this.handle); }
   size(dim?: number): number {
@@ -433,8 +434,8 @@ export function randperm(n: number, opts: { device?: Device } = {}): Tensor {
 export function manualSeed(seed: number): void {
   native.manualSeed(seed);
 }
-export function zerosLike(t: Tensor): Tensor { return zeros(t.shape, { dtype: t.dtype, device: t.device as Device }); }
-export function onesLike(t: Tensor): Tensor { return ones(t.shape, { dtype: t.dtype, device: t.device as Device }); }
+export function zerosLike(t: Tensor): Tensor { return zeros(t.shape, { dtype: t.dtype, device: t.device }); }
+export function onesLike(t: Tensor): Tensor { return ones(t.shape, { dtype: t.dtype, device: t.device }); }
 
 // ---- functions of several tensors ----
 

@@ -113,6 +113,7 @@ export function loadRun(runDir: string, opts: { device?: Device; clip?: string }
   const cache = FeatureCache.open(conf.cache);
   const head: Head = buildHead(conf.ous, cache.data.dims, textTowerFromClip(opts.clip ?? conf.clip, opts.device));
   head.loadStateDict(loadSafetensors(ckpt));
+  if (opts.device) head.to({ device: opts.device });
   head.eval();
   return { conf, cache, head, splits: splitsOf(cache, conf.train.valFraction, conf.train.seed) };
 }

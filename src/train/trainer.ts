@@ -9,7 +9,7 @@
 // An interrupted run resumes from its last finished epoch and ends exactly as an uninterrupted one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { F, Tensor, buildInfo, loadSafetensors, noGrad, optim, readSafetensorsHeader, saveSafetensors, tensor, tidy } from '../torch/index.js';
+import { F, Tensor, buildInfo, loadSafetensors, noGrad, optim, readSafetensorsHeader, saveSafetensors, tensor, tidy, type Device } from '../torch/index.js';
 import type { FeatureDataset } from '../data/dataset.js';
 import type { Head } from '../ous/model.js';
 import { ousLoss, type LossPhase } from '../ous/losses.js';
@@ -43,7 +43,7 @@ export interface TrainOptions {
   split: { train: number[]; val: number[] };
   outDir: string;
   resume?: boolean;
-  device?: string;
+  device?: Device;
   /** Extra facts for config.json (data set name, cache path, ...). */
   info?: Record<string, unknown>;
   log?: (line: string) => void;
@@ -52,7 +52,7 @@ export interface TrainOptions {
 }
 
 /** Loss and metrics of the head on some clips, without gradients. */
-export function evaluate(head: Head, data: FeatureDataset, indices: number[], opts: { batchSize?: number; device?: string } = {}): Metrics & { loss: number; predictions: number[] } {
+export function evaluate(head: Head, data: FeatureDataset, indices: number[], opts: { batchSize?: number; device?: Device } = {}): Metrics & { loss: number; predictions: number[] } {
   const wasTraining = head.training;
   head.eval();
   const predictions: number[] = [];
@@ -131,7 +131,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const step = tidy(() => {
         const b = data.batch(idx, o.device);
         const out = head.forward(b);
-        const polarity = tensor(polarityOf(b.labels), { dtype: 'int64', device: b.labels.device as 'cpu' });
+        const polarity = tensor(polarityOf(b.labels), { dtype: 'int64', device: b.labels.device });
         const r = ousLoss(out, b.labels, polarity, lossCfg);
         const value = r.loss.item();
         if (!Number.isFinite(value)) return { value, phase: r.phase, terms: r.terms, preds: [] as number[] };

@@ -153,8 +153,8 @@ export class LSTM extends Module {
     const dirs = this.bidirectional ? 2 : 1;
     const batch = x.size(this.batchFirst ? 0 : 1);
     const own = !state;
-    const h0 = state?.h ?? zeros([this.numLayers * dirs, batch, this.hiddenSize], { dtype: x.dtype, device: x.device as 'cpu' });
-    const c0 = state?.c ?? zeros([this.numLayers * dirs, batch, this.hiddenSize], { dtype: x.dtype, device: x.device as 'cpu' });
+    const h0 = state?.h ?? zeros([this.numLayers * dirs, batch, this.hiddenSize], { dtype: x.dtype, device: x.device });
+    const c0 = state?.c ?? zeros([this.numLayers * dirs, batch, this.hiddenSize], { dtype: x.dtype, device: x.device });
     const [out, h, c] = native.lstm(x.handle, [h0.handle, c0.handle], params, this.hasBias, this.numLayers, this.dropout, this.training, this.bidirectional, this.batchFirst);
     if (own) {
       h0.dispose();

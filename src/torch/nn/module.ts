@@ -14,12 +14,19 @@ export class Parameter extends Tensor {
   }
 }
 
-/** A tensor that belongs to a module's state but does not train (e.g. running statistics). */
+/**
+ * A tensor that belongs to a module's state but does not train (e.g. running statistics). Every
+ * tensor a module keeps is a Parameter or a Buffer, so that `to()` moves it. A non-persistent
+ * buffer (PyTorch's `register_buffer(persistent=False)`) is derived, not saved: it stays out of
+ * the state dict.
+ */
 export class Buffer extends Tensor {
-  constructor(t: Tensor) {
+  readonly persistent: boolean;
+  constructor(t: Tensor, opts: { persistent?: boolean } = {}) {
     super(native.detach(t.handle));
     t.dispose();
     keep(this);
+    this.persistent = opts.persistent ?? true;
   }
 }
 
@@ -100,7 +107,7 @@ export abstract class Module {
   stateDict(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
     for (const [n, p] of this.namedParameters()) out.set(n, p);
-    for (const [n, b] of this.namedBuffers()) out.set(n, b);
+    for (const [n, b] of this.namedBuffers()) if (b.persistent) out.set(n, b);
     return out;
   }
 
@@ -135,18 +142,23 @@ export abstract class Module {
     return { missing, unexpected };
   }
 
-  /** Moves every parameter and buffer to a device and/or dtype, in place (handles stay the same objects). */
+  /**
+   * Moves every parameter and buffer to a device and/or dtype, in place: each field gets the moved
+   * tensor (an optimizer made before holds the old ones, as in PyTorch). Anything derived from the
+   * weights is dropped (stateChanged).
+   */
   to(target: { dtype?: DType; device?: Device }): this {
     for (const [, m] of this.namedModules()) {
       for (const [key, v] of Object.entries(m)) {
         if (v instanceof Parameter || v instanceof Buffer) {
           const moved = v.to(target);
-          const replacement = v instanceof Parameter ? new Parameter(moved) : new Buffer(moved);
+          const replacement = v instanceof Parameter ? new Parameter(moved) : new Buffer(moved, { persistent: v.persistent });
           if (v instanceof Parameter) replacement.requiresGrad_(v.requiresGrad);
           (m as unknown as Record<string, Tensor>)[key] = replacement;
           v.dispose();
         }
       }
+      m.stateChanged();
     }
     return this;
   }
