@@ -1,10 +1,17 @@
 // Tells binding.gyp where libtorch is: Debian's libtorch-dev by default, or the folder in env
 // LIBTORCH (an unpacked libtorch zip, e.g. a CUDA build, or a Python torch's `torch/` folder).
-// Usage: node libtorch.cjs include|libs|ldflags|cflags
+// Usage: node libtorch.cjs include|libs|ldflags|cflags|nodedir
 const fs = require('node:fs');
 const path = require('node:path');
 
 const what = process.argv[2];
+if (what === 'nodedir') {
+  // node-gyp's headers from this Node's own install (Debian's libnode-dev, NodeSource, nvm and the
+  // official tarballs all have PREFIX/include/node), so that nothing is downloaded at build time.
+  const prefix = path.dirname(path.dirname(process.execPath));
+  if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) console.log(`--nodedir=${prefix}`);
+  process.exit(0);
+}
 const root = process.env.LIBTORCH;
 let out = [];
 

@@ -3,9 +3,14 @@
 // (src/torch) gives these names, types and defaults; nothing here knows about models.
 #include "addon.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <ATen/core/grad_mode.h>  // at::GradMode: libtorch 2.x no longer includes it indirectly
 #include <torch/version.h>
+
+#include <dlfcn.h>
+#include <link.h>
 
 #include <cstring>
 #include <fstream>
@@ -116,6 +121,26 @@ V sortOp(A& a) {
   return a.ret(std::vector<at::Tensor>{std::get<0>(r), std::get<1>(r)});
 }
 
+// OpenBLAS's own report of its kernels ("Haswell", "SkylakeX", "Prescott" ...) and build, looked up in
+// whichever loaded library exports it: libtorch links it as libblas.so.3 (Debian) or libopenblas.so.
+struct OpenBlas {
+  std::string corename, config;
+};
+int findOpenBlas(dl_phdr_info* info, size_t, void* data) {
+  if (!info->dlpi_name || !*info->dlpi_name) return 0;
+  void* h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);  // already loaded: no new load
+  if (!h) return 0;
+  auto core = reinterpret_cast<char* (*)()>(dlsym(h, "openblas_get_corename"));
+  auto config = reinterpret_cast<char* (*)()>(dlsym(h, "openblas_get_config"));
+  if (core) {
+    auto* out = static_cast<OpenBlas*>(data);
+    out->corename = core();
+    if (config) out->config = config();
+  }
+  dlclose(h);
+  return core ? 1 : 0;
+}
+
 V buildInfo(A& a) {
   auto o = Napi::Object::New(a.env());
   o.Set("torchVersion", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
@@ -123,6 +148,12 @@ V buildInfo(A& a) {
   o.Set("cuda", at::hasCUDA());
   o.Set("cudaDevices", static_cast<double>(at::getNumGPUs()));
   o.Set("parallel", at::get_parallel_info());
+  OpenBlas blas;
+  dl_iterate_phdr(findOpenBlas, &blas);
+  o.Set("blasCorename", blas.corename);  // "" when the BLAS is not OpenBLAS
+  o.Set("blasConfig", blas.config);
+  o.Set("mkldnn", at::hasMKLDNN());
+  o.Set("config", at::show_config());
   return o;
 }
 

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../util/paths.js';
+import { chooseOpenBlasCoretype, type BlasChoice } from './blas.js';
 
 /** An opaque reference to one native tensor (a BigInt slot id, see native/src/addon.h). */
 export type Handle = bigint & { readonly __tensorHandle: unique symbol };
@@ -18,6 +19,10 @@ export interface BuildInfo {
   cuda: boolean;
   cudaDevices: number;
   parallel: string;
+  blasCorename: string; // OpenBLAS's kernels (openblas_get_corename); '' when the BLAS is not OpenBLAS
+  blasConfig: string; // openblas_get_config: version and build options
+  mkldnn: boolean; // oneDNN compiled in (at::hasMKLDNN)
+  config: string; // at::show_config(): libtorch's build flags
 }
 
 /** The addon's exports: one function per row of native/src/ops.cc. */
@@ -179,6 +184,7 @@ function load(): Native {
         `(installs libtorch-dev and builds), or 'npm run build:native' if libtorch is already installed.`,
     );
   }
+  blasChoice = chooseOpenBlasCoretype(file);
   try {
     const addon = createRequire(import.meta.url)(file) as Native;
     const threads = Number(process.env.OUS_NUM_THREADS ?? os.availableParallelism());
@@ -193,4 +199,6 @@ function load(): Native {
   }
 }
 
+/** How OPENBLAS_CORETYPE was decided for this process (blas.ts). */
+export let blasChoice: BlasChoice = { source: 'openblas' };
 export const native: Native = load();

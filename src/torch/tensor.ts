@@ -5,7 +5,7 @@
 // Tensor is collected (native memory is reported to V8, so the GC sees it). `tidy(fn)` disposes
 // every Tensor made inside fn except what fn returns and what is `keep()`-ed, which is how a
 // training step keeps its memory flat.
-import { native, type Handle } from './native.js';
+import { blasChoice, native, type Handle } from './native.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
 /** Where a tensor lives. 'meta' is libtorch's device of shapes without data (tests use it to see that `.to()` moves everything). */
@@ -453,6 +453,7 @@ export function setNumThreads(n: number): void {
 }
 export function getNumThreads(): number { return native.getNumThreads(); }
 export function cudaIsAvailable(): boolean { return native.buildInfo().cuda; }
-export function buildInfo() { return native.buildInfo(); }
+/** libtorch's build, OpenBLAS's kernels and how they were chosen (blas.ts), oneDNN, threads, CUDA. */
+export function buildInfo() { return { ...native.buildInfo(), blasChoice, threads: native.getNumThreads() }; }
 /** How many native tensor handles are alive (neither disposed nor collected): what a leak test watches. */
 export function liveTensorCount(): number { return native.liveHandles(); }
