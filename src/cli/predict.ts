@@ -10,7 +10,8 @@ import { FrameEncoder } from '../data/encoder.js';
 import { buildStreams, CLIP_MEAN_RGB } from '../streams/index.js';
 import { POLARITIES } from '../ous/config.js';
 import { noGrad, tidy } from '../torch/index.js';
-import type { RgbFrame } from '../video/decode.js';
+import { probeVideo, type RgbFrame } from '../video/decode.js';
+import { checkBoxInFrame, parseBox } from '../util/box.js';
 
 export interface Prediction {
   video: string;
@@ -67,9 +68,12 @@ export const predict: Command = {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, box: { type: 'string' }, json: { type: 'boolean' } } });
     if (positionals.length !== 1) throw new UserError('predict: give one VIDEO');
     if (!values.run) throw new UserError('predict: --run RUN is required (a folder made by ous train)');
-    const box = values.box?.trim().split(/\s+/).map(Number);
-    if (box && (box.length !== 4 || !box.every(Number.isFinite))) throw new UserError(`predict: --box must be "x y w h", not '${values.box}'`);
-    const r = await predictVideo(positionals[0]!, values.run, { faceBox: box as [number, number, number, number] | undefined });
+    const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
+    if (box) {
+      const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
+      checkBoxInFrame(box, width, height, 'predict: --box');
+    }
+    const r = await predictVideo(positionals[0]!, values.run, { faceBox: box });
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;
