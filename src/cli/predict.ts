@@ -4,7 +4,7 @@
 // the two probability vectors (total variation) and whether the top class moved.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { loadRun } from '../train/run.js';
 import { FrameEncoder } from '../data/encoder.js';
 import { buildStreams, CLIP_MEAN_RGB } from '../streams/index.js';
@@ -66,8 +66,8 @@ export const predict: Command = {
   usage: 'ous predict VIDEO --run RUN [--box "x y w h"] [--json]',
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, box: { type: 'string' }, json: { type: 'boolean' } } });
-    if (positionals.length !== 1) throw new UserError('predict: give one VIDEO');
-    if (!values.run) throw new UserError('predict: --run RUN is required (a folder made by ous train)');
+    if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
+    if (!values.run) throw new UsageError('predict: --run RUN is required (a folder made by ous train)');
     const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
     if (box) {
       const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
