@@ -98,7 +98,8 @@ test('no face, huge resolution, frame folders in natural order', async () => {
   assert.equal(s.frames.every((f) => !f.detected), true);
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=3840x2160:rate=5', '-frames:v', '2', '-pix_fmt', 'yuv420p', gen('huge.mp4'));
   const big = await buildStreams(gen('huge.mp4'), { frames: 2, scene: 'full' });
-  assert.deepEqual([big.width, big.height], [1280, 720]);
+  assert.deepEqual([big.frames[0]!.scene.width, big.frames[0]!.scene.height], [1280, 720]); // decoded scaled down
+  assert.deepEqual([big.width, big.height], [3840, 2160]); // boxes and sizes are reported in the video's own pixels
   const dir = gen('frames');
   fs.mkdirSync(dir);
   for (const i of [1, 2, 10, 11]) await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: i * 20, g: 0, b: 0 } } }).png().toFile(path.join(dir, `frame${i}.png`));

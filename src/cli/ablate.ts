@@ -3,7 +3,8 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
+import { intFlag, outFolder } from './args.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { evalRun, trainRun } from '../train/run.js';
 
@@ -45,15 +46,17 @@ export const ablate: Command = {
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { table: { type: 'string' }, cache: { type: 'string' }, out: { type: 'string' }, set: { type: 'string', multiple: true }, seed: { type: 'string', default: '0' } } });
     const table = TABLES[(values.table ?? '').toUpperCase()];
-    if (!table) throw new UserError(`ablate: --table must be one of ${Object.keys(TABLES).join(', ')}`);
-    if (!values.cache || !values.out) throw new UserError('ablate: --cache CACHE and --out DIR are required');
+    if (!table) throw new UsageError(`ablate: --table must be one of ${Object.keys(TABLES).join(', ')}, not '${values.table ?? ''}'`);
+    if (!values.cache || !values.out) throw new UsageError('ablate: --cache CACHE and --out DIR are required');
+    const seed = intFlag('ablate', 'seed', values.seed!);
+    outFolder('ablate', values.out);
     const lines = [`# ${table.title}`, '', `Cache: ${path.resolve(values.cache)}; seed ${values.seed}; common settings: ${(values.set ?? []).join(' ') || '(defaults)'}`, '',
       '| setting | UAR (ours) | WAR (ours) | best epoch (ours) | UAR (paper) | WAR (paper) | best epoch (paper) |', '|---|---|---|---|---|---|---|'];
     const p = (v: number) => (100 * v).toFixed(2);
     for (const row of table.rows) {
       const dir = path.join(values.out, row.name.replace(/[^A-Za-z0-9]+/g, '_'));
       process.stderr.write(`ablate: ${row.name}\n`);
-      const r = await trainRun({ cache: values.cache, out: dir, sets: [...(values.set ?? []), ...row.sets], seed: Number(values.seed), resume: true });
+      const r = await trainRun({ cache: values.cache, out: dir, sets: [...(values.set ?? []), ...row.sets], seed, resume: true });
       const m = evalRun(dir);
       lines.push(`| ${row.name} | ${p(m.uar)} | ${p(m.war)} | ${r.bestEpoch} | ${p(row.paper.uar)} | ${p(row.paper.war)} | ${row.paper.bestEpoch ?? '-'} |`);
       writeFileAtomic(path.join(values.out, `table-${values.table!.toUpperCase()}.md`), lines.join('\n') + '\n');

@@ -2,7 +2,7 @@
 // the image-text logits, for files and strings.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { cat, noGrad, tensor, tidy } from '../torch/index.js';
 import { loadClip } from '../clip/load.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
@@ -50,10 +50,10 @@ export const clipEmbedCommand: Command = {
       args: argv,
       options: { model: { type: 'string' }, image: { type: 'string', multiple: true }, text: { type: 'string', multiple: true }, json: { type: 'boolean' } },
     });
-    if (!values.model) throw new UserError('clip embed: --model DIR is required (a Hugging Face CLIP folder)');
+    if (!values.model) throw new UsageError('clip embed: --model DIR is required (a Hugging Face CLIP folder)');
     const images = values.image ?? [];
     const texts = values.text ?? [];
-    if (!images.length && !texts.length) throw new UserError('clip embed: give at least one --image FILE or --text STR');
+    if (!images.length && !texts.length) throw new UsageError('clip embed: give at least one --image FILE or --text STR');
     const r = await clipEmbed(values.model, images, texts);
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { intFlag, numberFlag, outFolder } from './args.js';
 import { runDemo } from '../demo/run.js';
 import { writeReport } from '../report/report.js';
 
@@ -24,10 +24,9 @@ export const demo: Command = {
       args: argv,
       options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, json: { type: 'boolean' } },
     });
-    const seed = Number(values.seed);
-    const agreement = Number(values.agreement);
-    if (!Number.isInteger(seed) || seed < 0) throw new UserError(`demo: --seed must be a non-negative integer, not '${values.seed}'`);
-    if (!(agreement >= 0 && agreement <= 1)) throw new UserError(`demo: --agreement must be in [0, 1], not '${values.agreement}'`);
+    const seed = intFlag('demo', 'seed', values.seed!);
+    const agreement = numberFlag('demo', 'agreement', values.agreement!, { min: 0, max: 1 });
+    outFolder('demo', values.out!);
     const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement });
     const report = await writeReport({
       title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement})`,

@@ -4,13 +4,14 @@
 // the two probability vectors (total variation) and whether the top class moved.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { loadRun } from '../train/run.js';
 import { FrameEncoder } from '../data/encoder.js';
 import { buildStreams, CLIP_MEAN_RGB } from '../streams/index.js';
 import { POLARITIES } from '../ous/config.js';
 import { noGrad, parseOptionalDevice, tidy, type Device } from '../torch/index.js';
-import type { RgbFrame } from '../video/decode.js';
+import { probeVideo, type RgbFrame } from '../video/decode.js';
+import { checkBoxInFrame, parseBox } from '../util/box.js';
 
 export interface Prediction {
   video: string;
@@ -66,11 +67,14 @@ export const predict: Command = {
   usage: 'ous predict VIDEO --run RUN [--box "x y w h"] [--device cpu|cuda] [--json]',
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, box: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } } });
-    if (positionals.length !== 1) throw new UserError('predict: give one VIDEO');
-    if (!values.run) throw new UserError('predict: --run RUN is required (a folder made by ous train)');
-    const box = values.box?.trim().split(/\s+/).map(Number);
-    if (box && (box.length !== 4 || !box.every(Number.isFinite))) throw new UserError(`predict: --box must be "x y w h", not '${values.box}'`);
-    const r = await predictVideo(positionals[0]!, values.run, { faceBox: box as [number, number, number, number] | undefined, device: parseOptionalDevice(values.device) });
+    if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
+    if (!values.run) throw new UsageError('predict: --run RUN is required (a folder made by ous train)');
+    const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
+    if (box) {
+      const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
+      checkBoxInFrame(box, width, height, 'predict: --box');
+    }
+    const r = await predictVideo(positionals[0]!, values.run, { faceBox: box, device: parseOptionalDevice(values.device) });
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

@@ -1,27 +1,29 @@
 // `ous train` and `ous eval`: OUS (or the face-only baseline) on a feature cache, and its metrics.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
+import { intFlag } from './args.js';
 import { evalRun, trainRun } from '../train/run.js';
 import { parseOptionalDevice } from '../torch/index.js';
 
 export const trainCommand: Command = {
   name: 'train',
   summary: 'train OUS or the face-only baseline on a feature cache (writes a run folder)',
-  usage: 'ous train --cache DIR --out RUN [--config FILE.json] [--set key=value]... [--model ous|face-only] [--seed N] [--device cpu|cuda] [--clip DIR] [--resume]',
+  usage: 'ous train --cache DIR --out RUN [--config FILE.json] [--set key=value]... [--model ous|face-only] [--seed N] [--device cpu|cuda] [--clip DIR] [--resume | --force]\n\nAn existing run is never overwritten: --resume continues it (only a larger epochs may change; recorded in its config.json), --force replaces it.',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
       options: {
         cache: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true },
-        model: { type: 'string' }, seed: { type: 'string' }, device: { type: 'string' }, clip: { type: 'string' }, resume: { type: 'boolean' },
+        model: { type: 'string' }, seed: { type: 'string' }, device: { type: 'string' }, clip: { type: 'string' }, resume: { type: 'boolean' }, force: { type: 'boolean' },
       },
     });
-    if (!values.cache || !values.out) throw new UserError('train: --cache DIR and --out RUN are required');
-    if (values.model && values.model !== 'ous' && values.model !== 'face-only') throw new UserError(`train: --model must be ous or face-only, not '${values.model}'`);
+    if (!values.cache || !values.out) throw new UsageError('train: --cache DIR and --out RUN are required');
+    if (values.model && values.model !== 'ous' && values.model !== 'face-only') throw new UsageError(`train: --model must be ous or face-only, not '${values.model}'`);
+    if (values.resume && values.force) throw new UsageError('train: --resume continues a run and --force replaces it: give one of them');
     const r = await trainRun({
       cache: values.cache, out: values.out, config: values.config, sets: values.set, model: values.model as 'ous' | 'face-only' | undefined,
-      seed: values.seed === undefined ? undefined : Number(values.seed), device: parseOptionalDevice(values.device), clip: values.clip, resume: values.resume,
+      seed: values.seed === undefined ? undefined : intFlag('train', 'seed', values.seed), device: parseOptionalDevice(values.device), clip: values.clip, resume: values.resume, force: values.force,
     });
     process.stdout.write(`best epoch ${r.bestEpoch} (validation loss ${r.bestValLoss.toFixed(4)}); ${r.stopReason}; run in ${values.out}\n`);
     return 0;
@@ -38,9 +40,9 @@ export const evalCommand: Command = {
       allowPositionals: true,
       options: { run: { type: 'string' }, folds: { type: 'boolean' }, split: { type: 'string', default: 'test' }, device: { type: 'string' }, json: { type: 'boolean' } },
     });
-    if (values.split !== 'test' && values.split !== 'val') throw new UserError(`eval: --split must be test or val, not '${values.split}'`);
+    if (values.split !== 'test' && values.split !== 'val') throw new UsageError(`eval: --split must be test or val, not '${values.split}'`);
     const runs = values.folds ? positionals : values.run ? [values.run] : [];
-    if (!runs.length) throw new UserError('eval: give --run RUN, or --folds RUN1 RUN2 ...');
+    if (!runs.length) throw new UsageError('eval: give --run RUN, or --folds RUN1 RUN2 ...');
     const results = runs.map((r) => {
       const m = evalRun(r, values.split as 'test' | 'val', { device: parseOptionalDevice(values.device) });
       return { run: r, uar: m.uar, war: m.war, perClassRecall: Object.fromEntries(m.classNames.map((c, i) => [c, m.perClassRecall[i]!])), confusion: m.confusion, n: m.n };

@@ -1,6 +1,7 @@
 // CLIP's configuration as Hugging Face writes it (config.json of a CLIPModel), validated, with
 // HF's defaults for absent fields. Every shape of the model comes from here; none is assumed.
 import { z } from 'zod';
+import { UserError } from '../util/errors.js';
 
 const activation = z.enum(['quick_gelu', 'gelu']);
 
@@ -65,7 +66,7 @@ export function parseClipConfig(json: unknown, source: string): ClipConfig {
   const r = ClipConfig.safeParse(json);
   if (!r.success) {
     const why = r.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-    throw new Error(`${source} is not a usable CLIP config: ${why}`);
+    throw new UserError(`${source} is not a usable CLIP config: ${why}`);
   }
   return r.data;
 }
@@ -101,3 +102,19 @@ export const CLIP_SHAPES = {
   'ViT-L/14': { embed: 768, vision: { width: 1024, layers: 24, heads: 16, patch: 14, resolution: 224 }, text: { width: 768, layers: 12, heads: 12 } },
   'ViT-L/14-336': { embed: 768, vision: { width: 1024, layers: 24, heads: 16, patch: 14, resolution: 336 }, text: { width: 768, layers: 12, heads: 12 } },
 } as const;
+
+/** A size in preprocessor_config.json: a number, or {shortest_edge} / {height, width} (newer transformers). */
+const PreprocessorSize = z.union([z.number().int().positive(), z.object({ shortest_edge: z.number().int().positive() }).passthrough(), z.object({ height: z.number().int().positive(), width: z.number().int().positive() }).passthrough()]);
+const rgb = z.tuple([z.number(), z.number(), z.number()]);
+
+/** preprocessor_config.json of a Hugging Face CLIP folder (CLIPImageProcessor's fields; it has no version field). */
+export const ClipPreprocessorConfig = z
+  .object({
+    size: PreprocessorSize.optional(),
+    crop_size: PreprocessorSize.optional(),
+    resample: z.number().int().optional(), // PIL's filter id; 3 = bicubic
+    image_mean: rgb.optional(),
+    image_std: rgb.refine((v) => v.every((x) => x > 0), 'every std must be > 0').optional(),
+  })
+  .passthrough()
+  .refine((c) => c.size !== undefined || c.crop_size !== undefined, 'needs crop_size or size');

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../util/errors.js';
-import { readJson } from '../util/fs.js';
+import { readJsonAs } from '../util/fs.js';
+import { ClipPreprocessorConfig } from './config.js';
 import { resizeBicubic } from './resample.js';
 
 export interface ImageProcessorConfig {
@@ -59,7 +60,7 @@ export class ClipImageProcessor {
   static fromFolder(dir: string): ClipImageProcessor {
     const file = path.join(dir, 'preprocessor_config.json');
     if (!fs.existsSync(file)) throw new UserError(`${dir} has no preprocessor_config.json`);
-    const c = readJson<Record<string, unknown>>(file);
+    const c = readJsonAs(file, ClipPreprocessorConfig, 'CLIP preprocessor config');
     const sizeOf = (v: unknown): number | undefined =>
       typeof v === 'number' ? v : v && typeof v === 'object' ? ((v as Record<string, number>).shortest_edge ?? (v as Record<string, number>).height) : undefined;
     const size = sizeOf(c.crop_size) ?? sizeOf(c.size);
@@ -67,7 +68,7 @@ export class ClipImageProcessor {
     if (!size) throw new UserError(`${file}: no crop_size or size`);
     if (resize !== size) throw new UserError(`${file}: resize ${resize} differs from crop ${size}; only CLIP's resize-to-crop-size is supported`);
     if (c.resample !== undefined && c.resample !== 3) throw new UserError(`${file}: resample ${String(c.resample)} is not bicubic (3)`);
-    return new ClipImageProcessor({ size, mean: (c.image_mean as [number, number, number]) ?? CLIP_MEAN, std: (c.image_std as [number, number, number]) ?? CLIP_STD });
+    return new ClipImageProcessor({ size, mean: c.image_mean ?? CLIP_MEAN, std: c.image_std ?? CLIP_STD });
   }
 
   /** Decodes an image file (any format sharp reads) and preprocesses it. */

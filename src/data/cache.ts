@@ -15,6 +15,7 @@ import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack,
 import { readJson, writeFileAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { TensorDataset } from './dataset.js';
+import { readCacheInfo } from './cache-schema.js';
 
 export type Split = 'train' | 'test';
 
@@ -66,7 +67,7 @@ const PARTS = 'parts';
 export function checkCacheOptions(dir: string, want: CacheOptions): CacheInfo | undefined {
   const file = path.join(dir, CACHE_FILE);
   if (!fs.existsSync(file)) return undefined;
-  const have = readJson<CacheInfo>(file);
+  const have = readCacheInfo(file);
   const diffs: string[] = [];
   for (const key of Object.keys(want) as Array<keyof CacheOptions>) {
     const [a, b] = [JSON.stringify(have[key]), JSON.stringify(want[key])];
@@ -195,7 +196,7 @@ export class FeatureCache {
   static open(dir: string): FeatureCache {
     const file = path.join(dir, CACHE_FILE);
     if (!fs.existsSync(file)) throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
-    const info = readJson<CacheInfo>(file);
+    const info = readCacheInfo(file);
     const index = path.join(dir, 'index.json');
     const parts = fs.existsSync(index) ? readJson<{ parts: string[] }>(index).parts.map((p) => path.join(dir, p)) : partFiles(dir);
     const records: ClipRecord[] = [];

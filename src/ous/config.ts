@@ -1,6 +1,8 @@
 // The OUS head's configuration (SPEC.md §4–§7): plain data, validated, every field with a default
 // and a one-line meaning. A run saves the fully resolved config beside its checkpoint.
 import { z } from 'zod';
+import { UserError } from '../util/errors.js';
+import { zodIssues } from '../util/fs.js';
 
 /** DFEW's class order (SPEC.md §1). */
 export const DFER_CLASSES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'] as const;
@@ -45,6 +47,6 @@ export interface EncoderDims {
 /** Validates a partial config (e.g. from a JSON file and --set overrides) and fills the defaults. */
 export function resolveOusConfig(partial: unknown, source = 'config'): OusConfig {
   const r = OusConfig.safeParse(partial ?? {});
-  if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new UserError(`${source}: ${zodIssues(r.error)}`);
   return r.data;
 }

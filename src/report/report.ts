@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/fs.js';
-import { evalLoaded, loadRun, runStages } from '../train/run.js';
+import { evalLoaded, loadRun, readRunConfig, runStages } from '../train/run.js';
+import { UserError } from '../util/errors.js';
 import type { EpochRecord } from '../train/trainer.js';
 import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, toSvg, type CurvePoint } from './figures.js';
 
@@ -38,6 +39,19 @@ const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export async function writeReport(o: ReportOptions): Promise<{ html: string; markdown: string; figures: string[] }> {
+  // Checked before any run is loaded: each run gets its own figures, and one table means one set of classes.
+  const bySlug = new Map<string, string>();
+  for (const r of o.runs) {
+    const other = bySlug.get(slug(r.name));
+    if (other !== undefined) throw new UserError(`report: two runs would share the name '${r.name}'${other !== r.name ? ` (and '${other}')` : ''} and one figure would overwrite the other: give each a --name`);
+    bySlug.set(slug(r.name), r.name);
+  }
+  const classesOf = o.runs.map((r) => ({ r, classes: readRunConfig(r.dir).ous.classNames }));
+  const odd = classesOf.find((c) => JSON.stringify(c.classes) !== JSON.stringify(classesOf[0]!.classes));
+  if (odd) {
+    const first = classesOf[0]!;
+    throw new UserError(`report: ${odd.r.dir} has ${odd.classes.length} classes (${odd.classes.join(', ')}) but ${first.r.dir} has ${first.classes.length} (${first.classes.join(', ')}): one report compares runs over the same classes; report them separately`);
+  }
   // Each run is loaded once (CLIP's text tower, the cache, the checkpoint) for its metrics and, for
   // the embedded run, its stage features.
   const results = o.runs.map((r) => {

@@ -5,8 +5,9 @@
 import * as fs from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { rng } from '../util/random.js';
+import { rescaleBox } from '../util/box.js';
 import { sampleIndices, type SamplingMode } from '../video/sampling.js';
-import { decodeFrames, listFrameFiles, probeVideo, readFrameFiles, type RgbFrame } from '../video/decode.js';
+import { decodeFrames, listFrameFiles, probeVideo, readFrameFiles, uprightSize, type RgbFrame } from '../video/decode.js';
 import { detectFaces, type Box, type Detection } from '../face/detector.js';
 import { fillTrack, linkTracks, mainTrack, squareBox } from '../face/tracks.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
@@ -29,7 +30,7 @@ export interface StreamsOptions {
 export interface StreamFrame {
   index: number; // frame index in the clip
   timeSec: number;
-  box: Box; // the face box used (detected, interpolated, or the centre square when no face)
+  box: Box; // the face box used (detected, interpolated, or the centre square when no face), in the source's pixels
   detected: boolean; // the main face was detected in this frame (not interpolated)
   face: RgbFrame; // the square crop, padded with black
   scene: RgbFrame;
@@ -42,7 +43,7 @@ export interface Streams {
   otherFaces: Box[][]; // per frame, the boxes of the faces not chosen
   fps: number;
   frameCount: number;
-  width: number; // of the decoded frames
+  width: number; // of the source (before any downscaling while decoding): the pixels boxes are in
   height: number;
   rotation: number;
   missingFrames: number; // sampled frames the decoder could not deliver (repeated from the last good one)
@@ -56,12 +57,13 @@ async function sampledFrames(source: string, t: number, mode: SamplingMode, rand
     const files = listFrameFiles(source);
     const indices = sampleIndices(files.length, t, mode, random);
     const frames = await readFrameFiles(files, indices);
-    return { indices, frames, fps: 0, frameCount: files.length, rotation: 0, missing: 0, sourceWidth: 0 };
+    const [sourceWidth, sourceHeight] = await uprightSize(files[indices[0]!]!);
+    return { indices, frames, fps: 0, frameCount: files.length, rotation: 0, missing: 0, sourceWidth, sourceHeight };
   }
   const info = probeVideo(source);
   const indices = sampleIndices(info.frameCount, t, mode, random);
   const { frames, missing } = await decodeFrames(source, info, indices);
-  return { indices, frames, fps: info.fps, frameCount: info.frameCount, rotation: info.rotation, missing, sourceWidth: info.width };
+  return { indices, frames, fps: info.fps, frameCount: info.frameCount, rotation: info.rotation, missing, sourceWidth: info.width, sourceHeight: info.height };
 }
 
 /** The face and scene streams of one clip. */
@@ -74,14 +76,15 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
   const faceFiles = opts.faceFrames ? listFrameFiles(opts.faceFrames) : undefined;
   const shipped = faceFiles ? await readFrameFiles(faceFiles, sampleIndices(faceFiles.length, T, mode, random)) : undefined;
   const decode = seconds(t0);
+  // Boxes are read and reported in the source's own pixels; the frames may be scaled down (MAX_SIDE).
+  const own = { width: s.sourceWidth, height: s.sourceHeight };
 
   t0 = process.hrtime.bigint();
   const needBoxes = !shipped || opts.scene !== 'full';
   const perFrame: Detection[][] = [];
   if (opts.faceBox) {
     // A known box, given in the source's pixels; frames may have been scaled down while decoding.
-    const k = s.frames[0]!.width / (s.sourceWidth || s.frames[0]!.width);
-    const b = opts.faceBox.map((v) => v * k) as Box;
+    const b = rescaleBox(opts.faceBox, own, s.frames[0]!);
     for (let i = 0; i < s.frames.length; i++) perFrame.push([{ box: b, score: 1 }]);
   } else if (needBoxes) for (const f of s.frames) perFrame.push(await detectFaces(f, { minConfidence: opts.minConfidence }));
   const detect = seconds(t0);
@@ -94,15 +97,14 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
   const frames: StreamFrame[] = s.frames.map((frame, i) => ({
     index: s.indices[i]!,
     timeSec: s.fps ? s.indices[i]! / s.fps : 0,
-    box: boxes[i]!,
+    box: rescaleBox(boxes[i]!, frame, own),
     detected: !faceMissing && tracks[main]![i] !== null,
     face: shipped ? shipped[i]! : cropWithPadding(frame, boxes[i]!),
     scene: opts.scene === 'full' || faceMissing ? frame : fillBox(frame, boxes[i]!, CLIP_MEAN_RGB),
   }));
-  const otherFaces = s.frames.map((_, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [t[i]!.box] : [])));
+  const otherFaces = s.frames.map((f, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])));
   const crop = seconds(t0);
-  const { width, height } = s.frames[0]!;
-  return { source, frames, faceMissing, otherFaces, fps: s.fps, frameCount: s.frameCount, width, height, rotation: s.rotation, missingFrames: s.missing, timings: { decode, detect, crop } };
+  return { source, frames, faceMissing, otherFaces, fps: s.fps, frameCount: s.frameCount, width: own.width, height: own.height, rotation: s.rotation, missingFrames: s.missing, timings: { decode, detect, crop } };
 }
 
 /**

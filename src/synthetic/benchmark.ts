@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rng } from '../util/random.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { trackTempFile, untrackTempFile, writeFileAtomic } from '../util/fs.js';
 import { Progress } from '../util/progress.js';
 
 export const CLASSES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'] as const;
@@ -145,16 +145,22 @@ function drawFrame(o: SyntheticOptions, d: ClipDraw, t: number): Uint8Array {
 function writeVideo(file: string, o: SyntheticOptions, frames: Uint8Array[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const tmp = `${file}.tmp-${process.pid}.mp4`;
+    trackTempFile(tmp); // ffmpeg writes it while we wait: removed if the process ends first
     const p = spawn('ffmpeg', ['-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${o.width}x${o.height}`, '-r', '8', '-i', 'pipe:0', '-c:v', 'libx264', '-crf', '12', '-pix_fmt', 'yuv444p', tmp], { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
     p.on('close', (code) => {
+      untrackTempFile(tmp);
       if (code === 0) {
         fs.renameSync(tmp, file);
         resolve();
-      } else reject(new Error(`ffmpeg could not write ${file}: ${err.trim()}`));
+      } else {
+        fs.rmSync(tmp, { force: true });
+        reject(new Error(`ffmpeg could not write ${file}: ${err.trim()}`));
+      }
     });
+    p.stdin.on('error', () => {}); // ffmpeg exiting early: its exit code and stderr say why
     for (const f of frames) p.stdin.write(f);
     p.stdin.end();
   });

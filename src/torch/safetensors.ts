@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { native } from './native.js';
 import { Tensor, type Device, type DType } from './tensor.js';
 import { writeChunksAtomic } from '../util/fs.js';
+import { UserError } from '../util/errors.js';
 
 const FROM_ST: Record<string, DType> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
 const TO_ST: Record<DType, string> = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<DType, string>;
@@ -29,13 +30,13 @@ export interface SafetensorsHeader {
 /** Reads and validates the header; every inconsistency is an error that names the file. */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
   const fail = (why: string): never => {
-    throw new Error(`${file}: not a valid safetensors file: ${why}`);
+    throw new UserError(`${file}: not a valid safetensors file: ${why}`);
   };
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (err) {
-    throw new Error(`cannot open ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UserError(`cannot open ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   try {
     const size = fs.fstatSync(fd).size;

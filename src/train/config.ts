@@ -1,5 +1,7 @@
 // Training and selection (SPEC.md §7), as plain validated data with defaults and meanings.
 import { z } from 'zod';
+import { UserError } from '../util/errors.js';
+import { zodIssues } from '../util/fs.js';
 
 export const TrainConfig = z
   .object({
@@ -21,6 +23,6 @@ export type TrainConfig = z.infer<typeof TrainConfig>;
 
 export function resolveTrainConfig(partial: unknown, source = 'train config'): TrainConfig {
   const r = TrainConfig.safeParse(partial ?? {});
-  if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new UserError(`${source}: ${zodIssues(r.error)}`);
   return r.data;
 }

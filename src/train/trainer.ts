@@ -18,6 +18,7 @@ import { metricsOf, type Metrics } from './metrics.js';
 import type { TrainConfig } from './config.js';
 import { rng, shuffled } from '../util/random.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { UserError } from '../util/errors.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -141,9 +142,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         return { value, phase: r.phase, terms: r.terms, preds: argmaxOf(out.logits) };
       });
       if (!Number.isFinite(step.value)) {
-        const msg = `epoch ${epoch}, step ${steps + 1}: the loss is ${step.value} (terms ${JSON.stringify(step.terms)}); stopping. The last good checkpoint is kept in ${outDir}. Try a lower learning rate (--set train.lr=...).`;
+        // Only claim a checkpoint that exists: a run can diverge before its first epoch ends.
+        const kept = state.bestEpoch > 0 && fs.existsSync(path.join(outDir, 'checkpoint.safetensors'))
+          ? `The last good checkpoint is kept in ${outDir} (epoch ${state.bestEpoch}).`
+          : 'No epoch finished, so there is no checkpoint.';
+        const msg = `epoch ${epoch}, step ${steps + 1}: the loss is ${step.value} (terms ${JSON.stringify(step.terms)}); stopping. ${kept} Try a lower learning rate (--set lr=...).`;
         log(msg);
-        throw new Error(msg);
+        throw new UserError(msg);
       }
       phases[step.phase] += 1;
       for (const [k, v] of Object.entries(step.terms)) if (Number.isFinite(v)) sums[k] = (sums[k] ?? 0) + v;

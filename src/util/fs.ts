@@ -2,6 +2,8 @@
 // under a final name (an interrupted run leaves at most a `*.tmp-<pid>` file behind).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { z } from 'zod';
+import { UserError } from './errors.js';
 
 /** Writes `data` to `file` through a temporary name in the same folder, then renames it. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
@@ -42,11 +44,55 @@ export function readJson<T = unknown>(file: string): T {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+    const e = err as NodeJS.ErrnoException;
+    throw new UserError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a folder, not a JSON file' : e.message}`);
   }
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new Error(`${file} is not valid JSON: ${(err as Error).message}`);
+    throw new UserError(`${file} is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+/** `issues` of a zod error as one line: "path: message; path: message". */
+export function zodIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Reads a JSON file and validates it with its schema (never a cast): a file written by a newer
+ * version (`version` above `maxVersion`) or of the wrong shape is one error that names the file.
+ */
+export function readJsonAs<S extends z.ZodTypeAny>(file: string, schema: S, what: string, maxVersion?: number): z.infer<S> {
+  const json = readJson<unknown>(file);
+  if (maxVersion !== undefined && json && typeof json === 'object' && 'version' in json) {
+    const v = (json as { version: unknown }).version;
+    if (typeof v !== 'number' || v > maxVersion) throw new UserError(`${file}: ${what} version ${JSON.stringify(v)} is not one this OUS-TS reads (up to ${maxVersion}); was it made by a newer version?`);
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) throw new UserError(`${file} is not a valid ${what}: ${zodIssues(r.error)}`);
+  return r.data;
+}
+
+// Temporary files written by child processes (ffmpeg) outlive a synchronous try/finally: they are
+// registered here and removed when the process exits, however it exits (the CLI calls
+// removeTempFiles from its signal and broken-pipe handlers too).
+const tempFiles = new Set<string>();
+let exitHook = false;
+
+/** Marks `file` for removal if the process ends before `untrackTempFile(file)`. */
+export function trackTempFile(file: string): void {
+  if (!exitHook) process.once('exit', removeTempFiles);
+  exitHook = true;
+  tempFiles.add(file);
+}
+
+export function untrackTempFile(file: string): void {
+  tempFiles.delete(file);
+}
+
+/** Removes every registered temporary file (synchronously: safe in an 'exit' handler). */
+export function removeTempFiles(): void {
+  for (const f of tempFiles) fs.rmSync(f, { force: true });
+  tempFiles.clear();
 }

@@ -142,3 +142,13 @@ export async function readImage(file: string): Promise<RgbFrame> {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
   return (await readFrameFiles([file], [0]))[0]!;
 }
+
+/** An image file's size as displayed (EXIF orientations 5..8 swap width and height), before any downscaling. */
+export async function uprightSize(file: string): Promise<[number, number]> {
+  try {
+    const meta = await sharp(file).metadata();
+    return (meta.orientation ?? 1) >= 5 ? [meta.height!, meta.width!] : [meta.width!, meta.height!];
+  } catch (err) {
+    throw new UserError(`${file}: not a readable image (${(err as Error).message})`);
+  }
+}

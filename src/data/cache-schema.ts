@@ -1,0 +1,31 @@
+// cache.json validated when read (never cast): a cache from a newer OUS-TS, or a hand-edited or
+// truncated one, is one error that names the file.
+import { z } from 'zod';
+import { readJsonAs } from '../util/fs.js';
+import type { CacheInfo } from './cache.js';
+
+export const CACHE_VERSION = 1;
+
+export const CacheInfoSchema = z
+  .object({
+    version: z.literal(CACHE_VERSION),
+    clip: z.object({ path: z.string().min(1), hash: z.string().min(1) }),
+    frames: z.number().int().positive(),
+    scene: z.enum(['mask', 'full']),
+    views: z.number().int().positive(),
+    polarityLayer: z.number().int().min(0),
+    dataset: z.string().min(1),
+    fold: z.number().int().optional(),
+    classNames: z.array(z.string().min(1)).min(1),
+    polarityOfClass: z.array(z.number().int().min(0).max(2)),
+    dims: z.object({ frames: z.number().int().positive(), embed: z.number().int().positive(), visionWidth: z.number().int().positive() }),
+  })
+  .passthrough();
+
+// The schema and the CacheInfo interface describe the same file.
+const sameShape = (v: z.infer<typeof CacheInfoSchema>): CacheInfo => v;
+
+/** Reads CACHE/cache.json, validated, with its version checked. */
+export function readCacheInfo(file: string): CacheInfo {
+  return sameShape(readJsonAs(file, CacheInfoSchema, 'feature cache description', CACHE_VERSION));
+}
