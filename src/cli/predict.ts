@@ -1,72 +1,42 @@
-// `ous predict VIDEO --run RUN`: the 7-class emotion of a video, the scene polarity, and how much
-// the scene changed the decision. "Changed" is measured by running the same head again with an
-// uninformative scene (every scene frame replaced by CLIP's mean colour): the difference between
-// the two probability vectors (total variation) and whether the top class moved.
+// `ous predict VIDEO --run RUN`: the emotion of a video (one of the run's classes), the scene
+// polarity, and how much the scene changed the decision; per window on a video longer than one
+// window. The work is src/predict/, shared with `ous serve`.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
-import { loadRun } from '../train/run.js';
-import { FrameEncoder } from '../data/encoder.js';
-import { buildStreams, CLIP_MEAN_RGB } from '../streams/index.js';
-import { POLARITIES } from '../ous/config.js';
-import { noGrad, parseOptionalDevice, tidy, type Device } from '../torch/index.js';
-import { probeVideo, type RgbFrame } from '../video/decode.js';
+import { Predictor, type Prediction, type PredictOptions } from '../predict/predictor.js';
+import { parseOptionalDevice, type Device } from '../torch/index.js';
+import { probeVideo } from '../video/decode.js';
 import { checkBoxInFrame, parseBox } from '../util/box.js';
 
-export interface Prediction {
-  video: string;
-  emotion: string;
-  probabilities: Record<string, number>;
-  polarity: Record<string, number> | null; // null for the face-only baseline
-  sceneEffect: { totalVariation: number; changedDecision: boolean; emotionWithoutScene: string } | null;
-  faceMissing: boolean;
+export type { Prediction } from '../predict/predictor.js';
+
+/** One prediction with a freshly loaded run (the server keeps a Predictor instead). */
+export async function predictVideo(video: string, runDir: string, opts: PredictOptions & { clip?: string; device?: Device } = {}): Promise<Prediction> {
+  return Predictor.load(runDir, { clip: opts.clip, device: opts.device }).predict(video, opts);
 }
 
-export async function predictVideo(video: string, runDir: string, opts: { faceBox?: [number, number, number, number]; device?: Device } = {}): Promise<Prediction> {
-  const { conf, head, cache } = loadRun(runDir, { device: opts.device });
-  const encoder = FrameEncoder.load(conf.clip, { device: opts.device });
-  const s = await buildStreams(video, { frames: cache.info.frames, scene: cache.info.scene, faceBox: opts.faceBox });
-  const blank = (f: RgbFrame): RgbFrame => {
-    const data = new Uint8Array(f.data.length);
-    for (let i = 0; i < data.length; i += 3) data.set(CLIP_MEAN_RGB, i);
-    return { data, width: f.width, height: f.height };
-  };
-  const T = s.frames.length;
-  const k = cache.info.polarityLayer;
-  const { emb: embCpu, low: lowCpu } = noGrad(() => encoder.encode([...s.frames.map((f) => f.face), ...s.frames.map((f) => f.scene), ...s.frames.map((f) => blank(f.scene))], k));
-  const [emb, low] = [embCpu.to({ device: opts.device }), lowCpu!.to({ device: opts.device })]; // the encoder hands back CPU tensors
-  const names = conf.ous.classNames;
-  return noGrad(() =>
-    tidy(() => {
-      const face = emb.narrow(0, 0, T).unsqueeze(0); // [1, T, E]
-      const run = (from: number) => head.forward({ face, scene: emb.narrow(0, from, T).unsqueeze(0), low: low.narrow(0, from, T).unsqueeze(0) });
-      const withScene = run(T);
-      const p = withScene.logits.softmax(-1).select(0, 0).toFlatArray();
-      const top = (v: number[]) => v.indexOf(Math.max(...v));
-      const polarity = withScene.polarityLogits ? withScene.polarityLogits.softmax(-1).select(0, 0).toFlatArray() : null;
-      let sceneEffect: Prediction['sceneEffect'] = null;
-      if (conf.ous.model === 'ous' && conf.ous.scene) {
-        const q = run(2 * T).logits.softmax(-1).select(0, 0).toFlatArray();
-        sceneEffect = { totalVariation: p.reduce((acc, v, i) => acc + Math.abs(v - q[i]!), 0) / 2, changedDecision: top(p) !== top(q), emotionWithoutScene: names[top(q)]! };
-      }
-      return {
-        video,
-        emotion: names[top(p)]!,
-        probabilities: Object.fromEntries(names.map((n, i) => [n, p[i]!])),
-        polarity: polarity ? Object.fromEntries(POLARITIES.map((n, i) => [n, polarity[i]!])) : null,
-        sceneEffect,
-        faceMissing: s.faceMissing,
-      };
-    }),
-  );
-}
+const seconds = (flag: string, v: string | undefined): number | undefined => {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!(x > 0)) throw new UsageError(`predict: ${flag} must be a positive number of seconds, not '${v}'`);
+  return x;
+};
 
 export const predict: Command = {
   name: 'predict',
   summary: 'emotion, scene polarity, and how much the scene changed the decision, for one video',
-  usage: 'ous predict VIDEO --run RUN [--box "x y w h"] [--device cpu|cuda] [--json]',
+  usage: `ous predict VIDEO --run RUN [--clip DIR] [--box "x y w h"] [--window 2] [--stride 1] [--device cpu|cuda] [--json]
+
+  --run RUN      a folder made by ous train (it records everything inference needs)
+  --clip DIR     the CLIP folder, when it is not where the run was trained (same weights: checked by hash)
+  --box "x y w h"  a known face box in the video's own pixels (no detection)
+  --window S     seconds one prediction covers on a longer video (2)
+  --stride S     seconds between windows (1)
+  --device D     cpu, or cuda[:N] with a CUDA build of libtorch
+  --json         one JSON object; windows[] is the timeline`,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, box: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, clip: { type: 'string' }, box: { type: 'string' }, window: { type: 'string' }, stride: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } } });
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
     if (!values.run) throw new UsageError('predict: --run RUN is required (a folder made by ous train)');
     const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
@@ -74,7 +44,13 @@ export const predict: Command = {
       const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
-    const r = await predictVideo(positionals[0]!, values.run, { faceBox: box, device: parseOptionalDevice(values.device) });
+    const r = await predictVideo(positionals[0]!, values.run, {
+      clip: values.clip,
+      faceBox: box,
+      window: seconds('--window', values.window),
+      stride: seconds('--stride', values.stride),
+      device: parseOptionalDevice(values.device),
+    });
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;
@@ -85,6 +61,10 @@ export const predict: Command = {
     if (r.polarity) process.stdout.write('  scene polarity: ' + Object.entries(r.polarity).map(([n, v]) => `${n} ${pct(v)}`).join('  ') + '\n');
     if (r.sceneEffect) {
       process.stdout.write(`  the scene moved ${pct(r.sceneEffect.totalVariation)} of the probability; without it: ${r.sceneEffect.emotionWithoutScene}${r.sceneEffect.changedDecision ? ' (the scene changed the decision)' : ''}\n`);
+    }
+    if (r.windows.length > 1) {
+      process.stdout.write(`  timeline (${r.summary.window} s windows every ${r.summary.stride} s):\n`);
+      for (const w of r.windows) process.stdout.write(`    ${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ${w.emotion} (${pct(w.probabilities[w.emotion]!)})${w.sceneEffect?.changedDecision ? ` [without the scene: ${w.sceneEffect.emotionWithoutScene}]` : ''}\n`);
     }
     return 0;
   },

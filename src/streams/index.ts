@@ -25,6 +25,7 @@ export interface StreamsOptions {
   faceBox?: Box; // a known face box for every frame (in the source's pixels): detection is skipped
   enlarge?: number; // the crop square is the face box's longer side × (1 + enlarge): 0.25
   minConfidence?: number; // detector threshold (0.5)
+  indices?: number[]; // the frames to take, in place of T sampled ones (a timeline's frame grid): one detection pass links them into one track
 }
 
 export interface StreamFrame {
@@ -52,16 +53,16 @@ export interface Streams {
 
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
-async function sampledFrames(source: string, t: number, mode: SamplingMode, random: () => number) {
+async function sampledFrames(source: string, t: number, mode: SamplingMode, random: () => number, given?: number[]) {
   if (fs.existsSync(source) && fs.statSync(source).isDirectory()) {
     const files = listFrameFiles(source);
-    const indices = sampleIndices(files.length, t, mode, random);
+    const indices = given ?? sampleIndices(files.length, t, mode, random);
     const frames = await readFrameFiles(files, indices);
     const [sourceWidth, sourceHeight] = await uprightSize(files[indices[0]!]!);
     return { indices, frames, fps: 0, frameCount: files.length, rotation: 0, missing: 0, sourceWidth, sourceHeight };
   }
   const info = probeVideo(source);
-  const indices = sampleIndices(info.frameCount, t, mode, random);
+  const indices = given ?? sampleIndices(info.frameCount, t, mode, random);
   const { frames, missing } = await decodeFrames(source, info, indices);
   return { indices, frames, fps: info.fps, frameCount: info.frameCount, rotation: info.rotation, missing, sourceWidth: info.width, sourceHeight: info.height };
 }
@@ -72,7 +73,7 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
   const random = rng(opts.seed ?? 0);
   const mode = opts.mode ?? 'test';
   let t0 = process.hrtime.bigint();
-  const s = await sampledFrames(source, T, mode, random);
+  const s = await sampledFrames(source, T, mode, random, opts.indices);
   const faceFiles = opts.faceFrames ? listFrameFiles(opts.faceFrames) : undefined;
   const shipped = faceFiles ? await readFrameFiles(faceFiles, sampleIndices(faceFiles.length, T, mode, random)) : undefined;
   const decode = seconds(t0);

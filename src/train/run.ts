@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { FeatureCache } from '../data/cache.js';
 import { stratifiedSplit } from '../data/dataset.js';
 import { loadClip } from '../clip/load.js';
+import type { ClipModel } from '../clip/model.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { z } from 'zod';
@@ -21,6 +22,11 @@ import type { Metrics } from './metrics.js';
 export function textTowerFromClip(dir: string, device?: Device): FrozenTextTower {
   const clip = loadClip(dir, { device });
   for (const p of clip.vision_model.parameters()) p.dispose();
+  return textTowerOf(clip, dir, device);
+}
+
+/** The text tower of a CLIP already in memory (inference keeps its vision tower for the frames: one load). */
+export function textTowerOf(clip: ClipModel, dir: string, device?: Device): FrozenTextTower {
   const tok = ClipTokenizer.fromFolder(dir);
   const ctx = clip.config.text_config.max_position_embeddings;
   return {
@@ -184,8 +190,20 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   if (o.device) head.to({ device: o.device });
   return train({
     head, ous, train: cfg, data: cache.data, split, outDir: o.out, resume: o.resume, device: o.device, log: o.log,
-    info: { version: RUN_VERSION, cache: path.resolve(o.cache), clip: path.resolve(clipDir), test: split.test.length },
+    info: { version: RUN_VERSION, cache: path.resolve(o.cache), clip: path.resolve(clipDir), test: split.test.length, inference: inferenceOf(cache) },
   });
+}
+
+/** What a run records so that inference needs only the run and CLIP: how its features were made. */
+export interface InferenceInfo {
+  frames: number; // T
+  scene: 'mask' | 'full';
+  polarityLayer: number; // k
+  clipHash: string; // sha256 of the CLIP weights the features came from
+}
+
+export function inferenceOf(cache: FeatureCache): InferenceInfo {
+  return { frames: cache.info.frames, scene: cache.info.scene, polarityLayer: cache.info.polarityLayer, clipHash: cache.info.clip.hash };
 }
 
 /** A finished run, ready to evaluate: its configs, cache, splits and the best checkpoint's head. */

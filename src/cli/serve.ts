@@ -1,0 +1,58 @@
+// `ous serve --run RUN`: the web page and HTTP API (src/server), until SIGINT/SIGTERM.
+import { parseArgs } from 'node:util';
+import type { Command } from './command.js';
+import { UserError } from '../util/errors.js';
+import { startServer } from '../server/server.js';
+
+const positive = (flag: string, v: string | undefined, fallback: number, integer: boolean): number => {
+  if (v === undefined) return fallback;
+  const x = Number(v);
+  if (!(x > 0) || (integer && !Number.isInteger(x))) throw new UserError(`serve: ${flag} must be a positive ${integer ? 'integer' : 'number'}, not '${v}'`);
+  return x;
+};
+
+export const serve: Command = {
+  name: 'serve',
+  summary: 'a web page and HTTP API: emotion and its timeline for any video (workers hold the model)',
+  usage: `ous serve --run RUN [--clip DIR] [--host 127.0.0.1] [--port 8080] [--workers 1] [--queue 8] [--max-upload-mb 200] [--max-seconds 600]
+
+  --run RUN          a folder made by ous train
+  --clip DIR         the CLIP folder, when not where the run was trained (checked by hash)
+  --host H           the address to listen on (loopback by default; 0.0.0.0 exposes it)
+  --port P           0 picks a free port
+  --workers N        worker processes, each holding the model once
+  --queue N          jobs that may wait; more get 503 with Retry-After
+  --max-upload-mb M  bigger uploads get 413
+  --max-seconds S    longer videos get 422`,
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { run: { type: 'string' }, clip: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, queue: { type: 'string' }, 'max-upload-mb': { type: 'string' }, 'max-seconds': { type: 'string' } },
+    });
+    if (positionals.length) throw new UserError(`serve: takes no positional arguments, got '${positionals.join(' ')}'`);
+    if (!values.run) throw new UserError('serve: --run RUN is required (a folder made by ous train)');
+    const port = values.port === undefined ? 8080 : Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`serve: --port must be 0..65535, not '${values.port}'`);
+    const server = await startServer({
+      run: values.run,
+      clip: values.clip,
+      host: values.host ?? '127.0.0.1',
+      port,
+      workers: positive('--workers', values.workers, 1, true),
+      queue: positive('--queue', values.queue, 8, true),
+      maxUploadMb: positive('--max-upload-mb', values['max-upload-mb'], 200, false),
+      maxSeconds: positive('--max-seconds', values['max-seconds'], 600, false),
+    });
+    process.stderr.write(`ous serve: ${server.url}  (${server.model.classes.length} classes; Ctrl-C stops)\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        process.stderr.write(`ous serve: ${sig}: finishing\n`);
+        server.close().then(resolve);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    return 0;
+  },
+};

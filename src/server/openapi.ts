@@ -1,0 +1,66 @@
+// The API of `ous serve` as OpenAPI 3.1 (served at /api/openapi.json).
+export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Record<string, unknown> {
+  const error = { description: 'an error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+  const jsonOf = (schema: unknown) => ({ 'application/json': { schema } });
+  const probs = { type: 'object', additionalProperties: { type: 'number' } };
+  const sceneEffect = { type: ['object', 'null'], properties: { totalVariation: { type: 'number' }, changedDecision: { type: 'boolean' }, emotionWithoutScene: { type: 'string' } } };
+  const box = { type: 'array', items: { type: 'number' }, minItems: 4, maxItems: 4, description: '[x, y, w, h] in the video\'s displayed pixels' };
+  const window = { type: 'object', properties: { start: { type: 'number' }, end: { type: 'number' }, emotion: { type: 'string' }, probabilities: probs, polarity: { type: ['object', 'null'], additionalProperties: { type: 'number' } }, sceneEffect, faceBox: box } };
+  return {
+    openapi: '3.1.0',
+    info: { title: 'ous serve', version: '1', description: 'Emotion in a video with OUS (scene-guided dynamic facial expression recognition): the emotion, scene polarity, the scene\'s effect, and a timeline of windows.' },
+    paths: {
+      '/api/predict': {
+        post: {
+          summary: 'queue a video',
+          parameters: [
+            { name: 'sample', in: 'query', schema: { type: 'string' }, description: 'predict a built-in sample clip instead of an upload' },
+            { name: 'window', in: 'query', schema: { type: 'number' }, description: 'seconds per window (2)' },
+            { name: 'stride', in: 'query', schema: { type: 'number' }, description: 'seconds between windows (1)' },
+          ],
+          requestBody: { description: `the video, as the body or the file of a multipart/form-data body; at most ${limits.maxUploadMb} MB and ${limits.maxSeconds} s`, content: { 'video/*': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } }, 'multipart/form-data': { schema: { type: 'object', properties: { video: { type: 'string', format: 'binary' } } } } } },
+          responses: {
+            '202': { description: 'queued', headers: { Location: { schema: { type: 'string' } } }, content: jsonOf({ type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' }, position: { type: 'integer' } } }) },
+            '400': error,
+            '404': error,
+            '413': error,
+            '422': error,
+            '503': { ...error, headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } } },
+          },
+        },
+      },
+      '/api/jobs/{id}': {
+        get: {
+          summary: 'a job: queue position, stage and progress; the prediction when done',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'the job', content: jsonOf({ $ref: '#/components/schemas/Job' }) }, '404': error },
+        },
+      },
+      '/api/health': { get: { summary: 'workers and queue', responses: { '200': { description: 'ok', content: jsonOf({ type: 'object' }) } } } },
+      '/api/model': { get: { summary: 'classes, encoder and the run\'s config', responses: { '200': { description: 'the model', content: jsonOf({ type: 'object' }) } } } },
+      '/api/samples': { get: { summary: 'sample clips from the built-in benchmark', responses: { '200': { description: 'the clips', content: jsonOf({ type: 'array' }) } } } },
+    },
+    components: {
+      schemas: {
+        Error: { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] },
+        Prediction: {
+          type: 'object',
+          description: 'the same JSON as `ous predict --json`',
+          properties: { video: { type: 'string' }, emotion: { type: 'string' }, probabilities: probs, polarity: { type: ['object', 'null'] }, sceneEffect, faceMissing: { type: 'boolean' }, duration: { type: 'number' }, width: { type: 'number' }, height: { type: 'number' }, windows: { type: 'array', items: window }, faces: { type: 'array', items: { type: 'object', properties: { time: { type: 'number' }, box, detected: { type: 'boolean' } } } }, summary: { type: 'object' } },
+        },
+        Job: {
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            status: { enum: ['queued', 'running', 'done', 'failed'] },
+            position: { type: 'integer', description: 'place in the queue (0 once running)' },
+            stage: { enum: ['decode', 'detect', 'encode', 'classify', null] },
+            progress: { type: 'number', description: '0..1 within the stage' },
+            result: { $ref: '#/components/schemas/Prediction' },
+            error: { type: 'string' },
+          },
+        },
+      },
+    },
+  };
+}

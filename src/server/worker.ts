@@ -1,0 +1,48 @@
+// A worker process of `ous serve`: loads the run and CLIP once, then predicts the jobs the server
+// sends, one at a time, reporting each stage. Inference lives here and never on the server's event
+// loop; processes, not threads, because the addon's tensor slot table is process-global.
+import { Predictor } from '../predict/predictor.js';
+import { POLARITIES } from '../ous/config.js';
+import { UserError } from '../util/errors.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+
+const send = (m: FromWorker) => process.send!(m);
+
+function main(): void {
+  const [run, clip] = [process.env.OUS_SERVE_RUN!, process.env.OUS_SERVE_CLIP || undefined];
+  let predictor: Predictor;
+  try {
+    predictor = Predictor.load(run, { clip });
+  } catch (err) {
+    send({ type: 'fatal', error: err instanceof UserError ? err.message : String((err as Error).stack ?? err) });
+    process.exit(1);
+  }
+  const { inference, encoder, conf } = predictor;
+  send({
+    type: 'ready',
+    model: {
+      run,
+      classes: predictor.classNames,
+      polarities: [...POLARITIES],
+      encoder: { clipHash: inference.clipHash, embed: encoder.dims.embed, visionWidth: encoder.dims.visionWidth, frames: inference.frames, scene: inference.scene, polarityLayer: inference.polarityLayer },
+      config: conf.ous as unknown as Record<string, unknown>,
+    },
+  });
+  // One job at a time: the server sends the next only after this one answered.
+  let chain = Promise.resolve();
+  process.on('message', (m: ToWorker) => {
+    if (m.type !== 'job') return;
+    chain = chain.then(async () => {
+      try {
+        const result = await predictor.predict(m.file, { window: m.window, stride: m.stride, onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }) });
+        send({ type: 'done', id: m.id, result });
+      } catch (err) {
+        const userError = err instanceof UserError;
+        send({ type: 'failed', id: m.id, error: userError ? (err as Error).message : `internal error: ${(err as Error).message}`, userError });
+      }
+    });
+  });
+  process.on('disconnect', () => process.exit(0)); // the server went away
+}
+
+main();

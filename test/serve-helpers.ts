@@ -1,0 +1,34 @@
+// A tiny trained run for the serve and predict tests: a few synthetic clips, the dev CLIP, one
+// epoch of a small head (seconds on 2 cores). The weights are near random; the tests check the
+// plumbing and the numbers' consistency, not accuracy.
+import * as path from 'node:path';
+import { generateBenchmark, type SyntheticClip } from '../src/synthetic/benchmark.js';
+import { readManifest } from '../src/data/datasets.js';
+import { FrameEncoder } from '../src/data/encoder.js';
+import { extractFeatures } from '../src/data/extract.js';
+import { mergeCache } from '../src/data/cache.js';
+import { resolveOusConfig } from '../src/ous/config.js';
+import { trainRun } from '../src/train/run.js';
+import { demoEncoderDir } from '../src/demo/run.js';
+
+export interface TinyRun {
+  run: string;
+  clip: string;
+  clips: SyntheticClip[];
+}
+
+/** Clips of `frames` frames at 8 fps (16 = 2 s), a 4-frame cache, a trained run under `dir`. */
+export async function tinyRun(dir: string, frames = 16): Promise<TinyRun> {
+  const bench = await generateBenchmark({ out: path.join(dir, 'bench'), seed: 5, trainPerClass: 2, testPerClass: 0, frames, width: 96, height: 72, agreement: 0.9 }, { progress: false });
+  const encoder = FrameEncoder.load(demoEncoderDir());
+  const ous = resolveOusConfig({});
+  const cache = path.join(dir, 'cache');
+  await extractFeatures({
+    entries: readManifest(bench.manifest).entries, encoder, out: cache, progress: false,
+    info: { clip: { path: demoEncoderDir(), hash: encoder.hash }, frames: 4, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'synthetic', classNames: ous.classNames, polarityOfClass: ous.polarityOfClass },
+  });
+  mergeCache(cache);
+  const run = path.join(dir, 'run');
+  await trainRun({ cache, out: run, sets: ['tfeLayers=1', 'tfeQueries=4', 'heads=4', 'promptLength=4', 'epochs=1', 'valFraction=0.5'], log: () => {} });
+  return { run, clip: demoEncoderDir(), clips: bench.clips };
+}
