@@ -7,7 +7,8 @@ import { UserError } from '../util/errors.js';
 import { rng } from '../util/random.js';
 import { sampleIndices, type SamplingMode } from '../video/sampling.js';
 import { decodeFrames, listFrameFiles, probeVideo, readFrameFiles, type RgbFrame } from '../video/decode.js';
-import { detectFaces, type Box, type Detection } from '../face/detector.js';
+import { detectFacesBatch, type Box, type Detection, type DetectorEngine } from '../face/detector.js';
+import type { Device } from '../torch/index.js';
 import { fillTrack, linkTracks, mainTrack, squareBox } from '../face/tracks.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
 import { CLIP_MEAN } from '../clip/image-processor.js';
@@ -24,6 +25,8 @@ export interface StreamsOptions {
   faceBox?: Box; // a known face box for every frame (in the source's pixels): detection is skipped
   enlarge?: number; // the crop square is the face box's longer side × (1 + enlarge): 0.25
   minConfidence?: number; // detector threshold (0.5)
+  detector?: DetectorEngine; // libtorch ('torch', default) or face-api on tfjs ('tfjs'); OUS_FACE_DETECTOR
+  device?: Device; // where the libtorch detector runs ('cpu')
 }
 
 export interface StreamFrame {
@@ -83,7 +86,7 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
     const k = s.frames[0]!.width / (s.sourceWidth || s.frames[0]!.width);
     const b = opts.faceBox.map((v) => v * k) as Box;
     for (let i = 0; i < s.frames.length; i++) perFrame.push([{ box: b, score: 1 }]);
-  } else if (needBoxes) for (const f of s.frames) perFrame.push(await detectFaces(f, { minConfidence: opts.minConfidence }));
+  } else if (needBoxes) perFrame.push(...(await detectFacesBatch(s.frames, { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device })));
   const detect = seconds(t0);
 
   t0 = process.hrtime.bigint();
