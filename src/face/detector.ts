@@ -1,8 +1,13 @@
-// The frozen face detector: SSD MobileNet v1 from @vladmandic/face-api, whose weights ship in its
-// npm package, on tfjs's wasm backend (no native build, no download). Loaded once per process.
+// The frozen face detector: SSD MobileNet v1 with the weights that @vladmandic/face-api ships in its
+// npm package (no download). Two engines run it: our libtorch one (src/face/ssd.ts, the default:
+// batched, CPU or CUDA) and face-api itself on tfjs's wasm backend (`engine: 'tfjs'` or
+// OUS_FACE_DETECTOR=tfjs), kept as the reference the first is tested against. Loaded once per process.
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import type { Device } from '../torch/index.js';
+import { UserError } from '../util/errors.js';
 import type { RgbFrame } from '../video/decode.js';
+import { ssdMobilenetV1 } from './ssd.js';
 
 export type Box = [number, number, number, number]; // [x, y, w, h] in pixels
 
@@ -35,13 +40,38 @@ function load(): Promise<FaceApi> {
   return api;
 }
 
+export type DetectorEngine = 'torch' | 'tfjs';
+
 export interface DetectorOptions {
   minConfidence?: number; // detections below this score are dropped (0.5)
-  maxResults?: number;
+  maxResults?: number; // 20
+  engine?: DetectorEngine; // default: OUS_FACE_DETECTOR, else 'torch'
+  device?: Device; // for the torch engine ('cpu')
+}
+
+/** The engine asked for: the option, else OUS_FACE_DETECTOR, else libtorch. */
+export function detectorEngine(opts: DetectorOptions = {}): DetectorEngine {
+  const e = opts.engine ?? process.env.OUS_FACE_DETECTOR ?? 'torch';
+  if (e !== 'torch' && e !== 'tfjs') throw new UserError(`OUS_FACE_DETECTOR=${e}: expected torch or tfjs`);
+  return e;
 }
 
 /** Every face in one frame, best first. */
 export async function detectFaces(frame: RgbFrame, opts: DetectorOptions = {}): Promise<Detection[]> {
+  return (await detectFacesBatch([frame], opts))[0]!;
+}
+
+/** Every face in each frame, best first; the torch engine runs frames of one size as a batch. */
+export async function detectFacesBatch(frames: RgbFrame[], opts: DetectorOptions = {}): Promise<Detection[][]> {
+  if (detectorEngine(opts) === 'torch') {
+    return ssdMobilenetV1(opts.device ?? 'cpu').detect(frames, { minConfidence: opts.minConfidence ?? 0.5, maxResults: opts.maxResults ?? 20 });
+  }
+  const out: Detection[][] = [];
+  for (const f of frames) out.push(await detectTfjs(f, opts));
+  return out;
+}
+
+async function detectTfjs(frame: RgbFrame, opts: DetectorOptions): Promise<Detection[]> {
   const faceapi = await load();
   const input = faceapi.tf.tensor3d(new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), [frame.height, frame.width, 3], 'int32');
   try {

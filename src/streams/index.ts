@@ -8,7 +8,8 @@ import { rng } from '../util/random.js';
 import { rescaleBox } from '../util/box.js';
 import { sampleIndices, type SamplingMode } from '../video/sampling.js';
 import { decodeFrames, listFrameFiles, probeVideo, readFrameFiles, uprightSize, type RgbFrame } from '../video/decode.js';
-import { detectFaces, type Box, type Detection } from '../face/detector.js';
+import { detectFacesBatch, type Box, type Detection, type DetectorEngine } from '../face/detector.js';
+import type { Device } from '../torch/index.js';
 import { fillTrack, linkTracks, mainTrack, squareBox } from '../face/tracks.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
 import { CLIP_MEAN } from '../clip/image-processor.js';
@@ -26,6 +27,8 @@ export interface StreamsOptions {
   enlarge?: number; // the crop square is the face box's longer side × (1 + enlarge): 0.25
   minConfidence?: number; // detector threshold (0.5)
   indices?: number[]; // the frames to take, in place of T sampled ones (a timeline's frame grid): one detection pass links them into one track
+  detector?: DetectorEngine; // libtorch ('torch', default) or face-api on tfjs ('tfjs'); OUS_FACE_DETECTOR
+  device?: Device; // where the libtorch detector runs ('cpu')
 }
 
 export interface StreamFrame {
@@ -87,7 +90,7 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
     // A known box, given in the source's pixels; frames may have been scaled down while decoding.
     const b = rescaleBox(opts.faceBox, own, s.frames[0]!);
     for (let i = 0; i < s.frames.length; i++) perFrame.push([{ box: b, score: 1 }]);
-  } else if (needBoxes) for (const f of s.frames) perFrame.push(await detectFaces(f, { minConfidence: opts.minConfidence }));
+  } else if (needBoxes) perFrame.push(...(await detectFacesBatch(s.frames, { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device })));
   const detect = seconds(t0);
 
   t0 = process.hrtime.bigint();

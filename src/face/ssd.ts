@@ -1,0 +1,283 @@
+// SSD MobileNet v1 face detector on our libtorch engine, with the very weights that
+// @vladmandic/face-api ships (model/ssd_mobilenetv1_model.bin + its tfjs weights manifest). Every
+// step copies face-api 1.7.15 (src/ssdMobilenetv1/*): the input padded at the bottom/right to a
+// square and resized to 512 with TF's legacy bilinear resize, scaled to [-1, 1]; MobileNet v1
+// (depthwise 3x3 + batch norm, pointwise 1x1 with batch norm already folded in, ReLU6, TF "SAME"
+// padding); six box predictors over 5118 anchors; box decoding with variances 10/10/5/5; the
+// face class sigmoid; and face-api's own greedy NMS (IoU 0.5). Frames of one size are batched.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { cat, F, keep, noGrad, stack, tensor, tidy, zeros, type Device, type Tensor } from '../torch/index.js';
+import type { RgbFrame } from '../video/decode.js';
+import type { Box, Detection } from './detector.js';
+
+const INPUT = 512; // face-api's input size
+const BN_EPS = 0.0010000000474974513; // face-api mobileNetV1.ts
+const IOU_THRESHOLD = 0.5; // face-api SsdMobilenetv1.locateFaces
+
+interface ManifestEntry {
+  name: string;
+  shape: number[];
+  dtype: 'float32' | 'int32';
+  quantization?: { scale: number; min: number; dtype: 'uint8' | 'uint16' | 'float16' };
+}
+
+/** The face-api package's model folder. */
+export function faceApiModelDir(): string {
+  const require = createRequire(import.meta.url);
+  return path.join(path.dirname(require.resolve('@vladmandic/face-api/package.json')), 'model');
+}
+
+/**
+ * The tfjs weights of a `<name>-weights_manifest.json` as float arrays by name: the shards'
+ * bytes concatenated in manifest order, each weight dequantized as tfjs does (q·scale + min).
+ */
+export function readTfjsWeights(manifestFile: string): Map<string, { shape: number[]; data: Float32Array }> {
+  const groups = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as Array<{ paths: string[]; weights: ManifestEntry[] }>;
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const g of groups) {
+    const bin = Buffer.concat(g.paths.map((p) => fs.readFileSync(path.join(path.dirname(manifestFile), p))));
+    let offset = 0;
+    for (const w of g.weights) {
+      const n = w.shape.reduce((a, b) => a * b, 1);
+      const q = w.quantization;
+      let data: Float32Array;
+      if (q) {
+        if (q.dtype !== 'uint8') throw new Error(`${manifestFile}: ${w.name}: quantization ${q.dtype} is not supported (uint8 only)`);
+        data = Float32Array.from(bin.subarray(offset, offset + n), (v) => v * q.scale + q.min);
+        offset += n;
+      } else {
+        if (w.dtype !== 'float32') throw new Error(`${manifestFile}: ${w.name}: dtype ${w.dtype} unquantized is not supported`);
+        data = new Float32Array(bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + 4 * n));
+        offset += 4 * n;
+      }
+      out.set(w.name, { shape: w.shape, data });
+    }
+    if (offset !== bin.length) throw new Error(`${manifestFile}: the manifest covers ${offset} of ${bin.length} bytes`);
+  }
+  return out;
+}
+
+interface Conv {
+  weight: Tensor; // [Cout, Cin/groups, K, K]
+  bias: Tensor; // [Cout]
+  k: number;
+  groups: number;
+}
+
+/**
+ * TF "SAME" convolution: out = ceil(in / stride), the odd pixel of padding at the bottom/right
+ * (PyTorch's symmetric padding would shift every stride-2 window by one pixel).
+ */
+function convSame(x: Tensor, c: Conv, stride: number): Tensor {
+  const [, ch, h, w] = x.shape as [number, number, number, number];
+  const pad = (n: number) => Math.max((Math.ceil(n / stride) - 1) * stride + c.k - n, 0);
+  const [ph, pw] = [pad(h), pad(w)];
+  let input = x;
+  let padding = 0;
+  if (ph === pw && ph % 2 === 0) padding = ph / 2;
+  else {
+    // pad top/left floor(p/2), bottom/right the rest, with zeros: [B, C, H + ph, W + pw]
+    const [t, l] = [Math.floor(ph / 2), Math.floor(pw / 2)];
+    const dev = x.device as Device;
+    const z = (rows: number, cols: number) => zeros([x.shape[0]!, ch, rows, cols], { device: dev });
+    const parts = [t ? z(t, w) : undefined, input, ph - t ? z(ph - t, w) : undefined].filter((p): p is Tensor => !!p);
+    input = parts.length > 1 ? cat(parts, 2) : input;
+    const hh = h + ph;
+    const cols = [l ? z(hh, l) : undefined, input, pw - l ? z(hh, pw - l) : undefined].filter((p): p is Tensor => !!p);
+    input = cols.length > 1 ? cat(cols, 3) : input;
+  }
+  return F.conv2d(input, c.weight, c.bias, { stride, padding, groups: c.groups });
+}
+
+const relu6 = (x: Tensor) => x.clamp(0, 6);
+
+export interface SsdDetectOptions {
+  minConfidence?: number; // face-api's scoreThreshold: a box must score above it (0.5)
+  maxResults?: number; // at most this many faces per frame (100, face-api's default)
+  batch?: number; // frames per forward pass: 1 on CPU, 16 on CUDA
+}
+
+/** The network with its weights on one device. */
+export class SsdMobilenetV1 {
+  private readonly backbone: Array<{ dw?: Conv; pw: Conv; stride: number }> = [];
+  private readonly extra: Array<{ conv: Conv; stride: number }> = [];
+  private readonly heads: Array<{ box: Conv; cls: Conv }> = [];
+  private readonly anchors: Tensor; // [5118, 4] as (y1, x1, y2, x2), relative
+
+  constructor(readonly device: Device = 'cpu', modelDir = faceApiModelDir()) {
+    const w = readTfjsWeights(path.join(modelDir, 'ssd_mobilenetv1_model-weights_manifest.json'));
+    const get = (name: string) => w.get(name) ?? (() => { throw new Error(`${modelDir}: the SSD weights lack '${name}'`); })();
+    const t = (data: Float32Array, shape: number[]) => keep(tensor(data, { shape, device }));
+    // tfjs conv filters are [K, K, Cin, Cout] (HWIO); torch wants [Cout, Cin, K, K].
+    const conv = (prefix: string, biasName: string): Conv => {
+      const f = get(`${prefix}/weights`);
+      const [k, , , cout] = f.shape as [number, number, number, number];
+      const weight = tidy(() => keep(tensor(f.data, { shape: f.shape }).permute(3, 2, 0, 1).contiguous().to(device)));
+      return { weight, bias: t(get(`${prefix}/${biasName}`).data, [cout]), k, groups: 1 };
+    };
+    // The depthwise conv's batch norm folded into it: w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε).
+    const depthwise = (prefix: string): Conv => {
+      const f = get(`${prefix}/depthwise_weights`); // [3, 3, C, 1]
+      const [k, , c] = f.shape as [number, number, number];
+      const g = get(`${prefix}/BatchNorm/gamma`).data;
+      const b = get(`${prefix}/BatchNorm/beta`).data;
+      const m = get(`${prefix}/BatchNorm/moving_mean`).data;
+      const v = get(`${prefix}/BatchNorm/moving_variance`).data;
+      const scale = Float64Array.from(g, (gi, i) => gi / Math.sqrt(v[i]! + BN_EPS));
+      const weight = new Float32Array(c * k * k); // [C, 1, K, K]
+      for (let ch = 0; ch < c; ch++) for (let y = 0; y < k; y++) for (let x = 0; x < k; x++) weight[(ch * k + y) * k + x] = f.data[(y * k + x) * c + ch]! * scale[ch]!;
+      const bias = Float32Array.from(b, (bi, i) => bi - m[i]! * scale[i]!);
+      return { weight: t(weight, [c, 1, k, k]), bias: t(bias, [c]), k, groups: c };
+    };
+    this.backbone.push({ pw: conv('MobilenetV1/Conv2d_0_pointwise', 'convolution_bn_offset'), stride: 2 });
+    for (let i = 1; i <= 13; i++) {
+      this.backbone.push({
+        dw: depthwise(`MobilenetV1/Conv2d_${i}_depthwise`),
+        pw: conv(`MobilenetV1/Conv2d_${i}_pointwise`, 'convolution_bn_offset'),
+        stride: [2, 4, 6, 12].includes(i) ? 2 : 1,
+      });
+    }
+    for (let i = 0; i < 8; i++) this.extra.push({ conv: conv(`Prediction/Conv2d_${i}_pointwise`, 'convolution_bn_offset'), stride: i % 2 ? 2 : 1 });
+    for (let i = 0; i < 6; i++) {
+      this.heads.push({ box: conv(`Prediction/BoxPredictor_${i}/BoxEncodingPredictor`, 'biases'), cls: conv(`Prediction/BoxPredictor_${i}/ClassPredictor`, 'biases') });
+    }
+    const a = get('Output/extra_dim');
+    this.anchors = t(a.data, [a.shape[1]!, 4]);
+  }
+
+  /**
+   * face-api's preprocessing for same-sized frames: zero padding at the bottom or right to a
+   * square, TF's legacy bilinear resize to 512 (source = dst · side/512, no half-pixel offset),
+   * then x/127.5 − 1. [B, 3, 512, 512]
+   */
+  private preprocess(frames: RgbFrame[]): Tensor {
+    const { width: w, height: h } = frames[0]!;
+    const side = Math.max(w, h);
+    const pixels = new Uint8Array(frames.length * h * w * 3);
+    frames.forEach((f, i) => pixels.set(f.data, i * h * w * 3));
+    let x = tensor(pixels, { shape: [frames.length, h, w, 3], device: this.device }).permute(0, 3, 1, 2).float(); // [B, 3, H, W]
+    if (h < side) x = cat([x, zeros([frames.length, 3, side - h, w], { device: this.device })], 2);
+    if (w < side) x = cat([x, zeros([frames.length, 3, side, side - w], { device: this.device })], 3);
+    if (side !== INPUT) {
+      // in float32, as tfjs's kernel computes the source coordinate
+      const scale = Math.fround(side / INPUT);
+      const src = Array.from({ length: INPUT }, (_, r) => Math.fround(r * scale));
+      const lo = src.map(Math.floor);
+      const hi = src.map((s) => Math.min(side - 1, Math.ceil(s)));
+      const idx = (v: number[]) => tensor(Int32Array.from(v), { dtype: 'int64', device: this.device });
+      const frac = tensor(Float32Array.from(src, (s, i) => s - lo[i]!), { device: this.device });
+      const [iLo, iHi] = [idx(lo), idx(hi)];
+      const lerp = (a: Tensor, b: Tensor, f: Tensor) => a.add(b.sub(a).mul(f));
+      x = lerp(x.indexSelect(2, iLo), x.indexSelect(2, iHi), frac.view(1, 1, INPUT, 1)); // [B, 3, 512, side]
+      x = lerp(x.indexSelect(3, iLo), x.indexSelect(3, iHi), frac.view(1, 1, 1, INPUT)); // [B, 3, 512, 512]
+    }
+    return x.div(127.5).sub(1);
+  }
+
+  /** Decoded boxes [B, 5118, 4] as (y1, x1, y2, x2) relative to the padded square, and face scores [B, 5118]. */
+  forward(x: Tensor): { boxes: Tensor; scores: Tensor } {
+    const b = x.shape[0]!;
+    let out = x;
+    let conv11: Tensor | undefined;
+    this.backbone.forEach((layer, i) => {
+      if (layer.dw) out = relu6(convSame(out, layer.dw, layer.stride));
+      out = relu6(convSame(out, layer.pw, layer.dw ? 1 : layer.stride));
+      if (i === 11) conv11 = out;
+    });
+    const maps: Tensor[] = [conv11!, out];
+    let y = out;
+    this.extra.forEach((layer, i) => {
+      y = relu6(convSame(y, layer.conv, layer.stride));
+      if (i % 2) maps.push(y);
+    });
+    // Heads in NHWC order, as tfjs reshapes them: [B, H·W·anchors, 4] and [B, H·W·anchors, 3].
+    const enc = cat(maps.map((m, i) => convSame(m, this.heads[i]!.box, 1).permute(0, 2, 3, 1).reshape(b, -1, 4)), 1);
+    const cls = cat(maps.map((m, i) => convSame(m, this.heads[i]!.cls, 1).permute(0, 2, 3, 1).reshape(b, -1, 3)), 1);
+    const a = this.anchors;
+    const sizeY = a.select(1, 2).sub(a.select(1, 0));
+    const sizeX = a.select(1, 3).sub(a.select(1, 1));
+    const centreY = a.select(1, 0).add(sizeY.div(2));
+    const centreX = a.select(1, 1).add(sizeX.div(2));
+    const cy = enc.select(2, 0).div(10).mul(sizeY).add(centreY);
+    const cx = enc.select(2, 1).div(10).mul(sizeX).add(centreX);
+    const hh = enc.select(2, 2).div(5).exp().mul(sizeY).div(2);
+    const hw = enc.select(2, 3).div(5).exp().mul(sizeX).div(2);
+    const boxes = stack([cy.sub(hh), cx.sub(hw), cy.add(hh), cx.add(hw)], 2);
+    return { boxes, scores: cls.select(2, 1).sigmoid() };
+  }
+
+  /** The faces in each frame, best first, in the frame's pixels (face-api's boxes). */
+  detect(frames: RgbFrame[], opts: SsdDetectOptions = {}): Detection[][] {
+    // On CPU a batch is slower per frame: activations past the addon's 32 MB mmap threshold
+    // (one 512x512 frame's first layer is 8 MB) are page-faulted in anew on every call.
+    const batch = opts.batch ?? (this.device === 'cpu' ? 1 : 16);
+    const result: Detection[][] = [];
+    for (let start = 0; start < frames.length;) {
+      // a run of same-sized frames, at most `batch`
+      let end = start + 1;
+      while (end < frames.length && end - start < batch && frames[end]!.width === frames[start]!.width && frames[end]!.height === frames[start]!.height) end++;
+      const chunk = frames.slice(start, end);
+      const { boxes, scores } = noGrad(() => tidy(() => {
+        const r = this.forward(this.preprocess(chunk));
+        return { boxes: r.boxes.cpu().toTypedArray() as Float32Array, scores: r.scores.cpu().toTypedArray() as Float32Array };
+      }));
+      const n = this.anchors.shape[0]!;
+      chunk.forEach((f, i) => {
+        result.push(toDetections(boxes.subarray(i * n * 4, (i + 1) * n * 4), scores.subarray(i * n, (i + 1) * n), f.width, f.height, opts));
+      });
+      start = end;
+    }
+    return result;
+  }
+}
+
+/** face-api's IoU of two (y1, x1, y2, x2) boxes, corners in either order. */
+function iouCorners(b: Float32Array, i: number, j: number): number {
+  const c = (k: number) => [Math.min(b[k]!, b[k + 2]!), Math.min(b[k + 1]!, b[k + 3]!), Math.max(b[k]!, b[k + 2]!), Math.max(b[k + 1]!, b[k + 3]!)] as const;
+  const [y1i, x1i, y2i, x2i] = c(4 * i);
+  const [y1j, x1j, y2j, x2j] = c(4 * j);
+  const areaI = (y2i - y1i) * (x2i - x1i);
+  const areaJ = (y2j - y1j) * (x2j - x1j);
+  if (areaI <= 0 || areaJ <= 0) return 0;
+  const inter = Math.max(Math.min(y2i, y2j) - Math.max(y1i, y1j), 0) * Math.max(Math.min(x2i, x2j) - Math.max(x1i, x1j), 0);
+  return inter / (areaI + areaJ - inter);
+}
+
+/**
+ * face-api's nonMaxSuppression and box scaling: candidates above the threshold by falling
+ * score, each kept unless it overlaps a kept one by more than IoU 0.5; boxes clipped to the unit
+ * square and scaled by the padded square's side (face-api's padX/padY).
+ */
+export function toDetections(boxes: Float32Array, scores: Float32Array, width: number, height: number, opts: SsdDetectOptions = {}): Detection[] {
+  const threshold = opts.minConfidence ?? 0.5;
+  const maxResults = Math.min(opts.maxResults ?? 100, scores.length);
+  const candidates: number[] = [];
+  scores.forEach((s, i) => { if (s > threshold) candidates.push(i); });
+  candidates.sort((a, b) => scores[b]! - scores[a]!);
+  const kept: number[] = [];
+  for (const c of candidates) {
+    if (kept.length >= maxResults) break;
+    if (!kept.some((k) => iouCorners(boxes, c, k) > IOU_THRESHOLD)) kept.push(c);
+  }
+  const scale = INPUT / Math.max(width, height);
+  const padX = INPUT / Math.round(width * scale);
+  const padY = INPUT / Math.round(height * scale);
+  return kept.map((k) => {
+    const top = Math.max(0, boxes[4 * k]!) * padY * height;
+    const bottom = Math.min(1, boxes[4 * k + 2]!) * padY * height;
+    const left = Math.max(0, boxes[4 * k + 1]!) * padX * width;
+    const right = Math.min(1, boxes[4 * k + 3]!) * padX * width;
+    return { box: [left, top, right - left, bottom - top] as Box, score: scores[k]! };
+  });
+}
+
+const loaded = new Map<string, SsdMobilenetV1>();
+
+/** One network per device per process. */
+export function ssdMobilenetV1(device: Device = 'cpu'): SsdMobilenetV1 {
+  let net = loaded.get(device);
+  if (!net) loaded.set(device, (net = new SsdMobilenetV1(device)));
+  return net;
+}
