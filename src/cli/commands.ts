@@ -9,5 +9,6 @@ import { trainCommand, evalCommand } from './train.js';
 import { report } from './report.js';
 import { ablate } from './ablate.js';
 import { predict } from './predict.js';
+import { info } from './info.js';
 
-export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand, predict, report, ablate];
+export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand, predict, report, ablate, info];
