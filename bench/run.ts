@@ -2,6 +2,7 @@
 // the same work in PyTorch (Python) measured in the same run when python3-torch is installed.
 import { getNumThreads } from '../src/torch/index.js';
 import { TorchReference, printTable } from './lib.js';
+import { infoHeader } from '../src/cli/info.js';
 import { benchEngine, title as engineTitle } from './engine.js';
 import { benchClip } from './clip.js';
 import { benchStreams } from './streams.js';
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   const names = args.filter((a) => !a.startsWith('--'));
   const chosen = names.length ? names : Object.keys(suites);
   for (const n of chosen) if (!suites[n]) throw new Error(`unknown benchmark '${n}' (${Object.keys(suites).join(', ')})`);
+  console.log(infoHeader()); // the machine, BLAS kernel and threads every number below depends on
   const torch = TorchReference.start(getNumThreads());
   if (!torch) console.log('PyTorch for Python not found (apt-get install python3-torch): printing our numbers alone.');
   try {

@@ -141,7 +141,9 @@ test('CoOp: the cross-entropy check (loss, logits and gradient with respect to t
   const loss = F.crossEntropy(logits, tensor(ce.labels, { dtype: 'int64' }));
   assertClose([loss.item()], [ce.loss], { rtol: 1e-3, what: 'ce loss' });
   loss.backward();
-  assertClose(ctx.grad!.toFlatArray(), ce.grad_wrt_ctx.flat(), { rtol: 1e-3, atol: 1e-7, what: 'd loss / d ctx' });
+  // atol: the gradient reaches 1.6, so float32 rounding alone is ~1e-6 on its small elements
+  // (libtorch 2.6 is off by 8.5e-7 on one of 5e-4); 1e-5 still fails any real error.
+  assertClose(ctx.grad!.toFlatArray(), ce.grad_wrt_ctx.flat(), { rtol: 1e-3, atol: 1e-5, what: 'd loss / d ctx' });
 });
 
 test('nothing assumes the fixture shapes: another geometry saves, loads and runs the same', () => {

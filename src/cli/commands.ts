@@ -10,5 +10,6 @@ import { report } from './report.js';
 import { ablate } from './ablate.js';
 import { predict } from './predict.js';
 import { serve } from './serve.js';
+import { info } from './info.js';
 
-export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand, predict, serve, report, ablate];
+export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand, predict, serve, report, ablate, info];

@@ -81,6 +81,7 @@ export function pickCoretype(candidates: string[], check: (c: string) => Coretyp
   for (const c of candidates) {
     const r = check(c);
     if ('error' in r) notes.push(`${c}: ${r.error}`);
+    else if (r.corename === '') return { source: 'openblas', note: "libtorch's BLAS is not OpenBLAS" };
     else if (r.corename.toLowerCase() !== c.toLowerCase()) notes.push(`${c}: this OpenBLAS runs '${r.corename}' for it`);
     else if (!r.ok) notes.push(`${c}: float64 GEMM off by ${r.worst.toExponential(2)} relative`);
     else return { coretype: c, source: 'chosen', note: notes.length ? notes.join('; ') : undefined };
@@ -113,7 +114,8 @@ export function chooseOpenBlasCoretype(addon: string): BlasChoice {
     choice = JSON.parse(fs.readFileSync(file, 'utf8')) as BlasChoice;
   } catch {
     choice = pickCoretype(coretypeCandidates(cpu), checkCoretypeInChild);
-    if (choice.source === 'openblas' && choice.note?.startsWith('no candidate passed')) process.stderr.write(`ous: OpenBLAS kernels left to OpenBLAS: ${choice.note}\n`);
+    // A wrong result or a crash is worth a line; an OpenBLAS that runs another core for a name is not.
+    if (choice.source === 'openblas' && /GEMM off|check exited/.test(choice.note ?? '')) process.stderr.write(`ous: OpenBLAS kernels left to OpenBLAS: ${choice.note}\n`);
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(choice));
