@@ -153,3 +153,17 @@ test('--box "-10 -10 20 20" parses (a face partly outside the frame) and predict
   assert.equal(r.code, 0, r.stderr);
   assert.ok(JSON.parse(r.stdout).emotion);
 });
+
+test('a demo stopped by SIGTERM exits 143 and leaves no *.mp4.tmp-PID.mp4 behind', async () => {
+  const out = at('demo');
+  const videos = path.join(out, 'benchmark', 'videos');
+  const p = spawn(process.execPath, [cli, 'demo', '--quick', '--out', out], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
+  const temps = () => (fs.existsSync(videos) ? fs.readdirSync(videos).filter((f) => f.includes('.tmp-')) : []);
+  for (let i = 0; i < 1200 && !temps().length; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(temps().length, 'the demo was writing a video');
+  p.kill('SIGTERM');
+  assert.equal(await exited, 128 + 15);
+  await new Promise((r) => setTimeout(r, 500)); // ffmpeg children are killed, not left writing
+  assert.deepEqual(temps(), []);
+});
