@@ -165,7 +165,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   const C = ous.classNames.length;
   const cacheClasses = cache.info.classNames;
   if (cacheClasses.length !== C) throw new UserError(`classNames has ${C} classes (${ous.classNames.join(', ')}) but ${o.cache} was made with ${cacheClasses.length} (${cacheClasses.join(', ')}): give ${cacheClasses.length} class names (and polarityOfClass)`);
-  const maxLabel = Math.max(...cache.data.labels);
+  const maxLabel = cache.data.labels.reduce((m, l) => Math.max(m, l), -1);
   if (maxLabel >= C) throw new UserError(`${o.cache} has label ${maxLabel}, outside the ${C} classes of classNames`);
   const clipDir = o.clip ?? cache.info.clip.path;
   if (!fs.existsSync(clipDir)) throw new UserError(`the cache was made with CLIP at ${clipDir}, which is gone: pass --clip DIR`);
