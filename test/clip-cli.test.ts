@@ -61,9 +61,9 @@ test('clip embed runs on a ViT-B/32-shaped checkpoint (random weights, float16 f
   }
 });
 
-test('clip embed: user errors exit 1 with one clear line', () => {
+test('clip embed: user errors exit 2 (usage) or 1 (a file) with one clear line', () => {
   const r = spawnSync(process.execPath, [cli, 'clip', 'embed', '--model', fixture('clip-dev')], { encoding: 'utf8' });
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 2);
   assert.match(r.stderr, /^ous: clip embed: give at least one --image FILE or --text STR\n$/);
   const r2 = spawnSync(process.execPath, [cli, 'clip', 'embed', '--model', fixture('clip-dev'), '--text', 'x'], { encoding: 'utf8' });
   assert.equal(r2.status, 1);

@@ -154,7 +154,7 @@ test('ous train and ous eval on a cache: a run folder, metrics in [0, 1], a conf
   assert.deepEqual(Object.keys(e.perClassRecall), ['happiness', 'sadness', 'neutral', 'anger', 'surprise', 'disgust', 'fear']);
   assert.equal(e.confusion.flat().reduce((a: number, b: number) => a + b, 0), 2);
   const bad = ous(['train', '--cache', at('cache-clean'), '--out', at('run2'), '--set', 'tfeLayer=3']);
-  assert.equal(bad.status, 1);
+  assert.equal(bad.status, 2); // a usage error
   assert.match(bad.stderr, /unknown key 'tfeLayer'/);
 });
 

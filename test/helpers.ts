@@ -5,6 +5,8 @@ import * as assert from 'node:assert/strict';
 import { packageRoot } from '../src/util/paths.js';
 import { loadClip } from '../src/clip/load.js';
 import type { FrozenTextTower } from '../src/ous/prompt.js';
+import { CacheWriter, type CacheInfo } from '../src/data/cache.js';
+import { manualSeed, randn } from '../src/torch/index.js';
 
 export function fixture(...parts: string[]): string {
   return path.join(packageRoot(), 'fixtures', ...parts);
@@ -45,4 +47,30 @@ export function goldenTextTower(): FrozenTextTower {
     encode: (e, eot) => clip.encodeTextEmbeddings(e, eot).textEmbeds,
     width: clip.config.text_config.hidden_size,
   };
+}
+
+/**
+ * A small feature cache made without encoding anything: random features of the dev CLIP's widths
+ * (E 32, W 128), `perClass` training and 1 test clip per class. For command-line tests.
+ */
+export function tinyCache(dir: string, opts: { classNames?: string[]; perClass?: number; frames?: number; seed?: number } = {}): string {
+  const classNames = opts.classNames ?? ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'];
+  const T = opts.frames ?? 2;
+  const info: CacheInfo = {
+    version: 1, clip: { path: fixture('clip-dev', 'model'), hash: 'tiny' }, frames: T, scene: 'mask', views: 1, polarityLayer: 2, dataset: 'manifest',
+    classNames, polarityOfClass: classNames.map((_, c) => c % 3), dims: { frames: T, embed: 32, visionWidth: 128 },
+  };
+  manualSeed(opts.seed ?? 0);
+  const w = new CacheWriter(dir, info, 'all', 64);
+  let n = 0;
+  for (const split of ['train', 'test'] as const) {
+    for (let k = 0; k < (split === 'train' ? opts.perClass ?? 4 : 1); k++) {
+      classNames.forEach((_, c) => {
+        const key = `clip${n++}`;
+        w.add({ key, path: `${key}.mp4`, label: c, polarity: c % 3, split, view: 0, faceMissing: false, boxes: Array.from({ length: T }, () => [0, 0, 8, 8]) }, { face: randn([T, 32]), scene: randn([T, 32]), low: randn([T, 128]) });
+      });
+    }
+  }
+  w.flush();
+  return dir;
 }

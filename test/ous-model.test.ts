@@ -166,3 +166,58 @@ test('OUS head and the face-only baseline: shapes, parameters, and the scene swi
   assert.throws(() => resolveOusConfig({ tfeLayer: 3 }), /Unrecognized key/);
   assert.throws(() => resolveOusConfig({ polarityOfClass: [0, 1] }), /polarityOfClass: has 2 entries for 7 classes/);
 });
+
+// ---- the OUS head by hand: one LSTM for both streams, a_s = mean_t A(H_s) ----
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+// erf to ~1e-7 (Abramowitz & Stegun 7.1.26), for the exact GELU 0.5·x·(1 + erf(x/√2)).
+const erf = (x: number) => {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return x < 0 ? -y : y;
+};
+const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+
+/** PyTorch's LSTM over the rows of x [T, E] (gates in the order i, f, g, o), from zero state. */
+function lstmByHand(x: M, wih: Tensor, whh: Tensor, bih: Tensor, bhh: Tensor): M {
+  const H = whh.size(1);
+  let h = new Array<number>(H).fill(0);
+  let c = new Array<number>(H).fill(0);
+  const out: M = [];
+  for (const xt of x) {
+    const g = linear([xt], wih, bih)[0]!.map((v, j) => v + linear([h], whh, bhh)[0]![j]!);
+    const gate = (k: number, j: number) => g[k * H + j]!;
+    c = c.map((cj, j) => sigmoid(gate(1, j)) * cj + sigmoid(gate(0, j)) * Math.tanh(gate(2, j)));
+    h = c.map((cj, j) => sigmoid(gate(3, j)) * Math.tanh(cj));
+    out.push(h);
+  }
+  return out;
+}
+
+/** A(X) = Linear(GELU(Conv1d_k3,pad1(X))) over the token axis; X [n, E]. */
+function alignmentByHand(x: M, convW: Tensor, convB: Tensor, fcW: Tensor, fcB: Tensor): M {
+  const w = convW.toArray() as number[][][]; // [out, in, 3]
+  const b = convB.toFlatArray();
+  const conv = x.map((_, t) => w.map((wo, o) => wo.reduce((s, wi, i) => s + [0, 1, 2].reduce((s2, k) => s2 + (x[t + k - 1] ? wi[k]! * x[t + k - 1]![i]! : 0), 0), b[o]!)));
+  return linear(conv.map((r) => r.map(gelu)), fcW, fcB);
+}
+
+test('OUS head by hand: one LSTM serves both streams, and a_s = mean_t A(H_s)', () => {
+  manualSeed(21);
+  const dims = { embed: 32, visionWidth: 128 };
+  const head = new OusHead(resolveOusConfig({ classNames: golden.coop.classnames, promptLength: 4, frames: 3, tfeLayers: 1, tfeQueries: 2, heads: 2 }), dims, tower);
+  const batch = { face: randn([1, 3, 32]), scene: randn([1, 3, 32]), low: randn([1, 3, 128]) };
+  const out = noGrad(() => head.forward(batch));
+  // Exactly one LSTM's weights in the head.
+  assert.deepEqual([...head.namedParameters()].map(([n]) => n).filter((n) => n.includes('lstm')), ['lstm.weight_ih_l0', 'lstm.weight_hh_l0', 'lstm.bias_ih_l0', 'lstm.bias_hh_l0']);
+  const { lstm, alignment: al } = head;
+  const w = new Map(lstm.namedParameters());
+  const lstmOf = (x: Tensor) => lstmByHand(mat(x.select(0, 0)), w.get('weight_ih_l0')!, w.get('weight_hh_l0')!, w.get('bias_ih_l0')!, w.get('bias_hh_l0')!);
+  const A = (x: M) => alignmentByHand(x, al.conv.weight, al.conv.bias!, al.fc.weight, al.fc.bias!);
+  // Scene: a_s = mean over t of A(H_s), H_s from the shared LSTM.
+  const S = A(lstmOf(batch.scene));
+  const aScene = S[0]!.map((_, j) => S.reduce((s, r) => s + r[j]!, 0) / S.length);
+  assertClose(out.aScene!.toFlatArray(), aScene, { atol: 1e-5, what: 'a_s' });
+  // Face: a_f = A(FramesEncoder(H_f))[0], H_f from the same LSTM's weights.
+  const Zf = noGrad(() => head.frames_encoder.forward(tensor([lstmOf(batch.face)])));
+  assertClose(out.aFace!.toFlatArray(), A(mat(Zf.select(0, 0)))[0]!, { atol: 1e-5, what: 'a_f' });
+});

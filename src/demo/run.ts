@@ -80,10 +80,11 @@ export async function runDemo(o: DemoOptions, size: DemoSize = o.quick ? DEMO_SI
   mergeCache(cache);
   const runs = { ous: path.join(o.out, 'runs', 'ous'), faceOnly: path.join(o.out, 'runs', 'face-only') };
   const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
+  // The demo's runs are its own outputs: a second demo in the same folder trains them again (force).
   log('demo: training OUS');
-  await trainRun({ cache, out: runs.ous, sets: demoSettings(size), seed, log: quiet('ous') });
+  await trainRun({ cache, out: runs.ous, sets: demoSettings(size), seed, force: true, log: quiet('ous') });
   log('demo: training the face-only baseline');
-  await trainRun({ cache, out: runs.faceOnly, sets: demoSettings(size), model: 'face-only', seed, log: quiet('face-only') });
+  await trainRun({ cache, out: runs.faceOnly, sets: demoSettings(size), model: 'face-only', seed, force: true, log: quiet('face-only') });
   const a = evalRun(runs.ous);
   const b = evalRun(runs.faceOnly);
   const result: DemoResult = {

@@ -145,8 +145,8 @@ function drawFrame(o: SyntheticOptions, d: ClipDraw, t: number): Uint8Array {
 function writeVideo(file: string, o: SyntheticOptions, frames: Uint8Array[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const tmp = `${file}.tmp-${process.pid}.mp4`;
-    trackTempFile(tmp); // ffmpeg writes it while we wait: removed if the process ends first
     const p = spawn('ffmpeg', ['-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${o.width}x${o.height}`, '-r', '8', '-i', 'pipe:0', '-c:v', 'libx264', '-crf', '12', '-pix_fmt', 'yuv444p', tmp], { stdio: ['pipe', 'ignore', 'pipe'] });
+    trackTempFile(tmp, p); // ffmpeg writes it while we wait: stopped and removed if the process ends first
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);

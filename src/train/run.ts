@@ -61,7 +61,7 @@ export function applySets(base: { ous: Record<string, unknown>; train: Record<st
     const field = fields[section][key];
     if (!field) throw new UsageError(`--set: '${key}' is not a field of the ${section === 'ous' ? 'OUS' : 'training'} config (${Object.keys(fields[section]).join(', ')})`);
     const r = field.safeParse(value);
-    if (!r.success) throw new UsageError(`--set ${s}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+    if (!r.success) throw new UsageError(`--set ${s}: ${r.error.issues.map((i) => i.message.charAt(0).toLowerCase() + i.message.slice(1)).join('; ')}`);
     base[section][key] = value;
   }
 }
@@ -156,15 +156,6 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   if (o.seed !== undefined) raw.train.seed = o.seed;
   const ous = resolveOusConfig(raw.ous, o.config ? `OUS config (${o.config} and --set)` : 'OUS config (--set)');
   const cfg = resolveTrainConfig(raw.train, o.config ? `training config (${o.config} and --set)` : 'training config (--set)');
-  const cache = FeatureCache.open(o.cache);
-  if (cache.info.frames !== ous.frames) ous.frames = cache.info.frames; // T comes from the cache
-  const E = cache.data.dims.embed;
-  if (E % ous.heads) throw new UserError(`heads = ${ous.heads} does not divide the encoder width E = ${E} of ${o.cache} (attention splits E among the heads): use one of ${divisors(E).join(', ')}`);
-  const C = ous.classNames.length;
-  const cacheClasses = cache.info.classNames;
-  if (cacheClasses.length !== C) throw new UserError(`classNames has ${C} classes (${ous.classNames.join(', ')}) but ${o.cache} was made with ${cacheClasses.length} (${cacheClasses.join(', ')}): give ${cacheClasses.length} class names (and polarityOfClass)`);
-  const maxLabel = Math.max(...cache.data.labels);
-  if (maxLabel >= C) throw new UserError(`${o.cache} has label ${maxLabel}, outside the ${C} classes of classNames`);
   if (stored) {
     const diffs = configDiffs(stored, { ous, train: cfg }).filter((d) => !(d.key === 'train.epochs' && (d.now as number) > (d.was as number)));
     const cachePath = path.resolve(o.cache);
@@ -173,6 +164,15 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
       throw new UserError(`train --resume: ${o.out} was trained with other settings: ${diffs.map((d) => `${d.key} (run: ${JSON.stringify(d.was)}, now: ${JSON.stringify(d.now)})`).join('; ')}. Only a larger epochs may change on resume; train into another --out for the rest`);
     }
   }
+  const cache = FeatureCache.open(o.cache);
+  if (cache.info.frames !== ous.frames) ous.frames = cache.info.frames; // T comes from the cache
+  const E = cache.data.dims.embed;
+  if (E % ous.heads) throw new UserError(`heads = ${ous.heads} does not divide the encoder width E = ${E} of ${o.cache} (attention splits E among the heads): use one of ${divisors(E).join(', ')}`);
+  const C = ous.classNames.length;
+  const cacheClasses = cache.info.classNames;
+  if (cacheClasses.length !== C) throw new UserError(`classNames has ${C} classes (${ous.classNames.join(', ')}) but ${o.cache} was made with ${cacheClasses.length} (${cacheClasses.join(', ')}): give ${cacheClasses.length} class names (and polarityOfClass)`);
+  const maxLabel = cache.data.labels.reduce((m, l) => Math.max(m, l), -1);
+  if (maxLabel >= C) throw new UserError(`${o.cache} has label ${maxLabel}, outside the ${C} classes of classNames`);
   const clipDir = o.clip ?? cache.info.clip.path;
   if (!fs.existsSync(clipDir)) throw new UserError(`the cache was made with CLIP at ${clipDir}, which is gone: pass --clip DIR`);
   const split = splitsOf(cache, cfg.valFraction, cfg.seed);

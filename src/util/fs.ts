@@ -77,22 +77,23 @@ export function readJsonAs<S extends z.ZodTypeAny>(file: string, schema: S, what
 // Temporary files written by child processes (ffmpeg) outlive a synchronous try/finally: they are
 // registered here and removed when the process exits, however it exits (the CLI calls
 // removeTempFiles from its signal and broken-pipe handlers too).
-const tempFiles = new Set<string>();
+const tempFiles = new Map<string, { kill(signal: NodeJS.Signals): boolean } | undefined>();
 let exitHook = false;
 
-/** Marks `file` for removal if the process ends before `untrackTempFile(file)`. */
-export function trackTempFile(file: string): void {
+/** Marks `file` (written by `writer`, killed first) for removal if the process ends before `untrackTempFile(file)`. */
+export function trackTempFile(file: string, writer?: { kill(signal: NodeJS.Signals): boolean }): void {
   if (!exitHook) process.once('exit', removeTempFiles);
   exitHook = true;
-  tempFiles.add(file);
+  tempFiles.set(file, writer);
 }
 
 export function untrackTempFile(file: string): void {
   tempFiles.delete(file);
 }
 
-/** Removes every registered temporary file (synchronously: safe in an 'exit' handler). */
+/** Stops the writers and removes every registered temporary file (synchronously: safe in an 'exit' handler). */
 export function removeTempFiles(): void {
-  for (const f of tempFiles) fs.rmSync(f, { force: true });
+  for (const writer of tempFiles.values()) writer?.kill('SIGKILL');
+  for (const f of tempFiles.keys()) fs.rmSync(f, { force: true });
   tempFiles.clear();
 }

@@ -1,0 +1,67 @@
+// A run is never overwritten or resumed against the user's intent (issue 10, item 4): an existing
+// run needs --resume or --force; --resume refuses another cache or config and lists the
+// differences; a larger epoch limit is the one change allowed, and the run records it. Checks that
+// can refuse come before anything is written.
+import { before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { trainRun } from '../src/train/run.js';
+import { UserError } from '../src/util/errors.js';
+import { tinyCache } from './helpers.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-train-runs-'));
+const at = (...p: string[]) => path.join(dir, ...p);
+const sets = ['tfeLayers=1', 'promptLength=2', 'heads=2', 'epochs=1'];
+const lines = (f: string) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
+const opts = (out: string, extra: Partial<Parameters<typeof trainRun>[0]> = {}) => ({ cache: at('c7'), out, sets, log: () => {}, ...extra });
+
+before(async () => {
+  tinyCache(at('c7'));
+  tinyCache(at('c7b'), { seed: 1 });
+  await trainRun(opts(at('run')));
+});
+
+test('an existing run is not overwritten without --force, and --force replaces it', async () => {
+  const ckpt = fs.readFileSync(at('run', 'checkpoint.safetensors'));
+  await assert.rejects(trainRun(opts(at('run'))), (e: Error) => e instanceof UserError && /already holds a run \(1 epochs\): pass --resume .* --force/.test(e.message));
+  assert.deepEqual(fs.readFileSync(at('run', 'checkpoint.safetensors')), ckpt);
+  fs.cpSync(at('run'), at('forced'), { recursive: true });
+  fs.appendFileSync(at('forced', 'metrics.jsonl'), fs.readFileSync(at('forced', 'metrics.jsonl'))); // looks like 2 epochs
+  await trainRun(opts(at('forced'), { force: true, sets: [...sets, 'lr=0.001'] }));
+  assert.equal(lines(at('forced', 'metrics.jsonl')).length, 1, 'the old metrics are gone');
+  assert.equal(JSON.parse(fs.readFileSync(at('forced', 'config.json'), 'utf8')).train.lr, 0.001);
+});
+
+test('--resume refuses another cache or another config, naming each difference', async () => {
+  await assert.rejects(trainRun(opts(at('run'), { resume: true, cache: at('c7b') })), /cache \(run: ".*c7", now: ".*c7b"\)/);
+  await assert.rejects(trainRun(opts(at('run'), { resume: true, sets: [...sets, 'lr=0.1', 'promptLength=3'] })), (e: Error) => /ous\.promptLength \(run: 2, now: 3\)/.test(e.message) && /train\.lr \(run: 0\.002, now: 0\.1\)/.test(e.message));
+  await assert.rejects(trainRun(opts(at('run'), { resume: true, model: 'face-only' })), /ous\.model \(run: "ous", now: "face-only"\)/);
+  await assert.rejects(trainRun(opts(at('run'), { resume: true, seed: 5 })), /train\.seed \(run: 0, now: 5\)/);
+});
+
+test('--resume with a larger epochs trains on and records it in config.json', async () => {
+  fs.cpSync(at('run'), at('longer'), { recursive: true });
+  const r = await trainRun(opts(at('longer'), { resume: true, sets: [...sets.filter((s) => !s.startsWith('epochs')), 'epochs=3'] }));
+  assert.equal(r.epochs.length, 3);
+  assert.equal(lines(at('longer', 'metrics.jsonl')).length, 3);
+  const conf = JSON.parse(fs.readFileSync(at('longer', 'config.json'), 'utf8'));
+  assert.equal(conf.train.epochs, 3);
+  assert.equal(conf.resumes.length, 1);
+  assert.deepEqual([conf.resumes[0].afterEpoch, ...conf.resumes[0].epochs], [1, 1, 3]);
+  // A smaller limit is a difference like any other.
+  await assert.rejects(trainRun(opts(at('longer'), { resume: true, sets: [...sets.filter((s) => !s.startsWith('epochs')), 'epochs=2'] })), /train\.epochs \(run: 3, now: 2\)/);
+});
+
+test('3 class names on a 7-class cache, or heads that do not divide E: refused before the run folder exists', async () => {
+  await assert.rejects(trainRun(opts(at('classes'), { sets: [...sets, 'classNames=["a","b","c"]', 'polarityOfClass=[0,1,2]'] })), /classNames has 3 classes \(a, b, c\) but .*c7 was made with 7/);
+  assert.equal(fs.existsSync(at('classes')), false);
+  await assert.rejects(trainRun(opts(at('heads'), { sets: [...sets, 'heads=3'] })), /heads = 3 does not divide the encoder width E = 32/);
+  assert.equal(fs.existsSync(at('heads')), false);
+});
+
+test('a run that diverges before its first epoch ends says there is no checkpoint', async () => {
+  await assert.rejects(trainRun(opts(at('diverged'), { sets: [...sets, 'lr=1e308'] })), (e: Error) => e instanceof UserError && /No epoch finished, so there is no checkpoint/.test(e.message) && !/is kept/.test(e.message));
+  assert.equal(fs.existsSync(at('diverged', 'checkpoint.safetensors')), false);
+});
