@@ -10,7 +10,7 @@ export interface ModelInfo {
 }
 
 /** server -> worker */
-export type ToWorker = { type: 'job'; id: string; file: string; window?: number; stride?: number };
+export type ToWorker = { type: 'job'; id: string; file: string; window?: number; stride?: number; faceBox?: [number, number, number, number] };
 
 /** worker -> server */
 export type FromWorker =

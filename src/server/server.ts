@@ -2,7 +2,8 @@
 // model lives in worker processes (worker.ts), so /api/health answers at once while they predict.
 //
 //   POST /api/predict          the video as the body or as multipart/form-data -> 202 {id}
-//                              (?sample=N: one of the built-in sample clips)
+//                              (?sample=N: one of the built-in sample clips; ?box=x,y,w,h: a known
+//                              face box, no detection; ?window=&stride=: the timeline, seconds)
 //   GET  /api/jobs/{id}        status, queue position, stage and percentage; the prediction when done
 //   GET  /api/health           workers, queue
 //   GET  /api/model            classes, encoder, the run's config
@@ -22,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../util/paths.js';
 import { generateBenchmark, CLASSES as SYNTHETIC_CLASSES } from '../synthetic/benchmark.js';
 import type { Prediction, Stage } from '../predict/predictor.js';
+import type { Box } from '../face/detector.js';
 import type { FromWorker, ModelInfo, ToWorker } from './protocol.js';
 import { openApi } from './openapi.js';
 
@@ -50,6 +52,7 @@ interface Job {
   name: string; // what the result calls the video: the upload's file name or the sample's, never a server path
   window?: number;
   stride?: number;
+  faceBox?: Box;
   result?: Prediction;
   error?: string;
   created: number;
@@ -205,11 +208,11 @@ export async function startServer(o: ServeOptions): Promise<Server> {
 
   // Sample clips from the built-in benchmark, made in the background (4 s, one per class).
   const samplesDir = path.join(tempDir, 'samples');
-  let samples: Array<{ name: string; file: string; label: string }> = [];
+  let samples: Array<{ name: string; file: string; label: string; faceBox: Box }> = [];
   const samplesReady = (o.samples ?? 4) > 0
-    ? generateBenchmark({ out: samplesDir, seed: 1, trainPerClass: 0, testPerClass: 1, frames: 32, width: 320, height: 240, agreement: 1 }, { progress: false })
+    ? generateBenchmark({ out: samplesDir, seed: 1, trainPerClass: 0, testPerClass: 1, frames: 32, width: 240, height: 180, agreement: 1 }, { progress: false })
         .then((b) => {
-          samples = b.clips.slice(0, o.samples ?? 4).map((c, i) => ({ name: `${i}.mp4`, file: c.file, label: SYNTHETIC_CLASSES[c.label]! }));
+          samples = b.clips.slice(0, o.samples ?? 4).map((c, i) => ({ name: `${i}.mp4`, file: c.file, label: SYNTHETIC_CLASSES[c.label]!, faceBox: c.faceBox }));
         })
         .catch((err) => log(`serve: no sample clips (${(err as Error).message})`))
     : Promise.resolve();
@@ -238,7 +241,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const job = queue.shift()!;
       w.job = job;
       Object.assign(job, { status: 'running', started: Date.now(), stage: 'decode', progress: 0 });
-      const m: ToWorker = { type: 'job', id: job.id, file: job.file, window: job.window, stride: job.stride };
+      const m: ToWorker = { type: 'job', id: job.id, file: job.file, window: job.window, stride: job.stride, faceBox: job.faceBox };
       w.proc.send(m);
     }
   };
@@ -252,6 +255,13 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       env: { ...process.env, OUS_SERVE_RUN: o.run, OUS_SERVE_CLIP: o.clip ?? '', OUS_NUM_THREADS: String(threads) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    // Inference yields the CPU to the HTTP loop: the workers run at a lower priority (nice 10), so
+    // /api/health and uploads are answered at once even when the workers use every core.
+    try {
+      os.setPriority(proc.pid!, 10);
+    } catch {
+      // not allowed here: they run at the server's priority
+    }
     const w: Worker = { proc, ready: false };
     workers[slot] = w;
     proc.on('message', (m: FromWorker) => {
@@ -331,6 +341,9 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       return Number(v);
     };
     const [window, stride] = [num('window'), num('stride')];
+    const boxParam = url.searchParams.get('box');
+    let faceBox = boxParam === null ? undefined : (boxParam.split(',').map(Number) as Box);
+    if (faceBox && (faceBox.length !== 4 || !faceBox.every((v) => Number.isFinite(v) && v >= 0) || !(faceBox[2] > 0 && faceBox[3] > 0))) throw new HttpError(400, `box must be x,y,w,h in the video's pixels, not '${boxParam}'`);
     const id = crypto.randomUUID();
     const sample = url.searchParams.get('sample');
     let file: string;
@@ -342,6 +355,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (!s) throw new HttpError(404, `no sample clip '${sample}' (GET /api/samples lists them)`);
       file = s.file;
       name = `sample ${s.name}`;
+      faceBox ??= s.faceBox; // the drawn face's box is known: no detection
       req.resume();
     } else {
       const declared = Number(req.headers['content-length']);
@@ -370,7 +384,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         throw new HttpError(503, `the queue is full (${o.queue} waiting): retry later`, { 'Retry-After': retryAfter() });
       }
     }
-    const job: Job = { id, status: 'queued', progress: 0, dir, file, name, window, stride, created: Date.now() };
+    const job: Job = { id, status: 'queued', progress: 0, dir, file, name, window, stride, faceBox, created: Date.now() };
     jobs.set(id, job);
     queue.push(job);
     dispatch();

@@ -34,7 +34,7 @@ function main(): void {
     if (m.type !== 'job') return;
     chain = chain.then(async () => {
       try {
-        const result = await predictor.predict(m.file, { window: m.window, stride: m.stride, onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }) });
+        const result = await predictor.predict(m.file, { window: m.window, stride: m.stride, faceBox: m.faceBox, onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }) });
         send({ type: 'done', id: m.id, result });
       } catch (err) {
         const userError = err instanceof UserError;
