@@ -26,7 +26,7 @@ async function init() {
   try {
     state.model = await getJson('/api/model');
     const m = state.model;
-    $('model').textContent = `run ${m.run.split('/').pop()}: ${m.config.model}, ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
+    $('model').textContent = `${m.config.model} run ${m.run.split("/").pop()}: ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
   } catch (e) {
     $('model').textContent = `the model is not available: ${e.message}`;
   }
