@@ -39,7 +39,7 @@ export async function benchServe(quick: boolean): Promise<void> {
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, '-t', '4', '-vf', 'scale=-2:360', '-c:v', 'libx264', clip]);
   const encoder = FrameEncoder.load(clipDir);
   const ous = resolveOusConfig({});
-  const entries = Array.from({ length: 4 }, (_, i) => ({ id: `c${i}`, source: clip, label: i % 7, split: 'train' as const, faceBox: [200, 40, 200, 200] as [number, number, number, number] }));
+  const entries = Array.from({ length: 8 }, (_, i) => ({ id: `c${i}`, source: clip, label: i % 2, split: 'train' as const, faceBox: [200, 40, 200, 200] as [number, number, number, number] }));
   const cache = path.join(dir, 'cache');
   await extractFeatures({
     entries, encoder, out: cache, progress: false,

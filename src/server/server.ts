@@ -21,7 +21,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../util/paths.js';
-import { generateBenchmark, CLASSES as SYNTHETIC_CLASSES } from '../synthetic/benchmark.js';
+import { UserError } from '../util/errors.js';
+import { generateBenchmark } from '../synthetic/benchmark.js';
 import type { Prediction, Stage } from '../predict/predictor.js';
 import type { Box } from '../face/detector.js';
 import type { FromWorker, ModelInfo, ToWorker } from './protocol.js';
@@ -63,12 +64,13 @@ interface Job {
 interface Worker {
   proc: ChildProcess;
   ready: boolean;
+  served: boolean; // was ready once
   job?: Job;
 }
 
 const run = promisify(execFile);
 const STATIC = path.join(packageRoot(), 'src', 'server', 'static');
-const KEEP_JOBS = 1000; // finished jobs remembered for GET /api/jobs/{id}
+const KEEP_JOBS = 200; // finished jobs remembered for GET /api/jobs/{id} (a long video's result is ~1 KB a window)
 
 class HttpError extends Error {
   constructor(
@@ -208,11 +210,11 @@ export async function startServer(o: ServeOptions): Promise<Server> {
 
   // Sample clips from the built-in benchmark, made in the background (4 s, one per class).
   const samplesDir = path.join(tempDir, 'samples');
-  let samples: Array<{ name: string; file: string; label: string; faceBox: Box }> = [];
+  let samples: Array<{ name: string; file: string; faceBox: Box }> = [];
   const samplesReady = (o.samples ?? 4) > 0
     ? generateBenchmark({ out: samplesDir, seed: 1, trainPerClass: 0, testPerClass: 1, frames: 32, width: 240, height: 180, agreement: 1 }, { progress: false })
         .then((b) => {
-          samples = b.clips.slice(0, o.samples ?? 4).map((c, i) => ({ name: `${i}.mp4`, file: c.file, label: SYNTHETIC_CLASSES[c.label]!, faceBox: c.faceBox }));
+          samples = b.clips.slice(0, o.samples ?? 4).map((c, i) => ({ name: `${i}.mp4`, file: c.file, faceBox: c.faceBox }));
         })
         .catch((err) => log(`serve: no sample clips (${(err as Error).message})`))
     : Promise.resolve();
@@ -262,15 +264,18 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     } catch {
       // not allowed here: they run at the server's priority
     }
-    const w: Worker = { proc, ready: false };
+    const w: Worker = { proc, ready: false, served: false };
     workers[slot] = w;
     proc.on('message', (m: FromWorker) => {
       if (m.type === 'ready') {
-        w.ready = true;
+        w.ready = w.served = true;
         model = m.model;
         firstReady(m.model);
         dispatch();
-      } else if (m.type === 'fatal') fatal(new Error(m.error));
+      } else if (m.type === 'fatal') {
+        if (model) log(`serve: a worker cannot load the model: ${m.error}`);
+        else fatal(m.userError ? new UserError(m.error) : new Error(m.error));
+      }
       else if (w.job && m.id === w.job.id) {
         const job = w.job;
         if (m.type === 'progress') Object.assign(job, { stage: m.stage, progress: m.fraction });
@@ -289,7 +294,9 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (closing) return;
       if (!model) return fatal(new Error(`a worker stopped before the model loaded (${signal ?? `exit code ${code}`})`));
       log(`serve: worker ${proc.pid} stopped (${signal ?? `exit code ${code}`}); starting another`);
-      spawnWorker(slot);
+      // One that never got ready (the model stopped loading) is retried slowly, not in a tight loop.
+      if (w.ready || w.served) spawnWorker(slot);
+      else setTimeout(() => closing || spawnWorker(slot), 5000).unref();
     });
   };
   for (let i = 0; i < o.workers; i++) spawnWorker(i);
@@ -405,7 +412,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     if (p === '/api/openapi.json') return json(res, 200, openApi({ maxUploadMb: o.maxUploadMb, maxSeconds: o.maxSeconds }));
     if (p === '/api/samples') {
       await samplesReady;
-      return json(res, 200, samples.map((s) => ({ name: s.name, label: s.label, url: `/api/samples/${s.name}` })));
+      return json(res, 200, samples.map((s) => ({ name: s.name, url: `/api/samples/${s.name}` })));
     }
     const sm = /^\/api\/samples\/([^/]+)$/.exec(p);
     if (sm) {

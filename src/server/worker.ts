@@ -14,7 +14,8 @@ function main(): void {
   try {
     predictor = Predictor.load(run, { clip });
   } catch (err) {
-    send({ type: 'fatal', error: err instanceof UserError ? err.message : String((err as Error).stack ?? err) });
+    const userError = err instanceof UserError;
+    send({ type: 'fatal', error: userError ? (err as Error).message : String((err as Error).stack ?? err), userError });
     process.exit(1);
   }
   const { inference, encoder, conf } = predictor;

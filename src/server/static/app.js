@@ -31,9 +31,9 @@ async function init() {
     $('model').textContent = `the model is not available: ${e.message}`;
   }
   const samples = await getJson('/api/samples').catch(() => []);
-  for (const s of samples) {
+  for (const [i, s] of samples.entries()) {
     const b = document.createElement('button');
-    b.textContent = `${s.label} face`;
+    b.textContent = `sample ${i + 1}`; // what a sample shows is for the model to say
     b.dataset.sample = s.name.replace(/\.mp4$/, '');
     b.addEventListener('click', () => start(`/api/predict?sample=${encodeURIComponent(b.dataset.sample)}`, null, s.url));
     $('samples').append(b);
