@@ -8,12 +8,14 @@ import { benchClip } from './clip.js';
 import { benchStreams } from './streams.js';
 import { benchTrain } from './train.js';
 import { benchExtract } from './extract.js';
+import { benchServe } from './serve.js';
 
 const suites: Record<string, (torch: TorchReference | null, quick: boolean) => Promise<void>> = {
   engine: async (torch, quick) => printTable(engineTitle(), await benchEngine(torch, quick)),
   streams: async (_torch, quick) => benchStreams(quick),
   train: async (_torch, quick) => benchTrain(quick),
   extract: async (_torch, quick) => benchExtract(quick),
+  serve: async (_torch, quick) => benchServe(quick),
   clip: async (torch, quick) => printTable(`CLIP vision tower, random weights, float32 (${getNumThreads()} threads)`, await benchClip(torch, quick)),
 };
 

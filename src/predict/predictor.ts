@@ -104,7 +104,7 @@ export class Predictor {
     if (!fs.existsSync(ckpt)) throw new UserError(`--run ${runDir}: no checkpoint.safetensors yet (no epoch finished)`);
     const inference = inferenceInfo(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
-    if (!fs.existsSync(clipDir)) throw new UserError(`the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
+    if (!fs.existsSync(clipDir)) throw new UserError(opts.clip ? `--clip ${clipDir}: no such folder` : `the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
     const encoder = FrameEncoder.load(clipDir, { device: opts.device });
     if (encoder.hash !== inference.clipHash) {
       throw new UserError(`--clip ${clipDir}: its weights (sha256 ${encoder.hash.slice(0, 12)}) are not the ones ${runDir} was trained on (${inference.clipHash.slice(0, 12)}): give the CLIP folder the run's cache was extracted with`);

@@ -15,6 +15,7 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
           summary: 'queue a video',
           parameters: [
             { name: 'sample', in: 'query', schema: { type: 'string' }, description: 'predict a built-in sample clip instead of an upload' },
+            { name: 'box', in: 'query', schema: { type: 'string' }, description: 'x,y,w,h: a known face box in the video\'s pixels (no detection)' },
             { name: 'window', in: 'query', schema: { type: 'number' }, description: 'seconds per window (2)' },
             { name: 'stride', in: 'query', schema: { type: 'number' }, description: 'seconds between windows (1)' },
           ],

@@ -10,7 +10,7 @@ export interface ModelInfo {
 }
 
 /** server -> worker */
-export type ToWorker = { type: 'job'; id: string; file: string; window?: number; stride?: number };
+export type ToWorker = { type: 'job'; id: string; file: string; window?: number; stride?: number; faceBox?: [number, number, number, number] };
 
 /** worker -> server */
 export type FromWorker =
@@ -18,4 +18,4 @@ export type FromWorker =
   | { type: 'progress'; id: string; stage: Stage; fraction: number }
   | { type: 'done'; id: string; result: Prediction }
   | { type: 'failed'; id: string; error: string; userError: boolean }
-  | { type: 'fatal'; error: string }; // the model did not load
+  | { type: 'fatal'; error: string; userError: boolean }; // the model did not load

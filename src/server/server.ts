@@ -2,7 +2,8 @@
 // model lives in worker processes (worker.ts), so /api/health answers at once while they predict.
 //
 //   POST /api/predict          the video as the body or as multipart/form-data -> 202 {id}
-//                              (?sample=N: one of the built-in sample clips)
+//                              (?sample=N: one of the built-in sample clips; ?box=x,y,w,h: a known
+//                              face box, no detection; ?window=&stride=: the timeline, seconds)
 //   GET  /api/jobs/{id}        status, queue position, stage and percentage; the prediction when done
 //   GET  /api/health           workers, queue
 //   GET  /api/model            classes, encoder, the run's config
@@ -20,8 +21,10 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../util/paths.js';
-import { generateBenchmark, CLASSES as SYNTHETIC_CLASSES } from '../synthetic/benchmark.js';
+import { UserError } from '../util/errors.js';
+import { generateBenchmark } from '../synthetic/benchmark.js';
 import type { Prediction, Stage } from '../predict/predictor.js';
+import type { Box } from '../face/detector.js';
 import type { FromWorker, ModelInfo, ToWorker } from './protocol.js';
 import { openApi } from './openapi.js';
 
@@ -50,6 +53,7 @@ interface Job {
   name: string; // what the result calls the video: the upload's file name or the sample's, never a server path
   window?: number;
   stride?: number;
+  faceBox?: Box;
   result?: Prediction;
   error?: string;
   created: number;
@@ -60,12 +64,13 @@ interface Job {
 interface Worker {
   proc: ChildProcess;
   ready: boolean;
+  served: boolean; // was ready once
   job?: Job;
 }
 
 const run = promisify(execFile);
 const STATIC = path.join(packageRoot(), 'src', 'server', 'static');
-const KEEP_JOBS = 1000; // finished jobs remembered for GET /api/jobs/{id}
+const KEEP_JOBS = 200; // finished jobs remembered for GET /api/jobs/{id} (a long video's result is ~1 KB a window)
 
 class HttpError extends Error {
   constructor(
@@ -205,11 +210,11 @@ export async function startServer(o: ServeOptions): Promise<Server> {
 
   // Sample clips from the built-in benchmark, made in the background (4 s, one per class).
   const samplesDir = path.join(tempDir, 'samples');
-  let samples: Array<{ name: string; file: string; label: string }> = [];
+  let samples: Array<{ name: string; file: string; faceBox: Box }> = [];
   const samplesReady = (o.samples ?? 4) > 0
-    ? generateBenchmark({ out: samplesDir, seed: 1, trainPerClass: 0, testPerClass: 1, frames: 32, width: 320, height: 240, agreement: 1 }, { progress: false })
+    ? generateBenchmark({ out: samplesDir, seed: 1, trainPerClass: 0, testPerClass: 1, frames: 32, width: 240, height: 180, agreement: 1 }, { progress: false })
         .then((b) => {
-          samples = b.clips.slice(0, o.samples ?? 4).map((c, i) => ({ name: `${i}.mp4`, file: c.file, label: SYNTHETIC_CLASSES[c.label]! }));
+          samples = b.clips.slice(0, o.samples ?? 4).map((c, i) => ({ name: `${i}.mp4`, file: c.file, faceBox: c.faceBox }));
         })
         .catch((err) => log(`serve: no sample clips (${(err as Error).message})`))
     : Promise.resolve();
@@ -238,7 +243,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const job = queue.shift()!;
       w.job = job;
       Object.assign(job, { status: 'running', started: Date.now(), stage: 'decode', progress: 0 });
-      const m: ToWorker = { type: 'job', id: job.id, file: job.file, window: job.window, stride: job.stride };
+      const m: ToWorker = { type: 'job', id: job.id, file: job.file, window: job.window, stride: job.stride, faceBox: job.faceBox };
       w.proc.send(m);
     }
   };
@@ -252,15 +257,25 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       env: { ...process.env, OUS_SERVE_RUN: o.run, OUS_SERVE_CLIP: o.clip ?? '', OUS_NUM_THREADS: String(threads) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const w: Worker = { proc, ready: false };
+    // Inference yields the CPU to the HTTP loop: the workers run at a lower priority (nice 10), so
+    // /api/health and uploads are answered at once even when the workers use every core.
+    try {
+      os.setPriority(proc.pid!, 10);
+    } catch {
+      // not allowed here: they run at the server's priority
+    }
+    const w: Worker = { proc, ready: false, served: false };
     workers[slot] = w;
     proc.on('message', (m: FromWorker) => {
       if (m.type === 'ready') {
-        w.ready = true;
+        w.ready = w.served = true;
         model = m.model;
         firstReady(m.model);
         dispatch();
-      } else if (m.type === 'fatal') fatal(new Error(m.error));
+      } else if (m.type === 'fatal') {
+        if (model) log(`serve: a worker cannot load the model: ${m.error}`);
+        else fatal(m.userError ? new UserError(m.error) : new Error(m.error));
+      }
       else if (w.job && m.id === w.job.id) {
         const job = w.job;
         if (m.type === 'progress') Object.assign(job, { stage: m.stage, progress: m.fraction });
@@ -279,7 +294,9 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (closing) return;
       if (!model) return fatal(new Error(`a worker stopped before the model loaded (${signal ?? `exit code ${code}`})`));
       log(`serve: worker ${proc.pid} stopped (${signal ?? `exit code ${code}`}); starting another`);
-      spawnWorker(slot);
+      // One that never got ready (the model stopped loading) is retried slowly, not in a tight loop.
+      if (w.ready || w.served) spawnWorker(slot);
+      else setTimeout(() => closing || spawnWorker(slot), 5000).unref();
     });
   };
   for (let i = 0; i < o.workers; i++) spawnWorker(i);
@@ -331,6 +348,9 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       return Number(v);
     };
     const [window, stride] = [num('window'), num('stride')];
+    const boxParam = url.searchParams.get('box');
+    let faceBox = boxParam === null ? undefined : (boxParam.split(',').map(Number) as Box);
+    if (faceBox && (faceBox.length !== 4 || !faceBox.every((v) => Number.isFinite(v) && v >= 0) || !(faceBox[2] > 0 && faceBox[3] > 0))) throw new HttpError(400, `box must be x,y,w,h in the video's pixels, not '${boxParam}'`);
     const id = crypto.randomUUID();
     const sample = url.searchParams.get('sample');
     let file: string;
@@ -342,6 +362,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (!s) throw new HttpError(404, `no sample clip '${sample}' (GET /api/samples lists them)`);
       file = s.file;
       name = `sample ${s.name}`;
+      faceBox ??= s.faceBox; // the drawn face's box is known: no detection
       req.resume();
     } else {
       const declared = Number(req.headers['content-length']);
@@ -370,7 +391,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         throw new HttpError(503, `the queue is full (${o.queue} waiting): retry later`, { 'Retry-After': retryAfter() });
       }
     }
-    const job: Job = { id, status: 'queued', progress: 0, dir, file, name, window, stride, created: Date.now() };
+    const job: Job = { id, status: 'queued', progress: 0, dir, file, name, window, stride, faceBox, created: Date.now() };
     jobs.set(id, job);
     queue.push(job);
     dispatch();
@@ -391,7 +412,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     if (p === '/api/openapi.json') return json(res, 200, openApi({ maxUploadMb: o.maxUploadMb, maxSeconds: o.maxSeconds }));
     if (p === '/api/samples') {
       await samplesReady;
-      return json(res, 200, samples.map((s) => ({ name: s.name, label: s.label, url: `/api/samples/${s.name}` })));
+      return json(res, 200, samples.map((s) => ({ name: s.name, url: `/api/samples/${s.name}` })));
     }
     const sm = /^\/api\/samples\/([^/]+)$/.exec(p);
     if (sm) {

@@ -14,7 +14,8 @@ function main(): void {
   try {
     predictor = Predictor.load(run, { clip });
   } catch (err) {
-    send({ type: 'fatal', error: err instanceof UserError ? err.message : String((err as Error).stack ?? err) });
+    const userError = err instanceof UserError;
+    send({ type: 'fatal', error: userError ? (err as Error).message : String((err as Error).stack ?? err), userError });
     process.exit(1);
   }
   const { inference, encoder, conf } = predictor;
@@ -34,7 +35,7 @@ function main(): void {
     if (m.type !== 'job') return;
     chain = chain.then(async () => {
       try {
-        const result = await predictor.predict(m.file, { window: m.window, stride: m.stride, onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }) });
+        const result = await predictor.predict(m.file, { window: m.window, stride: m.stride, faceBox: m.faceBox, onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }) });
         send({ type: 'done', id: m.id, result });
       } catch (err) {
         const userError = err instanceof UserError;

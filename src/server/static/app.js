@@ -26,14 +26,14 @@ async function init() {
   try {
     state.model = await getJson('/api/model');
     const m = state.model;
-    $('model').textContent = `run ${m.run.split('/').pop()}: ${m.config.model}, ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
+    $('model').textContent = `${m.config.model} run ${m.run.split("/").pop()}: ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
   } catch (e) {
     $('model').textContent = `the model is not available: ${e.message}`;
   }
   const samples = await getJson('/api/samples').catch(() => []);
-  for (const s of samples) {
+  for (const [i, s] of samples.entries()) {
     const b = document.createElement('button');
-    b.textContent = `${s.label} face`;
+    b.textContent = `sample ${i + 1}`; // what a sample shows is for the model to say
     b.dataset.sample = s.name.replace(/\.mp4$/, '');
     b.addEventListener('click', () => start(`/api/predict?sample=${encodeURIComponent(b.dataset.sample)}`, null, s.url));
     $('samples').append(b);
