@@ -6,7 +6,7 @@ import type { Split } from './cache.js';
 import { CacheWriter, type CacheInfo, type ClipRecord } from './cache.js';
 import type { ClipEntry } from './datasets.js';
 import type { FrameEncoder } from './encoder.js';
-import { buildStreams, type Streams } from '../streams/index.js';
+import { buildStreamViews, type Sampling, type Streams } from '../streams/index.js';
 import { flipHorizontal } from '../face/crop.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
@@ -50,6 +50,15 @@ function viewPlan(split: Split, views: number): Array<{ view: number; mode: 'tes
   return Array.from({ length: n }, (_, v) => ({ view: v, mode: v < 2 ? 'test' : 'train', flip: v % 2 === 1 }));
 }
 
+// A test-mode sampling draws nothing at random: every test view (0 and its mirror 1) shares one.
+const samplingKey = (v: { view: number; mode: 'test' | 'train' }) => (v.mode === 'test' ? 'test' : `train:${v.view}`);
+
+function uniqueSamplings(views: Array<{ view: number; mode: 'test' | 'train' }>): Array<{ key: string; sampling: Sampling }> {
+  const out = new Map<string, Sampling>();
+  for (const v of views) if (!out.has(samplingKey(v))) out.set(samplingKey(v), { mode: v.mode, seed: v.view });
+  return [...out].map(([key, sampling]) => ({ key, sampling }));
+}
+
 export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary> {
   const { encoder, info } = o;
   const shard = o.shard ?? { index: 1, count: 1 };
@@ -69,10 +78,16 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
   for (const e of todo) {
     try {
       const views = viewPlan(e.split, info.views).filter((v) => !writer.done.has(keyOf(e, v.view)));
+      // One decode and one detection pass per clip: a mirrored view flips its unmirrored
+      // sampling's frames; train samplings add only the frames they draw.
+      const samplings = uniqueSamplings(views);
+      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox }, samplings.map((k) => k.sampling));
+      for (const m of made) {
+        seconds.decode += m.timings.decode;
+        seconds.detect += m.timings.detect;
+      }
       for (const v of views) {
-        const s: Streams = await buildStreams(e.source, { frames: info.frames, scene: info.scene, mode: v.mode, seed: v.view, faceFrames: e.faceFrames, faceBox: e.faceBox });
-        seconds.decode += s.timings.decode;
-        seconds.detect += s.timings.detect;
+        const s: Streams = made[samplings.findIndex((k) => k.key === samplingKey(v))]!;
         const t0 = process.hrtime.bigint();
         const flip = v.flip ? flipHorizontal : (f: Streams['frames'][number]['face']) => f;
         const T = s.frames.length;
