@@ -105,7 +105,7 @@ export const extract: Command = {
     const merged = shard.count === 1 ? mergeCache(values.out) : undefined;
     const inCache = merged?.clips ?? summary.done + summary.skipped;
     if (values.json) {
-      process.stdout.write(JSON.stringify({ done: summary.done, skipped: summary.skipped, failed: summary.failed, cache: summary.cache }) + '\n');
+      process.stdout.write(JSON.stringify({ done: summary.done, skipped: summary.skipped, failed: summary.failed, cache: summary.cache, seconds: summary.seconds, clipsPerSecond: summary.clipsPerSecond }) + '\n');
     } else {
       process.stdout.write(`extracted ${summary.done} clips, skipped ${summary.skipped} already cached, ${summary.failed.length} failed -> ${summary.cache}\n`);
       for (const f of summary.failed) process.stdout.write(`  failed: ${f.error}\n`);

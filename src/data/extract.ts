@@ -29,7 +29,8 @@ export interface ExtractSummary {
   skipped: number; // already in the cache
   failed: Array<{ path: string; error: string }>;
   cache: string;
-  seconds: { decode: number; detect: number; encode: number };
+  seconds: { decode: number; detect: number; encode: number; total: number }; // per stage (stages may overlap), and wall time
+  clipsPerSecond: number; // done / total
 }
 
 /** "I/N" -> {index, count}, with a clear error. */
@@ -69,7 +70,8 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
   const todo = mine.filter((e) => viewPlan(e.split, info.views).some((v) => !writer.done.has(keyOf(e, v.view))));
   const skipped = mine.length - todo.length;
   const progress = new Progress('extract', todo.length, { unit: 'clips', silent: o.progress === false });
-  const seconds = { decode: 0, detect: 0, encode: 0 };
+  const started = process.hrtime.bigint();
+  const seconds = { decode: 0, detect: 0, encode: 0, total: 0 };
   const share = () => {
     const total = seconds.decode + seconds.detect + seconds.encode || 1;
     return `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`;
@@ -117,5 +119,6 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
   writer.flush();
   progress.finish(share());
   for (const f of o.preFailed ?? []) writer.fail(f);
-  return { done, skipped, failed: [...writer.failures], cache: o.out, seconds };
+  seconds.total = Number(process.hrtime.bigint() - started) / 1e9;
+  return { done, skipped, failed: [...writer.failures], cache: o.out, seconds, clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0 };
 }
