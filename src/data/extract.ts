@@ -8,6 +8,8 @@ import type { ClipEntry } from './datasets.js';
 import type { FrameEncoder } from './encoder.js';
 import { buildStreamViews, type Sampling, type Streams } from '../streams/index.js';
 import { flipHorizontal } from '../face/crop.js';
+import type { DetectorEngine } from '../face/detector.js';
+import { runPipeline, type ViewWork } from './pipeline.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { noGrad } from '../torch/index.js';
@@ -22,6 +24,14 @@ export interface ExtractOptions {
   progress?: boolean;
   /** Clips that failed before extraction (e.g. bad manifest rows), reported with the rest. */
   preFailed?: Array<{ path: string; error: string }>;
+  /**
+   * Decode and detect `ahead` clips while one is encoded (default 2); false: one clip at a time.
+   * crossClips fills encoder batches across views and clips; it is on by default only when a
+   * batch is larger than a view (2T frames), because a frame's features can then differ in the
+   * last bit with the batch it shares (BLAS kernels sum in an order that depends on the batch's size).
+   */
+  pipeline?: { ahead?: number; crossClips?: boolean } | false;
+  detector?: DetectorEngine; // the face detector's engine (default: libtorch, or OUS_FACE_DETECTOR)
 }
 
 export interface ExtractSummary {
@@ -77,24 +87,24 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
     return `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`;
   };
   let done = 0;
-  for (const e of todo) {
-    try {
+  const pipe = o.pipeline === false ? { ahead: 0, crossClips: false } : { ahead: o.pipeline?.ahead ?? 2, crossClips: o.pipeline?.crossClips ?? encoder.batchSize > 2 * info.frames };
+  await runPipeline(todo, {
+    ...pipe,
+    batchSize: encoder.batchSize,
+    async prepare(e) {
       const views = viewPlan(e.split, info.views).filter((v) => !writer.done.has(keyOf(e, v.view)));
       // One decode and one detection pass per clip: a mirrored view flips its unmirrored
       // sampling's frames; train samplings add only the frames they draw.
       const samplings = uniqueSamplings(views);
-      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox }, samplings.map((k) => k.sampling));
+      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox, detector: o.detector }, samplings.map((k) => k.sampling));
       for (const m of made) {
         seconds.decode += m.timings.decode;
         seconds.detect += m.timings.detect;
       }
-      for (const v of views) {
+      return views.map((v): ViewWork => {
         const s: Streams = made[samplings.findIndex((k) => k.key === samplingKey(v))]!;
-        const t0 = process.hrtime.bigint();
         const flip = v.flip ? flipHorizontal : (f: Streams['frames'][number]['face']) => f;
         const T = s.frames.length;
-        // Face and scene frames in one batch through the shared tower; scene_low from block k.
-        const { emb, low } = noGrad(() => encoder.encode([...s.frames.map((f) => flip(f.face)), ...s.frames.map((f) => flip(f.scene))], info.polarityLayer));
         const record: ClipRecord = {
           key: keyOf(e, v.view),
           path: e.source,
@@ -105,17 +115,25 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
           faceMissing: s.faceMissing,
           boxes: s.frames.map((f) => (s.faceMissing ? null : f.box)),
         };
-        writer.add(record, { face: emb.narrow(0, 0, T), scene: emb.narrow(0, T, T), low: low!.narrow(0, T, T) });
-        emb.dispose();
-        low!.dispose();
-        seconds.encode += Number(process.hrtime.bigint() - t0) / 1e9;
-      }
-      done += 1;
-    } catch (err) {
-      writer.fail({ path: e.source, error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}` });
-    }
-    progress.tick(1, share());
-  }
+        // Face and scene frames through the shared tower; scene_low from block k.
+        return {
+          frames: [...s.frames.map((f) => flip(f.face)), ...s.frames.map((f) => flip(f.scene))],
+          done: (emb, low) => writer.add(record, { face: emb.narrow(0, 0, T), scene: emb.narrow(0, T, T), low: low.narrow(0, T, T) }),
+        };
+      });
+    },
+    encode(frames) {
+      const t0 = process.hrtime.bigint();
+      const { emb, low } = noGrad(() => encoder.encode(frames, info.polarityLayer));
+      seconds.encode += Number(process.hrtime.bigint() - t0) / 1e9;
+      return { emb, low: low! };
+    },
+    onClip(e, err) {
+      if (err === undefined) done += 1;
+      else writer.fail({ path: e.source, error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}` });
+      progress.tick(1, share());
+    },
+  });
   writer.flush();
   progress.finish(share());
   for (const f of o.preFailed ?? []) writer.fail(f);
