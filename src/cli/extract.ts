@@ -6,7 +6,8 @@ import type { Command } from './command.js';
 import { UserError } from '../util/errors.js';
 import { readDfew, readFerv39k, readManifest, type ClipEntry } from '../data/datasets.js';
 import { FrameEncoder } from '../data/encoder.js';
-import { extractFeatures, parseShard } from '../data/extract.js';
+import { extractFeatures } from '../data/extract.js';
+import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';
 import { resolveOusConfig } from '../ous/config.js';
 import { parseDevice } from '../torch/index.js';
@@ -16,7 +17,7 @@ export const extract: Command = {
   summary: 'encode a data set with the frozen CLIP into a feature cache (resumable, shardable)',
   usage:
     'ous extract --dataset dfew|ferv39k|manifest --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n' +
-    '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N] [--device cpu|cuda] [--batch B]\n' +
+    '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N|auto|auto/N] [--device cpu|cuda] [--batch B]\n' +
     '            [--part-size 32] [--json]\n' +
     '       ous extract --merge --out CACHE        (join the shards of a sharded extraction)',
   async run(argv) {
@@ -55,7 +56,7 @@ export const extract: Command = {
     };
     if (!values.clip) throw new UserError('extract: --clip DIR is required (a Hugging Face CLIP folder)');
     if (values.scene !== 'mask' && values.scene !== 'full') throw new UserError(`extract: --scene must be mask or full, not '${values.scene}'`);
-    const shard = parseShard(values.shard!);
+    const shard = resolveShard(values.shard!); // I/N, or auto from Slurm/Kubernetes (src/data/shard.ts)
     let entries: ClipEntry[];
     let preFailed: Array<{ path: string; error: string }> = [];
     let fold: number | undefined;
@@ -104,7 +105,7 @@ export const extract: Command = {
     const merged = shard.count === 1 ? mergeCache(values.out) : undefined;
     const inCache = merged?.clips ?? summary.done + summary.skipped;
     if (values.json) {
-      process.stdout.write(JSON.stringify({ done: summary.done, skipped: summary.skipped, failed: summary.failed, cache: summary.cache }) + '\n');
+      process.stdout.write(JSON.stringify({ done: summary.done, skipped: summary.skipped, failed: summary.failed, cache: summary.cache, seconds: summary.seconds, clipsPerSecond: summary.clipsPerSecond }) + '\n');
     } else {
       process.stdout.write(`extracted ${summary.done} clips, skipped ${summary.skipped} already cached, ${summary.failed.length} failed -> ${summary.cache}\n`);
       for (const f of summary.failed) process.stdout.write(`  failed: ${f.error}\n`);

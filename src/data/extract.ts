@@ -6,8 +6,10 @@ import type { Split } from './cache.js';
 import { CacheWriter, type CacheInfo, type ClipRecord } from './cache.js';
 import type { ClipEntry } from './datasets.js';
 import type { FrameEncoder } from './encoder.js';
-import { buildStreams, type Streams } from '../streams/index.js';
+import { buildStreamViews, type Sampling, type Streams } from '../streams/index.js';
 import { flipHorizontal } from '../face/crop.js';
+import type { DetectorEngine } from '../face/detector.js';
+import { runPipeline, type ViewWork } from './pipeline.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { noGrad } from '../torch/index.js';
@@ -22,6 +24,14 @@ export interface ExtractOptions {
   progress?: boolean;
   /** Clips that failed before extraction (e.g. bad manifest rows), reported with the rest. */
   preFailed?: Array<{ path: string; error: string }>;
+  /**
+   * Decode and detect `ahead` clips while one is encoded (default 2); false: one clip at a time.
+   * crossClips fills encoder batches across views and clips; it is on by default only when a
+   * batch is larger than a view (2T frames), because a frame's features can then differ in the
+   * last bit with the batch it shares (BLAS kernels sum in an order that depends on the batch's size).
+   */
+  pipeline?: { ahead?: number; crossClips?: boolean } | false;
+  detector?: DetectorEngine; // the face detector's engine (default: libtorch, or OUS_FACE_DETECTOR)
 }
 
 export interface ExtractSummary {
@@ -29,7 +39,8 @@ export interface ExtractSummary {
   skipped: number; // already in the cache
   failed: Array<{ path: string; error: string }>;
   cache: string;
-  seconds: { decode: number; detect: number; encode: number };
+  seconds: { decode: number; detect: number; encode: number; total: number }; // per stage (stages may overlap), and wall time
+  clipsPerSecond: number; // done / total
 }
 
 /** "I/N" -> {index, count}, with a clear error. */
@@ -50,6 +61,15 @@ function viewPlan(split: Split, views: number): Array<{ view: number; mode: 'tes
   return Array.from({ length: n }, (_, v) => ({ view: v, mode: v < 2 ? 'test' : 'train', flip: v % 2 === 1 }));
 }
 
+// A test-mode sampling draws nothing at random: every test view (0 and its mirror 1) shares one.
+const samplingKey = (v: { view: number; mode: 'test' | 'train' }) => (v.mode === 'test' ? 'test' : `train:${v.view}`);
+
+function uniqueSamplings(views: Array<{ view: number; mode: 'test' | 'train' }>): Array<{ key: string; sampling: Sampling }> {
+  const out = new Map<string, Sampling>();
+  for (const v of views) if (!out.has(samplingKey(v))) out.set(samplingKey(v), { mode: v.mode, seed: v.view });
+  return [...out].map(([key, sampling]) => ({ key, sampling }));
+}
+
 export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary> {
   const { encoder, info } = o;
   const shard = o.shard ?? { index: 1, count: 1 };
@@ -60,24 +80,31 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
   const todo = mine.filter((e) => viewPlan(e.split, info.views).some((v) => !writer.done.has(keyOf(e, v.view))));
   const skipped = mine.length - todo.length;
   const progress = new Progress('extract', todo.length, { unit: 'clips', silent: o.progress === false });
-  const seconds = { decode: 0, detect: 0, encode: 0 };
+  const started = process.hrtime.bigint();
+  const seconds = { decode: 0, detect: 0, encode: 0, total: 0 };
   const share = () => {
     const total = seconds.decode + seconds.detect + seconds.encode || 1;
     return `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`;
   };
   let done = 0;
-  for (const e of todo) {
-    try {
+  const pipe = o.pipeline === false ? { ahead: 0, crossClips: false } : { ahead: o.pipeline?.ahead ?? 2, crossClips: o.pipeline?.crossClips ?? encoder.batchSize > 2 * info.frames };
+  await runPipeline(todo, {
+    ...pipe,
+    batchSize: encoder.batchSize,
+    async prepare(e) {
       const views = viewPlan(e.split, info.views).filter((v) => !writer.done.has(keyOf(e, v.view)));
-      for (const v of views) {
-        const s: Streams = await buildStreams(e.source, { frames: info.frames, scene: info.scene, mode: v.mode, seed: v.view, faceFrames: e.faceFrames, faceBox: e.faceBox });
-        seconds.decode += s.timings.decode;
-        seconds.detect += s.timings.detect;
-        const t0 = process.hrtime.bigint();
+      // One decode and one detection pass per clip: a mirrored view flips its unmirrored
+      // sampling's frames; train samplings add only the frames they draw.
+      const samplings = uniqueSamplings(views);
+      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox, detector: o.detector }, samplings.map((k) => k.sampling));
+      for (const m of made) {
+        seconds.decode += m.timings.decode;
+        seconds.detect += m.timings.detect;
+      }
+      return views.map((v): ViewWork => {
+        const s: Streams = made[samplings.findIndex((k) => k.key === samplingKey(v))]!;
         const flip = v.flip ? flipHorizontal : (f: Streams['frames'][number]['face']) => f;
         const T = s.frames.length;
-        // Face and scene frames in one batch through the shared tower; scene_low from block k.
-        const { emb, low } = noGrad(() => encoder.encode([...s.frames.map((f) => flip(f.face)), ...s.frames.map((f) => flip(f.scene))], info.polarityLayer));
         const record: ClipRecord = {
           key: keyOf(e, v.view),
           path: e.source,
@@ -88,19 +115,28 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
           faceMissing: s.faceMissing,
           boxes: s.frames.map((f) => (s.faceMissing ? null : f.box)),
         };
-        writer.add(record, { face: emb.narrow(0, 0, T), scene: emb.narrow(0, T, T), low: low!.narrow(0, T, T) });
-        emb.dispose();
-        low!.dispose();
-        seconds.encode += Number(process.hrtime.bigint() - t0) / 1e9;
-      }
-      done += 1;
-    } catch (err) {
-      writer.fail({ path: e.source, error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}` });
-    }
-    progress.tick(1, share());
-  }
+        // Face and scene frames through the shared tower; scene_low from block k.
+        return {
+          frames: [...s.frames.map((f) => flip(f.face)), ...s.frames.map((f) => flip(f.scene))],
+          done: (emb, low) => writer.add(record, { face: emb.narrow(0, 0, T), scene: emb.narrow(0, T, T), low: low.narrow(0, T, T) }),
+        };
+      });
+    },
+    encode(frames) {
+      const t0 = process.hrtime.bigint();
+      const { emb, low } = noGrad(() => encoder.encode(frames, info.polarityLayer));
+      seconds.encode += Number(process.hrtime.bigint() - t0) / 1e9;
+      return { emb, low: low! };
+    },
+    onClip(e, err) {
+      if (err === undefined) done += 1;
+      else writer.fail({ path: e.source, error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}` });
+      progress.tick(1, share());
+    },
+  });
   writer.flush();
   progress.finish(share());
   for (const f of o.preFailed ?? []) writer.fail(f);
-  return { done, skipped, failed: [...writer.failures], cache: o.out, seconds };
+  seconds.total = Number(process.hrtime.bigint() - started) / 1e9;
+  return { done, skipped, failed: [...writer.failures], cache: o.out, seconds, clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0 };
 }

@@ -56,59 +56,107 @@ export interface Streams {
 
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
-async function sampledFrames(source: string, t: number, mode: SamplingMode, random: () => number, given?: number[]) {
-  if (fs.existsSync(source) && fs.statSync(source).isDirectory()) {
-    const files = listFrameFiles(source);
-    const indices = given ?? sampleIndices(files.length, t, mode, random);
-    const frames = await readFrameFiles(files, indices);
-    const [sourceWidth, sourceHeight] = await uprightSize(files[indices[0]!]!);
-    return { indices, frames, fps: 0, frameCount: files.length, rotation: 0, missing: 0, sourceWidth, sourceHeight };
+/** One sampling of a clip: view 0 is the test sampling; train views draw with their own seed. */
+export interface Sampling {
+  mode: SamplingMode;
+  seed: number;
+  indices?: number[]; // the frames to take, in place of T sampled ones (a timeline's frame grid)
+}
+
+/**
+ * The sampled frames of several samplings of one clip from ONE decode: the union of their frame
+ * indices goes through one ffmpeg process (or one read of each frame file). `missing` per sampling
+ * counts its distinct frames past the last one the decoder delivered, as decodeFrames does.
+ */
+async function sampledFrames(source: string, t: number, samplings: Sampling[], faceFrames: string | undefined) {
+  const randoms = samplings.map((v) => rng(v.seed));
+  const isFolder = fs.existsSync(source) && fs.statSync(source).isDirectory();
+  const files = isFolder ? listFrameFiles(source) : undefined;
+  const info = files ? undefined : probeVideo(source);
+  const n = files ? files.length : info!.frameCount;
+  const indices = samplings.map((v, k) => v.indices ?? sampleIndices(n, t, v.mode, randoms[k]!));
+  const union = [...new Set(indices.flat())].sort((a, b) => a - b);
+  let decoded: RgbFrame[];
+  let lost = new Set<number>();
+  if (files) decoded = await readFrameFiles(files, union);
+  else {
+    const d = await decodeFrames(source, info!, union);
+    decoded = d.frames;
+    lost = new Set(union.slice(union.length - d.missing)); // decodeFrames loses frames at the end
   }
-  const info = probeVideo(source);
-  const indices = given ?? sampleIndices(info.frameCount, t, mode, random);
-  const { frames, missing } = await decodeFrames(source, info, indices);
-  return { indices, frames, fps: info.fps, frameCount: info.frameCount, rotation: info.rotation, missing, sourceWidth: info.width, sourceHeight: info.height };
+  const byIndex = new Map(union.map((idx, k) => [idx, decoded[k]!]));
+  // The data set's face crops (DFEW) are sampled after the frames, with the same generator.
+  const faceFiles = faceFrames ? listFrameFiles(faceFrames) : undefined;
+  const shippedIdx = faceFiles ? samplings.map((v, k) => sampleIndices(faceFiles.length, t, v.mode, randoms[k]!)) : undefined;
+  const shippedAll = faceFiles ? await readFrameFiles(faceFiles, shippedIdx!.flat()) : undefined;
+  // Boxes are read and reported in the source's own pixels; the frames may be scaled down (MAX_SIDE).
+  const [sourceWidth, sourceHeight] = files ? await uprightSize(files[union[0]!]!) : [info!.width, info!.height];
+  return {
+    union: union.map((i) => byIndex.get(i)!),
+    unionIndex: new Map(union.map((idx, k) => [idx, k])),
+    views: indices.map((idx, k) => ({
+      indices: idx,
+      frames: idx.map((i) => byIndex.get(i)!),
+      missing: [...new Set(idx)].filter((i) => lost.has(i)).length,
+      shipped: shippedAll?.slice(k * t, (k + 1) * t),
+    })),
+    fps: info?.fps ?? 0,
+    frameCount: n,
+    rotation: info?.rotation ?? 0,
+    own: { width: sourceWidth, height: sourceHeight },
+  };
 }
 
 /** The face and scene streams of one clip. */
 export async function buildStreams(source: string, opts: StreamsOptions = {}): Promise<Streams> {
+  return (await buildStreamViews(source, opts, [{ mode: opts.mode ?? 'test', seed: opts.seed ?? 0, indices: opts.indices }]))[0]!;
+}
+
+/**
+ * The streams of several samplings of one clip from one decode and one detection pass: each
+ * distinct frame is decoded once and the detector sees it once; every sampling then links its
+ * own face track from those detections, so each result equals buildStreams with that sampling.
+ * (A mirrored view needs no sampling of its own: it is the flip of its unmirrored one.) The
+ * decode and detect seconds are booked on the first result.
+ */
+export async function buildStreamViews(source: string, opts: StreamsOptions, samplings: Sampling[]): Promise<Streams[]> {
   const T = opts.frames ?? 16;
-  const random = rng(opts.seed ?? 0);
-  const mode = opts.mode ?? 'test';
   let t0 = process.hrtime.bigint();
-  const s = await sampledFrames(source, T, mode, random, opts.indices);
-  const faceFiles = opts.faceFrames ? listFrameFiles(opts.faceFrames) : undefined;
-  const shipped = faceFiles ? await readFrameFiles(faceFiles, sampleIndices(faceFiles.length, T, mode, random)) : undefined;
+  const all = await sampledFrames(source, T, samplings, opts.faceFrames);
   const decode = seconds(t0);
-  // Boxes are read and reported in the source's own pixels; the frames may be scaled down (MAX_SIDE).
-  const own = { width: s.sourceWidth, height: s.sourceHeight };
+  const own = all.own;
 
   t0 = process.hrtime.bigint();
-  const needBoxes = !shipped || opts.scene !== 'full';
-  const perFrame: Detection[][] = [];
+  const needBoxes = !opts.faceFrames || opts.scene !== 'full';
+  let found: Detection[][] | undefined;
   if (opts.faceBox) {
     // A known box, given in the source's pixels; frames may have been scaled down while decoding.
-    const b = rescaleBox(opts.faceBox, own, s.frames[0]!);
-    for (let i = 0; i < s.frames.length; i++) perFrame.push([{ box: b, score: 1 }]);
-  } else if (needBoxes) perFrame.push(...(await detectFacesBatch(s.frames, { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device })));
+    const b = rescaleBox(opts.faceBox, own, all.union[0]!);
+    found = all.union.map(() => [{ box: b, score: 1 }]);
+  } else if (needBoxes) found = await detectFacesBatch(all.union, { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device });
   const detect = seconds(t0);
 
-  t0 = process.hrtime.bigint();
-  const tracks = linkTracks(perFrame);
-  const main = mainTrack(tracks);
-  const faceMissing = main < 0;
-  const boxes: Box[] = faceMissing ? s.frames.map(centreSquare) : fillTrack(tracks[main]!).map((b) => squareBox(b, opts.enlarge ?? 0.25));
-  const frames: StreamFrame[] = s.frames.map((frame, i) => ({
-    index: s.indices[i]!,
-    timeSec: s.fps ? s.indices[i]! / s.fps : 0,
-    box: rescaleBox(boxes[i]!, frame, own),
-    detected: !faceMissing && tracks[main]![i] !== null,
-    face: shipped ? shipped[i]! : cropWithPadding(frame, boxes[i]!),
-    scene: opts.scene === 'full' || faceMissing ? frame : fillBox(frame, boxes[i]!, CLIP_MEAN_RGB),
-  }));
-  const otherFaces = s.frames.map((f, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])));
-  const crop = seconds(t0);
-  return { source, frames, faceMissing, otherFaces, fps: s.fps, frameCount: s.frameCount, width: own.width, height: own.height, rotation: s.rotation, missingFrames: s.missing, timings: { decode, detect, crop } };
+  return all.views.map((s, v) => {
+    t0 = process.hrtime.bigint();
+    const shipped = s.shipped;
+    const perFrame: Detection[][] = found ? s.indices.map((i) => found![all.unionIndex.get(i)!]!) : [];
+    const tracks = linkTracks(perFrame);
+    const main = mainTrack(tracks);
+    const faceMissing = main < 0;
+    const boxes: Box[] = faceMissing ? s.frames.map(centreSquare) : fillTrack(tracks[main]!).map((b) => squareBox(b, opts.enlarge ?? 0.25));
+    const frames: StreamFrame[] = s.frames.map((frame, i) => ({
+      index: s.indices[i]!,
+      timeSec: all.fps ? s.indices[i]! / all.fps : 0,
+      box: rescaleBox(boxes[i]!, frame, own),
+      detected: !faceMissing && tracks[main]![i] !== null,
+      face: shipped ? shipped[i]! : cropWithPadding(frame, boxes[i]!),
+      scene: opts.scene === 'full' || faceMissing ? frame : fillBox(frame, boxes[i]!, CLIP_MEAN_RGB),
+    }));
+    const otherFaces = s.frames.map((f, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])));
+    const crop = seconds(t0);
+    const timings = v === 0 ? { decode, detect, crop } : { decode: 0, detect: 0, crop };
+    return { source, frames, faceMissing, otherFaces, fps: all.fps, frameCount: all.frameCount, width: own.width, height: own.height, rotation: all.rotation, missingFrames: s.missing, timings };
+  });
 }
 
 /**
