@@ -18,19 +18,21 @@ export const DEMO_NOTES = [
 export const demo: Command = {
   name: 'demo',
   summary: 'run OUS end to end on the built-in synthetic benchmark (no downloads)',
-  usage: 'ous demo [--out DIR] [--quick] [--seed N] [--agreement P] [--json]',
+  usage: 'ous demo [--out DIR] [--quick] [--seed N] [--agreement P] [--classes N (2..11)] [--json]',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
-      options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, json: { type: 'boolean' } },
+      options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, classes: { type: 'string' }, json: { type: 'boolean' } },
     });
     const seed = Number(values.seed);
     const agreement = Number(values.agreement);
     if (!Number.isInteger(seed) || seed < 0) throw new UserError(`demo: --seed must be a non-negative integer, not '${values.seed}'`);
     if (!(agreement >= 0 && agreement <= 1)) throw new UserError(`demo: --agreement must be in [0, 1], not '${values.agreement}'`);
-    const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement });
+    const classes = values.classes === undefined ? undefined : Number(values.classes);
+    if (classes !== undefined && !(Number.isInteger(classes) && classes >= 2 && classes <= 11)) throw new UserError(`demo: --classes must be an integer in 2..11, not '${values.classes}'`);
+    const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement, classes });
     const report = await writeReport({
-      title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement})`,
+      title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
       runs: [{ name: 'OUS', dir: r.runs.ous }, { name: 'face only', dir: r.runs.faceOnly }],
       out: path.join(values.out!, 'report'),
       ceilings: { 'face alone': r.ceilings.face, 'face + scene': r.ceilings.faceScene },

@@ -1,4 +1,4 @@
-// `ous predict VIDEO --run RUN`: the 7-class emotion of a video, the scene polarity, and how much
+// `ous predict VIDEO --run RUN`: the emotion of a video (the run's classes), the scene polarity, and how much
 // the scene changed the decision. "Changed" is measured by running the same head again with an
 // uninformative scene (every scene frame replaced by CLIP's mean colour): the difference between
 // the two probability vectors (total variation) and whether the top class moved.
@@ -16,7 +16,7 @@ export interface Prediction {
   video: string;
   emotion: string;
   probabilities: Record<string, number>;
-  polarity: Record<string, number> | null; // null for the face-only baseline
+  polarity: Record<string, number> | null; // null for the face-only baseline and runs without polarity labels
   sceneEffect: { totalVariation: number; changedDecision: boolean; emotionWithoutScene: string } | null;
   faceMissing: boolean;
 }
@@ -41,7 +41,8 @@ export async function predictVideo(video: string, runDir: string, opts: { faceBo
       const withScene = run(T);
       const p = withScene.logits.softmax(-1).select(0, 0).toFlatArray();
       const top = (v: number[]) => v.indexOf(Math.max(...v));
-      const polarity = withScene.polarityLogits ? withScene.polarityLogits.softmax(-1).select(0, 0).toFlatArray() : null;
+      // A run trained without polarity labels has an untrained polarity head: nothing to show.
+      const polarity = withScene.polarityLogits && conf.ous.polarity !== false ? withScene.polarityLogits.softmax(-1).select(0, 0).toFlatArray() : null;
       let sceneEffect: Prediction['sceneEffect'] = null;
       if (conf.ous.model === 'ous' && conf.ous.scene) {
         const q = run(2 * T).logits.softmax(-1).select(0, 0).toFlatArray();

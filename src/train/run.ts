@@ -2,7 +2,7 @@
 // `ous eval` do, as functions (the demo and the ablations call them too).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FeatureCache } from '../data/cache.js';
+import { FeatureCache, readCacheInfo, type CacheInfo } from '../data/cache.js';
 import { stratifiedSplit } from '../data/dataset.js';
 import { loadClip } from '../clip/load.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
@@ -77,6 +77,22 @@ export interface TrainRunOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * The classes are the cache's (one source of truth: set at extraction). A config that names other
+ * classes is an error; a cache without polarity labels trains without L_pol.
+ */
+function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir: string): void {
+  for (const key of ['classNames', 'polarityOfClass'] as const) {
+    if (ous[key] !== undefined && JSON.stringify(ous[key]) !== JSON.stringify(info[key]))
+      throw new UserError(`${key} comes from the cache (${dir}: ${JSON.stringify(info[key])}), not ${JSON.stringify(ous[key])}: set the classes when extracting (ous extract --classes, --polarity)`);
+    ous[key] = info[key];
+  }
+  if (info.polarityOfClass === null) {
+    if (ous.polarity === true) throw new UserError(`polarity=true needs polarity labels, and ${dir} has none (extracted with --no-polarity)`);
+    ous.polarity = false;
+  }
+}
+
 export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   const resumeConfig = o.resume && fs.existsSync(path.join(o.out, 'config.json')) ? readJson<{ ous: OusConfig; train: TrainConfig }>(path.join(o.out, 'config.json')) : undefined;
   const file = o.config ? readJson<{ ous?: Record<string, unknown>; train?: Record<string, unknown> }>(o.config) : {};
@@ -86,6 +102,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
     if (o.model) raw.ous.model = o.model;
     if (o.seed !== undefined) raw.train.seed = o.seed;
   }
+  takeClassesFromCache(raw.ous, readCacheInfo(o.cache), o.cache);
   const ous = resolveOusConfig(raw.ous, 'OUS config');
   const cfg = resolveTrainConfig(raw.train, 'training config');
   const cache = FeatureCache.open(o.cache);
