@@ -16,6 +16,7 @@ import { benchmarkClasses, ceilings, generateBenchmark } from '../src/synthetic/
 import { packageRoot } from '../src/util/paths.js';
 import { UserError } from '../src/util/errors.js';
 import { commands } from '../src/cli/commands.js';
+import { writeReport } from '../src/report/report.js';
 import { fixture } from './helpers.js';
 
 const clip = fixture('clip-dev', 'model');
@@ -69,6 +70,7 @@ test('labels match classes in any case and through synonyms; known classes get S
   assert.throws(() => parseClassList('happy,Happiness'), /'happy' and 'Happiness' are the same class/);
   assert.throws(() => parseClassList('pain'), /two or more class names/);
   assert.deepEqual([...parsePolarityMap('Pain=Negative, no pain=positive')], [['pain', 0], ['no pain', 2]]);
+  assert.throws(() => parsePolarityMap('pain=negative,Pain=neutral'), /--polarity gives 'Pain' twice/);
   assert.throws(() => parsePolarityMap('pain=bad'), /--polarity expects class=negative\|neutral\|positive items .*not 'pain=bad'/);
   // Given polarities win over the known map; a polarity for a class that is not there is an error.
   assert.deepEqual(resolveClassSet(['pain', 'happy'], { polarity: parsePolarityMap('pain=negative,happy=neutral') }).polarityOfClass, [0, 1]);
@@ -137,6 +139,11 @@ test('a manifest with its own labels and polarity map trains and predicts with t
   assert.deepEqual(Object.keys(p.probabilities), classes);
   assert.ok(classes.includes(p.emotion) && classes.includes(p.sceneEffect.emotionWithoutScene));
   assert.deepEqual(Object.keys(p.polarity), ['negative', 'neutral', 'positive']);
+  const report = await writeReport({ title: 'mine', runs: [{ name: 'mine', dir: at('run-mine') }], out: at('report-mine') });
+  assert.match(fs.readFileSync(report.markdown, 'utf8'), /^\| +\| UAR \| WAR \| frown \| smile \| blank \|$/m);
+  const confusion = fs.readFileSync(at('report-mine', 'figures', 'confusion-mine.svg'), 'utf8');
+  assert.ok(classes.every((c) => confusion.includes(`>${c}</text>`)) && !confusion.includes('>happiness<'));
+  await assert.rejects(writeReport({ title: 'mixed', runs: [{ name: 'mine', dir: at('run-mine') }, { name: 'eleven', dir: at('run11') }], out: at('report-mixed') }), /run11 has other classes/);
 
   // The classes come from the cache: a config naming others is an error.
   await assert.rejects(ous(['train', '--cache', at('cache-mine'), '--out', at('run-clash'), '--set', 'classNames=["a","b","c"]']), /^UserError: classNames comes from the cache \(.*\["frown","smile","blank"\]\), not \["a","b","c"\]: set the classes when extracting/);

@@ -71,6 +71,7 @@ export function parsePolarityMap(s: string): Map<string, number> {
     const m = /^\s*([^=]+?)\s*=\s*(\S+)\s*$/.exec(item);
     const p = m ? (POLARITIES as readonly string[]).indexOf(m[2]!.toLowerCase()) : -1;
     if (!m || p < 0) throw new UserError(`--polarity expects class=negative|neutral|positive items separated by commas, not '${item.trim()}'`);
+    if (out.has(canonicalClass(m[1]!))) throw new UserError(`--polarity gives '${m[1]}' twice`);
     out.set(canonicalClass(m[1]!), p);
   }
   return out;

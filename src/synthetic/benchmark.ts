@@ -4,7 +4,8 @@
 // neutral another, so the face alone cannot tell them apart. The scene carries a polarity cue
 // (bright and sunny with flowers / grey / dark with rain) that shows the true emotion's polarity
 // with probability `agreement`, else a random polarity. The generator also computes the accuracy
-// ceilings of a perfect observer: from the face alone, and from face plus scene.
+// ceilings of a perfect observer: from the face alone, and from face plus scene. `classes: N` draws
+// the first N of DFEW's seven and MAFW's four others (each of those with a face of its own).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
