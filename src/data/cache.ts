@@ -181,7 +181,7 @@ export function mergeCache(dir: string): { parts: number; clips: number; failed:
 }
 
 /** What made a cache (cache.json), without reading its features. */
-export function readCacheInfo(dir: string): CacheInfo {
+export function cacheInfoOf(dir: string): CacheInfo {
   const file = path.join(dir, CACHE_FILE);
   if (!fs.existsSync(file)) throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
   return readJson<CacheInfo>(file);
@@ -200,7 +200,7 @@ export class FeatureCache {
   }
 
   static open(dir: string): FeatureCache {
-    const info = readCacheInfo(dir);
+    const info = cacheInfoOf(dir);
     const index = path.join(dir, 'index.json');
     const parts = fs.existsSync(index) ? readJson<{ parts: string[] }>(index).parts.map((p) => path.join(dir, p)) : partFiles(dir);
     const records: ClipRecord[] = [];

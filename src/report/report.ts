@@ -6,7 +6,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/fs.js';
-import { UserError } from '../util/errors.js';
 import { evalLoaded, loadRun, runStages } from '../train/run.js';
 import type { EpochRecord } from '../train/trainer.js';
 import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, toSvg, type CurvePoint } from './figures.js';
@@ -46,8 +45,6 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
     return { run: r, loaded, m: evalLoaded(loaded), epochs: readEpochs(r.dir) };
   });
   const classNames = results[0]!.m.classNames;
-  const other = results.find((r) => r.m.classNames.join() !== classNames.join());
-  if (other) throw new UserError(`report: ${other.run.dir} has other classes (${other.m.classNames.join(', ')}) than ${results[0]!.run.dir} (${classNames.join(', ')}); report runs of one data set together`);
   const figures: Figure[] = [];
   const add = async (file: string, caption: string, spec: Parameters<typeof toSvg>[0]) => figures.push({ file, caption, svg: await toSvg(spec) });
 

@@ -2,7 +2,7 @@
 // `ous eval` do, as functions (the demo and the ablations call them too).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FeatureCache, readCacheInfo, type CacheInfo } from '../data/cache.js';
+import { FeatureCache, cacheInfoOf, type CacheInfo } from '../data/cache.js';
 import { stratifiedSplit } from '../data/dataset.js';
 import { loadClip } from '../clip/load.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
@@ -102,7 +102,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
     if (o.model) raw.ous.model = o.model;
     if (o.seed !== undefined) raw.train.seed = o.seed;
   }
-  takeClassesFromCache(raw.ous, readCacheInfo(o.cache), o.cache);
+  takeClassesFromCache(raw.ous, cacheInfoOf(o.cache), o.cache);
   const ous = resolveOusConfig(raw.ous, 'OUS config');
   const cfg = resolveTrainConfig(raw.train, 'training config');
   const cache = FeatureCache.open(o.cache);
