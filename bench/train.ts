@@ -34,7 +34,7 @@ export async function benchTrain(quick: boolean): Promise<void> {
       const opt = new optim.Adam(head.parameters(), { lr: 2e-3 });
       const batch = { face: randn([16, 16, shape.embed]).keep(), scene: randn([16, 16, shape.embed]).keep(), low: randn([16, 16, shape.vision.width]).keep() };
       const labels = randint(0, 7, [16]).keep();
-      const polarity = tensor(labels.toFlatArray().map((c) => ous.polarityOfClass[c]!), { dtype: 'int64' }).keep();
+      const polarity = tensor(labels.toFlatArray().map((c) => ous.polarityOfClass![c]!), { dtype: 'int64' }).keep();
       const step = () =>
         tidy(() => {
           const r = ousLoss(head.forward(batch), labels, polarity, ous);

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { intFlag, numberFlag, outFolder } from './args.js';
+import { UsageError } from '../util/errors.js';
 import { runDemo } from '../demo/run.js';
 import { writeReport } from '../report/report.js';
 
@@ -18,18 +19,20 @@ export const DEMO_NOTES = [
 export const demo: Command = {
   name: 'demo',
   summary: 'run OUS end to end on the built-in synthetic benchmark (no downloads)',
-  usage: 'ous demo [--out DIR] [--quick] [--seed N] [--agreement P] [--json]',
+  usage: 'ous demo [--out DIR] [--quick] [--seed N] [--agreement P] [--classes N (2..11)] [--json]',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
-      options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, json: { type: 'boolean' } },
+      options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, classes: { type: 'string' }, json: { type: 'boolean' } },
     });
     const seed = intFlag('demo', 'seed', values.seed!);
     const agreement = numberFlag('demo', 'agreement', values.agreement!, { min: 0, max: 1 });
     outFolder('demo', values.out!);
-    const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement });
+    const classes = values.classes === undefined ? undefined : intFlag('demo', 'classes', values.classes, 2);
+    if (classes !== undefined && classes > 11) throw new UsageError(`demo: --classes must be an integer in 2..11, not '${values.classes}'`);
+    const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement, classes });
     const report = await writeReport({
-      title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement})`,
+      title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
       runs: [{ name: 'OUS', dir: r.runs.ous }, { name: 'face only', dir: r.runs.faceOnly }],
       out: path.join(values.out!, 'report'),
       ceilings: { 'face alone': r.ceilings.face, 'face + scene': r.ceilings.faceScene },

@@ -4,19 +4,20 @@ import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UserError } from '../util/errors.js';
-import { readDfew, readFerv39k, readManifest, type ClipEntry } from '../data/datasets.js';
+import { readDfew, readFerv39k, readMafw, readManifest, type ClipEntry } from '../data/datasets.js';
+import { DFEW_CLASSES, MAFW_CLASSES, parseClassList, parsePolarityMap, resolveClassSet } from '../data/classes.js';
 import { FrameEncoder } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';
-import { resolveOusConfig } from '../ous/config.js';
 import { parseDevice } from '../torch/index.js';
 
 export const extract: Command = {
   name: 'extract',
   summary: 'encode a data set with the frozen CLIP into a feature cache (resumable, shardable)',
   usage:
-    'ous extract --dataset dfew|ferv39k|manifest --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n' +
+    'ous extract --dataset dfew|ferv39k|mafw|manifest --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n' +
+    '            [--classes a,b,c (manifest)] [--polarity class=negative|neutral|positive,...] [--no-polarity]\n' +
     '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N|auto|auto/N] [--device cpu|cuda] [--batch B]\n' +
     '            [--part-size 32] [--json]\n' +
     '       ous extract --merge --out CACHE        (join the shards of a sharded extraction)',
@@ -28,6 +29,9 @@ export const extract: Command = {
         root: { type: 'string' },
         fold: { type: 'string' },
         manifest: { type: 'string' },
+        classes: { type: 'string' },
+        polarity: { type: 'string' },
+        'no-polarity': { type: 'boolean' },
         clip: { type: 'string' },
         out: { type: 'string' },
         frames: { type: 'string', default: '16' },
@@ -57,6 +61,10 @@ export const extract: Command = {
     if (!values.clip) throw new UserError('extract: --clip DIR is required (a Hugging Face CLIP folder)');
     if (values.scene !== 'mask' && values.scene !== 'full') throw new UserError(`extract: --scene must be mask or full, not '${values.scene}'`);
     const shard = resolveShard(values.shard!); // I/N, or auto from Slurm/Kubernetes (src/data/shard.ts)
+    if (values.classes !== undefined && values.dataset !== 'manifest') throw new UserError('extract: --classes is for --dataset manifest (DFEW, FERV39k and MAFW have their own classes)');
+    // The classes and their polarities, checked before any clip is read.
+    const classNames = values.dataset === 'mafw' ? MAFW_CLASSES : values.classes !== undefined ? parseClassList(values.classes) : DFEW_CLASSES;
+    const classes = resolveClassSet(classNames, { polarity: values.polarity !== undefined ? parsePolarityMap(values.polarity) : undefined, noPolarity: values['no-polarity'] });
     let entries: ClipEntry[];
     let preFailed: Array<{ path: string; error: string }> = [];
     let fold: number | undefined;
@@ -70,18 +78,22 @@ export const extract: Command = {
         if (!values.root) throw new UserError('extract: --root DIR is required for FERV39k');
         entries = readFerv39k(values.root);
         break;
+      case 'mafw':
+        if (!values.root) throw new UserError('extract: --root DIR is required for MAFW');
+        fold = int('fold', values.fold ?? '1');
+        entries = readMafw(values.root, fold);
+        break;
       case 'manifest': {
         if (!values.manifest) throw new UserError('extract: --manifest FILE.csv is required for --dataset manifest');
-        const m = readManifest(values.manifest, values.root);
+        const m = readManifest(values.manifest, values.root, classes.classNames);
         entries = m.entries;
         preFailed = m.failed;
         break;
       }
       default:
-        throw new UserError(`extract: --dataset must be dfew, ferv39k or manifest, not '${values.dataset ?? ''}'`);
+        throw new UserError(`extract: --dataset must be dfew, ferv39k, mafw or manifest, not '${values.dataset ?? ''}'`);
     }
     const encoder = FrameEncoder.load(values.clip, { device: parseDevice(values.device), batchSize: int('batch', values.batch) });
-    const ous = resolveOusConfig({});
     const summary = await extractFeatures({
       entries,
       encoder,
@@ -97,8 +109,8 @@ export const extract: Command = {
         polarityLayer: int('polarity-layer', values['polarity-layer'], 0),
         dataset: values.dataset,
         ...(fold !== undefined ? { fold } : {}),
-        classNames: ous.classNames,
-        polarityOfClass: ous.polarityOfClass,
+        classNames: classes.classNames,
+        polarityOfClass: classes.polarityOfClass,
       },
     });
     // A single-shard run leaves a complete cache; shards are joined with --merge.

@@ -1,7 +1,7 @@
 // `ous train` and `ous eval`: OUS (or the face-only baseline) on a feature cache, and its metrics.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UsageError } from '../util/errors.js';
+import { UsageError, UserError } from '../util/errors.js';
 import { intFlag } from './args.js';
 import { evalRun, trainRun } from '../train/run.js';
 import { parseOptionalDevice } from '../torch/index.js';
@@ -32,7 +32,7 @@ export const trainCommand: Command = {
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'UAR, WAR, per-class recall and confusion matrix of a run (or of DFEW folds)',
+  summary: 'UAR, WAR, per-class recall and confusion matrix of a run (or the mean of a data set\'s folds)',
   usage: 'ous eval --run RUN [--split test|val] [--json]\n       ous eval --folds RUN1 RUN2 ... [--split test|val] [--json]',
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -47,9 +47,17 @@ export const evalCommand: Command = {
       const m = evalRun(r, values.split as 'test' | 'val', { device: parseOptionalDevice(values.device) });
       return { run: r, uar: m.uar, war: m.war, perClassRecall: Object.fromEntries(m.classNames.map((c, i) => [c, m.perClassRecall[i]!])), confusion: m.confusion, n: m.n };
     });
+    const names = Object.keys(results[0]!.perClassRecall);
+    const other = results.find((r) => Object.keys(r.perClassRecall).join() !== names.join());
+    if (other) throw new UserError(`eval --folds: ${other.run} has other classes (${Object.keys(other.perClassRecall).join(', ')}) than ${results[0]!.run} (${names.join(', ')})`);
     const mean = (f: (r: (typeof results)[number]) => number) => results.reduce((s, r) => s + f(r), 0) / results.length;
+    // A class absent from one fold's test split has no recall there: average over the folds that have it.
+    const meanRecall = (c: string) => {
+      const v = results.map((r) => r.perClassRecall[c]!).filter((x) => !Number.isNaN(x));
+      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
+    };
     const out = values.folds
-      ? { folds: results, mean: { uar: mean((r) => r.uar), war: mean((r) => r.war), perClassRecall: Object.fromEntries(Object.keys(results[0]!.perClassRecall).map((c) => [c, mean((r) => r.perClassRecall[c]!)])) } }
+      ? { folds: results, mean: { uar: mean((r) => r.uar), war: mean((r) => r.war), perClassRecall: Object.fromEntries(names.map((c) => [c, meanRecall(c)])) } }
       : results[0]!;
     if (values.json) {
       process.stdout.write(JSON.stringify(out, (_, v) => (typeof v === 'number' && Number.isNaN(v) ? null : v)) + '\n');
@@ -58,7 +66,8 @@ export const evalCommand: Command = {
     for (const r of results) {
       process.stdout.write(`${r.run} (${values.split}, n = ${r.n}): UAR ${(100 * r.uar).toFixed(2)}  WAR ${(100 * r.war).toFixed(2)}\n`);
       process.stdout.write('  recall ' + Object.entries(r.perClassRecall).map(([c, v]) => `${c} ${Number.isNaN(v) ? '-' : (100 * v).toFixed(1)}`).join('  ') + '\n');
-      process.stdout.write('  confusion (rows: true, columns: predicted)\n' + r.confusion.map((row) => '   ' + row.map((v) => String(v).padStart(5)).join('')).join('\n') + '\n');
+      const w = Math.max(...names.map((c) => c.length));
+      process.stdout.write(`  confusion (rows: true, columns: predicted, in the order ${names.join(', ')})\n` + r.confusion.map((row, i) => `   ${names[i]!.padStart(w)}` + row.map((v) => String(v).padStart(5)).join('')).join('\n') + '\n');
     }
     if (values.folds) process.stdout.write(`mean of ${results.length} folds: UAR ${(100 * mean((r) => r.uar)).toFixed(2)}  WAR ${(100 * mean((r) => r.war)).toFixed(2)}\n`);
     return 0;

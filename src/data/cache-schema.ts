@@ -17,7 +17,7 @@ export const CacheInfoSchema = z
     dataset: z.string().min(1),
     fold: z.number().int().optional(),
     classNames: z.array(z.string().min(1)).min(1),
-    polarityOfClass: z.array(z.number().int().min(0).max(2)),
+    polarityOfClass: z.array(z.number().int().min(0).max(2)).nullable(), // null: extracted with --no-polarity
     dims: z.object({ frames: z.number().int().positive(), embed: z.number().int().positive(), visionWidth: z.number().int().positive() }),
   })
   .passthrough();

@@ -26,10 +26,10 @@ export interface CacheOptions {
   scene: 'mask' | 'full';
   views: number; // augmented views stored per training clip (1 = the original only)
   polarityLayer: number; // k: scene_low is the mean over tokens of the residual stream after block k
-  dataset: string; // dfew | ferv39k | manifest
+  dataset: string; // dfew | ferv39k | mafw | manifest
   fold?: number;
-  classNames: string[];
-  polarityOfClass: number[];
+  classNames: string[]; // the words the prompts use, in label order (classes.ts)
+  polarityOfClass: number[] | null; // each class's polarity label; null: none (--no-polarity)
 }
 
 export interface CacheInfo extends CacheOptions {
@@ -42,7 +42,7 @@ export interface ClipRecord {
   key: string; // unique in the cache: the clip's id, plus "#v<n>" for augmented views
   path: string;
   label: number;
-  polarity: number;
+  polarity: number | null; // null when the cache has no polarity labels
   split: Split;
   view: number; // 0 = the original
   faceMissing: boolean;
@@ -181,6 +181,13 @@ export function mergeCache(dir: string): { parts: number; clips: number; failed:
   return { parts: parts.length, clips: seen.size, failed };
 }
 
+/** What made a cache (cache.json), without reading its features. */
+export function cacheInfoOf(dir: string): CacheInfo {
+  const file = path.join(dir, CACHE_FILE);
+  if (!fs.existsSync(file)) throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
+  return readCacheInfo(file);
+}
+
 /** A feature cache opened for training: every clip's features in memory (float16), batched as float32. */
 export class FeatureCache {
   readonly info: CacheInfo;
@@ -194,9 +201,7 @@ export class FeatureCache {
   }
 
   static open(dir: string): FeatureCache {
-    const file = path.join(dir, CACHE_FILE);
-    if (!fs.existsSync(file)) throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
-    const info = readCacheInfo(file);
+    const info = cacheInfoOf(dir);
     const index = path.join(dir, 'index.json');
     const parts = fs.existsSync(index) ? readJson<{ parts: string[] }>(index).parts.map((p) => path.join(dir, p)) : partFiles(dir);
     const records: ClipRecord[] = [];

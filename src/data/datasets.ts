@@ -5,29 +5,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
 import type { Split } from './cache.js';
+import { DFEW_CLASSES, MAFW_CLASSES, labelIndex } from './classes.js';
 
 export interface ClipEntry {
   id: string; // unique within the data set
   source: string; // a video file or a folder of frames: the scene stream's source
   faceFrames?: string; // a folder of face crops the data set ships (DFEW's clip_224x224), used instead of detection
   faceBox?: [number, number, number, number]; // a known face box [x, y, w, h] for every frame: no detection
-  label: number; // class index in DFEW's order (SPEC.md §1)
+  label: number; // class index in the data set's class list (classes.ts)
   split: Split;
-}
-
-export const CLASS_NAMES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'] as const;
-
-// FERV39k and manifests name classes; these spellings all map to DFEW's order.
-const LABEL_NAMES: Record<string, number> = {
-  happy: 0, happiness: 0, sad: 1, sadness: 1, neutral: 2, angry: 3, anger: 3, surprise: 4, surprised: 4, disgust: 5, disgusted: 5, fear: 6, fearful: 6,
-};
-
-/** A class by name (any case) or by index 0..6. */
-export function parseLabel(raw: string): number {
-  const s = raw.trim().toLowerCase();
-  if (s in LABEL_NAMES) return LABEL_NAMES[s]!;
-  if (/^\d+$/.test(s) && Number(s) < CLASS_NAMES.length) return Number(s);
-  throw new Error(`unknown label '${raw}' (use ${CLASS_NAMES.join(', ')} or 0..${CLASS_NAMES.length - 1})`);
 }
 
 /** Minimal CSV: comma-separated, optional double quotes, no embedded newlines. */
@@ -102,7 +88,7 @@ export function readFerv39k(root: string): ClipEntry[] {
       if (!m) return void problems.push(`${list}:${n + 1}: expected "<clip dir> <emotion>"`);
       let label: number;
       try {
-        label = parseLabel(m[2]!);
+        label = labelIndex(m[2]!, DFEW_CLASSES);
       } catch (err) {
         return void problems.push(`${list}:${n + 1}: ${(err as Error).message}`);
       }
@@ -115,13 +101,58 @@ export function readFerv39k(root: string): ClipEntry[] {
   return entries;
 }
 
+/** MAFW's split folder as shipped, and as some copies rename it (no spaces or ampersand). */
+const MAFW_SPLIT_DIRS = ['Train & Test Set', 'Train_Test_Set'];
+
 /**
- * A manifest of one's own videos: CSV `path,label[,split][,box]` with a header; labels by name or
- * index; paths absolute or relative to `root` (default: the manifest's folder); split defaults to
+ * MAFW, the single-label set: `Train & Test Set/single/no_caption/set_<fold>/{train,test}.txt`,
+ * lines "<clip file> <emotion>" (space-separated, no header, e.g. "00025.mp4 anger"); the clips are
+ * data/clips/<clip file>. Classes in MAFW_CLASSES' order.
+ */
+export function readMafw(root: string, fold: number): ClipEntry[] {
+  if (!(Number.isInteger(fold) && fold >= 1 && fold <= 5)) throw new UserError(`MAFW has folds 1..5, not ${fold}`);
+  const candidates = MAFW_SPLIT_DIRS.map((d) => path.join(root, d, 'single', 'no_caption', `set_${fold}`));
+  const dir = candidates.find((d) => fs.existsSync(d)) ?? candidates[0]!;
+  const entries: ClipEntry[] = [];
+  const problems: string[] = [];
+  const seen = new Map<string, string>();
+  for (const split of ['train', 'test'] as const) {
+    const list = path.join(dir, `${split}.txt`);
+    if (!fs.existsSync(list)) {
+      problems.push(`${list} is missing`);
+      continue;
+    }
+    readLines(list).forEach((line, n) => {
+      const where = `${list}:${n + 1}`;
+      const m = /^(\S+)\s+(\S+)$/.exec(line.trim());
+      if (!m) return void problems.push(`${where}: expected "<clip file> <emotion>", found '${line.trim()}'`);
+      let label: number;
+      try {
+        label = labelIndex(m[2]!, MAFW_CLASSES);
+      } catch (err) {
+        return void problems.push(`${where}: ${(err as Error).message}`);
+      }
+      const file = path.extname(m[1]!) ? m[1]! : `${m[1]}.mp4`;
+      const id = path.basename(file, path.extname(file));
+      const first = seen.get(id);
+      if (first) return void problems.push(`${where}: ${file} is listed again (first at ${first})`);
+      seen.set(id, where);
+      const video = path.join(root, 'data', 'clips', file);
+      if (!fs.existsSync(video)) return void problems.push(`${where}: ${video} is missing`);
+      entries.push({ id, source: video, label, split });
+    });
+  }
+  if (problems.length) fail(`MAFW at ${root}, fold ${fold}`, problems);
+  return entries;
+}
+
+/**
+ * A manifest of one's own videos: CSV `path,label[,split][,box]` with a header; labels name one of
+ * `classNames` (any case, synonyms folded) or give its index; paths absolute or relative to `root` (default: the manifest's folder); split defaults to
  * train; box, when given, is a known face box "x y w h" for the whole clip (detection is skipped).
  * Bad rows are returned as failures rather than thrown, so the good clips still extract.
  */
-export function readManifest(file: string, root?: string): { entries: ClipEntry[]; failed: Array<{ path: string; error: string }> } {
+export function readManifest(file: string, root?: string, classNames: readonly string[] = DFEW_CLASSES): { entries: ClipEntry[]; failed: Array<{ path: string; error: string }> } {
   const lines = readLines(file);
   const header = parseCsvLine(lines[0]!).map((h) => h.toLowerCase());
   const [iPath, iLabel, iSplit, iBox] = ['path', 'label', 'split', 'box'].map((c) => header.indexOf(c));
@@ -138,7 +169,7 @@ export function readManifest(file: string, root?: string): { entries: ClipEntry[
     try {
       if (!rel) throw new Error('empty path');
       if (!fs.existsSync(source)) throw new Error(`${source} does not exist`);
-      const label = parseLabel(cols[iLabel!] ?? '');
+      const label = labelIndex(cols[iLabel!] ?? '', classNames, '; a manifest with other classes names them with --classes a,b,c');
       const splitRaw = iSplit! >= 0 ? (cols[iSplit!] ?? '').toLowerCase() || 'train' : 'train';
       if (splitRaw !== 'train' && splitRaw !== 'test') throw new Error(`split '${splitRaw}' is not train or test`);
       if (ids.has(rel)) throw new Error('listed twice');

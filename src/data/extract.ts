@@ -109,7 +109,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
           key: keyOf(e, v.view),
           path: e.source,
           label: e.label,
-          polarity: info.polarityOfClass[e.label]!,
+          polarity: info.polarityOfClass ? info.polarityOfClass[e.label]! : null,
           split: e.split,
           view: v.view,
           faceMissing: s.faceMissing,

@@ -3,12 +3,11 @@
 // both on the test split, and writes the report. No network, no input.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { generateBenchmark, type Ceilings } from '../synthetic/benchmark.js';
+import { benchmarkClasses, generateBenchmark, type Ceilings } from '../synthetic/benchmark.js';
 import { readManifest } from '../data/datasets.js';
 import { FrameEncoder } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
-import { resolveOusConfig } from '../ous/config.js';
 import { evalRun, trainRun } from '../train/run.js';
 import { packageRoot } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -18,6 +17,7 @@ export interface DemoOptions {
   quick?: boolean;
   seed?: number;
   agreement?: number; // scene cue agreement (0.9); 0 makes the scene uninformative
+  classes?: number; // the benchmark's number of classes (7: DFEW's; up to 11 adds MAFW's others)
   log?: (line: string) => void;
   progress?: boolean;
 }
@@ -61,21 +61,21 @@ export async function runDemo(o: DemoOptions, size: DemoSize = o.quick ? DEMO_SI
   fs.mkdirSync(o.out, { recursive: true });
   log(`demo: generating the synthetic benchmark (${size.trainPerClass}+${size.testPerClass} clips per class, scene agreement ${agreement}, seed ${seed})`);
   const bench = await generateBenchmark(
-    { out: path.join(o.out, 'benchmark'), seed, trainPerClass: size.trainPerClass, testPerClass: size.testPerClass, frames: size.frames, width: 96, height: 72, agreement },
+    { out: path.join(o.out, 'benchmark'), seed, trainPerClass: size.trainPerClass, testPerClass: size.testPerClass, frames: size.frames, width: 96, height: 72, agreement, classes: o.classes },
     { progress: o.progress },
   );
   log('demo: extracting features with the frozen encoder (CLIP architecture, random weights)');
-  const { entries, failed } = readManifest(bench.manifest);
+  const classes = benchmarkClasses(o.classes);
+  const { entries, failed } = readManifest(bench.manifest, undefined, classes.classNames);
   if (failed.length) throw new Error(`the generated manifest has bad rows: ${failed.map((f) => f.error).join('; ')}`);
   const encoder = FrameEncoder.load(demoEncoderDir());
-  const ous = resolveOusConfig({});
   const cache = path.join(o.out, 'cache');
   await extractFeatures({
     entries,
     encoder,
     out: cache,
     progress: o.progress,
-    info: { clip: { path: demoEncoderDir(), hash: encoder.hash }, frames: size.frames, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'synthetic', classNames: ous.classNames, polarityOfClass: ous.polarityOfClass },
+    info: { clip: { path: demoEncoderDir(), hash: encoder.hash }, frames: size.frames, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'synthetic', ...classes },
   });
   mergeCache(cache);
   const runs = { ous: path.join(o.out, 'runs', 'ous'), faceOnly: path.join(o.out, 'runs', 'face-only') };

@@ -3,17 +3,17 @@
 import { z } from 'zod';
 import { UserError } from '../util/errors.js';
 import { zodIssues } from '../util/fs.js';
+import { DFEW_CLASSES, resolveClassSet } from '../data/classes.js';
 
-/** DFEW's class order (SPEC.md §1). */
-export const DFER_CLASSES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'] as const;
-/** Scene polarity classes: 0 negative, 1 neutral, 2 positive. */
-export const POLARITIES = ['negative', 'neutral', 'positive'] as const;
+export { POLARITIES } from '../data/classes.js';
+const DFEW = resolveClassSet(DFEW_CLASSES);
 
 export const OusConfig = z
   .object({
     model: z.enum(['ous', 'face-only']).default('ous'), // OUS, or the DFER-CLIP-like face-only baseline (SPEC.md §8)
-    classNames: z.array(z.string().min(1)).min(2).default(['happiness', 'sadness', 'neutral', 'anger', 'surprise', 'disgust', 'fear']), // words in the prompts, in label order
-    polarityOfClass: z.array(z.number().int().min(0).max(2)).default([2, 0, 1, 0, 2, 0, 0]), // polarity label of each class (SPEC.md §1 choice)
+    classNames: z.array(z.string().min(1)).min(2).default(DFEW.classNames), // words in the prompts, in label order (training takes them from the cache)
+    polarityOfClass: z.array(z.number().int().min(0).max(2)).nullable().default(DFEW.polarityOfClass), // polarity label of each class (SPEC.md §1 choice; from the cache; null: none)
+    polarity: z.boolean().default(true), // train the polarity head with L_pol (false: the ablation without polarity labels)
     frames: z.number().int().positive().default(16), // T, frames per clip
     framesLayers: z.number().int().positive().default(1), // Frames Encoder depth
     heads: z.number().int().positive().default(8), // attention heads of the Frames Encoder and the TFE
@@ -32,8 +32,9 @@ export const OusConfig = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.polarityOfClass.length !== c.classNames.length)
+    if (c.polarityOfClass && c.polarityOfClass.length !== c.classNames.length)
       ctx.addIssue({ code: 'custom', path: ['polarityOfClass'], message: `has ${c.polarityOfClass.length} entries for ${c.classNames.length} classes` });
+    if (c.polarity && !c.polarityOfClass) ctx.addIssue({ code: 'custom', path: ['polarity'], message: 'needs polarity labels (polarityOfClass), and the classes have none' });
   });
 
 export type OusConfig = z.infer<typeof OusConfig>;

@@ -33,16 +33,17 @@ export interface LossResult {
 /**
  * The training objective of one batch. `loss: 'ce'` (the ablation, and the face-only baseline)
  * is L_cls alone; without scene outputs the scene terms are absent and L_cls is the loss too.
+ * Without polarity labels (`polarity` null: the ablation `polarity: false`) L_pol is absent from L_global.
  */
-export function ousLoss(out: HeadOutput, labels: Tensor, polarity: Tensor, cfg: Pick<OusConfig, 'loss' | 'alpha' | 'tauNce' | 'lambdaNce'>): LossResult {
+export function ousLoss(out: HeadOutput, labels: Tensor, polarity: Tensor | null, cfg: Pick<OusConfig, 'loss' | 'alpha' | 'tauNce' | 'lambdaNce'>): LossResult {
   const cls = F.crossEntropy(out.logits, labels);
   const terms = { cls: cls.item(), nce: NaN, sim: NaN, pol: NaN, contrast: NaN, global: NaN };
   if (cfg.loss === 'ce' || !out.aScene || !out.aFace || !out.polarityLogits) return { loss: cls, phase: 'ce', terms };
   const nce = nceLoss(out.aScene, out.aFace, cfg.tauNce);
   const sim = similarityLoss(out.aFace, out.aScene);
-  const pol = F.crossEntropy(out.polarityLogits, polarity);
+  const pol = polarity ? F.crossEntropy(out.polarityLogits, polarity) : null;
   const contrast = cls.add(nce.mul(cfg.lambdaNce));
-  const global = sim.add(pol).add(contrast);
-  Object.assign(terms, { nce: nce.item(), sim: sim.item(), pol: pol.item(), contrast: contrast.item(), global: global.item() });
+  const global = (pol ? sim.add(pol) : sim).add(contrast);
+  Object.assign(terms, { nce: nce.item(), sim: sim.item(), pol: pol ? pol.item() : NaN, contrast: contrast.item(), global: global.item() });
   return terms.global > cfg.alpha ? { loss: global, phase: 'global', terms } : { loss: contrast, phase: 'contrast', terms };
 }

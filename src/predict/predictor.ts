@@ -164,7 +164,8 @@ export class Predictor {
         const sceneLow = low.indexSelect(0, sceneIdx).view([K, T, W]);
         const withScene = this.head.forward({ face, scene, low: sceneLow });
         const p = withScene.logits.softmax(-1).toArray() as number[][]; // [K][C]
-        const pol = withScene.polarityLogits ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
+        // A run trained without polarity labels has an untrained polarity head: nothing to show.
+        const pol = withScene.polarityLogits && this.conf.ous.polarity !== false ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
         let q: number[][] | null = null;
         if (this.conf.ous.model === 'ous' && this.conf.ous.scene) {
           const blank = emb.narrow(0, 2 * G, 1).unsqueeze(0).expand(K, T, E);

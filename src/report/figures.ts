@@ -86,7 +86,8 @@ export function embeddingSpec(title: string, points: Array<{ stage: string; x: n
       encoding: {
         x: { field: 'x', type: 'quantitative', axis: null, scale: { zero: false } },
         y: { field: 'y', type: 'quantitative', axis: null, scale: { zero: false } },
-        color: { field: 'label', type: 'nominal', sort: classNames, title: 'class' },
+        // Vega's default palette has 10 colours: more classes would share them.
+        color: { field: 'label', type: 'nominal', sort: classNames, title: 'class', ...(classNames.length > 10 ? { scale: { scheme: 'tableau20' } } : {}) },
       },
     },
     resolve: { scale: { x: 'independent', y: 'independent' } },

@@ -4,18 +4,27 @@
 // neutral another, so the face alone cannot tell them apart. The scene carries a polarity cue
 // (bright and sunny with flowers / grey / dark with rain) that shows the true emotion's polarity
 // with probability `agreement`, else a random polarity. The generator also computes the accuracy
-// ceilings of a perfect observer: from the face alone, and from face plus scene.
+// ceilings of a perfect observer: from the face alone, and from face plus scene. `classes: N` draws
+// the first N of DFEW's seven and MAFW's four others (each of those with a face of its own).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rng } from '../util/random.js';
 import { trackTempFile, untrackTempFile, writeFileAtomic } from '../util/fs.js';
 import { Progress } from '../util/progress.js';
+import { UserError } from '../util/errors.js';
+import { canonicalClass, resolveClassSet, type ClassSet } from '../data/classes.js';
 
-export const CLASSES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'] as const;
-const POLARITY = [2, 0, 1, 0, 2, 0, 0]; // SPEC.md §1: 0 negative, 1 neutral, 2 positive
+/** The classes it can draw, as its manifests spell them: DFEW's seven (the default), then MAFW's four others. */
+export const CLASSES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear', 'contempt', 'anxiety', 'helplessness', 'disappointment'] as const;
 /** Which drawn face each class shows: classes sharing a face are indistinguishable by the face. */
-const FACE_OF = [0, 1, 1, 2, 3, 4, 3]; // happy | sad = neutral | angry | surprise = fear | disgust
+const FACE_OF = [0, 1, 1, 2, 3, 4, 3, 5, 6, 7, 8]; // happy | sad = neutral | angry | surprise = fear | disgust | one face each for the rest
+
+/** The class set of a benchmark with the first `n` classes: the prompt words and polarities (SPEC.md §1). */
+export function benchmarkClasses(n = 7): ClassSet {
+  if (!(Number.isInteger(n) && n >= 2 && n <= CLASSES.length)) throw new UserError(`the synthetic benchmark has 2..${CLASSES.length} classes, not ${n}`);
+  return resolveClassSet(CLASSES.slice(0, n).map(canonicalClass));
+}
 
 // The drawn expressions at full intensity.
 interface Expression {
@@ -31,6 +40,10 @@ const FACES: Expression[] = [
   { mouthCurve: -0.6, mouthOpen: 0.15, brow: -1, eyeOpen: 0.7, skew: 0 }, // angry
   { mouthCurve: 0, mouthOpen: 1, brow: 1, eyeOpen: 1.4, skew: 0 }, // surprise / fear
   { mouthCurve: -0.3, mouthOpen: 0.1, brow: -0.4, eyeOpen: 0.55, skew: 0.8 }, // disgust
+  { mouthCurve: 0.35, mouthOpen: 0, brow: 0, eyeOpen: 0.9, skew: -0.8 }, // contempt: a one-sided smirk
+  { mouthCurve: -0.2, mouthOpen: 0.35, brow: 0.6, eyeOpen: 1.2, skew: 0 }, // anxiety
+  { mouthCurve: -0.8, mouthOpen: 0, brow: 0.8, eyeOpen: 0.6, skew: 0 }, // helplessness
+  { mouthCurve: -0.9, mouthOpen: 0, brow: -0.2, eyeOpen: 0.45, skew: 0 }, // disappointment: eyes down
 ];
 const REST: Expression = { mouthCurve: 0, mouthOpen: 0, brow: 0, eyeOpen: 1, skew: 0 };
 
@@ -43,6 +56,7 @@ export interface SyntheticOptions {
   width: number;
   height: number;
   agreement: number; // the scene shows the true polarity with this probability, else a uniformly random one (0: an uninformative scene)
+  classes?: number; // the first N of CLASSES (7)
 }
 
 export interface SyntheticClip {
@@ -167,9 +181,10 @@ function writeVideo(file: string, o: SyntheticOptions, frames: Uint8Array[]): Pr
 }
 
 /** A perfect observer's accuracy: from the face group alone, and from the face group and the cue. */
-export function ceilings(agreement: number, classes = CLASSES.length): Ceilings {
-  const cueGiven = (c: number, s: number) => (s === POLARITY[c] ? agreement : 0) + (1 - agreement) / 3;
-  const groups = [...new Set(FACE_OF)];
+export function ceilings(agreement: number, classes = 7): Ceilings {
+  const polarity = benchmarkClasses(classes).polarityOfClass!;
+  const cueGiven = (c: number, s: number) => (s === polarity[c] ? agreement : 0) + (1 - agreement) / 3;
+  const groups = [...new Set(FACE_OF.slice(0, classes))];
   // Decide per observation the most probable class (ties to the lower index); recall per class.
   const recall = (useCue: boolean) => {
     const r = new Array<number>(classes).fill(0);
@@ -192,18 +207,20 @@ export function ceilings(agreement: number, classes = CLASSES.length): Ceilings 
 
 /** Writes the videos, a manifest (path,label,split,box) and benchmark.json; returns what it made. */
 export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: boolean } = {}): Promise<{ manifest: string; clips: SyntheticClip[]; ceilings: Ceilings }> {
+  const n = o.classes ?? 7;
+  const polarity = benchmarkClasses(n).polarityOfClass!;
   const random = rng(o.seed);
   const u = (a: number, b: number) => a + (b - a) * random();
   const clips: SyntheticClip[] = [];
   fs.mkdirSync(path.join(o.out, 'videos'), { recursive: true });
   const plan: Array<{ label: number; split: 'train' | 'test' }> = [];
   for (const split of ['train', 'test'] as const) {
-    for (let k = 0; k < (split === 'train' ? o.trainPerClass : o.testPerClass); k++) for (let c = 0; c < CLASSES.length; c++) plan.push({ label: c, split });
+    for (let k = 0; k < (split === 'train' ? o.trainPerClass : o.testPerClass); k++) for (let c = 0; c < n; c++) plan.push({ label: c, split });
   }
   const progress = new Progress('generate', plan.length, { unit: 'videos', silent: opts.progress === false });
   const writing = new Set<Promise<void>>();
   for (const [i, { label, split }] of plan.entries()) {
-    const cue = random() < o.agreement ? POLARITY[label]! : Math.floor(random() * 3);
+    const cue = random() < o.agreement ? polarity[label]! : Math.floor(random() * 3);
     const bright = u(0.92, 1.08);
     const base: Rgb = cue === 2 ? [240, 190, 90] : cue === 1 ? [150, 150, 150] : [40, 50, 90];
     const bg = base.map((v) => Math.max(0, Math.min(255, Math.round(v * bright + u(-6, 6))))) as Rgb;
@@ -237,7 +254,7 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
   progress.finish();
   const manifest = path.join(o.out, 'manifest.csv');
   writeFileAtomic(manifest, ['path,label,split,box', ...clips.map((c) => `${path.relative(o.out, c.file)},${CLASSES[c.label]},${c.split},${c.faceBox.join(' ')}`)].join('\n') + '\n');
-  const result = { manifest, clips, ceilings: ceilings(o.agreement) };
+  const result = { manifest, clips, ceilings: ceilings(o.agreement, n) };
   writeFileAtomic(path.join(o.out, 'benchmark.json'), JSON.stringify({ options: o, ceilings: result.ceilings, clips: clips.map((c) => ({ ...c, file: path.relative(o.out, c.file) })) }, null, 1) + '\n');
   return result;
 }

@@ -2,7 +2,7 @@
 // `ous eval` do, as functions (the demo and the ablations call them too).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FeatureCache } from '../data/cache.js';
+import { FeatureCache, cacheInfoOf, type CacheInfo } from '../data/cache.js';
 import { stratifiedSplit } from '../data/dataset.js';
 import { loadClip } from '../clip/load.js';
 import type { ClipModel } from '../clip/model.js';
@@ -137,6 +137,22 @@ export interface TrainRunOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * The classes are the cache's (one source of truth: set at extraction). A config that names other
+ * classes is an error; a cache without polarity labels trains without L_pol.
+ */
+function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir: string): void {
+  for (const key of ['classNames', 'polarityOfClass'] as const) {
+    if (ous[key] !== undefined && JSON.stringify(ous[key]) !== JSON.stringify(info[key]))
+      throw new UserError(`${key} comes from the cache (${dir}: ${JSON.stringify(info[key])}), not ${JSON.stringify(ous[key])}: set the classes when extracting (ous extract --classes, --polarity)`);
+    ous[key] = info[key];
+  }
+  if (info.polarityOfClass === null) {
+    if (ous.polarity === true) throw new UserError(`polarity=true needs polarity labels, and ${dir} has none (extracted with --no-polarity)`);
+    ous.polarity = false;
+  }
+}
+
 export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   // Everything is checked before anything is written: a refused run leaves no folder behind.
   if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`train: --out ${o.out} is a file, not a run folder`);
@@ -154,6 +170,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   applySets(raw, o.sets ?? []);
   if (o.model) raw.ous.model = o.model;
   if (o.seed !== undefined) raw.train.seed = o.seed;
+  takeClassesFromCache(raw.ous, cacheInfoOf(o.cache), o.cache);
   const ous = resolveOusConfig(raw.ous, o.config ? `OUS config (${o.config} and --set)` : 'OUS config (--set)');
   const cfg = resolveTrainConfig(raw.train, o.config ? `training config (${o.config} and --set)` : 'training config (--set)');
   if (stored) {
@@ -169,8 +186,6 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   const E = cache.data.dims.embed;
   if (E % ous.heads) throw new UserError(`heads = ${ous.heads} does not divide the encoder width E = ${E} of ${o.cache} (attention splits E among the heads): use one of ${divisors(E).join(', ')}`);
   const C = ous.classNames.length;
-  const cacheClasses = cache.info.classNames;
-  if (cacheClasses.length !== C) throw new UserError(`classNames has ${C} classes (${ous.classNames.join(', ')}) but ${o.cache} was made with ${cacheClasses.length} (${cacheClasses.join(', ')}): give ${cacheClasses.length} class names (and polarityOfClass)`);
   const maxLabel = cache.data.labels.reduce((m, l) => Math.max(m, l), -1);
   if (maxLabel >= C) throw new UserError(`${o.cache} has label ${maxLabel}, outside the ${C} classes of classNames`);
   const clipDir = o.clip ?? cache.info.clip.path;

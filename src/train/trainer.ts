@@ -92,7 +92,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     fs.appendFileSync(logFile, line + '\n');
     (o.log ?? ((l: string) => process.stderr.write(l + '\n')))(line);
   };
-  const polarityOf = (labels: Tensor) => labels.toFlatArray().map((c) => ous.polarityOfClass[c]!);
+  const polarityOf = (labels: Tensor) => labels.toFlatArray().map((c) => ous.polarityOfClass![c]!);
   const lossCfg = { ...ous, loss: ous.model === 'face-only' ? ('ce' as const) : ous.loss };
 
   const opt = new optim.Adam(head.parameters().filter((p) => p.requiresGrad), { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] });
@@ -132,7 +132,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const step = tidy(() => {
         const b = data.batch(idx, o.device);
         const out = head.forward(b);
-        const polarity = tensor(polarityOf(b.labels), { dtype: 'int64', device: b.labels.device });
+        const polarity = ous.polarity ? tensor(polarityOf(b.labels), { dtype: 'int64', device: b.labels.device }) : null;
         const r = ousLoss(out, b.labels, polarity, lossCfg);
         const value = r.loss.item();
         if (!Number.isFinite(value)) return { value, phase: r.phase, terms: r.terms, preds: [] as number[] };
