@@ -22,7 +22,7 @@ function files(dir: string): Map<string, Buffer> {
 
 test('pipelined extraction equals one clip at a time, byte for byte, failures included', async () => {
   const src = fixture('media', 'franck_0-6s.mp4');
-  const entries: ExtractOptions['entries'] = [0, 1, 2].map((i) => {
+  const entries: ExtractOptions['entries'] = [0, 1].map((i) => {
     const file = at(`clip${i}.mp4`);
     execFileSync('ffmpeg', ['-v', 'error', '-y', '-ss', String(2 * i), '-i', src, '-t', '1', '-c:v', 'libx264', file]);
     return { id: `clip${i}`, source: file, label: i, split: 'train' as const };
@@ -38,7 +38,7 @@ test('pipelined extraction equals one clip at a time, byte for byte, failures in
   const one = await run(at('sequential'), false);
   const piped = await run(at('pipelined'), { ahead: 2, crossClips: false });
   const batched = await run(at('batched'), { ahead: 2, crossClips: true });
-  assert.deepEqual([one.done, piped.done, batched.done], [3, 3, 3]);
+  assert.deepEqual([one.done, piped.done, batched.done], [2, 2, 2]);
   assert.deepEqual(piped.failed.map((f) => f.path), [at('missing.mp4')]);
   assert.deepEqual(batched.failed.map((f) => f.path), [at('missing.mp4')]);
   const [a, b] = [files(at('sequential')), files(at('pipelined'))];

@@ -96,7 +96,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
       // One decode and one detection pass per clip: a mirrored view flips its unmirrored
       // sampling's frames; train samplings add only the frames they draw.
       const samplings = uniqueSamplings(views);
-      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox, detector: o.detector }, samplings.map((k) => k.sampling));
+      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox, detector: o.detector, device: encoder.device }, samplings.map((k) => k.sampling));
       for (const m of made) {
         seconds.decode += m.timings.decode;
         seconds.detect += m.timings.detect;
