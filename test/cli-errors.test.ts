@@ -80,7 +80,7 @@ const cases: Array<[string[], number, string]> = [
   [['train', '--cache', 'c7', '--out', 'rx', '--config', 'bad-key.json'], 1, "'nope'"],
   [['train', '--cache', 'c7', '--out', 'rx', '--config', 'bad-type.json'], 1, 'heads'],
   [['train', '--cache', 'c7', '--out', 'rx', '--config', 'c7'], 1, 'c7'],
-  [['train', '--cache', 'c7', '--out', 'rx', '--set', 'classNames=["a","b","c"]', '--set', 'polarityOfClass=[0,1,2]'], 1, 'classNames has 3 classes'],
+  [['train', '--cache', 'c7', '--out', 'rx', '--set', 'classNames=["a","b","c"]', '--set', 'polarityOfClass=[0,1,2]'], 1, 'classNames comes from the cache'],
   [['train', '--cache', 'c7', '--out', 'afile'], 1, '--out afile is a file'],
   [['train', '--cache', 'c7', '--out', 'r7', ...small], 1, 'r7 already holds a run'],
   [['train', '--cache', 'c3', '--out', 'r7', '--resume', ...small], 1, 'cache (run:'],

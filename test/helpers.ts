@@ -6,6 +6,7 @@ import { packageRoot } from '../src/util/paths.js';
 import { loadClip } from '../src/clip/load.js';
 import type { FrozenTextTower } from '../src/ous/prompt.js';
 import { CacheWriter, type CacheInfo } from '../src/data/cache.js';
+import { hashCheckpoint } from '../src/data/encoder.js';
 import { manualSeed, randn } from '../src/torch/index.js';
 
 export function fixture(...parts: string[]): string {
@@ -57,7 +58,7 @@ export function tinyCache(dir: string, opts: { classNames?: string[]; perClass?:
   const classNames = opts.classNames ?? ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'];
   const T = opts.frames ?? 2;
   const info: CacheInfo = {
-    version: 1, clip: { path: fixture('clip-dev', 'model'), hash: 'tiny' }, frames: T, scene: 'mask', views: 1, polarityLayer: 2, dataset: 'manifest',
+    version: 1, clip: { path: fixture('clip-dev', 'model'), hash: hashCheckpoint(fixture('clip-dev', 'model')) }, frames: T, scene: 'mask', views: 1, polarityLayer: 2, dataset: 'manifest',
     classNames, polarityOfClass: classNames.map((_, c) => c % 3), dims: { frames: T, embed: 32, visionWidth: 128 },
   };
   manualSeed(opts.seed ?? 0);

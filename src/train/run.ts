@@ -170,7 +170,8 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   applySets(raw, o.sets ?? []);
   if (o.model) raw.ous.model = o.model;
   if (o.seed !== undefined) raw.train.seed = o.seed;
-  takeClassesFromCache(raw.ous, cacheInfoOf(o.cache), o.cache);
+  // On resume the run's own classes stand (the check below names a changed cache or classes).
+  if (!stored) takeClassesFromCache(raw.ous, cacheInfoOf(o.cache), o.cache);
   const ous = resolveOusConfig(raw.ous, o.config ? `OUS config (${o.config} and --set)` : 'OUS config (--set)');
   const cfg = resolveTrainConfig(raw.train, o.config ? `training config (${o.config} and --set)` : 'training config (--set)');
   if (stored) {
