@@ -170,55 +170,60 @@ test('load: 40 requests from 8 clients against --queue 4 on the command itself; 
   const tempBefore = new Set(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')));
   const proc = spawn(process.execPath, [CLI, 'serve', '--run', t.run, '--port', '0', '--queue', '4', '--workers', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  const base = await new Promise<string>((resolve, reject) => {
-    proc.stderr!.on('data', (d) => {
-      stderr += d;
-      const m = /ous serve: (http:\/\/\S+)/.exec(stderr);
-      if (m) resolve(m[1]!);
+  try {
+    const base = await new Promise<string>((resolve, reject) => {
+      proc.stderr!.on('data', (d) => {
+        stderr += d;
+        const m = /ous serve: (http:\/\/\S+)/.exec(stderr);
+        if (m) resolve(m[1]!);
+      });
+      proc.on('exit', (code) => reject(new Error(`ous serve exited ${code}: ${stderr}`)));
     });
-    proc.on('exit', (code) => reject(new Error(`ous serve exited ${code}: ${stderr}`)));
-  });
-  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'))![1]) / 1024; // MB
-  await request(`${base}/api/health`);
-  const rssStart = rss();
-  const video = fs.readFileSync(t.clips[2]!.file);
-  const boxOf2 = t.clips[2]!.faceBox.join(',');
-  const health: number[] = [];
-  let loading = true;
-  const healthLoop = (async () => {
-    while (loading) {
-      const t0 = performance.now();
-      const r = await request(`${base}/api/health`);
-      health.push(performance.now() - t0);
-      assert.equal(r.status, 200);
-      await new Promise((res) => setTimeout(res, 50));
-    }
-  })();
-  const answers: string[] = [];
-  const client = async () => {
-    for (let i = 0; i < 5; i++) {
-      const r = await request(`${base}/api/predict?box=${boxOf2}`, { method: 'POST', body: video });
-      if (r.status === 503) {
-        assert.ok(Number(r.headers['retry-after']) >= 1);
-        answers.push('503');
-        continue;
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'))![1]) / 1024; // MB
+    await request(`${base}/api/health`);
+    const rssStart = rss();
+    const video = fs.readFileSync(t.clips[2]!.file);
+    const boxOf2 = t.clips[2]!.faceBox.join(',');
+    const health: number[] = [];
+    let loading = true;
+    const healthLoop = (async () => {
+      while (loading) {
+        const t0 = performance.now();
+        const r = await request(`${base}/api/health`);
+        health.push(performance.now() - t0);
+        assert.equal(r.status, 200);
+        await new Promise((res) => setTimeout(res, 50));
       }
-      assert.equal(r.status, 202, JSON.stringify(r.body));
-      const j = await waitJob(base, r.body.id);
-      answers.push(j.status === 'done' ? 'result' : `failed: ${j.error}`);
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, client));
-  loading = false;
-  await healthLoop;
-  assert.equal(answers.length, 40);
-  assert.deepEqual(answers.filter((a) => a !== 'result' && a !== '503'), []);
-  assert.ok(answers.includes('result'));
-  health.sort((a, b) => a - b);
-  const p99 = health[Math.min(health.length - 1, Math.floor(0.99 * health.length))]!;
-  assert.ok(p99 < 100, `health p99 ${p99.toFixed(1)} ms over ${health.length} requests`);
-  // The server holds no upload or result buffers beyond the jobs' JSON.
-  assert.ok(rss() < rssStart + 64, `server RSS ${rssStart.toFixed(0)} MB -> ${rss().toFixed(0)} MB`);
+    })();
+    const answers: string[] = [];
+    const client = async () => {
+      for (let i = 0; i < 5; i++) {
+        const r = await request(`${base}/api/predict?box=${boxOf2}`, { method: 'POST', body: video });
+        if (r.status === 503) {
+          assert.ok(Number(r.headers['retry-after']) >= 1);
+          answers.push('503');
+          continue;
+        }
+        assert.equal(r.status, 202, JSON.stringify(r.body));
+        const j = await waitJob(base, r.body.id);
+        answers.push(j.status === 'done' ? 'result' : `failed: ${j.error}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, client));
+    loading = false;
+    await healthLoop;
+    assert.equal(answers.length, 40);
+    assert.deepEqual(answers.filter((a) => a !== 'result' && a !== '503'), []);
+    assert.ok(answers.includes('result'));
+    health.sort((a, b) => a - b);
+    const p99 = health[Math.min(health.length - 1, Math.floor(0.99 * health.length))]!;
+    assert.ok(p99 < 100, `health p99 ${p99.toFixed(1)} ms over ${health.length} requests`);
+    // The server holds no upload or result buffers beyond the jobs' JSON.
+    assert.ok(rss() < rssStart + 64, `server RSS ${rssStart.toFixed(0)} MB -> ${rss().toFixed(0)} MB`);
+  } catch (err) {
+    proc.kill('SIGKILL'); // never leave the server behind
+    throw err;
+  }
   const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   proc.kill('SIGTERM');
   assert.equal(await exit, 0, stderr);
