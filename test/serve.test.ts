@@ -214,7 +214,7 @@ test('load: 40 requests from 8 clients against --queue 4 on the command itself; 
     loading = false;
     await healthLoop;
     assert.equal(answers.length, 40);
-    assert.deepEqual(answers.filter((a) => a !== 'result' && a !== '503'), []);
+    assert.deepEqual(answers.filter((a) => a !== 'result' && a !== '503'), [], `answers other than a result or a 503 (server log: ${stderr})`);
     assert.ok(answers.includes('result'));
     health.sort((a, b) => a - b);
     const p99 = health[Math.min(health.length - 1, Math.floor(0.99 * health.length))]!;
@@ -233,7 +233,7 @@ test('load: 40 requests from 8 clients against --queue 4 on the command itself; 
   proc.kill('SIGTERM');
   assert.equal(await exit, 0, stderr);
   const tempAfter = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-') && !tempBefore.has(f));
-  assert.deepEqual(tempAfter, [], 'the server removed its temp folder (uploads, samples)');
+  assert.deepEqual(tempAfter, [], `the server removed its temp folder (uploads, samples); server log: ${stderr}`);
 });
 
 test('the page in headless Chromium: upload a clip, the emotion shown equals ous predict --json, the timeline and the face box render', async () => {
