@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildInfo, getNumThreads, manualSeed } from '../src/torch/index.js';
+import { buildInfo, manualSeed } from '../src/torch/index.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
 import { saveClip } from '../src/clip/load.js';
@@ -52,7 +52,8 @@ export async function benchServe(quick: boolean): Promise<void> {
   const video = fs.readFileSync(clip);
   const jobs = quick ? 2 : 8;
   console.log(`\nous serve, ViT-B/32 shape (random weights), a 4 s 640x360 clip with one face, T = 16, 2 s windows every 1 s (3 windows)`);
-  console.log(`${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores, libtorch ${buildInfo().torchVersion} (${buildInfo().parallel}), ${getNumThreads()} threads in this process`);
+  const backend = /ATen parallel backend: (\S+)/.exec(buildInfo().parallel)?.[1] ?? '?';
+  console.log(`${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores, libtorch ${buildInfo().torchVersion} (${backend}, OpenBLAS kernel: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? 'auto'}); each worker gets cores / workers threads, at nice 10`);
   console.log('| workers | jobs | predictions/s | p50 latency | p99 latency | health p50 | health p99 |');
   console.log('|---|---|---|---|---|---|---|');
   for (const workers of [1, 2]) {

@@ -56,4 +56,5 @@ test('a run predicts with only its folder and CLIP; other CLIP weights are refus
   buf[buf.length - 1] ^= 1;
   fs.writeFileSync(path.join(other, weights), buf);
   assert.throws(() => Predictor.load(t.run, { clip: other }), (e) => e instanceof UserError && /--clip .*not the ones/.test(e.message));
+  fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -19,6 +19,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../util/paths.js';
 import { UserError } from '../util/errors.js';
@@ -203,6 +204,9 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   let closing = false;
   let model: ModelInfo | undefined;
   const durations: number[] = []; // seconds of recent jobs, for Retry-After
+  // How long callbacks wait for this event loop: what predictions would raise were they run here.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
 
   // Static files: the names in the one folder, read once; a request names a key of this map or nothing.
   const staticFiles = new Map(fs.readdirSync(STATIC).map((f) => [f, path.join(STATIC, f)]));
@@ -407,7 +411,12 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       return predict(req, res, url);
     }
     if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not served here`, { Allow: 'GET' });
-    if (p === '/api/health') return json(res, 200, { ok: true, workers: workers.filter((w) => w.ready).length, busy: workers.filter((w) => w.job).length, queued: queue.length, queue: o.queue });
+    if (p === '/api/health') {
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      const eventLoopDelayMs = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
+      if (url.searchParams.has('reset')) loopDelay.reset();
+      return json(res, 200, { ok: true, workers: workers.filter((w) => w.ready).length, busy: workers.filter((w) => w.job).length, queued: queue.length, queue: o.queue, eventLoopDelayMs });
+    }
     if (p === '/api/model') return json(res, 200, model);
     if (p === '/api/openapi.json') return json(res, 200, openApi({ maxUploadMb: o.maxUploadMb, maxSeconds: o.maxSeconds }));
     if (p === '/api/samples') {
@@ -456,6 +465,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const close = () =>
     (closed ??= (async () => {
       closing = true;
+      loopDelay.disable();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -9,6 +9,7 @@ import type { FromWorker, ToWorker } from './protocol.js';
 const send = (m: FromWorker) => process.send!(m);
 
 function main(): void {
+  process.on('disconnect', () => process.exit(0)); // the server went away (even while the model loads)
   const [run, clip] = [process.env.OUS_SERVE_RUN!, process.env.OUS_SERVE_CLIP || undefined];
   let predictor: Predictor;
   try {
@@ -43,7 +44,6 @@ function main(): void {
       }
     });
   });
-  process.on('disconnect', () => process.exit(0)); // the server went away
 }
 
 main();
