@@ -7,7 +7,7 @@ import type { Command } from './command.js';
 import { UserError } from '../util/errors.js';
 import { loadRun } from '../train/run.js';
 import { FrameEncoder } from '../data/encoder.js';
-import { buildStreams, CLIP_MEAN_RGB } from '../streams/index.js';
+import { buildStreams, CLIP_MEAN_RGB, undecodedWarning } from '../streams/index.js';
 import { POLARITIES } from '../ous/config.js';
 import { noGrad, tidy } from '../torch/index.js';
 import type { RgbFrame } from '../video/decode.js';
@@ -19,6 +19,7 @@ export interface Prediction {
   polarity: Record<string, number> | null; // null for the face-only baseline
   sceneEffect: { totalVariation: number; changedDecision: boolean; emotionWithoutScene: string } | null;
   faceMissing: boolean;
+  warning?: string; // frames the decoder could not deliver (truncated or corrupt file)
 }
 
 export async function predictVideo(video: string, runDir: string, opts: { faceBox?: [number, number, number, number] } = {}): Promise<Prediction> {
@@ -54,6 +55,7 @@ export async function predictVideo(video: string, runDir: string, opts: { faceBo
         polarity: polarity ? Object.fromEntries(POLARITIES.map((n, i) => [n, polarity[i]!])) : null,
         sceneEffect,
         faceMissing: s.faceMissing,
+        ...(undecodedWarning(s) ? { warning: undecodedWarning(s) } : {}),
       };
     }),
   );
@@ -70,6 +72,7 @@ export const predict: Command = {
     const box = values.box?.trim().split(/\s+/).map(Number);
     if (box && (box.length !== 4 || !box.every(Number.isFinite))) throw new UserError(`predict: --box must be "x y w h", not '${values.box}'`);
     const r = await predictVideo(positionals[0]!, values.run, { faceBox: box as [number, number, number, number] | undefined });
+    if (r.warning) process.stderr.write(`ous: warning: ${r.warning}\n`);
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

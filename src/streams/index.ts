@@ -46,6 +46,7 @@ export interface Streams {
   height: number;
   rotation: number;
   missingFrames: number; // sampled frames the decoder could not deliver (repeated from the last good one)
+  undecodedFrames: number; // frames of the whole clip the decoder could not deliver (truncated or corrupt file)
   timings: { decode: number; detect: number; crop: number }; // seconds
 }
 
@@ -56,12 +57,12 @@ async function sampledFrames(source: string, t: number, mode: SamplingMode, rand
     const files = listFrameFiles(source);
     const indices = sampleIndices(files.length, t, mode, random);
     const frames = await readFrameFiles(files, indices);
-    return { indices, frames, fps: 0, frameCount: files.length, rotation: 0, missing: 0, sourceWidth: 0 };
+    return { indices, frames, fps: 0, frameCount: files.length, rotation: 0, missing: 0, undecoded: 0, sourceWidth: 0 };
   }
   const info = probeVideo(source);
   const indices = sampleIndices(info.frameCount, t, mode, random);
-  const { frames, missing } = await decodeFrames(source, info, indices);
-  return { indices, frames, fps: info.fps, frameCount: info.frameCount, rotation: info.rotation, missing, sourceWidth: info.width };
+  const { frames, missing, undecoded } = await decodeFrames(source, info, indices);
+  return { indices, frames, fps: info.fps, frameCount: info.frameCount, rotation: info.rotation, missing, undecoded, sourceWidth: info.width };
 }
 
 /** The face and scene streams of one clip. */
@@ -102,7 +103,14 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
   const otherFaces = s.frames.map((_, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [t[i]!.box] : [])));
   const crop = seconds(t0);
   const { width, height } = s.frames[0]!;
-  return { source, frames, faceMissing, otherFaces, fps: s.fps, frameCount: s.frameCount, width, height, rotation: s.rotation, missingFrames: s.missing, timings: { decode, detect, crop } };
+  return { source, frames, faceMissing, otherFaces, fps: s.fps, frameCount: s.frameCount, width, height, rotation: s.rotation, missingFrames: s.missing, undecodedFrames: s.undecoded, timings: { decode, detect, crop } };
+}
+
+/** One line for a clip the decoder could not read whole (truncated or corrupt), or undefined. */
+export function undecodedWarning(s: Streams): string | undefined {
+  if (!s.undecodedFrames) return undefined;
+  const repeated = s.missingFrames ? `; ${s.missingFrames} of the ${s.frames.length} sampled frames repeat the last good one` : '';
+  return `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames could not be decoded (truncated or corrupt file)${repeated}`;
 }
 
 /**
