@@ -244,6 +244,26 @@ test('a truncated video extracts with --allow-missing-frames N, its count of und
   assert.match(usage.stderr, /^ous: extract: --allow-missing-frames must be an integer ≥ 0, not 'some'\n$/);
 });
 
+test('usage errors of ous extract exit 2 with one line naming the flag; a folder as manifest exits 1', () => {
+  const base = extractArgs(at('good.csv'), at('cache-usage'));
+  const cases: Array<[string[], number, RegExp]> = [
+    [[...base, '--frames', '0'], 2, /--frames must be an integer ≥ 1, not '0'/],
+    [[...base, '--shard', '3/2'], 2, /--shard must be I\/N with 1 ≤ I ≤ N, not '3\/2'/],
+    [['extract', '--dataset', 'dfew', '--root', root, '--fold', '6', '--clip', clip, '--out', at('cache-usage')], 2, /--fold must be 1\.\.5/],
+    [['extract', '--dataset', 'mafw', '--clip', clip, '--out', at('cache-usage')], 2, /--dataset must be dfew, ferv39k or manifest, not 'mafw'/],
+    [['extract', '--dataset', 'manifest', '--manifest', at('good.csv'), '--clip', clip], 2, /--out CACHE is required/],
+    [[...base, '--bogus'], 2, /bogus/],
+    [extractArgs(root, at('cache-usage')), 1, /is a folder, not a list of clips/],
+  ];
+  for (const [args, code, why] of cases) {
+    const r = ous(args);
+    assert.equal(r.status, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, why);
+    assert.match(r.stderr, /^ous: [^\n]*\n$/, `one line: ${r.stderr}`);
+  }
+  assert.equal(fs.existsSync(at('cache-usage')), false);
+});
+
 test('DFEW and FERV39k layouts: readers check everything first; DFEW face crops are used; frame folders extract', async () => {
   const dfew = at('DFEW');
   const split = (s: string) => path.join(dfew, 'EmoLabel_DataSplit', `${s}(single-labeled)`);
@@ -261,6 +281,10 @@ test('DFEW and FERV39k layouts: readers check everything first; DFEW face crops 
   fs.writeFileSync(path.join(split('test'), 'set_2.csv'), 'video_name,label\n9,3\n4,9\n');
   fs.writeFileSync(path.join(split('train'), 'set_2.csv'), 'video_name,label\n1,1\n');
   assert.throws(() => readDfew(dfew, 2), /2 problem\(s\):\n.*00009\.mp4 is missing\n.*label '9' is not 1\.\.7/);
+  // One video in both splits (written 1 and 01): the same clip twice.
+  fs.writeFileSync(path.join(split('train'), 'set_3.csv'), 'video_name,label\n1,1\n');
+  fs.writeFileSync(path.join(split('test'), 'set_3.csv'), 'video_name,label\n01,2\n');
+  assert.throws(() => readDfew(dfew, 3), /1 problem\(s\):\n  video 00001 \(train\) and video 00001 \(test\) are the same clip/);
   const r = ous(['extract', '--dataset', 'dfew', '--root', dfew, '--fold', '1', '--clip', clip, '--out', at('cache-dfew'), '--frames', '2', '--json']);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(lastJson(r.stdout).done, 3);

@@ -166,4 +166,7 @@ test('a video cut in half: the missing frames are counted; ous streams warns on 
   assert.deepEqual(fs.readdirSync(out).sort(), ['face_00.png', 'face_01.png', 'face_02.png', 'face_03.png', 'notes.txt', 'scene_00.png', 'scene_01.png', 'scene_02.png', 'scene_03.png', 'streams.json']);
   const meta = JSON.parse(fs.readFileSync(path.join(out, 'streams.json'), 'utf8'));
   assert.deepEqual([meta.video, meta.undecodedFrames, meta.missingFrames], [gen('cut.mp4'), 11, 2]);
+  const onFile = spawnSync(process.execPath, [cli, 'streams', gen('cut.mp4'), '--out', path.join(out, 'notes.txt')], { encoding: 'utf8' });
+  assert.equal(onFile.status, 1);
+  assert.equal(onFile.stderr, `ous: streams: --out ${path.join(out, 'notes.txt')} is a file; give a folder\n`);
 });
