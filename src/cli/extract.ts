@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError, UserError } from '../util/errors.js';
 import { readDfew, readFerv39k, readManifest, type ClipEntry } from '../data/datasets.js';
 import { FrameEncoder } from '../data/encoder.js';
 import { extractFeatures, parseShard } from '../data/extract.js';
@@ -34,7 +34,8 @@ export const extract: Command = {
     try {
       a = parseExtractArgs(argv);
     } catch (err) {
-      // Bad flags and values are usage errors (exit 2); a missing file or folder is not.
+      // Bad flags and values are usage errors (exit 2). (main.ts does this for every command once
+      // it reads UserError.exitCode and parseArgs's errors; then this catch can go.)
       const usage = err instanceof UsageError || (err as NodeJS.ErrnoException)?.code?.startsWith('ERR_PARSE_ARGS');
       if (!usage) throw err;
       process.stderr.write(`ous: ${(err as Error).message}\n`);
@@ -104,9 +105,6 @@ export const extract: Command = {
     return summary.failed.length ? EXTRACT_EXIT.failures : EXTRACT_EXIT.ok;
   },
 };
-
-/** A usage error of `ous extract`: a flag missing, unknown, or with a bad value (exit 2). */
-class UsageError extends UserError {}
 
 /** Checks every flag before anything is read or created. */
 function parseExtractArgs(argv: string[]) {

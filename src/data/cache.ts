@@ -307,7 +307,7 @@ function lockAlive(l: LockHolder): boolean {
 /** The locks of live extractions into `dir`. */
 export function liveLocks(dir: string): LockHolder[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir).filter((f) => f.startsWith('lock-')).flatMap((f) => {
+  return fs.readdirSync(dir).filter((f) => f.startsWith('lock-') && !f.includes('.tmp-')).flatMap((f) => {
     const l = readLock(path.join(dir, f));
     return l && lockAlive(l) ? [l] : [];
   });
@@ -324,13 +324,18 @@ export async function lockCache(dir: string, shard: string, opts: { wait?: boole
   const me = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
   let waited = false;
   for (;;) {
+    // Written whole under a temporary name, then linked: the lock appears complete or not at all.
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, me);
     try {
-      fs.writeFileSync(file, me, { flag: 'wx' });
+      fs.linkSync(tmp, file);
       return () => {
         if (readLock(file)?.pid === process.pid) fs.rmSync(file, { force: true });
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
     const holder = readLock(file);
     if (holder && !lockAlive(holder)) {
