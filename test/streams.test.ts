@@ -3,7 +3,7 @@
 // (files made here with ffmpeg).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +12,8 @@ import { sampleIndices } from '../src/video/sampling.js';
 import { listFrameFiles, probeVideo } from '../src/video/decode.js';
 import { detectFaces } from '../src/face/detector.js';
 import { fillTrack, iou, linkTracks, mainTrack, squareBox } from '../src/face/tracks.js';
-import { buildStreams, buildStreamsBatch, CLIP_MEAN_RGB } from '../src/streams/index.js';
+import { buildStreams, buildStreamsBatch, CLIP_MEAN_RGB, undecodedWarning } from '../src/streams/index.js';
+import { packageRoot } from '../src/util/paths.js';
 import { readImage } from '../src/video/decode.js';
 import { fixture } from './helpers.js';
 
@@ -126,16 +127,53 @@ test('bad input: one clear error naming the file and the reason; a batch goes on
   assert.deepEqual(batch.failed.map((f) => path.basename(f.path)), ['missing.mp4', 'text.mp4']);
 });
 
-test('a corrupt frame in the middle gives a result or one clear error', async () => {
+test('corrupt data in the middle: the frames the decoder drops are counted (against ffprobe counting the decoded frames)', async () => {
   const bytes = fs.readFileSync(video);
   const broken = Buffer.from(bytes);
   broken.fill(0, Math.floor(bytes.length / 2), Math.floor(bytes.length / 2) + 4000);
   fs.writeFileSync(gen('corrupt.mp4'), broken);
-  try {
-    const s = await buildStreams(gen('corrupt.mp4'), { frames: 4 });
-    assert.equal(s.frames.length, 4);
-    assert.ok(s.frames.every((f) => f.face.data.length === f.face.width * f.face.height * 3));
-  } catch (err) {
-    assert.match((err as Error).message, /corrupt\.mp4: /);
-  }
+  const decoded = Number(execFileSync('ffprobe', ['-v', 'quiet', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', gen('corrupt.mp4')], { encoding: 'utf8' }).trim());
+  assert.ok(decoded > 100 && decoded < 144, `ffprobe decoded ${decoded} of 144 frames`);
+  const s = await buildStreams(gen('corrupt.mp4'), { frames: 4 });
+  assert.equal(s.frames.length, 4);
+  assert.equal(s.undecodedFrames, 144 - decoded);
+  assert.equal(s.missingFrames, 0); // the sampled frames all came out (shifted past the lost ones)
+  assert.equal(undecodedWarning(s), `${gen('corrupt.mp4')}: ${144 - decoded} of 144 frames could not be decoded (truncated or corrupt file)`);
+  // The intact video decodes whole.
+  assert.equal((await buildStreams(video, { frames: 2, scene: 'full' })).undecodedFrames, 0);
+});
+
+// 20 independent frames (every frame a keyframe; the index at the front, as a phone or a web
+// download writes it), cut where frame 9's packet starts (positions from ffprobe): 9 frames decode.
+function truncated(file: string): void {
+  ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=10', '-t', '2', '-pix_fmt', 'yuv420p', '-g', '1', '-movflags', '+faststart', `${file}.whole.mp4`);
+  const pos = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pos', '-of', 'csv=p=0', `${file}.whole.mp4`], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  assert.equal(pos.length, 20);
+  fs.writeFileSync(file, fs.readFileSync(`${file}.whole.mp4`).subarray(0, pos[9]));
+}
+
+test('a video cut in half: the missing frames are counted; ous streams warns on stderr and replaces an earlier run\'s PNGs', async () => {
+  truncated(gen('cut.mp4'));
+  const s = await buildStreams(gen('cut.mp4'), { frames: 4, scene: 'full' });
+  // Sampled frames 2, 7, 12, 17 (SPEC.md): 12 and 17 are past the cut and repeat frame 7.
+  assert.deepEqual(s.frames.map((f) => f.index), [2, 7, 12, 17]);
+  assert.deepEqual([s.frameCount, s.undecodedFrames, s.missingFrames], [20, 11, 2]);
+  assert.deepEqual(s.frames[2]!.scene.data, s.frames[1]!.scene.data);
+  // The command line: one warning line; a used folder keeps only this run's stream PNGs (and files not ours).
+  const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+  const out = gen('streams-out');
+  const run = (file: string, frames: number) => spawnSync(process.execPath, [cli, 'streams', file, '--out', out, '--frames', String(frames)], { encoding: 'utf8' });
+  const first = run(gen('cut.mp4.whole.mp4'), 12);
+  assert.equal(first.status, 0, first.stderr);
+  assert.equal(first.stderr, '');
+  fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
+  const second = run(gen('cut.mp4'), 4);
+  assert.equal(second.status, 0, second.stderr);
+  assert.equal(second.stderr, `ous: warning: ${gen('cut.mp4')}: 11 of 20 frames could not be decoded (truncated or corrupt file); 2 of the 4 sampled frames repeat the last good one\n`);
+  assert.deepEqual(fs.readdirSync(out).sort(), ['face_00.png', 'face_01.png', 'face_02.png', 'face_03.png', 'notes.txt', 'scene_00.png', 'scene_01.png', 'scene_02.png', 'scene_03.png', 'streams.json']);
+  const meta = JSON.parse(fs.readFileSync(path.join(out, 'streams.json'), 'utf8'));
+  assert.deepEqual([meta.video, meta.undecodedFrames, meta.missingFrames], [gen('cut.mp4'), 11, 2]);
+  const onFile = spawnSync(process.execPath, [cli, 'streams', gen('cut.mp4'), '--out', path.join(out, 'notes.txt')], { encoding: 'utf8' });
+  assert.equal(onFile.status, 1);
+  assert.equal(onFile.stderr, `ous: streams: --out ${path.join(out, 'notes.txt')} is a file; give a folder\n`);
 });

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError, UserError } from '../util/errors.js';
 import { readDfew, readFerv39k, readMafw, readManifest, type ClipEntry } from '../data/datasets.js';
 import { DFEW_CLASSES, MAFW_CLASSES, parseClassList, parsePolarityMap, resolveClassSet } from '../data/classes.js';
 import { FrameEncoder } from '../data/encoder.js';
@@ -12,6 +12,9 @@ import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';
 import { parseDevice } from '../torch/index.js';
 
+/** Exit codes of `ous extract` (also in its usage and the README). */
+export const EXTRACT_EXIT = { ok: 0, couldNotRun: 1, usage: 2, failures: 3 } as const;
+
 export const extract: Command = {
   name: 'extract',
   summary: 'encode a data set with the frozen CLIP into a feature cache (resumable, shardable)',
@@ -19,109 +22,162 @@ export const extract: Command = {
     'ous extract --dataset dfew|ferv39k|mafw|manifest --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n' +
     '            [--classes a,b,c (manifest)] [--polarity class=negative|neutral|positive,...] [--no-polarity]\n' +
     '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N|auto|auto/N] [--device cpu|cuda] [--batch B]\n' +
-    '            [--part-size 32] [--json]\n' +
-    '       ous extract --merge --out CACHE        (join the shards of a sharded extraction)',
+    '            [--part-size 32] [--allow-missing-frames N] [--wait] [--json]\n' +
+    '       ous extract --merge --out CACHE [--allow-partial] [--json]   (join the shards of a sharded extraction)\n' +
+    'Run it again after changing the data set: new clips are extracted, changed labels and splits are\n' +
+    'updated without recomputing, clips no longer listed leave the index. --wait waits for another\n' +
+    'extraction into the same cache (shard) instead of stopping. --allow-missing-frames N accepts clips\n' +
+    'with up to N frames the decoder could not deliver (truncated files; default 0: such a clip fails).\n' +
+    '--allow-partial merges although shards are missing, and lists them.\n' +
+    'Exit status: 0 all clips extracted; 3 finished, but some clips failed (listed in the output and\n' +
+    'CACHE/failed-*.json) or, with --allow-partial, are missing; 1 could not run; 2 usage error.',
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        dataset: { type: 'string' },
-        root: { type: 'string' },
-        fold: { type: 'string' },
-        manifest: { type: 'string' },
-        classes: { type: 'string' },
-        polarity: { type: 'string' },
-        'no-polarity': { type: 'boolean' },
-        clip: { type: 'string' },
-        out: { type: 'string' },
-        frames: { type: 'string', default: '16' },
-        scene: { type: 'string', default: 'mask' },
-        views: { type: 'string', default: '1' },
-        'polarity-layer': { type: 'string', default: '4' },
-        shard: { type: 'string', default: '1/1' },
-        device: { type: 'string', default: 'cpu' },
-        batch: { type: 'string', default: '32' },
-        'part-size': { type: 'string', default: '32' },
-        merge: { type: 'boolean' },
-        json: { type: 'boolean' },
-      },
-    });
-    if (!values.out) throw new UserError('extract: --out CACHE is required');
+    const a = parseExtractArgs(argv);
+    const { values } = a;
+    const out = values.out!;
     if (values.merge) {
-      const m = mergeCache(values.out);
-      const line = { done: m.clips, skipped: 0, failed: m.failed, cache: values.out };
-      process.stdout.write(values.json ? JSON.stringify(line) + '\n' : `merged ${m.parts} parts: ${m.clips} clips, ${m.failed.length} failed\n`);
-      return m.clips > 0 ? 0 : 1;
+      const m = mergeCache(out, { allowPartial: values['allow-partial'] });
+      const missing = m.missing.flatMap((s) => s.keys);
+      const line = { done: m.clips, skipped: 0, failed: m.failed, missing, cache: out };
+      if (values.json) process.stdout.write(JSON.stringify(line) + '\n');
+      else {
+        process.stdout.write(`merged ${m.parts} parts: ${m.clips} clips, ${m.failed.length} failed${missing.length ? `, ${missing.length} missing` : ''}${m.unlisted ? `, ${m.unlisted} no longer listed (left out)` : ''}\n`);
+        for (const s of m.missing) process.stdout.write(`  missing: shard ${s.shard}: ${s.keys.length} clip(s): ${s.keys.slice(0, 5).join(', ')}${s.keys.length > 5 ? ', ...' : ''}\n`);
+      }
+      return m.failed.length || missing.length ? EXTRACT_EXIT.failures : EXTRACT_EXIT.ok;
     }
-    const int = (name: string, v: string | undefined, min = 1) => {
-      const n = Number(v);
-      if (!(Number.isInteger(n) && n >= min)) throw new UserError(`extract: --${name} must be an integer ≥ ${min}, not '${v}'`);
-      return n;
-    };
-    if (!values.clip) throw new UserError('extract: --clip DIR is required (a Hugging Face CLIP folder)');
-    if (values.scene !== 'mask' && values.scene !== 'full') throw new UserError(`extract: --scene must be mask or full, not '${values.scene}'`);
-    const shard = resolveShard(values.shard!); // I/N, or auto from Slurm/Kubernetes (src/data/shard.ts)
-    if (values.classes !== undefined && values.dataset !== 'manifest') throw new UserError('extract: --classes is for --dataset manifest (DFEW, FERV39k and MAFW have their own classes)');
     // The classes and their polarities, checked before any clip is read.
     const classNames = values.dataset === 'mafw' ? MAFW_CLASSES : values.classes !== undefined ? parseClassList(values.classes) : DFEW_CLASSES;
     const classes = resolveClassSet(classNames, { polarity: values.polarity !== undefined ? parsePolarityMap(values.polarity) : undefined, noPolarity: values['no-polarity'] });
     let entries: ClipEntry[];
     let preFailed: Array<{ path: string; error: string }> = [];
-    let fold: number | undefined;
     switch (values.dataset) {
       case 'dfew':
-        if (!values.root) throw new UserError('extract: --root DIR is required for DFEW');
-        fold = int('fold', values.fold ?? '1');
-        entries = readDfew(values.root, fold);
+        entries = readDfew(values.root!, a.fold!);
         break;
       case 'ferv39k':
-        if (!values.root) throw new UserError('extract: --root DIR is required for FERV39k');
-        entries = readFerv39k(values.root);
+        entries = readFerv39k(values.root!);
         break;
       case 'mafw':
-        if (!values.root) throw new UserError('extract: --root DIR is required for MAFW');
-        fold = int('fold', values.fold ?? '1');
-        entries = readMafw(values.root, fold);
+        entries = readMafw(values.root!, a.fold!);
         break;
-      case 'manifest': {
-        if (!values.manifest) throw new UserError('extract: --manifest FILE.csv is required for --dataset manifest');
-        const m = readManifest(values.manifest, values.root, classes.classNames);
+      default: {
+        const m = readManifest(values.manifest!, values.root, classes.classNames);
         entries = m.entries;
         preFailed = m.failed;
-        break;
       }
-      default:
-        throw new UserError(`extract: --dataset must be dfew, ferv39k, mafw or manifest, not '${values.dataset ?? ''}'`);
     }
-    const encoder = FrameEncoder.load(values.clip, { device: parseDevice(values.device), batchSize: int('batch', values.batch) });
+    if (!entries.length && !preFailed.length) throw new UserError(`extract: the ${values.dataset} listing names no clips`);
+    const encoder = FrameEncoder.load(values.clip!, { device: a.device, batchSize: a.batch });
     const summary = await extractFeatures({
       entries,
       encoder,
-      out: values.out,
-      shard,
-      partSize: int('part-size', values['part-size']),
+      out,
+      shard: a.shard,
+      partSize: a.partSize,
       preFailed,
+      allowMissingFrames: a.allowMissingFrames,
+      wait: values.wait,
       info: {
-        clip: { path: fs.realpathSync(values.clip), hash: encoder.hash },
-        frames: int('frames', values.frames),
-        scene: values.scene,
-        views: int('views', values.views),
-        polarityLayer: int('polarity-layer', values['polarity-layer'], 0),
-        dataset: values.dataset,
-        ...(fold !== undefined ? { fold } : {}),
+        clip: { path: fs.realpathSync(values.clip!), hash: encoder.hash },
+        frames: a.frames,
+        scene: values.scene as 'mask' | 'full',
+        views: a.views,
+        polarityLayer: a.polarityLayer,
+        dataset: values.dataset!,
+        ...(a.fold !== undefined ? { fold: a.fold } : {}),
         classNames: classes.classNames,
         polarityOfClass: classes.polarityOfClass,
       },
     });
     // A single-shard run leaves a complete cache; shards are joined with --merge.
-    const merged = shard.count === 1 ? mergeCache(values.out) : undefined;
-    const inCache = merged?.clips ?? summary.done + summary.skipped;
+    if (a.shard.count === 1) mergeCache(out);
     if (values.json) {
-      process.stdout.write(JSON.stringify({ done: summary.done, skipped: summary.skipped, failed: summary.failed, cache: summary.cache, seconds: summary.seconds, clipsPerSecond: summary.clipsPerSecond }) + '\n');
+      const { done, skipped, updated, unlisted, failed, cache, seconds, clipsPerSecond } = summary;
+      process.stdout.write(JSON.stringify({ done, skipped, updated, unlisted, failed, cache, seconds, clipsPerSecond }) + '\n');
     } else {
-      process.stdout.write(`extracted ${summary.done} clips, skipped ${summary.skipped} already cached, ${summary.failed.length} failed -> ${summary.cache}\n`);
+      const changed = `${summary.updated ? `, updated labels of ${summary.updated} clips` : ''}${summary.unlisted ? `, ${summary.unlisted} no longer listed (left out of the index)` : ''}`;
+      process.stdout.write(`extracted ${summary.done} clips, skipped ${summary.skipped} already cached${changed}, ${summary.failed.length} failed -> ${summary.cache}\n`);
       for (const f of summary.failed) process.stdout.write(`  failed: ${f.error}\n`);
     }
-    return inCache > 0 ? 0 : 1;
+    return summary.failed.length ? EXTRACT_EXIT.failures : EXTRACT_EXIT.ok;
   },
 };
+
+/** Checks every flag before anything is read or created (a bad one is a usage error: exit 2). */
+function parseExtractArgs(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      dataset: { type: 'string' },
+      root: { type: 'string' },
+      fold: { type: 'string' },
+      manifest: { type: 'string' },
+      classes: { type: 'string' },
+      polarity: { type: 'string' },
+      'no-polarity': { type: 'boolean' },
+      clip: { type: 'string' },
+      out: { type: 'string' },
+      frames: { type: 'string', default: '16' },
+      scene: { type: 'string', default: 'mask' },
+      views: { type: 'string', default: '1' },
+      'polarity-layer': { type: 'string', default: '4' },
+      shard: { type: 'string', default: '1/1' },
+      device: { type: 'string', default: 'cpu' },
+      batch: { type: 'string', default: '32' },
+      'part-size': { type: 'string', default: '32' },
+      'allow-missing-frames': { type: 'string', default: '0' },
+      wait: { type: 'boolean' },
+      merge: { type: 'boolean' },
+      'allow-partial': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  const int = (name: string, v: string | undefined, min = 1) => {
+    const n = Number(v);
+    if (!(Number.isInteger(n) && n >= min)) throw new UsageError(`extract: --${name} must be an integer ≥ ${min}, not '${v}'`);
+    return n;
+  };
+  if (!values.out) throw new UsageError('extract: --out CACHE is required');
+  if (values.merge) return { values, shard: { index: 1, count: 1 }, frames: 0, views: 0, polarityLayer: 0, batch: 0, partSize: 0, allowMissingFrames: 0, fold: undefined, device: undefined };
+  if (!values.clip) throw new UsageError('extract: --clip DIR is required (a Hugging Face CLIP folder)');
+  if (values.scene !== 'mask' && values.scene !== 'full') throw new UsageError(`extract: --scene must be mask or full, not '${values.scene}'`);
+  if (values.classes !== undefined && values.dataset !== 'manifest') throw new UsageError('extract: --classes is for --dataset manifest (DFEW, FERV39k and MAFW have their own classes)');
+  let shard: { index: number; count: number };
+  try {
+    shard = resolveShard(values.shard!); // I/N, or auto from Slurm/Kubernetes (src/data/shard.ts)
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  let fold: number | undefined;
+  switch (values.dataset) {
+    case 'dfew':
+    case 'mafw': {
+      const name = values.dataset === 'dfew' ? 'DFEW' : 'MAFW';
+      if (!values.root) throw new UsageError(`extract: --root DIR is required for ${name}`);
+      fold = int('fold', values.fold ?? '1');
+      if (fold > 5) throw new UsageError(`extract: --fold must be 1..5 (${name}'s folds), not '${values.fold}'`);
+      break;
+    }
+    case 'ferv39k':
+      if (!values.root) throw new UsageError('extract: --root DIR is required for FERV39k');
+      break;
+    case 'manifest':
+      if (!values.manifest) throw new UsageError('extract: --manifest FILE.csv is required for --dataset manifest');
+      break;
+    default:
+      throw new UsageError(`extract: --dataset must be dfew, ferv39k, mafw or manifest, not '${values.dataset ?? ''}'`);
+  }
+  return {
+    values,
+    shard,
+    fold,
+    device: parseDevice(values.device),
+    frames: int('frames', values.frames),
+    views: int('views', values.views),
+    polarityLayer: int('polarity-layer', values['polarity-layer'], 0),
+    batch: int('batch', values.batch),
+    partSize: int('part-size', values['part-size']),
+    allowMissingFrames: int('allow-missing-frames', values['allow-missing-frames'], 0),
+  };
+}

@@ -51,6 +51,7 @@ export const predict: Command = {
       stride: seconds('--stride', values.stride),
       device: parseOptionalDevice(values.device),
     });
+    if (r.warning) process.stderr.write(`ous: warning: ${r.warning}\n`);
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

@@ -1,11 +1,15 @@
 // `ous streams VIDEO --out DIR`: the face and scene streams of a clip as PNGs, with streams.json.
+// Into a used folder: streams.json goes first and comes back last (so it only ever describes a
+// complete set), and the stream PNGs of an earlier run that this one did not write are removed;
+// files not named like ours (face_NN.png, scene_NN.png, streams.json) are never touched.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import type { Command } from './command.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { buildStreams } from '../streams/index.js';
+import { buildStreams, undecodedWarning } from '../streams/index.js';
 import type { RgbFrame } from '../video/decode.js';
 
 async function png(frame: RgbFrame): Promise<Buffer> {
@@ -15,7 +19,8 @@ async function png(frame: RgbFrame): Promise<Buffer> {
 export const streams: Command = {
   name: 'streams',
   summary: 'the face stream and the scene stream of a video (PNGs + streams.json)',
-  usage: 'ous streams VIDEO --out DIR [--frames 16] [--scene mask|full] [--json]',
+  usage: 'ous streams VIDEO --out DIR [--frames 16] [--scene mask|full] [--json]\n' +
+    'Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier run.',
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -25,16 +30,23 @@ export const streams: Command = {
     const video = positionals[0];
     if (!video || positionals.length > 1) throw new UserError('streams: give one VIDEO (a video file or a folder of frames)');
     if (!values.out) throw new UserError('streams: --out DIR is required');
+    if (fs.existsSync(values.out) && !fs.statSync(values.out).isDirectory()) throw new UserError(`streams: --out ${values.out} is a file; give a folder`);
     const frames = Number(values.frames);
     if (!(Number.isInteger(frames) && frames > 0)) throw new UserError(`streams: --frames must be a positive integer, not '${values.frames}'`);
     if (values.scene !== 'mask' && values.scene !== 'full') throw new UserError(`streams: --scene must be mask or full, not '${values.scene}'`);
     const s = await buildStreams(video, { frames, scene: values.scene });
+    const warning = undecodedWarning(s);
+    if (warning) process.stderr.write(`ous: warning: ${warning}\n`);
     const pad = String(frames - 1).length;
+    fs.rmSync(path.join(values.out, 'streams.json'), { force: true });
+    const written = new Set<string>();
     for (const [i, f] of s.frames.entries()) {
       const n = String(i).padStart(Math.max(2, pad), '0');
       writeFileAtomic(path.join(values.out, `face_${n}.png`), await png(f.face));
       writeFileAtomic(path.join(values.out, `scene_${n}.png`), await png(f.scene));
+      written.add(`face_${n}.png`).add(`scene_${n}.png`);
     }
+    for (const f of fs.readdirSync(values.out)) if (/^(face|scene)_\d+\.png$/.test(f) && !written.has(f)) fs.rmSync(path.join(values.out, f));
     const meta = {
       video: path.resolve(video),
       frames: s.frames.map((f) => ({ index: f.index, timeSec: f.timeSec, box: f.box, detected: f.detected })),
@@ -45,6 +57,7 @@ export const streams: Command = {
       width: s.width,
       height: s.height,
       missingFrames: s.missingFrames,
+      undecodedFrames: s.undecodedFrames,
     };
     writeFileAtomic(path.join(values.out, 'streams.json'), JSON.stringify(meta, null, 2) + '\n');
     if (values.json) process.stdout.write(JSON.stringify(meta) + '\n');

@@ -4,12 +4,18 @@
 //   CACHE/cache.json                  what made it: CLIP checkpoint hash, every preprocessing option
 //   CACHE/parts/<shard>-<nnnnn>.safetensors   groups of clips; the clip records are the metadata
 //   CACHE/failed-<shard>.json         clips that failed, with their errors
-//   CACHE/index.json                  written by merge: every part, in order
+//   CACHE/listing.json                the data set's current listing (every clip, label, split), rewritten by every extraction
+//   CACHE/index.json                  written by merge: the listed clips found in parts, with the listing's labels and splits
+//   CACHE/lock-<shard>                held (pid, host) while an extraction of that shard runs
 //
 // Parts are written whole and atomically, so an interrupted extraction resumes by skipping the
 // clips already in a part: nothing is done twice and nothing half-written is ever read. Shards
 // (`--shard I/N`) write their own parts and can run on different machines; merge joins them.
+// Labels and splits are metadata, not features: the listing is the truth, so relabelling a clip
+// never recomputes it, and a clip no longer listed stays in its part but leaves the index.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy } from '../torch/index.js';
 import { readJson, writeFileAtomic } from '../util/fs.js';
@@ -60,8 +66,32 @@ export interface FailedClip {
   error: string;
 }
 
+/** One clip (view) of the data set's current listing: what the index says about it. */
+export type ListedClip = Pick<ClipRecord, 'key' | 'path' | 'label' | 'polarity' | 'split' | 'view'> & { shard: string };
+
+/** listing.json: every clip the data set lists now, in order, and the rows it rejected. */
+export interface Listing {
+  version: 1;
+  shards: number; // N of the extraction that wrote it: clip i belongs to shard i mod N
+  clips: ListedClip[];
+  rejected: FailedClip[]; // rows of the listing that name no usable clip (bad manifest rows)
+}
+
+/** index.json, written by merge: what training reads. */
+interface CacheIndex {
+  version: 2;
+  listing: string; // sha256 of listing.json when merged: a later extraction makes the index stale
+  parts: string[];
+  clips: Array<Omit<ListedClip, 'shard' | 'view'> & { part: string }>;
+  failed: FailedClip[];
+  missing: string[]; // listed keys in no part and not failed (merged with --allow-partial)
+}
+
 const CACHE_FILE = 'cache.json';
 const PARTS = 'parts';
+const LISTING = 'listing.json';
+const INDEX = 'index.json';
+const merge = (dir: string) => `run 'ous extract --merge --out ${dir}'`;
 
 /** Compares the options a cache was made with to the ones asked for; any difference is an error. */
 export function checkCacheOptions(dir: string, want: CacheOptions): CacheInfo | undefined {
@@ -86,13 +116,18 @@ export class CacheWriter {
   readonly done: Set<string>;
   private readonly failed: FailedClip[];
 
+  /** What the parts hold, by key (the records as extracted, with the labels of that time). */
+  readonly cached: Map<string, ClipRecord>;
+
   constructor(readonly dir: string, readonly info: CacheInfo, readonly shard: string, private readonly partSize = 32) {
     fs.mkdirSync(path.join(dir, PARTS), { recursive: true });
-    const existing = checkCacheOptions(dir, info);
+    // A cache without parts holds nothing to protect: it takes the options asked for now.
+    const existing = partFiles(dir).length ? checkCacheOptions(dir, info) : undefined;
     if (!existing) writeFileAtomic(path.join(dir, CACHE_FILE), JSON.stringify(info, null, 2) + '\n');
     const mine = partFiles(dir).filter((f) => path.basename(f).startsWith(`${shard}-`));
     this.nextPart = mine.length ? Math.max(...mine.map((f) => Number(/-(\d+)\.safetensors$/.exec(f)![1]))) + 1 : 1;
-    this.done = new Set(partFiles(dir).flatMap((f) => readPartRecords(f).map((r) => r.key)));
+    this.cached = new Map(partFiles(dir).flatMap((f) => readPartRecords(f).map((r) => [r.key, r] as const)));
+    this.done = new Set(this.cached.keys());
     const failedFile = this.failedFile();
     this.failed = fs.existsSync(failedFile) ? readJson<FailedClip[]>(failedFile) : [];
   }
@@ -106,6 +141,14 @@ export class CacheWriter {
     const half = tidy(() => ({ face: features.face.to('float16').keep(), scene: features.scene.to('float16').keep(), low: features.low.to('float16').keep() }));
     this.pending.push({ record, features: half });
     if (this.pending.length >= this.partSize) this.flush();
+  }
+
+  /** Forgets recorded failures of clips the listing no longer names. */
+  keepFailures(listed: Set<string>): void {
+    const kept = this.failed.filter((f) => listed.has(f.path));
+    if (kept.length === this.failed.length) return;
+    this.failed.splice(0, this.failed.length, ...kept);
+    writeFileAtomic(this.failedFile(), JSON.stringify(this.failed, null, 2) + '\n');
   }
 
   /** Records a clip that failed; a later run tries it again. */
@@ -161,24 +204,153 @@ function readPartRecords(file: string): ClipRecord[] {
   return JSON.parse(meta) as ClipRecord[];
 }
 
+/** Writes the data set's current listing (every shard of one extraction writes the same one). */
+export function writeListing(dir: string, listing: Listing): void {
+  writeFileAtomic(path.join(dir, LISTING), JSON.stringify(listing) + '\n');
+}
+
+/** The listing of the last extraction, if any. */
+export function readListing(dir: string): Listing | undefined {
+  const file = path.join(dir, LISTING);
+  return fs.existsSync(file) ? readJson<Listing>(file) : undefined;
+}
+
+function listingHash(dir: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, LISTING))).digest('hex');
+}
+
+export interface MergeResult {
+  parts: number;
+  clips: number; // listed clips (all views) in the index
+  failed: FailedClip[];
+  missing: Array<{ shard: string; keys: string[] }>; // listed, in no part, not failed: shards not run or not finished
+  unlisted: number; // clips in parts that the listing no longer names (left out of the index)
+}
+
 /**
- * Joins the parts of every shard into index.json, checking that no clip appears twice. The
- * index lists the parts in name order; reading follows it.
+ * Joins the parts of every shard into index.json: the clips of the current listing found in a
+ * part, with the listing's label, polarity and split (a relabelled clip keeps its features). A clip
+ * in two parts is an error; listed clips in no part and not failed mean a shard did not run or
+ * finish: an error, unless `allowPartial`, when the index says which are missing.
  */
-export function mergeCache(dir: string): { parts: number; clips: number; failed: FailedClip[] } {
+export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): MergeResult {
   if (!fs.existsSync(path.join(dir, CACHE_FILE))) throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE})`);
+  const running = liveLocks(dir).filter((l) => l.pid !== process.pid || l.host !== os.hostname());
+  if (running.length) throw new UserError(`${dir}: an extraction is still writing it (${running.map(describeLock).join('; ')}); merge when it has finished`);
+  const listing = readListing(dir);
+  if (!listing) throw new UserError(`${dir} has no ${LISTING} (made by an older ous): run the same ous extract again to write it (nothing is recomputed)`);
   const parts = partFiles(dir);
-  const seen = new Map<string, string>();
+  const seen = new Map<string, { file: string; record: ClipRecord }>();
   for (const f of parts) {
     for (const r of readPartRecords(f)) {
       const other = seen.get(r.key);
-      if (other) throw new UserError(`clip ${r.key} is in both ${path.basename(other)} and ${path.basename(f)}: were two shards given the same I/N?`);
-      seen.set(r.key, f);
+      if (other) throw new UserError(`clip ${r.key} is in both ${path.basename(other.file)} and ${path.basename(f)}: were two shards given the same I/N?`);
+      seen.set(r.key, { file: f, record: r });
     }
   }
-  const failed = fs.readdirSync(dir).filter((f) => /^failed-.*\.json$/.test(f)).flatMap((f) => readJson<FailedClip[]>(path.join(dir, f)));
-  writeFileAtomic(path.join(dir, 'index.json'), JSON.stringify({ parts: parts.map((f) => path.relative(dir, f)), clips: seen.size, failed }, null, 2) + '\n');
-  return { parts: parts.length, clips: seen.size, failed };
+  const listedPaths = new Set(listing.clips.map((c) => c.path));
+  const failedFiles = fs.readdirSync(dir).filter((f) => /^failed-.*\.json$/.test(f)).flatMap((f) => readJson<FailedClip[]>(path.join(dir, f)));
+  const extractedPaths = new Set(listing.clips.filter((c) => seen.has(c.key)).map((c) => c.path));
+  const failedExtracting = failedFiles.filter((f) => listedPaths.has(f.path) && !extractedPaths.has(f.path));
+  const failed = [...new Map([...listing.rejected, ...failedExtracting].map((f) => [`${f.path}\n${f.error}`, f])).values()];
+  const failedPaths = new Set(failed.map((f) => f.path));
+  const listed = new Map(listing.clips.map((c) => [c.key, c]));
+  const missingByShard = new Map<string, string[]>();
+  for (const c of listing.clips) {
+    if (seen.has(c.key) || failedPaths.has(c.path)) continue;
+    if (!missingByShard.has(c.shard)) missingByShard.set(c.shard, []);
+    missingByShard.get(c.shard)!.push(c.key);
+  }
+  const missing = [...missingByShard].map(([shard, keys]) => ({ shard, keys }));
+  if (missing.length && !opts.allowPartial) {
+    const which = missing.map((m) => `shard ${m.shard} (${m.keys.length} clip${m.keys.length > 1 ? 's' : ''}, e.g. ${m.keys[0]})`).join(', ');
+    throw new UserError(`${dir}: clips of ${which} are in no part and did not fail: that shard has not run or not finished. Run it (ous extract ... --shard I/N --out ${dir}), or merge with --allow-partial to use what is there`);
+  }
+  // Parts order, then each part's order: the index keeps the order the clips were extracted in.
+  const clips: CacheIndex['clips'] = [];
+  for (const [key, { file }] of seen) {
+    const c = listed.get(key);
+    if (c) clips.push({ key, path: c.path, label: c.label, polarity: c.polarity, split: c.split, part: path.relative(dir, file) });
+  }
+  const index: CacheIndex = { version: 2, listing: listingHash(dir), parts: parts.map((f) => path.relative(dir, f)), clips, failed, missing: missing.flatMap((m) => m.keys) };
+  writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index, null, 2) + '\n');
+  return { parts: parts.length, clips: clips.length, failed, missing, unlisted: seen.size - clips.length };
+}
+
+interface LockHolder {
+  pid: number;
+  host: string;
+  since: string;
+  file: string;
+}
+
+const describeLock = (l: LockHolder) => `pid ${l.pid} on ${l.host} since ${l.since}, ${path.basename(l.file)}`;
+
+function readLock(file: string): LockHolder | undefined {
+  try {
+    return { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as Omit<LockHolder, 'file'>), file };
+  } catch {
+    return undefined; // gone, or being written this instant
+  }
+}
+
+/** A lock's process is alive; one on another host cannot be checked and counts as alive. */
+function lockAlive(l: LockHolder): boolean {
+  if (l.host !== os.hostname()) return true;
+  try {
+    process.kill(l.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The locks of live extractions into `dir`. */
+export function liveLocks(dir: string): LockHolder[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir).filter((f) => f.startsWith('lock-') && !f.includes('.tmp-')).flatMap((f) => {
+    const l = readLock(path.join(dir, f));
+    return l && lockAlive(l) ? [l] : [];
+  });
+}
+
+/**
+ * Takes `CACHE/lock-<shard>` for this process, so that a second extraction of the same shard
+ * stops (or, with `wait`, waits) instead of writing beside it. A lock whose process is dead is
+ * taken over (`onStale` is told). Returns the release function.
+ */
+export async function lockCache(dir: string, shard: string, opts: { wait?: boolean; log?: (line: string) => void } = {}): Promise<() => void> {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `lock-${shard}`);
+  const me = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
+  let waited = false;
+  for (;;) {
+    // Written whole under a temporary name, then linked: the lock appears complete or not at all.
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, me);
+    try {
+      fs.linkSync(tmp, file);
+      return () => {
+        if (readLock(file)?.pid === process.pid) fs.rmSync(file, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+    const holder = readLock(file);
+    if (holder && !lockAlive(holder)) {
+      opts.log?.(`${dir}: took over the lock of a dead extraction (${describeLock(holder)})`);
+      fs.rmSync(file, { force: true });
+      continue;
+    }
+    if (!opts.wait) {
+      throw new UserError(`${dir} is being written by another ous extract (${holder ? describeLock(holder) : file}): wait for it to finish, pass --wait, or use another --out; if no such process runs, delete ${file}`);
+    }
+    if (!waited) opts.log?.(`${dir}: waiting for another ous extract to finish (${holder ? describeLock(holder) : file})`);
+    waited = true;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /** What made a cache (cache.json), without reading its features. */
@@ -193,35 +365,65 @@ export class FeatureCache {
   readonly info: CacheInfo;
   readonly records: ClipRecord[];
   readonly data: TensorDataset;
+  readonly missing: readonly string[]; // listed clips left out by a merge with --allow-partial
 
-  private constructor(info: CacheInfo, records: ClipRecord[], data: TensorDataset) {
+  private constructor(info: CacheInfo, records: ClipRecord[], data: TensorDataset, missing: string[]) {
     this.info = info;
     this.records = records;
     this.data = data;
+    this.missing = missing;
   }
 
+  /**
+   * Opens a complete, consistent cache: merged (index.json), no extraction running, the index
+   * as new as the listing and naming every part on disk, each clip once. The records carry the
+   * listing's labels and splits; clips the listing no longer names are left out.
+   */
   static open(dir: string): FeatureCache {
     const info = cacheInfoOf(dir);
-    const index = path.join(dir, 'index.json');
-    const parts = fs.existsSync(index) ? readJson<{ parts: string[] }>(index).parts.map((p) => path.join(dir, p)) : partFiles(dir);
+    const running = liveLocks(dir);
+    if (running.length) throw new UserError(`${dir}: an extraction is still writing it (${running.map(describeLock).join('; ')}); wait for it to finish`);
+    const onDisk = partFiles(dir).map((f) => path.relative(dir, f));
+    const indexFile = path.join(dir, INDEX);
+    if (!fs.existsSync(indexFile)) {
+      if (!onDisk.length) throw new UserError(`${dir} holds no clips yet`);
+      throw new UserError(`${dir} has parts but no ${INDEX}: its extraction did not finish, or its shards were not merged; finish it (run the same ous extract again) or ${merge(dir)}`);
+    }
+    const index = readJson<CacheIndex>(indexFile);
+    if (index.version !== 2) throw new UserError(`${indexFile} was written by an older ous: run the same ous extract again (nothing is recomputed), then ${merge(dir)} if it was sharded`);
+    if (!fs.existsSync(path.join(dir, LISTING)) || listingHash(dir) !== index.listing) throw new UserError(`${dir}: an extraction ran after the last merge, so ${INDEX} is out of date: ${merge(dir)}`);
+    const unindexed = onDisk.filter((p) => !index.parts.includes(p));
+    if (unindexed.length) throw new UserError(`${dir} has parts that ${INDEX} does not list (${unindexed.slice(0, 3).join(', ')}${unindexed.length > 3 ? ', ...' : ''}): ${merge(dir)}`);
+    const gone = index.parts.filter((p) => !fs.existsSync(path.join(dir, p)));
+    if (gone.length) throw new UserError(`${dir}: ${gone.length} part(s) named by ${INDEX} are missing (${gone.slice(0, 3).join(', ')}): extract again into this folder, then ${merge(dir)}`);
+    const wanted = new Map<string, CacheIndex['clips'][number]>();
+    for (const c of index.clips) {
+      if (wanted.has(c.key)) throw new UserError(`${indexFile} lists clip ${c.key} twice: ${merge(dir)}`);
+      wanted.set(c.key, c);
+    }
     const records: ClipRecord[] = [];
     const faces: Tensor[] = [];
     const scenes: Tensor[] = [];
     const lows: Tensor[] = [];
-    for (const f of parts) {
-      const recs = readPartRecords(f);
-      const t = loadSafetensors(f);
+    for (const part of index.parts) {
+      const f = path.join(dir, part);
+      const recs = readPartRecords(f).filter((r) => wanted.get(r.key)?.part === part);
+      if (!recs.length) continue;
+      // Only the listed clips' tensors are read: a clip no longer listed stays on disk, unused.
+      const t = loadSafetensors(f, { only: recs.flatMap((r) => ['face_emb', 'scene_emb', 'scene_low'].map((n) => `${r.key}/${n}`)) });
       for (const r of recs) {
-        records.push(r);
+        const c = wanted.get(r.key)!;
+        records.push({ ...r, path: c.path, label: c.label, polarity: c.polarity, split: c.split });
         faces.push(t.get(`${r.key}/face_emb`)!);
         scenes.push(t.get(`${r.key}/scene_emb`)!);
         lows.push(t.get(`${r.key}/scene_low`)!);
       }
     }
+    if (records.length !== wanted.size) throw new UserError(`${dir}: ${wanted.size - records.length} clip(s) of ${INDEX} are not in their parts: ${merge(dir)}`);
     if (!records.length) throw new UserError(`${dir} holds no clips yet`);
     const data = tidy(() => new TensorDataset(stack(faces), stack(scenes), stack(lows), records.map((r) => r.label)));
     for (const t of [...faces, ...scenes, ...lows]) t.dispose();
-    return new FeatureCache(info, records, data);
+    return new FeatureCache(info, records, data, index.missing);
   }
 
   /** Indices of the clips of a split; `originalOnly` drops augmented views (evaluation). */

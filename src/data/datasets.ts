@@ -37,12 +37,47 @@ function parseCsvLine(line: string): string[] {
 
 function readLines(file: string): string[] {
   if (!fs.existsSync(file)) throw new UserError(`missing ${file}`);
+  if (fs.statSync(file).isDirectory()) throw new UserError(`${file} is a folder, not a list of clips`);
   return fs.readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
 }
 
 function fail(what: string, problems: string[]): never {
   const shown = problems.slice(0, 50);
   throw new UserError(`${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`);
+}
+
+/**
+ * A listed path: relative ones resolve under `base` and may not leave it (`../../etc/passwd`);
+ * absolute ones are taken as given. Returns the absolute path and the clip's id: the path relative
+ * to `base` when inside it (so `c3.mp4` and `./c3.mp4` are one id), else the absolute path.
+ */
+function resolveUnder(base: string, listed: string): { source: string; id: string } {
+  const source = path.resolve(base, listed);
+  const rel = path.relative(path.resolve(base), source);
+  const inside = rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+  if (!inside && !path.isAbsolute(listed)) throw new Error(`'${listed}' leaves the root ${base} (a relative path must stay under --root; give an absolute path to read elsewhere)`);
+  return { source, id: inside ? rel : source };
+}
+
+/**
+ * The same clip listed twice, after following symlinks: one problem per extra listing, naming
+ * both places (`where` is file:line, or the data set's id).
+ */
+function duplicateProblems(items: Array<{ where: string; source: string }>): string[] {
+  const first = new Map<string, { where: string; source: string }>();
+  const problems: string[] = [];
+  for (const it of items) {
+    let real: string;
+    try {
+      real = fs.realpathSync(it.source);
+    } catch {
+      real = path.resolve(it.source);
+    }
+    const other = first.get(real);
+    if (other) problems.push(`${other.where} and ${it.where} are the same clip (${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`);
+    else first.set(real, it);
+  }
+  return problems;
 }
 
 /**
@@ -70,6 +105,7 @@ export function readDfew(root: string, fold: number): ClipEntry[] {
       entries.push({ id, source: video, faceFrames: fs.existsSync(faces) ? faces : undefined, label: label - 1, split });
     });
   }
+  problems.push(...duplicateProblems(entries.map((e) => ({ where: `video ${e.id} (${e.split})`, source: e.source }))));
   if (problems.length) fail(`DFEW at ${root}, fold ${fold}`, problems);
   return entries;
 }
@@ -80,6 +116,7 @@ export function readDfew(root: string, fold: number): ClipEntry[] {
  */
 export function readFerv39k(root: string): ClipEntry[] {
   const entries: ClipEntry[] = [];
+  const wheres: string[] = []; // file:line of each entry
   const problems: string[] = [];
   for (const split of ['train', 'test'] as const) {
     const list = path.join(root, '4_setups', 'All_scenes', `${split}_All.csv`);
@@ -92,11 +129,18 @@ export function readFerv39k(root: string): ClipEntry[] {
       } catch (err) {
         return void problems.push(`${list}:${n + 1}: ${(err as Error).message}`);
       }
-      const dir = path.join(root, m[1]!);
+      let dir: string;
+      try {
+        dir = resolveUnder(root, m[1]!).source;
+      } catch (err) {
+        return void problems.push(`${list}:${n + 1}: ${(err as Error).message}`);
+      }
       if (!fs.existsSync(dir)) return void problems.push(`${list}:${n + 1}: ${dir} is missing`);
       entries.push({ id: m[1]!, source: dir, label, split });
+      wheres.push(`${list}:${n + 1}`);
     });
   }
+  problems.push(...duplicateProblems(entries.map((e, i) => ({ where: wheres[i]!, source: e.source }))));
   if (problems.length) fail(`FERV39k at ${root}`, problems);
   return entries;
 }
@@ -148,31 +192,35 @@ export function readMafw(root: string, fold: number): ClipEntry[] {
 
 /**
  * A manifest of one's own videos: CSV `path,label[,split][,box]` with a header; labels name one of
- * `classNames` (any case, synonyms folded) or give its index; paths absolute or relative to `root` (default: the manifest's folder); split defaults to
- * train; box, when given, is a known face box "x y w h" for the whole clip (detection is skipped).
- * Bad rows are returned as failures rather than thrown, so the good clips still extract.
+ * `classNames` (any case, synonyms folded) or give its index; paths absolute or relative to `root`
+ * (default: the manifest's folder), a relative one may not leave it; split defaults to train; box,
+ * when given, is a known face box "x y w h" for the whole clip (detection is skipped). Bad rows are
+ * returned as failures rather than thrown, so the good clips still extract; the same clip on two
+ * rows (symlinks followed) is an error naming both, since neither row's label can be trusted.
  */
 export function readManifest(file: string, root?: string, classNames: readonly string[] = DFEW_CLASSES): { entries: ClipEntry[]; failed: Array<{ path: string; error: string }> } {
   const lines = readLines(file);
+  if (lines.length < 2) throw new UserError(`${file}: no clips (${lines.length ? 'only the header line' : 'the file is empty'}); expected a header path,label[,split][,box] and one row per clip`);
   const header = parseCsvLine(lines[0]!).map((h) => h.toLowerCase());
   const [iPath, iLabel, iSplit, iBox] = ['path', 'label', 'split', 'box'].map((c) => header.indexOf(c));
   if (iPath! < 0 || iLabel! < 0) throw new UserError(`${file}: the first line must name the columns path,label[,split]; found ${header.join(',')}`);
   const base = root ?? path.dirname(file);
   const entries: ClipEntry[] = [];
   const failed: Array<{ path: string; error: string }> = [];
-  const ids = new Set<string>();
+  const wheres: string[] = []; // file:line of each entry
   lines.slice(1).forEach((line, n) => {
     const cols = parseCsvLine(line);
     const rel = cols[iPath!] ?? '';
-    const source = path.resolve(base, rel);
+    let source = path.resolve(base, rel);
     const where = `${file}:${n + 2}`;
     try {
       if (!rel) throw new Error('empty path');
+      const resolved = resolveUnder(base, rel);
+      source = resolved.source;
       if (!fs.existsSync(source)) throw new Error(`${source} does not exist`);
       const label = labelIndex(cols[iLabel!] ?? '', classNames, '; a manifest with other classes names them with --classes a,b,c');
       const splitRaw = iSplit! >= 0 ? (cols[iSplit!] ?? '').toLowerCase() || 'train' : 'train';
       if (splitRaw !== 'train' && splitRaw !== 'test') throw new Error(`split '${splitRaw}' is not train or test`);
-      if (ids.has(rel)) throw new Error('listed twice');
       let faceBox: ClipEntry['faceBox'];
       const boxRaw = iBox! >= 0 ? (cols[iBox!] ?? '').trim() : '';
       if (boxRaw) {
@@ -180,11 +228,13 @@ export function readManifest(file: string, root?: string, classNames: readonly s
         if (b.length !== 4 || !b.every(Number.isFinite) || b[2]! <= 0 || b[3]! <= 0) throw new Error(`box '${boxRaw}' is not "x y w h"`);
         faceBox = b as [number, number, number, number];
       }
-      ids.add(rel);
-      entries.push({ id: rel, source, label, split: splitRaw, ...(faceBox ? { faceBox } : {}) });
+      entries.push({ id: resolved.id, source, label, split: splitRaw, ...(faceBox ? { faceBox } : {}) });
+      wheres.push(where);
     } catch (err) {
       failed.push({ path: source, error: `${where}: ${(err as Error).message}` });
     }
   });
+  const twice = duplicateProblems(entries.map((e, i) => ({ where: wheres[i]!, source: e.source })));
+  if (twice.length) fail(`${file}: the same clip is listed more than once`, twice);
   return { entries, failed };
 }

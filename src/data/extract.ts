@@ -1,12 +1,14 @@
 // Feature extraction: every clip of a data set through the preprocessing block (streams) and the
 // frozen encoder, into the feature cache. Resumable (clips already in a part are skipped),
-// shardable (clip i belongs to shard i mod N), and honest about failures (a clip that fails is
-// recorded with its error and the run goes on).
+// shardable (clip i belongs to shard i mod N), locked (one extraction per shard of a cache at a
+// time), and honest about failures (a clip that fails is recorded with its error and the run goes
+// on). Every run writes the data set's current listing: labels and splits come from it, not from
+// the parts, so relabelling a clip recomputes nothing.
 import type { Split } from './cache.js';
-import { CacheWriter, type CacheInfo, type ClipRecord } from './cache.js';
+import { CacheWriter, lockCache, readListing, writeListing, type CacheInfo, type ClipRecord, type ListedClip } from './cache.js';
 import type { ClipEntry } from './datasets.js';
 import type { FrameEncoder } from './encoder.js';
-import { buildStreamViews, type Sampling, type Streams } from '../streams/index.js';
+import { buildStreamViews, undecodedWarning, type Sampling, type Streams } from '../streams/index.js';
 import { flipHorizontal } from '../face/crop.js';
 import type { DetectorEngine } from '../face/detector.js';
 import { runPipeline, type ViewWork } from './pipeline.js';
@@ -32,11 +34,19 @@ export interface ExtractOptions {
    */
   pipeline?: { ahead?: number; crossClips?: boolean } | false;
   detector?: DetectorEngine; // the face detector's engine (default: libtorch, or OUS_FACE_DETECTOR)
+  /** Frames of a clip the decoder may fail to deliver before the clip fails (0). */
+  allowMissingFrames?: number;
+  /** Wait for another extraction of the same shard to finish instead of stopping. */
+  wait?: boolean;
+  /** Where one-line notes go (a stale lock taken over); stderr by default. */
+  log?: (line: string) => void;
 }
 
 export interface ExtractSummary {
   done: number; // clips (all their views) extracted in this run
   skipped: number; // already in the cache
+  updated: number; // cached clips whose label or split the listing changed (features kept)
+  unlisted: number; // cached clips the listing no longer names (left out of the index, kept on disk)
   failed: Array<{ path: string; error: string }>;
   cache: string;
   seconds: { decode: number; detect: number; encode: number; total: number }; // per stage (stages may overlap), and wall time
@@ -71,12 +81,33 @@ function uniqueSamplings(views: Array<{ view: number; mode: 'test' | 'train' }>)
 }
 
 export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary> {
-  const { encoder, info } = o;
   const shard = o.shard ?? { index: 1, count: 1 };
+  const name = shard.count === 1 ? 'all' : `s${shard.index}of${shard.count}`;
+  const release = await lockCache(o.out, name, { wait: o.wait, log: o.log ?? ((l) => process.stderr.write(`ous: ${l}\n`)) });
+  try {
+    return await extractLocked(o, shard, name);
+  } finally {
+    release();
+  }
+}
+
+async function extractLocked(o: ExtractOptions, shard: { index: number; count: number }, name: string): Promise<ExtractSummary> {
+  const { encoder, info } = o;
   const dims = { frames: info.frames, ...encoder.dims };
-  const writer = new CacheWriter(o.out, { version: 1, ...info, dims }, shard.count === 1 ? 'all' : `s${shard.index}of${shard.count}`, o.partSize);
-  const mine = o.entries.filter((_, i) => i % shard.count === shard.index - 1);
+  const writer = new CacheWriter(o.out, { version: 1, ...info, dims }, name, o.partSize);
   const keyOf = (e: ClipEntry, view: number) => (view === 0 ? e.id : `${e.id}#v${view}`);
+  // The listing as it is now; what changed since the last one (or since the parts, for a cache without one).
+  const listed: ListedClip[] = o.entries.flatMap((e, i) =>
+    viewPlan(e.split, info.views).map((v) => ({ key: keyOf(e, v.view), path: e.source, label: e.label, polarity: info.polarityOfClass ? info.polarityOfClass[e.label]! : null, split: e.split, view: v.view, shard: `${(i % shard.count) + 1}/${shard.count}` })),
+  );
+  const before = new Map<string, { label: number; split: Split }>(writer.cached);
+  for (const c of readListing(o.out)?.clips ?? []) if (before.has(c.key)) before.set(c.key, c);
+  const now = new Set(listed.map((c) => c.key));
+  const updated = listed.filter((c) => c.view === 0 && before.has(c.key) && (before.get(c.key)!.label !== c.label || before.get(c.key)!.split !== c.split)).length;
+  const unlisted = [...writer.cached.values()].filter((r) => r.view === 0 && !now.has(r.key)).length;
+  writeListing(o.out, { version: 1, shards: shard.count, clips: listed, rejected: o.preFailed ?? [] });
+  writer.keepFailures(new Set(o.entries.map((e) => e.source)));
+  const mine = o.entries.filter((_, i) => i % shard.count === shard.index - 1);
   const todo = mine.filter((e) => viewPlan(e.split, info.views).some((v) => !writer.done.has(keyOf(e, v.view))));
   const skipped = mine.length - todo.length;
   const progress = new Progress('extract', todo.length, { unit: 'clips', silent: o.progress === false });
@@ -101,6 +132,9 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
         seconds.decode += m.timings.decode;
         seconds.detect += m.timings.detect;
       }
+      // The decode is shared, so its undecoded count is the clip's (the same on every view).
+      const undecoded = made[0]!.undecodedFrames;
+      if (undecoded > (o.allowMissingFrames ?? 0)) throw new UserError(`${undecodedWarning(made[0]!)}; --allow-missing-frames ${undecoded} accepts it`);
       return views.map((v): ViewWork => {
         const s: Streams = made[samplings.findIndex((k) => k.key === samplingKey(v))]!;
         const flip = v.flip ? flipHorizontal : (f: Streams['frames'][number]['face']) => f;
@@ -136,7 +170,6 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
   });
   writer.flush();
   progress.finish(share());
-  for (const f of o.preFailed ?? []) writer.fail(f);
   seconds.total = Number(process.hrtime.bigint() - started) / 1e9;
-  return { done, skipped, failed: [...writer.failures], cache: o.out, seconds, clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0 };
+  return { done, skipped, updated, unlisted, failed: [...(o.preFailed ?? []), ...writer.failures], cache: o.out, seconds, clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0 };
 }

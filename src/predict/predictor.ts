@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FrameEncoder } from '../data/encoder.js';
 import type { CacheInfo } from '../data/cache.js';
-import { buildStreams, CLIP_MEAN_RGB } from '../streams/index.js';
+import { buildStreams, CLIP_MEAN_RGB, undecodedWarning } from '../streams/index.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { POLARITIES, type OusConfig } from '../ous/config.js';
 import { textTowerOf, type InferenceInfo } from '../train/run.js';
@@ -51,6 +51,7 @@ export interface Prediction {
   windows: WindowPrediction[]; // one for a video no longer than a window
   faces: Array<{ time: number; box: Box; detected: boolean }>; // the face track at every frame looked at
   summary: { window: number; stride: number; frames: number; share: Record<string, number> }; // share: part of the windows each class tops
+  warning?: string; // frames the decoder could not deliver (a truncated or corrupt file)
 }
 
 export type Stage = 'decode' | 'detect' | 'encode' | 'classify';
@@ -196,6 +197,7 @@ export class Predictor {
       video,
       ...whole,
       faceMissing: s.faceMissing,
+      ...(undecodedWarning(s) ? { warning: undecodedWarning(s) } : {}),
       duration: info?.duration ?? 0,
       width: info?.width ?? s.width,
       height: info?.height ?? s.height,

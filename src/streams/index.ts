@@ -51,6 +51,7 @@ export interface Streams {
   height: number;
   rotation: number;
   missingFrames: number; // sampled frames the decoder could not deliver (repeated from the last good one)
+  undecodedFrames: number; // frames of the whole clip the decoder could not deliver (truncated or corrupt file)
   timings: { decode: number; detect: number; crop: number }; // seconds
 }
 
@@ -78,10 +79,12 @@ async function sampledFrames(source: string, t: number, samplings: Sampling[], f
   const union = [...new Set(indices.flat())].sort((a, b) => a - b);
   let decoded: RgbFrame[];
   let lost = new Set<number>();
+  let undecoded = 0; // frames of the file the decoder could not deliver (a truncated or corrupt file)
   if (files) decoded = await readFrameFiles(files, union);
   else {
     const d = await decodeFrames(source, info!, union);
     decoded = d.frames;
+    undecoded = d.undecoded;
     lost = new Set(union.slice(union.length - d.missing)); // decodeFrames loses frames at the end
   }
   const byIndex = new Map(union.map((idx, k) => [idx, decoded[k]!]));
@@ -103,6 +106,7 @@ async function sampledFrames(source: string, t: number, samplings: Sampling[], f
     fps: info?.fps ?? 0,
     frameCount: n,
     rotation: info?.rotation ?? 0,
+    undecoded,
     own: { width: sourceWidth, height: sourceHeight },
   };
 }
@@ -155,8 +159,15 @@ export async function buildStreamViews(source: string, opts: StreamsOptions, sam
     const otherFaces = s.frames.map((f, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])));
     const crop = seconds(t0);
     const timings = v === 0 ? { decode, detect, crop } : { decode: 0, detect: 0, crop };
-    return { source, frames, faceMissing, otherFaces, fps: all.fps, frameCount: all.frameCount, width: own.width, height: own.height, rotation: all.rotation, missingFrames: s.missing, timings };
+    return { source, frames, faceMissing, otherFaces, fps: all.fps, frameCount: all.frameCount, width: own.width, height: own.height, rotation: all.rotation, missingFrames: s.missing, undecodedFrames: all.undecoded, timings };
   });
+}
+
+/** One line for a clip the decoder could not read whole (truncated or corrupt), or undefined. */
+export function undecodedWarning(s: Streams): string | undefined {
+  if (!s.undecodedFrames) return undefined;
+  const repeated = s.missingFrames ? `; ${s.missingFrames} of the ${s.frames.length} sampled frames repeat the last good one` : '';
+  return `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames could not be decoded (truncated or corrupt file)${repeated}`;
 }
 
 /**

@@ -77,12 +77,16 @@ export function decodedSize(width: number, height: number): [number, number] {
  * Decodes the frames at `indices` (0-based, in decoding order; repeats allowed) as RGB. ffmpeg
  * rotates phone videos upright. If frames are missing at the end of the stream (a truncated or
  * corrupt file), the last decoded frame stands in for them, and `missing` says how many.
+ * `undecoded` counts the frames of the whole clip the decoder could not deliver (the container's
+ * frame count minus ffmpeg's "frames decoded"): a frame lost in the middle shifts the later ones,
+ * so it matters even when every sampled frame came out.
  */
-export async function decodeFrames(file: string, info: VideoInfo, indices: number[]): Promise<{ frames: RgbFrame[]; missing: number }> {
+export async function decodeFrames(file: string, info: VideoInfo, indices: number[]): Promise<{ frames: RgbFrame[]; missing: number; undecoded: number }> {
   const wanted = [...new Set(indices)].sort((a, b) => a - b);
   const [w, h] = decodedSize(info.width, info.height);
   const select = wanted.map((i) => `eq(n\\,${i})`).join('+');
-  const args = ['-v', 'error', '-nostdin', '-i', file, '-map', '0:v:0', '-vf', `select='${select}',scale=${w}:${h}:flags=area`, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+  // Verbose, with each line's level, for the "N frames decoded" summary; errors are the [error] lines.
+  const args = ['-loglevel', 'level+verbose', '-nostdin', '-i', file, '-map', '0:v:0', '-vf', `select='${select}',scale=${w}:${h}:flags=area`, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
   const frameBytes = w * h * 3;
   const got: Uint8Array[] = [];
   let stderr = '';
@@ -100,10 +104,13 @@ export async function decodeFrames(file: string, info: VideoInfo, indices: numbe
     proc.on('error', (err) => reject(new UserError(`cannot run ffmpeg (${err.message}): install ffmpeg (apt-get install ffmpeg)`)));
     proc.on('close', () => resolve());
   });
-  if (!got.length) throw new UserError(`${file}: no decodable frames${stderr ? ` (${stderr.trim().split('\n').pop()})` : ''}`);
+  const lastError = stderr.split('\n').filter((l) => /\[(error|fatal|panic)\] /.test(l)).pop()?.replace(/\[(error|fatal|panic)\] /, '');
+  if (!got.length) throw new UserError(`${file}: no decodable frames${lastError ? ` (${lastError.trim()})` : ''}`);
   const byIndex = new Map(wanted.map((idx, k) => [idx, got[Math.min(k, got.length - 1)]!]));
   const frames = indices.map((i) => ({ data: byIndex.get(i)!, width: w, height: h }));
-  return { frames, missing: Math.max(0, wanted.length - got.length) };
+  const missing = Math.max(0, wanted.length - got.length);
+  const decoded = /(\d+) frames decoded/.exec(stderr);
+  return { frames, missing, undecoded: decoded ? Math.max(missing, info.frameCount - Number(decoded[1])) : missing };
 }
 
 /** The image files of a frame folder in natural order (frame2 before frame10). */
