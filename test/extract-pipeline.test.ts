@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { FrameEncoder } from '../src/data/encoder.js';
 import { extractFeatures, type ExtractOptions } from '../src/data/extract.js';
 import { resolveOusConfig } from '../src/ous/config.js';
-import { FeatureCache } from '../src/data/cache.js';
+import { FeatureCache, mergeCache } from '../src/data/cache.js';
 import { assertClose, fixture } from './helpers.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-pipeline-'));
@@ -46,6 +46,7 @@ test('pipelined extraction equals one clip at a time, byte for byte, failures in
   for (const [name, bytes] of a) assert.ok(bytes.equals(b.get(name)!), `${name} differs`);
   // Batches across clips: the same clips in the same order; features equal up to float rounding
   // (a batch's size changes BLAS's summation order), here a float16 step at most.
+  for (const d of ['sequential', 'batched']) mergeCache(at(d));
   const [x, y] = [FeatureCache.open(at('sequential')), FeatureCache.open(at('batched'))];
   assert.deepEqual(y.records, x.records);
   x.records.forEach((r, i) => {

@@ -5,8 +5,12 @@ import * as assert from 'node:assert/strict';
 import { packageRoot } from '../src/util/paths.js';
 import { loadClip } from '../src/clip/load.js';
 import type { FrozenTextTower } from '../src/ous/prompt.js';
+<<<<<<< ours
 import { CacheWriter, type CacheInfo } from '../src/data/cache.js';
 import { hashCheckpoint } from '../src/data/encoder.js';
+=======
+import { CacheWriter, mergeCache, writeListing, type CacheInfo, type ListedClip } from '../src/data/cache.js';
+>>>>>>> theirs
 import { manualSeed, randn } from '../src/torch/index.js';
 
 export function fixture(...parts: string[]): string {
@@ -64,14 +68,20 @@ export function tinyCache(dir: string, opts: { classNames?: string[]; perClass?:
   manualSeed(opts.seed ?? 0);
   const w = new CacheWriter(dir, info, 'all', 64);
   let n = 0;
+  const listed: ListedClip[] = [];
   for (const split of ['train', 'test'] as const) {
     for (let k = 0; k < (split === 'train' ? opts.perClass ?? 4 : 1); k++) {
       classNames.forEach((_, c) => {
         const key = `clip${n++}`;
-        w.add({ key, path: `${key}.mp4`, label: c, polarity: c % 3, split, view: 0, faceMissing: false, boxes: Array.from({ length: T }, () => [0, 0, 8, 8]) }, { face: randn([T, 32]), scene: randn([T, 32]), low: randn([T, 128]) });
+        const record = { key, path: `${key}.mp4`, label: c, polarity: c % 3, split, view: 0 };
+        w.add({ ...record, faceMissing: false, boxes: Array.from({ length: T }, () => [0, 0, 8, 8]) }, { face: randn([T, 32]), scene: randn([T, 32]), low: randn([T, 128]) });
+        listed.push({ ...record, shard: '1/1' });
       });
     }
   }
   w.flush();
+  // As an extraction leaves it: the listing, then the index merged from it.
+  writeListing(dir, { version: 1, shards: 1, clips: listed, rejected: [] });
+  mergeCache(dir);
   return dir;
 }
