@@ -5,12 +5,8 @@ import * as assert from 'node:assert/strict';
 import { packageRoot } from '../src/util/paths.js';
 import { loadClip } from '../src/clip/load.js';
 import type { FrozenTextTower } from '../src/ous/prompt.js';
-<<<<<<< ours
-import { CacheWriter, type CacheInfo } from '../src/data/cache.js';
-import { hashCheckpoint } from '../src/data/encoder.js';
-=======
 import { CacheWriter, mergeCache, writeListing, type CacheInfo, type ListedClip } from '../src/data/cache.js';
->>>>>>> theirs
+import { hashCheckpoint } from '../src/data/encoder.js';
 import { manualSeed, randn } from '../src/torch/index.js';
 
 export function fixture(...parts: string[]): string {
