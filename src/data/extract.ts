@@ -28,9 +28,9 @@ export interface ExtractOptions {
   preFailed?: Array<{ path: string; error: string }>;
   /**
    * Decode and detect `ahead` clips while one is encoded (default 2); false: one clip at a time.
-   * crossClips fills encoder batches across views and clips; it is on by default only when a
-   * batch is larger than a view (2T frames), because a frame's features can then differ in the
-   * last bit with the batch it shares (BLAS kernels sum in an order that depends on the batch's size).
+   * crossClips fills encoder batches across views and clips. It is off unless asked for: a frame's
+   * features can then differ in the last bit with the batch it shares (BLAS kernels sum in an order
+   * that depends on the batch), so a resumed or sharded cache would no longer equal one clean run.
    */
   pipeline?: { ahead?: number; crossClips?: boolean } | false;
   detector?: DetectorEngine; // the face detector's engine (default: libtorch, or OUS_FACE_DETECTOR)
@@ -118,7 +118,7 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
     return `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`;
   };
   let done = 0;
-  const pipe = o.pipeline === false ? { ahead: 0, crossClips: false } : { ahead: o.pipeline?.ahead ?? 2, crossClips: o.pipeline?.crossClips ?? encoder.batchSize > 2 * info.frames };
+  const pipe = o.pipeline === false ? { ahead: 0, crossClips: false } : { ahead: o.pipeline?.ahead ?? 2, crossClips: o.pipeline?.crossClips ?? false };
   await runPipeline(todo, {
     ...pipe,
     batchSize: encoder.batchSize,
