@@ -86,6 +86,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 for (const [signal, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
   process.once(signal, () => {
+    // A command that shuts down on its own (ous serve finishes its jobs and exits 0) listens too.
+    if (process.listenerCount(signal) > 0) return;
     removeTempFiles();
     process.exit(128 + n);
   });
