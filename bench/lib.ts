@@ -33,7 +33,7 @@ export function findTorchPython(): string | null {
 
 /**
  * A long-lived `python3 bench/reference.py` that answers one JSON line per request:
- * {"workload": name, "args": {...}, "iters": n} -> {"seconds": median}.
+ * {"workload": name, "args": {...}, "iters": n, "warmup": w} -> {"seconds": median}.
  */
 export class TorchReference {
   private readonly proc: ChildProcessWithoutNullStreams;
@@ -56,14 +56,14 @@ export class TorchReference {
     return py ? new TorchReference(py, threads) : null;
   }
 
-  run(workload: string, args: Record<string, unknown>, iters: number): Promise<number> {
+  run(workload: string, args: Record<string, unknown>, iters: number, warmup = 5): Promise<number> {
     return new Promise((resolve, reject) => {
       this.pending.push((line) => {
         const r = JSON.parse(line) as { seconds?: number; error?: string };
         if (r.error !== undefined) reject(new Error(`pytorch ${workload}: ${r.error}`));
         else resolve(r.seconds!);
       });
-      this.proc.stdin.write(JSON.stringify({ workload, args, iters }) + '\n');
+      this.proc.stdin.write(JSON.stringify({ workload, args, iters, warmup }) + '\n');
     });
   }
 

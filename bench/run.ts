@@ -13,7 +13,7 @@ import { benchServe } from './serve.js';
 const suites: Record<string, (torch: TorchReference | null, quick: boolean) => Promise<void>> = {
   engine: async (torch, quick) => printTable(engineTitle(), await benchEngine(torch, quick)),
   streams: async (_torch, quick) => benchStreams(quick),
-  train: async (_torch, quick) => benchTrain(quick),
+  train: async (torch, quick) => benchTrain(torch, quick),
   extract: async (_torch, quick) => benchExtract(quick),
   serve: async (_torch, quick) => benchServe(quick),
   clip: async (torch, quick) => printTable(`CLIP vision tower, random weights, float32 (${getNumThreads()} threads)`, await benchClip(torch, quick)),

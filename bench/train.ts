@@ -1,7 +1,8 @@
 // Training-step benchmark on cached features (what `ous train` runs every step): OUS at ViT-B/32
-// and ViT-L/14 widths, batch 16, prompt lengths 16 and 64, with random weights; and the share of a
-// step spent in the frozen text tower (prompt learning runs it forward and backward every step).
-import { nn, optim, randn, randint, tensor, tidy, manualSeed, noGrad, type Tensor } from '../src/torch/index.js';
+// and ViT-L/14 widths, batch 16, T 16, prompt lengths 16 and 64, random weights, beside the same
+// step in PyTorch (bench/reference.py `ous_train`: the same head, CoOp through the frozen text
+// tower truncated at the last end-of-text, the same losses and α switch, Adam), run alternately.
+import { nn, optim, randn, randint, tensor, tidy, manualSeed, getNumThreads } from '../src/torch/index.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipTextTransformer } from '../src/clip/model.js';
 import { ClipTokenizer } from '../src/clip/tokenizer.js';
@@ -10,13 +11,16 @@ import { resolveOusConfig } from '../src/ous/config.js';
 import { ousLoss } from '../src/ous/losses.js';
 import { packageRoot } from '../src/util/paths.js';
 import * as path from 'node:path';
-import { timeIt } from './lib.js';
+import { printTable, timeIt, type Row, type TorchReference } from './lib.js';
 
-export async function benchTrain(quick: boolean): Promise<void> {
+// `OUS_BENCH_TRAIN=ViT-L/14:64` runs one row (profiling); steps at L/14 widths take seconds.
+const only = process.env.OUS_BENCH_TRAIN;
+
+export async function benchTrain(torch: TorchReference | null, quick: boolean): Promise<void> {
   manualSeed(0);
   const tok = ClipTokenizer.fromFolder(path.join(packageRoot(), 'fixtures', 'clip-dev', 'model'));
-  console.log('\nOUS training step on cached features (batch 16, T 16, random weights)');
-  console.log('encoder widths   prompt  step (ms)  steps/s  text tower share');
+  const rows: Row[] = [];
+  const iters = quick ? 1 : 2;
   for (const name of ['ViT-B/32', 'ViT-L/14'] as const) {
     const shape = CLIP_SHAPES[name];
     const cfg = clipConfigFor(shape);
@@ -24,11 +28,12 @@ export async function benchTrain(quick: boolean): Promise<void> {
     const proj = new nn.Linear(shape.text.width, shape.embed, { bias: false }).requiresGrad_(false);
     const tower = {
       tokenize: (t: string) => tok.tokenize(t),
-      embedTokens: (ids: Tensor) => text.embedTokens(ids),
-      encode: (e: Tensor, eot: number[]) => proj.forward(text.forward(e, eot).pooled),
+      embedTokens: (ids: Parameters<ClipTextTransformer['embedTokens']>[0]) => text.embedTokens(ids),
+      encode: (e: Parameters<ClipTextTransformer['embedTokens']>[0], eot: number[]) => proj.forward(text.forward(e, eot).pooled),
       width: shape.text.width,
     };
     for (const promptLength of quick ? [16] : [16, 64]) {
+      if (only && only !== `${name}:${promptLength}`) continue;
       const ous = resolveOusConfig({ promptLength });
       const head = new OusHead(ous, { embed: shape.embed, visionWidth: shape.vision.width }, tower);
       const opt = new optim.Adam(head.parameters(), { lr: 2e-3 });
@@ -43,15 +48,27 @@ export async function benchTrain(quick: boolean): Promise<void> {
           opt.step();
         });
       head.train();
-      const full = timeIt(step, { iters: quick ? 2 : 4, warmup: 1 });
-      // The same step with the class text features computed once and frozen: the difference is
-      // what the text tower costs (its forward and the backward to the context vectors).
-      head.prompt_learner.eval();
-      noGrad(() => head.prompt_learner.textFeatures());
-      const cached = timeIt(step, { iters: quick ? 2 : 4, warmup: 1 });
-      console.log(`${name.padEnd(16)} ${String(promptLength).padStart(6)}  ${(full * 1e3).toFixed(0).padStart(9)}  ${(1 / full).toFixed(2).padStart(7)}  ${((100 * (full - cached)) / full).toFixed(0).padStart(15)}%`);
+      const args = {
+        embed: shape.embed,
+        vision_width: shape.vision.width,
+        text_width: shape.text.width,
+        text_layers: shape.text.layers,
+        text_heads: shape.text.heads,
+        prompt_length: promptLength,
+        eot: head.prompt_learner.prompts.map((p) => tok.tokenize(p).eotIndex),
+      };
+      // Two alternating rounds, the best median of each: the machine's speed drifts within seconds.
+      let ours = Infinity;
+      let ref: number | null = torch ? Infinity : null;
+      for (let round = 0; round < 2; round++) {
+        ours = Math.min(ours, timeIt(step, { iters, warmup: 1 }));
+        if (torch) ref = Math.min(ref!, await torch.run('ous_train', args, iters, 1));
+      }
+      rows.push({ name: `${name} widths, prompt length ${promptLength}`, ours, torch: ref });
       for (const p of head.parameters()) p.dispose();
+      for (const t of [batch.face, batch.scene, batch.low, labels, polarity]) t.dispose();
     }
     for (const p of [...text.parameters(), ...proj.parameters()]) p.dispose();
   }
+  printTable(`OUS training step on cached features (batch 16, T 16, random weights, Adam; ${getNumThreads()} threads)`, rows);
 }

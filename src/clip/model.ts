@@ -40,6 +40,17 @@ export class ClipAttention extends nn.Module {
     const o = F.scaledDotProductAttention(q, k, v, { attnMask: mask }); // [B, H, L, d]
     return this.out_proj.forward(o.transpose(1, 2).reshape(B, L, W));
   }
+
+  /**
+   * The same attention for one query row per sequence: x [B, L, W] (keys and values from every
+   * row), xq [B, 1, W] (the queries) -> [B, 1, W]; mask [B, 1, 1, L] is added to the scores.
+   */
+  forwardRow(x: Tensor, xq: Tensor, mask: Tensor): Tensor {
+    const [B, L, W] = x.shape as [number, number, number];
+    const split = (t: Tensor, n: number) => t.view(B, n, this.heads, W / this.heads).transpose(1, 2); // [B, H, n, d]
+    const o = F.scaledDotProductAttention(split(this.q_proj.forward(xq), 1), split(this.k_proj.forward(x), L), split(this.v_proj.forward(x), L), { attnMask: mask }); // [B, H, 1, d]
+    return this.out_proj.forward(o.transpose(1, 2).reshape(B, 1, W));
+  }
 }
 
 export class ClipMlp extends nn.Module {
@@ -77,6 +88,19 @@ export class ClipEncoderLayer extends nn.Module {
     const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x), mask));
     return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
   }
+
+  /**
+   * The block's output at one row per sequence: x [B, L, W], rows [B] (int64), mask [B, 1, 1, L]
+   * -> [B, 1, W]. Equal to forward(x, causal) at those rows, without the MLP and queries of the
+   * others (the text tower's last block is read at the end-of-text token alone).
+   */
+  forwardRow(x: Tensor, rows: Tensor, mask: Tensor): Tensor {
+    const [B, , W] = x.shape as [number, number, number];
+    const at = (t: Tensor) => t.gather(1, rows.view(B, 1, 1).expand(B, 1, W)); // [B, 1, W]
+    const a = this.layer_norm1.forward(x);
+    const h = at(x).add(this.self_attn.forwardRow(a, at(a), mask));
+    return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+  }
 }
 
 export class ClipEncoder extends nn.Module {
@@ -91,12 +115,13 @@ export class ClipEncoder extends nn.Module {
    * Runs the blocks. `keep` selects residual streams to return, in request order: k is the stream
    * after block k, and 0 the stream entering block 1.
    */
-  forward(x: Tensor, opts: { mask?: Tensor; keep?: number[] } = {}): { output: Tensor; kept: Tensor[] } {
+  forward(x: Tensor, opts: { mask?: Tensor; keep?: number[]; blocks?: number } = {}): { output: Tensor; kept: Tensor[] } {
     const keep = opts.keep ?? [];
-    for (const k of keep) if (!(Number.isInteger(k) && k >= 0 && k <= this.layers.length)) throw new RangeError(`block ${k} does not exist (0..${this.layers.length})`);
+    const run = opts.blocks ?? this.layers.length; // the first `blocks` blocks only
+    for (const k of keep) if (!(Number.isInteger(k) && k >= 0 && k <= run)) throw new RangeError(`block ${k} does not exist (0..${run})`);
     const kept = new Map<number, Tensor>([[0, x]]);
     let h = x;
-    this.layers.forEach((layer, i) => {
+    this.layers.slice(0, run).forEach((layer, i) => {
       // One scope per block: its temporaries are freed as soon as the block is done, so a deep
       // tower reuses the same memory block after block instead of holding every activation of
       // the forward. Under autograd the graph keeps what backward needs, whatever the handles.
@@ -209,9 +234,18 @@ export class ClipTextTransformer extends nn.Module {
     const pos = this.embeddings.position_embedding.weight.narrow(0, 0, L); // [L, Wt]
     const x = tokenEmbeds.narrow(1, 0, L).add(pos); // [N, L, Wt]
     const causal = full([L, L], -Infinity, { dtype: x.dtype, device: x.device }).triu(1); // query i sees keys ≤ i
-    const { output, kept } = this.encoder.forward(x, { mask: causal, keep });
-    const rows = tensor(eotIndex, { dtype: 'int64', device: output.device }); // [N]
-    const atEot = output.gather(1, rows.view(N, 1, 1).expand(N, 1, output.size(2))).squeeze(1); // [N, Wt]
+    const rows = tensor(eotIndex, { dtype: 'int64', device: x.device }); // [N]
+    const last = this.encoder.layers.length;
+    if (keep.includes(last) || opts.fullLength) {
+      const { output, kept } = this.encoder.forward(x, { mask: causal, keep });
+      const atEot = output.gather(1, rows.view(N, 1, 1).expand(N, 1, output.size(2))).squeeze(1); // [N, Wt]
+      return { pooled: this.final_layer_norm.forward(atEot), blocks: kept };
+    }
+    // Only the end-of-text row of the last block is read: its queries and MLP run for that row
+    // alone (1 of L rows), forward and backward; its keys and values still cover every row.
+    const { output, kept } = this.encoder.forward(x, { mask: causal, keep, blocks: last - 1 });
+    const eotMask = tensor(Float32Array.from({ length: N * L }, (_, i) => (i % L <= eotIndex[Math.floor(i / L)]! ? 0 : -Infinity)), { shape: [N, 1, 1, L], device: x.device }); // row i sees keys ≤ eot_i
+    const atEot = tidy(() => this.encoder.layers[last - 1]!.forwardRow(output, rows, eotMask.to(x.dtype)).squeeze(1)); // [N, Wt]
     return { pooled: this.final_layer_norm.forward(atEot), blocks: kept };
   }
 }

@@ -192,7 +192,8 @@ export class MultiheadAttention extends Module {
   }
 
   forward(query: Tensor, key: Tensor, value: Tensor, opts: { attnMask?: Tensor; keyPaddingMask?: Tensor } = {}): Tensor {
-    return this.forwardWithWeights(query, key, value, opts).output;
+    // The per-head weights as computed, not their mean over heads: nothing reads them here.
+    return this.forwardWithWeights(query, key, value, { ...opts, averageAttnWeights: false }).output;
   }
 
   /** Also returns the attention weights [B, L, S] (averaged over heads) or [B, heads, L, S]. */
