@@ -100,7 +100,9 @@ test('running the text tower only up to the longest EOT equals running all 77 po
   const eot = golden.texts.map((g) => g.eot_index);
   const short = noGrad(() => model.encodeText(ids, eot).textEmbeds);
   const full = noGrad(() => model.encodeTextEmbeddings(model.text_model.embedTokens(ids), eot, [], { fullLength: true }).textEmbeds);
-  assertClose(short.toFlatArray(), full.toFlatArray(), { atol: 1e-6, what: 'truncated vs full text tower' });
+  // The same arithmetic in GEMMs of other shapes (the last block at the end-of-text row only):
+  // equal up to float32 summation order, which libtorch 2.6's kernels change by ~1e-6 at |x| ~ 1.
+  assertClose(short.toFlatArray(), full.toFlatArray(), { atol: 1e-6, rtol: 1e-5, what: 'truncated vs full text tower' });
   // One batch of texts of different lengths gives each text's own result.
   golden.texts.forEach((g, i) => assertClose(short.select(0, i).toFlatArray(), g.text_embeds, { atol: 1e-4, what: `batched text ${i}` }));
 });
