@@ -53,14 +53,6 @@ export interface ExtractSummary {
   clipsPerSecond: number; // done / total
 }
 
-/** "I/N" -> {index, count}, with a clear error. */
-export function parseShard(s: string): { index: number; count: number } {
-  const m = /^(\d+)\/(\d+)$/.exec(s);
-  const [index, count] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
-  if (!m || count < 1 || index < 1 || index > count) throw new UserError(`--shard must be I/N with 1 ≤ I ≤ N, not '${s}'`);
-  return { index, count };
-}
-
 /**
  * The views of a clip: view 0 is the clip as evaluated (test-mode sampling); view 1 its mirror
  * image; views 2, 3, ... are train-mode samplings (a random frame per segment), mirrored when odd.

@@ -6,7 +6,6 @@
 //     which Kubernetes does not put in the environment: `--shard auto/N`.
 // `auto/N` also checks a Slurm array has N tasks. Clip i belongs to shard (i mod N) + 1.
 import { UserError } from '../util/errors.js';
-import { parseShard } from './extract.js';
 
 export interface Shard {
   index: number; // 1-based
@@ -19,6 +18,14 @@ function int(env: NodeJS.ProcessEnv, name: string): number | undefined {
   if (v === undefined || v === '') return undefined;
   if (!/^\d+$/.test(v.trim())) throw new UserError(`--shard auto: ${name}=${v} is not a whole number`);
   return Number(v);
+}
+
+/** "I/N" -> {index, count}, with a clear error. */
+export function parseShard(s: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  const [index, count] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || count < 1 || index < 1 || index > count) throw new UserError(`--shard must be I/N with 1 ≤ I ≤ N, not '${s}'`);
+  return { index, count };
 }
 
 /** `I/N`, `auto` or `auto/N` -> the shard, reading the scheduler's variables for auto. */

@@ -193,11 +193,12 @@ export class Predictor {
     const whole = result(mean(scored.p), scored.pol ? mean(scored.pol) : null, scored.q ? mean(scored.q) : null);
     const share = Object.fromEntries(names.map((n) => [n, windows.filter((w) => w.emotion === n).length / K]));
     progress('classify', 1);
+    const warning = undecodedWarning(s);
     return {
       video,
       ...whole,
       faceMissing: s.faceMissing,
-      ...(undecodedWarning(s) ? { warning: undecodedWarning(s) } : {}),
+      ...(warning ? { warning } : {}),
       duration: info?.duration ?? 0,
       width: info?.width ?? s.width,
       height: info?.height ?? s.height,

@@ -153,13 +153,18 @@ function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir
   }
 }
 
+/** Epochs a run folder has finished: one line each in metrics.jsonl. */
+function finishedEpochs(runDir: string): number {
+  const file = path.join(runDir, 'metrics.jsonl');
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+}
+
 export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   // Everything is checked before anything is written: a refused run leaves no folder behind.
   if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`train: --out ${o.out} is a file, not a run folder`);
   const existing = fs.existsSync(path.join(o.out, 'config.json'));
   if (existing && !o.resume && !o.force) {
-    const epochs = fs.existsSync(path.join(o.out, 'metrics.jsonl')) ? fs.readFileSync(path.join(o.out, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).length : 0;
-    throw new UserError(`train: ${o.out} already holds a run (${epochs} epochs): pass --resume to continue it, --force to replace it, or choose another --out`);
+    throw new UserError(`train: ${o.out} already holds a run (${finishedEpochs(o.out)} epochs): pass --resume to continue it, --force to replace it, or choose another --out`);
   }
   if (!existing && !o.force && fs.existsSync(o.out) && fs.readdirSync(o.out).some((f) => RUN_FILES.includes(f))) {
     throw new UserError(`train: ${o.out} holds files of an unfinished run but no config.json: pass --force to replace them, or choose another --out`);
@@ -196,7 +201,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   if (o.force && !o.resume) for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
   if (stored && cfg.epochs !== stored.train.epochs) {
     // A larger epoch limit on resume is allowed, and recorded in the run.
-    const afterEpoch = fs.existsSync(path.join(o.out, 'metrics.jsonl')) ? fs.readFileSync(path.join(o.out, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).length : 0;
+    const afterEpoch = finishedEpochs(o.out);
     const json = readJson<Record<string, unknown>>(path.join(o.out, 'config.json'));
     const resumes = [...(stored.resumes ?? []), { at: new Date().toISOString(), afterEpoch, epochs: [stored.train.epochs, cfg.epochs] as [number, number] }];
     writeFileAtomic(path.join(o.out, 'config.json'), JSON.stringify({ ...json, train: { ...(json.train as object), epochs: cfg.epochs }, resumes }, null, 2) + '\n');
