@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { packageRoot } from '../util/paths.js';
 import { buildInfo } from '../torch/index.js';
 import { readCpuInfo } from '../torch/blas.js';
@@ -82,7 +82,7 @@ export const info: Command = {
   usage: 'ous info [--json]',
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' } } });
-    if (positionals.length) throw new UserError(`info: takes no arguments, got '${positionals[0]}'`);
+    if (positionals.length) throw new UsageError(`info: takes no arguments, got '${positionals[0]}'`);
     const i = systemInfo();
     if (values.json) {
       process.stdout.write(JSON.stringify(i) + '\n');

@@ -1,13 +1,13 @@
 // `ous serve --run RUN`: the web page and HTTP API (src/server), until SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { UserError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { startServer } from '../server/server.js';
 
 const positive = (flag: string, v: string | undefined, fallback: number, integer: boolean): number => {
   if (v === undefined) return fallback;
   const x = Number(v);
-  if (!(x > 0) || (integer && !Number.isInteger(x))) throw new UserError(`serve: ${flag} must be a positive ${integer ? 'integer' : 'number'}, not '${v}'`);
+  if (!(x > 0) || (integer && !Number.isInteger(x))) throw new UsageError(`serve: ${flag} must be a positive ${integer ? 'integer' : 'number'}, not '${v}'`);
   return x;
 };
 
@@ -30,10 +30,10 @@ export const serve: Command = {
       allowPositionals: true,
       options: { run: { type: 'string' }, clip: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, queue: { type: 'string' }, 'max-upload-mb': { type: 'string' }, 'max-seconds': { type: 'string' } },
     });
-    if (positionals.length) throw new UserError(`serve: takes no positional arguments, got '${positionals.join(' ')}'`);
-    if (!values.run) throw new UserError('serve: --run RUN is required (a folder made by ous train)');
+    if (positionals.length) throw new UsageError(`serve: takes no positional arguments, got '${positionals.join(' ')}'`);
+    if (!values.run) throw new UsageError('serve: --run RUN is required (a folder made by ous train)');
     const port = values.port === undefined ? 8080 : Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`serve: --port must be 0..65535, not '${values.port}'`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`serve: --port must be 0..65535, not '${values.port}'`);
     const server = await startServer({
       run: values.run,
       clip: values.clip,
