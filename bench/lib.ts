@@ -57,13 +57,22 @@ export class TorchReference {
   }
 
   run(workload: string, args: Record<string, unknown>, iters: number, warmup = 5): Promise<number> {
+    return this.request(workload, { workload, args, iters, warmup }).then((r) => r.seconds!);
+  }
+
+  /** Writes the workload's model to `file` as ONNX (torch.onnx.export), for onnxruntime's column. */
+  async exportOnnx(workload: string, args: Record<string, unknown>, file: string): Promise<void> {
+    await this.request(workload, { export: workload, path: file, args });
+  }
+
+  private request(workload: string, req: Record<string, unknown>): Promise<{ seconds?: number; path?: string }> {
     return new Promise((resolve, reject) => {
       this.pending.push((line) => {
-        const r = JSON.parse(line) as { seconds?: number; error?: string };
+        const r = JSON.parse(line) as { seconds?: number; path?: string; error?: string };
         if (r.error !== undefined) reject(new Error(`pytorch ${workload}: ${r.error}`));
-        else resolve(r.seconds!);
+        else resolve(r);
       });
-      this.proc.stdin.write(JSON.stringify({ workload, args, iters, warmup }) + '\n');
+      this.proc.stdin.write(JSON.stringify(req) + '\n');
     });
   }
 
@@ -72,23 +81,65 @@ export class TorchReference {
   }
 }
 
+/**
+ * onnxruntime-node (a devDependency; absent in a production install) running an ONNX file on
+ * the CPU with the same thread count: the reference for the frozen encoder (issue 11).
+ */
+export class OnnxReference {
+  private constructor(private readonly ort: typeof import('onnxruntime-node'), private readonly threads: number) {}
+
+  static async load(threads: number): Promise<OnnxReference | null> {
+    try {
+      return new OnnxReference(await import('onnxruntime-node'), threads);
+    } catch {
+      return null;
+    }
+  }
+
+  get version(): string {
+    return this.ort.env.versions.node ?? '?';
+  }
+
+  /** Median seconds of one run of `file` on a random float32 input of `dims`, after warm-up. */
+  async time(file: string, input: string, dims: number[], opts: { warmup?: number; iters?: number } = {}): Promise<number> {
+    const session = await this.ort.InferenceSession.create(file, {
+      intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cpu'],
+    });
+    const n = dims.reduce((a, b) => a * b, 1);
+    const feeds = { [input]: new this.ort.Tensor('float32', Float32Array.from({ length: n }, () => Math.random() * 2 - 1), dims) };
+    const { warmup = 2, iters = 5 } = opts;
+    for (let i = 0; i < warmup; i++) await session.run(feeds);
+    const times: number[] = [];
+    for (let i = 0; i < iters; i++) {
+      const t0 = process.hrtime.bigint();
+      await session.run(feeds);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    await session.release();
+    return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+  }
+}
+
 export interface Row {
   name: string;
   ours: number; // seconds per iteration
   torch: number | null;
+  onnx?: number | null; // onnxruntime, where the suite measures it
   unit?: { label: string; perIter: number }; // e.g. GFLOP/s: perIter = GFLOP per iteration
 }
 
 export function printTable(title: string, rows: Row[]): void {
-  const fmt = (s: number | null, r: Row) =>
-    s === null ? '-' : `${(s * 1e3).toFixed(2)} ms${r.unit ? ` (${(r.unit.perIter / s).toFixed(1)} ${r.unit.label})` : ''}`;
-  const lines = rows.map((r) => [r.name, fmt(r.ours, r), fmt(r.torch, r), r.torch === null ? '-' : `${(r.torch / r.ours).toFixed(3)}`]);
-  const head = ['workload', 'ous (TypeScript)', 'PyTorch (Python)', 'speed vs PyTorch'];
+  const fmt = (s: number | null | undefined, r: Row) =>
+    s == null ? '-' : `${(s * 1e3).toFixed(2)} ms${r.unit ? ` (${(r.unit.perIter / s).toFixed(1)} ${r.unit.label})` : ''}`;
+  const ratio = (ref: number | null | undefined, r: Row) => (ref == null ? '-' : `${(ref / r.ours).toFixed(3)}`);
+  const withOnnx = rows.some((r) => r.onnx !== undefined);
+  const lines = rows.map((r) => [r.name, fmt(r.ours, r), fmt(r.torch, r), ratio(r.torch, r), ...(withOnnx ? [fmt(r.onnx, r), ratio(r.onnx, r)] : [])]);
+  const head = ['workload', 'ous (TypeScript)', 'PyTorch (Python)', 'speed vs PyTorch', ...(withOnnx ? ['onnxruntime-node', 'speed vs onnxruntime'] : [])];
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   console.log(`\n${title}\n${row(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const l of lines) console.log(row(l));
-  console.log('speed vs PyTorch = PyTorch time / our time (1.0 = same; above 1 = faster than PyTorch)');
+  console.log(`speed vs X = X's time / our time (1.0 = same; above 1 = faster than X)`);
 }
 
 /** Alternates our run and PyTorch's `rounds` times and keeps the best median of each. */

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch side of the benchmarks (bench/lib.ts starts it). Reads one JSON request per line,
 {"workload", "args", "iters"}, runs that workload exactly as the TypeScript side does, and prints
-{"seconds": median seconds per iteration}. argv[1] is the thread count."""
+{"seconds": median seconds per iteration}; or {"export", "path", "args"}, writes that workload's
+model as ONNX (for onnxruntime's column) and prints {"path"}. argv[1] is the thread count."""
 import json
 import math
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 
@@ -104,25 +106,46 @@ class VisionBlock(torch.nn.Module):
         return x + self.fc2(h * torch.sigmoid(1.702 * h))
 
 
+class VisionTower(torch.nn.Module):
+    """CLIP's vision tower with its projection: pixels [B, 3, R, R] -> embeddings [B, embed]."""
+
+    def __init__(self, width, layers, heads, patch, resolution, embed):
+        super().__init__()
+        grid = resolution // patch
+        self.width = width
+        self.conv = torch.nn.Conv2d(3, width, patch, stride=patch, bias=False)
+        self.cls = torch.nn.Parameter(torch.randn(width))
+        self.pos = torch.nn.Parameter(torch.randn(grid * grid + 1, width))
+        self.ln_pre, self.ln_post = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+        self.blocks = torch.nn.ModuleList(VisionBlock(width, heads) for _ in range(layers))
+        self.proj = torch.nn.Linear(width, embed, bias=False)
+
+    def forward(self, pixels):
+        x = self.conv(pixels).flatten(2).transpose(1, 2)
+        x = self.ln_pre(torch.cat([self.cls.expand(pixels.shape[0], 1, self.width), x], 1) + self.pos)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.proj(self.ln_post(x[:, 0]))
+
+
 def clip_vision(width, layers, heads, patch, resolution, embed, batch):
-    grid = resolution // patch
-    conv = torch.nn.Conv2d(3, width, patch, stride=patch, bias=False)
-    cls = torch.randn(width)
-    pos = torch.randn(grid * grid + 1, width)
-    ln_pre, ln_post = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
-    blocks = torch.nn.ModuleList(VisionBlock(width, heads) for _ in range(layers))
-    proj = torch.nn.Linear(width, embed, bias=False)
+    tower = VisionTower(width, layers, heads, patch, resolution, embed).eval()
     pixels = torch.randn(batch, 3, resolution, resolution)
 
     @torch.no_grad()
     def step():
-        x = conv(pixels).flatten(2).transpose(1, 2)
-        x = ln_pre(torch.cat([cls.expand(batch, 1, width), x], 1) + pos)
-        for blk in blocks:
-            x = blk(x)
-        return proj(ln_post(x[:, 0]))
+        return tower(pixels)
 
     return step
+
+
+def export_clip_vision(path, width, layers, heads, patch, resolution, embed, batch):
+    """The same tower as an ONNX file (input "pixels"), for onnxruntime's column of bench clip."""
+    tower = VisionTower(width, layers, heads, patch, resolution, embed).eval()
+    pixels = torch.randn(batch, 3, resolution, resolution)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python-level shape arithmetic
+        torch.onnx.export(tower, pixels, path, opset_version=14, input_names=["pixels"], output_names=["embeddings"])
 
 
 class TextBlock(VisionBlock):
@@ -251,9 +274,15 @@ def ous_train(embed, vision_width, text_width, text_layers, text_heads, prompt_l
 
 WORKLOADS = {"clip_vision": clip_vision, "small_ops": small_ops, "matmul": matmul, "transformer_block": transformer_block, "lstm": lstm, "ous_train": ous_train}
 
+EXPORTS = {"clip_vision": export_clip_vision}
+
 for line in sys.stdin:
     req = json.loads(line)
     try:
+        if "export" in req:  # {"export": workload, "path": file, "args": {...}} -> {"path": file}
+            EXPORTS[req["export"]](req["path"], **req["args"])
+            print(json.dumps({"path": req["path"]}), flush=True)
+            continue
         fn = WORKLOADS[req["workload"]](**req["args"])
         print(json.dumps({"seconds": timed(fn, req["iters"], req.get("warmup", 5))}), flush=True)
     except Exception as e:  # reported to the caller, which names the workload
