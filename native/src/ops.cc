@@ -192,7 +192,12 @@ const OpEntry kOps[] = {
        if (a.has(2)) t = t.to(a.device(2));
        return a.ret(t);
      }},
-    UNARY("contiguous", [](const at::Tensor& t) { return t.contiguous(); }),
+    {"contiguous", [](A& a) -> V {
+       // (t, memoryFormat?: 'channels_last'): NHWC strides for convolutions that run faster on them
+       if (!a.has(1)) return a.ret(a.t(0).contiguous());
+       if (a.s(1) != "channels_last") throw ArgError("memory format must be 'channels_last', not '" + a.s(1) + "'");
+       return a.ret(a.t(0).contiguous(at::MemoryFormat::ChannelsLast));
+     }},
     UNARY("clone", [](const at::Tensor& t) { return t.clone(); }),
     UNARY("detach", [](const at::Tensor& t) { return t.detach(); }),
 
@@ -207,6 +212,10 @@ const OpEntry kOps[] = {
     // --- in place (optimizers, initialisation, loading) ---
     {"copy_", [](A& a) -> V { a.t(0).copy_(a.t(1)); return a.none(); }},
     {"zero_", [](A& a) -> V { a.t(0).zero_(); return a.none(); }},
+    {"clamp_", [](A& a) -> V {
+       a.t(0).clamp_(a.has(1) ? c10::optional<at::Scalar>(a.scalar(1)) : c10::nullopt, a.has(2) ? c10::optional<at::Scalar>(a.scalar(2)) : c10::nullopt);
+       return a.none();
+     }},
     {"fill_", [](A& a) -> V { a.t(0).fill_(a.scalar(1)); return a.none(); }},
     {"mul_", [](A& a) -> V { a.isTensor(1) ? a.t(0).mul_(a.t(1)) : a.t(0).mul_(a.scalar(1)); return a.none(); }},
     {"div_", [](A& a) -> V { a.isTensor(1) ? a.t(0).div_(a.t(1)) : a.t(0).div_(a.scalar(1)); return a.none(); }},
@@ -326,6 +335,7 @@ const OpEntry kOps[] = {
     {"conv1d", [](A& a) -> V {
        return a.ret(at::conv1d(a.t(0), a.t(1), a.optT(2), a.ints(3), a.ints(4), a.ints(5), a.i64(6)));
      }},
+    {"pad", [](A& a) -> V { return a.ret(at::constant_pad_nd(a.t(0), a.ints(1), a.scalar(2))); }},
     {"conv2d", [](A& a) -> V {
        return a.ret(at::conv2d(a.t(0), a.t(1), a.optT(2), a.ints(3), a.ints(4), a.ints(5), a.i64(6)));
      }},

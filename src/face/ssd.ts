@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { cat, F, keep, noGrad, stack, tensor, tidy, zeros, type Device, type Tensor } from '../torch/index.js';
+import { cat, F, keep, noGrad, stack, tensor, tidy, type Device, type Tensor } from '../torch/index.js';
 import type { RgbFrame } from '../video/decode.js';
 import type { Box, Detection } from './detector.js';
 
@@ -45,7 +45,8 @@ export function readTfjsWeights(manifestFile: string): Map<string, { shape: numb
       let data: Float32Array;
       if (q) {
         if (q.dtype !== 'uint8') throw new Error(`${manifestFile}: ${w.name}: quantization ${q.dtype} is not supported (uint8 only)`);
-        data = Float32Array.from(bin.subarray(offset, offset + n), (v) => v * q.scale + q.min);
+        data = new Float32Array(n); // a plain loop: Float32Array.from with a map takes ~1 s here
+        for (let i = 0; i < n; i++) data[i] = bin[offset + i]! * q.scale + q.min;
         offset += n;
       } else {
         if (w.dtype !== 'float32') throw new Error(`${manifestFile}: ${w.name}: dtype ${w.dtype} unquantized is not supported`);
@@ -71,27 +72,19 @@ interface Conv {
  * (PyTorch's symmetric padding would shift every stride-2 window by one pixel).
  */
 function convSame(x: Tensor, c: Conv, stride: number): Tensor {
-  const [, ch, h, w] = x.shape as [number, number, number, number];
+  const [, , h, w] = x.shape as [number, number, number, number];
   const pad = (n: number) => Math.max((Math.ceil(n / stride) - 1) * stride + c.k - n, 0);
   const [ph, pw] = [pad(h), pad(w)];
-  let input = x;
-  let padding = 0;
-  if (ph === pw && ph % 2 === 0) padding = ph / 2;
-  else {
-    // pad top/left floor(p/2), bottom/right the rest, with zeros: [B, C, H + ph, W + pw]
-    const [t, l] = [Math.floor(ph / 2), Math.floor(pw / 2)];
-    const dev = x.device as Device;
-    const z = (rows: number, cols: number) => zeros([x.shape[0]!, ch, rows, cols], { device: dev });
-    const parts = [t ? z(t, w) : undefined, input, ph - t ? z(ph - t, w) : undefined].filter((p): p is Tensor => !!p);
-    input = parts.length > 1 ? cat(parts, 2) : input;
-    const hh = h + ph;
-    const cols = [l ? z(hh, l) : undefined, input, pw - l ? z(hh, pw - l) : undefined].filter((p): p is Tensor => !!p);
-    input = cols.length > 1 ? cat(cols, 3) : input;
-  }
-  return F.conv2d(input, c.weight, c.bias, { stride, padding, groups: c.groups });
+  if (ph === pw && ph % 2 === 0) return F.conv2d(x, c.weight, c.bias, { stride, padding: ph / 2, groups: c.groups });
+  // top/left floor(p/2), bottom/right the rest, with zeros: [B, C, H + ph, W + pw]
+  const padded = F.pad(x, [Math.floor(pw / 2), pw - Math.floor(pw / 2), Math.floor(ph / 2), ph - Math.floor(ph / 2)]);
+  const y = F.conv2d(padded, c.weight, c.bias, { stride, groups: c.groups });
+  padded.dispose(); // the largest activation of the layer: freed now, not at the end of the tidy
+  return y;
 }
 
-const relu6 = (x: Tensor) => x.clamp(0, 6);
+/** min(max(x, 0), 6), in place: the convolution's output is not needed otherwise. */
+const relu6 = (x: Tensor) => x.clamp_(0, 6);
 
 export interface SsdDetectOptions {
   minConfidence?: number; // face-api's scoreThreshold: a box must score above it (0.5)
@@ -114,7 +107,7 @@ export class SsdMobilenetV1 {
     const conv = (prefix: string, biasName: string): Conv => {
       const f = get(`${prefix}/weights`);
       const [k, , , cout] = f.shape as [number, number, number, number];
-      const weight = tidy(() => keep(tensor(f.data, { shape: f.shape }).permute(3, 2, 0, 1).contiguous().to(device)));
+      const weight = tidy(() => keep(tensor(f.data, { shape: f.shape }).permute(3, 2, 0, 1).to(device).contiguous('channels_last')));
       return { weight, bias: t(get(`${prefix}/${biasName}`).data, [cout]), k, groups: 1 };
     };
     // The depthwise conv's batch norm folded into it: w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε).
@@ -129,7 +122,7 @@ export class SsdMobilenetV1 {
       const weight = new Float32Array(c * k * k); // [C, 1, K, K]
       for (let ch = 0; ch < c; ch++) for (let y = 0; y < k; y++) for (let x = 0; x < k; x++) weight[(ch * k + y) * k + x] = f.data[(y * k + x) * c + ch]! * scale[ch]!;
       const bias = Float32Array.from(b, (bi, i) => bi - m[i]! * scale[i]!);
-      return { weight: t(weight, [c, 1, k, k]), bias: t(bias, [c]), k, groups: c };
+      return { weight: tidy(() => keep(tensor(weight, { shape: [c, 1, k, k], device }).contiguous('channels_last'))), bias: t(bias, [c]), k, groups: c };
     };
     this.backbone.push({ pw: conv('MobilenetV1/Conv2d_0_pointwise', 'convolution_bn_offset'), stride: 2 });
     for (let i = 1; i <= 13; i++) {
@@ -149,31 +142,29 @@ export class SsdMobilenetV1 {
 
   /**
    * face-api's preprocessing for same-sized frames: zero padding at the bottom or right to a
-   * square, TF's legacy bilinear resize to 512 (source = dst · side/512, no half-pixel offset),
-   * then x/127.5 − 1. [B, 3, 512, 512]
+   * square, TF's legacy bilinear resize to 512 (source = dst · side/512, no half-pixel offset;
+   * along x, then along y, as tfjs's kernel), then x/127.5 − 1. [B, 3, 512, 512] with NHWC
+   * strides: libtorch's depthwise and pointwise convolutions run faster on them on CPU (oneDNN),
+   * and every convolution's output keeps its input's layout.
    */
   private preprocess(frames: RgbFrame[]): Tensor {
     const { width: w, height: h } = frames[0]!;
     const side = Math.max(w, h);
     const pixels = new Uint8Array(frames.length * h * w * 3);
     frames.forEach((f, i) => pixels.set(f.data, i * h * w * 3));
-    let x = tensor(pixels, { shape: [frames.length, h, w, 3], device: this.device }).permute(0, 3, 1, 2).float(); // [B, 3, H, W]
-    if (h < side) x = cat([x, zeros([frames.length, 3, side - h, w], { device: this.device })], 2);
-    if (w < side) x = cat([x, zeros([frames.length, 3, side, side - w], { device: this.device })], 3);
-    if (side !== INPUT) {
-      // in float32, as tfjs's kernel computes the source coordinate
-      const scale = Math.fround(side / INPUT);
-      const src = Array.from({ length: INPUT }, (_, r) => Math.fround(r * scale));
-      const lo = src.map(Math.floor);
-      const hi = src.map((s) => Math.min(side - 1, Math.ceil(s)));
-      const idx = (v: number[]) => tensor(Int32Array.from(v), { dtype: 'int64', device: this.device });
-      const frac = tensor(Float32Array.from(src, (s, i) => s - lo[i]!), { device: this.device });
-      const [iLo, iHi] = [idx(lo), idx(hi)];
-      const lerp = (a: Tensor, b: Tensor, f: Tensor) => a.add(b.sub(a).mul(f));
-      x = lerp(x.indexSelect(2, iLo), x.indexSelect(2, iHi), frac.view(1, 1, INPUT, 1)); // [B, 3, 512, side]
-      x = lerp(x.indexSelect(3, iLo), x.indexSelect(3, iHi), frac.view(1, 1, 1, INPUT)); // [B, 3, 512, 512]
-    }
-    return x.div(127.5).sub(1);
+    // [B, h + 1, w + 1, 3]: one zero row and column stand for the whole padding
+    const x = F.pad(tensor(pixels, { shape: [frames.length, h, w, 3], device: this.device }), [0, 0, 0, 1, 0, 1]);
+    // the source coordinate in float32, as tfjs's kernel computes it
+    const scale = Math.fround(side / INPUT);
+    const src = Array.from({ length: INPUT }, (_, r) => Math.fround(r * scale));
+    const lo = src.map(Math.floor);
+    const hi = src.map((s) => Math.min(side - 1, Math.ceil(s)));
+    const frac = tensor(Float32Array.from(src, (s, i) => s - lo[i]!), { device: this.device });
+    const idx = (v: number[], n: number) => tensor(Int32Array.from(v, (i) => Math.min(i, n)), { dtype: 'int64', device: this.device }); // n: the zero row/column
+    const lerp = (a: Tensor, b: Tensor, f: Tensor) => a.add(b.sub(a).mul(f));
+    const rows = lerp(x.indexSelect(2, idx(lo, w)).float(), x.indexSelect(2, idx(hi, w)).float(), frac.view(1, 1, INPUT, 1)); // [B, h + 1, 512, 3]
+    const out = lerp(rows.indexSelect(1, idx(lo, h)), rows.indexSelect(1, idx(hi, h)), frac.view(1, INPUT, 1, 1)); // [B, 512, 512, 3]
+    return out.div(127.5).sub(1).permute(0, 3, 1, 2); // [B, 3, 512, 512], NHWC in memory
   }
 
   /** Decoded boxes [B, 5118, 4] as (y1, x1, y2, x2) relative to the padded square, and face scores [B, 5118]. */

@@ -26,6 +26,14 @@ export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor, o: ConvOptions 
   return new Tensor(native.conv1d(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1, 1), pair(o.padding ?? 0, 1), pair(o.dilation ?? 1, 1), o.groups ?? 1));
 }
 
+/**
+ * Constant padding of the trailing dims, PyTorch's order: pads = [left, right, top, bottom, ...]
+ * from the last dim backwards.
+ */
+export function pad(x: Tensor, pads: number[], value = 0): Tensor {
+  return new Tensor(native.pad(x.handle, pads, value));
+}
+
 /** x [B, Cin, H, W], weight [Cout, Cin/groups, Kh, Kw] -> [B, Cout, H', W']. */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, o: ConvOptions = {}): Tensor {
   return new Tensor(native.conv2d(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1, 2), pair(o.padding ?? 0, 2), pair(o.dilation ?? 1, 2), o.groups ?? 1));

@@ -51,7 +51,7 @@ export interface Native {
   isFreed(t: H): boolean;
 
   to(t: H, dtype: Opt<string>, device: Opt<string>): H;
-  contiguous(t: H): H;
+  contiguous(t: H, memoryFormat?: 'channels_last'): H;
   clone(t: H): H;
   detach(t: H): H;
 
@@ -64,6 +64,7 @@ export interface Native {
 
   copy_(dst: H, src: H): void;
   zero_(t: H): void;
+  clamp_(t: H, min: Opt<number>, max: Opt<number>): void;
   fill_(t: H, v: Num): void;
   mul_(t: H, o: HN): void;
   div_(t: H, o: HN): void;
@@ -160,6 +161,7 @@ export interface Native {
   logSoftmax(t: H, dim: number): H;
   layerNorm(x: H, shape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
   conv1d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
+  pad(x: H, pads: number[], value: number): H;
   conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
   lstm(x: H, hx: H[], params: H[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean): [H, H, H];
   dropout(x: H, p: number, train: boolean): H;

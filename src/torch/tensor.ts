@@ -173,7 +173,8 @@ export class Tensor {
   double(): Tensor { return this.to('float64'); }
   long(): Tensor { return this.to('int64'); }
   cpu(): Tensor { return this.to('cpu'); }
-  contiguous(): Tensor { return new Tensor(native.contiguous(this.handle)); }
+  /** A contiguous copy (or this tensor's data if already so); 'channels_last' lays [N, C, H, W] out as NHWC. */
+  contiguous(memoryFormat?: 'channels_last'): Tensor { return new Tensor(native.contiguous(this.handle, memoryFormat)); }
   clone(): Tensor { return new Tensor(native.clone(this.handle)); }
 
   /** A copy of the values: Float32Array for float32/float16/bfloat16, BigInt64Array for int64, ... */
@@ -333,6 +334,7 @@ export class Tensor {
   // -- in place (no new tensor; used by optimizers, initialisers and loading) --
   copy_(src: Tensor): this { native.copy_(this.handle, src.handle); return this; }
   zero_(): this { native.zero_(this.handle); return this; }
+  clamp_(min?: number, max?: number): this { native.clamp_(this.handle, min, max); return this; }
   fill_(v: number | boolean): this { native.fill_(this.handle, v); return this; }
   mul_(o: Operand): this { native.mul_(this.handle, h(o)); return this; }
   div_(o: Operand): this { native.div_(this.handle, h(o)); return this; }
