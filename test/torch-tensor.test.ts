@@ -153,3 +153,20 @@ test('threads and build information', () => {
   assert.throws(() => setNumThreads(0), /positive integer/);
   assert.match(buildInfo().torchVersion, /^\d+\.\d+\.\d+$/);
 });
+
+test('pad, in-place clamp and the channels-last layout, by hand', () => {
+  const x = tensor([[1, 2], [3, 4]]).view(1, 1, 2, 2);
+  // [left, right, top, bottom]: one column left, none right, none top, two rows below, filled with 9
+  assert.deepEqual(F.pad(x, [1, 0, 0, 2], 9).toArray(), [[[[9, 1, 2], [9, 3, 4], [9, 9, 9], [9, 9, 9]]]]);
+  const y = tensor([-3, 0.5, 7, 6]);
+  assert.equal(y.clamp_(0, 6), y);
+  assert.deepEqual(y.toArray(), [0, 0.5, 6, 6]);
+  // [1, 2, 2, 2] in NHWC memory: the same values, channels interleaved in memory
+  const c = arange(8).view(1, 2, 2, 2);
+  const cl = c.contiguous('channels_last');
+  assert.deepEqual(cl.toArray(), c.toArray());
+  // a view of the NHWC order exists only where memory is in that order
+  assert.deepEqual(cl.permute(0, 2, 3, 1).view(-1).toArray(), [0, 4, 1, 5, 2, 6, 3, 7]);
+  assert.throws(() => c.permute(0, 2, 3, 1).view(-1));
+  assert.throws(() => (c as unknown as { contiguous(f: string): Tensor }).contiguous('nhwc'), /channels_last/);
+});
