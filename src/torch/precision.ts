@@ -33,7 +33,7 @@ export function parsePrecision(value: string, device: Device, o: { flag?: string
   if (!(PRECISIONS as readonly string[]).includes(value)) throw new UsageError(`${flag} must be fp32, bf16 or fp16, not '${value}'`);
   const p = value as Precision;
   if (p === 'fp32' || device.startsWith('cuda')) return p;
-  if (p === 'fp16') throw new UserError(`${flag} fp16 runs on CUDA only (--device cuda), not on ${device}: use ${flag} fp32 (or bf16 on a CPU with AVX512_BF16)`);
+  if (p === 'fp16') throw new UserError(`${flag} fp16 runs on CUDA only (libtorch has no CPU fp16 kernels), not on ${device}: use ${flag} fp32`);
   const cpu = o.cpu ?? readCpuInfo();
   if (cpuHasFastBf16(cpu) || (o.env ?? process.env).OUS_ALLOW_SLOW_BF16 === '1') return p;
   throw new UserError(`${flag} bf16: this CPU (${cpu.model}) has no AVX512_BF16 or AMX, so libtorch would run bf16 in slow scalar loops: use ${flag} fp32 (or set OUS_ALLOW_SLOW_BF16=1 to run it anyway)`);
