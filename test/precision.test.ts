@@ -8,15 +8,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import sharp from 'sharp';
-import { F, Tensor, manualSeed, noGrad, parsePrecision, randn, tensor } from '../src/torch/index.js';
+import { F, manualSeed, noGrad, parsePrecision, randn, tensor } from '../src/torch/index.js';
 import { loadClip } from '../src/clip/load.js';
 import { ClipModel } from '../src/clip/model.js';
 import { clipConfigFor } from '../src/clip/config.js';
 import { checkCacheOptions, cacheInfoOf, CacheWriter, FeatureCache } from '../src/data/cache.js';
 import { UsageError, UserError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
-import { assertClose, fixture, tinyCache } from './helpers.js';
+import { assertClose, fixture, goldenPixels, tinyCache } from './helpers.js';
 
 const dir = fixture('clip-dev');
 const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8')) as {
@@ -33,17 +32,7 @@ function ous(args: string[], env: Record<string, string> = {}): { status: number
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-// OpenAI's normalisation of the already resized and cropped PNGs, by hand (as clip-model.test.ts).
-const MEAN = [0.48145466, 0.4578275, 0.40821073];
-const STD = [0.26862954, 0.26130258, 0.27577711];
-async function pixelsOf(file: string): Promise<Tensor> {
-  const { data, info } = await sharp(path.join(dir, file)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const R = info.width;
-  const chw = new Float32Array(3 * R * R);
-  for (let c = 0; c < 3; c++) for (let i = 0; i < R * R; i++) chw[c * R * R + i] = (Math.fround(data[i * info.channels + c]! / 255) - MEAN[c]!) / STD[c]!;
-  return tensor(chw, { shape: [1, 3, R, R] });
-}
-
+const pixelsOf = (file: string) => goldenPixels(path.join(dir, file));
 const cosine = (a: number[], b: number[]) => F.cosineSimilarity(tensor([a]), tensor([b])).item();
 
 test('bf16 vision tower: every golden image within cosine 0.999 of float32 (embedding, pooled, CLS after pre-LN and every block), outputs float32, text tower untouched', async () => {
