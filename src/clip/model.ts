@@ -7,7 +7,9 @@
 // Lower precision (--precision bf16|fp16, vision tower only): the convolution and Linear weights
 // are cast (setVisionDtype) and their products run in that dtype; LayerNorm (with its weights),
 // the class and position embeddings, the attention scores, softmax and weighted sum, and the
-// residual stream stay float32, and so do the outputs. OpenAI's fp16 CLIP keeps LayerNorm in
+// residual stream stay float32, and so do the outputs. LayerNorm reads the float32 stream, so it
+// needs no cast (libtorch 1.13 has no mixed-dtype LayerNorm; its bf16 one is off from
+// float32-then-round by an ulp or more). OpenAI's fp16 CLIP keeps LayerNorm in
 // float32 too but its residual stream in fp16; here it stays float32 as under PyTorch's autocast,
 // since bf16's 8-bit mantissa rounds away a block's small update to a large entry, and the
 // products, which are nearly all the work, are in the low dtype either way. In float32 none of
@@ -19,19 +21,6 @@ type TowerConfig = ClipTextConfig | ClipVisionConfig;
 
 function activation(name: TowerConfig['hidden_act']): (x: Tensor) => Tensor {
   return name === 'quick_gelu' ? F.quickGelu : (x) => x.gelu();
-}
-
-/**
- * LayerNorm that computes in float32 with float32 weights whatever the input's dtype, and returns
- * the input's dtype (OpenAI's LayerNorm subclass). libtorch has no mixed-dtype LayerNorm, and its
- * bf16 one (1.13) differs from float32-then-round by an ulp or more.
- */
-export class ClipLayerNorm extends nn.LayerNorm {
-  // The towers feed it float32 in every precision; this keeps it float32 whatever a caller passes.
-  override forward(x: Tensor): Tensor {
-    if (x.dtype === 'float32') return super.forward(x);
-    return tidy(() => super.forward(x.float()).to(x.dtype));
-  }
 }
 
 /** x cast to the dtype of a Linear's weights (a no-op in float32): what its product runs in. */
@@ -104,16 +93,16 @@ export class ClipMlp extends nn.Module {
 
 export class ClipEncoderLayer extends nn.Module {
   readonly self_attn: ClipAttention;
-  readonly layer_norm1: ClipLayerNorm;
+  readonly layer_norm1: nn.LayerNorm;
   readonly mlp: ClipMlp;
-  readonly layer_norm2: ClipLayerNorm;
+  readonly layer_norm2: nn.LayerNorm;
 
   constructor(cfg: TowerConfig) {
     super();
     this.self_attn = new ClipAttention(cfg);
-    this.layer_norm1 = new ClipLayerNorm(cfg.hidden_size, cfg.layer_norm_eps);
+    this.layer_norm1 = new nn.LayerNorm(cfg.hidden_size, cfg.layer_norm_eps);
     this.mlp = new ClipMlp(cfg);
-    this.layer_norm2 = new ClipLayerNorm(cfg.hidden_size, cfg.layer_norm_eps);
+    this.layer_norm2 = new nn.LayerNorm(cfg.hidden_size, cfg.layer_norm_eps);
   }
 
   forward(x: Tensor, mask?: Tensor): Tensor {
@@ -193,6 +182,7 @@ export class ClipVisionEmbeddings extends nn.Module {
     const cls = this.class_embedding.view(1, 1, -1).expand(B, 1, -1); // [B, 1, W]
     return cat([cls, patches], 1).add(this.position_embedding.weight); // [B, 1+G², W]
   }
+
   /**
    * The patch convolution as one product, for bf16/fp16: libtorch's CPU bf16 convolution sums in
    * bf16 (1.13: relative error 6e-2 on 32×32 patches, against 2e-3 for the same product as a
@@ -216,16 +206,16 @@ export interface VisionOutput {
 
 export class ClipVisionTransformer extends nn.Module {
   readonly embeddings: ClipVisionEmbeddings;
-  readonly pre_layrnorm: ClipLayerNorm; // (HF's spelling)
+  readonly pre_layrnorm: nn.LayerNorm; // (HF's spelling)
   readonly encoder: ClipEncoder;
-  readonly post_layernorm: ClipLayerNorm;
+  readonly post_layernorm: nn.LayerNorm;
 
   constructor(readonly config: ClipVisionConfig) {
     super();
     this.embeddings = new ClipVisionEmbeddings(config);
-    this.pre_layrnorm = new ClipLayerNorm(config.hidden_size, config.layer_norm_eps);
+    this.pre_layrnorm = new nn.LayerNorm(config.hidden_size, config.layer_norm_eps);
     this.encoder = new ClipEncoder(config);
-    this.post_layernorm = new ClipLayerNorm(config.hidden_size, config.layer_norm_eps);
+    this.post_layernorm = new nn.LayerNorm(config.hidden_size, config.layer_norm_eps);
   }
 
   /** The dtype the products run in: float32, or what setVisionDtype cast the weights to. */
@@ -261,13 +251,13 @@ export class ClipTextEmbeddings extends nn.Module {
 export class ClipTextTransformer extends nn.Module {
   readonly embeddings: ClipTextEmbeddings;
   readonly encoder: ClipEncoder;
-  readonly final_layer_norm: ClipLayerNorm;
+  readonly final_layer_norm: nn.LayerNorm;
 
   constructor(readonly config: ClipTextConfig) {
     super();
     this.embeddings = new ClipTextEmbeddings(config);
     this.encoder = new ClipEncoder(config);
-    this.final_layer_norm = new ClipLayerNorm(config.hidden_size, config.layer_norm_eps);
+    this.final_layer_norm = new nn.LayerNorm(config.hidden_size, config.layer_norm_eps);
   }
 
   /** Token embeddings [N, L, Wt] of ids [N, L] (int64): what prompt learning splices into. */
