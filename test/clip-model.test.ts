@@ -6,12 +6,11 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import { F, Tensor, cat, tensor, noGrad, manualSeed, loadSafetensors, saveSafetensors } from '../src/torch/index.js';
 import { loadClip, saveClip, readClipConfig } from '../src/clip/load.js';
 import { ClipModel } from '../src/clip/model.js';
 import { clipConfigFor } from '../src/clip/config.js';
-import { assertClose, fixture } from './helpers.js';
+import { assertClose, fixture, goldenPixels } from './helpers.js';
 
 interface GoldenImage {
   name: string;
@@ -51,19 +50,8 @@ const L = model.config.vision_config.num_hidden_layers;
 const Lt = model.config.text_config.num_hidden_layers;
 const range = (n: number) => Array.from({ length: n + 1 }, (_, i) => i); // 0..n
 
-// OpenAI's normalisation of an already resized and cropped R×R PNG, computed here by hand so
-// that this test does not depend on the image processor (tested on its own).
-const MEAN = [0.48145466, 0.4578275, 0.40821073];
-const STD = [0.26862954, 0.26130258, 0.27577711];
-async function pixelsOf(file: string): Promise<Tensor> {
-  const { data, info } = await sharp(path.join(dir, file)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const R = info.width;
-  const chw = new Float32Array(3 * R * R);
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < R * R; i++) chw[c * R * R + i] = (Math.fround(data[i * info.channels + c]! / 255) - MEAN[c]!) / STD[c]!;
-  }
-  return tensor(chw, { shape: [1, 3, R, R] });
-}
+// OpenAI's normalisation of the already resized and cropped PNGs, by hand (helpers.ts).
+const pixelsOf = (file: string) => goldenPixels(path.join(dir, file));
 
 const images = new Map<string, Tensor>();
 test.before(async () => {

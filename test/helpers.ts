@@ -7,7 +7,8 @@ import { loadClip } from '../src/clip/load.js';
 import type { FrozenTextTower } from '../src/ous/prompt.js';
 import { CacheWriter, mergeCache, writeListing, type CacheInfo, type ListedClip } from '../src/data/cache.js';
 import { hashCheckpoint } from '../src/data/encoder.js';
-import { manualSeed, randn } from '../src/torch/index.js';
+import sharp from 'sharp';
+import { manualSeed, randn, tensor, type Tensor } from '../src/torch/index.js';
 
 export function fixture(...parts: string[]): string {
   return path.join(packageRoot(), 'fixtures', ...parts);
@@ -80,4 +81,18 @@ export function tinyCache(dir: string, opts: { classNames?: string[]; perClass?:
   writeListing(dir, { version: 1, shards: 1, clips: listed, rejected: [] });
   mergeCache(dir);
   return dir;
+}
+
+// OpenAI's normalisation of an already resized and cropped R×R PNG, computed here by hand so
+// that tests of the model do not depend on the image processor (tested on its own). file: an R×R PNG.
+const MEAN = [0.48145466, 0.4578275, 0.40821073];
+const STD = [0.26862954, 0.26130258, 0.27577711];
+export async function goldenPixels(file: string): Promise<Tensor> {
+  const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const R = info.width;
+  const chw = new Float32Array(3 * R * R);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < R * R; i++) chw[c * R * R + i] = (Math.fround(data[i * info.channels + c]! / 255) - MEAN[c]!) / STD[c]!;
+  }
+  return tensor(chw, { shape: [1, 3, R, R] });
 }

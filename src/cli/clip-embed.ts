@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
-import { cat, noGrad, tensor, tidy } from '../torch/index.js';
+import { cat, noGrad, parsePrecision, precisionDtype, tensor, tidy, type Precision } from '../torch/index.js';
 import { loadClip } from '../clip/load.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
 import { ClipImageProcessor } from '../clip/image-processor.js';
@@ -14,8 +14,9 @@ export interface EmbedResult {
   logitsPerImage: number[][];
 }
 
-export async function clipEmbed(modelDir: string, images: string[], texts: string[]): Promise<EmbedResult> {
-  const model = loadClip(modelDir);
+/** Embeddings of images and texts; the vision tower runs in `precision` (text always in fp32). */
+export async function clipEmbed(modelDir: string, images: string[], texts: string[], opts: { precision?: Precision } = {}): Promise<EmbedResult> {
+  const model = loadClip(modelDir).setVisionDtype(precisionDtype(opts.precision ?? 'fp32'));
   const processor = ClipImageProcessor.fromFolder(modelDir);
   const tokenizer = ClipTokenizer.fromFolder(modelDir);
   const ctx = model.config.text_config.max_position_embeddings;
@@ -44,17 +45,20 @@ export async function clipEmbed(modelDir: string, images: string[], texts: strin
 export const clipEmbedCommand: Command = {
   name: 'clip embed',
   summary: 'CLIP image/text embeddings, per-block class tokens and logits (Hugging Face CLIP folder)',
-  usage: 'ous clip embed --model DIR [--image FILE]... [--text STR]... [--json]',
+  usage:
+    'ous clip embed --model DIR [--image FILE]... [--text STR]... [--precision fp32|bf16|fp16] [--json]\n' +
+    '--precision: the vision tower in bf16 needs a CPU with AVX512_BF16 or AMX; fp16 needs CUDA (this command runs on the CPU)',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
-      options: { model: { type: 'string' }, image: { type: 'string', multiple: true }, text: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+      options: { model: { type: 'string' }, image: { type: 'string', multiple: true }, text: { type: 'string', multiple: true }, precision: { type: 'string', default: 'fp32' }, json: { type: 'boolean' } },
     });
     if (!values.model) throw new UsageError('clip embed: --model DIR is required (a Hugging Face CLIP folder)');
     const images = values.image ?? [];
     const texts = values.text ?? [];
     if (!images.length && !texts.length) throw new UsageError('clip embed: give at least one --image FILE or --text STR');
-    const r = await clipEmbed(values.model, images, texts);
+    const precision = parsePrecision(values.precision!, 'cpu');
+    const r = await clipEmbed(values.model, images, texts, { precision });
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

@@ -10,7 +10,7 @@ import { FrameEncoder } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';
-import { parseDevice } from '../torch/index.js';
+import { parseDevice, parsePrecision } from '../torch/index.js';
 
 /** Exit codes of `ous extract` (also in its usage and the README). */
 export const EXTRACT_EXIT = { ok: 0, couldNotRun: 1, usage: 2, failures: 3 } as const;
@@ -21,14 +21,15 @@ export const extract: Command = {
   usage:
     'ous extract --dataset dfew|ferv39k|mafw|manifest --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n' +
     '            [--classes a,b,c (manifest)] [--polarity class=negative|neutral|positive,...] [--no-polarity]\n' +
-    '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N|auto|auto/N] [--device cpu|cuda] [--batch B]\n' +
+    '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N|auto|auto/N] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--batch B]\n' +
     '            [--part-size 32] [--allow-missing-frames N] [--wait] [--json]\n' +
     '       ous extract --merge --out CACHE [--allow-partial] [--json]   (join the shards of a sharded extraction)\n' +
     'Run it again after changing the data set: new clips are extracted, changed labels and splits are\n' +
     'updated without recomputing, clips no longer listed leave the index. --wait waits for another\n' +
     'extraction into the same cache (shard) instead of stopping. --allow-missing-frames N accepts clips\n' +
     'with up to N frames the decoder could not deliver (truncated files; default 0: such a clip fails).\n' +
-    '--allow-partial merges although shards are missing, and lists them.\n' +
+    '--allow-partial merges although shards are missing, and lists them. --precision runs CLIP\'s vision\n' +
+    'tower in bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA only); a cache holds one precision.\n' +
     'Exit status: 0 all clips extracted; 3 finished, but some clips failed (listed in the output and\n' +
     'CACHE/failed-*.json) or, with --allow-partial, are missing; 1 could not run; 2 usage error.',
   async run(argv) {
@@ -68,7 +69,7 @@ export const extract: Command = {
       }
     }
     if (!entries.length && !preFailed.length) throw new UserError(`extract: the ${values.dataset} listing names no clips`);
-    const encoder = FrameEncoder.load(values.clip!, { device: a.device, batchSize: a.batch });
+    const encoder = FrameEncoder.load(values.clip!, { device: a.device, batchSize: a.batch, precision: a.precision });
     const summary = await extractFeatures({
       entries,
       encoder,
@@ -80,6 +81,7 @@ export const extract: Command = {
       wait: values.wait,
       info: {
         clip: { path: fs.realpathSync(values.clip!), hash: encoder.hash },
+        precision: a.precision,
         frames: a.frames,
         scene: values.scene as 'mask' | 'full',
         views: a.views,
@@ -124,6 +126,7 @@ function parseExtractArgs(argv: string[]) {
       'polarity-layer': { type: 'string', default: '4' },
       shard: { type: 'string', default: '1/1' },
       device: { type: 'string', default: 'cpu' },
+      precision: { type: 'string', default: 'fp32' },
       batch: { type: 'string', default: '32' },
       'part-size': { type: 'string', default: '32' },
       'allow-missing-frames': { type: 'string', default: '0' },
@@ -139,7 +142,7 @@ function parseExtractArgs(argv: string[]) {
     return n;
   };
   if (!values.out) throw new UsageError('extract: --out CACHE is required');
-  if (values.merge) return { values, shard: { index: 1, count: 1 }, frames: 0, views: 0, polarityLayer: 0, batch: 0, partSize: 0, allowMissingFrames: 0, fold: undefined, device: undefined };
+  if (values.merge) return { values, shard: { index: 1, count: 1 }, frames: 0, views: 0, polarityLayer: 0, batch: 0, partSize: 0, allowMissingFrames: 0, fold: undefined, device: undefined, precision: undefined };
   if (!values.clip) throw new UsageError('extract: --clip DIR is required (a Hugging Face CLIP folder)');
   if (values.scene !== 'mask' && values.scene !== 'full') throw new UsageError(`extract: --scene must be mask or full, not '${values.scene}'`);
   if (values.classes !== undefined && values.dataset !== 'manifest') throw new UsageError('extract: --classes is for --dataset manifest (DFEW, FERV39k and MAFW have their own classes)');
@@ -168,11 +171,13 @@ function parseExtractArgs(argv: string[]) {
     default:
       throw new UsageError(`extract: --dataset must be dfew, ferv39k, mafw or manifest, not '${values.dataset ?? ''}'`);
   }
+  const device = parseDevice(values.device);
   return {
     values,
     shard,
     fold,
-    device: parseDevice(values.device),
+    device,
+    precision: parsePrecision(values.precision!, device),
     frames: int('frames', values.frames),
     views: int('views', values.views),
     polarityLayer: int('polarity-layer', values['polarity-layer'], 0),

@@ -3,13 +3,29 @@
 //   vision: patches + [CLS] + positions -> pre-LN -> blocks -> post-LN(CLS) -> projection
 //   text:   tokens + positions -> causal blocks -> final LN -> row of end-of-text -> projection
 // A block is pre-LN: x + attn(ln1(x)), then x + mlp(ln2(x)).
-import { F, Tensor, cat, full, nn, tensor, tidy } from '../torch/index.js';
+//
+// Lower precision (--precision bf16|fp16, vision tower only): the convolution and Linear weights
+// are cast (setVisionDtype) and their products run in that dtype; LayerNorm (with its weights),
+// the class and position embeddings, the attention scores, softmax and weighted sum, and the
+// residual stream stay float32, and so do the outputs. LayerNorm reads the float32 stream, so it
+// needs no cast (libtorch 1.13 has no mixed-dtype LayerNorm; its bf16 one is off from
+// float32-then-round by an ulp or more). OpenAI's fp16 CLIP keeps LayerNorm in
+// float32 too but its residual stream in fp16; here it stays float32 as under PyTorch's autocast,
+// since bf16's 8-bit mantissa rounds away a block's small update to a large entry, and the
+// products, which are nearly all the work, are in the low dtype either way. In float32 none of
+// this runs: the graph is unchanged.
+import { F, Tensor, cat, full, nn, tensor, tidy, type DType } from '../torch/index.js';
 import type { ClipConfig, ClipTextConfig, ClipVisionConfig } from './config.js';
 
 type TowerConfig = ClipTextConfig | ClipVisionConfig;
 
 function activation(name: TowerConfig['hidden_act']): (x: Tensor) => Tensor {
   return name === 'quick_gelu' ? F.quickGelu : (x) => x.gelu();
+}
+
+/** x cast to the dtype of a Linear's weights (a no-op in float32): what its product runs in. */
+function inputOf(lin: nn.Linear, x: Tensor): Tensor {
+  return x.dtype === lin.weight.dtype ? x : x.to(lin.weight.dtype);
 }
 
 /** Multi-head self-attention with separate q/k/v projections (HF's layout of OpenAI's in_proj). */
@@ -33,12 +49,17 @@ export class ClipAttention extends nn.Module {
   /** x [B, L, W] -> [B, L, W]; heads split W contiguously; mask [L, L] is added to the scores. */
   forward(x: Tensor, mask?: Tensor): Tensor {
     const [B, L, W] = x.shape as [number, number, number];
-    const split = (t: Tensor) => t.view(B, L, this.heads, W / this.heads).transpose(1, 2); // [B, H, L, d]
-    const q = split(this.q_proj.forward(x));
-    const k = split(this.k_proj.forward(x));
-    const v = split(this.v_proj.forward(x));
+    // In bf16/fp16 the projections run in that dtype, but the scores, softmax and weighted sum in
+    // float32: a score rounded to bf16 is off by up to 2⁻⁹ of its size, which exp() turns into a
+    // relative error of the weight. They are O(L²·W) of the block's O(L·W²) work: this costs little.
+    const low = this.q_proj.weight.dtype !== 'float32';
+    const xin = inputOf(this.q_proj, x);
+    const split = (t: Tensor) => (low ? t.float() : t).view(B, L, this.heads, W / this.heads).transpose(1, 2); // [B, H, L, d]
+    const q = split(this.q_proj.forward(xin));
+    const k = split(this.k_proj.forward(xin));
+    const v = split(this.v_proj.forward(xin));
     const o = F.scaledDotProductAttention(q, k, v, { attnMask: mask }); // [B, H, L, d]
-    return this.out_proj.forward(o.transpose(1, 2).reshape(B, L, W));
+    return this.out_proj.forward(inputOf(this.out_proj, o.transpose(1, 2).reshape(B, L, W))); // in the weights' dtype; the residual add promotes to float32
   }
 
   /**
@@ -66,7 +87,7 @@ export class ClipMlp extends nn.Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.act(this.fc1.forward(x)));
+    return this.fc2.forward(this.act(this.fc1.forward(inputOf(this.fc1, x))));
   }
 }
 
@@ -150,12 +171,30 @@ export class ClipVisionEmbeddings extends nn.Module {
     this.patch = cfg.patch_size;
   }
 
-  /** pixels [B, 3, R, R] -> tokens [B, 1 + G², W], patch index = row·G + col. */
+  /**
+   * pixels [B, 3, R, R] -> tokens [B, 1 + G², W] (float32), patch index = row·G + col. The pixels
+   * are cast to the patch weights' dtype; the class and position embeddings stay float32.
+   */
   forward(pixels: Tensor): Tensor {
     const B = pixels.size(0);
-    const patches = this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2); // [B, G², W]
+    const dt = this.patch_embedding.weight.dtype;
+    const patches = dt === 'float32' ? this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2) : tidy(() => this.patchesAsMatmul(pixels.to(dt)).float()); // [B, G², W]
     const cls = this.class_embedding.view(1, 1, -1).expand(B, 1, -1); // [B, 1, W]
     return cat([cls, patches], 1).add(this.position_embedding.weight); // [B, 1+G², W]
+  }
+
+  /**
+   * The patch convolution as one product, for bf16/fp16: libtorch's CPU bf16 convolution sums in
+   * bf16 (1.13: relative error 6e-2 on 32×32 patches, against 2e-3 for the same product as a
+   * matmul, which sums in float32). With stride = kernel the patches are a reshape of the pixels.
+   * pixels [B, C, R, R] -> [B, G², W].
+   */
+  private patchesAsMatmul(pixels: Tensor): Tensor {
+    const [B, C, R] = pixels.shape as [number, number, number];
+    const p = this.patch;
+    const G = Math.floor(R / p); // as the convolution, pixels past G·p are not read
+    const x = pixels.narrow(2, 0, G * p).narrow(3, 0, G * p).reshape(B, C, G, p, G, p).permute(0, 2, 4, 1, 3, 5).reshape(B, G * G, C * p * p); // [B, G², C·p·p], (c, y, x) order as the weight
+    return F.linear(x, this.patch_embedding.weight.flatten(1)); // weight [W, C·p·p]
   }
 }
 
@@ -179,6 +218,12 @@ export class ClipVisionTransformer extends nn.Module {
     this.post_layernorm = new nn.LayerNorm(config.hidden_size, config.layer_norm_eps);
   }
 
+  /** The dtype the products run in: float32, or what setVisionDtype cast the weights to. */
+  get dtype(): DType {
+    return this.embeddings.patch_embedding.weight.dtype;
+  }
+
+  /** pixels [B, 3, R, R] -> pooled [B, W] and the kept residual streams, float32 in every precision. */
   forward(pixels: Tensor, keep: number[] = []): { pooled: Tensor; blocks: Tensor[] } {
     const x = this.pre_layrnorm.forward(this.embeddings.forward(pixels)); // [B, 1+G², W]
     const { output, kept } = this.encoder.forward(x, { keep });
@@ -271,10 +316,28 @@ export class ClipModel extends nn.Module {
     return this.config.vision_config.image_size;
   }
 
-  /** pixels [B, 3, R, R] (CLIP-normalised) -> image embeddings [B, E] and, on request, block outputs. */
+  /**
+   * pixels [B, 3, R, R] (CLIP-normalised) -> image embeddings [B, E] and, on request, block
+   * outputs; float32 whatever the tower's dtype.
+   */
   encodeImage(pixels: Tensor, keepBlocks: number[] = []): VisionOutput {
     const { pooled, blocks } = this.vision_model.forward(pixels, keepBlocks);
-    return { imageEmbeds: this.visual_projection.forward(pooled), pooled, blocks };
+    if (this.visual_projection.weight.dtype === 'float32') return { imageEmbeds: this.visual_projection.forward(pooled), pooled, blocks };
+    return { imageEmbeds: tidy(() => this.visual_projection.forward(inputOf(this.visual_projection, pooled)).float()), pooled, blocks };
+  }
+
+  /**
+   * Runs the vision tower and its projection in `dtype` from now on: their convolution and Linear
+   * weights are cast in place (the float32 copies are dropped: reload to go back); LayerNorm,
+   * the class and position embeddings and the whole text tower stay float32. Once per model.
+   */
+  setVisionDtype(dtype: DType): this {
+    if (dtype === this.vision_model.dtype) return this;
+    if (this.vision_model.dtype !== 'float32') throw new Error(`setVisionDtype(${dtype}): the vision tower is already ${this.vision_model.dtype}; reload the model`);
+    for (const root of [this.vision_model, this.visual_projection]) {
+      for (const [, m] of root.namedModules()) if (m instanceof nn.Linear || m instanceof nn.Conv2d) m.to({ dtype });
+    }
+    return this;
   }
 
   /** ids [N, L] (int64, OpenAI's tokenize) with each row's EOT position -> text embeddings [N, E]. */

@@ -2,6 +2,7 @@
 // truncated one, is one error that names the file.
 import { z } from 'zod';
 import { readJsonAs } from '../util/fs.js';
+import { PRECISIONS } from '../torch/index.js';
 import type { CacheInfo } from './cache.js';
 
 export const CACHE_VERSION = 1;
@@ -10,6 +11,7 @@ export const CacheInfoSchema = z
   .object({
     version: z.literal(CACHE_VERSION),
     clip: z.object({ path: z.string().min(1), hash: z.string().min(1) }),
+    precision: z.enum(PRECISIONS).optional(), // absent: fp32 (caches made before --precision)
     frames: z.number().int().positive(),
     scene: z.enum(['mask', 'full']),
     views: z.number().int().positive(),

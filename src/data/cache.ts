@@ -17,7 +17,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy } from '../torch/index.js';
+import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy, type Precision } from '../torch/index.js';
 import { readJson, writeFileAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { TensorDataset } from './dataset.js';
@@ -28,6 +28,7 @@ export type Split = 'train' | 'test';
 /** Everything that changes the features: a cache made with other options is not reused. */
 export interface CacheOptions {
   clip: { path: string; hash: string };
+  precision?: Precision; // the vision tower's (--precision); absent: fp32
   frames: number; // T
   scene: 'mask' | 'full';
   views: number; // augmented views stored per training clip (1 = the original only)
@@ -99,8 +100,12 @@ export function checkCacheOptions(dir: string, want: CacheOptions): CacheInfo | 
   if (!fs.existsSync(file)) return undefined;
   const have = readCacheInfo(file);
   const diffs: string[] = [];
+  // Features of another precision differ in the last digits: one cache holds one precision.
+  const [hp, wp] = [have.precision ?? 'fp32', want.precision ?? 'fp32'];
+  if (hp !== wp) diffs.push(`precision (cache: ${hp}, now: ${wp}; --precision ${hp} extends it)`);
   for (const key of Object.keys(want) as Array<keyof CacheOptions>) {
     const [a, b] = [JSON.stringify(have[key]), JSON.stringify(want[key])];
+    if (key === 'precision') continue;
     if (key === 'clip') {
       if (have.clip.hash !== want.clip.hash) diffs.push(`CLIP checkpoint (cache: ${have.clip.path}, hash ${have.clip.hash.slice(0, 12)}; now: ${want.clip.path}, hash ${want.clip.hash.slice(0, 12)})`);
     } else if (a !== b) diffs.push(`${key} (cache: ${a}, now: ${b})`);

@@ -1,11 +1,13 @@
 // The frozen encoder of OUS (SPEC.md §3): one CLIP vision tower shared by both streams. Per frame
 // it gives the image embedding (after the projection, not normalised) and, for scene frames, the
 // mean over all tokens of the residual stream after block k (the colour/texture/atmosphere signal
-// the Polarity Encoder reads).
+// the Polarity Encoder reads). With a precision other than fp32 the vision tower runs in bf16 or
+// fp16 (ClipModel.setVisionDtype: its float32 weights are cast once, in place); the features it
+// hands back are float32 either way.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, cat, noGrad, tensor, tidy, type Device } from '../torch/index.js';
+import { Tensor, cat, noGrad, precisionDtype, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { loadClip, checkpointFiles } from '../clip/load.js';
 import type { ClipModel } from '../clip/model.js';
 import { ClipImageProcessor } from '../clip/image-processor.js';
@@ -19,17 +21,23 @@ export class FrameEncoder {
     readonly hash: string,
     readonly device: Device,
     readonly batchSize: number,
+    readonly precision: Precision,
   ) {}
 
-  /** Loads CLIP from a Hugging Face folder (frozen, eval mode) and hashes its weights. */
-  static load(dir: string, opts: { device?: Device; batchSize?: number } = {}): FrameEncoder {
+  /**
+   * Loads CLIP from a Hugging Face folder (frozen, eval mode), hashes its weights and casts its
+   * vision tower to `precision` (fp32 by default; checked against the hardware by parsePrecision).
+   */
+  static load(dir: string, opts: { device?: Device; batchSize?: number; precision?: Precision } = {}): FrameEncoder {
     const clip = loadClip(dir, { device: opts.device });
-    return new FrameEncoder(clip, ClipImageProcessor.fromFolder(dir), hashCheckpoint(dir), opts.device ?? 'cpu', opts.batchSize ?? 32);
+    return FrameEncoder.fromModel(clip, ClipImageProcessor.fromFolder(dir), hashCheckpoint(dir), opts);
   }
 
   /** An encoder over a model already in memory (benchmarks, tests); `hash` names its weights. */
-  static fromModel(clip: ClipModel, processor: ClipImageProcessor, hash: string, opts: { device?: Device; batchSize?: number } = {}): FrameEncoder {
-    return new FrameEncoder(clip, processor, hash, opts.device ?? 'cpu', opts.batchSize ?? 32);
+  static fromModel(clip: ClipModel, processor: ClipImageProcessor, hash: string, opts: { device?: Device; batchSize?: number; precision?: Precision } = {}): FrameEncoder {
+    const precision = opts.precision ?? 'fp32';
+    clip.setVisionDtype(precisionDtype(precision));
+    return new FrameEncoder(clip, processor, hash, opts.device ?? 'cpu', opts.batchSize ?? 32, precision);
   }
 
   get dims(): { embed: number; visionWidth: number } {

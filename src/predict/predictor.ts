@@ -15,7 +15,7 @@ import { buildStreams, CLIP_MEAN_RGB, undecodedWarning } from '../streams/index.
 import { buildHead, type Head } from '../ous/model.js';
 import { POLARITIES, type OusConfig } from '../ous/config.js';
 import { textTowerOf, type InferenceInfo } from '../train/run.js';
-import { cat, loadSafetensors, noGrad, tensor, tidy, type Device, type Tensor } from '../torch/index.js';
+import { cat, loadSafetensors, noGrad, tensor, tidy, type Device, type Precision, type Tensor } from '../torch/index.js';
 import { probeVideo, type RgbFrame } from '../video/decode.js';
 import type { Box } from '../face/detector.js';
 import { readJson } from '../util/fs.js';
@@ -50,7 +50,7 @@ export interface Prediction {
   height: number;
   windows: WindowPrediction[]; // one for a video no longer than a window
   faces: Array<{ time: number; box: Box; detected: boolean }>; // the face track at every frame looked at
-  summary: { window: number; stride: number; frames: number; share: Record<string, number> }; // share: part of the windows each class tops
+  summary: { window: number; stride: number; frames: number; share: Record<string, number>; precision: Precision }; // share: part of the windows each class tops; precision: CLIP's vision tower's
   warning?: string; // frames the decoder could not deliver (a truncated or corrupt file)
 }
 
@@ -96,8 +96,8 @@ export class Predictor {
     readonly device: Device,
   ) {}
 
-  /** Loads a run and CLIP (from `clip`, else where the run says); CLIP's weights must be the run's. */
-  static load(runDir: string, opts: { clip?: string; device?: Device } = {}): Predictor {
+  /** Loads a run and CLIP (from `clip`, else where the run says); CLIP's weights must be the run's. Its vision tower runs in `precision` (fp32). */
+  static load(runDir: string, opts: { clip?: string; device?: Device; precision?: Precision } = {}): Predictor {
     const configFile = path.join(runDir, 'config.json');
     if (!fs.existsSync(configFile)) throw new UserError(`--run ${runDir}: not a run folder (no config.json); make one with 'ous train'`);
     const conf = readJson<RunConfig>(configFile);
@@ -106,7 +106,7 @@ export class Predictor {
     const inference = inferenceInfo(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
     if (!fs.existsSync(clipDir)) throw new UserError(opts.clip ? `--clip ${clipDir}: no such folder` : `the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
-    const encoder = FrameEncoder.load(clipDir, { device: opts.device });
+    const encoder = FrameEncoder.load(clipDir, { device: opts.device, precision: opts.precision });
     if (encoder.hash !== inference.clipHash) {
       throw new UserError(`--clip ${clipDir}: its weights (sha256 ${encoder.hash.slice(0, 12)}) are not the ones ${runDir} was trained on (${inference.clipHash.slice(0, 12)}): give the CLIP folder the run's cache was extracted with`);
     }
@@ -204,7 +204,7 @@ export class Predictor {
       height: info?.height ?? s.height,
       windows,
       faces: s.frames.map((f) => ({ time: Math.round(f.timeSec * 1000) / 1000, box: scaled(f.box), detected: f.detected })),
-      summary: { window: timeline.window, stride: plan.stride, frames: T, share },
+      summary: { window: timeline.window, stride: plan.stride, frames: T, share, precision: this.encoder.precision },
     };
   }
 }

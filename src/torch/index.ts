@@ -7,3 +7,4 @@ export * as nn from './nn/index.js';
 export * as optim from './optim.js';
 export { loadSafetensors, saveSafetensors, readSafetensorsHeader } from './safetensors.js';
 export type { SafetensorsHeader, TensorInfo } from './safetensors.js';
+export { PRECISIONS, parsePrecision, precisionDtype, type Precision } from './precision.js';
