@@ -5,27 +5,31 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { nn, noGrad, randn, tidy, manualSeed, getNumThreads } from '../src/torch/index.js';
+import { noGrad, randn, tidy, manualSeed, getNumThreads } from '../src/torch/index.js';
+import { cpuHasFastBf16 } from '../src/torch/precision.js';
+import { readCpuInfo } from '../src/torch/blas.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
-import { ClipVisionTransformer } from '../src/clip/model.js';
-import { OnnxReference, TorchReference, compare, timeIt, type Row } from './lib.js';
+import { ClipModel } from '../src/clip/model.js';
+import { OnnxReference, TorchReference, compare, printTable, timeIt, type Row } from './lib.js';
 
-export async function benchClip(torch: TorchReference | null, quick: boolean): Promise<Row[]> {
+export async function benchClip(torch: TorchReference | null, quick: boolean): Promise<void> {
   manualSeed(0);
   const rows: Row[] = [];
+  const bf16Lines: string[] = [];
   // onnxruntime needs the ONNX file that PyTorch writes
   const onnx = torch ? await OnnxReference.load(getNumThreads()) : null;
   if (!onnx) console.log(torch ? 'onnxruntime-node not installed (a devDependency): no onnxruntime column.' : 'no PyTorch to export the ONNX model: no onnxruntime column.');
+  const bf16 = cpuHasFastBf16(readCpuInfo());
+  if (!bf16) console.log('no AVX512_BF16 or AMX on this CPU: no --precision bf16 rows (libtorch would run bf16 in scalar loops).');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-clip-'));
   try {
     for (const [name, batch] of [['ViT-B/32', 16], ['ViT-L/14', 4]] as const) {
       const shape = CLIP_SHAPES[name];
       const cfg = clipConfigFor(shape);
-      const tower = new ClipVisionTransformer(cfg.vision_config).eval();
-      const proj = new nn.Linear(shape.vision.width, shape.embed, { bias: false });
+      const model = new ClipModel(cfg).eval().requiresGrad_(false);
       const R = shape.vision.resolution;
       const pixels = randn([batch, 3, R, R]).keep();
-      const step = () => noGrad(() => tidy(() => void proj.forward(tower.forward(pixels).pooled)));
+      const step = () => noGrad(() => tidy(() => void model.encodeImage(pixels).imageEmbeds));
       const iters = quick ? 2 : 4;
       const args = { ...shape.vision, embed: shape.embed, batch };
       const r = await compare(`${name} vision tower, batch ${batch}`, () => timeIt(step, { iters, warmup: 1 }), torch, 'clip_vision', args, iters, quick ? 2 : 3);
@@ -39,11 +43,18 @@ export async function benchClip(torch: TorchReference | null, quick: boolean): P
         r.ours = Math.min(r.ours, timeIt(step, { iters, warmup: 1 }));
       }
       rows.push({ ...r, onnx: onnx ? onnxSeconds : undefined, unit: { label: 'img/s', perIter: batch } });
-      for (const p of [...tower.parameters(), ...proj.parameters()]) p.dispose();
+      // --precision bf16 (issue 11 item 3) where this CPU has bf16 kernels; its ratio is to fp32
+      if (bf16) {
+        model.setVisionDtype('bfloat16');
+        const seconds = timeIt(step, { iters, warmup: 1 });
+        bf16Lines.push(`${name} --precision bf16: ${(batch / seconds).toFixed(1)} img/s, ${(r.ours / seconds).toFixed(2)}x float32`);
+      }
+      for (const p of model.parameters()) p.dispose();
       pixels.dispose();
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  return rows;
+  printTable(`CLIP vision tower, random weights, float32, CPU (${getNumThreads()} threads)`, rows);
+  for (const l of bf16Lines) console.log(l);
 }

@@ -16,7 +16,7 @@ const suites: Record<string, (torch: TorchReference | null, quick: boolean) => P
   train: async (torch, quick) => benchTrain(torch, quick),
   extract: async (_torch, quick) => benchExtract(quick),
   serve: async (_torch, quick) => benchServe(quick),
-  clip: async (torch, quick) => printTable(`CLIP vision tower, random weights, float32, CPU (${getNumThreads()} threads)`, await benchClip(torch, quick)),
+  clip: async (torch, quick) => benchClip(torch, quick),
 };
 
 async function main(): Promise<void> {
