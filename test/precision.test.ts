@@ -106,10 +106,11 @@ test('parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX 
   assert.throws(() => parsePrecision('fp8', 'cuda', { cpu: bf16, env }), (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16 or fp16, not 'fp8'/.test(e.message));
 });
 
-test('--precision fp16 on the CPU: ous extract, predict and clip embed exit 1 with one line, before reading or creating anything', () => {
+test('--precision fp16 on the CPU: ous extract, predict, clip embed and serve exit 1 with one line, before reading or creating anything', () => {
   const cases = [
     ['extract', '--dataset', 'manifest', '--manifest', at('none.csv'), '--clip', fixture('clip-dev', 'model'), '--out', at('cache-fp16'), '--precision', 'fp16'],
     ['predict', at('none.mp4'), '--run', at('no-run'), '--precision', 'fp16'],
+    ['serve', '--run', at('no-run'), '--port', '0', '--precision', 'fp16'],
     ['clip', 'embed', '--model', fixture('clip-dev', 'model'), '--image', fixture('media', 'grace_hopper_512.jpg'), '--precision', 'fp16'],
   ];
   for (const args of cases) {

@@ -84,6 +84,7 @@ test('the API: predictions equal ous predict --json; every limit answers as docu
     const model = await request(`${base}/api/model`);
     const runConfig = JSON.parse(fs.readFileSync(path.join(t.run, 'config.json'), 'utf8'));
     assert.deepEqual(model.body.classes, runConfig.ous.classNames, 'classes come from the run');
+    assert.equal(model.body.encoder.precision, 'fp32', 'the default precision');
     const api = await request(`${base}/api/openapi.json`);
     assert.equal(api.body.openapi, '3.1.0');
     assert.ok(api.body.paths['/api/predict'].post.responses['413']);

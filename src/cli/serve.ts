@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
 import { startServer } from '../server/server.js';
+import { parseOptionalDevice, parsePrecision } from '../torch/index.js';
 
 const positive = (flag: string, v: string | undefined, fallback: number, integer: boolean): number => {
   if (v === undefined) return fallback;
@@ -14,10 +15,12 @@ const positive = (flag: string, v: string | undefined, fallback: number, integer
 export const serve: Command = {
   name: 'serve',
   summary: 'a web page and HTTP API: emotion and its timeline for any video (workers hold the model)',
-  usage: `ous serve --run RUN [--clip DIR] [--host 127.0.0.1] [--port 8080] [--workers 1] [--queue 8] [--max-upload-mb 200] [--max-seconds 600]
+  usage: `ous serve --run RUN [--clip DIR] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--host 127.0.0.1] [--port 8080] [--workers 1] [--queue 8] [--max-upload-mb 200] [--max-seconds 600]
 
   --run RUN          a folder made by ous train
   --clip DIR         the CLIP folder, when not where the run was trained (checked by hash)
+  --device D         where the workers run the models (cpu by default)
+  --precision P      CLIP's vision tower in fp32 (default), bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA)
   --host H           the address to listen on (loopback by default; 0.0.0.0 exposes it)
   --port P           0 picks a free port
   --workers N        worker processes, each holding the model once
@@ -28,15 +31,19 @@ export const serve: Command = {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { run: { type: 'string' }, clip: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, queue: { type: 'string' }, 'max-upload-mb': { type: 'string' }, 'max-seconds': { type: 'string' } },
+      options: { run: { type: 'string' }, clip: { type: 'string' }, device: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, queue: { type: 'string' }, 'max-upload-mb': { type: 'string' }, 'max-seconds': { type: 'string' } },
     });
     if (positionals.length) throw new UsageError(`serve: takes no positional arguments, got '${positionals.join(' ')}'`);
     if (!values.run) throw new UsageError('serve: --run RUN is required (a folder made by ous train)');
+    const device = parseOptionalDevice(values.device);
+    const precision = parsePrecision(values.precision!, device ?? 'cpu');
     const port = values.port === undefined ? 8080 : Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`serve: --port must be 0..65535, not '${values.port}'`);
     const server = await startServer({
       run: values.run,
       clip: values.clip,
+      device,
+      precision,
       host: values.host ?? '127.0.0.1',
       port,
       workers: positive('--workers', values.workers, 1, true),

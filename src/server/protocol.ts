@@ -1,11 +1,12 @@
 // Messages between the HTTP server and its worker processes (child_process IPC, JSON).
 import type { Prediction, Stage } from '../predict/predictor.js';
+import type { Precision } from '../torch/index.js';
 
 export interface ModelInfo {
   run: string;
   classes: string[];
   polarities: string[];
-  encoder: { clipHash: string; embed: number; visionWidth: number; frames: number; scene: 'mask' | 'full'; polarityLayer: number };
+  encoder: { clipHash: string; precision: Precision; embed: number; visionWidth: number; frames: number; scene: 'mask' | 'full'; polarityLayer: number };
   config: Record<string, unknown>; // the run's OUS config
 }
 

@@ -5,15 +5,19 @@ import { Predictor } from '../predict/predictor.js';
 import { POLARITIES } from '../ous/config.js';
 import { UserError } from '../util/errors.js';
 import type { FromWorker, ToWorker } from './protocol.js';
+import type { Device, Precision } from '../torch/index.js';
 
 const send = (m: FromWorker) => process.send!(m);
 
 function main(): void {
   process.on('disconnect', () => process.exit(0)); // the server went away (even while the model loads)
   const [run, clip] = [process.env.OUS_SERVE_RUN!, process.env.OUS_SERVE_CLIP || undefined];
+  // checked by ous serve before the workers start
+  const device = (process.env.OUS_SERVE_DEVICE || undefined) as Device | undefined;
+  const precision = (process.env.OUS_SERVE_PRECISION || 'fp32') as Precision;
   let predictor: Predictor;
   try {
-    predictor = Predictor.load(run, { clip });
+    predictor = Predictor.load(run, { clip, device, precision });
   } catch (err) {
     const userError = err instanceof UserError;
     send({ type: 'fatal', error: userError ? (err as Error).message : String((err as Error).stack ?? err), userError });
@@ -26,7 +30,7 @@ function main(): void {
       run,
       classes: predictor.classNames,
       polarities: [...POLARITIES],
-      encoder: { clipHash: inference.clipHash, embed: encoder.dims.embed, visionWidth: encoder.dims.visionWidth, frames: inference.frames, scene: inference.scene, polarityLayer: inference.polarityLayer },
+      encoder: { clipHash: inference.clipHash, precision: encoder.precision, embed: encoder.dims.embed, visionWidth: encoder.dims.visionWidth, frames: inference.frames, scene: inference.scene, polarityLayer: inference.polarityLayer },
       config: conf.ous as unknown as Record<string, unknown>,
     },
   });
