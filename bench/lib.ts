@@ -18,8 +18,12 @@ export function timeIt(fn: () => void, opts: { warmup?: number; iters?: number; 
     fn();
     times.push(Number(process.hrtime.bigint() - t0) / 1e9);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return median(times);
+}
+
+/** The middle value (the upper one of an even count), as every timing here reports. */
+function median(times: number[]): number {
+  return [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
 }
 
 /** The Python with PyTorch installed (Debian's python3-torch lives under /usr/bin/python3), or null. */
@@ -96,10 +100,6 @@ export class OnnxReference {
     }
   }
 
-  get version(): string {
-    return this.ort.env.versions.node ?? '?';
-  }
-
   /** Median seconds of one run of `file` on a random float32 input of `dims`, after warm-up. */
   async time(file: string, input: string, dims: number[], opts: { warmup?: number; iters?: number } = {}): Promise<number> {
     const session = await this.ort.InferenceSession.create(file, {
@@ -116,7 +116,7 @@ export class OnnxReference {
       times.push(Number(process.hrtime.bigint() - t0) / 1e9);
     }
     await session.release();
-    return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    return median(times);
   }
 }
 

@@ -104,8 +104,8 @@ export function checkCacheOptions(dir: string, want: CacheOptions): CacheInfo | 
   const [hp, wp] = [have.precision ?? 'fp32', want.precision ?? 'fp32'];
   if (hp !== wp) diffs.push(`precision (cache: ${hp}, now: ${wp}; --precision ${hp} extends it)`);
   for (const key of Object.keys(want) as Array<keyof CacheOptions>) {
+    if (key === 'precision') continue; // compared above, with its default
     const [a, b] = [JSON.stringify(have[key]), JSON.stringify(want[key])];
-    if (key === 'precision') continue;
     if (key === 'clip') {
       if (have.clip.hash !== want.clip.hash) diffs.push(`CLIP checkpoint (cache: ${have.clip.path}, hash ${have.clip.hash.slice(0, 12)}; now: ${want.clip.path}, hash ${want.clip.hash.slice(0, 12)})`);
     } else if (a !== b) diffs.push(`${key} (cache: ${a}, now: ${b})`);
