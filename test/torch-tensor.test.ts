@@ -73,6 +73,16 @@ test('closed forms: softmax, logSoftmax, layerNorm, var, cross-entropy, cosine, 
   assertClose([tensor([1], { dtype: 'float64' }).gelu().item()], [0.8413447460685429], { atol: 1e-12 });
   assertClose([tensor([1], { dtype: 'float64' }).gelu('tanh').item()], [0.8411919906082768], { atol: 1e-12 });
   assertClose(F.normalize(tensor([[3, 4]])).toFlatArray(), [0.6, 0.8], { atol: 1e-7 });
+  // SiLU x·σ(x) and CLIP's quick GELU x·σ(1.702x), in float64 against the formula, with and without
+  // autograd (quickGelu runs in place when no gradient is tracked) and leaving its input unchanged.
+  const xs = [-6, -1.5, -0.25, 0, 0.5, 2, 7];
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  assertClose(tensor(xs, { dtype: 'float64' }).silu().toFlatArray(), xs.map((v) => v * sig(v)), { atol: 1e-14 });
+  const quick = xs.map((v) => v * sig(1.702 * v));
+  const x64 = tensor(xs, { dtype: 'float64' });
+  assertClose(noGrad(() => F.quickGelu(x64)).toFlatArray(), quick, { atol: 1e-14 });
+  assert.deepEqual(x64.toFlatArray(), xs);
+  assertClose(F.quickGelu(tensor(xs, { dtype: 'float64', requiresGrad: true })).toFlatArray(), quick, { atol: 1e-14 });
 });
 
 test('reductions and indexing by hand', () => {

@@ -212,6 +212,7 @@ const OpEntry kOps[] = {
     // --- in place (optimizers, initialisation, loading) ---
     {"copy_", [](A& a) -> V { a.t(0).copy_(a.t(1)); return a.none(); }},
     {"zero_", [](A& a) -> V { a.t(0).zero_(); return a.none(); }},
+    {"silu_", [](A& a) -> V { at::Tensor t = a.t(0); at::silu_(t); return a.none(); }},
     {"clamp_", [](A& a) -> V {
        a.t(0).clamp_(a.has(1) ? c10::optional<at::Scalar>(a.scalar(1)) : c10::nullopt, a.has(2) ? c10::optional<at::Scalar>(a.scalar(2)) : c10::nullopt);
        return a.none();
@@ -284,6 +285,7 @@ const OpEntry kOps[] = {
     UNARY("tanh", at::tanh),
     UNARY("sigmoid", at::sigmoid),
     UNARY("relu", at::relu),
+    UNARY("silu", at::silu),
     UNARY("floor", at::floor),
     UNARY("isfinite", at::isfinite),
     UNARY("isnan", at::isnan),

@@ -65,6 +65,7 @@ export interface Native {
   copy_(dst: H, src: H): void;
   zero_(t: H): void;
   clamp_(t: H, min: Opt<number>, max: Opt<number>): void;
+  silu_(t: H): void;
   fill_(t: H, v: Num): void;
   mul_(t: H, o: HN): void;
   div_(t: H, o: HN): void;
@@ -125,6 +126,7 @@ export interface Native {
   tanh(t: H): H;
   sigmoid(t: H): H;
   relu(t: H): H;
+  silu(t: H): H;
   floor(t: H): H;
   isfinite(t: H): H;
   isnan(t: H): H;

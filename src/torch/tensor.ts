@@ -238,6 +238,8 @@ export class Tensor {
   tanh(): Tensor { return new Tensor(native.tanh(this.handle)); }
   sigmoid(): Tensor { return new Tensor(native.sigmoid(this.handle)); }
   relu(): Tensor { return new Tensor(native.relu(this.handle)); }
+  /** x·σ(x) (SiLU, swish), one pass. */
+  silu(): Tensor { return new Tensor(native.silu(this.handle)); }
   /** GELU, exact (erf) by default or the tanh approximation. */
   gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return new Tensor(native.gelu(this.handle, approximate)); }
   floor(): Tensor { return new Tensor(native.floor(this.handle)); }
@@ -335,6 +337,7 @@ export class Tensor {
   copy_(src: Tensor): this { native.copy_(this.handle, src.handle); return this; }
   zero_(): this { native.zero_(this.handle); return this; }
   clamp_(min?: number, max?: number): this { native.clamp_(this.handle, min, max); return this; }
+  silu_(): this { native.silu_(this.handle); return this; }
   fill_(v: number | boolean): this { native.fill_(this.handle, v); return this; }
   mul_(o: Operand): this { native.mul_(this.handle, h(o)); return this; }
   div_(o: Operand): this { native.div_(this.handle, h(o)); return this; }
