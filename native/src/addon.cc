@@ -87,8 +87,6 @@ Napi::Value wrapTensor(Napi::Env env, at::Tensor t) {
   }
   Slot& s = gSlots[index];
   s.tensor = std::move(t);
-  s.reportedBytes = s.tensor.defined() && s.tensor.device().is_cpu() ? static_cast<int64_t>(s.tensor.nbytes()) : 0;
-  if (s.reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, s.reportedBytes);
   return Napi::BigInt::New(env, (static_cast<uint64_t>(s.generation) << 32) | index);
 }
 
@@ -101,6 +99,13 @@ void freeHandle(Napi::Env env, Napi::Value handle) {
   s->reportedBytes = 0;
   s->generation++;
   gFreeSlots.push_back(index);
+}
+
+void reportToGc(Napi::Env env, Napi::Value handle) {
+  Slot* s = lookup(handle);
+  if (!s || s->reportedBytes || !s->tensor.defined() || !s->tensor.device().is_cpu()) return;
+  s->reportedBytes = static_cast<int64_t>(s->tensor.nbytes());
+  if (s->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, s->reportedBytes);
 }
 
 bool isLive(Napi::Env env, Napi::Value handle) { return lookup(handle) != nullptr; }

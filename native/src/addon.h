@@ -20,7 +20,7 @@ namespace ous {
 struct Slot {
   at::Tensor tensor;
   uint32_t generation = 0;
-  int64_t reportedBytes = 0;  // what was reported to V8 as external memory
+  int64_t reportedBytes = 0;  // what was reported to V8 as external memory (reportToGc)
 };
 
 // A user-caused argument error (wrong type, wrong arity): becomes a JS TypeError.
@@ -78,6 +78,11 @@ class Args {
 Napi::Value wrapTensor(Napi::Env env, at::Tensor t);
 // Releases a handle's tensor; freeing a stale or already freed handle does nothing.
 void freeHandle(Napi::Env env, Napi::Value handle);
+// Tells V8 the bytes of a CPU tensor that only the garbage collector will free (a JS Tensor
+// outside every scope), so that V8 collects sooner when such tensors pile up; released by
+// freeHandle. Tensors freed by their scope are not reported: the training step's gigabytes of
+// temporaries made V8 run a full collection every ~120 ms, on the core the GEMMs needed.
+void reportToGc(Napi::Env env, Napi::Value handle);
 // Whether a handle still names a tensor.
 bool isLive(Napi::Env env, Napi::Value handle);
 

@@ -184,6 +184,7 @@ const OpEntry kOps[] = {
     {"isLeaf", [](A& a) -> V { return a.retBool(a.t(0).is_leaf()); }},
     {"free", [](A& a) -> V { freeHandle(a.env(), a.raw(0)); return a.none(); }},
     {"isFreed", [](A& a) -> V { return a.retBool(!isLive(a.env(), a.raw(0))); }},
+    {"reportToGc", [](A& a) -> V { reportToGc(a.env(), a.raw(0)); return a.none(); }},
 
     // --- conversion ---
     {"to", [](A& a) -> V {

@@ -49,6 +49,7 @@ export interface Native {
   isLeaf(t: H): boolean;
   free(t: H): void;
   isFreed(t: H): boolean;
+  reportToGc(t: H): void;
 
   to(t: H, dtype: Opt<string>, device: Opt<string>): H;
   contiguous(t: H, memoryFormat?: 'channels_last'): H;

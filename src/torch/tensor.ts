@@ -118,11 +118,16 @@ export class Tensor {
     track(this);
   }
 
-  /** @internal Frees the native tensor when this object is collected without dispose(). */
+  /**
+   * @internal Frees the native tensor when this object is collected without dispose(), and tells
+   * V8 its size so that such tensors piling up make it collect. Tensors freed by a scope are not
+   * reported: V8 would count a training step's temporaries and run full collections in a loop.
+   */
   watchByGc(): void {
     if (this.watched) return;
     this.watched = true;
     collected.register(this, this.handle, this);
+    native.reportToGc(this.handle);
   }
 
   // -- what it is --
