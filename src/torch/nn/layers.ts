@@ -207,15 +207,15 @@ export class MultiheadAttention extends Module {
     const H = this.numHeads;
     const d = this.headDim;
     // Work batch-first internally: [B, L, E].
-    const [q0, k0, v0] = this.batchFirst ? [query, key, value] : [query, key, value].map((t) => t.transpose(0, 1));
-    const [B, L] = q0!.shape as [number, number];
-    const S = k0!.size(1);
-    const [wq, wk, wv] = this.in_proj_weight.chunk(3, 0);
-    const [bq, bk, bv] = this.in_proj_bias ? this.in_proj_bias.chunk(3, 0) : [undefined, undefined, undefined];
+    // (one transposed view per distinct input: project() fuses the products of the same tensor)
+    const first = (t: Tensor) => (this.batchFirst ? t : t.transpose(0, 1));
+    const q0 = first(query);
+    const k0 = key === query ? q0 : first(key);
+    const v0 = value === key ? k0 : value === query ? q0 : first(value);
+    const [B, L] = q0.shape as [number, number];
+    const S = k0.size(1);
     const heads = (x: Tensor, n: number) => x.view(B, n, H, d).transpose(1, 2); // [B, H, n, d]
-    const q = heads(F.linear(q0!, wq!, bq), L);
-    const k = heads(F.linear(k0!, wk!, bk), S);
-    const v = heads(F.linear(v0!, wv!, bv), S);
+    const [q, k, v] = this.project(q0, k0, v0).map((x, i) => heads(x, i === 0 ? L : S)) as [Tensor, Tensor, Tensor];
     const mask = this.additiveMask(opts.attnMask, opts.keyPaddingMask, B, L, S, q.dtype);
     const att = F.attention(q, k, v, { attnMask: mask, dropoutP: this.dropout, training: this.training });
     const merged = att.output.transpose(1, 2).reshape(B, L, E); // [B, L, E]
@@ -223,6 +223,25 @@ export class MultiheadAttention extends Module {
     if (!this.batchFirst) output = output.transpose(0, 1);
     const weights = (opts.averageAttnWeights ?? true) ? att.weights.mean(1) : att.weights;
     return { output, weights };
+  }
+
+  /**
+   * q, k, v = the input projections [B, n, E]. Inputs that are the same tensor share one product
+   * with the rows of in_proj_weight they need (self-attention: one [3E, E] product; keys = values:
+   * one [2E, E]), as PyTorch does: one larger GEMM runs faster than two or three small ones.
+   */
+  private project(query: Tensor, key: Tensor, value: Tensor): Tensor[] {
+    const E = this.embedDim;
+    const w = this.in_proj_weight; // [3E, E]: rows q, k, v
+    const b = this.in_proj_bias;
+    const rows = (from: number, n: number) => [w.narrow(0, from * E, n * E), b?.narrow(0, from * E, n * E)] as const;
+    const linear = (x: Tensor, from: number, n: number) => {
+      const y = F.linear(x, ...rows(from, n));
+      return n === 1 ? [y] : y.chunk(n, -1);
+    };
+    if (query === key && key === value) return linear(query, 0, 3);
+    if (key === value) return [...linear(query, 0, 1), ...linear(key, 1, 2)];
+    return [...linear(query, 0, 1), ...linear(key, 1, 1), ...linear(value, 2, 1)];
   }
 
   // Both masks as one float mask broadcastable to [B, H, L, S]: 0 where allowed, -inf where hidden.
