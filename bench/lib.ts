@@ -142,7 +142,11 @@ export function printTable(title: string, rows: Row[]): void {
   console.log(`speed vs X = X's time / our time (1.0 = same; above 1 = faster than X)`);
 }
 
-/** Alternates our run and PyTorch's `rounds` times and keeps the best median of each. */
+/**
+ * Alternates our run and PyTorch's `rounds` times and keeps the best median of each. The order
+ * flips every round (ours first, then PyTorch first), so that neither side always runs right
+ * after the other's load: the machine's speed drifts within seconds.
+ */
 export async function compare(
   name: string,
   ours: () => number,
@@ -151,12 +155,17 @@ export async function compare(
   args: Record<string, unknown>,
   iters: number,
   rounds = 2,
+  torchWarmup?: number,
 ): Promise<Pick<Row, 'name' | 'ours' | 'torch'>> {
   let best = Infinity;
   let bestTorch: number | null = torch ? Infinity : null;
+  const reference = async () => {
+    if (torch) bestTorch = Math.min(bestTorch!, await torch.run(workload, args, iters, torchWarmup));
+  };
   for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 1) await reference();
     best = Math.min(best, ours());
-    if (torch) bestTorch = Math.min(bestTorch!, await torch.run(workload, args, iters));
+    if (r % 2 === 0) await reference();
   }
   return { name, ours: best, torch: bestTorch };
 }

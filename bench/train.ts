@@ -11,7 +11,7 @@ import { resolveOusConfig } from '../src/ous/config.js';
 import { ousLoss } from '../src/ous/losses.js';
 import { packageRoot } from '../src/util/paths.js';
 import * as path from 'node:path';
-import { printTable, timeIt, type Row, type TorchReference } from './lib.js';
+import { compare, printTable, timeIt, type Row, type TorchReference } from './lib.js';
 
 // `OUS_BENCH_TRAIN=ViT-L/14:64` runs one row (profiling); steps at L/14 widths take seconds.
 const only = process.env.OUS_BENCH_TRAIN;
@@ -57,14 +57,10 @@ export async function benchTrain(torch: TorchReference | null, quick: boolean): 
         prompt_length: promptLength,
         eot: head.prompt_learner.prompts.map((p) => tok.tokenize(p).eotIndex),
       };
-      // Two alternating rounds, the best median of each: the machine's speed drifts within seconds.
-      let ours = Infinity;
-      let ref: number | null = torch ? Infinity : null;
-      for (let round = 0; round < 2; round++) {
-        ours = Math.min(ours, timeIt(step, { iters, warmup: 1 }));
-        if (torch) ref = Math.min(ref!, await torch.run('ous_train', args, iters, 1));
-      }
-      rows.push({ name: `${name} widths, prompt length ${promptLength}`, ours, torch: ref });
+      // Three rounds, alternating which side goes first, the best median of each; two warm-up
+      // steps (the first allocates Adam's state and faults in fresh memory on both sides).
+      const ours = () => timeIt(step, { iters, warmup: 2 });
+      rows.push(await compare(`${name} widths, prompt length ${promptLength}`, ours, torch, 'ous_train', args, iters, quick ? 1 : 3, 2));
       for (const p of head.parameters()) p.dispose();
       for (const t of [batch.face, batch.scene, batch.low, labels, polarity]) t.dispose();
     }
