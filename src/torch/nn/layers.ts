@@ -211,7 +211,7 @@ export class MultiheadAttention extends Module {
     const first = (t: Tensor) => (this.batchFirst ? t : t.transpose(0, 1));
     const q0 = first(query);
     const k0 = key === query ? q0 : first(key);
-    const v0 = value === key ? k0 : value === query ? q0 : first(value);
+    const v0 = value === key ? k0 : first(value);
     const [B, L] = q0.shape as [number, number];
     const S = k0.size(1);
     const heads = (x: Tensor, n: number) => x.view(B, n, H, d).transpose(1, 2); // [B, H, n, d]
