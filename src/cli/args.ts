@@ -26,3 +26,6 @@ export function outFolder(cmd: string, dir: string): string {
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`${cmd}: --out ${dir} is a file, not a folder`);
   return dir;
 }
+
+/** What --precision means, for the usage of the commands that run CLIP's vision tower for a run. */
+export const PRECISION_HELP = "CLIP's vision tower in fp32 (default), bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA)";

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
+import { PRECISION_HELP } from './args.js';
 import { Predictor, type Prediction, type PredictOptions } from '../predict/predictor.js';
 import { parseOptionalDevice, parsePrecision, type Device, type Precision } from '../torch/index.js';
 import { probeVideo } from '../video/decode.js';
@@ -34,7 +35,7 @@ export const predict: Command = {
   --window S     seconds one prediction covers on a longer video (2)
   --stride S     seconds between windows (1)
   --device D     cpu, or cuda[:N] with a CUDA build of libtorch
-  --precision P  CLIP's vision tower in fp32 (default), bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA)
+  --precision P  ${PRECISION_HELP}
   --json         one JSON object; windows[] is the timeline`,
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, clip: { type: 'string' }, box: { type: 'string' }, window: { type: 'string' }, stride: { type: 'string' }, device: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, json: { type: 'boolean' } } });

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
+import { PRECISION_HELP } from './args.js';
 import { startServer } from '../server/server.js';
 import { parseOptionalDevice, parsePrecision } from '../torch/index.js';
 
@@ -20,7 +21,7 @@ export const serve: Command = {
   --run RUN          a folder made by ous train
   --clip DIR         the CLIP folder, when not where the run was trained (checked by hash)
   --device D         where the workers run the models (cpu by default)
-  --precision P      CLIP's vision tower in fp32 (default), bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA)
+  --precision P      ${PRECISION_HELP}
   --host H           the address to listen on (loopback by default; 0.0.0.0 exposes it)
   --port P           0 picks a free port
   --workers N        worker processes, each holding the model once
