@@ -100,23 +100,29 @@ export class OnnxReference {
     }
   }
 
-  /** Median seconds of one run of `file` on a random float32 input of `dims`, after warm-up. */
-  async time(file: string, input: string, dims: number[], opts: { warmup?: number; iters?: number } = {}): Promise<number> {
+  /**
+   * `file` loaded once, fed a random float32 input of `dims`: `time()` gives the median seconds
+   * of one run after warm-up, as often as asked; `release()` frees it.
+   */
+  async open(file: string, input: string, dims: number[]): Promise<{ time(opts?: { warmup?: number; iters?: number }): Promise<number>; release(): Promise<void> }> {
     const session = await this.ort.InferenceSession.create(file, {
       intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cpu'],
     });
     const n = dims.reduce((a, b) => a * b, 1);
     const feeds = { [input]: new this.ort.Tensor('float32', Float32Array.from({ length: n }, () => Math.random() * 2 - 1), dims) };
-    const { warmup = 2, iters = 5 } = opts;
-    for (let i = 0; i < warmup; i++) await session.run(feeds);
-    const times: number[] = [];
-    for (let i = 0; i < iters; i++) {
-      const t0 = process.hrtime.bigint();
-      await session.run(feeds);
-      times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-    }
-    await session.release();
-    return median(times);
+    return {
+      async time({ warmup = 2, iters = 5 } = {}) {
+        for (let i = 0; i < warmup; i++) await session.run(feeds);
+        const times: number[] = [];
+        for (let i = 0; i < iters; i++) {
+          const t0 = process.hrtime.bigint();
+          await session.run(feeds);
+          times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+        }
+        return median(times);
+      },
+      release: () => session.release(),
+    };
   }
 }
 
@@ -126,24 +132,32 @@ export interface Row {
   torch: number | null;
   onnx?: number | null; // onnxruntime, where the suite measures it
   unit?: { label: string; perIter: number }; // e.g. GFLOP/s: perIter = GFLOP per iteration
+  rounds?: { torch?: number[]; onnx?: number[] }; // the reference's time / ours in each round, the two run back to back
 }
 
 export function printTable(title: string, rows: Row[]): void {
+  const rate = (x: number) => x.toFixed(x < 10 ? 2 : 1); // 0.76 img/s, not 0.8
   const fmt = (s: number | null | undefined, r: Row) =>
-    s == null ? '-' : `${(s * 1e3).toFixed(2)} ms${r.unit ? ` (${(r.unit.perIter / s).toFixed(1)} ${r.unit.label})` : ''}`;
+    s == null ? '-' : `${(s * 1e3).toFixed(2)} ms${r.unit ? ` (${rate(r.unit.perIter / s)} ${r.unit.label})` : ''}`;
   const ratio = (ref: number | null | undefined, r: Row) => (ref == null ? '-' : `${(ref / r.ours).toFixed(3)}`);
+  // With several rounds: the median of the rounds' ratios and their range, which says how far one
+  // run of the row can be trusted on a machine whose speed drifts.
+  const vs = (ref: number | null | undefined, rounds: number[] | undefined, r: Row) =>
+    ref != null && rounds && rounds.length > 1 ? `${median(rounds).toFixed(3)} (${Math.min(...rounds).toFixed(2)}–${Math.max(...rounds).toFixed(2)})` : ratio(ref, r);
   const withOnnx = rows.some((r) => r.onnx !== undefined);
-  const lines = rows.map((r) => [r.name, fmt(r.ours, r), fmt(r.torch, r), ratio(r.torch, r), ...(withOnnx ? [fmt(r.onnx, r), ratio(r.onnx, r)] : [])]);
+  const lines = rows.map((r) => [r.name, fmt(r.ours, r), fmt(r.torch, r), vs(r.torch, r.rounds?.torch, r), ...(withOnnx ? [fmt(r.onnx, r), vs(r.onnx, r.rounds?.onnx, r)] : [])]);
   const head = ['workload', 'ous (TypeScript)', 'PyTorch (Python)', 'speed vs PyTorch', ...(withOnnx ? ['onnxruntime-node', 'speed vs onnxruntime'] : [])];
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   console.log(`\n${title}\n${row(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const l of lines) console.log(row(l));
   console.log(`speed vs X = X's time / our time (1.0 = same; above 1 = faster than X)`);
+  if (rows.some((r) => (r.rounds?.torch?.length ?? 0) > 1)) console.log(`over several rounds: the median of the rounds' ratios (both sides back to back in each), their range in brackets; times are each side's best`);
 }
 
 /**
- * Alternates our run and PyTorch's `rounds` times and keeps the best median of each. The order
+ * Alternates our run and PyTorch's `rounds` times and keeps the best median of each, and each
+ * round's ratio (the two sides back to back: drift over the whole run cancels in it). The order
  * flips every round (ours first, then PyTorch first), so that neither side always runs right
  * after the other's load: the machine's speed drifts within seconds.
  */
@@ -156,16 +170,21 @@ export async function compare(
   iters: number,
   rounds = 2,
   torchWarmup?: number,
-): Promise<Pick<Row, 'name' | 'ours' | 'torch'>> {
+): Promise<Pick<Row, 'name' | 'ours' | 'torch' | 'rounds'>> {
   let best = Infinity;
   let bestTorch: number | null = torch ? Infinity : null;
-  const reference = async () => {
-    if (torch) bestTorch = Math.min(bestTorch!, await torch.run(workload, args, iters, torchWarmup));
-  };
+  const ratios: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 1) await reference();
-    best = Math.min(best, ours());
-    if (r % 2 === 0) await reference();
+    let ourTime = 0;
+    let torchTime = 0;
+    if (torch && r % 2 === 1) torchTime = await torch.run(workload, args, iters, torchWarmup);
+    ourTime = ours();
+    if (torch && r % 2 === 0) torchTime = await torch.run(workload, args, iters, torchWarmup);
+    best = Math.min(best, ourTime);
+    if (torch) {
+      bestTorch = Math.min(bestTorch!, torchTime);
+      ratios.push(torchTime / ourTime);
+    }
   }
-  return { name, ours: best, torch: bestTorch };
+  return { name, ours: best, torch: bestTorch, ...(torch ? { rounds: { torch: ratios } } : {}) };
 }

@@ -57,10 +57,10 @@ export async function benchTrain(torch: TorchReference | null, quick: boolean): 
         prompt_length: promptLength,
         eot: head.prompt_learner.prompts.map((p) => tok.tokenize(p).eotIndex),
       };
-      // Three rounds, alternating which side goes first, the best median of each; two warm-up
+      // Five rounds, alternating which side goes first (the median of the rounds' ratios); two warm-up
       // steps (the first allocates Adam's state and faults in fresh memory on both sides).
       const ours = () => timeIt(step, { iters, warmup: 2 });
-      rows.push(await compare(`${name} widths, prompt length ${promptLength}`, ours, torch, 'ous_train', args, iters, quick ? 1 : 3, 2));
+      rows.push(await compare(`${name} widths, prompt length ${promptLength}`, ours, torch, 'ous_train', args, iters, quick ? 1 : 5, 2));
       for (const p of head.parameters()) p.dispose();
       for (const t of [batch.face, batch.scene, batch.low, labels, polarity]) t.dispose();
     }
