@@ -47,8 +47,9 @@ export class TorchReference {
   private constructor(python: string, threads: number) {
     this.proc = spawn(python, [path.join(packageRoot(), 'bench', 'reference.py'), String(threads)], {
       // The same runtime settings our addon applies to itself (ARCHITECTURE.md), so the ratio
-      // measures the binding, not the allocator or OpenMP spin policy.
-      env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824' },
+      // measures the binding, not the allocator or OpenMP spin policy: the OpenMP ones are in
+      // process.env since the addon loaded (`threads` came from it), the malloc ones are mallopt's.
+      env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824' },
     });
     this.proc.stderr.on('data', (d: Buffer) => process.stderr.write(`[pytorch] ${d}`));
     this.lines = createInterface({ input: this.proc.stdout });

@@ -9,10 +9,12 @@ import { packageRoot } from '../src/util/paths.js';
 import type { SystemInfo } from '../src/cli/info.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-const ous = (args: string[], env: Record<string, string> = {}) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+// OpenMP's variables only as the test gives them: the child's loader decides the rest
+const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'OMP_WAIT_POLICY' && k !== 'GOMP_SPINCOUNT'));
+const ous = (args: string[], env: Record<string, string> = {}) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...inherited, ...env } });
 
 test('ous info --json: versions, CPU, threads, BLAS kernel and CUDA from their sources', () => {
-  const i = JSON.parse(ous(['info', '--json'], { OUS_NUM_THREADS: '1', OPENBLAS_CORETYPE: 'Prescott' })) as SystemInfo;
+  const i = JSON.parse(ous(['info', '--json'], { OUS_NUM_THREADS: '1', OPENBLAS_CORETYPE: 'Prescott', OMP_WAIT_POLICY: 'ACTIVE' })) as SystemInfo;
   assert.equal(i.node, process.version);
   assert.equal(i.ffmpeg, execFileSync('ffmpeg', ['-version'], { encoding: 'utf8' }).split('\n')[0]!.trim());
   const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
@@ -21,6 +23,7 @@ test('ous info --json: versions, CPU, threads, BLAS kernel and CUDA from their s
   assert.equal(i.cpu.simd.includes('avx2'), flags.has('avx2'));
   assert.equal(i.cpu.simd.includes('avx512f'), flags.has('avx512f'));
   assert.equal(i.threads, 1);
+  assert.deepEqual(i.openmp, { waitPolicy: 'ACTIVE', spinCount: null }); // the user's policy, and no spin count overriding it
   assert.equal(i.libtorch.version, i.libtorch.build.TORCH_VERSION ?? i.libtorch.version); // show_config agrees with torch/version.h
   assert.match(i.libtorch.version, /^\d+\.\d+\.\d+$/);
   if (process.arch === 'x64' && i.blas.config?.includes('DYNAMIC_ARCH')) {
@@ -36,7 +39,7 @@ test('ous info --json: versions, CPU, threads, BLAS kernel and CUDA from their s
 test('ous info: one line per field; a stray argument is one line', () => {
   const text = ous(['info'], { OUS_NUM_THREADS: '2' });
   for (const key of ['libtorch', 'blas', 'onednn', 'threads', 'cuda', 'ffmpeg', 'node', 'cpu']) assert.match(text, new RegExp(`^ *${key} +\\S`, 'm'), key);
-  assert.match(text, /^threads +2$/m);
+  assert.match(text, /^threads +2; OpenMP PASSIVE wait, spin 1000$/m); // the loader's defaults (torch-blas.test.ts)
   assert.match(text, new RegExp(`^node +${process.version.replace(/\./g, '\\.')}$`, 'm'));
   assert.throws(() => execFileSync(process.execPath, [cli, 'info', 'extra'], { encoding: 'utf8', stdio: 'pipe' }), (e: { stderr: string }) => e.stderr.trim().split('\n').length === 1 && /info: takes no arguments, got 'extra'/.test(e.stderr));
 });

@@ -57,3 +57,17 @@ test('a child checks a core type; the user\'s OPENBLAS_CORETYPE wins untouched',
   const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: packageRoot(), env: { ...process.env, OPENBLAS_CORETYPE: 'Prescott' } });
   assert.deepEqual(JSON.parse(out.stdout), [{ coretype: 'Prescott', source: 'user' }, 'Prescott', 'Prescott']);
 });
+
+test("libgomp's wait policy: passive with a short spin, unless the user set either", () => {
+  const script = "import('./dist/src/torch/index.js').then((t) => { t.getNumThreads(); console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null])); })";
+  const run = (vars: Record<string, string>) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
+    for (const k of ['OMP_WAIT_POLICY', 'GOMP_SPINCOUNT']) if (!(k in vars)) delete env[k]; // this process's own were set by its loader
+    const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: packageRoot(), env });
+    assert.equal(out.status, 0, out.stderr);
+    return JSON.parse(out.stdout) as [string | null, string | null];
+  };
+  assert.deepEqual(run({}), ['PASSIVE', '1000']);
+  assert.deepEqual(run({ OMP_WAIT_POLICY: 'ACTIVE' }), ['ACTIVE', null]); // a spin count would override the user's policy
+  assert.deepEqual(run({ GOMP_SPINCOUNT: '0' }), [null, '0']);
+});

@@ -1,5 +1,6 @@
 // `ous info`: what a bug report needs about this machine and build: libtorch and its build flags,
-// the BLAS and the kernels it runs (and how they were chosen), oneDNN, threads, CUDA, ffmpeg,
+// the BLAS and the kernels it runs (and how they were chosen), oneDNN, threads and OpenMP's wait
+// policy, CUDA, ffmpeg,
 // Node, the CPU. The benchmarks print infoHeader() above every table.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -24,6 +25,7 @@ export interface SystemInfo {
   blas: { name: string; kernel: string | null; config: string | null; coretype: string | null; chosenBy: string; note: string | null };
   onednn: { available: boolean; version: string | null };
   threads: number;
+  openmp: { waitPolicy: string | null; spinCount: string | null }; // as libgomp read them when libtorch loaded
   cuda: { available: boolean; devices: number };
   ffmpeg: string | null; // first line of `ffmpeg -version`
 }
@@ -66,14 +68,17 @@ export function systemInfo(): SystemInfo {
     },
     onednn: { available: b.mkldnn, version: /(?:MKL-DNN|oneDNN) (v[\d.]+)/.exec(b.config)?.[1] ?? null },
     threads: b.threads,
+    openmp: { waitPolicy: process.env.OMP_WAIT_POLICY ?? null, spinCount: process.env.GOMP_SPINCOUNT ?? null },
     cuda: { available: b.cuda, devices: b.cudaDevices },
     ffmpeg,
   };
 }
 
+const openmp = (i: SystemInfo) => `OpenMP ${i.openmp.waitPolicy ?? 'default'} wait, spin ${i.openmp.spinCount ?? 'default'}`;
+
 /** One line for benchmark headers: CPU, threads, libtorch, BLAS kernel, oneDNN. */
 export function infoHeader(i = systemInfo()): string {
-  return `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads; libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); oneDNN ${i.onednn.available ? i.onednn.version ?? 'yes' : 'no'}; ${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}`;
+  return `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads (${openmp(i)}); libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); oneDNN ${i.onednn.available ? i.onednn.version ?? 'yes' : 'no'}; ${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}`;
 }
 
 export const info: Command = {
@@ -99,7 +104,7 @@ export const info: Command = {
       ['blas', `${i.blas.name}, kernel ${i.blas.kernel ?? '? (not OpenBLAS)'}`],
       ['  coretype', `${i.blas.coretype ?? 'unset'}: ${i.blas.chosenBy}${i.blas.note ? ` (${i.blas.note})` : ''}`],
       ['onednn', i.onednn.available ? `yes, ${i.onednn.version ?? 'version unknown'}` : 'no'],
-      ['threads', String(i.threads)],
+      ['threads', `${i.threads}; ${openmp(i)}`],
       ['cuda', i.cuda.available ? `yes, ${i.cuda.devices} device(s)${i.cuda.devices ? ` (cuda:0${i.cuda.devices > 1 ? ` to cuda:${i.cuda.devices - 1}` : ''})` : ''}` : 'no (this libtorch build is CPU only)'],
       ['ffmpeg', i.ffmpeg ?? 'not found'],
     ];

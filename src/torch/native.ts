@@ -178,10 +178,18 @@ export interface Native {
   liveHandles(): number;
 }
 
+/**
+ * libgomp's wait policy, read once when libtorch loads it. Its default (threads spin ~300k
+ * iterations between parallel regions) was measured to starve OpenBLAS's threads on 2-core
+ * machines, 2× slower (ARCHITECTURE.md); fully passive threads sleep at once, so every parallel
+ * elementwise op pays a futex wake-up: 3× slower at half a million floats (~130 vs ~40 µs an
+ * `add_`). A short spin (1000 iterations, some µs) keeps them awake through a chain of small ops
+ * and takes nothing measurable from a GEMM. Applied only where the user set no policy.
+ */
+const OPENMP_ENV = { OMP_WAIT_POLICY: 'PASSIVE', GOMP_SPINCOUNT: '1000' } as const;
+
 function load(): Native {
-  // libgomp reads its wait policy once, when libtorch loads it: spinning threads were measured to
-  // starve the other core on these 2-core machines (ARCHITECTURE.md), so default to passive.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) Object.assign(process.env, OPENMP_ENV);
   const file = path.join(packageRoot(), 'native', 'build', 'Release', 'ous_torch.node');
   if (!fs.existsSync(file)) {
     throw new Error(
