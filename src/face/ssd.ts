@@ -65,6 +65,7 @@ interface Conv {
   bias: Tensor; // [Cout]
   k: number;
   groups: number;
+  grown?: Tensor; // [Cout, Cin/groups, K + 1, K + 1]: zero first row and column (stride-2 depthwise layers, see convSame)
 }
 
 /**
@@ -76,6 +77,10 @@ function convSame(x: Tensor, c: Conv, stride: number): Tensor {
   const pad = (n: number) => Math.max((Math.ceil(n / stride) - 1) * stride + c.k - n, 0);
   const [ph, pw] = [pad(h), pad(w)];
   if (ph === pw && ph % 2 === 0) return F.conv2d(x, c.weight, c.bias, { stride, padding: ph / 2, groups: c.groups });
+  // TF pads (0, 1) on both axes here (stride 2, even sides): the same windows as the kernel grown
+  // by a zero first row and column with symmetric padding 1, which makes no padded copy of the
+  // input (the layer's largest activation). Exact: the extra taps add products with 0.
+  if (ph === 1 && pw === 1 && c.grown) return F.conv2d(x, c.grown, c.bias, { stride, padding: 1, groups: c.groups });
   // top/left floor(p/2), bottom/right the rest, with zeros: [B, C, H + ph, W + pw]
   const padded = F.pad(x, [Math.floor(pw / 2), pw - Math.floor(pw / 2), Math.floor(ph / 2), ph - Math.floor(ph / 2)]);
   const y = F.conv2d(padded, c.weight, c.bias, { stride, groups: c.groups });
@@ -124,13 +129,14 @@ export class SsdMobilenetV1 {
       const bias = Float32Array.from(b, (bi, i) => bi - m[i]! * scale[i]!);
       return { weight: tidy(() => keep(tensor(weight, { shape: [c, 1, k, k], device }).contiguous('channels_last'))), bias: t(bias, [c]), k, groups: c };
     };
+    // Depthwise layers are cheap enough that a 4x4 kernel costs less than copying their input padded;
+    // full convolutions (the first layer, the extra layers) keep the copy.
+    const grown = (conv: Conv): Conv => ({ ...conv, grown: tidy(() => keep(F.pad(conv.weight, [1, 0, 1, 0]).contiguous('channels_last'))) });
     this.backbone.push({ pw: conv('MobilenetV1/Conv2d_0_pointwise', 'convolution_bn_offset'), stride: 2 });
     for (let i = 1; i <= 13; i++) {
-      this.backbone.push({
-        dw: depthwise(`MobilenetV1/Conv2d_${i}_depthwise`),
-        pw: conv(`MobilenetV1/Conv2d_${i}_pointwise`, 'convolution_bn_offset'),
-        stride: [2, 4, 6, 12].includes(i) ? 2 : 1,
-      });
+      const stride = [2, 4, 6, 12].includes(i) ? 2 : 1;
+      const dw = depthwise(`MobilenetV1/Conv2d_${i}_depthwise`);
+      this.backbone.push({ dw: stride === 2 ? grown(dw) : dw, pw: conv(`MobilenetV1/Conv2d_${i}_pointwise`, 'convolution_bn_offset'), stride });
     }
     for (let i = 0; i < 8; i++) this.extra.push({ conv: conv(`Prediction/Conv2d_${i}_pointwise`, 'convolution_bn_offset'), stride: i % 2 ? 2 : 1 });
     for (let i = 0; i < 6; i++) {
