@@ -10,7 +10,7 @@ import { cpuHasFastBf16 } from '../src/torch/precision.js';
 import { readCpuInfo } from '../src/torch/blas.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
-import { OnnxReference, TorchReference, compare, printTable, timeIt, type Row } from './lib.js';
+import { OnnxReference, TorchReference, alternate, compare, printTable, timeIt, type Row } from './lib.js';
 
 export async function benchClip(torch: TorchReference | null, quick: boolean): Promise<void> {
   manualSeed(0);
@@ -32,25 +32,19 @@ export async function benchClip(torch: TorchReference | null, quick: boolean): P
       const step = () => noGrad(() => tidy(() => void model.encodeImage(pixels).imageEmbeds));
       const iters = quick ? 2 : 4;
       const args = { ...shape.vision, embed: shape.embed, batch };
-      const r = await compare(`${name} vision tower, batch ${batch}`, () => timeIt(step, { iters, warmup: 1 }), torch, 'clip_vision', args, iters, quick ? 2 : 3);
+      const ours = () => timeIt(step, { iters, warmup: 1 });
+      const r = await compare(`${name} vision tower, batch ${batch}`, ours, torch, 'clip_vision', args, iters, quick ? 2 : 3);
       let onnxSeconds: number | null = null;
       if (onnx && torch) {
         const file = path.join(dir, 'tower.onnx');
         await torch.exportOnnx('clip_vision', args, file);
         // onnxruntime and ours back to back, as many rounds as against PyTorch, the order flipping
         const session = await onnx.open(file, 'pixels', [batch, 3, R, R]);
-        const ratios: number[] = [];
-        for (let round = 0; round < (quick ? 2 : 3); round++) {
-          const ortFirst = round % 2 === 1;
-          let ortTime = ortFirst ? await session.time({ warmup: 2, iters }) : NaN;
-          const ourTime = timeIt(step, { iters, warmup: 1 });
-          if (!ortFirst) ortTime = await session.time({ warmup: 2, iters });
-          onnxSeconds = Math.min(onnxSeconds ?? Infinity, ortTime);
-          r.ours = Math.min(r.ours, ourTime);
-          ratios.push(ortTime / ourTime);
-        }
+        const o = await alternate(ours, () => session.time({ warmup: 2, iters }), quick ? 2 : 3);
         await session.release();
-        r.rounds = { ...r.rounds, onnx: ratios };
+        onnxSeconds = o.reference;
+        r.ours = Math.min(r.ours, o.ours);
+        r.rounds = { ...r.rounds, onnx: o.ratios };
         fs.rmSync(file);
       }
       rows.push({ ...r, onnx: onnx ? onnxSeconds : undefined, unit: { label: 'img/s', perIter: batch } });

@@ -22,7 +22,7 @@ export function timeIt(fn: () => void, opts: { warmup?: number; iters?: number; 
 }
 
 /** The middle value (the upper one of an even count), as every timing here reports. */
-function median(times: number[]): number {
+export function median(times: number[]): number {
   return [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
 }
 
@@ -143,8 +143,14 @@ export function printTable(title: string, rows: Row[]): void {
   const ratio = (ref: number | null | undefined, r: Row) => (ref == null ? '-' : `${(ref / r.ours).toFixed(3)}`);
   // With several rounds: the median of the rounds' ratios and their range, which says how far one
   // run of the row can be trusted on a machine whose speed drifts.
+  // (the mean of the two middle ones for an even count: median()'s upper one would be the better round)
+  const middle = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const h = s.length >> 1;
+    return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+  };
   const vs = (ref: number | null | undefined, rounds: number[] | undefined, r: Row) =>
-    ref != null && rounds && rounds.length > 1 ? `${median(rounds).toFixed(3)} (${Math.min(...rounds).toFixed(2)}–${Math.max(...rounds).toFixed(2)})` : ratio(ref, r);
+    ref != null && rounds && rounds.length > 1 ? `${middle(rounds).toFixed(3)} (${Math.min(...rounds).toFixed(2)}–${Math.max(...rounds).toFixed(2)})` : ratio(ref, r);
   const withOnnx = rows.some((r) => r.onnx !== undefined);
   const lines = rows.map((r) => [r.name, fmt(r.ours, r), fmt(r.torch, r), vs(r.torch, r.rounds?.torch, r), ...(withOnnx ? [fmt(r.onnx, r), vs(r.onnx, r.rounds?.onnx, r)] : [])]);
   const head = ['workload', 'ous (TypeScript)', 'PyTorch (Python)', 'speed vs PyTorch', ...(withOnnx ? ['onnxruntime-node', 'speed vs onnxruntime'] : [])];
@@ -157,11 +163,28 @@ export function printTable(title: string, rows: Row[]): void {
 }
 
 /**
- * Alternates our run and PyTorch's `rounds` times and keeps the best median of each, and each
- * round's ratio (the two sides back to back: drift over the whole run cancels in it). The order
- * flips every round (ours first, then PyTorch first), so that neither side always runs right
- * after the other's load: the machine's speed drifts within seconds.
+ * Alternates our run and a reference's `rounds` times and keeps the best of each, and each round's
+ * ratio (reference time / ours, the two back to back: drift over the whole run cancels in it). The
+ * order flips every round (ours first, then the reference first), so that neither side always runs
+ * right after the other's load: the machine's speed drifts within seconds.
  */
+export async function alternate(ours: () => number, reference: () => Promise<number>, rounds: number): Promise<{ ours: number; reference: number; ratios: number[] }> {
+  let best = Infinity;
+  let bestReference = Infinity;
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const referenceFirst = r % 2 === 1;
+    let referenceTime = referenceFirst ? await reference() : NaN;
+    const ourTime = ours();
+    if (!referenceFirst) referenceTime = await reference();
+    best = Math.min(best, ourTime);
+    bestReference = Math.min(bestReference, referenceTime);
+    ratios.push(referenceTime / ourTime);
+  }
+  return { ours: best, reference: bestReference, ratios };
+}
+
+/** A row of ours against PyTorch's `workload` (alternate()); ours alone without PyTorch. */
 export async function compare(
   name: string,
   ours: () => number,
@@ -172,20 +195,11 @@ export async function compare(
   rounds = 2,
   torchWarmup?: number,
 ): Promise<Pick<Row, 'name' | 'ours' | 'torch' | 'rounds'>> {
-  let best = Infinity;
-  let bestTorch: number | null = torch ? Infinity : null;
-  const ratios: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    let ourTime = 0;
-    let torchTime = 0;
-    if (torch && r % 2 === 1) torchTime = await torch.run(workload, args, iters, torchWarmup);
-    ourTime = ours();
-    if (torch && r % 2 === 0) torchTime = await torch.run(workload, args, iters, torchWarmup);
-    best = Math.min(best, ourTime);
-    if (torch) {
-      bestTorch = Math.min(bestTorch!, torchTime);
-      ratios.push(torchTime / ourTime);
-    }
+  if (!torch) {
+    let best = Infinity;
+    for (let r = 0; r < rounds; r++) best = Math.min(best, ours());
+    return { name, ours: best, torch: null };
   }
-  return { name, ours: best, torch: bestTorch, ...(torch ? { rounds: { torch: ratios } } : {}) };
+  const r = await alternate(ours, () => torch.run(workload, args, iters, torchWarmup), rounds);
+  return { name, ours: r.ours, torch: r.reference, rounds: { torch: r.ratios } };
 }

@@ -8,6 +8,7 @@ import { buildStreams } from '../src/streams/index.js';
 import type { DetectorEngine } from '../src/face/detector.js';
 import { getNumThreads } from '../src/torch/index.js';
 import { packageRoot } from '../src/util/paths.js';
+import { median } from './lib.js';
 
 export async function benchStreams(quick: boolean): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-streams-'));
@@ -42,7 +43,6 @@ export async function benchStreams(quick: boolean): Promise<void> {
   }
   const [before, after] = engines.map((e) => best.get(e)!.detect);
   const sorted = [...ratios].sort((a, b) => a - b);
-  const median = sorted[(sorted.length - 1) >> 1]!;
-  console.log(`detector speed-up: ${median.toFixed(2)}x per frame, the median of the runs' ratios (${sorted.map((x) => x.toFixed(2)).join(', ')}); best against best ${(before! / after!).toFixed(2)}x`);
+  console.log(`detector speed-up: ${median(ratios).toFixed(2)}x per frame, the median of the runs' ratios (${sorted.map((x) => x.toFixed(2)).join(', ')}); best against best ${(before! / after!).toFixed(2)}x`);
   fs.rmSync(dir, { recursive: true, force: true });
 }
