@@ -14,7 +14,6 @@ import type { DetectorEngine } from '../face/detector.js';
 import { runPipeline, type ViewWork } from './pipeline.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
-import { noGrad } from '../torch/index.js';
 
 export interface ExtractOptions {
   entries: ClipEntry[];
@@ -148,9 +147,9 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
         };
       });
     },
-    encode(frames) {
+    async encode(frames) {
       const t0 = process.hrtime.bigint();
-      const { emb, low } = noGrad(() => encoder.encode(frames, info.polarityLayer));
+      const { emb, low } = await encoder.encode(frames, info.polarityLayer);
       seconds.encode += Number(process.hrtime.bigint() - t0) / 1e9;
       return { emb, low: low! };
     },

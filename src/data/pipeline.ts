@@ -15,7 +15,7 @@ export interface ViewWork {
 
 export interface PipelineOptions<T> {
   prepare(item: T): Promise<ViewWork[]>; // decode + detect + crops
-  encode(frames: RgbFrame[]): { emb: Tensor; low: Tensor }; // one encoder call
+  encode(frames: RgbFrame[]): Promise<{ emb: Tensor; low: Tensor }>; // one encoder call
   onClip(item: T, error?: unknown): void; // all views done, or the clip failed; in the items' order
   batchSize: number; // frames per encoder call
   ahead: number; // clips prepared beyond the one being encoded (0: one clip at a time)
@@ -45,10 +45,10 @@ export async function runPipeline<T>(items: T[], o: PipelineOptions<T>): Promise
       o.onClip(c.item, c.error);
     }
   };
-  const encodeBatch = (n: number) => {
+  const encodeBatch = async (n: number) => {
     const batch = queue.splice(0, n);
     try {
-      const { emb, low } = o.encode(batch.map((q) => q.clip.views[q.view]!.work.frames[q.frame]!));
+      const { emb, low } = await o.encode(batch.map((q) => q.clip.views[q.view]!.work.frames[q.frame]!));
       let at = 0;
       // runs of consecutive frames of one view become one slice
       while (at < batch.length) {
@@ -96,14 +96,14 @@ export async function runPipeline<T>(items: T[], o: PipelineOptions<T>): Promise
     clip.views.forEach((v, view) => v.work.frames.forEach((_, frame) => queue.push({ clip, view, frame })));
     if (o.crossClips) {
       while (queue.length >= o.batchSize) {
-        encodeBatch(o.batchSize);
+        await encodeBatch(o.batchSize);
         await new Promise<void>((r) => setImmediate(r)); // lets ffmpeg's output and the next clips' decoding move on
       }
     } else {
-      for (const v of clip.views) encodeBatch(v.work.frames.length);
+      for (const v of clip.views) await encodeBatch(v.work.frames.length);
     }
     report();
   }
-  while (queue.length) encodeBatch(Math.min(o.batchSize, queue.length));
+  while (queue.length) await encodeBatch(Math.min(o.batchSize, queue.length));
   report();
 }

@@ -143,7 +143,7 @@ export class Predictor {
     const chunk = 32;
     for (let i = 0; i < frames.length; i += chunk) {
       progress('encode', i / frames.length);
-      const { emb, low } = noGrad(() => this.encoder.encode(frames.slice(i, i + chunk), k));
+      const { emb, low } = await this.encoder.encode(frames.slice(i, i + chunk), k);
       embs.push(emb);
       lows.push(low!);
     }

@@ -1,0 +1,66 @@
+// onnxruntime-node (an optional dependency) running graphs written by onnx.ts, fed and answering
+// with our tensors. It runs the frozen CLIP vision tower in float32 on the CPU, where its kernels
+// are faster than libtorch's (ARCHITECTURE.md, DECISIONS.md); everything that trains, and every
+// other device or precision, stays on libtorch.
+//   OUS_ENGINE=auto (or unset)  onnxruntime where it is installed
+//   OUS_ENGINE=libtorch         never (to compare, or to rule it out)
+//   OUS_ENGINE=onnxruntime      required: an error where it is not installed
+import { createRequire } from 'node:module';
+import { Tensor, getNumThreads, tensor } from './tensor.js';
+import { UserError } from '../util/errors.js';
+
+type Ort = typeof import('onnxruntime-node');
+
+let loaded: { ort: Ort | null; why: string } | undefined;
+
+/**
+ * onnxruntime-node, or null with the reason (not installed, or OUS_ENGINE=libtorch). A value of
+ * OUS_ENGINE other than auto, libtorch or onnxruntime, or onnxruntime without the package, is a
+ * UserError.
+ */
+export function onnxRuntime(env: NodeJS.ProcessEnv = process.env): { ort: Ort | null; why: string } {
+  const want = env.OUS_ENGINE || 'auto';
+  if (!['auto', 'libtorch', 'onnxruntime'].includes(want)) throw new UserError(`OUS_ENGINE must be auto, libtorch or onnxruntime, not '${want}'`);
+  if (want === 'libtorch') return { ort: null, why: 'OUS_ENGINE=libtorch' };
+  if (!loaded) {
+    try {
+      loaded = { ort: createRequire(import.meta.url)('onnxruntime-node') as Ort, why: 'installed' };
+    } catch (err) {
+      loaded = { ort: null, why: `onnxruntime-node is not installed (${(err as Error).message.split('\n')[0]})` };
+    }
+  }
+  if (want === 'onnxruntime' && !loaded.ort) throw new UserError(`OUS_ENGINE=onnxruntime: ${loaded.why}; install it (npm ci installs it) or unset OUS_ENGINE`);
+  return loaded;
+}
+
+/** An onnxruntime session on the CPU with libtorch's thread count; inputs and outputs float32. */
+export class OnnxSession {
+  private constructor(private readonly ort: Ort, private readonly session: import('onnxruntime-node').InferenceSession) {}
+
+  static async create(model: Uint8Array): Promise<OnnxSession> {
+    const { ort, why } = onnxRuntime();
+    if (!ort) throw new Error(`OnnxSession: ${why}`);
+    const session = await ort.InferenceSession.create(model, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: getNumThreads(),
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    });
+    return new OnnxSession(ort, session);
+  }
+
+  get version(): string {
+    return this.ort.env.versions.common;
+  }
+
+  /** float32 CPU tensors in, float32 CPU tensors out (copies both ways), named as in the graph. */
+  async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    const inputs = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new this.ort.Tensor('float32', t.toTypedArray() as Float32Array, t.shape)]));
+    const out = await this.session.run(inputs);
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, tensor(v.data as Float32Array, { shape: [...v.dims] })]));
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
