@@ -21,6 +21,19 @@ export function timeIt(fn: () => void, opts: { warmup?: number; iters?: number; 
   return median(times);
 }
 
+/** timeIt for an async fn (one call at a time). */
+export async function timeItAsync(fn: () => Promise<void>, opts: { warmup?: number; iters?: number } = {}): Promise<number> {
+  const { warmup = 2, iters = 5 } = opts;
+  for (let i = 0; i < warmup; i++) await fn();
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return median(times);
+}
+
 /** The middle value (the upper one of an even count), as every timing here reports. */
 export function median(times: number[]): number {
   return [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
@@ -87,7 +100,7 @@ export class TorchReference {
 }
 
 /**
- * onnxruntime-node (a devDependency; absent in a production install) running an ONNX file on
+ * onnxruntime-node (an optional dependency; may be absent) running an ONNX file on
  * the CPU with the same thread count: the reference for the frozen encoder (issue 11).
  */
 export class OnnxReference {
@@ -168,14 +181,14 @@ export function printTable(title: string, rows: Row[]): void {
  * order flips every round (ours first, then the reference first), so that neither side always runs
  * right after the other's load: the machine's speed drifts within seconds.
  */
-export async function alternate(ours: () => number, reference: () => Promise<number>, rounds: number): Promise<{ ours: number; reference: number; ratios: number[] }> {
+export async function alternate(ours: () => number | Promise<number>, reference: () => Promise<number>, rounds: number): Promise<{ ours: number; reference: number; ratios: number[] }> {
   let best = Infinity;
   let bestReference = Infinity;
   const ratios: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const referenceFirst = r % 2 === 1;
     let referenceTime = referenceFirst ? await reference() : NaN;
-    const ourTime = ours();
+    const ourTime = await ours();
     if (!referenceFirst) referenceTime = await reference();
     best = Math.min(best, ourTime);
     bestReference = Math.min(bestReference, referenceTime);
@@ -187,7 +200,7 @@ export async function alternate(ours: () => number, reference: () => Promise<num
 /** A row of ours against PyTorch's `workload` (alternate()); ours alone without PyTorch. */
 export async function compare(
   name: string,
-  ours: () => number,
+  ours: () => number | Promise<number>,
   torch: TorchReference | null,
   workload: string,
   args: Record<string, unknown>,
@@ -197,7 +210,7 @@ export async function compare(
 ): Promise<Pick<Row, 'name' | 'ours' | 'torch' | 'rounds'>> {
   if (!torch) {
     let best = Infinity;
-    for (let r = 0; r < rounds; r++) best = Math.min(best, ours());
+    for (let r = 0; r < rounds; r++) best = Math.min(best, await ours());
     return { name, ours: best, torch: null };
   }
   const r = await alternate(ours, () => torch.run(workload, args, iters, torchWarmup), rounds);

@@ -12,6 +12,7 @@ import { UsageError } from '../util/errors.js';
 import { packageRoot } from '../util/paths.js';
 import { buildInfo } from '../torch/index.js';
 import { readCpuInfo } from '../torch/blas.js';
+import { onnxRuntime } from '../torch/onnxruntime.js';
 
 // The CPU flags that decide kernels (BLAS, oneDNN, bf16), in order of generation.
 const SIMD = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_tile', 'asimd', 'sve'];
@@ -27,6 +28,7 @@ export interface SystemInfo {
   threads: number;
   openmp: { waitPolicy: string | null; spinCount: string | null }; // as libgomp read them when libtorch loaded
   cuda: { available: boolean; devices: number };
+  onnxruntime: { version: string | null; note: string }; // the frozen CLIP tower's engine in float32 on the CPU, where installed
   ffmpeg: string | null; // first line of `ffmpeg -version`
 }
 
@@ -70,20 +72,32 @@ export function systemInfo(): SystemInfo {
     threads: b.threads,
     openmp: { waitPolicy: process.env.OMP_WAIT_POLICY ?? null, spinCount: process.env.GOMP_SPINCOUNT ?? null },
     cuda: { available: b.cuda, devices: b.cudaDevices },
+    onnxruntime: ortInfo(),
     ffmpeg,
   };
+}
+
+function ortInfo(): SystemInfo['onnxruntime'] {
+  let found: ReturnType<typeof onnxRuntime>;
+  try {
+    found = onnxRuntime();
+  } catch (err) {
+    return { version: null, note: (err as Error).message }; // a bad OUS_ENGINE: shown, not fatal here
+  }
+  const { ort, why } = found;
+  return ort ? { version: ort.env.versions.common, note: "runs CLIP's vision tower in fp32 on the CPU (OUS_ENGINE=libtorch: never)" } : { version: null, note: `libtorch runs CLIP's vision tower: ${why}` };
 }
 
 const openmp = (i: SystemInfo) => `OpenMP ${i.openmp.waitPolicy ?? 'default'} wait, spin ${i.openmp.spinCount ?? 'default'}`;
 
 /** One line for benchmark headers: CPU, threads, libtorch, BLAS kernel, oneDNN. */
 export function infoHeader(i = systemInfo()): string {
-  return `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads (${openmp(i)}); libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); oneDNN ${i.onednn.available ? i.onednn.version ?? 'yes' : 'no'}; ${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}`;
+  return `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads (${openmp(i)}); libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); oneDNN ${i.onednn.available ? i.onednn.version ?? 'yes' : 'no'}; ${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}; onnxruntime ${i.onnxruntime.version ?? 'no'}`;
 }
 
 export const info: Command = {
   name: 'info',
-  summary: 'versions, build flags, BLAS kernel, oneDNN, threads, CUDA devices, ffmpeg, CPU: for bug reports',
+  summary: 'versions, build flags, BLAS kernel, oneDNN, threads, CUDA devices, onnxruntime, ffmpeg, CPU: for bug reports',
   usage: 'ous info [--json]',
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' } } });
@@ -106,9 +120,10 @@ export const info: Command = {
       ['onednn', i.onednn.available ? `yes, ${i.onednn.version ?? 'version unknown'}` : 'no'],
       ['threads', `${i.threads}; ${openmp(i)}`],
       ['cuda', i.cuda.available ? `yes, ${i.cuda.devices} device(s)${i.cuda.devices ? ` (cuda:0${i.cuda.devices > 1 ? ` to cuda:${i.cuda.devices - 1}` : ''})` : ''}` : 'no (this libtorch build is CPU only)'],
+      ['onnxruntime', i.onnxruntime.version ? `${i.onnxruntime.version}: ${i.onnxruntime.note}` : `no (${i.onnxruntime.note})`],
       ['ffmpeg', i.ffmpeg ?? 'not found'],
     ];
-    for (const [k, v] of lines) process.stdout.write(`${k.padEnd(11)} ${v}\n`);
+    for (const [k, v] of lines) process.stdout.write(`${k.padEnd(12)} ${v}\n`);
     return 0;
   },
 };
