@@ -41,7 +41,9 @@ export async function benchClip(torch: TorchReference | null, quick: boolean): P
       const engines: Array<[string, () => number | Promise<number>, () => Promise<void>]> = [];
       if (onnxRuntime().ort) {
         const session = await OnnxSession.create(visionTowerOnnx(model));
-        const run = async () => Object.values(await session.run({ pixels })).forEach((t) => t.dispose());
+        // pixels as FrameEncoder hands them over: the float32 array it fills, shared, not copied
+        const input = { data: pixels.toTypedArray() as Float32Array, shape: pixels.shape };
+        const run = async () => Object.values(await session.run({ pixels: input })).forEach((t) => t.dispose());
         engines.push([`${name} vision tower, batch ${batch}`, () => timeItAsync(run, { iters, warmup: 1 }), () => session.release()]);
       }
       engines.push([`${name} vision tower, batch ${batch}, libtorch`, () => timeIt(step, { iters, warmup: 1 }), async () => undefined]);

@@ -71,10 +71,15 @@ export class FrameEncoder {
 
   /** CLIP-normalised pixels [n, 3, R, R] of frames. */
   pixels(frames: RgbFrame[]): Tensor {
+    const { data, shape } = this.pixelData(frames);
+    return tensor(data, { shape, device: this.device });
+  }
+
+  private pixelData(frames: RgbFrame[]): { data: Float32Array; shape: number[] } {
     const R = this.processor.size;
-    const flat = new Float32Array(frames.length * 3 * R * R);
-    frames.forEach((f, i) => flat.set(this.processor.preprocessRgb(f.data, f.width, f.height, 3).pixels, i * 3 * R * R));
-    return tensor(flat, { shape: [frames.length, 3, R, R], device: this.device });
+    const data = new Float32Array(frames.length * 3 * R * R);
+    frames.forEach((f, i) => data.set(this.processor.preprocessRgb(f.data, f.width, f.height, 3).pixels, i * 3 * R * R));
+    return { data, shape: [frames.length, 3, R, R] };
   }
 
   /**
@@ -113,13 +118,8 @@ export class FrameEncoder {
       session = OnnxSession.create(visionTowerOnnx(this.clip, { lowBlock }));
       this.sessions.set(lowBlock, session);
     }
-    const pixels = this.pixels(frames);
-    try {
-      const out = await (await session).run({ pixels });
-      return { emb: out.image_embeds!, low: out.low };
-    } finally {
-      pixels.dispose();
-    }
+    const out = await (await session).run({ pixels: this.pixelData(frames) }); // straight from the array, no tensor
+    return { emb: out.image_embeds!, low: out.low };
   }
 
   /** Frees the onnxruntime sessions (the libtorch model is the caller's). */

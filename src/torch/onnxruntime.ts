@@ -53,9 +53,14 @@ export class OnnxSession {
     return this.ort.env.versions.common;
   }
 
-  /** float32 CPU tensors in, float32 CPU tensors out (copies both ways), named as in the graph. */
-  async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    const inputs = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new this.ort.Tensor('float32', t.toTypedArray() as Float32Array, t.shape)]));
+  /**
+   * float32 inputs (CPU tensors, copied; or arrays with their shape, not copied), float32 CPU
+   * tensors out, named as in the graph.
+   */
+  async run(feeds: Record<string, Tensor | { data: Float32Array; shape: number[] }>): Promise<Record<string, Tensor>> {
+    const input = (t: Tensor | { data: Float32Array; shape: number[] }) =>
+      t instanceof Tensor ? new this.ort.Tensor('float32', t.toTypedArray() as Float32Array, t.shape) : new this.ort.Tensor('float32', t.data, t.shape);
+    const inputs = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, input(t)]));
     const out = await this.session.run(inputs);
     return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, tensor(v.data as Float32Array, { shape: [...v.dims] })]));
   }

@@ -187,7 +187,9 @@ export class Tensor {
     const dt = this.dtype;
     if (dt === 'float16' || dt === 'bfloat16') return tidy(() => this.to('float32').toTypedArray());
     const buf = native.toBytes(this.handle);
-    const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+    // the addon's copy is a buffer of its own: view it; copy again only if it shares an ArrayBuffer
+    const whole = buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength;
+    const ab = whole ? buf.buffer : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
     switch (dt) {
       case 'float32': return new Float32Array(ab);
       case 'float64': return new Float64Array(ab);
