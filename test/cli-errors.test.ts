@@ -17,9 +17,9 @@ const at = (...p: string[]) => path.join(dir, ...p);
 const video = fixture('media', 'franck_0-6s.mp4');
 const small = ['--set', 'tfeLayers=1', '--set', 'promptLength=2', '--set', 'heads=2', '--set', 'epochs=1'];
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cli, ...args], { cwd: dir, env: { ...process.env, OUS_DEBUG: '' } });
+    const p = spawn(process.execPath, [cli, ...args], { cwd: dir, env: { ...process.env, OUS_DEBUG: '', ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -150,6 +150,18 @@ test('OUS_DEBUG=1 adds the stack; ous clip --help lists the subcommands', async 
 
 test('--box "-10 -10 20 20" parses (a face partly outside the frame) and predicts', async () => {
   const r = await run(['predict', video, '--run', 'r7', '--box', '-10 -10 20 20', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(JSON.parse(r.stdout).emotion);
+});
+
+test('OUS_ENGINE: an unknown value, or onnxruntime where it cannot run, is one line and exit 1; libtorch predicts', async () => {
+  for (const [env, want] of [[{ OUS_ENGINE: 'onnx' }, "OUS_ENGINE must be auto, libtorch or onnxruntime, not 'onnx'"], [{ OUS_ENGINE: 'onnxruntime', OUS_ALLOW_SLOW_BF16: '1' }, 'OUS_ENGINE=onnxruntime runs CLIP\'s vision tower in fp32 on the CPU only, not bf16 on cpu']] as const) {
+    const r = await run(['predict', video, '--run', 'r7', ...(env.OUS_ENGINE === 'onnxruntime' ? ['--precision', 'bf16'] : [])], env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.ok(r.stderr.includes(want), r.stderr);
+  }
+  const r = await run(['predict', video, '--run', 'r7', '--json'], { OUS_ENGINE: 'libtorch' });
   assert.equal(r.code, 0, r.stderr);
   assert.ok(JSON.parse(r.stdout).emotion);
 });

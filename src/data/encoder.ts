@@ -60,9 +60,10 @@ export class FrameEncoder {
   /** An encoder over a model already in memory (benchmarks, tests); `hash` names its weights. */
   static fromModel(clip: ClipModel, processor: ClipImageProcessor, hash: string, opts: { device?: Device; batchSize?: number; precision?: Precision; engine?: Engine } = {}): FrameEncoder {
     const precision = opts.precision ?? 'fp32';
-    clip.setVisionDtype(precisionDtype(precision));
     const device = opts.device ?? 'cpu';
-    return new FrameEncoder(clip, processor, hash, device, opts.batchSize ?? 32, precision, opts.engine ?? chooseEngine(device, precision));
+    const engine = opts.engine ?? chooseEngine(device, precision); // refuses a bad OUS_ENGINE before any cast
+    clip.setVisionDtype(precisionDtype(precision));
+    return new FrameEncoder(clip, processor, hash, device, opts.batchSize ?? 32, precision, engine);
   }
 
   get dims(): { embed: number; visionWidth: number } {
@@ -112,13 +113,22 @@ export class FrameEncoder {
     );
   }
 
-  private async runOnnx(frames: RgbFrame[], lowBlock?: number): Promise<{ emb: Tensor; low?: Tensor }> {
+  /** Makes the onnxruntime session for `lowBlock` now, not at the first frames (a server, before it says ready). */
+  async prepare(lowBlock?: number): Promise<void> {
+    if (this.engine === 'onnxruntime') await this.session(lowBlock);
+  }
+
+  private session(lowBlock?: number): Promise<OnnxSession> {
     let session = this.sessions.get(lowBlock);
     if (!session) {
       session = OnnxSession.create(visionTowerOnnx(this.clip, { lowBlock }));
       this.sessions.set(lowBlock, session);
     }
-    const out = await (await session).run({ pixels: this.pixelData(frames) }); // straight from the array, no tensor
+    return session;
+  }
+
+  private async runOnnx(frames: RgbFrame[], lowBlock?: number): Promise<{ emb: Tensor; low?: Tensor }> {
+    const out = await (await this.session(lowBlock)).run({ pixels: this.pixelData(frames) }); // straight from the array, no tensor
     return { emb: out.image_embeds!, low: out.low };
   }
 

@@ -9,7 +9,7 @@ import type { Device, Precision } from '../torch/index.js';
 
 const send = (m: FromWorker) => process.send!(m);
 
-function main(): void {
+async function main(): Promise<void> {
   process.on('disconnect', () => process.exit(0)); // the server went away (even while the model loads)
   const [run, clip] = [process.env.OUS_SERVE_RUN!, process.env.OUS_SERVE_CLIP || undefined];
   // checked by ous serve before the workers start
@@ -18,6 +18,7 @@ function main(): void {
   let predictor: Predictor;
   try {
     predictor = Predictor.load(run, { clip, device, precision });
+    await predictor.encoder.prepare(predictor.inference.polarityLayer); // onnxruntime's session before the first job
   } catch (err) {
     const userError = err instanceof UserError;
     send({ type: 'fatal', error: userError ? (err as Error).message : String((err as Error).stack ?? err), userError });
@@ -50,4 +51,4 @@ function main(): void {
   });
 }
 
-main();
+void main();
