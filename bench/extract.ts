@@ -21,12 +21,13 @@ const DFEW_CLIPS = 16372; // every clip of DFEW (each fold's extraction covers t
 
 type Variant = { name: string; detector: 'tfjs' | 'torch'; pipeline: ExtractOptions['pipeline']; engine: Engine };
 const OLD: Variant = { name: "old: face-api on tfjs, one clip at a time, libtorch's tower", detector: 'tfjs', pipeline: false, engine: 'libtorch' };
-const engine = chooseEngine('cpu', 'fp32');
-const NEW: Variant = { name: `new: SSD on libtorch, one decode per clip, pipeline, tower on ${engine}`, detector: 'torch', pipeline: {}, engine };
-const NEW_LIBTORCH: Variant = { ...NEW, name: "new, libtorch's tower", engine: 'libtorch' };
 
 export async function benchExtract(quick: boolean): Promise<void> {
   manualSeed(0);
+  // the tower's default engine, decided here rather than when every bench module is imported
+  const engine = chooseEngine('cpu', 'fp32');
+  const NEW: Variant = { name: `new: SSD on libtorch, one decode per clip, pipeline, tower on ${engine}`, detector: 'torch', pipeline: {}, engine };
+  const NEW_LIBTORCH: Variant = { ...NEW, name: "new, libtorch's tower", engine: 'libtorch' };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-extract-'));
   const clips = quick ? 2 : 3;
   const src = path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4');

@@ -125,16 +125,7 @@ export class OnnxReference {
     const n = dims.reduce((a, b) => a * b, 1);
     const feeds = { [input]: new this.ort.Tensor('float32', Float32Array.from({ length: n }, () => Math.random() * 2 - 1), dims) };
     return {
-      async time({ warmup = 2, iters = 5 } = {}) {
-        for (let i = 0; i < warmup; i++) await session.run(feeds);
-        const times: number[] = [];
-        for (let i = 0; i < iters; i++) {
-          const t0 = process.hrtime.bigint();
-          await session.run(feeds);
-          times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-        }
-        return median(times);
-      },
+      time: (opts) => timeItAsync(async () => void (await session.run(feeds)), opts),
       release: () => session.release(),
     };
   }

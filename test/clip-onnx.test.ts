@@ -26,9 +26,9 @@ test('OnnxGraph: a Gemm with a float attribute, a negative reshape and two outpu
   const b = [0.25, -1, 2, 0];
   const g = new OnnxGraph('t', 17);
   const xi = g.input('x', 'float32', ['N', 3]);
-  const y = g.op1('Gemm', [xi, g.constant('W', tensor(Float32Array.from(W), { shape: [4, 3] })), g.constant('b', tensor(b))], { transB: 1, alpha: { f: 0.5 } });
-  g.output(g.op1('Reshape', [y, g.constant('flat', { int64: [-1] })]), 'y', 'float32', [8]);
-  g.output(g.op1('Mul', [xi, g.constant('two', tensor([2]))]), 'x2', 'float32', ['N', 3]);
+  const y = g.op('Gemm', [xi, g.constant('W', tensor(Float32Array.from(W), { shape: [4, 3] })), g.constant('b', tensor(b))], { transB: 1, alpha: { f: 0.5 } });
+  g.output(g.op('Reshape', [y, g.constant('flat', { int64: [-1] })]), 'y', 'float32', [8]);
+  g.output(g.op('Mul', [xi, g.constant('two', tensor([2]))]), 'x2', 'float32', ['N', 3]);
   const s = await OnnxSession.create(g.toBytes());
   const out = await s.run({ x: tensor(Float32Array.from(x), { shape: [2, 3] }) });
   const want: number[] = [];

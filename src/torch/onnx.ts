@@ -87,7 +87,7 @@ function valueInfo(name: string, dtype: DType, dims: Array<number | string>): Ms
 }
 
 /**
- * A graph built node by node. Values are named by strings; `op` returns the names of its outputs.
+ * A graph built node by node. Values are named by strings; `op` returns the name of its output.
  * Initializers hold a copy of the tensor's bytes taken when added.
  */
 export class OnnxGraph {
@@ -137,25 +137,20 @@ export class OnnxGraph {
     return name;
   }
 
-  op(type: string, inputs: string[], attrs: Record<string, Attr> = {}, o: { domain?: string; outputs?: number } = {}): string[] {
+  /** A node of operator `type` (one output, named after the node); returns the output's name. */
+  op(type: string, inputs: string[], attrs: Record<string, Attr> = {}, o: { domain?: string } = {}): string {
     const id = `${type}_${this.count++}`;
-    const outs = Array.from({ length: o.outputs ?? 1 }, (_, i) => `${id}:${i}`);
+    const out = `${id}:0`;
     const m = new Fields();
     for (const i of inputs) m.str(1, i);
-    for (const x of outs) m.str(2, x);
-    m.str(3, id).str(4, type);
+    m.str(2, out).str(3, id).str(4, type);
     for (const [k, v] of Object.entries(attrs)) m.msg(5, attribute(k, v));
     if (o.domain) {
       if (!this.opsets.has(o.domain)) throw new Error(`ONNX op ${type}: domain ${o.domain} not declared (useDomain)`);
       m.str(7, o.domain);
     }
     this.nodes.push(m);
-    return outs;
-  }
-
-  /** The first output of `op`: most operators have one. */
-  op1(type: string, inputs: string[], attrs: Record<string, Attr> = {}, o: { domain?: string } = {}): string {
-    return this.op(type, inputs, attrs, o)[0]!;
+    return out;
   }
 
   /** The serialised ModelProto (IR version 8), ready for onnxruntime. */
