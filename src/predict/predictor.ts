@@ -58,7 +58,9 @@ export type Stage = 'decode' | 'detect' | 'encode' | 'classify';
 
 export interface PredictOptions extends Partial<TimelineOptions> {
   faceBox?: Box; // a known face box (source pixels): no detection
-  onProgress?: (stage: Stage, fraction: number) => void;
+  maxSeconds?: number; // refuse a video whose decoded length passes this (measured while decoding, not from metadata)
+  onProgress?: (stage: Stage, fraction: number) => void; // fraction of the stage done, 0..1, moving as the work goes
+  onWindow?: (w: WindowPrediction, k: number, total: number) => void; // each window as soon as it is classified, in order
 }
 
 interface RunConfig {
