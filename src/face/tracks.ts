@@ -69,10 +69,12 @@ export function mainTrack(tracks: Track[]): number {
 export function fillTrack(track: Track): Box[] {
   const known = track.flatMap((d, i) => (d ? [i] : []));
   if (!known.length) throw new Error('fillTrack: the track has no detection');
+  let k = 0; // known[k - 1] < i <= known[k]: one pass, so a long video's track is linear to fill
   return track.map((d, i) => {
+    while (k < known.length && known[k]! < i) k++;
     if (d) return d.box;
-    const before = known.filter((k) => k < i).pop();
-    const after = known.find((k) => k > i);
+    const before = known[k - 1];
+    const after = known[k];
     if (before === undefined) return track[after!]!.box;
     if (after === undefined) return track[before]!.box;
     const t = (i - before) / (after - before);

@@ -27,6 +27,13 @@ export interface VideoInfo {
 export const MAX_SIDE = 1280;
 
 const IMAGE_EXT = /\.(jpe?g|png|bmp|webp|tiff?)$/i;
+// Photos sharp reads (upright by their EXIF orientation); a GIF goes to ffmpeg, which reads every frame of an animation.
+const STILL_EXT = /\.(jpe?g|png|bmp|webp|tiff?|avif)$/i;
+
+/** An image file read as one frame with sharp (not a GIF: an animated one is a video). */
+export function isImageFile(file: string): boolean {
+  return STILL_EXT.test(file) && fs.existsSync(file) && fs.statSync(file).isFile();
+}
 
 function ffprobeJson(file: string, extra: string[]): Record<string, unknown> {
   const r = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', ...extra, '-of', 'json', file], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
@@ -73,44 +80,158 @@ export function decodedSize(width: number, height: number): [number, number] {
   return [even(width), even(height)];
 }
 
+export interface DecodeOptions {
+  maxSeconds?: number; // refuse the video once what decodes passes this many seconds
+  limitName?: string; // how the refusal names the limit ('--max-seconds')
+}
+
+/** A video longer than the limit it was read under. */
+export class VideoTooLongError extends UserError {}
+
+const tooLong = (file: string, seen: number, o: DecodeOptions) =>
+  new VideoTooLongError(`${file}: longer than ${o.limitName ?? '--max-seconds'} ${o.maxSeconds} (at least ${seen.toFixed(1)} s of video); raise ${o.limitName ?? '--max-seconds'} to read it`);
+
 /**
- * Decodes the frames at `indices` (0-based, in decoding order; repeats allowed) as RGB. ffmpeg
- * rotates phone videos upright. If frames are missing at the end of the stream (a truncated or
- * corrupt file), the last decoded frame stands in for them, and `missing` says how many.
- * `undecoded` counts the frames of the whole clip the decoder could not deliver (the container's
- * frame count minus ffmpeg's "frames decoded"): a frame lost in the middle shifts the later ones,
- * so it matters even when every sampled frame came out.
+ * The video's length as its packets say, without decoding: the span of their timestamps (or the
+ * packet count over the frame rate where a raw stream has none). Metadata can lie (a container can
+ * claim ten hours for two frames, a raw .h264 has no duration at all), packets less so; ffprobe is
+ * stopped as soon as the length passes `maxSeconds`. Memory stays flat: lines are counted, not kept.
  */
-export async function decodeFrames(file: string, info: VideoInfo, indices: number[]): Promise<{ frames: RgbFrame[]; missing: number; undecoded: number }> {
+export async function measureVideo(file: string, info: VideoInfo, o: DecodeOptions = {}): Promise<{ packets: number; seconds: number }> {
+  const proc = spawn('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0', file], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const exited = new Promise<void>((resolve, reject) => {
+    proc.on('error', (err) => reject(new UserError(`cannot run ffprobe (${err.message}): install ffmpeg (apt-get install ffmpeg)`)));
+    proc.on('close', () => resolve());
+  });
+  let packets = 0;
+  let first = Infinity;
+  let last = -Infinity; // the end of the latest packet: its time plus its duration
+  let rest = '';
+  const length = () => Math.max(last > first ? last - first : 0, info.fps > 0 ? packets / info.fps : 0);
+  try {
+    for await (const chunk of proc.stdout) {
+      const lines = (rest + String(chunk)).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) {
+        if (!line) continue;
+        packets++;
+        const [pts, dur] = line.split(',').map(Number);
+        if (Number.isFinite(pts)) {
+          first = Math.min(first, pts!);
+          last = Math.max(last, pts! + (Number.isFinite(dur) ? dur! : 0));
+        }
+      }
+      if (o.maxSeconds !== undefined && length() > o.maxSeconds) throw tooLong(file, length(), o);
+    }
+  } finally {
+    proc.kill('SIGKILL');
+    await exited;
+  }
+  return { packets, seconds: length() };
+}
+
+/**
+ * Calls `onFrame` for each distinct frame of `indices` (0-based, in decoding order), in ascending
+ * order, from ONE ffmpeg process that decodes the whole video and pipes every frame out as RGB:
+ * the frames are picked here, so nothing that grows with their number goes into an ffmpeg
+ * argument (ffmpeg's `select` takes at most 100 terms). Memory holds one frame at a time, and
+ * `onFrame` is awaited before more is read (the pipe's back-pressure pauses ffmpeg). ffmpeg rotates
+ * phone videos upright. With `maxSeconds`, decoding stops once the decoded frames (their count at
+ * the video's frame rate, or their timestamps) pass it: a refusal from what decodes, not from
+ * metadata. Returns how many wanted frames came out, and `undecoded`: the frames of the whole clip
+ * the decoder could not deliver (the container's frame count minus ffmpeg's "frames decoded"), since
+ * a frame lost in the middle shifts the later ones even when every wanted frame came out.
+ */
+export async function forEachFrame(
+  file: string,
+  info: VideoInfo,
+  indices: number[],
+  onFrame: (index: number, frame: RgbFrame) => void | Promise<void>,
+  o: DecodeOptions = {},
+): Promise<{ delivered: number; undecoded: number; lastError?: string }> {
   const wanted = [...new Set(indices)].sort((a, b) => a - b);
   const [w, h] = decodedSize(info.width, info.height);
-  const select = wanted.map((i) => `eq(n\\,${i})`).join('+');
   // Verbose, with each line's level, for the "N frames decoded" summary; errors are the [error] lines.
-  const args = ['-loglevel', 'level+verbose', '-nostdin', '-i', file, '-map', '0:v:0', '-vf', `select='${select}',scale=${w}:${h}:flags=area`, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+  // -progress on fd 3 reports the output timestamp (out_time_us) as decoding goes.
+  const args = ['-loglevel', 'level+verbose', '-nostdin', '-i', file, '-map', '0:v:0', '-vf', `scale=${w}:${h}:flags=area`, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-progress', 'pipe:3', 'pipe:1'];
   const frameBytes = w * h * 3;
-  const got: Uint8Array[] = [];
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    const proc = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let pending: Buffer = Buffer.alloc(0);
-    proc.stdout.on('data', (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      while (pending.length >= frameBytes) {
-        got.push(new Uint8Array(pending.subarray(0, frameBytes)));
-        pending = pending.subarray(frameBytes);
-      }
-    });
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const proc = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve, reject) => {
     proc.on('error', (err) => reject(new UserError(`cannot run ffmpeg (${err.message}): install ffmpeg (apt-get install ffmpeg)`)));
     proc.on('close', () => resolve());
   });
-  const lastError = stderr.split('\n').filter((l) => /\[(error|fatal|panic)\] /.test(l)).pop()?.replace(/\[(error|fatal|panic)\] /, '');
-  if (!got.length) throw new UserError(`${file}: no decodable frames${lastError ? ` (${lastError.trim()})` : ''}`);
-  const byIndex = new Map(wanted.map((idx, k) => [idx, got[Math.min(k, got.length - 1)]!]));
-  const frames = indices.map((i) => ({ data: byIndex.get(i)!, width: w, height: h }));
-  const missing = Math.max(0, wanted.length - got.length);
-  const decoded = /(\d+) frames decoded/.exec(stderr);
-  return { frames, missing, undecoded: decoded ? Math.max(missing, info.frameCount - Number(decoded[1])) : missing };
+  // stderr: only what is needed is kept (the last error line, the decoded-frames summary), so a long
+  // video's log does not pile up.
+  let lastError: string | undefined;
+  let decodedCount: number | undefined;
+  let errRest = '';
+  proc.stderr!.on('data', (d: Buffer) => {
+    const lines = (errRest + d.toString()).split('\n');
+    errRest = lines.pop()!;
+    for (const l of lines) {
+      const e = /\[(error|fatal|panic)\] (.*)/.exec(l);
+      if (e) lastError = e[2]!.trim();
+      const n = /(\d+) frames decoded/.exec(l);
+      if (n) decodedCount = Number(n[1]);
+    }
+  });
+  const limit = o.maxSeconds;
+  let outSeconds = 0;
+  const progress = proc.stdio[3] as NodeJS.ReadableStream;
+  progress.on('data', (d: Buffer) => {
+    for (const m of String(d).matchAll(/out_time_us=(\d+)/g)) outSeconds = Math.max(outSeconds, Number(m[1]) / 1e6);
+    if (limit !== undefined && outSeconds > limit) proc.stdout!.destroy(tooLong(file, outSeconds, o));
+  });
+  const maxFrames = limit !== undefined && info.fps > 0 ? Math.floor(limit * info.fps) + 1 : Infinity;
+
+  let n = 0; // frames received so far (the index of the next one)
+  let next = 0; // position in `wanted` of the next frame to keep
+  let fill = 0; // bytes of the current frame received
+  let frame: Uint8Array | undefined; // the frame being assembled, when it is wanted
+  try {
+    for await (const chunk of proc.stdout! as AsyncIterable<Buffer>) {
+      let at = 0;
+      while (at < chunk.length) {
+        if (fill === 0 && next < wanted.length && wanted[next] === n) frame = new Uint8Array(frameBytes);
+        const take = Math.min(frameBytes - fill, chunk.length - at);
+        if (frame) frame.set(chunk.subarray(at, at + take), fill);
+        fill += take;
+        at += take;
+        if (fill < frameBytes) break;
+        if (frame) {
+          await onFrame(n, { data: frame, width: w, height: h });
+          next++;
+          frame = undefined;
+        }
+        fill = 0;
+        n++;
+        if (n > maxFrames) throw tooLong(file, n / info.fps, o);
+      }
+    }
+    await exited;
+    if (limit !== undefined && outSeconds > limit) throw tooLong(file, outSeconds, o);
+  } finally {
+    proc.kill('SIGKILL');
+    await exited.catch(() => {});
+  }
+  if (!next && wanted.length) throw new UserError(`${file}: no decodable frames${lastError ? ` (${lastError})` : ''}`);
+  return { delivered: next, undecoded: decodedCount !== undefined ? Math.max(wanted.length - next, info.frameCount - decodedCount) : wanted.length - next, lastError };
+}
+
+/**
+ * The frames at `indices` (repeats allowed) as RGB, in memory: for a few frames (a clip's T). If
+ * frames are missing at the end of the stream (a truncated or corrupt file), the last decoded frame
+ * stands in for them, and `missing` says how many. Long work streams with forEachFrame instead.
+ */
+export async function decodeFrames(file: string, info: VideoInfo, indices: number[], o: DecodeOptions = {}): Promise<{ frames: RgbFrame[]; missing: number; undecoded: number }> {
+  const got = new Map<number, RgbFrame>();
+  let latest: RgbFrame | undefined;
+  const { delivered, undecoded } = await forEachFrame(file, info, indices, (i, f) => {
+    got.set(i, f);
+    latest = f;
+  }, o);
+  const frames = indices.map((i) => got.get(i) ?? latest!);
+  return { frames, missing: new Set(indices).size - delivered, undecoded };
 }
 
 /** The image files of a frame folder in natural order (frame2 before frame10). */
