@@ -29,3 +29,13 @@ export function outFolder(cmd: string, dir: string): string {
 
 /** What --precision means, for the usage of the commands that run CLIP's vision tower for a run. */
 export const PRECISION_HELP = "CLIP's vision tower in fp32 (default), bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA)";
+
+/** The longest video predict, faces and streams read unless --max-seconds says otherwise: 3 hours. */
+export const DEFAULT_MAX_SECONDS = 3 * 3600;
+
+/** --max-seconds: measured from the video's packets and again while decoding, never from its metadata. */
+export function maxSecondsFlag(cmd: string, raw: string | undefined): number {
+  return raw === undefined ? DEFAULT_MAX_SECONDS : numberFlag(cmd, 'max-seconds', raw, { min: Number.MIN_VALUE });
+}
+
+export const MAX_SECONDS_HELP = `refuse a video longer than this many seconds, measured from what it holds, not its metadata (${DEFAULT_MAX_SECONDS})`;

@@ -6,40 +6,37 @@ import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { rescaleBox } from '../util/box.js';
 import { detectFaces } from '../face/detector.js';
-import { decodeFrames, probeVideo, readImage, uprightSize, type RgbFrame } from '../video/decode.js';
+import { isImageFile } from '../video/decode.js';
 import { sampleIndices } from '../video/sampling.js';
-import { intFlag, numberFlag } from './args.js';
-
-const IMAGE = /\.(jpe?g|png|webp|bmp|tiff?|gif|avif)$/i;
+import { openClip, stillNote } from '../streams/index.js';
+import { DEFAULT_MAX_SECONDS, intFlag, maxSecondsFlag, numberFlag } from './args.js';
 
 export const faces: Command = {
   name: 'faces',
   summary: 'detect faces in an image, or in the sampled frames of a video',
-  usage: 'ous faces FILE [--frames 16] [--min-confidence 0.5] [--json]   (boxes [x, y, w, h] in the file\'s own pixels)',
+  usage: `ous faces FILE [--frames 16] [--min-confidence 0.5] [--max-seconds ${DEFAULT_MAX_SECONDS}] [--json]   (boxes [x, y, w, h] in the file's own pixels)
+  A photo, or a one-frame GIF or video, is a still: its one frame is looked at once. An animated GIF is a video.`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { frames: { type: 'string', default: '16' }, 'min-confidence': { type: 'string', default: '0.5' }, json: { type: 'boolean' } },
+      options: { frames: { type: 'string', default: '16' }, 'min-confidence': { type: 'string', default: '0.5' }, 'max-seconds': { type: 'string' }, json: { type: 'boolean' } },
     });
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('faces: give one FILE (an image or a video)');
     const frameCount = intFlag('faces', 'frames', values.frames!, 1);
     const minConfidence = numberFlag('faces', 'min-confidence', values['min-confidence']!, { min: 0, max: 1 });
+    const maxSeconds = maxSecondsFlag('faces', values['max-seconds']);
     if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
+    const clip = await openClip(file, { maxSeconds });
+    const own = await clip.ownSize(0);
     const detections: Array<{ frame: number; box: number[]; score: number }> = [];
-    const detect = async (index: number, frame: RgbFrame, source: { width: number; height: number }) => {
-      for (const d of await detectFaces(frame, { minConfidence })) detections.push({ frame: index, box: rescaleBox(d.box, frame, source).map((v) => Math.round(v * 10) / 10), score: d.score });
-    };
-    if (IMAGE.test(file)) {
-      const [width, height] = await uprightSize(file);
-      await detect(0, await readImage(file), { width, height });
-    } else {
-      const info = probeVideo(file);
-      const indices = sampleIndices(info.frameCount, frameCount);
-      const { frames } = await decodeFrames(file, info, indices);
-      for (const [i, f] of frames.entries()) await detect(indices[i]!, f, info);
-    }
+    // Every sampled frame once (a still's one frame once), read one at a time.
+    await clip.forEach(sampleIndices(clip.frameCount, frameCount), async (index, frame) => {
+      for (const d of await detectFaces(frame, { minConfidence })) detections.push({ frame: index, box: rescaleBox(d.box, frame, own).map((v) => Math.round(v * 10) / 10), score: d.score });
+    });
+    const note = stillNote({ still: clip.frameCount === 1 && !isImageFile(file), source: file });
+    if (note) process.stderr.write(`ous: note: ${note}\n`);
     if (values.json) process.stdout.write(JSON.stringify(detections) + '\n');
     else for (const d of detections) process.stdout.write(`frame ${d.frame}: box [${d.box.join(', ')}] score ${d.score.toFixed(3)}\n`);
     if (!values.json && !detections.length) process.stdout.write('no face found\n');

@@ -4,8 +4,10 @@
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
-import { PRECISION_HELP } from './args.js';
-import { Predictor, type Prediction, type PredictOptions } from '../predict/predictor.js';
+import { DEFAULT_MAX_SECONDS, MAX_SECONDS_HELP, maxSecondsFlag, PRECISION_HELP } from './args.js';
+import { Predictor, type Prediction, type PredictOptions, type WindowPrediction } from '../predict/predictor.js';
+import { POLARITIES } from '../ous/config.js';
+import { Progress } from '../util/progress.js';
 import { parseOptionalDevice, parsePrecision, type Device, type Precision } from '../torch/index.js';
 import { probeVideo } from '../video/decode.js';
 import { checkBoxInFrame, parseBox } from '../util/box.js';
@@ -24,39 +26,91 @@ const seconds = (flag: string, v: string | undefined): number | undefined => {
   return x;
 };
 
+/** RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
+const csvField = (v: string | number | boolean) => {
+  const t = String(v);
+  return /[",\r\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+};
+
+/** The CSV header for a run's classes: one row per window follows (csvRow). */
+export function csvHeader(classes: string[]): string {
+  const cols = ['start', 'end', 'emotion', ...classes.map((c) => `p_${c}`), ...POLARITIES.map((p) => `polarity_${p}`), 'scene_effect', 'scene_changed_decision', 'emotion_without_scene', 'face_x', 'face_y', 'face_w', 'face_h'];
+  return cols.map(csvField).join(',');
+}
+
+/** One window as a CSV row; polarity and the scene's effect are empty for a face-only run. */
+export function csvRow(w: WindowPrediction, classes: string[]): string {
+  const num = (v: number) => +v.toFixed(6);
+  return [
+    num(w.start), num(w.end), w.emotion,
+    ...classes.map((c) => num(w.probabilities[c]!)),
+    ...POLARITIES.map((p) => (w.polarity ? num(w.polarity[p]!) : '')),
+    w.sceneEffect ? num(w.sceneEffect.totalVariation) : '', w.sceneEffect ? w.sceneEffect.changedDecision : '', w.sceneEffect?.emotionWithoutScene ?? '',
+    ...w.faceBox,
+  ].map(csvField).join(',');
+}
+
 export const predict: Command = {
   name: 'predict',
   summary: 'emotion, scene polarity, and how much the scene changed the decision, for one video',
-  usage: `ous predict VIDEO --run RUN [--clip DIR] [--box "x y w h"] [--window 2] [--stride 1] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--json]
+  usage: `ous predict VIDEO --run RUN [--clip DIR] [--box "x y w h"] [--window 2] [--stride 1] [--max-seconds ${DEFAULT_MAX_SECONDS}] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--json | --jsonl | --csv]
 
   --run RUN      a folder made by ous train (it records everything inference needs)
   --clip DIR     the CLIP folder, when it is not where the run was trained (same weights: checked by hash)
   --box "x y w h"  a known face box in the video's own pixels (no detection)
   --window S     seconds one prediction covers on a longer video (2)
   --stride S     seconds between windows (1)
+  --max-seconds S  ${MAX_SECONDS_HELP}
   --device D     cpu, or cuda[:N] with a CUDA build of libtorch
   --precision P  ${PRECISION_HELP}
-  --json         one JSON object; windows[] is the timeline`,
+  --json         one JSON object at the end; windows[] is the timeline
+  --jsonl        one JSON object per window as soon as it is classified ({"type":"window",...}), then the summary ({"type":"summary",...})
+  --csv          one row per window as soon as it is classified: start, end, emotion, each class's probability, polarity, the scene's effect, the face box
+Progress (the frames being detected, then window k of N with an ETA) goes to stderr.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, clip: { type: 'string' }, box: { type: 'string' }, window: { type: 'string' }, stride: { type: 'string' }, device: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, json: { type: 'boolean' } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, clip: { type: 'string' }, box: { type: 'string' }, window: { type: 'string' }, stride: { type: 'string' }, 'max-seconds': { type: 'string' }, device: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, json: { type: 'boolean' }, jsonl: { type: 'boolean' }, csv: { type: 'boolean' } } });
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
     if (!values.run) throw new UsageError('predict: --run RUN is required (a folder made by ous train)');
+    if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1) throw new UsageError('predict: give one of --json, --jsonl and --csv');
     const device = parseOptionalDevice(values.device);
     const precision = parsePrecision(values.precision!, device ?? 'cpu');
+    const maxSeconds = maxSecondsFlag('predict', values['max-seconds']);
     const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
     if (box) {
       const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
-    const r = await predictVideo(positionals[0]!, values.run, {
-      clip: values.clip,
+    const predictor = Predictor.load(values.run, { clip: values.clip, device, precision });
+    const classes = predictor.classNames;
+    if (values.csv) process.stdout.write(csvHeader(classes) + '\n');
+    let detecting: Progress | undefined;
+    let windows: Progress | undefined;
+    const r = await predictor.predict(positionals[0]!, {
       faceBox: box,
       window: seconds('--window', values.window),
       stride: seconds('--stride', values.stride),
-      device,
-      precision,
+      maxSeconds,
+      onProgress: (stage, _fraction, count) => {
+        if (stage !== 'detect' || !count) return;
+        detecting ??= new Progress('detect', count.total, { unit: 'frames' });
+        detecting.tick(count.done - detecting.count);
+      },
+      onWindow: (w, k, total) => {
+        if (detecting) detecting.finish(), (detecting = undefined);
+        windows ??= new Progress('window', total, { unit: 'windows' });
+        windows.tick();
+        if (values.jsonl) process.stdout.write(JSON.stringify({ type: 'window', index: k, ...w }) + '\n');
+        if (values.csv) process.stdout.write(csvRow(w, classes) + '\n');
+      },
     });
-    if (r.warning) process.stderr.write(`ous: warning: ${r.warning}\n`);
+    windows?.finish();
+    for (const line of [r.warning, r.note]) if (line) process.stderr.write(`ous: ${line === r.warning ? 'warning' : 'note'}: ${line}\n`);
+    if (values.csv) return 0;
+    if (values.jsonl) {
+      const { windows: _timeline, ...summary } = r;
+      process.stdout.write(JSON.stringify({ type: 'summary', ...summary, windowCount: r.windows.length }) + '\n');
+      return 0;
+    }
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

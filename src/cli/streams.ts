@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import type { Command } from './command.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { buildStreams, undecodedWarning } from '../streams/index.js';
+import { buildStreams, stillNote, undecodedWarning } from '../streams/index.js';
+import { DEFAULT_MAX_SECONDS, maxSecondsFlag } from './args.js';
 import type { RgbFrame } from '../video/decode.js';
 
 async function png(frame: RgbFrame): Promise<Buffer> {
@@ -19,13 +20,14 @@ async function png(frame: RgbFrame): Promise<Buffer> {
 export const streams: Command = {
   name: 'streams',
   summary: 'the face stream and the scene stream of a video (PNGs + streams.json)',
-  usage: 'ous streams VIDEO --out DIR [--frames 16] [--scene mask|full] [--json]\n' +
-    'Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier run.',
+  usage: `ous streams VIDEO --out DIR [--frames 16] [--scene mask|full] [--max-seconds ${DEFAULT_MAX_SECONDS}] [--json]
+Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier run.
+A photo, or a one-frame GIF or video, is a still: its one frame stands for every sampled frame.`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { out: { type: 'string' }, frames: { type: 'string', default: '16' }, scene: { type: 'string', default: 'mask' }, json: { type: 'boolean' } },
+      options: { out: { type: 'string' }, frames: { type: 'string', default: '16' }, scene: { type: 'string', default: 'mask' }, 'max-seconds': { type: 'string' }, json: { type: 'boolean' } },
     });
     const video = positionals[0];
     if (!video || positionals.length > 1) throw new UserError('streams: give one VIDEO (a video file or a folder of frames)');
@@ -34,9 +36,11 @@ export const streams: Command = {
     const frames = Number(values.frames);
     if (!(Number.isInteger(frames) && frames > 0)) throw new UserError(`streams: --frames must be a positive integer, not '${values.frames}'`);
     if (values.scene !== 'mask' && values.scene !== 'full') throw new UserError(`streams: --scene must be mask or full, not '${values.scene}'`);
-    const s = await buildStreams(video, { frames, scene: values.scene });
+    const s = await buildStreams(video, { frames, scene: values.scene, maxSeconds: maxSecondsFlag('streams', values['max-seconds']) });
     const warning = undecodedWarning(s);
     if (warning) process.stderr.write(`ous: warning: ${warning}\n`);
+    const note = stillNote(s);
+    if (note) process.stderr.write(`ous: note: ${note}\n`);
     const pad = String(frames - 1).length;
     fs.rmSync(path.join(values.out, 'streams.json'), { force: true });
     const written = new Set<string>();
@@ -58,6 +62,7 @@ export const streams: Command = {
       height: s.height,
       missingFrames: s.missingFrames,
       undecodedFrames: s.undecodedFrames,
+      still: s.still,
     };
     writeFileAtomic(path.join(values.out, 'streams.json'), JSON.stringify(meta, null, 2) + '\n');
     if (values.json) process.stdout.write(JSON.stringify(meta) + '\n');

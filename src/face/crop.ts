@@ -29,7 +29,7 @@ export function fillBox(frame: RgbFrame, box: Box, rgb: [number, number, number]
 }
 
 /** The largest centred square of the frame: the face stream when no face is found. */
-export function centreSquare(frame: RgbFrame): Box {
+export function centreSquare(frame: { width: number; height: number }): Box {
   const side = Math.min(frame.width, frame.height);
   return [Math.floor((frame.width - side) / 2), Math.floor((frame.height - side) / 2), side, side];
 }

@@ -11,12 +11,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FrameEncoder } from '../data/encoder.js';
 import type { CacheInfo } from '../data/cache.js';
-import { buildStreams, CLIP_MEAN_RGB, undecodedWarning } from '../streams/index.js';
+import { CLIP_MEAN_RGB, openClip, stillNote, streamClip, undecodedWarning, type StreamFrame } from '../streams/index.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { POLARITIES, type OusConfig } from '../ous/config.js';
 import { textTowerOf, type InferenceInfo } from '../train/run.js';
-import { cat, loadSafetensors, noGrad, tensor, tidy, type Device, type Precision, type Tensor } from '../torch/index.js';
-import { probeVideo, type RgbFrame } from '../video/decode.js';
+import { loadSafetensors, noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
+import type { RgbFrame } from '../video/decode.js';
 import type { Box } from '../face/detector.js';
 import { readJson } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
@@ -52,6 +52,7 @@ export interface Prediction {
   faces: Array<{ time: number; box: Box; detected: boolean }>; // the face track at every frame looked at
   summary: { window: number; stride: number; frames: number; share: Record<string, number>; precision: Precision }; // share: part of the windows each class tops; precision: CLIP's vision tower's
   warning?: string; // frames the decoder could not deliver (a truncated or corrupt file)
+  note?: string; // a still image: its one frame stands for every sampled frame
 }
 
 export type Stage = 'decode' | 'detect' | 'encode' | 'classify';
@@ -59,7 +60,7 @@ export type Stage = 'decode' | 'detect' | 'encode' | 'classify';
 export interface PredictOptions extends Partial<TimelineOptions> {
   faceBox?: Box; // a known face box (source pixels): no detection
   maxSeconds?: number; // refuse a video whose decoded length passes this (measured while decoding, not from metadata)
-  onProgress?: (stage: Stage, fraction: number) => void; // fraction of the stage done, 0..1, moving as the work goes
+  onProgress?: (stage: Stage, fraction: number, count?: { done: number; total: number }) => void; // fraction of the stage done, 0..1, moving as the work goes (count: frames)
   onWindow?: (w: WindowPrediction, k: number, total: number) => void; // each window as soon as it is classified, in order
 }
 
@@ -87,6 +88,16 @@ const blankLike = (f: RgbFrame): RgbFrame => {
 };
 
 const top = (v: number[]) => v.indexOf(Math.max(...v));
+
+/** A probability vector (and its polarity, and its blank-scene twin) as the answer reads it. */
+function result(names: string[], p: number[], pol: number[] | null, q: number[] | null) {
+  return {
+    emotion: names[top(p)]!,
+    probabilities: Object.fromEntries(names.map((n, i) => [n, p[i]!])),
+    polarity: pol ? Object.fromEntries(POLARITIES.map((n, i) => [n, pol[i]!])) : null,
+    sceneEffect: q ? { totalVariation: p.reduce((acc, v, i) => acc + Math.abs(v - q[i]!), 0) / 2, changedDecision: top(p) !== top(q), emotionWithoutScene: names[top(q)]! } : null,
+  };
+}
 
 export class Predictor {
   private constructor(
@@ -123,89 +134,129 @@ export class Predictor {
     return this.conf.ous.classNames;
   }
 
-  /** Emotion, polarity and the scene's effect for a video (per window on a long one). */
+  /**
+   * Emotion, polarity and the scene's effect for a video (per window on a long one), streamed: the
+   * frames are decoded and their faces detected in one pass (only the detections are kept), the face
+   * track is linked over the whole video, then a second pass crops and encodes the frames a chunk at
+   * a time and classifies each window as soon as its frames are encoded. Memory holds a chunk of
+   * frames and the embeddings of the windows under way, whatever the video's length.
+   */
   async predict(video: string, o: PredictOptions = {}): Promise<Prediction> {
     const progress = o.onProgress ?? (() => {});
     const T = this.inference.frames;
     const timeline = { window: o.window ?? DEFAULT_TIMELINE.window, stride: o.stride ?? DEFAULT_TIMELINE.stride };
     progress('decode', 0);
-    const isFolder = fs.existsSync(video) && fs.statSync(video).isDirectory();
-    const info = isFolder ? undefined : probeVideo(video);
-    const plan = info ? planTimeline(info.frameCount, info.fps, T, timeline) : planTimeline(1, 0, T, timeline);
-    progress('detect', 0);
-    const s = await buildStreams(video, { frames: T, scene: this.inference.scene, faceBox: o.faceBox, indices: info ? plan.indices : undefined });
-    const G = s.frames.length;
-    const toSource = info ? info.width / s.width : 1; // boxes back to the displayed pixels
-
-    // Every frame once: faces [G], scenes [G], and one blank scene (all blanks are the same image).
-    const k = this.inference.polarityLayer;
-    const frames = [...s.frames.map((f) => f.face), ...s.frames.map((f) => f.scene), blankLike(s.frames[0]!.scene)];
-    const embs: Tensor[] = [];
-    const lows: Tensor[] = [];
-    const chunk = 32;
-    for (let i = 0; i < frames.length; i += chunk) {
-      progress('encode', i / frames.length);
-      const { emb, low } = await this.encoder.encode(frames.slice(i, i + chunk), k);
-      embs.push(emb);
-      lows.push(low!);
-    }
-    progress('classify', 0);
-    const names = this.classNames;
+    const clip = await openClip(video, { maxSeconds: o.maxSeconds });
+    const plan = planTimeline(clip.frameCount, clip.fps, T, timeline);
+    const G = plan.indices.length;
     const K = plan.windows.length;
-    const scored = noGrad(() =>
-      tidy(() => {
-        const emb = cat(embs, 0).to({ device: this.device }); // [2G+1, E]; the encoder hands back CPU tensors
-        const low = cat(lows, 0).to({ device: this.device }); // [2G+1, W]
-        for (const t of [...embs, ...lows]) t.dispose();
-        const rows = plan.windows.flatMap((w) => Array.from({ length: T }, (_, t) => w.first + t));
-        const idx = tensor(rows, { dtype: 'int64', device: this.device }); // [K·T]: the faces of each window
-        const sceneIdx = tensor(rows.map((r) => G + r), { dtype: 'int64', device: this.device });
-        const E = emb.size(1);
-        const W = low.size(1);
-        const face = emb.indexSelect(0, idx).view([K, T, E]);
-        const scene = emb.indexSelect(0, sceneIdx).view([K, T, E]);
-        const sceneLow = low.indexSelect(0, sceneIdx).view([K, T, W]);
-        const withScene = this.head.forward({ face, scene, low: sceneLow });
-        const p = withScene.logits.softmax(-1).toArray() as number[][]; // [K][C]
-        // A run trained without polarity labels has an untrained polarity head: nothing to show.
-        const pol = withScene.polarityLogits && this.conf.ous.polarity !== false ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
-        let q: number[][] | null = null;
-        if (this.conf.ous.model === 'ous' && this.conf.ous.scene) {
-          const blank = emb.narrow(0, 2 * G, 1).unsqueeze(0).expand(K, T, E);
-          const blankLow = low.narrow(0, 2 * G, 1).unsqueeze(0).expand(K, T, W);
-          q = this.head.forward({ face, scene: blank, low: blankLow }).logits.softmax(-1).toArray() as number[][];
-        }
-        return { p, pol, q };
-      }),
+    const names = this.classNames;
+    const k = this.inference.polarityLayer;
+    const withBlank = this.conf.ous.model === 'ous' && this.conf.ous.scene;
+
+    // Embedding rows of encoded grid positions, until no window still to come needs them.
+    const rows = new Map<number, { face: Float32Array; scene: Float32Array; low: Float32Array }>();
+    let blank: { scene: Float32Array; low: Float32Array } | undefined; // every blank scene is the same image
+    const pending: Array<[number, StreamFrame]> = [];
+    const faces: Prediction['faces'] = [];
+    const windows: WindowPrediction[] = [];
+    const sums = { p: new Array<number>(names.length).fill(0), pol: [0, 0, 0], q: new Array<number>(names.length).fill(0) };
+    let sawPolarity = false;
+    let sawEffect = false;
+    const scaled = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box; // streamClip's boxes are in the source's pixels
+
+    const classify = (first: number, count: number) => {
+      const scored = noGrad(() =>
+        tidy(() => {
+          const [E, W] = [rows.get(plan.windows[first]!.first)!.face.length, rows.get(plan.windows[first]!.first)!.low.length];
+          const gather = (pick: (r: { face: Float32Array; scene: Float32Array; low: Float32Array }) => Float32Array, width: number) => {
+            const data = new Float32Array(count * T * width);
+            for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(rows.get(plan.windows[first + w]!.first + t)!), (w * T + t) * width);
+            return tensor(data, { shape: [count, T, width] }).to({ device: this.device });
+          };
+          const face = gather((r) => r.face, E); // [K', T, E]
+          const scene = gather((r) => r.scene, E); // [K', T, E]
+          const sceneLow = gather((r) => r.low, W); // [K', T, W]
+          const withScene = this.head.forward({ face, scene, low: sceneLow });
+          const p = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
+          // A run trained without polarity labels has an untrained polarity head: nothing to show.
+          const pol = withScene.polarityLogits && this.conf.ous.polarity !== false ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
+          let q: number[][] | null = null;
+          if (withBlank) {
+            const blankScene = tensor(blank!.scene, { shape: [1, 1, E] }).to({ device: this.device }).expand(count, T, E);
+            const blankLow = tensor(blank!.low, { shape: [1, 1, W] }).to({ device: this.device }).expand(count, T, W);
+            q = this.head.forward({ face, scene: blankScene, low: blankLow }).logits.softmax(-1).toArray() as number[][];
+          }
+          return { p, pol, q };
+        }),
+      );
+      for (let w = 0; w < count; w++) {
+        const plan_w = plan.windows[first + w]!;
+        const [p, pol, q] = [scored.p[w]!, scored.pol?.[w] ?? null, scored.q?.[w] ?? null];
+        p.forEach((v, c) => (sums.p[c]! += v));
+        if (pol) pol.forEach((v, c) => (sums.pol[c]! += v)), (sawPolarity = true);
+        if (q) q.forEach((v, c) => (sums.q[c]! += v)), (sawEffect = true);
+        const win: WindowPrediction = { start: plan_w.start, end: plan_w.end, ...result(names, p, pol, q), faceBox: faces[plan_w.first + Math.floor(T / 2)]!.box };
+        windows.push(win);
+        o.onWindow?.(win, first + w, K);
+      }
+    };
+
+    let nextWindow = 0;
+    const encodePending = async () => {
+      const n = pending.length;
+      const frames = [...pending.map(([, f]) => f.face), ...pending.map(([, f]) => f.scene)];
+      if (withBlank && !blank) frames.push(blankLike(pending[0]![1].scene));
+      const out = await this.encoder.encode(frames, k);
+      const [E, W] = [out.emb.size(1), out.low!.size(1)];
+      const emb = out.emb.toTypedArray() as Float32Array; // [2n(+1), E]
+      const low = out.low!.toTypedArray() as Float32Array; // [2n(+1), W]
+      out.emb.dispose();
+      out.low!.dispose();
+      pending.forEach(([pos], j) => rows.set(pos, { face: emb.subarray(j * E, (j + 1) * E), scene: emb.subarray((n + j) * E, (n + j + 1) * E), low: low.subarray((n + j) * W, (n + j + 1) * W) }));
+      if (withBlank && !blank) blank = { scene: emb.slice(2 * n * E, (2 * n + 1) * E), low: low.slice(2 * n * W, (2 * n + 1) * W) };
+      const lastPos = pending[n - 1]![0];
+      pending.length = 0;
+      progress('encode', (lastPos + 1) / G);
+      const first = nextWindow;
+      while (nextWindow < K && plan.windows[nextWindow]!.first + T - 1 <= lastPos) nextWindow++;
+      if (nextWindow > first) classify(first, nextWindow - first);
+      const keepFrom = nextWindow < K ? plan.windows[nextWindow]!.first : Infinity;
+      for (const pos of rows.keys()) if (pos < keepFrom) rows.delete(pos);
+    };
+
+    progress('detect', 0);
+    const chunk = 16; // grid positions encoded at a time (32 images: faces and scenes)
+    const s = await streamClip(
+      clip,
+      plan.indices,
+      { frames: T, scene: this.inference.scene, faceBox: o.faceBox, device: this.device === 'cpu' ? undefined : this.device, onDetect: (done, total) => progress('detect', done / total, { done, total }) },
+      async (pos, f) => {
+        if (pos === 0) progress('encode', 0);
+        faces.push({ time: Math.round(f.timeSec * 1000) / 1000, box: scaled(f.box), detected: f.detected });
+        pending.push([pos, f]);
+        if (pending.length === chunk) await encodePending();
+      },
     );
-    const result = (p: number[], pol: number[] | null, q: number[] | null) => ({
-      emotion: names[top(p)]!,
-      probabilities: Object.fromEntries(names.map((n, i) => [n, p[i]!])),
-      polarity: pol ? Object.fromEntries(POLARITIES.map((n, i) => [n, pol[i]!])) : null,
-      sceneEffect: q ? { totalVariation: p.reduce((acc, v, i) => acc + Math.abs(v - q[i]!), 0) / 2, changedDecision: top(p) !== top(q), emotionWithoutScene: names[top(q)]! } : null,
-    });
-    const scaled = (b: Box): Box => b.map((v) => Math.round(v * toSource * 10) / 10) as Box;
-    const windows: WindowPrediction[] = plan.windows.map((w, i) => ({
-      start: w.start,
-      end: w.end,
-      ...result(scored.p[i]!, scored.pol?.[i] ?? null, scored.q?.[i] ?? null),
-      faceBox: scaled(s.frames[w.first + Math.floor(T / 2)]!.box),
-    }));
-    const mean = (rows: number[][]) => rows[0]!.map((_, c) => rows.reduce((a, r) => a + r[c]!, 0) / rows.length);
-    const whole = result(mean(scored.p), scored.pol ? mean(scored.pol) : null, scored.q ? mean(scored.q) : null);
-    const share = Object.fromEntries(names.map((n) => [n, windows.filter((w) => w.emotion === n).length / K]));
+    if (pending.length) await encodePending();
     progress('classify', 1);
-    const warning = undecodedWarning(s);
+
+    const mean = (v: number[]) => v.map((x) => x / K);
+    const whole = result(names, mean(sums.p), sawPolarity ? mean(sums.pol) : null, sawEffect ? mean(sums.q) : null);
+    const share = Object.fromEntries(names.map((n) => [n, windows.filter((w) => w.emotion === n).length / K]));
+    const warning = undecodedWarning({ ...s, frames: { length: G } });
+    const note = stillNote(s);
     return {
       video,
       ...whole,
       faceMissing: s.faceMissing,
       ...(warning ? { warning } : {}),
-      duration: info?.duration ?? 0,
-      width: info?.width ?? s.width,
-      height: info?.height ?? s.height,
+      ...(note ? { note } : {}),
+      duration: clip.info?.duration ?? 0,
+      width: s.width,
+      height: s.height,
       windows,
-      faces: s.frames.map((f) => ({ time: Math.round(f.timeSec * 1000) / 1000, box: scaled(f.box), detected: f.detected })),
+      faces,
       summary: { window: timeline.window, stride: plan.stride, frames: T, share, precision: this.encoder.precision },
     };
   }

@@ -33,6 +33,11 @@ export function planTimeline(frameCount: number, fps: number, T: number, o: Time
   if (!(fps > 0) || duration <= o.window) {
     return { indices: sampleIndices(frameCount, T, 'test'), windows: [{ start: 0, end: duration, first: 0 }], stride: o.stride };
   }
+  if (o.window * fps < T) {
+    // A window samples T distinct frames of the source; fewer would repeat frames the model never saw repeated.
+    const least = Math.ceil((100 * T) / fps) / 100;
+    throw new UserError(`--window ${o.window}: ${o.window} s hold ${(o.window * fps).toFixed(1)} frames at ${+fps.toFixed(3)} fps, fewer than the ${T} frames a window needs; use --window ${least} or more`);
+  }
   const step = o.window / T; // seconds between grid frames
   const grid = Math.floor(duration / step + 1e-9);
   const indices = Array.from({ length: grid }, (_, j) => Math.min(frameCount - 1, Math.floor((j + 0.5) * step * fps)));

@@ -7,10 +7,10 @@ import { UserError } from '../util/errors.js';
 import { rng } from '../util/random.js';
 import { rescaleBox } from '../util/box.js';
 import { sampleIndices, type SamplingMode } from '../video/sampling.js';
-import { decodeFrames, listFrameFiles, probeVideo, readFrameFiles, uprightSize, type RgbFrame } from '../video/decode.js';
+import { decodeFrames, forEachFrame, isImageFile, listFrameFiles, measureVideo, probeVideo, readFrameFiles, uprightSize, type DecodeOptions, type RgbFrame, type VideoInfo } from '../video/decode.js';
 import { detectFacesBatch, type Box, type Detection, type DetectorEngine } from '../face/detector.js';
 import type { Device } from '../torch/index.js';
-import { fillTrack, linkTracks, mainTrack, squareBox } from '../face/tracks.js';
+import { fillTrack, linkTracks, mainTrack, squareBox, type Track } from '../face/tracks.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
 import { CLIP_MEAN } from '../clip/image-processor.js';
 
@@ -29,6 +29,7 @@ export interface StreamsOptions {
   indices?: number[]; // the frames to take, in place of T sampled ones (a timeline's frame grid): one detection pass links them into one track
   detector?: DetectorEngine; // libtorch ('torch', default) or face-api on tfjs ('tfjs'); OUS_FACE_DETECTOR
   device?: Device; // where the libtorch detector runs ('cpu')
+  maxSeconds?: number; // refuse a video longer than this, measured from its packets and while decoding
 }
 
 export interface StreamFrame {
@@ -52,10 +53,150 @@ export interface Streams {
   rotation: number;
   missingFrames: number; // sampled frames the decoder could not deliver (repeated from the last good one)
   undecodedFrames: number; // frames of the whole clip the decoder could not deliver (truncated or corrupt file)
+  still: boolean; // the source has one frame (an image, a one-frame GIF or video): it stands for every sampled frame
   timings: { decode: number; detect: number; crop: number }; // seconds
 }
 
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+
+/** A clip to read frames from: a video file, a folder of frames, or one image. */
+export interface ClipSource {
+  source: string;
+  files?: string[]; // a frame folder's images, or the one image file
+  info?: VideoInfo; // a video's
+  frameCount: number; // N
+  fps: number; // 0 when the frames have no times (a folder, an image)
+  limit: DecodeOptions;
+  /** The size boxes are reported in: the video's displayed size, or the frame image's upright size. */
+  ownSize(index: number): Promise<{ width: number; height: number }>;
+  /** Calls onFrame for each distinct frame of `indices`, ascending; one frame in memory at a time. */
+  forEach(indices: number[], onFrame: (index: number, frame: RgbFrame) => void | Promise<void>): Promise<{ delivered: number; undecoded: number }>;
+}
+
+const decodeLimit = (o: { maxSeconds?: number }): DecodeOptions => (o.maxSeconds !== undefined ? { maxSeconds: o.maxSeconds } : {});
+
+/**
+ * Opens a clip. A video longer than `maxSeconds` is refused here already, from its packets (see
+ * measureVideo), before anything is decoded; decoding enforces the limit again.
+ */
+export async function openClip(source: string, o: { maxSeconds?: number } = {}): Promise<ClipSource> {
+  const isFolder = fs.existsSync(source) && fs.statSync(source).isDirectory();
+  const limit = decodeLimit(o);
+  if (isFolder || isImageFile(source)) {
+    const files = isFolder ? listFrameFiles(source) : [source];
+    return {
+      source, files, frameCount: files.length, fps: 0, limit,
+      ownSize: async (i) => {
+        const [width, height] = await uprightSize(files[i]!);
+        return { width, height };
+      },
+      forEach: async (indices, onFrame) => {
+        const wanted = [...new Set(indices)].sort((a, b) => a - b);
+        for (const i of wanted) await onFrame(i, (await readFrameFiles(files, [i]))[0]!);
+        return { delivered: wanted.length, undecoded: 0 };
+      },
+    };
+  }
+  const info = probeVideo(source);
+  if (o.maxSeconds !== undefined) await measureVideo(source, info, limit);
+  return {
+    source, info, frameCount: info.frameCount, fps: info.fps, limit,
+    ownSize: async () => ({ width: info.width, height: info.height }),
+    forEach: (indices, onFrame) => forEachFrame(source, info, indices, onFrame, limit),
+  };
+}
+
+/** The clip's main face over `perFrame` detections (SPEC.md §2), as crop squares in the frames' pixels. */
+export function faceTrack(perFrame: Detection[][], size: { width: number; height: number }, enlarge = 0.25) {
+  const tracks: Track[] = linkTracks(perFrame);
+  const main = mainTrack(tracks);
+  const faceMissing = main < 0;
+  const boxes: Box[] = faceMissing ? perFrame.map(() => centreSquare(size)) : fillTrack(tracks[main]!).map((b) => squareBox(b, enlarge));
+  const detected = perFrame.map((_, i) => !faceMissing && tracks[main]![i] !== null);
+  return { tracks, main, faceMissing, boxes, detected };
+}
+
+/** Frame `i` of a clip cut into its face crop and its scene (the face masked unless `scene` is full). */
+function streamFrame(frame: RgbFrame, index: number, fps: number, face: ReturnType<typeof faceTrack>, i: number, own: { width: number; height: number }, scene: StreamsOptions['scene'], shipped?: RgbFrame): StreamFrame {
+  const box = face.boxes[i]!;
+  return {
+    index,
+    timeSec: fps ? index / fps : 0,
+    box: rescaleBox(box, frame, own),
+    detected: face.detected[i]!,
+    face: shipped ?? cropWithPadding(frame, box),
+    scene: scene === 'full' || face.faceMissing ? frame : fillBox(frame, box, CLIP_MEAN_RGB),
+  };
+}
+
+/** What a streamed clip was, besides its frames. */
+export type ClipSummary = Omit<Streams, 'frames' | 'otherFaces' | 'timings'>;
+
+/**
+ * The streams of a long clip at `indices` (non-decreasing; a timeline's frame grid) without holding
+ * its frames: one pass decodes the frames and detects their faces, keeping only the detections; the
+ * face track is linked over the whole clip, as buildStreams does; a second pass decodes the frames
+ * again and hands each position's StreamFrame to `onFrame`, in order, awaiting it (so memory holds
+ * what the consumer holds). Frames missing at the end of a damaged file repeat the last good one.
+ */
+export async function streamClip(
+  clip: ClipSource,
+  indices: number[],
+  opts: StreamsOptions & { onDetect?: (done: number, total: number) => void },
+  onFrame: (position: number, frame: StreamFrame) => void | Promise<void>,
+): Promise<ClipSummary> {
+  for (let p = 1; p < indices.length; p++) if (indices[p]! < indices[p - 1]!) throw new RangeError('streamClip: indices must not decrease');
+  const distinct = [...new Set(indices)];
+  const own = await clip.ownSize(indices[0]!);
+  let size: { width: number; height: number } | undefined;
+  const found = new Map<number, Detection[]>();
+  if (!opts.faceBox) {
+    const batch: Array<[number, RgbFrame]> = [];
+    const flush = async () => {
+      const dets = await detectFacesBatch(batch.map(([, f]) => f), { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device });
+      batch.forEach(([i], k) => found.set(i, dets[k]!));
+      batch.length = 0;
+      opts.onDetect?.(found.size, distinct.length);
+    };
+    await clip.forEach(distinct, async (i, f) => {
+      size = f;
+      batch.push([i, f]);
+      if (batch.length === 8) await flush();
+    });
+    if (batch.length) await flush();
+  }
+  // Pass 2 decodes the same frames; their size is known from pass 1 or from the first frame.
+  let lastIndex = -1;
+  let last: RgbFrame | undefined;
+  let face: ReturnType<typeof faceTrack> | undefined;
+  let p = 0;
+  const trackFor = (frame: RgbFrame) => {
+    if (opts.faceBox) {
+      const b = rescaleBox(opts.faceBox, own, frame);
+      return faceTrack(indices.map(() => [{ box: b, score: 1 }]), frame, opts.enlarge);
+    }
+    const delivered = [...found.keys()];
+    const lastGood = delivered[delivered.length - 1];
+    return faceTrack(indices.map((i) => found.get(i) ?? found.get(lastGood!) ?? []), size ?? frame, opts.enlarge);
+  };
+  const { delivered, undecoded } = await clip.forEach(distinct, async (i, f) => {
+    face ??= trackFor(f);
+    lastIndex = i;
+    last = f;
+    for (; p < indices.length && indices[p] === i; p++) await onFrame(p, streamFrame(f, i, clip.fps, face, p, own, opts.scene));
+  });
+  const missingFrames = distinct.length - delivered;
+  for (; p < indices.length; p++) await onFrame(p, streamFrame(last!, lastIndex, clip.fps, face!, p, own, opts.scene));
+  return {
+    source: clip.source, faceMissing: face!.faceMissing, fps: clip.fps, frameCount: clip.frameCount, width: own.width, height: own.height,
+    rotation: clip.info?.rotation ?? 0, missingFrames, undecodedFrames: undecoded, still: clip.frameCount === 1,
+  };
+}
+
+/** The one line that says a still stands for every sampled frame, or undefined. */
+export function stillNote(s: { still: boolean; source: string }): string | undefined {
+  return s.still ? `${s.source}: a still image: its one frame stands for every sampled frame` : undefined;
+}
 
 /** One sampling of a clip: view 0 is the test sampling; train views draw with their own seed. */
 export interface Sampling {
@@ -69,12 +210,11 @@ export interface Sampling {
  * indices goes through one ffmpeg process (or one read of each frame file). `missing` per sampling
  * counts its distinct frames past the last one the decoder delivered, as decodeFrames does.
  */
-async function sampledFrames(source: string, t: number, samplings: Sampling[], faceFrames: string | undefined) {
+async function sampledFrames(source: string, t: number, samplings: Sampling[], opts: StreamsOptions) {
   const randoms = samplings.map((v) => rng(v.seed));
-  const isFolder = fs.existsSync(source) && fs.statSync(source).isDirectory();
-  const files = isFolder ? listFrameFiles(source) : undefined;
-  const info = files ? undefined : probeVideo(source);
-  const n = files ? files.length : info!.frameCount;
+  const clip = await openClip(source, opts);
+  const { files, info } = clip;
+  const n = clip.frameCount;
   const indices = samplings.map((v, k) => v.indices ?? sampleIndices(n, t, v.mode, randoms[k]!));
   const union = [...new Set(indices.flat())].sort((a, b) => a - b);
   let decoded: RgbFrame[];
@@ -82,18 +222,17 @@ async function sampledFrames(source: string, t: number, samplings: Sampling[], f
   let undecoded = 0; // frames of the file the decoder could not deliver (a truncated or corrupt file)
   if (files) decoded = await readFrameFiles(files, union);
   else {
-    const d = await decodeFrames(source, info!, union);
+    const d = await decodeFrames(source, info!, union, decodeLimit(opts));
     decoded = d.frames;
     undecoded = d.undecoded;
     lost = new Set(union.slice(union.length - d.missing)); // decodeFrames loses frames at the end
   }
   const byIndex = new Map(union.map((idx, k) => [idx, decoded[k]!]));
   // The data set's face crops (DFEW) are sampled after the frames, with the same generator.
-  const faceFiles = faceFrames ? listFrameFiles(faceFrames) : undefined;
+  const faceFiles = opts.faceFrames ? listFrameFiles(opts.faceFrames) : undefined;
   const shippedIdx = faceFiles ? samplings.map((v, k) => sampleIndices(faceFiles.length, t, v.mode, randoms[k]!)) : undefined;
   const shippedAll = faceFiles ? await readFrameFiles(faceFiles, shippedIdx!.flat()) : undefined;
   // Boxes are read and reported in the source's own pixels; the frames may be scaled down (MAX_SIDE).
-  const [sourceWidth, sourceHeight] = files ? await uprightSize(files[union[0]!]!) : [info!.width, info!.height];
   return {
     union: union.map((i) => byIndex.get(i)!),
     unionIndex: new Map(union.map((idx, k) => [idx, k])),
@@ -107,7 +246,7 @@ async function sampledFrames(source: string, t: number, samplings: Sampling[], f
     frameCount: n,
     rotation: info?.rotation ?? 0,
     undecoded,
-    own: { width: sourceWidth, height: sourceHeight },
+    own: await clip.ownSize(union[0]!),
   };
 }
 
@@ -126,7 +265,7 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
 export async function buildStreamViews(source: string, opts: StreamsOptions, samplings: Sampling[]): Promise<Streams[]> {
   const T = opts.frames ?? 16;
   let t0 = process.hrtime.bigint();
-  const all = await sampledFrames(source, T, samplings, opts.faceFrames);
+  const all = await sampledFrames(source, T, samplings, opts);
   const decode = seconds(t0);
   const own = all.own;
 
@@ -144,27 +283,18 @@ export async function buildStreamViews(source: string, opts: StreamsOptions, sam
     t0 = process.hrtime.bigint();
     const shipped = s.shipped;
     const perFrame: Detection[][] = found ? s.indices.map((i) => found![all.unionIndex.get(i)!]!) : [];
-    const tracks = linkTracks(perFrame);
-    const main = mainTrack(tracks);
-    const faceMissing = main < 0;
-    const boxes: Box[] = faceMissing ? s.frames.map(centreSquare) : fillTrack(tracks[main]!).map((b) => squareBox(b, opts.enlarge ?? 0.25));
-    const frames: StreamFrame[] = s.frames.map((frame, i) => ({
-      index: s.indices[i]!,
-      timeSec: all.fps ? s.indices[i]! / all.fps : 0,
-      box: rescaleBox(boxes[i]!, frame, own),
-      detected: !faceMissing && tracks[main]![i] !== null,
-      face: shipped ? shipped[i]! : cropWithPadding(frame, boxes[i]!),
-      scene: opts.scene === 'full' || faceMissing ? frame : fillBox(frame, boxes[i]!, CLIP_MEAN_RGB),
-    }));
+    const face = faceTrack(perFrame, s.frames[0]!, opts.enlarge);
+    const frames: StreamFrame[] = s.frames.map((frame, i) => streamFrame(frame, s.indices[i]!, all.fps, face, i, own, opts.scene, shipped?.[i]));
+    const { tracks, main, faceMissing } = face;
     const otherFaces = s.frames.map((f, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])));
     const crop = seconds(t0);
     const timings = v === 0 ? { decode, detect, crop } : { decode: 0, detect: 0, crop };
-    return { source, frames, faceMissing, otherFaces, fps: all.fps, frameCount: all.frameCount, width: own.width, height: own.height, rotation: all.rotation, missingFrames: s.missing, undecodedFrames: all.undecoded, timings };
+    return { source, frames, faceMissing, otherFaces, fps: all.fps, frameCount: all.frameCount, width: own.width, height: own.height, rotation: all.rotation, missingFrames: s.missing, undecodedFrames: all.undecoded, still: all.frameCount === 1, timings };
   });
 }
 
 /** One line for a clip the decoder could not read whole (truncated or corrupt), or undefined. */
-export function undecodedWarning(s: Streams): string | undefined {
+export function undecodedWarning(s: Pick<Streams, 'source' | 'undecodedFrames' | 'missingFrames' | 'frameCount'> & { frames: { length: number } }): string | undefined {
   if (!s.undecodedFrames) return undefined;
   const repeated = s.missingFrames ? `; ${s.missingFrames} of the ${s.frames.length} sampled frames repeat the last good one` : '';
   return `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames could not be decoded (truncated or corrupt file)${repeated}`;

@@ -39,6 +39,11 @@ export class Progress {
     this.render(note, true);
   }
 
+  /** Items done so far. */
+  get count(): number {
+    return this.done;
+  }
+
   /** Items per second so far. */
   get rate(): number {
     const s = (Date.now() - this.start) / 1000;
