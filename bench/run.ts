@@ -1,4 +1,4 @@
-// `npm run bench [-- engine|clip|streams ...] [--quick]`: runs the benchmarks, each printed beside
+// `npm run bench [-- engine|clip|streams|train|extract|serve|long ...] [--quick]`: runs the benchmarks, each printed beside
 // the same work in PyTorch (Python) measured in the same run when python3-torch is installed.
 import { getNumThreads } from '../src/torch/index.js';
 import { TorchReference, printTable } from './lib.js';
@@ -9,6 +9,7 @@ import { benchStreams } from './streams.js';
 import { benchTrain } from './train.js';
 import { benchExtract } from './extract.js';
 import { benchServe } from './serve.js';
+import { benchLong } from './long.js';
 
 const suites: Record<string, (torch: TorchReference | null, quick: boolean) => Promise<void>> = {
   engine: async (torch, quick) => printTable(engineTitle(), await benchEngine(torch, quick)),
@@ -16,6 +17,7 @@ const suites: Record<string, (torch: TorchReference | null, quick: boolean) => P
   train: async (torch, quick) => benchTrain(torch, quick),
   extract: async (_torch, quick) => benchExtract(quick),
   serve: async (_torch, quick) => benchServe(quick),
+  long: async (_torch, quick) => benchLong(quick),
   clip: async (torch, quick) => benchClip(torch, quick),
 };
 

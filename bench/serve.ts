@@ -1,21 +1,12 @@
 // `ous serve` benchmark: predictions per second and p50/p99 latency (upload to result) for a 4 s
 // 360p clip with a real face, at the ViT-B/32 shape (random weights, a run trained one epoch on
 // them), with 1 and 2 worker processes, and /api/health's latency under that load.
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildInfo, manualSeed } from '../src/torch/index.js';
-import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
-import { ClipModel } from '../src/clip/model.js';
-import { saveClip } from '../src/clip/load.js';
-import { FrameEncoder } from '../src/data/encoder.js';
-import { extractFeatures } from '../src/data/extract.js';
-import { mergeCache } from '../src/data/cache.js';
-import { resolveOusConfig } from '../src/ous/config.js';
-import { trainRun } from '../src/train/run.js';
+import { buildInfo } from '../src/torch/index.js';
 import { startServer } from '../src/server/server.js';
-import { packageRoot } from '../src/util/paths.js';
+import { vitB32Run } from './vitb32-run.js';
 
 const quantile = (v: number[], q: number) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))]!;
 
@@ -25,30 +16,8 @@ async function getJson(url: string, init?: RequestInit): Promise<any> {
 }
 
 export async function benchServe(quick: boolean): Promise<void> {
-  manualSeed(0);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-serve-'));
-  const dev = path.join(packageRoot(), 'fixtures', 'clip-dev', 'model');
-  // A ViT-B/32-shaped CLIP folder (random weights, the dev tokenizer, 224 px preprocessing).
-  const clipDir = path.join(dir, 'clip');
-  saveClip(new ClipModel(clipConfigFor(CLIP_SHAPES['ViT-B/32'])).eval(), clipDir, { filesFrom: dev });
-  const pre = JSON.parse(fs.readFileSync(path.join(dev, 'preprocessor_config.json'), 'utf8'));
-  fs.writeFileSync(path.join(clipDir, 'preprocessor_config.json'), JSON.stringify({ ...pre, crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 } }));
-  // A 4 s clip with a real face; a small cache of cuts of it and a run trained one epoch.
-  const src = path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4');
-  const clip = path.join(dir, 'clip4s.mp4');
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, '-t', '4', '-vf', 'scale=-2:360', '-c:v', 'libx264', clip]);
-  const encoder = FrameEncoder.load(clipDir);
-  const ous = resolveOusConfig({});
-  const entries = Array.from({ length: 8 }, (_, i) => ({ id: `c${i}`, source: clip, label: i % 2, split: 'train' as const, faceBox: [200, 40, 200, 200] as [number, number, number, number] }));
-  const cache = path.join(dir, 'cache');
-  await extractFeatures({
-    entries, encoder, out: cache, progress: false,
-    info: { clip: { path: clipDir, hash: encoder.hash }, frames: 16, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'manifest', classNames: ous.classNames, polarityOfClass: ous.polarityOfClass },
-  });
-  mergeCache(cache);
-  const run = path.join(dir, 'run');
-  await trainRun({ cache, out: run, sets: ['epochs=1', 'valFraction=0.5', 'promptLength=16'], log: () => {} });
-
+  const { run, clip } = await vitB32Run(dir);
   const video = fs.readFileSync(clip);
   const jobs = quick ? 2 : 8;
   console.log(`\nous serve, ViT-B/32 shape (random weights), a 4 s 640x360 clip with one face, T = 16, 2 s windows every 1 s (3 windows)`);
