@@ -201,3 +201,17 @@ test('one rule for stills; an animated GIF is a video everywhere; a window short
   assert.equal(tiny.code, 1);
   assert.match(tiny.stderr, /^ous: --window 0\.01: .*fewer than the 4 frames a window needs; use --window 0\.17 or more\n$/);
 });
+
+test('bad --max-seconds values and two output formats at once are usage errors (exit 2, one line)', async () => {
+  for (const [args, seen] of [
+    [['faces', franck, '--max-seconds', '0'], /--max-seconds must be a positive number of seconds, not '0'/],
+    [['streams', franck, '--out', at('x'), '--max-seconds', '0x10'], /--max-seconds must be a positive number of seconds, not '0x10'/],
+    [['predict', franck, '--run', t.run, '--max-seconds', 'abc'], /--max-seconds must be a positive number of seconds, not 'abc'/],
+    [['predict', franck, '--run', t.run, '--json', '--csv'], /give one of --json, --jsonl and --csv/],
+  ] as const) {
+    const r = await run([...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, seen);
+  }
+});

@@ -35,7 +35,10 @@ export const DEFAULT_MAX_SECONDS = 3 * 3600;
 
 /** --max-seconds: measured from the video's packets and again while decoding, never from its metadata. */
 export function maxSecondsFlag(cmd: string, raw: string | undefined): number {
-  return raw === undefined ? DEFAULT_MAX_SECONDS : numberFlag(cmd, 'max-seconds', raw, { min: Number.MIN_VALUE });
+  if (raw === undefined) return DEFAULT_MAX_SECONDS;
+  const v = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!(v > 0)) throw new UsageError(`${cmd}: --max-seconds must be a positive number of seconds, not '${raw}'`);
+  return v;
 }
 
 export const MAX_SECONDS_HELP = `refuse a video longer than this many seconds, measured from what it holds, not its metadata (${DEFAULT_MAX_SECONDS})`;
