@@ -9,7 +9,7 @@ import { buildInfo, manualSeed } from '../src/torch/index.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
 import { saveClip } from '../src/clip/load.js';
-import { FrameEncoder } from '../src/data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../src/data/encoder.js';
 import { extractFeatures } from '../src/data/extract.js';
 import { mergeCache } from '../src/data/cache.js';
 import { resolveOusConfig } from '../src/ous/config.js';
@@ -24,7 +24,7 @@ async function getJson(url: string, init?: RequestInit): Promise<any> {
   return { status: r.status, body: await r.json() };
 }
 
-export async function benchServe(quick: boolean): Promise<void> {
+export async function benchServe(quick: boolean, engine: EnginePreference = 'auto'): Promise<void> {
   manualSeed(0);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-serve-'));
   const dev = path.join(packageRoot(), 'fixtures', 'clip-dev', 'model');
@@ -37,7 +37,7 @@ export async function benchServe(quick: boolean): Promise<void> {
   const src = path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4');
   const clip = path.join(dir, 'clip4s.mp4');
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, '-t', '4', '-vf', 'scale=-2:360', '-c:v', 'libx264', clip]);
-  const encoder = FrameEncoder.load(clipDir);
+  const encoder = FrameEncoder.load(clipDir, { engine });
   const ous = resolveOusConfig({});
   const entries = Array.from({ length: 8 }, (_, i) => ({ id: `c${i}`, source: clip, label: i % 2, split: 'train' as const, faceBox: [200, 40, 200, 200] as [number, number, number, number] }));
   const cache = path.join(dir, 'cache');
@@ -57,7 +57,7 @@ export async function benchServe(quick: boolean): Promise<void> {
   console.log('| workers | jobs | predictions/s | p50 latency | p99 latency | health p50 | health p99 |');
   console.log('|---|---|---|---|---|---|---|');
   for (const workers of [1, 2]) {
-    const server = await startServer({ run, host: '127.0.0.1', port: 0, workers, queue: jobs, maxUploadMb: 50, maxSeconds: 60, samples: 0, log: () => {} });
+    const server = await startServer({ run, engine, host: '127.0.0.1', port: 0, workers, queue: jobs, maxUploadMb: 50, maxSeconds: 60, samples: 0, log: () => {} });
     const health: number[] = [];
     let busy = true;
     const poll = (async () => {

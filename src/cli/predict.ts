@@ -6,15 +6,17 @@ import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
 import { PRECISION_HELP } from './args.js';
 import { Predictor, type Prediction, type PredictOptions } from '../predict/predictor.js';
+import type { EnginePreference } from '../data/encoder.js';
 import { parseOptionalDevice, parsePrecision, type Device, type Precision } from '../torch/index.js';
 import { probeVideo } from '../video/decode.js';
 import { checkBoxInFrame, parseBox } from '../util/box.js';
+import { allowSlowBf16, enginePreference } from './env.js';
 
 export type { Prediction } from '../predict/predictor.js';
 
 /** One prediction with a freshly loaded run (the server keeps a Predictor instead). */
-export async function predictVideo(video: string, runDir: string, opts: PredictOptions & { clip?: string; device?: Device; precision?: Precision } = {}): Promise<Prediction> {
-  return Predictor.load(runDir, { clip: opts.clip, device: opts.device, precision: opts.precision }).predict(video, opts);
+export async function predictVideo(video: string, runDir: string, opts: PredictOptions & { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {}): Promise<Prediction> {
+  return Predictor.load(runDir, { clip: opts.clip, device: opts.device, precision: opts.precision, engine: opts.engine }).predict(video, opts);
 }
 
 const seconds = (flag: string, v: string | undefined): number | undefined => {
@@ -42,7 +44,7 @@ export const predict: Command = {
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
     if (!values.run) throw new UsageError('predict: --run RUN is required (a folder made by ous train)');
     const device = parseOptionalDevice(values.device);
-    const precision = parsePrecision(values.precision!, device ?? 'cpu');
+    const precision = parsePrecision(values.precision!, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
     const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
     if (box) {
       const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
@@ -55,6 +57,7 @@ export const predict: Command = {
       stride: seconds('--stride', values.stride),
       device,
       precision,
+      engine: enginePreference(),
     });
     if (r.warning) process.stderr.write(`ous: warning: ${r.warning}\n`);
     if (values.json) {

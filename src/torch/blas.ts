@@ -66,7 +66,7 @@ export interface CoretypeCheck {
 
 export function checkCoretypeInChild(coretype: string): CoretypeCheck | { error: string } {
   const script = fileURLToPath(new URL('./blas-check.js', import.meta.url));
-  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: coretype, OMP_NUM_THREADS: '1', OUS_NUM_THREADS: '1' }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: coretype, OMP_NUM_THREADS: '1' }, timeout: 60_000 });
   const last = r.stdout?.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(last) as CoretypeCheck;
