@@ -68,7 +68,7 @@ export async function benchClip(torch: TorchReference | null, quick: boolean, en
         rows.push({ ...r, onnx: onnx ? onnxSeconds : undefined, unit: { label: 'img/s', perIter: batch } });
       }
       if (file) fs.rmSync(file);
-      // --precision bf16 (issue 11 item 3) where this CPU has bf16 kernels; its ratio is to fp32
+      // --precision bf16 where this CPU has bf16 kernels; its ratio is to fp32
       if (bf16) {
         model.setVisionDtype('bfloat16');
         const seconds = timeIt(step, { iters, warmup: 1 });

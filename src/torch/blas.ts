@@ -1,6 +1,6 @@
 // OpenBLAS's kernels chosen on purpose. With OPENBLAS_CORETYPE unset, OpenBLAS picks its kernels
 // from the CPU it recognises, and an older OpenBLAS on a newer CPU falls back to the slowest ones
-// (Debian's 0.3.21 runs Prescott SSE3 kernels on an AVX-512 Xeon: 3× slower, issue 11). So before
+// (Debian's 0.3.21 runs Prescott SSE3 kernels on an AVX-512 Xeon: 3× slower). So before
 // libtorch loads (OpenBLAS reads the variable once, at load) we choose from /proc/cpuinfo's flags.
 // A choice is trusted only after a child process with it set has passed a float64 GEMM check
 // against a naive product (blas-check.ts): once loaded, kernels cannot be switched back, so a
