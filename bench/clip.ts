@@ -13,10 +13,10 @@ import { readCpuInfo } from '../src/torch/blas.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
 import { visionTowerOnnx } from '../src/clip/onnx.js';
-import { OnnxSession, onnxRuntime } from '../src/torch/onnxruntime.js';
+import { OnnxSession, onnxRuntime, type EnginePreference } from '../src/torch/onnxruntime.js';
 import { OnnxReference, TorchReference, alternate, compare, printTable, timeIt, timeItAsync, type Row } from './lib.js';
 
-export async function benchClip(torch: TorchReference | null, quick: boolean): Promise<void> {
+export async function benchClip(torch: TorchReference | null, quick: boolean, engine: EnginePreference = 'auto'): Promise<void> {
   manualSeed(0);
   const rows: Row[] = [];
   const bf16Lines: string[] = [];
@@ -39,7 +39,7 @@ export async function benchClip(torch: TorchReference | null, quick: boolean): P
       const rounds = quick ? 2 : 3;
       // ours: onnxruntime on our graph (the CPU float32 engine) where installed, and libtorch
       const engines: Array<[string, () => number | Promise<number>, () => Promise<void>]> = [];
-      if (onnxRuntime().ort) {
+      if (onnxRuntime(engine).ort) {
         const session = await OnnxSession.create(visionTowerOnnx(model));
         // pixels as FrameEncoder hands them over: the float32 array it fills, shared, not copied
         const input = { data: pixels.toTypedArray() as Float32Array, shape: pixels.shape };
@@ -68,7 +68,7 @@ export async function benchClip(torch: TorchReference | null, quick: boolean): P
         rows.push({ ...r, onnx: onnx ? onnxSeconds : undefined, unit: { label: 'img/s', perIter: batch } });
       }
       if (file) fs.rmSync(file);
-      // --precision bf16 (issue 11 item 3) where this CPU has bf16 kernels; its ratio is to fp32
+      // --precision bf16 where this CPU has bf16 kernels; its ratio is to fp32
       if (bf16) {
         model.setVisionDtype('bfloat16');
         const seconds = timeIt(step, { iters, warmup: 1 });

@@ -12,21 +12,23 @@ import { getNumThreads, manualSeed } from '../src/torch/index.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
 import { CLIP_MEAN, CLIP_STD, ClipImageProcessor } from '../src/clip/image-processor.js';
-import { FrameEncoder, chooseEngine, type Engine } from '../src/data/encoder.js';
+import { FrameEncoder, chooseEngine, type Engine, type EnginePreference } from '../src/data/encoder.js';
 import { extractFeatures, type ExtractOptions, type ExtractSummary } from '../src/data/extract.js';
 import { resolveOusConfig } from '../src/ous/config.js';
 import { packageRoot } from '../src/util/paths.js';
+import type { DetectorEngine } from '../src/face/detector.js';
+import { faceApiTfjs } from '../test/reference/face-api.js';
 
 const DFEW_CLIPS = 16372; // every clip of DFEW (each fold's extraction covers them all)
 
-type Variant = { name: string; detector: 'tfjs' | 'torch'; pipeline: ExtractOptions['pipeline']; engine: Engine };
-const OLD: Variant = { name: "old: face-api on tfjs, one clip at a time, libtorch's tower", detector: 'tfjs', pipeline: false, engine: 'libtorch' };
+type Variant = { name: string; detector?: DetectorEngine; pipeline: ExtractOptions['pipeline']; engine: Engine };
+const OLD: Variant = { name: "old: face-api on tfjs, one clip at a time, libtorch's tower", detector: faceApiTfjs, pipeline: false, engine: 'libtorch' };
 
-export async function benchExtract(quick: boolean): Promise<void> {
+export async function benchExtract(quick: boolean, prefer: EnginePreference = 'auto'): Promise<void> {
   manualSeed(0);
   // the tower's default engine, decided here rather than when every bench module is imported
-  const engine = chooseEngine('cpu', 'fp32');
-  const NEW: Variant = { name: `new: SSD on libtorch, one decode per clip, pipeline, tower on ${engine}`, detector: 'torch', pipeline: {}, engine };
+  const engine = chooseEngine('cpu', 'fp32', prefer);
+  const NEW: Variant = { name: `new: SSD on libtorch, one decode per clip, pipeline, tower on ${engine}`, pipeline: {}, engine };
   const NEW_LIBTORCH: Variant = { ...NEW, name: "new, libtorch's tower", engine: 'libtorch' };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-extract-'));
   const clips = quick ? 2 : 3;

@@ -101,7 +101,7 @@ export class TorchReference {
 
 /**
  * onnxruntime-node (an optional dependency; may be absent) running an ONNX file on
- * the CPU with the same thread count: the reference for the frozen encoder (issue 11).
+ * the CPU with the same thread count: the reference for the frozen encoder.
  */
 export class OnnxReference {
   private constructor(private readonly ort: typeof import('onnxruntime-node'), private readonly threads: number) {}

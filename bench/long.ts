@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
+import type { EnginePreference } from '../src/data/encoder.js';
 import { vitB32Run } from './vitb32-run.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
@@ -35,9 +36,9 @@ function predict(args: string[]): Promise<{ seconds: number; rssMb: number; wind
   });
 }
 
-export async function benchLong(quick: boolean): Promise<void> {
+export async function benchLong(quick: boolean, engine: EnginePreference = 'auto'): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-long-'));
-  const { run, clip, faceBox } = await vitB32Run(dir);
+  const { run, clip, faceBox } = await vitB32Run(dir, engine); // the children read OUS_ENGINE themselves, as the CLI does
   const minutes = quick ? [1, 5] : [1, 5, 20];
   const window = ['--window', '8', '--stride', '4'];
   console.log('\nous predict on long videos, ViT-B/32 shape (random weights), the 4 s 640x360 talking-face clip looped; T = 16, 8 s windows every 4 s (2 grid frames a second)');

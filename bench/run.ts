@@ -3,6 +3,8 @@
 import { getNumThreads } from '../src/torch/index.js';
 import { TorchReference, printTable } from './lib.js';
 import { infoHeader } from '../src/cli/info.js';
+import { applyThreads, enginePreference } from '../src/cli/env.js';
+import type { EnginePreference } from '../src/data/encoder.js';
 import { benchEngine, title as engineTitle } from './engine.js';
 import { benchClip } from './clip.js';
 import { benchStreams } from './streams.js';
@@ -11,14 +13,15 @@ import { benchExtract } from './extract.js';
 import { benchServe } from './serve.js';
 import { benchLong } from './long.js';
 
-const suites: Record<string, (torch: TorchReference | null, quick: boolean) => Promise<void>> = {
+// OUS_ENGINE and OUS_NUM_THREADS apply here as in the CLI (src/cli/env.ts).
+const suites: Record<string, (torch: TorchReference | null, quick: boolean, engine: EnginePreference) => Promise<void>> = {
   engine: async (torch, quick) => printTable(engineTitle(), await benchEngine(torch, quick)),
   streams: async (_torch, quick) => benchStreams(quick),
   train: async (torch, quick) => benchTrain(torch, quick),
-  extract: async (_torch, quick) => benchExtract(quick),
-  serve: async (_torch, quick) => benchServe(quick),
-  long: async (_torch, quick) => benchLong(quick),
-  clip: async (torch, quick) => benchClip(torch, quick),
+  extract: async (_torch, quick, engine) => benchExtract(quick, engine),
+  serve: async (_torch, quick, engine) => benchServe(quick, engine),
+  long: async (_torch, quick, engine) => benchLong(quick, engine),
+  clip: async (torch, quick, engine) => benchClip(torch, quick, engine),
 };
 
 async function main(): Promise<void> {
@@ -27,11 +30,13 @@ async function main(): Promise<void> {
   const names = args.filter((a) => !a.startsWith('--'));
   const chosen = names.length ? names : Object.keys(suites);
   for (const n of chosen) if (!suites[n]) throw new Error(`unknown benchmark '${n}' (${Object.keys(suites).join(', ')})`);
+  applyThreads();
+  const engine = enginePreference();
   console.log(infoHeader()); // the machine, BLAS kernel and threads every number below depends on
   const torch = TorchReference.start(getNumThreads());
   if (!torch) console.log('PyTorch for Python not found (apt-get install python3-torch): printing our numbers alone.');
   try {
-    for (const n of chosen) await suites[n]!(torch, quick);
+    for (const n of chosen) await suites[n]!(torch, quick, engine);
   } finally {
     torch?.close();
   }

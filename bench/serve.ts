@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildInfo } from '../src/torch/index.js';
+import type { EnginePreference } from '../src/data/encoder.js';
 import { startServer } from '../src/server/server.js';
 import { vitB32Run } from './vitb32-run.js';
 
@@ -15,9 +16,9 @@ async function getJson(url: string, init?: RequestInit): Promise<any> {
   return { status: r.status, body: await r.json() };
 }
 
-export async function benchServe(quick: boolean): Promise<void> {
+export async function benchServe(quick: boolean, engine: EnginePreference = 'auto'): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-serve-'));
-  const { run, clip } = await vitB32Run(dir);
+  const { run, clip } = await vitB32Run(dir, engine);
   const video = fs.readFileSync(clip);
   const jobs = quick ? 2 : 8;
   console.log(`\nous serve, ViT-B/32 shape (random weights), a 4 s 640x360 clip with one face, T = 16, 2 s windows every 1 s (3 windows)`);
@@ -26,7 +27,7 @@ export async function benchServe(quick: boolean): Promise<void> {
   console.log('| workers | jobs | predictions/s | p50 latency | p99 latency | health p50 | health p99 |');
   console.log('|---|---|---|---|---|---|---|');
   for (const workers of [1, 2]) {
-    const server = await startServer({ run, host: '127.0.0.1', port: 0, workers, queue: jobs, maxUploadMb: 50, maxSeconds: 60, samples: 0, log: () => {} });
+    const server = await startServer({ run, engine, host: '127.0.0.1', port: 0, workers, queue: jobs, maxUploadMb: 50, maxSeconds: 60, samples: 0, log: () => {} });
     const health: number[] = [];
     let busy = true;
     const poll = (async () => {

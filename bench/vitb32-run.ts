@@ -8,7 +8,7 @@ import { manualSeed } from '../src/torch/index.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
 import { saveClip } from '../src/clip/load.js';
-import { FrameEncoder } from '../src/data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../src/data/encoder.js';
 import { extractFeatures } from '../src/data/extract.js';
 import { mergeCache } from '../src/data/cache.js';
 import { resolveOusConfig } from '../src/ous/config.js';
@@ -22,7 +22,7 @@ export interface BenchRun {
   faceBox: [number, number, number, number]; // where its face is, in its pixels
 }
 
-export async function vitB32Run(dir: string): Promise<BenchRun> {
+export async function vitB32Run(dir: string, engine: EnginePreference = 'auto'): Promise<BenchRun> {
   manualSeed(0);
   const dev = path.join(packageRoot(), 'fixtures', 'clip-dev', 'model');
   const clipDir = path.join(dir, 'clip');
@@ -32,7 +32,7 @@ export async function vitB32Run(dir: string): Promise<BenchRun> {
   const src = path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4');
   const clip = path.join(dir, 'clip4s.mp4');
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, '-t', '4', '-vf', 'scale=-2:360', '-c:v', 'libx264', clip]);
-  const encoder = FrameEncoder.load(clipDir);
+  const encoder = FrameEncoder.load(clipDir, { engine });
   const ous = resolveOusConfig({});
   const faceBox: BenchRun['faceBox'] = [200, 40, 200, 200];
   const entries = Array.from({ length: 8 }, (_, i) => ({ id: `c${i}`, source: clip, label: i % 2, split: 'train' as const, faceBox }));

@@ -14,6 +14,7 @@ import { visionTowerOnnx } from '../src/clip/onnx.js';
 import { FrameEncoder, chooseEngine } from '../src/data/encoder.js';
 import { readImage } from '../src/video/decode.js';
 import { UserError } from '../src/util/errors.js';
+import { enginePreference } from '../src/cli/env.js';
 import { assertClose, fixture, goldenPixels } from './helpers.js';
 
 const dir = fixture('clip-dev');
@@ -59,12 +60,13 @@ test("the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at
 });
 
 test('FrameEncoder: onnxruntime and libtorch give the same features for real photos; the engine is chosen as documented', async () => {
-  assert.equal(chooseEngine('cpu', 'fp32', {}), 'onnxruntime'); // installed with the lockfile
-  assert.equal(chooseEngine('cpu', 'fp32', { OUS_ENGINE: 'libtorch' }), 'libtorch');
-  assert.equal(chooseEngine('cpu', 'bf16', {}), 'libtorch');
-  assert.equal(chooseEngine('cuda', 'fp32', {}), 'libtorch');
-  assert.throws(() => chooseEngine('cpu', 'fp32', { OUS_ENGINE: 'onnx' }), (e: Error) => e instanceof UserError && /OUS_ENGINE must be auto, libtorch or onnxruntime, not 'onnx'/.test(e.message));
-  assert.throws(() => chooseEngine('cuda', 'fp32', { OUS_ENGINE: 'onnxruntime' }), (e: Error) => e instanceof UserError && /fp32 on the CPU only, not fp32 on cuda/.test(e.message));
+  // OUS_ENGINE as the CLI reads it (src/cli/env.ts), then the choice
+  assert.equal(chooseEngine('cpu', 'fp32', enginePreference({})), 'onnxruntime'); // installed with the lockfile
+  assert.equal(chooseEngine('cpu', 'fp32', enginePreference({ OUS_ENGINE: 'libtorch' })), 'libtorch');
+  assert.equal(chooseEngine('cpu', 'bf16', enginePreference({})), 'libtorch');
+  assert.equal(chooseEngine('cuda', 'fp32', enginePreference({})), 'libtorch');
+  assert.throws(() => chooseEngine('cpu', 'fp32', enginePreference({ OUS_ENGINE: 'onnx' })), (e: Error) => e instanceof UserError && /OUS_ENGINE must be auto, libtorch or onnxruntime, not 'onnx'/.test(e.message));
+  assert.throws(() => chooseEngine('cuda', 'fp32', enginePreference({ OUS_ENGINE: 'onnxruntime' })), (e: Error) => e instanceof UserError && /fp32 on the CPU only, not fp32 on cuda/.test(e.message));
 
   const frames = await Promise.all(['grace_hopper_512.jpg', 'opencvdoc_smiling_man_434.jpg', 'trackingjs_3faces_600x346.jpg'].map((f) => readImage(fixture('media', f))));
   const ort = FrameEncoder.load(path.join(dir, 'model'), { batchSize: 2, engine: 'onnxruntime' }); // two batches: 2 + 1

@@ -1,5 +1,5 @@
 // The SSD MobileNet v1 face detector on libtorch (src/face/ssd.ts) against face-api's own tfjs
-// implementation of the same weights, on the shipped photos and video; its recall against boxes
+// implementation of the same weights (reference/face-api.ts), on the shipped photos and video; its recall against boxes
 // drawn by hand (group photo) and checked by eye (video); and face-api's NMS rules on made-up boxes.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -10,6 +10,7 @@ import { faceApiModelDir, readTfjsWeights, toDetections } from '../src/face/ssd.
 import { iou } from '../src/face/tracks.js';
 import { decodeFrames, probeVideo, readImage } from '../src/video/decode.js';
 import { fixture } from './helpers.js';
+import { faceApiTfjs } from './reference/face-api.js';
 
 /** Each expected box matched by a distinct found box at IoU ≥ minIou: the fraction matched. */
 function recall(found: Box[], expected: Box[], minIou = 0.5): number {
@@ -61,13 +62,13 @@ test("face-api's NMS and box scaling on made-up boxes", () => {
 test('libtorch SSD equals face-api on tfjs on the shipped photos; 3/3 faces of the group photo at IoU ≥ 0.5', async () => {
   for (const name of ['grace_hopper_512.jpg', 'opencvdoc_smiling_man_434.jpg', 'trackingjs_3faces_600x346.jpg']) {
     const img = await readImage(fixture('media', name));
-    const torch = await detectFaces(img, { engine: 'torch', minConfidence: 0.3 });
-    const tfjs = await detectFaces(img, { engine: 'tfjs', minConfidence: 0.3 });
+    const torch = await detectFaces(img, { minConfidence: 0.3 });
+    const tfjs = await detectFaces(img, { engine: faceApiTfjs, minConfidence: 0.3 });
     assertSame(torch, tfjs, name);
   }
   // drawn by hand on a 50-px grid: forehead to chin, ear to ear
   const group: Box[] = [[52, 80, 88, 115], [228, 128, 88, 116], [458, 52, 86, 114]];
-  const found = await detectFaces(await readImage(fixture('media', 'trackingjs_3faces_600x346.jpg')), { engine: 'torch' });
+  const found = await detectFaces(await readImage(fixture('media', 'trackingjs_3faces_600x346.jpg')));
   assert.equal(recall(found.map((d) => d.box), group), 1);
 });
 
@@ -76,8 +77,8 @@ test('libtorch SSD equals face-api on tfjs on the video frames, batched; every f
   const samples = golden.samples.filter((_, i) => i % 2 === 0); // 8 of the 16
   const file = fixture('media', 'franck_0-6s.mp4');
   const { frames } = await decodeFrames(file, probeVideo(file), samples.map((s) => s.frame));
-  const torch = await detectFacesBatch(frames, { engine: 'torch' });
-  const tfjs = await detectFacesBatch(frames, { engine: 'tfjs' });
+  const torch = await detectFacesBatch(frames);
+  const tfjs = await detectFacesBatch(frames, { engine: faceApiTfjs });
   torch.forEach((t, i) => {
     assertSame(t, tfjs[i]!, `frame ${samples[i]!.frame}`);
     assert.equal(recall(t.map((d) => d.box), [samples[i]!.box]), 1, `frame ${samples[i]!.frame}: no face at IoU ≥ 0.5 with ${samples[i]!.box}`);

@@ -1,4 +1,4 @@
-// Boxes are in the video's own pixels (issue 10, item 6). A video wider than MAX_SIDE is decoded
+// Boxes are in the video's own pixels. A video wider than MAX_SIDE is decoded
 // scaled down; `ous faces` must still report boxes in the original frame. The reference is
 // independent of the decoder: the fixture clip's checked face box, placed by ffmpeg at a known
 // offset and scale in a 2560-px-wide frame.

@@ -15,6 +15,7 @@ import { clipConfigFor } from '../src/clip/config.js';
 import { checkCacheOptions, cacheInfoOf, CacheWriter, FeatureCache } from '../src/data/cache.js';
 import { UsageError, UserError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
+import { allowSlowBf16 } from '../src/cli/env.js';
 import { assertClose, fixture, goldenPixels, tinyCache } from './helpers.js';
 
 const dir = fixture('clip-dev');
@@ -87,13 +88,12 @@ test('parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX 
   const avx2 = { model: 'AMD EPYC 7B13', flags: new Set(['avx2', 'fma', 'avx512f']) };
   const bf16 = { model: 'Xeon', flags: new Set(['avx2', 'avx512f', 'avx512_bf16']) };
   const amx = { model: 'Xeon', flags: new Set(['amx_bf16', 'amx_tile']) };
-  const env = {};
-  assert.equal(parsePrecision('fp32', 'cpu', { cpu: avx2, env }), 'fp32');
-  assert.equal(parsePrecision('bf16', 'cpu', { cpu: bf16, env }), 'bf16');
-  assert.equal(parsePrecision('bf16', 'cpu', { cpu: amx, env }), 'bf16');
-  assert.equal(parsePrecision('bf16', 'cuda:0', { cpu: avx2, env }), 'bf16');
-  assert.equal(parsePrecision('fp16', 'cuda', { cpu: avx2, env }), 'fp16');
-  assert.equal(parsePrecision('bf16', 'cpu', { cpu: avx2, env: { OUS_ALLOW_SLOW_BF16: '1' } }), 'bf16');
+  assert.equal(parsePrecision('fp32', 'cpu', { cpu: avx2 }), 'fp32');
+  assert.equal(parsePrecision('bf16', 'cpu', { cpu: bf16 }), 'bf16');
+  assert.equal(parsePrecision('bf16', 'cpu', { cpu: amx }), 'bf16');
+  assert.equal(parsePrecision('bf16', 'cuda:0', { cpu: avx2 }), 'bf16');
+  assert.equal(parsePrecision('fp16', 'cuda', { cpu: avx2 }), 'fp16');
+  assert.equal(parsePrecision('bf16', 'cpu', { cpu: avx2, allowSlowBf16: allowSlowBf16({ OUS_ALLOW_SLOW_BF16: '1' }) }), 'bf16');
   const refused = (fn: () => unknown, why: RegExp) =>
     assert.throws(fn, (e: Error) => {
       assert.ok(e instanceof UserError && !(e instanceof UsageError), `${e.name}: ${e.message}`);
@@ -101,9 +101,9 @@ test('parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX 
       assert.doesNotMatch(e.message, /\n/);
       return true;
     });
-  refused(() => parsePrecision('bf16', 'cpu', { cpu: avx2, env }), /^--precision bf16: this CPU \(AMD EPYC 7B13\) has no AVX512_BF16 or AMX.*use --precision fp32.*OUS_ALLOW_SLOW_BF16=1/);
-  refused(() => parsePrecision('fp16', 'cpu', { cpu: bf16, env: { OUS_ALLOW_SLOW_BF16: '1' } }), /^--precision fp16 runs on CUDA only.*use --precision fp32/);
-  assert.throws(() => parsePrecision('fp8', 'cuda', { cpu: bf16, env }), (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16 or fp16, not 'fp8'/.test(e.message));
+  refused(() => parsePrecision('bf16', 'cpu', { cpu: avx2 }), /^--precision bf16: this CPU \(AMD EPYC 7B13\) has no AVX512_BF16 or AMX.*use --precision fp32.*OUS_ALLOW_SLOW_BF16=1/);
+  refused(() => parsePrecision('fp16', 'cpu', { cpu: bf16, allowSlowBf16: allowSlowBf16({ OUS_ALLOW_SLOW_BF16: '1' }) }), /^--precision fp16 runs on CUDA only.*use --precision fp32/);
+  assert.throws(() => parsePrecision('fp8', 'cuda', { cpu: bf16 }), (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16 or fp16, not 'fp8'/.test(e.message));
 });
 
 test('--precision fp16 on the CPU: ous extract, predict, clip embed and serve exit 1 with one line, before reading or creating anything', () => {

@@ -1,4 +1,4 @@
-// A run is never overwritten or resumed against the user's intent (issue 10, item 4): an existing
+// A run is never overwritten or resumed against the user's intent: an existing
 // run needs --resume or --force; --resume refuses another cache or config and lists the
 // differences; a larger epoch limit is the one change allowed, and the run records it. Checks that
 // can refuse come before anything is written.

@@ -7,6 +7,7 @@ import { cat, noGrad, parsePrecision, precisionDtype, tensor, tidy, type Precisi
 import { loadClip } from '../clip/load.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
 import { ClipImageProcessor } from '../clip/image-processor.js';
+import { allowSlowBf16 } from './env.js';
 
 export interface EmbedResult {
   images: Array<{ path: string; embedding: number[]; blockCls: number[][] }>;
@@ -57,7 +58,7 @@ export const clipEmbedCommand: Command = {
     const images = values.image ?? [];
     const texts = values.text ?? [];
     if (!images.length && !texts.length) throw new UsageError('clip embed: give at least one --image FILE or --text STR');
-    const precision = parsePrecision(values.precision!, 'cpu');
+    const precision = parsePrecision(values.precision!, 'cpu', { allowSlowBf16: allowSlowBf16() });
     const r = await clipEmbed(values.model, images, texts, { precision });
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');

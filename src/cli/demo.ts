@@ -6,6 +6,7 @@ import { intFlag, numberFlag, outFolder } from './args.js';
 import { UsageError } from '../util/errors.js';
 import { runDemo } from '../demo/run.js';
 import { writeReport } from '../report/report.js';
+import { enginePreference } from './env.js';
 
 export const DEMO_NOTES = [
   'The benchmark is synthetic, made by this project: short h264 videos of a drawn face whose expression unfolds over time, in a scene. ' +
@@ -30,7 +31,7 @@ export const demo: Command = {
     outFolder('demo', values.out!);
     const classes = values.classes === undefined ? undefined : intFlag('demo', 'classes', values.classes, 2);
     if (classes !== undefined && classes > 11) throw new UsageError(`demo: --classes must be an integer in 2..11, not '${values.classes}'`);
-    const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement, classes });
+    const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement, classes, engine: enginePreference() });
     const report = await writeReport({
       title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
       runs: [{ name: 'OUS', dir: r.runs.ous }, { name: 'face only', dir: r.runs.faceOnly }],

@@ -4,13 +4,14 @@ import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
-import { readDfew, readFerv39k, readMafw, readManifest, type ClipEntry } from '../data/datasets.js';
-import { DFEW_CLASSES, MAFW_CLASSES, parseClassList, parsePolarityMap, resolveClassSet } from '../data/classes.js';
+import { DATASETS, datasetNamed, listNames } from '../data/datasets.js';
+import { DFEW_CLASSES, parseClassList, parsePolarityMap, resolveClassSet } from '../data/classes.js';
 import { FrameEncoder } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';
 import { parseDevice, parsePrecision } from '../torch/index.js';
+import { allowSlowBf16, enginePreference } from './env.js';
 
 /** Exit codes of `ous extract` (also in its usage and the README). */
 export const EXTRACT_EXIT = { ok: 0, couldNotRun: 1, usage: 2, failures: 3 } as const;
@@ -19,7 +20,7 @@ export const extract: Command = {
   name: 'extract',
   summary: 'encode a data set with the frozen CLIP into a feature cache (resumable, shardable)',
   usage:
-    'ous extract --dataset dfew|ferv39k|mafw|manifest --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n' +
+    `ous extract --dataset ${DATASETS.map((d) => d.name).join('|')} --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n` +
     '            [--classes a,b,c (manifest)] [--polarity class=negative|neutral|positive,...] [--no-polarity]\n' +
     '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N|auto|auto/N] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--batch B]\n' +
     '            [--part-size 32] [--allow-missing-frames N] [--wait] [--json]\n' +
@@ -48,28 +49,12 @@ export const extract: Command = {
       return m.failed.length || missing.length ? EXTRACT_EXIT.failures : EXTRACT_EXIT.ok;
     }
     // The classes and their polarities, checked before any clip is read.
-    const classNames = values.dataset === 'mafw' ? MAFW_CLASSES : values.classes !== undefined ? parseClassList(values.classes) : DFEW_CLASSES;
+    const dataset = a.dataset!;
+    const classNames = dataset.classes ?? (values.classes !== undefined ? parseClassList(values.classes) : DFEW_CLASSES);
     const classes = resolveClassSet(classNames, { polarity: values.polarity !== undefined ? parsePolarityMap(values.polarity) : undefined, noPolarity: values['no-polarity'] });
-    let entries: ClipEntry[];
-    let preFailed: Array<{ path: string; error: string }> = [];
-    switch (values.dataset) {
-      case 'dfew':
-        entries = readDfew(values.root!, a.fold!);
-        break;
-      case 'ferv39k':
-        entries = readFerv39k(values.root!);
-        break;
-      case 'mafw':
-        entries = readMafw(values.root!, a.fold!);
-        break;
-      default: {
-        const m = readManifest(values.manifest!, values.root, classes.classNames);
-        entries = m.entries;
-        preFailed = m.failed;
-      }
-    }
+    const { entries, failed: preFailed = [] } = dataset.read({ root: values.root, fold: a.fold, manifest: values.manifest, classNames: classes.classNames });
     if (!entries.length && !preFailed.length) throw new UserError(`extract: the ${values.dataset} listing names no clips`);
-    const encoder = FrameEncoder.load(values.clip!, { device: a.device, batchSize: a.batch, precision: a.precision });
+    const encoder = FrameEncoder.load(values.clip!, { device: a.device, batchSize: a.batch, precision: a.precision, engine: enginePreference() });
     const summary = await extractFeatures({
       entries,
       encoder,
@@ -142,42 +127,36 @@ function parseExtractArgs(argv: string[]) {
     return n;
   };
   if (!values.out) throw new UsageError('extract: --out CACHE is required');
-  if (values.merge) return { values, shard: { index: 1, count: 1 }, frames: 0, views: 0, polarityLayer: 0, batch: 0, partSize: 0, allowMissingFrames: 0, fold: undefined, device: undefined, precision: undefined };
+  if (values.merge) return { values, dataset: undefined, shard: { index: 1, count: 1 }, frames: 0, views: 0, polarityLayer: 0, batch: 0, partSize: 0, allowMissingFrames: 0, fold: undefined, device: undefined, precision: undefined };
   if (!values.clip) throw new UsageError('extract: --clip DIR is required (a Hugging Face CLIP folder)');
   if (values.scene !== 'mask' && values.scene !== 'full') throw new UsageError(`extract: --scene must be mask or full, not '${values.scene}'`);
-  if (values.classes !== undefined && values.dataset !== 'manifest') throw new UsageError('extract: --classes is for --dataset manifest (DFEW, FERV39k and MAFW have their own classes)');
+  const dataset = datasetNamed(values.dataset);
+  if (values.classes !== undefined && (!dataset || dataset.classes)) {
+    const [takes, own] = [DATASETS.filter((d) => !d.classes), DATASETS.filter((d) => d.classes)];
+    throw new UsageError(`extract: --classes is for --dataset ${listNames(takes.map((d) => d.name), 'or')} (${listNames(own.map((d) => d.title), 'and')} have their own classes)`);
+  }
   let shard: { index: number; count: number };
   try {
     shard = resolveShard(values.shard!); // I/N, or auto from Slurm/Kubernetes (src/data/shard.ts)
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  if (!dataset) throw new UsageError(`extract: --dataset must be ${listNames(DATASETS.map((d) => d.name), 'or')}, not '${values.dataset ?? ''}'`);
+  if (dataset.input === 'manifest' && !values.manifest) throw new UsageError(`extract: --manifest FILE.csv is required for --dataset ${dataset.name}`);
+  if (dataset.input === 'root' && !values.root) throw new UsageError(`extract: --root DIR is required for ${dataset.title}`);
   let fold: number | undefined;
-  switch (values.dataset) {
-    case 'dfew':
-    case 'mafw': {
-      const name = values.dataset === 'dfew' ? 'DFEW' : 'MAFW';
-      if (!values.root) throw new UsageError(`extract: --root DIR is required for ${name}`);
-      fold = int('fold', values.fold ?? '1');
-      if (fold > 5) throw new UsageError(`extract: --fold must be 1..5 (${name}'s folds), not '${values.fold}'`);
-      break;
-    }
-    case 'ferv39k':
-      if (!values.root) throw new UsageError('extract: --root DIR is required for FERV39k');
-      break;
-    case 'manifest':
-      if (!values.manifest) throw new UsageError('extract: --manifest FILE.csv is required for --dataset manifest');
-      break;
-    default:
-      throw new UsageError(`extract: --dataset must be dfew, ferv39k, mafw or manifest, not '${values.dataset ?? ''}'`);
+  if (dataset.folds) {
+    fold = int('fold', values.fold ?? '1');
+    if (fold > dataset.folds) throw new UsageError(`extract: --fold must be 1..${dataset.folds} (${dataset.title}'s folds), not '${values.fold}'`);
   }
   const device = parseDevice(values.device);
   return {
     values,
+    dataset,
     shard,
     fold,
     device,
-    precision: parsePrecision(values.precision!, device),
+    precision: parsePrecision(values.precision!, device, { allowSlowBf16: allowSlowBf16() }),
     frames: int('frames', values.frames),
     views: int('views', values.views),
     polarityLayer: int('polarity-layer', values['polarity-layer'], 0),

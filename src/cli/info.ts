@@ -13,6 +13,7 @@ import { packageRoot } from '../util/paths.js';
 import { buildInfo } from '../torch/index.js';
 import { readCpuInfo } from '../torch/blas.js';
 import { onnxRuntime } from '../torch/onnxruntime.js';
+import { enginePreference } from './env.js';
 
 // The CPU flags that decide kernels (BLAS, oneDNN, bf16), in order of generation.
 const SIMD = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_tile', 'asimd', 'sve'];
@@ -80,7 +81,7 @@ export function systemInfo(): SystemInfo {
 function ortInfo(): SystemInfo['onnxruntime'] {
   let found: ReturnType<typeof onnxRuntime>;
   try {
-    found = onnxRuntime();
+    found = onnxRuntime(enginePreference());
   } catch (err) {
     return { version: null, note: (err as Error).message }; // a bad OUS_ENGINE: shown, not fatal here
   }

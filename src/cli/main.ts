@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The `ous` command line: finds the subcommand (one or two words) and runs it. A user error prints
 // one line and exits 1 (2 for usage: a flag or its value); anything else is a bug and prints its
-// stack. OUS_DEBUG=1 prints the stack of user errors too.
+// stack. OUS_DEBUG=1 prints the stack of user errors too. Our other environment variables: env.ts.
 import { commands } from './commands.js';
 import { UserError } from '../util/errors.js';
 import { removeTempFiles } from '../util/fs.js';
+import { applyThreads } from './env.js';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -93,6 +94,7 @@ for (const [signal, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as con
   });
 }
 
+applyThreads(); // OUS_NUM_THREADS, before any command runs
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {

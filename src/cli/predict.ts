@@ -8,6 +8,8 @@ import { DEFAULT_MAX_SECONDS, MAX_SECONDS_HELP, maxSecondsFlag, PRECISION_HELP }
 import { Predictor, type Prediction, type PredictOptions, type WindowPrediction } from '../predict/predictor.js';
 import { POLARITIES } from '../ous/config.js';
 import { Progress } from '../util/progress.js';
+import type { EnginePreference } from '../data/encoder.js';
+import { allowSlowBf16, enginePreference } from './env.js';
 import { parseOptionalDevice, parsePrecision, type Device, type Precision } from '../torch/index.js';
 import { probeVideo } from '../video/decode.js';
 import { checkBoxInFrame, parseBox } from '../util/box.js';
@@ -15,8 +17,8 @@ import { checkBoxInFrame, parseBox } from '../util/box.js';
 export type { Prediction } from '../predict/predictor.js';
 
 /** One prediction with a freshly loaded run (the server keeps a Predictor instead). */
-export async function predictVideo(video: string, runDir: string, opts: PredictOptions & { clip?: string; device?: Device; precision?: Precision } = {}): Promise<Prediction> {
-  return Predictor.load(runDir, { clip: opts.clip, device: opts.device, precision: opts.precision }).predict(video, opts);
+export async function predictVideo(video: string, runDir: string, opts: PredictOptions & { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {}): Promise<Prediction> {
+  return Predictor.load(runDir, { clip: opts.clip, device: opts.device, precision: opts.precision, engine: opts.engine }).predict(video, opts);
 }
 
 const seconds = (flag: string, v: string | undefined): number | undefined => {
@@ -73,14 +75,14 @@ Progress (the frames being detected, then window k of N with an ETA) goes to std
     if (!values.run) throw new UsageError('predict: --run RUN is required (a folder made by ous train)');
     if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1) throw new UsageError('predict: give one of --json, --jsonl and --csv');
     const device = parseOptionalDevice(values.device);
-    const precision = parsePrecision(values.precision!, device ?? 'cpu');
+    const precision = parsePrecision(values.precision!, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
     const maxSeconds = maxSecondsFlag('predict', values['max-seconds']);
     const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
     if (box) {
       const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
-    const predictor = Predictor.load(values.run, { clip: values.clip, device, precision });
+    const predictor = Predictor.load(values.run, { clip: values.clip, device, precision, engine: enginePreference() });
     const classes = predictor.classNames;
     if (values.csv) process.stdout.write(csvHeader(classes) + '\n');
     let detecting: Progress | undefined;

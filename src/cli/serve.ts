@@ -5,6 +5,7 @@ import { UsageError } from '../util/errors.js';
 import { PRECISION_HELP } from './args.js';
 import { startServer } from '../server/server.js';
 import { parseOptionalDevice, parsePrecision } from '../torch/index.js';
+import { allowSlowBf16, enginePreference } from './env.js';
 
 const positive = (flag: string, v: string | undefined, fallback: number, integer: boolean): number => {
   if (v === undefined) return fallback;
@@ -37,7 +38,8 @@ export const serve: Command = {
     if (positionals.length) throw new UsageError(`serve: takes no positional arguments, got '${positionals.join(' ')}'`);
     if (!values.run) throw new UsageError('serve: --run RUN is required (a folder made by ous train)');
     const device = parseOptionalDevice(values.device);
-    const precision = parsePrecision(values.precision!, device ?? 'cpu');
+    const precision = parsePrecision(values.precision!, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
+    const engine = enginePreference(); // the workers' (a bad value stops here, before any starts)
     const port = values.port === undefined ? 8080 : Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`serve: --port must be 0..65535, not '${values.port}'`);
     const server = await startServer({
@@ -45,6 +47,7 @@ export const serve: Command = {
       clip: values.clip,
       device,
       precision,
+      engine,
       host: values.host ?? '127.0.0.1',
       port,
       workers: positive('--workers', values.workers, 1, true),

@@ -7,13 +7,13 @@
 //
 // Two engines run the tower (`engine`): in float32 on the CPU, onnxruntime runs an ONNX graph
 // written from the same weights (clip/onnx.ts; faster there, same outputs within 1e-5) when
-// onnxruntime-node is installed; libtorch runs it on CUDA, in bf16/fp16, with OUS_ENGINE=libtorch,
-// or without onnxruntime-node. Both hand back the same features: a cache does not record which.
+// onnxruntime-node is installed; libtorch runs it on CUDA, in bf16/fp16, when the caller prefers it
+// (`engine: 'libtorch'`; the CLI's OUS_ENGINE=libtorch), or without onnxruntime-node. Both hand back the same features: a cache does not record which.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor, cat, noGrad, precisionDtype, tensor, tidy, type Device, type Precision } from '../torch/index.js';
-import { OnnxSession, onnxRuntime } from '../torch/onnxruntime.js';
+import { OnnxSession, onnxRuntime, type EnginePreference } from '../torch/onnxruntime.js';
 import { loadClip, checkpointFiles } from '../clip/load.js';
 import { visionTowerOnnx } from '../clip/onnx.js';
 import { UserError } from '../util/errors.js';
@@ -22,16 +22,25 @@ import { ClipImageProcessor } from '../clip/image-processor.js';
 import type { RgbFrame } from '../video/decode.js';
 
 export type Engine = 'libtorch' | 'onnxruntime';
+export type { EnginePreference };
 
 /**
- * onnxruntime for float32 on the CPU when it is installed (and not ruled out by OUS_ENGINE), else
- * libtorch. OUS_ENGINE=onnxruntime asks for it where it cannot run: a UserError.
+ * onnxruntime for float32 on the CPU when it is installed (and not ruled out by the preference),
+ * else libtorch. Preferring onnxruntime where it cannot run is a UserError (named after
+ * OUS_ENGINE, where the CLI reads the preference).
  */
-export function chooseEngine(device: Device, precision: Precision, env: NodeJS.ProcessEnv = process.env): Engine {
-  const { ort } = onnxRuntime(env); // checks OUS_ENGINE in every case
+export function chooseEngine(device: Device, precision: Precision, prefer: EnginePreference = 'auto'): Engine {
+  const { ort } = onnxRuntime(prefer); // an error for onnxruntime without the package, in every case
   if (device === 'cpu' && precision === 'fp32' && ort) return 'onnxruntime';
-  if (env.OUS_ENGINE === 'onnxruntime') throw new UserError(`OUS_ENGINE=onnxruntime runs CLIP's vision tower in fp32 on the CPU only, not ${precision} on ${device}`);
+  if (prefer === 'onnxruntime') throw new UserError(`OUS_ENGINE=onnxruntime runs CLIP's vision tower in fp32 on the CPU only, not ${precision} on ${device}`);
   return 'libtorch';
+}
+
+export interface EncoderOptions {
+  device?: Device; // 'cpu'
+  batchSize?: number; // frames a forward pass (32)
+  precision?: Precision; // the vision tower's ('fp32')
+  engine?: EnginePreference; // which engine runs the tower ('auto': chooseEngine)
 }
 
 export class FrameEncoder {
@@ -52,16 +61,16 @@ export class FrameEncoder {
    * Loads CLIP from a Hugging Face folder (frozen, eval mode), hashes its weights and casts its
    * vision tower to `precision` (fp32 by default; checked against the hardware by parsePrecision).
    */
-  static load(dir: string, opts: { device?: Device; batchSize?: number; precision?: Precision; engine?: Engine } = {}): FrameEncoder {
+  static load(dir: string, opts: EncoderOptions = {}): FrameEncoder {
     const clip = loadClip(dir, { device: opts.device });
     return FrameEncoder.fromModel(clip, ClipImageProcessor.fromFolder(dir), hashCheckpoint(dir), opts);
   }
 
   /** An encoder over a model already in memory (benchmarks, tests); `hash` names its weights. */
-  static fromModel(clip: ClipModel, processor: ClipImageProcessor, hash: string, opts: { device?: Device; batchSize?: number; precision?: Precision; engine?: Engine } = {}): FrameEncoder {
+  static fromModel(clip: ClipModel, processor: ClipImageProcessor, hash: string, opts: EncoderOptions = {}): FrameEncoder {
     const precision = opts.precision ?? 'fp32';
     const device = opts.device ?? 'cpu';
-    const engine = opts.engine ?? chooseEngine(device, precision); // refuses a bad OUS_ENGINE before any cast
+    const engine = chooseEngine(device, precision, opts.engine); // refuses an engine that cannot run before any cast
     clip.setVisionDtype(precisionDtype(precision));
     return new FrameEncoder(clip, processor, hash, device, opts.batchSize ?? 32, precision, engine);
   }

@@ -32,7 +32,7 @@ export interface ExtractOptions {
    * that depends on the batch), so a resumed or sharded cache would no longer equal one clean run.
    */
   pipeline?: { ahead?: number; crossClips?: boolean } | false;
-  detector?: DetectorEngine; // the face detector's engine (default: libtorch, or OUS_FACE_DETECTOR)
+  detector?: DetectorEngine; // another face detector implementation (tests, benchmarks); default: SSD on libtorch
   /** Frames of a clip the decoder may fail to deliver before the clip fails (0). */
   allowMissingFrames?: number;
   /** Wait for another extraction of the same shard to finish instead of stopping. */

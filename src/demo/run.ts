@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { benchmarkClasses, generateBenchmark, type Ceilings } from '../synthetic/benchmark.js';
 import { readManifest } from '../data/datasets.js';
-import { FrameEncoder } from '../data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
 import { evalRun, trainRun } from '../train/run.js';
@@ -20,6 +20,7 @@ export interface DemoOptions {
   classes?: number; // the benchmark's number of classes (7: DFEW's; up to 11 adds MAFW's others)
   log?: (line: string) => void;
   progress?: boolean;
+  engine?: EnginePreference; // which engine runs CLIP's vision tower ('auto')
 }
 
 export interface DemoSize {
@@ -68,7 +69,7 @@ export async function runDemo(o: DemoOptions, size: DemoSize = o.quick ? DEMO_SI
   const classes = benchmarkClasses(o.classes);
   const { entries, failed } = readManifest(bench.manifest, undefined, classes.classNames);
   if (failed.length) throw new Error(`the generated manifest has bad rows: ${failed.map((f) => f.error).join('; ')}`);
-  const encoder = FrameEncoder.load(demoEncoderDir());
+  const encoder = FrameEncoder.load(demoEncoderDir(), { engine: o.engine });
   const cache = path.join(o.out, 'cache');
   await extractFeatures({
     entries,

@@ -9,7 +9,7 @@
 // whole-video answer is the mean over the windows.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FrameEncoder } from '../data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
 import type { CacheInfo } from '../data/cache.js';
 import { CLIP_MEAN_RGB, openClip, stillNote, streamClip, undecodedWarning, type StreamFrame } from '../streams/index.js';
 import { buildHead, type Head } from '../ous/model.js';
@@ -110,7 +110,7 @@ export class Predictor {
   ) {}
 
   /** Loads a run and CLIP (from `clip`, else where the run says); CLIP's weights must be the run's. Its vision tower runs in `precision` (fp32). */
-  static load(runDir: string, opts: { clip?: string; device?: Device; precision?: Precision } = {}): Predictor {
+  static load(runDir: string, opts: { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {}): Predictor {
     const configFile = path.join(runDir, 'config.json');
     if (!fs.existsSync(configFile)) throw new UserError(`--run ${runDir}: not a run folder (no config.json); make one with 'ous train'`);
     const conf = readJson<RunConfig>(configFile);
@@ -119,7 +119,7 @@ export class Predictor {
     const inference = inferenceInfo(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
     if (!fs.existsSync(clipDir)) throw new UserError(opts.clip ? `--clip ${clipDir}: no such folder` : `the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
-    const encoder = FrameEncoder.load(clipDir, { device: opts.device, precision: opts.precision });
+    const encoder = FrameEncoder.load(clipDir, { device: opts.device, precision: opts.precision, engine: opts.engine });
     if (encoder.hash !== inference.clipHash) {
       throw new UserError(`--clip ${clipDir}: its weights (sha256 ${encoder.hash.slice(0, 12)}) are not the ones ${runDir} was trained on (${inference.clipHash.slice(0, 12)}): give the CLIP folder the run's cache was extracted with`);
     }

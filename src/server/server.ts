@@ -29,12 +29,14 @@ import type { Box } from '../face/detector.js';
 import type { FromWorker, ModelInfo, ToWorker } from './protocol.js';
 import { openApi } from './openapi.js';
 import type { Device, Precision } from '../torch/index.js';
+import type { EnginePreference } from '../data/encoder.js';
 
 export interface ServeOptions {
   run: string;
   clip?: string;
   device?: Device; // where the workers run the models (cpu)
   precision?: Precision; // CLIP's vision tower (fp32)
+  engine?: EnginePreference; // which engine runs CLIP's vision tower in the workers ('auto'; the CLI's OUS_ENGINE)
   host: string; // 127.0.0.1
   port: number; // 8080; 0 picks a free one
   workers: number; // 1
@@ -261,7 +263,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
 
   const spawnWorker = (slot: number) => {
     const proc = fork(workerModule, [], {
-      env: { ...process.env, OUS_SERVE_RUN: o.run, OUS_SERVE_CLIP: o.clip ?? '', OUS_SERVE_DEVICE: o.device ?? '', OUS_SERVE_PRECISION: o.precision ?? 'fp32', OUS_NUM_THREADS: String(threads) },
+      env: { ...process.env, OUS_SERVE_RUN: o.run, OUS_SERVE_CLIP: o.clip ?? '', OUS_SERVE_DEVICE: o.device ?? '', OUS_SERVE_PRECISION: o.precision ?? 'fp32', OUS_SERVE_ENGINE: o.engine ?? 'auto', OUS_SERVE_THREADS: String(threads) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     // Inference yields the CPU to the HTTP loop: the workers run at a lower priority (nice 10), so

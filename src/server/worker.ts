@@ -5,7 +5,8 @@ import { Predictor } from '../predict/predictor.js';
 import { POLARITIES } from '../ous/config.js';
 import { UserError } from '../util/errors.js';
 import type { FromWorker, ToWorker } from './protocol.js';
-import type { Device, Precision } from '../torch/index.js';
+import { setNumThreads, type Device, type Precision } from '../torch/index.js';
+import type { EnginePreference } from '../data/encoder.js';
 
 const send = (m: FromWorker) => process.send!(m);
 
@@ -15,9 +16,12 @@ async function main(): Promise<void> {
   // checked by ous serve before the workers start
   const device = (process.env.OUS_SERVE_DEVICE || undefined) as Device | undefined;
   const precision = (process.env.OUS_SERVE_PRECISION || 'fp32') as Precision;
+  const engine = (process.env.OUS_SERVE_ENGINE || 'auto') as EnginePreference;
+  const threads = Number(process.env.OUS_SERVE_THREADS); // the server's share of the cores for each worker
+  if (threads > 0) setNumThreads(threads);
   let predictor: Predictor;
   try {
-    predictor = Predictor.load(run, { clip, device, precision });
+    predictor = Predictor.load(run, { clip, device, precision, engine });
     await predictor.encoder.prepare(predictor.inference.polarityLayer); // onnxruntime's session before the first job
   } catch (err) {
     const userError = err instanceof UserError;

@@ -27,7 +27,7 @@ export interface StreamsOptions {
   enlarge?: number; // the crop square is the face box's longer side × (1 + enlarge): 0.25
   minConfidence?: number; // detector threshold (0.5)
   indices?: number[]; // the frames to take, in place of T sampled ones (a timeline's frame grid): one detection pass links them into one track
-  detector?: DetectorEngine; // libtorch ('torch', default) or face-api on tfjs ('tfjs'); OUS_FACE_DETECTOR
+  detector?: DetectorEngine; // another detector implementation (tests, benchmarks); default: SSD on libtorch
   device?: Device; // where the libtorch detector runs ('cpu')
   maxSeconds?: number; // refuse a video longer than this, measured from its packets and while decoding
 }

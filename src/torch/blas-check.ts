@@ -43,5 +43,6 @@ export function gemmError(a: ArrayLike<number>, b: ArrayLike<number>, c: ArrayLi
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  native.setNumThreads(1); // one thread: the check is of the kernel, not of threading
   process.stdout.write(JSON.stringify({ corename: native.buildInfo().blasCorename, ...checkGemm() }) + '\n');
 }

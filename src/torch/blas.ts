@@ -1,6 +1,6 @@
 // OpenBLAS's kernels chosen on purpose. With OPENBLAS_CORETYPE unset, OpenBLAS picks its kernels
 // from the CPU it recognises, and an older OpenBLAS on a newer CPU falls back to the slowest ones
-// (Debian's 0.3.21 runs Prescott SSE3 kernels on an AVX-512 Xeon: 3× slower, issue 11). So before
+// (Debian's 0.3.21 runs Prescott SSE3 kernels on an AVX-512 Xeon: 3× slower). So before
 // libtorch loads (OpenBLAS reads the variable once, at load) we choose from /proc/cpuinfo's flags.
 // A choice is trusted only after a child process with it set has passed a float64 GEMM check
 // against a naive product (blas-check.ts): once loaded, kernels cannot be switched back, so a
@@ -66,7 +66,7 @@ export interface CoretypeCheck {
 
 export function checkCoretypeInChild(coretype: string): CoretypeCheck | { error: string } {
   const script = fileURLToPath(new URL('./blas-check.js', import.meta.url));
-  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: coretype, OMP_NUM_THREADS: '1', OUS_NUM_THREADS: '1' }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: coretype, OMP_NUM_THREADS: '1' }, timeout: 60_000 });
   const last = r.stdout?.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(last) as CoretypeCheck;

@@ -84,7 +84,7 @@ export function relu(x: Tensor): Tensor { return x.relu(); }
 /**
  * x·sigmoid(1.702x): the GELU approximation OpenAI's CLIP was trained with, computed as
  * silu(1.702x)/1.702, because SiLU is one fused pass where sigmoid-then-multiply is two passes and
- * one [tokens, 4W] tensor more: 11% of the frozen vision tower's time (issue 11). Without autograd
+ * one [tokens, 4W] tensor more: 11% of the frozen vision tower's time. Without autograd
  * the SiLU runs in place; with it, SiLU keeps its input for backward, and only its output (which
  * backward does not read) is divided in place.
  */

@@ -188,6 +188,11 @@ export interface Native {
  */
 const OPENMP_ENV = { OMP_WAIT_POLICY: 'PASSIVE', GOMP_SPINCOUNT: '1000' } as const;
 
+// The one place under src/torch that touches the environment (with blas.ts's OPENBLAS_CORETYPE):
+// OpenMP and OpenBLAS read their variables once, when libtorch loads, so the loader must set them
+// here, before that. None of them is ours; ours (OUS_ENGINE, OUS_NUM_THREADS, ...) are read at the
+// CLI edge (src/cli/env.ts) and passed down.
+
 function load(): Native {
   if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) Object.assign(process.env, OPENMP_ENV);
   const file = path.join(packageRoot(), 'native', 'build', 'Release', 'ous_torch.node');
@@ -200,8 +205,7 @@ function load(): Native {
   blasChoice = chooseOpenBlasCoretype(file);
   try {
     const addon = createRequire(import.meta.url)(file) as Native;
-    const threads = Number(process.env.OUS_NUM_THREADS ?? os.availableParallelism());
-    addon.setNumThreads(threads > 0 ? threads : 1);
+    addon.setNumThreads(os.availableParallelism()); // the CLI applies OUS_NUM_THREADS (src/cli/env.ts)
     return addon;
   } catch (err) {
     throw new Error(

@@ -1,26 +1,27 @@
 // onnxruntime-node (an optional dependency) running graphs written by onnx.ts, fed and answering
 // with our tensors. It runs the frozen CLIP vision tower in float32 on the CPU, where its kernels
 // are faster than libtorch's (ARCHITECTURE.md, DECISIONS.md); everything that trains, and every
-// other device or precision, stays on libtorch.
-//   OUS_ENGINE=auto (or unset)  onnxruntime where it is installed
-//   OUS_ENGINE=libtorch         never (to compare, or to rule it out)
-//   OUS_ENGINE=onnxruntime      required: an error where it is not installed
+// other device or precision, stays on libtorch. Whether to use it is the caller's preference
+// (the CLI reads it from OUS_ENGINE, src/cli/env.ts):
+//   auto         onnxruntime where it is installed
+//   libtorch     never (to compare, or to rule it out)
+//   onnxruntime  required: an error where it is not installed
 import { createRequire } from 'node:module';
 import { Tensor, getNumThreads, tensor } from './tensor.js';
 import { UserError } from '../util/errors.js';
 
 type Ort = typeof import('onnxruntime-node');
 
+export const ENGINE_PREFERENCES = ['auto', 'libtorch', 'onnxruntime'] as const;
+export type EnginePreference = (typeof ENGINE_PREFERENCES)[number];
+
 let loaded: { ort: Ort | null; why: string } | undefined;
 
 /**
- * onnxruntime-node, or null with the reason (not installed, or OUS_ENGINE=libtorch). A value of
- * OUS_ENGINE other than auto, libtorch or onnxruntime, or onnxruntime without the package, is a
- * UserError.
+ * onnxruntime-node, or null with the reason (not installed, or the preference is libtorch).
+ * Preferring onnxruntime without the package is a UserError.
  */
-export function onnxRuntime(env: NodeJS.ProcessEnv = process.env): { ort: Ort | null; why: string } {
-  const want = env.OUS_ENGINE || 'auto';
-  if (!['auto', 'libtorch', 'onnxruntime'].includes(want)) throw new UserError(`OUS_ENGINE must be auto, libtorch or onnxruntime, not '${want}'`);
+export function onnxRuntime(want: EnginePreference = 'auto'): { ort: Ort | null; why: string } {
   if (want === 'libtorch') return { ort: null, why: 'OUS_ENGINE=libtorch' };
   if (!loaded) {
     try {

@@ -1,0 +1,98 @@
+// What every data set reader shares: the clip entry it lists, its entry in the registry
+// (src/data/datasets.ts), and small CSV and path helpers that check a listing before work starts.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../../util/errors.js';
+import type { Split } from '../cache.js';
+
+export interface ClipEntry {
+  id: string; // unique within the data set
+  source: string; // a video file or a folder of frames: the scene stream's source
+  faceFrames?: string; // a folder of face crops the data set ships (DFEW's clip_224x224), used instead of detection
+  faceBox?: [number, number, number, number]; // a known face box [x, y, w, h] for every frame: no detection
+  label: number; // class index in the data set's class list (classes.ts)
+  split: Split;
+}
+
+/** What `ous extract` gives a reader: the flags it asked for, checked, and the class list. */
+export interface ReadOptions {
+  root?: string; // --root (required when `input` is 'root'; the manifest's base otherwise)
+  fold?: number; // --fold, 1..folds, for a data set with folds
+  manifest?: string; // --manifest, when `input` is 'manifest'
+  classNames: readonly string[]; // the data set's classes, or --classes
+}
+
+/** One data set in the registry: its --dataset name, the flags it needs, its classes, its reader. */
+export interface Dataset {
+  name: string; // the --dataset value
+  title: string; // its name in messages ('DFEW')
+  input: 'root' | 'manifest'; // what it is read from: --root DIR, or --manifest FILE.csv (with --root as its base)
+  folds?: number; // --fold 1..folds (default 1); none: no --fold
+  classes?: readonly string[]; // its own classes; none: --classes a,b,c, else DFEW's seven
+  /** The clips, every problem of the listing reported at once (a UserError); `failed`: rows skipped, not fatal. */
+  read(o: ReadOptions): { entries: ClipEntry[]; failed?: Array<{ path: string; error: string }> };
+}
+
+/** Minimal CSV: comma-separated, optional double quotes, no embedded newlines. */
+export function parseCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') out.push(cur), (cur = '');
+    else cur += ch;
+  }
+  out.push(cur);
+  return out.map((c) => c.trim());
+}
+
+export function readLines(file: string): string[] {
+  if (!fs.existsSync(file)) throw new UserError(`missing ${file}`);
+  if (fs.statSync(file).isDirectory()) throw new UserError(`${file} is a folder, not a list of clips`);
+  return fs.readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+}
+
+export function fail(what: string, problems: string[]): never {
+  const shown = problems.slice(0, 50);
+  throw new UserError(`${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`);
+}
+
+/**
+ * A listed path: relative ones resolve under `base` and may not leave it (`../../etc/passwd`);
+ * absolute ones are taken as given. Returns the absolute path and the clip's id: the path relative
+ * to `base` when inside it (so `c3.mp4` and `./c3.mp4` are one id), else the absolute path.
+ */
+export function resolveUnder(base: string, listed: string): { source: string; id: string } {
+  const source = path.resolve(base, listed);
+  const rel = path.relative(path.resolve(base), source);
+  const inside = rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+  if (!inside && !path.isAbsolute(listed)) throw new Error(`'${listed}' leaves the root ${base} (a relative path must stay under --root; give an absolute path to read elsewhere)`);
+  return { source, id: inside ? rel : source };
+}
+
+/**
+ * The same clip listed twice, after following symlinks: one problem per extra listing, naming
+ * both places (`where` is file:line, or the data set's id).
+ */
+export function duplicateProblems(items: Array<{ where: string; source: string }>): string[] {
+  const first = new Map<string, { where: string; source: string }>();
+  const problems: string[] = [];
+  for (const it of items) {
+    let real: string;
+    try {
+      real = fs.realpathSync(it.source);
+    } catch {
+      real = path.resolve(it.source);
+    }
+    const other = first.get(real);
+    if (other) problems.push(`${other.where} and ${it.where} are the same clip (${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`);
+    else first.set(real, it);
+  }
+  return problems;
+}

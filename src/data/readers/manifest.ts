@@ -1,0 +1,57 @@
+// A manifest of one's own videos: a CSV of path,label[,split][,box], with one's own classes.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../../util/errors.js';
+import { DFEW_CLASSES, labelIndex } from '../classes.js';
+import { duplicateProblems, fail, parseCsvLine, readLines, resolveUnder, type ClipEntry, type Dataset } from './common.js';
+
+/**
+ * A manifest of one's own videos: CSV `path,label[,split][,box]` with a header; labels name one of
+ * `classNames` (any case, synonyms folded) or give its index; paths absolute or relative to `root`
+ * (default: the manifest's folder), a relative one may not leave it; split defaults to train; box,
+ * when given, is a known face box "x y w h" for the whole clip (detection is skipped). Bad rows are
+ * returned as failures rather than thrown, so the good clips still extract; the same clip on two
+ * rows (symlinks followed) is an error naming both, since neither row's label can be trusted.
+ */
+export function readManifest(file: string, root?: string, classNames: readonly string[] = DFEW_CLASSES): { entries: ClipEntry[]; failed: Array<{ path: string; error: string }> } {
+  const lines = readLines(file);
+  if (lines.length < 2) throw new UserError(`${file}: no clips (${lines.length ? 'only the header line' : 'the file is empty'}); expected a header path,label[,split][,box] and one row per clip`);
+  const header = parseCsvLine(lines[0]!).map((h) => h.toLowerCase());
+  const [iPath, iLabel, iSplit, iBox] = ['path', 'label', 'split', 'box'].map((c) => header.indexOf(c));
+  if (iPath! < 0 || iLabel! < 0) throw new UserError(`${file}: the first line must name the columns path,label[,split]; found ${header.join(',')}`);
+  const base = root ?? path.dirname(file);
+  const entries: ClipEntry[] = [];
+  const failed: Array<{ path: string; error: string }> = [];
+  const wheres: string[] = []; // file:line of each entry
+  lines.slice(1).forEach((line, n) => {
+    const cols = parseCsvLine(line);
+    const rel = cols[iPath!] ?? '';
+    let source = path.resolve(base, rel);
+    const where = `${file}:${n + 2}`;
+    try {
+      if (!rel) throw new Error('empty path');
+      const resolved = resolveUnder(base, rel);
+      source = resolved.source;
+      if (!fs.existsSync(source)) throw new Error(`${source} does not exist`);
+      const label = labelIndex(cols[iLabel!] ?? '', classNames, '; a manifest with other classes names them with --classes a,b,c');
+      const splitRaw = iSplit! >= 0 ? (cols[iSplit!] ?? '').toLowerCase() || 'train' : 'train';
+      if (splitRaw !== 'train' && splitRaw !== 'test') throw new Error(`split '${splitRaw}' is not train or test`);
+      let faceBox: ClipEntry['faceBox'];
+      const boxRaw = iBox! >= 0 ? (cols[iBox!] ?? '').trim() : '';
+      if (boxRaw) {
+        const b = boxRaw.split(/\s+/).map(Number);
+        if (b.length !== 4 || !b.every(Number.isFinite) || b[2]! <= 0 || b[3]! <= 0) throw new Error(`box '${boxRaw}' is not "x y w h"`);
+        faceBox = b as [number, number, number, number];
+      }
+      entries.push({ id: resolved.id, source, label, split: splitRaw, ...(faceBox ? { faceBox } : {}) });
+      wheres.push(where);
+    } catch (err) {
+      failed.push({ path: source, error: `${where}: ${(err as Error).message}` });
+    }
+  });
+  const twice = duplicateProblems(entries.map((e, i) => ({ where: wheres[i]!, source: e.source })));
+  if (twice.length) fail(`${file}: the same clip is listed more than once`, twice);
+  return { entries, failed };
+}
+
+export const manifest: Dataset = { name: 'manifest', title: 'manifest', input: 'manifest', read: (o) => readManifest(o.manifest!, o.root, o.classNames) };
