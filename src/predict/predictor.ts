@@ -191,12 +191,12 @@ export class Predictor {
         }),
       );
       for (let w = 0; w < count; w++) {
-        const plan_w = plan.windows[first + w]!;
+        const planned = plan.windows[first + w]!;
         const [p, pol, q] = [scored.p[w]!, scored.pol?.[w] ?? null, scored.q?.[w] ?? null];
         p.forEach((v, c) => (sums.p[c]! += v));
         if (pol) pol.forEach((v, c) => (sums.pol[c]! += v)), (sawPolarity = true);
         if (q) q.forEach((v, c) => (sums.q[c]! += v)), (sawEffect = true);
-        const win: WindowPrediction = { start: plan_w.start, end: plan_w.end, ...result(names, p, pol, q), faceBox: faces[plan_w.first + Math.floor(T / 2)]!.box };
+        const win: WindowPrediction = { start: planned.start, end: planned.end, ...result(names, p, pol, q), faceBox: faces[planned.first + Math.floor(T / 2)]!.box };
         windows.push(win);
         o.onWindow?.(win, first + w, K);
       }
