@@ -88,3 +88,184 @@ export function squareBox(box: Box, enlarge = 0.25): Box {
   const cy = box[1] + box[3] / 2;
   return [Math.round(cx - side / 2), Math.round(cy - side / 2), side, side];
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every face in a video: person tracks over the per-frame detections of a whole frame grid.
+// Detections only (boxes and scores): the frames themselves are gone by the time tracks link, and
+// the face embeddings do not exist yet (the encoder runs after tracking), so there is no appearance
+// term. The one-person path above (linkTracks + mainTrack) is unchanged.
+
+export interface PersonTrackOptions {
+  minIou?: number; // a detection continues a track when its IoU with the track's predicted box is ≥ this (0.3)
+  maxGap?: number; // frames a track may miss and still continue (8: one second on the default timeline grid)
+  minLength?: number; // detections a track needs to count as a person; shorter ones are dropped (3, at most the frame count)
+  velocityFrom?: number; // the velocity is measured over the track's last this-many detections (4)
+}
+
+/** One person: their face in each frame of the grid (null where not detected). */
+export interface Person {
+  id: number; // 0, 1, ...: in order of first detection, then left to right (box centre x)
+  track: Track; // one entry per frame
+  first: number; // frame of the first detection
+  last: number; // frame of the last detection
+  detections: number; // frames where the face was detected
+}
+
+const centre = (b: Box): [number, number] => [b[0] + b[2] / 2, b[1] + b[3] / 2];
+
+interface Live {
+  track: Track;
+  seen: number[]; // frames with a detection, in order
+}
+
+/**
+ * Where a track's face should be in frame f: its last box moved by its velocity (centre only; the
+ * size is held, so a long gap cannot shrink a box to nothing). The velocity is the centre's
+ * displacement per frame between the oldest and the newest of its last `from` detections: steadier
+ * than the last step alone, whose detector jitter would be multiplied by the gap.
+ */
+export function predictBox(track: Track, seen: number[], f: number, from = 4): Box {
+  const last = seen[seen.length - 1]!;
+  const box = track[last]!.box;
+  if (seen.length < 2) return box;
+  const old = seen[Math.max(0, seen.length - from)]!;
+  const [c0, c1] = [centre(track[old]!.box), centre(box)];
+  const dt = f - last;
+  return [box[0] + ((c1[0] - c0[0]) / (last - old)) * dt, box[1] + ((c1[1] - c0[1]) / (last - old)) * dt, box[2], box[3]];
+}
+
+/**
+ * The assignment of rows to columns with the least total cost (Hungarian method, O(n³), for a
+ * rectangular matrix); result[r] = the column of row r, or -1 when there are more rows than columns.
+ */
+export function assign(cost: number[][]): number[] {
+  const rows = cost.length;
+  const cols = rows ? cost[0]!.length : 0;
+  if (!rows || !cols) return new Array<number>(rows).fill(-1);
+  const transpose = rows > cols; // the method below needs rows ≤ columns
+  const a = transpose ? cost[0]!.map((_, j) => cost.map((r) => r[j]!)) : cost;
+  const n = a.length;
+  const m = a[0]!.length;
+  // Potentials u (rows), v (columns); p[j] = the row matched to column j (1-based, 0 = none).
+  const u = new Array<number>(n + 1).fill(0);
+  const v = new Array<number>(m + 1).fill(0);
+  const p = new Array<number>(m + 1).fill(0);
+  const way = new Array<number>(m + 1).fill(0);
+  for (let i = 1; i <= n; i++) {
+    p[0] = i;
+    let j0 = 0;
+    const minv = new Array<number>(m + 1).fill(Infinity);
+    const used = new Array<boolean>(m + 1).fill(false);
+    do {
+      used[j0] = true;
+      const i0 = p[j0]!;
+      let delta = Infinity;
+      let j1 = 0;
+      for (let j = 1; j <= m; j++) {
+        if (used[j]) continue;
+        const cur = a[i0 - 1]![j - 1]! - u[i0]! - v[j]!;
+        if (cur < minv[j]!) {
+          minv[j] = cur;
+          way[j] = j0;
+        }
+        if (minv[j]! < delta) {
+          delta = minv[j]!;
+          j1 = j;
+        }
+      }
+      for (let j = 0; j <= m; j++) {
+        if (used[j]) {
+          u[p[j]!]! += delta;
+          v[j]! -= delta;
+        } else minv[j]! -= delta;
+      }
+      j0 = j1;
+    } while (p[j0] !== 0);
+    do {
+      const j1 = way[j0]!;
+      p[j0] = p[j1]!;
+      j0 = j1;
+    } while (j0);
+  }
+  const rowOf = new Array<number>(n).fill(-1);
+  for (let j = 1; j <= m; j++) if (p[j]) rowOf[p[j]! - 1] = j - 1;
+  if (!transpose) return rowOf;
+  const out = new Array<number>(rows).fill(-1);
+  rowOf.forEach((r, j) => {
+    if (r >= 0) out[r] = j;
+  });
+  return out;
+}
+
+/**
+ * Person tracks over a grid of frames (SORT's rule without a Kalman filter): in each frame, every
+ * track that has missed at most `maxGap` frames predicts its box by constant velocity; tracks and
+ * detections are matched by the Hungarian method on 1 − IoU(predicted, detected), and a match
+ * with IoU below `minIou` is refused. Unmatched detections start tracks; a track missing for more
+ * than `maxGap` frames ends for good (a face back after that is a new person: without appearance
+ * nothing says it is the same one). Tracks with fewer than `minLength` detections are dropped
+ * (false detections rarely persist). Ids: by first detection, then left to right.
+ */
+export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions = {}): Person[] {
+  const minIou = opts.minIou ?? 0.3;
+  const maxGap = opts.maxGap ?? 8;
+  const minLength = Math.min(opts.minLength ?? 3, perFrame.length);
+  const from = opts.velocityFrom ?? 4;
+  const all: Live[] = [];
+  perFrame.forEach((dets, f) => {
+    const live = all.filter((t) => f - t.seen[t.seen.length - 1]! - 1 <= maxGap);
+    const predicted = live.map((t) => predictBox(t.track, t.seen, f, from));
+    // A refused pair costs more than any accepted one, so the method never trades an accepted match for it.
+    const cost = live.map((_, t) => dets.map((d) => {
+      const o = iou(predicted[t]!, d.box);
+      return o >= minIou ? 1 - o : 2;
+    }));
+    const match = assign(cost);
+    const taken = new Set<number>();
+    live.forEach((t, k) => {
+      const i = match[k]!;
+      if (i < 0 || cost[k]![i]! > 1) return;
+      t.track[f] = dets[i]!;
+      t.seen.push(f);
+      taken.add(i);
+    });
+    dets.forEach((d, i) => {
+      if (taken.has(i)) return;
+      const track: Track = new Array<Detection | null>(perFrame.length).fill(null);
+      track[f] = d;
+      all.push({ track, seen: [f] });
+    });
+  });
+  return all
+    .filter((t) => t.seen.length >= minLength)
+    .map((t) => ({ track: t.track, first: t.seen[0]!, last: t.seen[t.seen.length - 1]!, detections: t.seen.length }))
+    .sort((a, b) => a.first - b.first || centre(a.track[a.first]!.box)[0] - centre(b.track[b.first]!.box)[0])
+    .map((p, id) => ({ id, ...p }));
+}
+
+/**
+ * The main person, "longest × largest": the largest Σ over frames of area × score divided by the
+ * frame count (trackScore), i.e. the share of frames the face is in × its mean area × score: the
+ * one-person path's rule, applied to person tracks. Ties go to the lower id; -1 when nobody.
+ */
+export function mainPerson(persons: Person[]): number {
+  return mainTrack(persons.map((p) => p.track));
+}
+
+/** A person's box in each frame: detected ones as they are, gaps interpolated, null before their first and after their last detection. */
+export function personBoxes(person: Person): Array<Box | null> {
+  const filled = fillTrack(person.track);
+  return filled.map((b, i) => (i < person.first || i > person.last ? null : b));
+}
+
+/**
+ * Boxes for a window of frames (a slice of personBoxes): a frame without a box holds the one
+ * before it, or the first one when none comes before (a window the person enters or leaves in);
+ * null when the person is in no frame of it.
+ */
+export function holdEnds(boxes: Array<Box | null>): Box[] | null {
+  const first = boxes.find((b) => b !== null);
+  if (!first) return null;
+  let held: Box = first;
+  return boxes.map((b) => (held = b ?? held));
+}
