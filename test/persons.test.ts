@@ -3,8 +3,17 @@
 // footage made here: the three-faces photo panned slowly, against face boxes drawn by hand.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import type { Box, Detection } from '../src/face/detector.js';
-import { assign, holdEnds, linkTracks, mainPerson, personBoxes, trackPersons, type Person } from '../src/face/tracks.js';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { detectFacesBatch, type Box, type Detection } from '../src/face/detector.js';
+import { assign, holdEnds, iou, linkTracks, mainPerson, personBoxes, squareBox, subjectTrack, trackPersons, type Person } from '../src/face/tracks.js';
+import { CLIP_MEAN_RGB, personStreamFrames } from '../src/streams/index.js';
+import { decodeFrames, probeVideo, type RgbFrame } from '../src/video/decode.js';
+import { fixture } from './helpers.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-persons-'));
 
 const det = (x: number, y: number, s = 40, score = 1): Detection => ({ box: [x, y, s, s], score });
 /** The x of a person's detected box in each frame (null where missed). */
@@ -96,4 +105,76 @@ test('a window of a person\'s boxes: held before they enter and after they leave
   assert.equal(holdEnds([null, null]), null);
   const p = trackPersons(Array.from({ length: 10 }, (_, f) => (f >= 2 && f <= 6 ? [det(10 * f, 0)] : [])))[0]!;
   assert.deepEqual(personBoxes(p).map((x) => (x ? x[0] : null)), [null, null, 20, 30, 40, 50, 60, null, null, null]);
+});
+
+test('the subject of a clip: main (longest × largest), largest, center, or the face a box names', () => {
+  // A 400 × 200 frame. A: 60 px, frames 0-3 of 10 (main score 3600 · 4/10 = 1440, largest 3600).
+  // B: 40 px centred on the frame's centre, all frames (1600). C: 30 px at the top right, all frames (900).
+  const frames = Array.from({ length: 10 }, (_, f) => [...(f < 4 ? [det(10, 10, 60)] : []), det(180, 80), det(330, 20, 30)]);
+  const size = { width: 400, height: 200 };
+  const pick = (s: Parameters<typeof subjectTrack>[1]) => {
+    const { tracks, chosen } = subjectTrack(frames, s, size);
+    return chosen < 0 ? null : tracks[chosen]!.find((d) => d)!.box[0];
+  };
+  assert.equal(pick('main'), 180);
+  assert.equal(pick('largest'), 10);
+  assert.equal(pick('center'), 180);
+  assert.equal(pick([320, 10, 50, 50]), 330);
+  assert.equal(pick([0, 150, 10, 10]), null); // a box nobody is in: no face
+  // main is the one-person path itself: its tracks are linkTracks'.
+  assert.deepEqual(subjectTrack(frames, 'main', size).tracks, linkTracks(frames));
+});
+
+// The group photo's faces drawn by hand on a 50-px grid (forehead to chin, ear to ear), as in
+// face-detector.test.ts, left to right.
+const GROUP: Box[] = [[52, 80, 88, 115], [228, 128, 88, 116], [458, 52, 86, 114]];
+
+/** The pixels of `box` (rounded inwards) of a frame, as [r, g, b] triples. */
+function pixels(f: RgbFrame, box: Box): number[][] {
+  const out: number[][] = [];
+  for (let y = Math.ceil(box[1]); y < Math.floor(box[1] + box[3]); y++) {
+    for (let x = Math.ceil(box[0]); x < Math.floor(box[0] + box[2]); x++) out.push([...f.data.subarray((y * f.width + x) * 3, (y * f.width + x) * 3 + 3)]);
+  }
+  return out;
+}
+
+test('the three-faces photo panned slowly: 3 persons, continuous tracks on the hand-drawn faces; each person\'s scene masks their face only', async () => {
+  // The photo scaled to 360 px wide (× 0.6), a 330 × 206 window sliding right over it by half a
+  // pixel a frame (x = floor(n / 2)): 5 s at 10 fps, so the faces drift left by 24 px.
+  const video = path.join(tmp, 'pan.mp4');
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-framerate', '10', '-loop', '1', '-i', fixture('media', 'trackingjs_3faces_600x346.jpg'), '-vf', "scale=360:-2,format=rgb24,crop=330:206:x='trunc(n/2)':y=0,format=yuv420p", '-t', '5', '-c:v', 'libx264', video]);
+  const grid = Array.from({ length: 25 }, (_, i) => 2 * i); // every other frame: the pan is n / 2 px exactly
+  const { frames } = await decodeFrames(video, probeVideo(video), grid);
+  const persons = trackPersons(await detectFacesBatch(frames));
+  assert.equal(persons.length, 3);
+  // Where each face is in frame n: the hand-drawn box × 0.6, moved left by the pan.
+  const known = (id: number, n: number): Box => {
+    const [x, y, w, h] = GROUP[id]!.map((v) => v * 0.6) as Box;
+    return [x - n / 2, y, w, h];
+  };
+  for (const p of persons) {
+    assert.deepEqual([p.first, p.last, p.detections], [0, 24, 25], `person ${p.id}: detected in every frame`);
+    grid.forEach((n, i) => {
+      const [want, got] = [known(p.id, n), p.track[i]!.box];
+      assert.ok(iou(got, want) >= 0.6, `person ${p.id}, frame ${n}: box ${got.map(Math.round)} vs the face at ${want.map(Math.round)}`);
+      const sq = squareBox(got);
+      assert.ok(sq[0] <= want[0] && sq[1] <= want[1] && sq[0] + sq[2] >= want[0] + want[2] && sq[1] + sq[3] >= want[1] + want[3], `person ${p.id}, frame ${n}: the crop holds the face`);
+    });
+  }
+  // Per-person streams on a window of 8 grid frames: this person's face is all CLIP's mean colour
+  // in their scene; the others' faces are untouched there.
+  const window = frames.slice(8, 16);
+  for (const p of persons) {
+    const made = personStreamFrames(window, personBoxes(p).slice(8, 16))!;
+    assert.equal(made.length, 8);
+    made.forEach((m, k) => {
+      const n = grid[8 + k]!;
+      assert.ok(pixels(m.scene, known(p.id, n)).every((c) => c.join() === CLIP_MEAN_RGB.join()), `person ${p.id}, frame ${n}: own face masked`);
+      for (const other of persons.filter((o) => o !== p)) assert.deepEqual(pixels(m.scene, known(other.id, n)), pixels(window[k]!, known(other.id, n)), `person ${p.id}, frame ${n}: person ${other.id} visible`);
+      assert.deepEqual([m.face.width, m.face.height], [m.box[2], m.box[3]]);
+      const c = [Math.round(m.box[0] + m.box[2] / 2), Math.round(m.box[1] + m.box[3] / 2)];
+      assert.deepEqual(pixels(m.face, [c[0]! - m.box[0], c[1]! - m.box[1], 1, 1]), pixels(window[k]!, [c[0]!, c[1]!, 1, 1]), 'the crop is the frame\'s pixels');
+    });
+  }
+  assert.equal(personStreamFrames(window.slice(0, 2), [null, null]), null); // absent from the window
 });

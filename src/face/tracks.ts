@@ -252,10 +252,26 @@ export function mainPerson(persons: Person[]): number {
   return mainTrack(persons.map((p) => p.track));
 }
 
-/** A person's box in each frame: detected ones as they are, gaps interpolated, null before their first and after their last detection. */
+/**
+ * A person's box in each frame: detected ones as they are, gaps interpolated, null before their
+ * first and after their last detection. One pass (fillTrack searches per frame, too slow for the
+ * grid of an hour-long video).
+ */
 export function personBoxes(person: Person): Array<Box | null> {
-  const filled = fillTrack(person.track);
-  return filled.map((b, i) => (i < person.first || i > person.last ? null : b));
+  const out = new Array<Box | null>(person.track.length).fill(null);
+  let before = person.first;
+  for (let i = person.first; i <= person.last; i++) {
+    const d = person.track[i];
+    if (!d) continue;
+    const [a, b] = [person.track[before]!.box, d.box];
+    for (let k = before + 1; k < i; k++) {
+      const t = (k - before) / (i - before);
+      out[k] = a.map((v, j) => v + t * (b[j]! - v)) as Box;
+    }
+    out[i] = d.box;
+    before = i;
+  }
+  return out;
 }
 
 /**
@@ -268,4 +284,37 @@ export function holdEnds(boxes: Array<Box | null>): Box[] | null {
   if (!first) return null;
   let held: Box = first;
   return boxes.map((b) => (held = b ?? held));
+}
+
+/**
+ * Which face a clip is about, for extraction (`ous extract --subject`): `main` is the one-person
+ * path (linkTracks, then mainTrack: longest × largest); the others choose among person tracks:
+ * `largest` the largest mean area × score over the frames the face is detected in (however briefly),
+ * `center` the mean box centre nearest the frame's centre, a box the person whose boxes overlap it
+ * most (mean IoU over the frames, a miss counting 0; nobody overlapping it: no face).
+ */
+export type Subject = 'main' | 'largest' | 'center' | Box;
+
+export const SUBJECT_RULES = ['main', 'largest', 'center'] as const;
+
+/** The tracks a clip's face comes from and the chosen one's index (-1: no face), by the subject rule. */
+export function subjectTrack(perFrame: Detection[][], subject: Subject, frame: { width: number; height: number }, opts: PersonTrackOptions = {}): { tracks: Track[]; chosen: number } {
+  if (subject === 'main') {
+    const tracks = linkTracks(perFrame);
+    return { tracks, chosen: mainTrack(tracks) };
+  }
+  const persons = trackPersons(perFrame, opts);
+  const tracks = persons.map((p) => p.track);
+  const detected = (p: Person) => p.track.filter((d): d is Detection => d !== null);
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  let score: (p: Person) => number;
+  if (subject === 'largest') score = (p) => mean(detected(p).map((d) => d.box[2] * d.box[3] * d.score));
+  else if (subject === 'center') score = (p) => -Math.hypot(...[0, 1].map((k) => mean(detected(p).map((d) => centre(d.box)[k]!)) - [frame.width, frame.height][k]! / 2));
+  else score = (p) => mean(p.track.map((d) => (d ? iou(d.box, subject) : 0)));
+  let chosen = -1;
+  persons.forEach((p, i) => {
+    if (chosen < 0 || score(p) > score(persons[chosen]!)) chosen = i;
+  });
+  if (Array.isArray(subject) && chosen >= 0 && !(score(persons[chosen]!) > 0)) chosen = -1;
+  return { tracks, chosen };
 }
