@@ -3,13 +3,15 @@
 // footage made here: the three-faces photo panned slowly, against face boxes drawn by hand.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { detectFacesBatch, type Box, type Detection } from '../src/face/detector.js';
 import { assign, holdEnds, iou, linkTracks, mainPerson, personBoxes, squareBox, subjectTrack, trackPersons, type Person } from '../src/face/tracks.js';
-import { CLIP_MEAN_RGB, personStreamFrames } from '../src/streams/index.js';
+import { buildStreams, CLIP_MEAN_RGB, personStreamFrames } from '../src/streams/index.js';
+import { FeatureCache } from '../src/data/cache.js';
+import { packageRoot } from '../src/util/paths.js';
 import { decodeFrames, probeVideo, type RgbFrame } from '../src/video/decode.js';
 import { fixture } from './helpers.js';
 
@@ -177,4 +179,35 @@ test('the three-faces photo panned slowly: 3 persons, continuous tracks on the h
     });
   }
   assert.equal(personStreamFrames(window.slice(0, 2), [null, null]), null); // absent from the window
+});
+
+test('ous extract --subject: the face a clip is about is the rule\'s, recorded per clip; main is today\'s; a cache keeps one rule', async () => {
+  // The group photo as a still 1 s video at 0.6 scale: the faces are the hand-drawn boxes × 0.6.
+  const video = path.join(tmp, 'group.mp4');
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-framerate', '5', '-loop', '1', '-i', fixture('media', 'trackingjs_3faces_600x346.jpg'), '-vf', 'scale=360:-2,format=yuv420p', '-t', '1', '-c:v', 'libx264', video]);
+  const faces = GROUP.map((b) => b.map((v) => v * 0.6) as Box);
+  fs.writeFileSync(path.join(tmp, 'group.csv'), 'path,label,split\ngroup.mp4,happy,train\n');
+  const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+  const extract = (out: string, ...more: string[]) => spawnSync(process.execPath, [cli, 'extract', '--dataset', 'manifest', '--manifest', path.join(tmp, 'group.csv'), '--clip', fixture('clip-dev', 'model'), '--out', path.join(tmp, out), '--frames', '2', '--json', ...more], { encoding: 'utf8' });
+  const record = (out: string) => FeatureCache.open(path.join(tmp, out)).records[0]!;
+  const holds = (crop: Box | null, face: Box) => crop !== null && crop[0] <= face[0] && crop[1] <= face[1] && crop[0] + crop[2] >= face[0] + face[2] && crop[1] + crop[3] >= face[1] + face[3];
+  for (const [out, subject, face] of [['center', 'center', 1], ['box', '275 31 52 68', 2]] as const) {
+    const r = extract(out, '--subject', subject);
+    assert.equal(r.status, 0, r.stderr);
+    const rec = record(out);
+    assert.ok(rec.boxes.every((b) => holds(b, faces[face]!)), `--subject ${subject}: crops ${JSON.stringify(rec.boxes)} hold face ${face} at ${faces[face]}`);
+    assert.deepEqual(rec.subject, { track: face, tracks: 3 }); // person ids go left to right here
+  }
+  // main, the default: the crops of the one-person path (buildStreams as predict and streams run it).
+  assert.equal(extract('main').status, 0);
+  const today = await buildStreams(video, { frames: 2 });
+  assert.deepEqual(record('main').boxes, today.frames.map((f) => f.box));
+  assert.deepEqual(record('main').subject, today.subject);
+  // Another rule into a cache made with one: refused, naming both.
+  const again = extract('center', '--subject', 'main');
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /subject \(cache: "center", now: "main"\)/);
+  const bad = extract('bad', '--subject', 'biggest');
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr, `ous: extract: --subject must be main, largest, center or a box "x y w h", not 'biggest'\n`);
 });
