@@ -12,6 +12,7 @@ import { assign, holdEnds, iou, linkTracks, mainPerson, personBoxes, squareBox, 
 import { buildStreams, CLIP_MEAN_RGB, personStreamFrames } from '../src/streams/index.js';
 import { FeatureCache } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
+import { CLASSES, generateBenchmark } from '../src/synthetic/benchmark.js';
 import { decodeFrames, probeVideo, type RgbFrame } from '../src/video/decode.js';
 import { fixture } from './helpers.js';
 
@@ -210,4 +211,57 @@ test('ous extract --subject: the face a clip is about is the rule\'s, recorded p
   const bad = extract('bad', '--subject', 'biggest');
   assert.equal(bad.status, 2);
   assert.equal(bad.stderr, `ous: extract: --subject must be main, largest, center or a box "x y w h", not 'biggest'\n`);
+});
+
+test('the two-person synthetic benchmark: two faces where it says, with the emotions it says, labelled per person', async () => {
+  const out = path.join(tmp, 'bench2');
+  const bench = await generateBenchmark({ out, seed: 5, trainPerClass: 1, testPerClass: 0, frames: 2, width: 240, height: 180, agreement: 1, persons: 2 }, { progress: false });
+  assert.equal(bench.clips.length, 7); // the first-drawn persons: one of each class
+  // SPEC.md §1's polarities, written out here: the second person shares the first's where another class has it.
+  const polarity: Record<string, string> = { happy: '+', surprise: '+', neutral: '0', sad: '-', angry: '-', disgust: '-', fear: '-' };
+  const rows = fs.readFileSync(path.join(out, 'persons.csv'), 'utf8').trim().split('\n').slice(1);
+  assert.equal(rows.length, 14);
+  for (const [i, c] of bench.clips.entries()) {
+    const [left, right] = c.persons!;
+    const names = c.persons!.map((p) => CLASSES[p.label]!);
+    assert.notEqual(names[0], names[1]);
+    assert.ok(left!.faceBox[0] + left!.faceBox[2] < right!.faceBox[0], 'listed left to right, apart');
+    const first = c.persons!.find((p) => p.label === c.label)!;
+    const second = c.persons!.find((p) => p !== first)!;
+    if (CLASSES[c.label] !== 'neutral') assert.equal(polarity[CLASSES[second.label]!], polarity[CLASSES[c.label]!], `clip ${i}: ${names}`);
+    assert.equal(c.cue, { '+': 2, '0': 1, '-': 0 }[polarity[CLASSES[c.label]!]!]); // agreement 1: the scene shows the first person's polarity
+    c.persons!.forEach((p, k) => assert.equal(rows[2 * i + k], `${path.relative(out, c.file)},${k},${CLASSES[p.label]},${c.split},${p.faceBox.join(' ')}`));
+    // The last frame (full expression), read back from the video file.
+    const { frames } = await decodeFrames(c.file, probeVideo(c.file), [1]);
+    const f = frames[0]!;
+    const at = (x: number, y: number) => [...f.data.subarray((Math.round(y) * f.width + Math.round(x)) * 3, (Math.round(y) * f.width + Math.round(x)) * 3 + 3)];
+    const near = (px: number[], rgb: number[], tol = 14) => px.every((v, j) => Math.abs(v - rgb[j]!) <= tol);
+    for (const p of c.persons!) {
+      const [x, y, w, h] = p.faceBox;
+      const [cx, cy] = [x + w / 2, y + h / 2];
+      const r = h / 2.2;
+      // Skin in the middle of the box (between eyes and mouth); the hood's colour just outside it.
+      const skin = at(cx, cy);
+      assert.ok(skin[0]! >= 200 && skin[1]! >= 155 && skin[1]! <= 205 && skin[2]! >= 115 && skin[2]! <= 165, `clip ${i}: skin at the box centre, got ${skin}`);
+      for (const [ox, oy] of [[x - 3, cy], [x + w + 3, cy], [cx, y - 3]] as const) assert.ok(near(at(ox, oy), [70, 60, 55]), `clip ${i}: hood at (${ox}, ${oy}), got ${at(ox, oy)}`);
+      // The mouth, from its red pixels: open (a tall red column in the middle) for surprise and fear;
+      // a smile (the middle lower than the sides) for happy. Measured at 240 × 180: happy dips 4-5 px,
+      // the closed non-smiling mouths -1 to -3.5.
+      const red = (px: number) => {
+        const ys: number[] = [];
+        for (let yy = Math.round(cy); yy < y + h; yy++) {
+          const [R, G, B] = at(px, yy);
+          if (R! > 70 && G! < 70 && B! < 80 && R! - G! > 40) ys.push(yy);
+        }
+        return ys;
+      };
+      const middle = red(cx);
+      const sides = [red(cx - 0.3 * r), red(cx + 0.3 * r)];
+      const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+      const open = middle.length >= 0.4 * r;
+      const dip = mean(middle) - mean(sides.map(mean));
+      assert.equal(open, ['surprise', 'fear'].includes(CLASSES[p.label]!), `clip ${i}, ${CLASSES[p.label]}: mouth open? red column of ${middle.length} px, r ${r.toFixed(1)}`);
+      if (!open) assert.equal(dip >= 2, CLASSES[p.label] === 'happy', `clip ${i}, ${CLASSES[p.label]}: the middle of the mouth ${dip.toFixed(1)} px below its sides`);
+    }
+  }
 });
