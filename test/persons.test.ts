@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { detectFacesBatch, type Box, type Detection } from '../src/face/detector.js';
-import { assign, holdEnds, iou, linkTracks, mainPerson, personBoxes, squareBox, subjectTrack, trackPersons, type Person } from '../src/face/tracks.js';
+import { assign, holdEnds, iou, linkTracks, mainPerson, personBoxes, squareBox, subjectTrack, trackPersons, windowBoxes, type Person } from '../src/face/tracks.js';
 import { buildStreams, CLIP_MEAN_RGB, personStreamFrames } from '../src/streams/index.js';
 import { FeatureCache } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -19,7 +19,7 @@ import { fixture } from './helpers.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-persons-'));
 
 const det = (x: number, y: number, s = 40, score = 1): Detection => ({ box: [x, y, s, s], score });
-/** The x of a person's detected box in each frame (null where missed). */
+/** The x of a person's detected box in each frame of their span (null where missed). */
 const xs = (p: Person) => p.track.map((d) => (d ? d.box[0] : null));
 
 test('assignment: the least total cost, not the greedy one (hand-computed), rectangular both ways', () => {
@@ -106,8 +106,13 @@ test('a window of a person\'s boxes: held before they enter and after they leave
   const b = (x: number): Box => [x, 0, 10, 10];
   assert.deepEqual(holdEnds([null, b(1), b(2), null]), [b(1), b(1), b(2), b(2)]);
   assert.equal(holdEnds([null, null]), null);
-  const p = trackPersons(Array.from({ length: 10 }, (_, f) => (f >= 2 && f <= 6 ? [det(10 * f, 0)] : [])))[0]!;
-  assert.deepEqual(personBoxes(p).map((x) => (x ? x[0] : null)), [null, null, 20, 30, 40, 50, 60, null, null, null]);
+  // Seen at frames 2-7 but 4 and 5: the span is 2..7, the gap interpolated; a window 0..9 has nulls outside it.
+  const p = trackPersons(Array.from({ length: 10 }, (_, f) => (f >= 2 && f <= 7 && f !== 4 && f !== 5 ? [det(10 * f, 0)] : [])))[0]!;
+  assert.deepEqual([p.first, p.last, p.track.length, p.detections], [2, 7, 6, 4]);
+  const boxes = personBoxes(p);
+  assert.deepEqual(boxes.map((x) => x[0]), [20, 30, 40, 50, 60, 70]);
+  assert.deepEqual(windowBoxes(p, boxes, 0, 10).map((x) => (x ? x[0] : null)), [null, null, 20, 30, 40, 50, 60, 70, null, null]);
+  assert.deepEqual(holdEnds(windowBoxes(p, boxes, 6, 4))!.map((x) => x[0]), [60, 70, 70, 70]);
 });
 
 test('the subject of a clip: main (longest × largest), largest, center, or the face a box names', () => {
@@ -168,7 +173,7 @@ test('the three-faces photo panned slowly: 3 persons, continuous tracks on the h
   // in their scene; the others' faces are untouched there.
   const window = frames.slice(8, 16);
   for (const p of persons) {
-    const made = personStreamFrames(window, personBoxes(p).slice(8, 16))!;
+    const made = personStreamFrames(window, windowBoxes(p, personBoxes(p), 8, 8))!;
     assert.equal(made.length, 8);
     made.forEach((m, k) => {
       const n = grid[8 + k]!;

@@ -102,20 +102,24 @@ export interface PersonTrackOptions {
   velocityFrom?: number; // the velocity is measured over the track's last this-many detections (4)
 }
 
-/** One person: their face in each frame of the grid (null where not detected). */
+/**
+ * One person: their face in each frame of their span (first..last) of the grid. Only the span is
+ * held: an hour's grid has ~29,000 frames, and a crowd makes hundreds of short tracks.
+ */
 export interface Person {
   id: number; // 0, 1, ...: in order of first detection, then left to right (box centre x)
-  track: Track; // one entry per frame
-  first: number; // frame of the first detection
-  last: number; // frame of the last detection
+  first: number; // grid frame of the first detection
+  last: number; // grid frame of the last detection
+  track: Track; // frames first..last: track[k] is frame first + k, null where not detected
   detections: number; // frames where the face was detected
 }
 
 const centre = (b: Box): [number, number] => [b[0] + b[2] / 2, b[1] + b[3] / 2];
 
+/** A track being linked: the frames it was detected in, in order, and those detections. */
 interface Live {
-  track: Track;
-  seen: number[]; // frames with a detection, in order
+  frames: number[];
+  dets: Detection[];
 }
 
 /**
@@ -124,14 +128,14 @@ interface Live {
  * displacement per frame between the oldest and the newest of its last `from` detections: steadier
  * than the last step alone, whose detector jitter would be multiplied by the gap.
  */
-export function predictBox(track: Track, seen: number[], f: number, from = 4): Box {
-  const last = seen[seen.length - 1]!;
-  const box = track[last]!.box;
-  if (seen.length < 2) return box;
-  const old = seen[Math.max(0, seen.length - from)]!;
-  const [c0, c1] = [centre(track[old]!.box), centre(box)];
-  const dt = f - last;
-  return [box[0] + ((c1[0] - c0[0]) / (last - old)) * dt, box[1] + ((c1[1] - c0[1]) / (last - old)) * dt, box[2], box[3]];
+export function predictBox(frames: number[], boxes: Box[], f: number, from = 4): Box {
+  const n = frames.length;
+  const box = boxes[n - 1]!;
+  if (n < 2) return box;
+  const k = Math.max(0, n - from);
+  const [c0, c1] = [centre(boxes[k]!), centre(box)];
+  const per = (f - frames[n - 1]!) / (frames[n - 1]! - frames[k]!);
+  return [box[0] + (c1[0] - c0[0]) * per, box[1] + (c1[1] - c0[1]) * per, box[2], box[3]];
 }
 
 /**
@@ -211,10 +215,14 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
   const maxGap = opts.maxGap ?? 8;
   const minLength = Math.min(opts.minLength ?? 3, perFrame.length);
   const from = opts.velocityFrom ?? 4;
-  const all: Live[] = [];
+  let live: Live[] = [];
+  const ended: Live[] = [];
   perFrame.forEach((dets, f) => {
-    const live = all.filter((t) => f - t.seen[t.seen.length - 1]! - 1 <= maxGap);
-    const predicted = live.map((t) => predictBox(t.track, t.seen, f, from));
+    // Tracks missing for more than maxGap frames end here (kept aside, never matched again).
+    const keep = live.filter((t) => f - t.frames[t.frames.length - 1]! - 1 <= maxGap);
+    ended.push(...live.filter((t) => !keep.includes(t)));
+    live = keep;
+    const predicted = live.map((t) => predictBox(t.frames.slice(-from), t.dets.slice(-from).map((d) => d.box), f, from));
     // A refused pair costs more than any accepted one, so the method never trades an accepted match for it.
     const cost = live.map((_, t) => dets.map((d) => {
       const o = iou(predicted[t]!, d.box);
@@ -225,44 +233,48 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
     live.forEach((t, k) => {
       const i = match[k]!;
       if (i < 0 || cost[k]![i]! > 1) return;
-      t.track[f] = dets[i]!;
-      t.seen.push(f);
+      t.frames.push(f);
+      t.dets.push(dets[i]!);
       taken.add(i);
     });
     dets.forEach((d, i) => {
-      if (taken.has(i)) return;
-      const track: Track = new Array<Detection | null>(perFrame.length).fill(null);
-      track[f] = d;
-      all.push({ track, seen: [f] });
+      if (!taken.has(i)) live.push({ frames: [f], dets: [d] });
     });
   });
-  return all
-    .filter((t) => t.seen.length >= minLength)
-    .map((t) => ({ track: t.track, first: t.seen[0]!, last: t.seen[t.seen.length - 1]!, detections: t.seen.length }))
-    .sort((a, b) => a.first - b.first || centre(a.track[a.first]!.box)[0] - centre(b.track[b.first]!.box)[0])
+  return [...ended, ...live]
+    .filter((t) => t.frames.length >= minLength)
+    .map((t) => {
+      const first = t.frames[0]!;
+      const last = t.frames[t.frames.length - 1]!;
+      const track: Track = new Array<Detection | null>(last - first + 1).fill(null);
+      t.frames.forEach((f, k) => (track[f - first] = t.dets[k]!));
+      return { first, last, track, detections: t.frames.length };
+    })
+    .sort((a, b) => a.first - b.first || centre(a.track[0]!.box)[0] - centre(b.track[0]!.box)[0])
     .map((p, id) => ({ id, ...p }));
 }
 
 /**
- * The main person, "longest × largest": the largest Σ over frames of area × score divided by the
- * frame count (trackScore), i.e. the share of frames the face is in × its mean area × score: the
- * one-person path's rule, applied to person tracks. Ties go to the lower id; -1 when nobody.
+ * The main person, "longest × largest": the largest Σ over the grid of area × score (a miss counts
+ * 0), i.e. the share of frames the face is in × its mean area × score: the one-person path's
+ * trackScore (whose division by the frame count changes no ranking). Ties go to the lower id; -1
+ * when nobody.
  */
 export function mainPerson(persons: Person[]): number {
-  return mainTrack(persons.map((p) => p.track));
+  const sum = (p: Person) => p.track.reduce((s, d) => s + (d ? d.box[2] * d.box[3] * d.score : 0), 0);
+  let best = -1;
+  persons.forEach((p, i) => {
+    if (best < 0 || sum(p) > sum(persons[best]!)) best = i;
+  });
+  return best;
 }
 
-/**
- * A person's box in each frame: detected ones as they are, gaps interpolated, null before their
- * first and after their last detection. One pass (fillTrack searches per frame, too slow for the
- * grid of an hour-long video).
- */
-export function personBoxes(person: Person): Array<Box | null> {
-  const out = new Array<Box | null>(person.track.length).fill(null);
-  let before = person.first;
-  for (let i = person.first; i <= person.last; i++) {
-    const d = person.track[i];
-    if (!d) continue;
+/** A person's box in each frame of their span (first..last): detected ones as they are, gaps interpolated. One pass. */
+export function personBoxes(person: Person): Box[] {
+  const out: Box[] = new Array<Box>(person.track.length);
+  let before = 0;
+  person.track.forEach((d, i) => {
+    if (!d) return;
     const [a, b] = [person.track[before]!.box, d.box];
     for (let k = before + 1; k < i; k++) {
       const t = (k - before) / (i - before);
@@ -270,8 +282,16 @@ export function personBoxes(person: Person): Array<Box | null> {
     }
     out[i] = d.box;
     before = i;
-  }
+  });
   return out;
+}
+
+/** A person's boxes (personBoxes) on grid frames start..start+length-1: null where the frame is outside their span. */
+export function windowBoxes(person: Person, boxes: Box[], start: number, length: number): Array<Box | null> {
+  return Array.from({ length }, (_, k) => {
+    const f = start + k;
+    return f < person.first || f > person.last ? null : boxes[f - person.first]!;
+  });
 }
 
 /**
@@ -304,13 +324,14 @@ export function subjectTrack(perFrame: Detection[][], subject: Subject, frame: {
     return { tracks, chosen: mainTrack(tracks) };
   }
   const persons = trackPersons(perFrame, opts);
-  const tracks = persons.map((p) => p.track);
+  // As long as the frames, as the one-person path's tracks are (few frames: a clip's T samples).
+  const tracks = persons.map((p): Track => perFrame.map((_, f) => (f < p.first || f > p.last ? null : p.track[f - p.first]!)));
   const detected = (p: Person) => p.track.filter((d): d is Detection => d !== null);
   const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   let score: (p: Person) => number;
   if (subject === 'largest') score = (p) => mean(detected(p).map((d) => d.box[2] * d.box[3] * d.score));
   else if (subject === 'center') score = (p) => -Math.hypot(...[0, 1].map((k) => mean(detected(p).map((d) => centre(d.box)[k]!)) - [frame.width, frame.height][k]! / 2));
-  else score = (p) => mean(p.track.map((d) => (d ? iou(d.box, subject) : 0)));
+  else score = (p) => mean(tracks[p.id]!.map((d) => (d ? iou(d.box, subject) : 0))); // over every frame
   let chosen = -1;
   persons.forEach((p, i) => {
     if (chosen < 0 || score(p) > score(persons[chosen]!)) chosen = i;
