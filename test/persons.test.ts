@@ -187,6 +187,22 @@ test('the three-faces photo panned slowly: 3 persons, continuous tracks on the h
   assert.equal(personStreamFrames(window.slice(0, 2), [null, null]), null); // absent from the window
 });
 
+test('the talking-face video beside its mirror image: 2 persons followed through the clip, on the faces checked by eye', async () => {
+  // Each half is the clip at half size (180 × 144); the right half is mirrored.
+  const video = path.join(tmp, 'pair.mp4');
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', fixture('media', 'franck_0-6s.mp4'), '-filter_complex', '[0]scale=180:144,split[a][b];[b]hflip[m];[a][m]hstack,format=yuv420p', '-c:v', 'libx264', video]);
+  const checked = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')).samples as Array<{ frame: number; box: Box }>;
+  const { frames } = await decodeFrames(video, probeVideo(video), checked.map((c) => c.frame)); // 16 frames, 0.375 s apart
+  const persons = trackPersons(await detectFacesBatch(frames));
+  assert.equal(persons.length, 2);
+  const half = (b: Box): Box => b.map((v) => v / 2) as Box;
+  const mirrored = (b: Box): Box => [360 - (b[0] + b[2]), b[1], b[2], b[3]];
+  for (const [p, where] of [[persons[0]!, half], [persons[1]!, (b: Box) => mirrored(half(b))]] as const) {
+    assert.deepEqual([p.first, p.last, p.detections], [0, 15, 16], `person ${p.id}: every frame`);
+    checked.forEach((c, i) => assert.ok(iou(p.track[i]!.box, where(c.box)) >= 0.6, `person ${p.id}, frame ${c.frame}: ${p.track[i]!.box.map(Math.round)} vs ${where(c.box)}`));
+  }
+});
+
 test('ous extract --subject: the face a clip is about is the rule\'s, recorded per clip; main is today\'s; a cache keeps one rule', async () => {
   // The group photo as a still 1 s video at 0.6 scale: the faces are the hand-drawn boxes × 0.6.
   const video = path.join(tmp, 'group.mp4');
