@@ -14,6 +14,7 @@ import { FeatureCache } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
 import { CLASSES, generateBenchmark } from '../src/synthetic/benchmark.js';
 import { decodeFrames, probeVideo, type RgbFrame } from '../src/video/decode.js';
+import { rng } from '../src/util/random.js';
 import { fixture } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-persons-'));
@@ -78,6 +79,51 @@ test('a face that leaves and comes back: the same id where its motion says and w
   // Standing still, away for 12 frames (> 8), back at the same place: a new person (no appearance term).
   const away = Array.from({ length: 20 }, (_, f) => [...(f >= 4 && f < 16 ? [] : [det(0, 50)]), det(300, 60)]);
   assert.deepEqual(trackPersons(away).map((p) => [p.id, p.first, p.last]), [[0, 0, 3], [1, 0, 19], [2, 16, 19]]);
+});
+
+test('a crowd: ten faces walking to and fro, hiding each other as they pass, for 4,000 frames: 97% of detections on their person\'s own face', () => {
+  // Faces 60 × 70 on rows 8 px apart (alike as faces can be, with no appearance term), speeds 2-6 px
+  // a frame, turning at the edges of a 1280-px frame. A face is not detected while one in front of
+  // it (a lower number) covers it (IoU > 0.2), nor in 10% of other frames; a false detection
+  // appears in 2% of frames.
+  const random = rng(1);
+  const faces = Array.from({ length: 10 }, (_, k) => ({ x: 60 + 110 * k, y: 150 + 8 * k, vx: (random() < 0.5 ? -1 : 1) * (2 + 4 * random()) }));
+  const who = new Map<Detection, number>();
+  let hidden = 0;
+  const frames = Array.from({ length: 4000 }, () => {
+    for (const p of faces) {
+      p.x += p.vx;
+      if (p.x < 0 || p.x > 1220) p.vx = -p.vx;
+    }
+    const dets: Detection[] = [];
+    faces.forEach((p, k) => {
+      const box: Box = [p.x, p.y, 60, 70];
+      if (faces.slice(0, k).some((q) => iou([q.x, q.y, 60, 70], box) > 0.2)) return void hidden++;
+      if (random() < 0.1) return;
+      const d = det(p.x + (random() - 0.5) * 2, p.y + (random() - 0.5) * 2, 60, 0.9);
+      who.set(d, k);
+      dets.push(d);
+    });
+    if (random() < 0.02) dets.push(det(random() * 1200, 600, 40, 0.6));
+    return dets;
+  });
+  assert.ok(hidden > 5000, `${hidden} of 40,000 faces hidden`);
+  // The share of real detections that their person's most frequent face made (1: no swap ever).
+  const purity = (persons: Person[]) => {
+    let [own, all] = [0, 0];
+    for (const p of persons) {
+      const n = new Map<number, number>();
+      for (const d of p.track) if (d && who.has(d)) n.set(who.get(d)!, (n.get(who.get(d)!) ?? 0) + 1);
+      own += Math.max(0, ...n.values());
+      all += [...n.values()].reduce((a, b) => a + b, 0);
+    }
+    return own / all;
+  };
+  const persons = trackPersons(frames);
+  assert.ok(purity(persons) >= 0.97, `purity ${purity(persons)}`); // measured 0.974
+  assert.ok(persons.every((p) => p.track.every((d) => !d || who.has(d))), 'no false detection in a person');
+  // The motion term is what holds them: the last box alone (velocity from one detection) swaps more (0.921).
+  assert.ok(purity(trackPersons(frames, { velocityFrom: 1 })) < 0.95);
 });
 
 test('short tracks are dropped; ids go by first detection, then left to right', () => {
@@ -201,6 +247,31 @@ test('the talking-face video beside its mirror image: 2 persons followed through
     assert.deepEqual([p.first, p.last, p.detections], [0, 15, 16], `person ${p.id}: every frame`);
     checked.forEach((c, i) => assert.ok(iou(p.track[i]!.box, where(c.box)) >= 0.6, `person ${p.id}, frame ${c.frame}: ${p.track[i]!.box.map(Math.round)} vs ${where(c.box)}`));
   }
+});
+
+test('two real faces crossing, one passing in front of the other: each keeps its id through the occlusion', async () => {
+  // The talking face at 120 × 96 (its face ~40 px wide) moving right 7.5 px a frame over a grey
+  // 360 × 160 scene; its mirror image moving left in front of it, 4 px lower; 4 s at 8 fps. The
+  // face is at x ≈ 67 of the small clip (the checked boxes' centre, / 3), 53 in the mirror, so
+  // the centres follow 77 + 7.5 f (behind) and 283 − 7.5 f (in front).
+  const video = path.join(tmp, 'cross.mp4');
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=gray:s=360x160:r=8:d=4', '-i', fixture('media', 'franck_0-6s.mp4'), '-filter_complex', "[1]fps=8,scale=120:96,split[a][b];[b]hflip[m];[0][a]overlay=x='10+60*t':y=30:shortest=1[t1];[t1][m]overlay=x='230-60*t':y=34:shortest=1,format=yuv420p", '-t', '4', '-c:v', 'libx264', video]);
+  const { frames } = await decodeFrames(video, probeVideo(video), [...Array(32).keys()]);
+  const found = await detectFacesBatch(frames);
+  // While one face covers the other, the one behind is lost for a few frames (7 here, under the gap of 8).
+  const persons = trackPersons(found);
+  assert.equal(persons.length, 2);
+  const paths = [(f: number) => 77 + 7.5 * f, (f: number) => 283 - 7.5 * f];
+  persons.forEach((p, k) => {
+    assert.ok(p.first <= 1 && p.last >= 30, `person ${p.id}: frames ${p.first}..${p.last}`);
+    p.track.forEach((d, i) => {
+      if (!d) return;
+      const x = d.box[0] + d.box[2] / 2;
+      assert.ok(Math.abs(x - paths[k]!(p.first + i)) <= 20, `person ${p.id}, frame ${p.first + i}: centre x ${x.toFixed(0)}, its path ${paths[k]!(p.first + i)}`);
+    });
+  });
+  // Both are seen on either side of the crossing (the centres meet at frame 13.7).
+  for (const p of persons) assert.ok(p.track.some((d, i) => d && p.first + i < 11) && p.track.some((d, i) => d && p.first + i > 17));
 });
 
 test('ous extract --subject: the face a clip is about is the rule\'s, recorded per clip; main is today\'s; a cache keeps one rule', async () => {

@@ -100,6 +100,7 @@ export interface PersonTrackOptions {
   maxGap?: number; // frames a track may miss and still continue (8: one second on the default timeline grid)
   minLength?: number; // detections a track needs to count as a person; shorter ones are dropped (3, at most the frame count)
   velocityFrom?: number; // the velocity is measured over the track's last this-many detections (4)
+  buffer?: number; // boxes are compared as squares (side: the longer side) enlarged by this: 0.25, the face stream's crop squares
 }
 
 /**
@@ -131,7 +132,7 @@ interface Live {
 export function predictBox(frames: number[], boxes: Box[], f: number, from = 4): Box {
   const n = frames.length;
   const box = boxes[n - 1]!;
-  if (n < 2) return box;
+  if (n < 2 || from < 2) return box; // from < 2: no motion term (the last box stays where it was)
   const k = Math.max(0, n - from);
   const [c0, c1] = [centre(boxes[k]!), centre(box)];
   const per = (f - frames[n - 1]!) / (frames[n - 1]! - frames[k]!);
@@ -205,7 +206,9 @@ export function assign(cost: number[][]): number[] {
  * Person tracks over a grid of frames (SORT's rule without a Kalman filter): in each frame, every
  * track that has missed at most `maxGap` frames predicts its box by constant velocity; tracks and
  * detections are matched by the Hungarian method on 1 − IoU(predicted, detected), and a match
- * with IoU below `minIou` is refused. Unmatched detections start tracks; a track missing for more
+ * with IoU below `minIou` is refused. Boxes are compared as the crop squares (square on the longer
+ * side, enlarged by `buffer`): a face half hidden by another is detected narrow and off-centre,
+ * its height survives, and the margin absorbs the shift (as buffered IoU does in C-BIoU trackers). Unmatched detections start tracks; a track missing for more
  * than `maxGap` frames ends for good (a face back after that is a new person: without appearance
  * nothing says it is the same one). Tracks with fewer than `minLength` detections are dropped
  * (false detections rarely persist). Ids: by first detection, then left to right.
@@ -215,6 +218,7 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
   const maxGap = opts.maxGap ?? 8;
   const minLength = Math.min(opts.minLength ?? 3, perFrame.length);
   const from = opts.velocityFrom ?? 4;
+  const buffer = opts.buffer ?? 0.25;
   let live: Live[] = [];
   const ended: Live[] = [];
   perFrame.forEach((dets, f) => {
@@ -222,10 +226,11 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
     const keep = live.filter((t) => f - t.frames[t.frames.length - 1]! - 1 <= maxGap);
     ended.push(...live.filter((t) => !keep.includes(t)));
     live = keep;
-    const predicted = live.map((t) => predictBox(t.frames.slice(-from), t.dets.slice(-from).map((d) => d.box), f, from));
+    const predicted = live.map((t) => squareBox(predictBox(t.frames.slice(-from), t.dets.slice(-from).map((d) => d.box), f, from), buffer));
+    const found = dets.map((d) => squareBox(d.box, buffer));
     // A refused pair costs more than any accepted one, so the method never trades an accepted match for it.
-    const cost = live.map((_, t) => dets.map((d) => {
-      const o = iou(predicted[t]!, d.box);
+    const cost = live.map((_, t) => found.map((b) => {
+      const o = iou(predicted[t]!, b);
       return o >= minIou ? 1 - o : 2;
     }));
     const match = assign(cost);
