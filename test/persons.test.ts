@@ -296,6 +296,9 @@ test('ous extract --subject: the face a clip is about is the rule\'s, recorded p
   const today = await buildStreams(video, { frames: 2 });
   assert.deepEqual(record('main').boxes, today.frames.map((f) => f.box));
   assert.deepEqual(record('main').subject, today.subject);
+  // A known face box (a manifest's box column) is the subject whatever the rule.
+  const known = await buildStreams(video, { frames: 2, faceBox: faces[0]!, subject: 'center' });
+  assert.ok(known.frames.every((f) => holds(f.box, faces[0]!)));
   // Another rule into a cache made with one: refused, naming both.
   const again = extract('center', '--subject', 'main');
   assert.equal(again.status, 1);

@@ -146,7 +146,8 @@ export async function buildStreamViews(source: string, opts: StreamsOptions, sam
     t0 = process.hrtime.bigint();
     const shipped = s.shipped;
     const perFrame: Detection[][] = found ? s.indices.map((i) => found![all.unionIndex.get(i)!]!) : [];
-    const subject = Array.isArray(opts.subject) ? rescaleBox(opts.subject, own, s.frames[0]!) : opts.subject ?? 'main';
+    // A known face box is the subject itself (its one detection per frame): no rule to apply.
+    const subject = opts.faceBox ? 'main' : Array.isArray(opts.subject) ? rescaleBox(opts.subject, own, s.frames[0]!) : opts.subject ?? 'main';
     const { tracks, chosen: main } = subjectTrack(perFrame, subject, s.frames[0]!);
     const faceMissing = main < 0;
     const boxes: Box[] = faceMissing ? s.frames.map(centreSquare) : fillTrack(tracks[main]!).map((b) => squareBox(b, opts.enlarge ?? 0.25));
