@@ -320,8 +320,6 @@ export function holdEnds(boxes: Array<Box | null>): Box[] | null {
  */
 export type Subject = 'main' | 'largest' | 'center' | Box;
 
-export const SUBJECT_RULES = ['main', 'largest', 'center'] as const;
-
 /** The tracks a clip's face comes from and the chosen one's index (-1: no face), by the subject rule. */
 export function subjectTrack(perFrame: Detection[][], subject: Subject, frame: { width: number; height: number }, opts: PersonTrackOptions = {}): { tracks: Track[]; chosen: number } {
   if (subject === 'main') {
