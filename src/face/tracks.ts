@@ -1,6 +1,7 @@
 // From per-frame detections to one face per clip (SPEC.md §2): link boxes across the sampled
 // frames into tracks by IoU, keep the track with the largest mean area × score, fill the frames it
-// misses by interpolating its box, then square and enlarge the box for the crop.
+// misses by interpolating its box, then square and enlarge the box for the crop. Below that, every
+// face of a video as a person track (issue 26), and the rule that picks a clip's subject.
 import type { Box, Detection } from './detector.js';
 
 export function iou(a: Box, b: Box): number {
@@ -96,7 +97,7 @@ export function squareBox(box: Box, enlarge = 0.25): Box {
 // term. The one-person path above (linkTracks + mainTrack) is unchanged.
 
 export interface PersonTrackOptions {
-  minIou?: number; // a detection continues a track when its IoU with the track's predicted box is ≥ this (0.3)
+  minIou?: number; // a detection continues a track when the IoU of its square with the track's predicted square is ≥ this (0.3)
   maxGap?: number; // frames a track may miss and still continue (8: one second on the default timeline grid)
   minLength?: number; // detections a track needs to count as a person; shorter ones are dropped (3, at most the frame count)
   velocityFrom?: number; // the velocity is measured over the track's last this-many detections (4)
@@ -208,10 +209,11 @@ export function assign(cost: number[][]): number[] {
  * detections are matched by the Hungarian method on 1 − IoU(predicted, detected), and a match
  * with IoU below `minIou` is refused. Boxes are compared as the crop squares (square on the longer
  * side, enlarged by `buffer`): a face half hidden by another is detected narrow and off-centre,
- * its height survives, and the margin absorbs the shift (as buffered IoU does in C-BIoU trackers). Unmatched detections start tracks; a track missing for more
- * than `maxGap` frames ends for good (a face back after that is a new person: without appearance
- * nothing says it is the same one). Tracks with fewer than `minLength` detections are dropped
- * (false detections rarely persist). Ids: by first detection, then left to right.
+ * its height survives, and the margin absorbs the shift (as buffered IoU does in C-BIoU
+ * trackers). Unmatched detections start tracks; a track missing for more than `maxGap` frames
+ * ends for good (a face back after that is a new person: without appearance nothing says it is
+ * the same one). Tracks with fewer than `minLength` detections are dropped (false detections
+ * rarely persist). Ids: by first detection, then left to right. docs/DECISIONS.md says why.
  */
 export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions = {}): Person[] {
   const minIou = opts.minIou ?? 0.3;
