@@ -12,6 +12,8 @@ import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';
 import { parseDevice, parsePrecision } from '../torch/index.js';
 import { allowSlowBf16, enginePreference } from './env.js';
+import { parseBox } from '../util/box.js';
+import type { CacheOptions } from '../data/cache.js';
 
 /** Exit codes of `ous extract` (also in its usage and the README). */
 export const EXTRACT_EXIT = { ok: 0, couldNotRun: 1, usage: 2, failures: 3 } as const;
@@ -23,7 +25,7 @@ export const extract: Command = {
     `ous extract --dataset ${DATASETS.map((d) => d.name).join('|')} --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n` +
     '            [--classes a,b,c (manifest)] [--polarity class=negative|neutral|positive,...] [--no-polarity]\n' +
     '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N|auto|auto/N] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--batch B]\n' +
-    '            [--part-size 32] [--allow-missing-frames N] [--wait] [--json]\n' +
+    '            [--subject main|largest|center|"x y w h"] [--part-size 32] [--allow-missing-frames N] [--wait] [--json]\n' +
     '       ous extract --merge --out CACHE [--allow-partial] [--json]   (join the shards of a sharded extraction)\n' +
     'Run it again after changing the data set: new clips are extracted, changed labels and splits are\n' +
     'updated without recomputing, clips no longer listed leave the index. --wait waits for another\n' +
@@ -31,6 +33,8 @@ export const extract: Command = {
     'with up to N frames the decoder could not deliver (truncated files; default 0: such a clip fails).\n' +
     '--allow-partial merges although shards are missing, and lists them. --precision runs CLIP\'s vision\n' +
     'tower in bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA only); a cache holds one precision.\n' +
+    '--subject says which face a clip with several is about: main (default: the longest × largest), largest,\n' +
+    'center (nearest the frame\'s centre), or the face a box in the video\'s pixels covers; a cache holds one rule.\n' +
     'Exit status: 0 all clips extracted; 3 finished, but some clips failed (listed in the output and\n' +
     'CACHE/failed-*.json) or, with --allow-partial, are missing; 1 could not run; 2 usage error.',
   async run(argv) {
@@ -75,6 +79,7 @@ export const extract: Command = {
         ...(a.fold !== undefined ? { fold: a.fold } : {}),
         classNames: classes.classNames,
         polarityOfClass: classes.polarityOfClass,
+        ...(a.subject !== undefined ? { subject: a.subject } : {}),
       },
     });
     // A single-shard run leaves a complete cache; shards are joined with --merge.
@@ -115,6 +120,7 @@ function parseExtractArgs(argv: string[]) {
       batch: { type: 'string', default: '32' },
       'part-size': { type: 'string', default: '32' },
       'allow-missing-frames': { type: 'string', default: '0' },
+      subject: { type: 'string', default: 'main' },
       wait: { type: 'boolean' },
       merge: { type: 'boolean' },
       'allow-partial': { type: 'boolean' },
@@ -163,5 +169,14 @@ function parseExtractArgs(argv: string[]) {
     batch: int('batch', values.batch),
     partSize: int('part-size', values['part-size']),
     allowMissingFrames: int('allow-missing-frames', values['allow-missing-frames'], 0),
+    subject: parseSubject(values.subject!),
   };
+}
+
+/** --subject: main (recorded as nothing, as in every cache made before the flag), largest, center, or "x y w h". */
+function parseSubject(v: string): CacheOptions['subject'] {
+  if (v === 'main') return undefined;
+  if (v === 'largest' || v === 'center') return v;
+  if (/^[\s,0-9.eE+-]+$/.test(v)) return parseBox(v, '--subject');
+  throw new UsageError(`extract: --subject must be main, largest, center or a box "x y w h", not '${v}'`);
 }

@@ -20,6 +20,7 @@ export const CacheInfoSchema = z
     fold: z.number().int().optional(),
     classNames: z.array(z.string().min(1)).min(1),
     polarityOfClass: z.array(z.number().int().min(0).max(2)).nullable(), // null: extracted with --no-polarity
+    subject: z.union([z.enum(['largest', 'center']), z.tuple([z.number(), z.number(), z.number(), z.number()])]).optional(), // absent: main
     dims: z.object({ frames: z.number().int().positive(), embed: z.number().int().positive(), visionWidth: z.number().int().positive() }),
   })
   .passthrough();

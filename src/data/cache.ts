@@ -37,6 +37,7 @@ export interface CacheOptions {
   fold?: number;
   classNames: string[]; // the words the prompts use, in label order (classes.ts)
   polarityOfClass: number[] | null; // each class's polarity label; null: none (--no-polarity)
+  subject?: 'largest' | 'center' | [number, number, number, number]; // which face a clip is about (--subject); absent: main
 }
 
 export interface CacheInfo extends CacheOptions {
@@ -54,6 +55,7 @@ export interface ClipRecord {
   view: number; // 0 = the original
   faceMissing: boolean;
   boxes: Array<[number, number, number, number] | null>; // face box per sampled frame, [x, y, w, h]
+  subject?: { track: number; tracks: number }; // the chosen face track (-1: none) among the clip's tracks, by the cache's subject rule (absent: made before --subject)
 }
 
 export interface ClipFeatures {
@@ -103,8 +105,11 @@ export function checkCacheOptions(dir: string, want: CacheOptions): CacheInfo | 
   // Features of another precision differ in the last digits: one cache holds one precision.
   const [hp, wp] = [have.precision ?? 'fp32', want.precision ?? 'fp32'];
   if (hp !== wp) diffs.push(`precision (cache: ${hp}, now: ${wp}; --precision ${hp} extends it)`);
+  // Another face means other features; absent is main (and every cache made before --subject).
+  const [hs, ws] = [JSON.stringify(have.subject ?? 'main'), JSON.stringify(want.subject ?? 'main')];
+  if (hs !== ws) diffs.push(`subject (cache: ${hs}, now: ${ws})`);
   for (const key of Object.keys(want) as Array<keyof CacheOptions>) {
-    if (key === 'precision') continue; // compared above, with its default
+    if (key === 'precision' || key === 'subject') continue; // compared above, with their defaults
     const [a, b] = [JSON.stringify(have[key]), JSON.stringify(want[key])];
     if (key === 'clip') {
       if (have.clip.hash !== want.clip.hash) diffs.push(`CLIP checkpoint (cache: ${have.clip.path}, hash ${have.clip.hash.slice(0, 12)}; now: ${want.clip.path}, hash ${want.clip.hash.slice(0, 12)})`);

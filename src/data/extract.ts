@@ -118,7 +118,7 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
       // One decode and one detection pass per clip: a mirrored view flips its unmirrored
       // sampling's frames; train samplings add only the frames they draw.
       const samplings = uniqueSamplings(views);
-      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox, detector: o.detector, device: encoder.device }, samplings.map((k) => k.sampling));
+      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox, subject: info.subject, detector: o.detector, device: encoder.device }, samplings.map((k) => k.sampling));
       for (const m of made) {
         seconds.decode += m.timings.decode;
         seconds.detect += m.timings.detect;
@@ -139,6 +139,7 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
           view: v.view,
           faceMissing: s.faceMissing,
           boxes: s.frames.map((f) => (s.faceMissing ? null : f.box)),
+          subject: s.subject,
         };
         // Face and scene frames through the shared tower; scene_low from block k.
         return {

@@ -1,6 +1,7 @@
 // From per-frame detections to one face per clip (SPEC.md §2): link boxes across the sampled
 // frames into tracks by IoU, keep the track with the largest mean area × score, fill the frames it
-// misses by interpolating its box, then square and enlarge the box for the crop.
+// misses by interpolating its box, then square and enlarge the box for the crop. Below that, every
+// face of a video as a person track (issue 26), and the rule that picks a clip's subject.
 import type { Box, Detection } from './detector.js';
 
 export function iou(a: Box, b: Box): number {
@@ -89,4 +90,259 @@ export function squareBox(box: Box, enlarge = 0.25): Box {
   const cx = box[0] + box[2] / 2;
   const cy = box[1] + box[3] / 2;
   return [Math.round(cx - side / 2), Math.round(cy - side / 2), side, side];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every face in a video: person tracks over the per-frame detections of a whole frame grid.
+// Detections only (boxes and scores): the frames themselves are gone by the time tracks link, and
+// the face embeddings do not exist yet (the encoder runs after tracking), so there is no appearance
+// term. The one-person path above (linkTracks + mainTrack) is unchanged.
+
+export interface PersonTrackOptions {
+  minIou?: number; // a detection continues a track when the IoU of its square with the track's predicted square is ≥ this (0.3)
+  maxGap?: number; // frames a track may miss and still continue (8: one second on the default timeline grid)
+  minLength?: number; // detections a track needs to count as a person; shorter ones are dropped (3, at most the frame count)
+  velocityFrom?: number; // the velocity is measured over the track's last this-many detections (4)
+  buffer?: number; // boxes are compared as squares (side: the longer side) enlarged by this: 0.25, the face stream's crop squares
+}
+
+/**
+ * One person: their face in each frame of their span (first..last) of the grid. Only the span is
+ * held: an hour's grid has ~29,000 frames, and a crowd makes hundreds of short tracks.
+ */
+export interface Person {
+  id: number; // 0, 1, ...: in order of first detection, then left to right (box centre x)
+  first: number; // grid frame of the first detection
+  last: number; // grid frame of the last detection
+  track: Track; // frames first..last: track[k] is frame first + k, null where not detected
+  detections: number; // frames where the face was detected
+}
+
+const centre = (b: Box): [number, number] => [b[0] + b[2] / 2, b[1] + b[3] / 2];
+
+/** A track being linked: the frames it was detected in, in order, and those detections. */
+interface Live {
+  frames: number[];
+  dets: Detection[];
+}
+
+/**
+ * Where a track's face should be in frame f: its last box moved by its velocity (centre only; the
+ * size is held, so a long gap cannot shrink a box to nothing). The velocity is the centre's
+ * displacement per frame between the oldest and the newest of its last `from` detections: steadier
+ * than the last step alone, whose detector jitter would be multiplied by the gap.
+ */
+export function predictBox(frames: number[], boxes: Box[], f: number, from = 4): Box {
+  const n = frames.length;
+  const box = boxes[n - 1]!;
+  if (n < 2 || from < 2) return box; // from < 2: no motion term (the last box stays where it was)
+  const k = Math.max(0, n - from);
+  const [c0, c1] = [centre(boxes[k]!), centre(box)];
+  const per = (f - frames[n - 1]!) / (frames[n - 1]! - frames[k]!);
+  return [box[0] + (c1[0] - c0[0]) * per, box[1] + (c1[1] - c0[1]) * per, box[2], box[3]];
+}
+
+/**
+ * The assignment of rows to columns with the least total cost (Hungarian method, O(n³), for a
+ * rectangular matrix); result[r] = the column of row r, or -1 when there are more rows than columns.
+ */
+export function assign(cost: number[][]): number[] {
+  const rows = cost.length;
+  const cols = rows ? cost[0]!.length : 0;
+  if (!rows || !cols) return new Array<number>(rows).fill(-1);
+  const transpose = rows > cols; // the method below needs rows ≤ columns
+  const a = transpose ? cost[0]!.map((_, j) => cost.map((r) => r[j]!)) : cost;
+  const n = a.length;
+  const m = a[0]!.length;
+  // Potentials u (rows), v (columns); p[j] = the row matched to column j (1-based, 0 = none).
+  const u = new Array<number>(n + 1).fill(0);
+  const v = new Array<number>(m + 1).fill(0);
+  const p = new Array<number>(m + 1).fill(0);
+  const way = new Array<number>(m + 1).fill(0);
+  for (let i = 1; i <= n; i++) {
+    p[0] = i;
+    let j0 = 0;
+    const minv = new Array<number>(m + 1).fill(Infinity);
+    const used = new Array<boolean>(m + 1).fill(false);
+    do {
+      used[j0] = true;
+      const i0 = p[j0]!;
+      let delta = Infinity;
+      let j1 = 0;
+      for (let j = 1; j <= m; j++) {
+        if (used[j]) continue;
+        const cur = a[i0 - 1]![j - 1]! - u[i0]! - v[j]!;
+        if (cur < minv[j]!) {
+          minv[j] = cur;
+          way[j] = j0;
+        }
+        if (minv[j]! < delta) {
+          delta = minv[j]!;
+          j1 = j;
+        }
+      }
+      for (let j = 0; j <= m; j++) {
+        if (used[j]) {
+          u[p[j]!]! += delta;
+          v[j]! -= delta;
+        } else minv[j]! -= delta;
+      }
+      j0 = j1;
+    } while (p[j0] !== 0);
+    do {
+      const j1 = way[j0]!;
+      p[j0] = p[j1]!;
+      j0 = j1;
+    } while (j0);
+  }
+  const rowOf = new Array<number>(n).fill(-1);
+  for (let j = 1; j <= m; j++) if (p[j]) rowOf[p[j]! - 1] = j - 1;
+  if (!transpose) return rowOf;
+  const out = new Array<number>(rows).fill(-1);
+  rowOf.forEach((r, j) => {
+    if (r >= 0) out[r] = j;
+  });
+  return out;
+}
+
+/**
+ * Person tracks over a grid of frames (SORT's rule without a Kalman filter): in each frame, every
+ * track that has missed at most `maxGap` frames predicts its box by constant velocity; tracks and
+ * detections are matched by the Hungarian method on 1 − IoU(predicted, detected), and a match
+ * with IoU below `minIou` is refused. Boxes are compared as the crop squares (square on the longer
+ * side, enlarged by `buffer`): a face half hidden by another is detected narrow and off-centre,
+ * its height survives, and the margin absorbs the shift (as buffered IoU does in C-BIoU
+ * trackers). Unmatched detections start tracks; a track missing for more than `maxGap` frames
+ * ends for good (a face back after that is a new person: without appearance nothing says it is
+ * the same one). Tracks with fewer than `minLength` detections are dropped (false detections
+ * rarely persist). Ids: by first detection, then left to right. docs/DECISIONS.md says why.
+ */
+export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions = {}): Person[] {
+  const minIou = opts.minIou ?? 0.3;
+  const maxGap = opts.maxGap ?? 8;
+  const minLength = Math.min(opts.minLength ?? 3, perFrame.length);
+  const from = opts.velocityFrom ?? 4;
+  const buffer = opts.buffer ?? 0.25;
+  let live: Live[] = [];
+  const ended: Live[] = [];
+  perFrame.forEach((dets, f) => {
+    // Tracks missing for more than maxGap frames end here (kept aside, never matched again).
+    const keep = live.filter((t) => f - t.frames[t.frames.length - 1]! - 1 <= maxGap);
+    ended.push(...live.filter((t) => !keep.includes(t)));
+    live = keep;
+    const predicted = live.map((t) => squareBox(predictBox(t.frames.slice(-from), t.dets.slice(-from).map((d) => d.box), f, from), buffer));
+    const found = dets.map((d) => squareBox(d.box, buffer));
+    // A refused pair costs more than any accepted one, so the method never trades an accepted match for it.
+    const cost = live.map((_, t) => found.map((b) => {
+      const o = iou(predicted[t]!, b);
+      return o >= minIou ? 1 - o : 2;
+    }));
+    const match = assign(cost);
+    const taken = new Set<number>();
+    live.forEach((t, k) => {
+      const i = match[k]!;
+      if (i < 0 || cost[k]![i]! > 1) return;
+      t.frames.push(f);
+      t.dets.push(dets[i]!);
+      taken.add(i);
+    });
+    dets.forEach((d, i) => {
+      if (!taken.has(i)) live.push({ frames: [f], dets: [d] });
+    });
+  });
+  return [...ended, ...live]
+    .filter((t) => t.frames.length >= minLength)
+    .map((t) => {
+      const first = t.frames[0]!;
+      const last = t.frames[t.frames.length - 1]!;
+      const track: Track = new Array<Detection | null>(last - first + 1).fill(null);
+      t.frames.forEach((f, k) => (track[f - first] = t.dets[k]!));
+      return { first, last, track, detections: t.frames.length };
+    })
+    .sort((a, b) => a.first - b.first || centre(a.track[0]!.box)[0] - centre(b.track[0]!.box)[0])
+    .map((p, id) => ({ id, ...p }));
+}
+
+/**
+ * The main person, "longest × largest": the largest Σ over the grid of area × score (a miss counts
+ * 0), i.e. the share of frames the face is in × its mean area × score: the one-person path's
+ * trackScore (whose division by the frame count changes no ranking). Ties go to the lower id; -1
+ * when nobody.
+ */
+export function mainPerson(persons: Person[]): number {
+  const sum = (p: Person) => p.track.reduce((s, d) => s + (d ? d.box[2] * d.box[3] * d.score : 0), 0);
+  let best = -1;
+  persons.forEach((p, i) => {
+    if (best < 0 || sum(p) > sum(persons[best]!)) best = i;
+  });
+  return best;
+}
+
+/** A person's box in each frame of their span (first..last): detected ones as they are, gaps interpolated. One pass. */
+export function personBoxes(person: Person): Box[] {
+  const out: Box[] = new Array<Box>(person.track.length);
+  let before = 0;
+  person.track.forEach((d, i) => {
+    if (!d) return;
+    const [a, b] = [person.track[before]!.box, d.box];
+    for (let k = before + 1; k < i; k++) {
+      const t = (k - before) / (i - before);
+      out[k] = a.map((v, j) => v + t * (b[j]! - v)) as Box;
+    }
+    out[i] = d.box;
+    before = i;
+  });
+  return out;
+}
+
+/** A person's boxes (personBoxes) on grid frames start..start+length-1: null where the frame is outside their span. */
+export function windowBoxes(person: Person, boxes: Box[], start: number, length: number): Array<Box | null> {
+  return Array.from({ length }, (_, k) => {
+    const f = start + k;
+    return f < person.first || f > person.last ? null : boxes[f - person.first]!;
+  });
+}
+
+/**
+ * Boxes for a window of frames (a slice of personBoxes): a frame without a box holds the one
+ * before it, or the first one when none comes before (a window the person enters or leaves in);
+ * null when the person is in no frame of it.
+ */
+export function holdEnds(boxes: Array<Box | null>): Box[] | null {
+  const first = boxes.find((b) => b !== null);
+  if (!first) return null;
+  let held: Box = first;
+  return boxes.map((b) => (held = b ?? held));
+}
+
+/**
+ * Which face a clip is about, for extraction (`ous extract --subject`): `main` is the one-person
+ * path (linkTracks, then mainTrack: longest × largest); the others choose among person tracks:
+ * `largest` the largest mean area × score over the frames the face is detected in (however briefly),
+ * `center` the mean box centre nearest the frame's centre, a box the person whose boxes overlap it
+ * most (mean IoU over the frames, a miss counting 0; nobody overlapping it: no face).
+ */
+export type Subject = 'main' | 'largest' | 'center' | Box;
+
+/** The tracks a clip's face comes from and the chosen one's index (-1: no face), by the subject rule. */
+export function subjectTrack(perFrame: Detection[][], subject: Subject, frame: { width: number; height: number }, opts: PersonTrackOptions = {}): { tracks: Track[]; chosen: number } {
+  if (subject === 'main') {
+    const tracks = linkTracks(perFrame);
+    return { tracks, chosen: mainTrack(tracks) };
+  }
+  const persons = trackPersons(perFrame, opts);
+  // As long as the frames, as the one-person path's tracks are (few frames: a clip's T samples).
+  const tracks = persons.map((p): Track => perFrame.map((_, f) => (f < p.first || f > p.last ? null : p.track[f - p.first]!)));
+  const detected = (p: Person) => p.track.filter((d): d is Detection => d !== null);
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  let score: (p: Person) => number;
+  if (subject === 'largest') score = (p) => mean(detected(p).map((d) => d.box[2] * d.box[3] * d.score));
+  else if (subject === 'center') score = (p) => -Math.hypot(...[0, 1].map((k) => mean(detected(p).map((d) => centre(d.box)[k]!)) - [frame.width, frame.height][k]! / 2));
+  else score = (p) => mean(tracks[p.id]!.map((d) => (d ? iou(d.box, subject) : 0))); // over every frame
+  let chosen = -1;
+  persons.forEach((p, i) => {
+    if (chosen < 0 || score(p) > score(persons[chosen]!)) chosen = i;
+  });
+  if (Array.isArray(subject) && chosen >= 0 && !(score(persons[chosen]!) > 0)) chosen = -1;
+  return { tracks, chosen };
 }

@@ -10,7 +10,7 @@ import { sampleIndices, type SamplingMode } from '../video/sampling.js';
 import { decodeFrames, forEachFrame, isImageFile, listFrameFiles, measureVideo, probeVideo, readFrameFiles, uprightSize, type DecodeOptions, type RgbFrame, type VideoInfo } from '../video/decode.js';
 import { detectFacesBatch, type Box, type Detection, type DetectorEngine } from '../face/detector.js';
 import type { Device } from '../torch/index.js';
-import { fillTrack, linkTracks, mainTrack, squareBox, type Track } from '../face/tracks.js';
+import { fillTrack, holdEnds, squareBox, subjectTrack, type Subject, type Track } from '../face/tracks.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
 import { CLIP_MEAN } from '../clip/image-processor.js';
 
@@ -30,6 +30,7 @@ export interface StreamsOptions {
   detector?: DetectorEngine; // another detector implementation (tests, benchmarks); default: SSD on libtorch
   device?: Device; // where the libtorch detector runs ('cpu')
   maxSeconds?: number; // refuse a video longer than this, measured from its packets and while decoding
+  subject?: Subject; // which face the clip is about (face/tracks.ts subjectTrack): 'main' (default), 'largest', 'center', or a box in the source's pixels
 }
 
 export interface StreamFrame {
@@ -46,6 +47,7 @@ export interface Streams {
   frames: StreamFrame[];
   faceMissing: boolean; // no face in any sampled frame: the centre square stands in
   otherFaces: Box[][]; // per frame, the boxes of the faces not chosen
+  subject: { track: number; tracks: number }; // the chosen track's index among the clip's face tracks (-1: none) and their number
   fps: number;
   frameCount: number;
   width: number; // of the source (before any downscaling while decoding): the pixels boxes are in
@@ -107,9 +109,8 @@ export async function openClip(source: string, o: { maxSeconds?: number } = {}):
 }
 
 /** The clip's main face over `perFrame` detections (SPEC.md §2), as crop squares in the frames' pixels. */
-export function faceTrack(perFrame: Detection[][], size: { width: number; height: number }, enlarge = 0.25) {
-  const tracks: Track[] = linkTracks(perFrame);
-  const main = mainTrack(tracks);
+export function faceTrack(perFrame: Detection[][], size: { width: number; height: number }, enlarge = 0.25, subject: Subject = 'main') {
+  const { tracks, chosen: main } = subjectTrack(perFrame, subject, size);
   const faceMissing = main < 0;
   const boxes: Box[] = faceMissing ? perFrame.map(() => centreSquare(size)) : fillTrack(tracks[main]!).map((b) => squareBox(b, enlarge));
   const detected = perFrame.map((_, i) => !faceMissing && tracks[main]![i] !== null);
@@ -188,7 +189,7 @@ export async function streamClip(
   const missingFrames = distinct.length - delivered;
   for (; p < indices.length; p++) await onFrame(p, streamFrame(last!, lastIndex, clip.fps, face!, p, own, opts.scene));
   return {
-    source: clip.source, faceMissing: face!.faceMissing, fps: clip.fps, frameCount: clip.frameCount, width: own.width, height: own.height,
+    source: clip.source, faceMissing: face!.faceMissing, subject: { track: face!.main, tracks: face!.tracks.length }, fps: clip.fps, frameCount: clip.frameCount, width: own.width, height: own.height,
     rotation: clip.info?.rotation ?? 0, missingFrames, undecodedFrames: undecoded, still: clip.frameCount === 1,
   };
 }
@@ -283,13 +284,15 @@ export async function buildStreamViews(source: string, opts: StreamsOptions, sam
     t0 = process.hrtime.bigint();
     const shipped = s.shipped;
     const perFrame: Detection[][] = found ? s.indices.map((i) => found![all.unionIndex.get(i)!]!) : [];
-    const face = faceTrack(perFrame, s.frames[0]!, opts.enlarge);
+    // A known face box is the subject itself (its one detection per frame): no rule to apply.
+    const subject = opts.faceBox ? 'main' : Array.isArray(opts.subject) ? rescaleBox(opts.subject, own, s.frames[0]!) : opts.subject ?? 'main';
+    const face = faceTrack(perFrame, s.frames[0]!, opts.enlarge, subject);
     const frames: StreamFrame[] = s.frames.map((frame, i) => streamFrame(frame, s.indices[i]!, all.fps, face, i, own, opts.scene, shipped?.[i]));
     const { tracks, main, faceMissing } = face;
     const otherFaces = s.frames.map((f, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])));
     const crop = seconds(t0);
     const timings = v === 0 ? { decode, detect, crop } : { decode: 0, detect: 0, crop };
-    return { source, frames, faceMissing, otherFaces, fps: all.fps, frameCount: all.frameCount, width: own.width, height: own.height, rotation: all.rotation, missingFrames: s.missing, undecodedFrames: all.undecoded, still: all.frameCount === 1, timings };
+    return { source, frames, faceMissing, otherFaces, subject: { track: main, tracks: tracks.length }, fps: all.fps, frameCount: all.frameCount, width: own.width, height: own.height, rotation: all.rotation, missingFrames: s.missing, undecodedFrames: all.undecoded, still: all.frameCount === 1, timings };
   });
 }
 
@@ -322,4 +325,28 @@ export async function buildStreamsBatch(
     }
   }
   return { results, failed };
+}
+
+/** One person's streams on one frame. */
+export interface PersonFrame {
+  box: Box; // the crop square, in the frame's pixels
+  face: RgbFrame; // the square crop, padded with black
+  scene: RgbFrame; // the frame with this person's crop square filled with CLIP's mean colour (or whole: scene 'full')
+}
+
+/**
+ * One person's face and scene streams on some frames (a window of the grid), from their boxes on
+ * those frames (a slice of face/tracks.ts personBoxes): SPEC.md §2 applied to this person. A frame
+ * before they enter or after they leave holds their nearest box. Only their own face is masked:
+ * the other persons' faces are part of this person's scene, as a human labeller sees it. Null when
+ * the person is in none of the frames.
+ */
+export function personStreamFrames(frames: RgbFrame[], boxes: Array<Box | null>, opts: { scene?: 'mask' | 'full'; enlarge?: number } = {}): PersonFrame[] | null {
+  if (boxes.length !== frames.length) throw new Error(`personStreamFrames: ${frames.length} frames but ${boxes.length} boxes`);
+  const held = holdEnds(boxes);
+  if (!held) return null;
+  return frames.map((frame, i) => {
+    const box = squareBox(held[i]!, opts.enlarge ?? 0.25);
+    return { box, face: cropWithPadding(frame, box), scene: opts.scene === 'full' ? frame : fillBox(frame, box, CLIP_MEAN_RGB) };
+  });
 }

@@ -6,6 +6,8 @@
 // with probability `agreement`, else a random polarity. The generator also computes the accuracy
 // ceilings of a perfect observer: from the face alone, and from face plus scene. `classes: N` draws
 // the first N of DFEW's seven and MAFW's four others (each of those with a face of its own).
+// `persons: 2` puts two faces of different emotions side by side in one scene, each labelled, so
+// that per-person accuracy can be measured: the scene sets one mood for both (see generateBenchmark).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -57,6 +59,13 @@ export interface SyntheticOptions {
   height: number;
   agreement: number; // the scene shows the true polarity with this probability, else a uniformly random one (0: an uninformative scene)
   classes?: number; // the first N of CLASSES (7)
+  persons?: 1 | 2; // faces per scene (1); 2: two faces side by side, each with its own label
+}
+
+/** One face of a two-person clip. */
+export interface SyntheticPerson {
+  label: number;
+  faceBox: [number, number, number, number]; // the drawn face's box, the same in every frame
 }
 
 export interface SyntheticClip {
@@ -65,6 +74,7 @@ export interface SyntheticClip {
   split: 'train' | 'test';
   cue: number; // the polarity the scene shows
   faceBox: [number, number, number, number]; // the drawn face's box, the same in every frame
+  persons?: SyntheticPerson[]; // two-person clips: both faces, left to right; label and faceBox above are the first-drawn person's (the scene follows their polarity)
 }
 
 export interface Ceilings {
@@ -99,15 +109,19 @@ function lerp(a: Expression, b: Expression, t: number): Expression {
   return { mouthCurve: m('mouthCurve'), mouthOpen: m('mouthOpen'), brow: m('brow'), eyeOpen: m('eyeOpen'), skew: m('skew') };
 }
 
-interface ClipDraw {
-  cue: number;
-  bg: Rgb;
+interface FaceDraw {
   cx: number;
   cy: number;
   r: number;
   skin: Rgb;
   face: Expression;
-  drift: number;
+  drift: number; // px the face moves right over the clip
+}
+
+interface ClipDraw {
+  cue: number;
+  bg: Rgb;
+  faces: FaceDraw[];
   objects: number[];
 }
 
@@ -123,6 +137,12 @@ function drawFrame(o: SyntheticOptions, d: ClipDraw, t: number): Uint8Array {
   } else {
     cv.ellipse(w * 0.88, h * 0.2, h * 0.1, h * 0.16, [128, 128, 128]);
   }
+  for (const f of d.faces) drawFace(cv, f, t);
+  return cv.data;
+}
+
+function drawFace(cv: Canvas, d: FaceDraw, t: number): void {
+  const { w, h } = cv;
   // The face: its expression unfolds from rest to full over the first 70% of the clip.
   const e = lerp(REST, d.face, Math.min(1, t / 0.7));
   const cx = d.cx + d.drift * t;
@@ -153,7 +173,12 @@ function drawFrame(o: SyntheticOptions, d: ClipDraw, t: number): Uint8Array {
     const y = my + e.mouthCurve * r * 0.3 * (1 - u * u) - e.skew * r * 0.2 * u - e.mouthCurve * r * 0.15; // a smile dips in the middle
     cv.ellipse(x, y, 1.4, 1.4, [120, 20, 30]);
   }
-  return cv.data;
+}
+
+/** The box that covers a face wherever it drifts during the clip. */
+function faceBoxOf(f: FaceDraw): [number, number, number, number] {
+  const x0 = Math.min(f.cx, f.cx + f.drift) - f.r;
+  return [Math.round(x0), Math.round(f.cy - f.r * 1.1), Math.round(2 * f.r + Math.abs(f.drift)), Math.round(2.2 * f.r)];
 }
 
 function writeVideo(file: string, o: SyntheticOptions, frames: Uint8Array[]): Promise<void> {
@@ -205,7 +230,17 @@ export function ceilings(agreement: number, classes = 7): Ceilings {
   return { face: { war: mean(face), uar: mean(face) }, faceScene: { war: mean(scene), uar: mean(scene) } };
 }
 
-/** Writes the videos, a manifest (path,label,split,box) and benchmark.json; returns what it made. */
+/**
+ * Writes the videos, a manifest (path,label,split,box) and benchmark.json; returns what it made.
+ * Two persons (`persons: 2`): the first-drawn person's labels are balanced over the classes and
+ * the scene's cue follows their polarity, as with one person; the second person's label is
+ * another class of the same polarity where the class set has one (happy with surprise, the
+ * negative ones among themselves), else any other class (a neutral person's companion): one scene,
+ * one mood, two different emotions. Sides are drawn at random; `persons` lists them left to right
+ * (the order person tracks number them). manifest.csv names the first-drawn person of each clip
+ * with its box (so a one-subject data set extracts as today); persons.csv
+ * (path,person,label,split,box) names both. The ceilings are the first-drawn person's.
+ */
 export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: boolean } = {}): Promise<{ manifest: string; clips: SyntheticClip[]; ceilings: Ceilings }> {
   const n = o.classes ?? 7;
   const polarity = benchmarkClasses(n).polarityOfClass!;
@@ -224,36 +259,43 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
     const bright = u(0.92, 1.08);
     const base: Rgb = cue === 2 ? [240, 190, 90] : cue === 1 ? [150, 150, 150] : [40, 50, 90];
     const bg = base.map((v) => Math.max(0, Math.min(255, Math.round(v * bright + u(-6, 6))))) as Rgb;
-    const r = u(0.23, 0.25) * o.height;
-    const d: ClipDraw = {
-      cue,
-      bg,
-      cx: u(0.47, 0.53) * o.width,
-      cy: u(0.48, 0.52) * o.height,
-      r,
-      skin: [Math.round(u(215, 235)), Math.round(u(170, 190)), Math.round(u(130, 150))],
-      face: FACES[FACE_OF[label]!]!,
-      drift: u(-0.01, 0.01) * o.width,
-      objects: Array.from({ length: 5 }, () => u(0.05, 0.95)),
-    };
+    const skin = (): Rgb => [Math.round(u(215, 235)), Math.round(u(170, 190)), Math.round(u(130, 150))];
+    let faces: FaceDraw[];
+    let persons: SyntheticPerson[] | undefined;
+    if (o.persons === 2) {
+      const same = [...Array(n).keys()].filter((c) => c !== label && polarity[c] === polarity[label]);
+      const pool = same.length ? same : [...Array(n).keys()].filter((c) => c !== label);
+      const other = pool[Math.floor(random() * pool.length)]!;
+      // Smaller faces, one in each half (hoods 1.55 r wide apart); the first-drawn person's side at random.
+      const labels = random() < 0.5 ? [label, other] : [other, label];
+      faces = labels.map((c, k) => ({ cx: (k === 0 ? u(0.25, 0.29) : u(0.71, 0.75)) * o.width, cy: u(0.5, 0.56) * o.height, r: u(0.15, 0.17) * o.height, skin: skin(), face: FACES[FACE_OF[c]!]!, drift: u(-0.01, 0.01) * o.width }));
+      persons = labels.map((c, k) => ({ label: c, faceBox: faceBoxOf(faces[k]!) }));
+    } else {
+      const r = u(0.23, 0.25) * o.height;
+      faces = [{ cx: u(0.47, 0.53) * o.width, cy: u(0.48, 0.52) * o.height, r, skin: skin(), face: FACES[FACE_OF[label]!]!, drift: u(-0.01, 0.01) * o.width }];
+    }
+    const d: ClipDraw = { cue, bg, faces, objects: Array.from({ length: 5 }, () => u(0.05, 0.95)) };
     const frames = Array.from({ length: o.frames }, (_, f) => drawFrame(o, d, o.frames > 1 ? f / (o.frames - 1) : 1));
-    const file = path.join(o.out, 'videos', `${split}_${String(i).padStart(4, '0')}_${CLASSES[label]}.mp4`);
+    const named = persons ? persons.map((p) => CLASSES[p.label]).join('+') : CLASSES[label];
+    const file = path.join(o.out, 'videos', `${split}_${String(i).padStart(4, '0')}_${named}.mp4`);
     // Encoders run a few at a time: spawning ffmpeg, not drawing, is what takes the time.
     if (!fs.existsSync(file)) {
       if (writing.size >= 4) await Promise.race(writing);
       const job: Promise<void> = writeVideo(file, o, frames).then(() => void writing.delete(job));
       writing.add(job);
     }
-    // The box covers the face wherever it drifts during the clip.
-    const x0 = Math.min(d.cx, d.cx + d.drift) - r;
-    const faceBox: [number, number, number, number] = [Math.round(x0), Math.round(d.cy - r * 1.1), Math.round(2 * r + Math.abs(d.drift)), Math.round(2.2 * r)];
-    clips.push({ file, label, split, cue, faceBox });
+    const faceBox = persons ? persons.find((p) => p.label === label)!.faceBox : faceBoxOf(faces[0]!);
+    clips.push({ file, label, split, cue, faceBox, ...(persons ? { persons } : {}) });
     progress.tick();
   }
   await Promise.all(writing);
   progress.finish();
   const manifest = path.join(o.out, 'manifest.csv');
   writeFileAtomic(manifest, ['path,label,split,box', ...clips.map((c) => `${path.relative(o.out, c.file)},${CLASSES[c.label]},${c.split},${c.faceBox.join(' ')}`)].join('\n') + '\n');
+  if (o.persons === 2) {
+    const rows = clips.flatMap((c) => c.persons!.map((p, k) => `${path.relative(o.out, c.file)},${k},${CLASSES[p.label]},${c.split},${p.faceBox.join(' ')}`));
+    writeFileAtomic(path.join(o.out, 'persons.csv'), ['path,person,label,split,box', ...rows].join('\n') + '\n');
+  }
   const result = { manifest, clips, ceilings: ceilings(o.agreement, n) };
   writeFileAtomic(path.join(o.out, 'benchmark.json'), JSON.stringify({ options: o, ceilings: result.ceilings, clips: clips.map((c) => ({ ...c, file: path.relative(o.out, c.file) })) }, null, 1) + '\n');
   return result;
