@@ -12,10 +12,10 @@ import { assign, holdEnds, iou, linkTracks, mainPerson, personBoxes, squareBox, 
 import { buildStreams, CLIP_MEAN_RGB, personStreamFrames } from '../src/streams/index.js';
 import { FeatureCache } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
-import { CLASSES, generateBenchmark } from '../src/synthetic/benchmark.js';
+import { CLASSES, ceilings, generateBenchmark, twoPersonCeilings } from '../src/synthetic/benchmark.js';
 import { decodeFrames, probeVideo, type RgbFrame } from '../src/video/decode.js';
 import { rng } from '../src/util/random.js';
-import { fixture } from './helpers.js';
+import { assertClose, fixture } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-persons-'));
 
@@ -321,11 +321,12 @@ test('the two-person synthetic benchmark: two faces where it says, with the emot
     const names = c.persons!.map((p) => CLASSES[p.label]!);
     assert.notEqual(names[0], names[1]);
     assert.ok(left!.faceBox[0] + left!.faceBox[2] < right!.faceBox[0], 'listed left to right, apart');
-    const first = c.persons!.find((p) => p.label === c.label)!;
-    const second = c.persons!.find((p) => p !== first)!;
+    const first = c.persons!.find((p) => p.role === 'first')!;
+    const second = c.persons!.find((p) => p.role === 'second')!;
+    assert.deepEqual([first.label, first.faceBox], [c.label, c.faceBox]);
     if (CLASSES[c.label] !== 'neutral') assert.equal(polarity[CLASSES[second.label]!], polarity[CLASSES[c.label]!], `clip ${i}: ${names}`);
     assert.equal(c.cue, { '+': 2, '0': 1, '-': 0 }[polarity[CLASSES[c.label]!]!]); // agreement 1: the scene shows the first person's polarity
-    c.persons!.forEach((p, k) => assert.equal(rows[2 * i + k], `${path.relative(out, c.file)},${k},${CLASSES[p.label]},${c.split},${p.faceBox.join(' ')}`));
+    c.persons!.forEach((p, k) => assert.equal(rows[2 * i + k], `${path.relative(out, c.file)},${k},${CLASSES[p.label]},${c.split},${p.faceBox.join(' ')},${p.role}`));
     // The last frame (full expression), read back from the video file.
     const { frames } = await decodeFrames(c.file, probeVideo(c.file), [1]);
     const f = frames[0]!;
@@ -359,4 +360,19 @@ test('the two-person synthetic benchmark: two faces where it says, with the emot
       if (!open) assert.equal(dip >= 2, CLASSES[p.label] === 'happy', `clip ${i}, ${CLASSES[p.label]}: the middle of the mouth ${dip.toFixed(1)} px below its sides`);
     }
   }
+});
+
+test('the two-person benchmark\'s ceilings per person, by hand (agreement 1, seven classes)', () => {
+  // The first-drawn person is the one-person benchmark's.
+  const [a, b] = [twoPersonCeilings(0.7).first, ceilings(0.7)];
+  assertClose([a.face.uar, a.face.war, a.faceScene.uar, a.faceScene.war], [b.face.uar, b.face.war, b.faceScene.uar, b.faceScene.war], { atol: 1e-12 });
+  // The companion, with the cue always the first's polarity: happy ↔ surprise (cue +); a negative
+  // first gets one of the other three negatives (cue −); a neutral first gets any of the other six
+  // (cue 0, 1/42 each). So P(c, +) = 1/7 for happy and surprise, P(c, −) = 1/7 for sad, angry,
+  // disgust and fear, P(c, 0) = 1/42 for those six; never neutral.
+  const { second } = twoPersonCeilings(1);
+  // Face alone: sad/neutral → sad; surprise/fear tie → surprise. Recall 1 for five of six classes, 0 for fear.
+  assert.ok(Math.abs(second.face.uar - 5 / 6) < 1e-12 && Math.abs(second.face.war - 5 / 6) < 1e-12, JSON.stringify(second.face));
+  // With the cue: surprise/fear → surprise on + and 0 (a tie), fear on −: fear's recall (1/7)/(1/6) = 6/7.
+  assert.ok(Math.abs(second.faceScene.uar - 41 / 42) < 1e-12 && Math.abs(second.faceScene.war - 41 / 42) < 1e-12, JSON.stringify(second.faceScene));
 });

@@ -65,6 +65,7 @@ export interface SyntheticOptions {
 /** One face of a two-person clip. */
 export interface SyntheticPerson {
   label: number;
+  role: 'first' | 'second'; // first: drawn first (labels balanced over the classes; the cue follows their polarity); second: their companion
   faceBox: [number, number, number, number]; // the drawn face's box, the same in every frame
 }
 
@@ -80,6 +81,12 @@ export interface SyntheticClip {
 export interface Ceilings {
   face: { war: number; uar: number };
   faceScene: { war: number; uar: number };
+}
+
+/** The ceilings of each person of a two-person clip (their labels are not distributed alike). */
+export interface PersonCeilings {
+  first: Ceilings;
+  second: Ceilings;
 }
 
 type Rgb = [number, number, number];
@@ -205,6 +212,52 @@ function writeVideo(file: string, o: SyntheticOptions, frames: Uint8Array[]): Pr
   });
 }
 
+/** The classes a first-drawn person of class `first` may be paired with (drawn uniformly): one scene, one mood. */
+function companions(first: number, polarity: number[]): number[] {
+  const others = polarity.map((_, c) => c).filter((c) => c !== first);
+  const same = others.filter((c) => polarity[c] === polarity[first]);
+  return same.length ? same : others;
+}
+
+/**
+ * A perfect observer's accuracy given the joint probability of (class, cue), joint[c][s]: it
+ * decides the most probable class of the face group (ties to the lower index), alone or with the
+ * cue; recall per class, UAR over the classes that occur, WAR weighted by their probability.
+ */
+function observer(joint: number[][]): Ceilings {
+  const classes = joint.length;
+  const prior = joint.map((row) => row.reduce((a, b) => a + b, 0));
+  const present = prior.map((_, c) => c).filter((c) => prior[c]! > 0);
+  const groups = [...new Set(FACE_OF.slice(0, classes))];
+  const rates = (useCue: boolean) => {
+    const hit = new Array<number>(classes).fill(0); // P(decided = c, class = c)
+    for (const g of groups) {
+      const members = [...Array(classes).keys()].filter((c) => FACE_OF[c] === g);
+      for (const s of useCue ? [0, 1, 2] : [-1]) {
+        const score = (c: number) => (useCue ? joint[c]![s]! : prior[c]!);
+        const best = members.reduce((a, b) => (score(b) > score(a) ? b : a));
+        hit[best]! += score(best);
+      }
+    }
+    const recall = present.map((c) => hit[c]! / prior[c]!);
+    return { war: hit.reduce((a, b) => a + b, 0), uar: recall.reduce((a, b) => a + b, 0) / recall.length };
+  };
+  return { face: rates(false), faceScene: rates(true) };
+}
+
+/** Both persons' ceilings in the two-person benchmark (the first's equal ceilings()). */
+export function twoPersonCeilings(agreement: number, classes = 7): PersonCeilings {
+  const polarity = benchmarkClasses(classes).polarityOfClass!;
+  const cueGiven = (c: number, s: number) => (s === polarity[c] ? agreement : 0) + (1 - agreement) / 3;
+  const first = polarity.map((_, c) => [0, 1, 2].map((s) => cueGiven(c, s) / classes));
+  const second = polarity.map(() => [0, 0, 0]);
+  polarity.forEach((_, a) => {
+    const pool = companions(a, polarity);
+    for (const b of pool) for (const s of [0, 1, 2]) second[b]![s]! += (cueGiven(a, s) / classes) / pool.length;
+  });
+  return { first: observer(first), second: observer(second) };
+}
+
 /** A perfect observer's accuracy: from the face group alone, and from the face group and the cue. */
 export function ceilings(agreement: number, classes = 7): Ceilings {
   const polarity = benchmarkClasses(classes).polarityOfClass!;
@@ -239,9 +292,10 @@ export function ceilings(agreement: number, classes = 7): Ceilings {
  * one mood, two different emotions. Sides are drawn at random; `persons` lists them left to right
  * (the order person tracks number them). manifest.csv names the first-drawn person of each clip
  * with its box (so a one-subject data set extracts as today); persons.csv
- * (path,person,label,split,box) names both. The ceilings are the first-drawn person's.
+ * (path,person,label,split,box,role) names both. `ceilings` are the first-drawn person's;
+ * `personCeilings` gives both (the companion's labels are not balanced: never neutral among DFEW's seven).
  */
-export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: boolean } = {}): Promise<{ manifest: string; clips: SyntheticClip[]; ceilings: Ceilings }> {
+export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: boolean } = {}): Promise<{ manifest: string; clips: SyntheticClip[]; ceilings: Ceilings; personCeilings?: PersonCeilings }> {
   const n = o.classes ?? 7;
   const polarity = benchmarkClasses(n).polarityOfClass!;
   const random = rng(o.seed);
@@ -263,13 +317,12 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
     let faces: FaceDraw[];
     let persons: SyntheticPerson[] | undefined;
     if (o.persons === 2) {
-      const same = [...Array(n).keys()].filter((c) => c !== label && polarity[c] === polarity[label]);
-      const pool = same.length ? same : [...Array(n).keys()].filter((c) => c !== label);
+      const pool = companions(label, polarity);
       const other = pool[Math.floor(random() * pool.length)]!;
       // Smaller faces, one in each half (hoods 1.55 r wide apart); the first-drawn person's side at random.
       const labels = random() < 0.5 ? [label, other] : [other, label];
       faces = labels.map((c, k) => ({ cx: (k === 0 ? u(0.25, 0.29) : u(0.71, 0.75)) * o.width, cy: u(0.5, 0.56) * o.height, r: u(0.15, 0.17) * o.height, skin: skin(), face: FACES[FACE_OF[c]!]!, drift: u(-0.01, 0.01) * o.width }));
-      persons = labels.map((c, k) => ({ label: c, faceBox: faceBoxOf(faces[k]!) }));
+      persons = labels.map((c, k) => ({ label: c, role: c === label ? 'first' : 'second', faceBox: faceBoxOf(faces[k]!) }));
     } else {
       const r = u(0.23, 0.25) * o.height;
       faces = [{ cx: u(0.47, 0.53) * o.width, cy: u(0.48, 0.52) * o.height, r, skin: skin(), face: FACES[FACE_OF[label]!]!, drift: u(-0.01, 0.01) * o.width }];
@@ -284,7 +337,7 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
       const job: Promise<void> = writeVideo(file, o, frames).then(() => void writing.delete(job));
       writing.add(job);
     }
-    const faceBox = persons ? persons.find((p) => p.label === label)!.faceBox : faceBoxOf(faces[0]!);
+    const faceBox = persons ? persons.find((p) => p.role === 'first')!.faceBox : faceBoxOf(faces[0]!);
     clips.push({ file, label, split, cue, faceBox, ...(persons ? { persons } : {}) });
     progress.tick();
   }
@@ -293,10 +346,11 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
   const manifest = path.join(o.out, 'manifest.csv');
   writeFileAtomic(manifest, ['path,label,split,box', ...clips.map((c) => `${path.relative(o.out, c.file)},${CLASSES[c.label]},${c.split},${c.faceBox.join(' ')}`)].join('\n') + '\n');
   if (o.persons === 2) {
-    const rows = clips.flatMap((c) => c.persons!.map((p, k) => `${path.relative(o.out, c.file)},${k},${CLASSES[p.label]},${c.split},${p.faceBox.join(' ')}`));
-    writeFileAtomic(path.join(o.out, 'persons.csv'), ['path,person,label,split,box', ...rows].join('\n') + '\n');
+    const rows = clips.flatMap((c) => c.persons!.map((p, k) => `${path.relative(o.out, c.file)},${k},${CLASSES[p.label]},${c.split},${p.faceBox.join(' ')},${p.role}`));
+    writeFileAtomic(path.join(o.out, 'persons.csv'), ['path,person,label,split,box,role', ...rows].join('\n') + '\n');
   }
-  const result = { manifest, clips, ceilings: ceilings(o.agreement, n) };
-  writeFileAtomic(path.join(o.out, 'benchmark.json'), JSON.stringify({ options: o, ceilings: result.ceilings, clips: clips.map((c) => ({ ...c, file: path.relative(o.out, c.file) })) }, null, 1) + '\n');
+  const personCeilings = o.persons === 2 ? { personCeilings: twoPersonCeilings(o.agreement, n) } : {};
+  const result = { manifest, clips, ceilings: ceilings(o.agreement, n), ...personCeilings };
+  writeFileAtomic(path.join(o.out, 'benchmark.json'), JSON.stringify({ options: o, ceilings: result.ceilings, ...personCeilings, clips: clips.map((c) => ({ ...c, file: path.relative(o.out, c.file) })) }, null, 1) + '\n');
   return result;
 }
