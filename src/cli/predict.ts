@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
-import { DEFAULT_MAX_SECONDS, MAX_SECONDS_HELP, maxSecondsFlag, PRECISION_HELP } from './args.js';
+import { DEFAULT_MAX_SECONDS, intFlag, MAX_SECONDS_HELP, maxSecondsFlag, PRECISION_HELP } from './args.js';
 import { Predictor, type Prediction, type PredictOptions, type WindowPrediction } from '../predict/predictor.js';
 import { POLARITIES } from '../ous/config.js';
 import { Progress } from '../util/progress.js';
@@ -35,15 +35,16 @@ const csvField = (v: string | number | boolean) => {
 };
 
 /** The CSV header for a run's classes: one row per window follows (csvRow). */
-export function csvHeader(classes: string[]): string {
-  const cols = ['start', 'end', 'emotion', ...classes.map((c) => `p_${c}`), ...POLARITIES.map((p) => `polarity_${p}`), 'scene_effect', 'scene_changed_decision', 'emotion_without_scene', 'face_x', 'face_y', 'face_w', 'face_h'];
+export function csvHeader(classes: string[], persons = false): string {
+  const cols = [...(persons ? ['person'] : []), 'start', 'end', 'emotion', ...classes.map((c) => `p_${c}`), ...POLARITIES.map((p) => `polarity_${p}`), 'scene_effect', 'scene_changed_decision', 'emotion_without_scene', 'face_x', 'face_y', 'face_w', 'face_h'];
   return cols.map(csvField).join(',');
 }
 
 /** One window as a CSV row; polarity and the scene's effect are empty for a face-only run. */
-export function csvRow(w: WindowPrediction, classes: string[]): string {
+export function csvRow(w: WindowPrediction, classes: string[], person?: number): string {
   const num = (v: number) => +v.toFixed(6);
   return [
+    ...(person === undefined ? [] : [person]),
     num(w.start), num(w.end), w.emotion,
     ...classes.map((c) => num(w.probabilities[c]!)),
     ...POLARITIES.map((p) => (w.polarity ? num(w.polarity[p]!) : '')),
@@ -55,11 +56,13 @@ export function csvRow(w: WindowPrediction, classes: string[]): string {
 export const predict: Command = {
   name: 'predict',
   summary: 'emotion, scene polarity, and how much the scene changed the decision, for one video',
-  usage: `ous predict VIDEO --run RUN [--clip DIR] [--box "x y w h"] [--window 2] [--stride 1] [--max-seconds ${DEFAULT_MAX_SECONDS}] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--json | --jsonl | --csv]
+  usage: `ous predict VIDEO --run RUN [--clip DIR] [--box "x y w h"] [--all-persons | --person ID] [--window 2] [--stride 1] [--max-seconds ${DEFAULT_MAX_SECONDS}] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--json | --jsonl | --csv]
 
   --run RUN      a folder made by ous train (it records everything inference needs)
   --clip DIR     the CLIP folder, when it is not where the run was trained (same weights: checked by hash)
   --box "x y w h"  a known face box in the video's own pixels (no detection)
+  --all-persons  a timeline for every person in the video, each with their own face and their own scene (persons[] in the JSON; a person column in CSV and JSON lines)
+  --person ID    the timeline of one person (ids as --all-persons lists them: by first appearance, then left to right)
   --window S     seconds one prediction covers on a longer video (2)
   --stride S     seconds between windows (1)
   --max-seconds S  ${MAX_SECONDS_HELP}
@@ -70,13 +73,16 @@ export const predict: Command = {
   --csv          one row per window as soon as it is classified: start, end, emotion, each class's probability, polarity, the scene's effect, the face box
 Progress (the frames being detected, then window k of N with an ETA) goes to stderr.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, clip: { type: 'string' }, box: { type: 'string' }, window: { type: 'string' }, stride: { type: 'string' }, 'max-seconds': { type: 'string' }, device: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, json: { type: 'boolean' }, jsonl: { type: 'boolean' }, csv: { type: 'boolean' } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, clip: { type: 'string' }, box: { type: 'string' }, 'all-persons': { type: 'boolean' }, person: { type: 'string' }, window: { type: 'string' }, stride: { type: 'string' }, 'max-seconds': { type: 'string' }, device: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, json: { type: 'boolean' }, jsonl: { type: 'boolean' }, csv: { type: 'boolean' } } });
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
     if (!values.run) throw new UsageError('predict: --run RUN is required (a folder made by ous train)');
     if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1) throw new UsageError('predict: give one of --json, --jsonl and --csv');
     const device = parseOptionalDevice(values.device);
     const precision = parsePrecision(values.precision!, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
     const maxSeconds = maxSecondsFlag('predict', values['max-seconds']);
+    if (values['all-persons'] && values.person !== undefined) throw new UsageError('predict: give --all-persons or --person ID, not both');
+    const persons = values['all-persons'] ? ('all' as const) : values.person === undefined ? undefined : intFlag('predict', 'person', values.person, 0);
+    if (persons !== undefined && values.box !== undefined) throw new UsageError('predict: --box is one known face; it does not go with --all-persons or --person');
     const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
     if (box) {
       const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
@@ -84,7 +90,7 @@ Progress (the frames being detected, then window k of N with an ETA) goes to std
     }
     const predictor = Predictor.load(values.run, { clip: values.clip, device, precision, engine: enginePreference() });
     const classes = predictor.classNames;
-    if (values.csv) process.stdout.write(csvHeader(classes) + '\n');
+    if (values.csv) process.stdout.write(csvHeader(classes, persons !== undefined) + '\n');
     let detecting: Progress | undefined;
     let windows: Progress | undefined;
     const r = await predictor.predict(positionals[0]!, {
@@ -92,17 +98,21 @@ Progress (the frames being detected, then window k of N with an ETA) goes to std
       window: seconds('--window', values.window),
       stride: seconds('--stride', values.stride),
       maxSeconds,
+      persons,
       onProgress: (stage, _fraction, count) => {
-        if (stage !== 'detect' || !count) return;
-        detecting ??= new Progress('detect', count.total, { unit: 'frames' });
-        detecting.tick(count.done - detecting.count);
+        if (!count) return;
+        if (stage === 'detect') {
+          detecting ??= new Progress('detect', count.total, { unit: 'frames' });
+          detecting.tick(count.done - detecting.count);
+        } else if (stage === 'classify') {
+          if (detecting) detecting.finish(), (detecting = undefined);
+          windows ??= new Progress('window', count.total, { unit: 'windows' });
+          windows.tick(count.done - windows.count);
+        }
       },
-      onWindow: (w, k, total) => {
-        if (detecting) detecting.finish(), (detecting = undefined);
-        windows ??= new Progress('window', total, { unit: 'windows' });
-        windows.tick();
-        if (values.jsonl) process.stdout.write(JSON.stringify({ type: 'window', index: k, ...w }) + '\n');
-        if (values.csv) process.stdout.write(csvRow(w, classes) + '\n');
+      onWindow: (w, k, _total, person) => {
+        if (values.jsonl) process.stdout.write(JSON.stringify({ type: 'window', ...(person === undefined ? {} : { person }), index: k, ...w }) + '\n');
+        if (values.csv) process.stdout.write(csvRow(w, classes, person) + '\n');
       },
     });
     windows?.finish();
@@ -110,7 +120,8 @@ Progress (the frames being detected, then window k of N with an ETA) goes to std
     if (values.csv) return 0;
     if (values.jsonl) {
       const { windows: _timeline, ...summary } = r;
-      process.stdout.write(JSON.stringify({ type: 'summary', ...summary, windowCount: r.windows.length }) + '\n');
+      const persons = r.persons?.map(({ windows: w, ...p }) => ({ ...p, windowCount: w.length })); // their windows were the lines before
+      process.stdout.write(JSON.stringify({ type: 'summary', ...summary, windowCount: r.windows.length, ...(persons ? { persons } : {}) }) + '\n');
       return 0;
     }
     if (values.json) {
@@ -125,7 +136,10 @@ Progress (the frames being detected, then window k of N with an ETA) goes to std
     if (r.sceneEffect) {
       process.stdout.write(`  the scene moved ${pct(r.sceneEffect.totalVariation)} of the probability; without it: ${r.sceneEffect.emotionWithoutScene}${r.sceneEffect.changedDecision ? ' (the scene changed the decision)' : ''}\n`);
     }
-    if (r.windows.length > 1) {
+    for (const p of r.persons ?? []) {
+      process.stdout.write(`  person ${p.id}${p.main ? ' (main)' : ''}, ${p.first.toFixed(1)}–${p.last.toFixed(1)} s: ${p.emotion} (${pct(p.probabilities[p.emotion]!)}) over ${p.windows.length} windows${p.sceneEffect?.changedDecision ? `; without the scene: ${p.sceneEffect.emotionWithoutScene}` : ''}\n`);
+    }
+    if (r.windows.length > 1 && !r.persons) {
       process.stdout.write(`  timeline (${r.summary.window} s windows every ${r.summary.stride} s):\n`);
       for (const w of r.windows) process.stdout.write(`    ${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ${w.emotion} (${pct(w.probabilities[w.emotion]!)})${w.sceneEffect?.changedDecision ? ` [without the scene: ${w.sceneEffect.emotionWithoutScene}]` : ''}\n`);
     }

@@ -11,7 +11,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
 import type { CacheInfo } from '../data/cache.js';
-import { CLIP_MEAN_RGB, openClip, stillNote, streamClip, undecodedWarning, type StreamFrame } from '../streams/index.js';
+import { CLIP_MEAN_RGB, cutFrame, detectClip, faceTrack, forEachPosition, openClip, stillNote, undecodedWarning } from '../streams/index.js';
+import { mainPerson, personBoxes, squareBox, trackPersons, type Person } from '../face/tracks.js';
+import { rescaleBox } from '../util/box.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { POLARITIES, type OusConfig } from '../ous/config.js';
 import { textTowerOf, type InferenceInfo } from '../train/run.js';
@@ -53,6 +55,22 @@ export interface Prediction {
   summary: { window: number; stride: number; frames: number; share: Record<string, number>; precision: Precision }; // share: part of the windows each class tops; precision: CLIP's vision tower's
   warning?: string; // frames the decoder could not deliver (a truncated or corrupt file)
   note?: string; // a still image: its one frame stands for every sampled frame
+  persons?: PersonPrediction[]; // with `persons` asked for: each person's timeline (the fields above are the main person's)
+}
+
+/** One person of the video (`--all-persons`, `--person ID`): their own face stream and their own scene. */
+export interface PersonPrediction {
+  id: number; // 0, 1, ...: in order of first appearance, then left to right (face/tracks.ts trackPersons)
+  main: boolean; // the person the one-person answer would be about: longest × largest
+  first: number; // seconds: the first and the last grid frame their face was detected in
+  last: number;
+  emotion: string;
+  probabilities: Record<string, number>;
+  polarity: Record<string, number> | null;
+  sceneEffect: SceneEffect | null;
+  share: Record<string, number>; // part of their windows each class tops
+  windows: WindowPrediction[]; // the windows that hold their face in at least one frame
+  faces: Array<{ time: number; box: Box; detected: boolean }>; // their crop square at every grid frame of those windows
 }
 
 export type Stage = 'decode' | 'detect' | 'encode' | 'classify';
@@ -60,8 +78,36 @@ export type Stage = 'decode' | 'detect' | 'encode' | 'classify';
 export interface PredictOptions extends Partial<TimelineOptions> {
   faceBox?: Box; // a known face box (source pixels): no detection
   maxSeconds?: number; // refuse a video whose decoded length passes this (measured while decoding, not from metadata)
-  onProgress?: (stage: Stage, fraction: number, count?: { done: number; total: number }) => void; // fraction of the stage done, 0..1, moving as the work goes (count: frames)
-  onWindow?: (w: WindowPrediction, k: number, total: number) => void; // each window as soon as it is classified, in order
+  onProgress?: (stage: Stage, fraction: number, count?: { done: number; total: number }) => void; // fraction of the stage done, 0..1, moving as the work goes (count: frames detected, windows classified)
+  onWindow?: (w: WindowPrediction, k: number, total: number, person?: number) => void; // each window as soon as it is classified, in order (per person)
+  persons?: 'all' | number; // every person in the video, or the one with this id: a timeline each
+}
+
+/** Embedding rows of one grid frame for one subject: its face crop, its scene, the scene's low block. */
+interface Rows {
+  face: Float32Array; // [E]
+  scene: Float32Array; // [E]
+  low: Float32Array; // [W]
+}
+
+/**
+ * Whose face a timeline follows: the video's main face (the one-person answer) or one person. Their
+ * crop square at each grid frame, the windows that are theirs, and what has been worked out so far.
+ */
+interface Subject {
+  person?: Person; // absent for the one-person answer
+  main: boolean;
+  faceMissing: boolean;
+  windows: number[]; // indices into the plan's windows, ascending
+  from: number; // the grid frames those windows cover
+  to: number;
+  square: (pos: number) => Box; // crop square, in decoded pixels
+  detected: (pos: number) => boolean;
+  rows: Map<number, Rows>; // encoded grid frames still needed by a window to come
+  next: number; // position in `windows` of the next window to classify
+  sums: { p: number[]; pol: number[]; q: number[] };
+  results: WindowPrediction[];
+  faces: Array<{ time: number; box: Box; detected: boolean }>;
 }
 
 interface RunConfig {
@@ -137,50 +183,88 @@ export class Predictor {
   /**
    * Emotion, polarity and the scene's effect for a video (per window on a long one), streamed: the
    * frames are decoded and their faces detected in one pass (only the detections are kept), the face
-   * track is linked over the whole video, then a second pass crops and encodes the frames a chunk at
-   * a time and classifies each window as soon as its frames are encoded. Memory holds a chunk of
-   * frames and the embeddings of the windows under way, whatever the video's length.
+   * track is linked over the whole video (or one track per person), then a second pass crops and
+   * encodes the frames a chunk at a time and classifies each window as soon as its frames are
+   * encoded. Memory holds a chunk of frames and the embeddings of the windows under way, whatever
+   * the video's length.
    */
   async predict(video: string, o: PredictOptions = {}): Promise<Prediction> {
     const progress = o.onProgress ?? (() => {});
     const T = this.inference.frames;
     const timeline = { window: o.window ?? DEFAULT_TIMELINE.window, stride: o.stride ?? DEFAULT_TIMELINE.stride };
+    if (o.persons !== undefined && o.faceBox) throw new UserError('a known face box (--box) is one person: it does not go with --all-persons or --person');
     progress('decode', 0);
     const clip = await openClip(video, { maxSeconds: o.maxSeconds });
     const plan = planTimeline(clip.frameCount, clip.fps, T, timeline);
     const G = plan.indices.length;
-    const K = plan.windows.length;
     const names = this.classNames;
     const k = this.inference.polarityLayer;
+    const scene = this.inference.scene;
     const withBlank = this.conf.ous.model === 'ous' && this.conf.ous.scene;
+    const usePolarity = this.conf.ous.polarity !== false; // a run trained without polarity labels has an untrained polarity head
+    const timeOf = (pos: number) => (clip.fps ? plan.indices[pos]! / clip.fps : 0);
+    const round = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box;
 
-    // Embedding rows of encoded grid positions, until no window still to come needs them.
-    const rows = new Map<number, { face: Float32Array; scene: Float32Array; low: Float32Array }>();
+    progress('detect', 0);
+    const perFrame = o.faceBox ? undefined : await detectClip(clip, plan.indices, { device: this.device === 'cpu' ? undefined : this.device, onDetect: (done, total) => progress('detect', done / total, { done, total }) });
+    const persons = perFrame && o.persons !== undefined ? trackPersons(perFrame) : undefined;
+    if (persons && typeof o.persons === 'number' && !persons.some((p) => p.id === o.persons)) {
+      throw new UserError(`--person ${o.persons}: no such person in ${video} (${persons.length ? `persons ${persons.map((p) => p.id).join(', ')}` : 'no face found'}; ous predict --all-persons lists them)`);
+    }
+
+    const subject = (init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>): Subject => ({
+      ...init,
+      from: plan.windows[init.windows[0]!]!.first,
+      to: plan.windows[init.windows[init.windows.length - 1]!]!.first + T - 1,
+      rows: new Map(),
+      next: 0,
+      sums: { p: new Array<number>(names.length).fill(0), pol: [0, 0, 0], q: new Array<number>(names.length).fill(0) },
+      results: [],
+      faces: [],
+    });
+    const everyWindow = plan.windows.map((_, i) => i);
+    let decoded: { width: number; height: number } | undefined; // the frames' size as decoded, and the source's: boxes are reported in the latter
+    let own: { width: number; height: number } | undefined;
+    /** The subjects, made once the decoded frame's size is known (a centre square needs it). */
+    const subjectsFor = (frame: RgbFrame): Subject[] => {
+      if (!persons || !persons.length) {
+        const dets = perFrame ?? plan.indices.map(() => [{ box: rescaleBox(o.faceBox!, own!, frame), score: 1 }]);
+        const face = faceTrack(dets, frame);
+        return [subject({ main: true, faceMissing: face.faceMissing, windows: everyWindow, square: (pos) => face.boxes[pos]!, detected: (pos) => face.detected[pos]! })];
+      }
+      const main = persons[mainPerson(persons)]!;
+      return persons
+        .filter((p) => o.persons === 'all' || p.id === o.persons)
+        .map((p) => {
+          const boxes = personBoxes(p);
+          // A grid frame before they enter or after they leave holds their nearest box (holdEnds).
+          const square = (pos: number) => squareBox(boxes[Math.min(Math.max(pos, p.first), p.last) - p.first]!);
+          const windows = everyWindow.filter((w) => plan.windows[w]!.first <= p.last && plan.windows[w]!.first + T - 1 >= p.first);
+          return subject({ person: p, main: p === main, faceMissing: false, windows, square, detected: (pos) => pos >= p.first && pos <= p.last && p.track[pos - p.first] !== null });
+        });
+    };
+
+    let subjects: Subject[] | undefined;
     let blank: { scene: Float32Array; low: Float32Array } | undefined; // every blank scene is the same image
-    const pending: Array<[number, StreamFrame]> = [];
-    const faces: Prediction['faces'] = [];
-    const windows: WindowPrediction[] = [];
-    const sums = { p: new Array<number>(names.length).fill(0), pol: [0, 0, 0], q: new Array<number>(names.length).fill(0) };
-    let sawPolarity = false;
-    let sawEffect = false;
-    const scaled = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box; // streamClip's boxes are in the source's pixels
+    const pending: Array<{ s: Subject; pos: number; face: RgbFrame; scene: RgbFrame }> = [];
 
-    const classify = (first: number, count: number) => {
+    const classify = (s: Subject, count: number) => {
+      const first = s.next;
+      const at = (w: number, t: number) => s.rows.get(plan.windows[s.windows[first + w]!]!.first + t)!;
       const scored = noGrad(() =>
         tidy(() => {
-          const [E, W] = [rows.get(plan.windows[first]!.first)!.face.length, rows.get(plan.windows[first]!.first)!.low.length];
-          const gather = (pick: (r: { face: Float32Array; scene: Float32Array; low: Float32Array }) => Float32Array, width: number) => {
+          const [E, W] = [at(0, 0).face.length, at(0, 0).low.length];
+          const gather = (pick: (r: Rows) => Float32Array, width: number) => {
             const data = new Float32Array(count * T * width);
-            for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(rows.get(plan.windows[first + w]!.first + t)!), (w * T + t) * width);
+            for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(at(w, t)), (w * T + t) * width);
             return tensor(data, { shape: [count, T, width] }).to({ device: this.device });
           };
           const face = gather((r) => r.face, E); // [K', T, E]
-          const scene = gather((r) => r.scene, E); // [K', T, E]
+          const sceneEmb = gather((r) => r.scene, E); // [K', T, E]
           const sceneLow = gather((r) => r.low, W); // [K', T, W]
-          const withScene = this.head.forward({ face, scene, low: sceneLow });
+          const withScene = this.head.forward({ face, scene: sceneEmb, low: sceneLow });
           const p = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
-          // A run trained without polarity labels has an untrained polarity head: nothing to show.
-          const pol = withScene.polarityLogits && this.conf.ous.polarity !== false ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
+          const pol = withScene.polarityLogits && usePolarity ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
           let q: number[][] | null = null;
           if (withBlank) {
             const blankScene = tensor(blank!.scene, { shape: [1, 1, E] }).to({ device: this.device }).expand(count, T, E);
@@ -191,73 +275,95 @@ export class Predictor {
         }),
       );
       for (let w = 0; w < count; w++) {
-        const planned = plan.windows[first + w]!;
+        const planned = plan.windows[s.windows[first + w]!]!;
         const [p, pol, q] = [scored.p[w]!, scored.pol?.[w] ?? null, scored.q?.[w] ?? null];
-        p.forEach((v, c) => (sums.p[c]! += v));
-        if (pol) pol.forEach((v, c) => (sums.pol[c]! += v)), (sawPolarity = true);
-        if (q) q.forEach((v, c) => (sums.q[c]! += v)), (sawEffect = true);
-        const win: WindowPrediction = { start: planned.start, end: planned.end, ...result(names, p, pol, q), faceBox: faces[planned.first + Math.floor(T / 2)]!.box };
-        windows.push(win);
-        o.onWindow?.(win, first + w, K);
+        p.forEach((v, c) => (s.sums.p[c]! += v));
+        pol?.forEach((v, c) => (s.sums.pol[c]! += v));
+        q?.forEach((v, c) => (s.sums.q[c]! += v));
+        const win: WindowPrediction = { start: planned.start, end: planned.end, ...result(names, p, pol, q), faceBox: round(rescaleBox(s.square(planned.first + Math.floor(T / 2)), decoded!, own!)) };
+        s.results.push(win);
+        o.onWindow?.(win, first + w, s.windows.length, s.person?.id);
       }
+      s.next += count;
     };
 
-    let nextWindow = 0;
     const encodePending = async () => {
       const n = pending.length;
-      const frames = [...pending.map(([, f]) => f.face), ...pending.map(([, f]) => f.scene)];
-      if (withBlank && !blank) frames.push(blankLike(pending[0]![1].scene));
+      const frames = [...pending.map((x) => x.face), ...pending.map((x) => x.scene)];
+      if (withBlank && !blank) frames.push(blankLike(pending[0]!.scene));
       const out = await this.encoder.encode(frames, k);
       const [E, W] = [out.emb.size(1), out.low!.size(1)];
       const emb = out.emb.toTypedArray() as Float32Array; // [2n(+1), E]
       const low = out.low!.toTypedArray() as Float32Array; // [2n(+1), W]
       out.emb.dispose();
       out.low!.dispose();
-      pending.forEach(([pos], j) => rows.set(pos, { face: emb.subarray(j * E, (j + 1) * E), scene: emb.subarray((n + j) * E, (n + j + 1) * E), low: low.subarray((n + j) * W, (n + j + 1) * W) }));
+      pending.forEach(({ s, pos }, j) => s.rows.set(pos, { face: emb.subarray(j * E, (j + 1) * E), scene: emb.subarray((n + j) * E, (n + j + 1) * E), low: low.subarray((n + j) * W, (n + j + 1) * W) }));
       if (withBlank && !blank) blank = { scene: emb.slice(2 * n * E, (2 * n + 1) * E), low: low.slice(2 * n * W, (2 * n + 1) * W) };
-      const lastPos = pending[n - 1]![0];
+      progress('encode', (pending[n - 1]!.pos + 1) / G);
       pending.length = 0;
-      progress('encode', (lastPos + 1) / G);
-      const first = nextWindow;
-      while (nextWindow < K && plan.windows[nextWindow]!.first + T - 1 <= lastPos) nextWindow++;
-      if (nextWindow > first) classify(first, nextWindow - first);
-      const keepFrom = nextWindow < K ? plan.windows[nextWindow]!.first : Infinity;
-      for (const pos of rows.keys()) if (pos < keepFrom) rows.delete(pos);
+      for (const s of subjects!) {
+        let ready = 0;
+        while (s.next + ready < s.windows.length && s.rows.has(plan.windows[s.windows[s.next + ready]!]!.first + T - 1)) ready++;
+        if (ready) {
+          classify(s, ready);
+          const [done, total] = subjects!.reduce(([d, t], x) => [d + x.next, t + x.windows.length], [0, 0]);
+          progress('classify', done / total, { done, total });
+        }
+        const keepFrom = s.next < s.windows.length ? plan.windows[s.windows[s.next]!]!.first : Infinity;
+        for (const pos of s.rows.keys()) if (pos < keepFrom) s.rows.delete(pos);
+      }
     };
 
-    progress('detect', 0);
-    const chunk = 16; // grid positions encoded at a time (32 images: faces and scenes)
-    const s = await streamClip(
-      clip,
-      plan.indices,
-      { frames: T, scene: this.inference.scene, faceBox: o.faceBox, device: this.device === 'cpu' ? undefined : this.device, onDetect: (done, total) => progress('detect', done / total, { done, total }) },
-      async (pos, f) => {
-        if (pos === 0) progress('encode', 0);
-        faces.push({ time: Math.round(f.timeSec * 1000) / 1000, box: scaled(f.box), detected: f.detected });
-        pending.push([pos, f]);
+    const chunk = 16; // crops encoded at a time (32 images: faces and scenes)
+    const summary = await forEachPosition(clip, plan.indices, async (pos, frame) => {
+      if (!subjects) {
+        decoded = frame;
+        own = await clip.ownSize(plan.indices[0]!);
+        subjects = subjectsFor(frame);
+        progress('encode', 0);
+      }
+      for (const s of subjects) {
+        if (pos < s.from || pos > s.to) continue;
+        const square = s.square(pos);
+        s.faces.push({ time: Math.round(timeOf(pos) * 1000) / 1000, box: round(rescaleBox(square, frame, own!)), detected: s.detected(pos) });
+        pending.push({ s, pos, ...cutFrame(frame, square, scene, s.faceMissing) });
         if (pending.length === chunk) await encodePending();
-      },
-    );
+      }
+    });
     if (pending.length) await encodePending();
     progress('classify', 1);
 
-    const mean = (v: number[]) => v.map((x) => x / K);
-    const whole = result(names, mean(sums.p), sawPolarity ? mean(sums.pol) : null, sawEffect ? mean(sums.q) : null);
-    const share = Object.fromEntries(names.map((n) => [n, windows.filter((w) => w.emotion === n).length / K]));
-    const warning = undecodedWarning({ ...s, frames: { length: G } });
-    const note = stillNote(s);
+    const answer = (s: Subject) => {
+      const K = s.results.length;
+      const mean = (v: number[]) => v.map((x) => x / K);
+      return {
+        ...result(names, mean(s.sums.p), s.results[0]?.polarity ? mean(s.sums.pol) : null, s.results[0]?.sceneEffect ? mean(s.sums.q) : null),
+        share: Object.fromEntries(names.map((n) => [n, s.results.filter((w) => w.emotion === n).length / K])),
+      };
+    };
+    const lead = subjects!.find((s) => s.main) ?? subjects![0]!;
+    const { share, ...whole } = answer(lead);
+    const warning = undecodedWarning({ ...summary, frames: { length: G } });
+    const note = stillNote(summary);
     return {
       video,
       ...whole,
-      faceMissing: s.faceMissing,
+      faceMissing: lead.faceMissing,
       ...(warning ? { warning } : {}),
       ...(note ? { note } : {}),
       duration: clip.info?.duration ?? 0,
-      width: s.width,
-      height: s.height,
-      windows,
-      faces,
+      width: summary.width,
+      height: summary.height,
+      windows: lead.results,
+      faces: lead.faces,
       summary: { window: timeline.window, stride: plan.stride, frames: T, share, precision: this.encoder.precision },
+      ...(persons
+        ? {
+            persons: subjects!
+              .filter((s) => s.person)
+              .map((s) => ({ id: s.person!.id, main: s.main, first: Math.round(timeOf(s.person!.first) * 1000) / 1000, last: Math.round(timeOf(s.person!.last) * 1000) / 1000, ...answer(s), windows: s.results, faces: s.faces })),
+          }
+        : {}),
     };
   }
 }

@@ -125,73 +125,68 @@ function streamFrame(frame: RgbFrame, index: number, fps: number, face: ReturnTy
     timeSec: fps ? index / fps : 0,
     box: rescaleBox(box, frame, own),
     detected: face.detected[i]!,
-    face: shipped ?? cropWithPadding(frame, box),
-    scene: scene === 'full' || face.faceMissing ? frame : fillBox(frame, box, CLIP_MEAN_RGB),
+    ...cutFrame(frame, box, scene, face.faceMissing, shipped),
   };
 }
 
 /** What a streamed clip was, besides its frames. */
-export type ClipSummary = Omit<Streams, 'frames' | 'otherFaces' | 'timings'>;
+export type ClipSummary = Omit<Streams, 'frames' | 'otherFaces' | 'timings' | 'faceMissing' | 'subject'>;
+
+const checkOrder = (indices: number[]) => {
+  for (let p = 1; p < indices.length; p++) if (indices[p]! < indices[p - 1]!) throw new RangeError('the frame indices must not decrease');
+};
 
 /**
- * The streams of a long clip at `indices` (non-decreasing; a timeline's frame grid) without holding
- * its frames: one pass decodes the frames and detects their faces, keeping only the detections; the
- * face track is linked over the whole clip, as buildStreams does; a second pass decodes the frames
- * again and hands each position's StreamFrame to `onFrame`, in order, awaiting it (so memory holds
- * what the consumer holds). Frames missing at the end of a damaged file repeat the last good one.
+ * Pass 1 over a long clip: each distinct frame of `indices` (non-decreasing; a timeline's grid) is
+ * decoded once and its faces detected, 8 frames a batch; only the detections are kept, per
+ * position. Frames missing at the end of a damaged file take the last good frame's detections, as
+ * they take its pixels in pass 2.
  */
-export async function streamClip(
-  clip: ClipSource,
-  indices: number[],
-  opts: StreamsOptions & { onDetect?: (done: number, total: number) => void },
-  onFrame: (position: number, frame: StreamFrame) => void | Promise<void>,
-): Promise<ClipSummary> {
-  for (let p = 1; p < indices.length; p++) if (indices[p]! < indices[p - 1]!) throw new RangeError('streamClip: indices must not decrease');
+export async function detectClip(clip: ClipSource, indices: number[], opts: Pick<StreamsOptions, 'minConfidence' | 'detector' | 'device'> & { onDetect?: (done: number, total: number) => void }): Promise<Detection[][]> {
+  checkOrder(indices);
+  const distinct = [...new Set(indices)];
+  const found = new Map<number, Detection[]>();
+  const batch: Array<[number, RgbFrame]> = [];
+  const flush = async () => {
+    const dets = await detectFacesBatch(batch.map(([, f]) => f), { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device });
+    batch.forEach(([i], k) => found.set(i, dets[k]!));
+    batch.length = 0;
+    opts.onDetect?.(found.size, distinct.length);
+  };
+  await clip.forEach(distinct, async (i, f) => {
+    batch.push([i, f]);
+    if (batch.length === 8) await flush();
+  });
+  if (batch.length) await flush();
+  const lastGood = found.get([...found.keys()].pop()!) ?? [];
+  return indices.map((i) => found.get(i) ?? lastGood);
+}
+
+/**
+ * Pass 2 over a long clip: each position's decoded frame handed to `onFrame` in order and awaited
+ * (memory holds what the consumer holds); frames missing at the end of a damaged file repeat the
+ * last good one. Returns what the decoder could not deliver and the clip's summary.
+ */
+export async function forEachPosition(clip: ClipSource, indices: number[], onFrame: (position: number, frame: RgbFrame, index: number) => void | Promise<void>): Promise<ClipSummary> {
+  checkOrder(indices);
   const distinct = [...new Set(indices)];
   const own = await clip.ownSize(indices[0]!);
-  let size: { width: number; height: number } | undefined;
-  const found = new Map<number, Detection[]>();
-  if (!opts.faceBox) {
-    const batch: Array<[number, RgbFrame]> = [];
-    const flush = async () => {
-      const dets = await detectFacesBatch(batch.map(([, f]) => f), { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device });
-      batch.forEach(([i], k) => found.set(i, dets[k]!));
-      batch.length = 0;
-      opts.onDetect?.(found.size, distinct.length);
-    };
-    await clip.forEach(distinct, async (i, f) => {
-      size = f;
-      batch.push([i, f]);
-      if (batch.length === 8) await flush();
-    });
-    if (batch.length) await flush();
-  }
-  // Pass 2 decodes the same frames; their size is known from pass 1 or from the first frame.
-  let lastIndex = -1;
+  let [p, lastIndex] = [0, -1];
   let last: RgbFrame | undefined;
-  let face: ReturnType<typeof faceTrack> | undefined;
-  let p = 0;
-  const trackFor = (frame: RgbFrame) => {
-    if (opts.faceBox) {
-      const b = rescaleBox(opts.faceBox, own, frame);
-      return faceTrack(indices.map(() => [{ box: b, score: 1 }]), frame, opts.enlarge);
-    }
-    const delivered = [...found.keys()];
-    const lastGood = delivered[delivered.length - 1];
-    return faceTrack(indices.map((i) => found.get(i) ?? found.get(lastGood!) ?? []), size ?? frame, opts.enlarge);
-  };
   const { delivered, undecoded } = await clip.forEach(distinct, async (i, f) => {
-    face ??= trackFor(f);
-    lastIndex = i;
-    last = f;
-    for (; p < indices.length && indices[p] === i; p++) await onFrame(p, streamFrame(f, i, clip.fps, face, p, own, opts.scene));
+    [lastIndex, last] = [i, f];
+    for (; p < indices.length && indices[p] === i; p++) await onFrame(p, f, i);
   });
-  const missingFrames = distinct.length - delivered;
-  for (; p < indices.length; p++) await onFrame(p, streamFrame(last!, lastIndex, clip.fps, face!, p, own, opts.scene));
+  for (; p < indices.length; p++) await onFrame(p, last!, lastIndex);
   return {
-    source: clip.source, faceMissing: face!.faceMissing, subject: { track: face!.main, tracks: face!.tracks.length }, fps: clip.fps, frameCount: clip.frameCount, width: own.width, height: own.height,
-    rotation: clip.info?.rotation ?? 0, missingFrames, undecodedFrames: undecoded, still: clip.frameCount === 1,
+    source: clip.source, fps: clip.fps, frameCount: clip.frameCount, width: own.width, height: own.height, rotation: clip.info?.rotation ?? 0,
+    missingFrames: distinct.length - delivered, undecodedFrames: undecoded, still: clip.frameCount === 1,
   };
+}
+
+/** One frame's face crop and scene for a crop square (SPEC.md §2): the scene masks that square only. */
+export function cutFrame(frame: RgbFrame, square: Box, scene: StreamsOptions['scene'], faceMissing = false, shipped?: RgbFrame): { face: RgbFrame; scene: RgbFrame } {
+  return { face: shipped ?? cropWithPadding(frame, square), scene: scene === 'full' || faceMissing ? frame : fillBox(frame, square, CLIP_MEAN_RGB) };
 }
 
 /** The one line that says a still stands for every sampled frame, or undefined. */
