@@ -2,9 +2,14 @@
 // The `ous` command line: finds the subcommand (one or two words) and runs it. A user error prints
 // one line and exits 1 (2 for usage: a flag or its value); anything else is a bug and prints its
 // stack. OUS_DEBUG=1 prints the stack of user errors too.
-import { commands } from './commands.js';
 import { UserError } from '../util/errors.js';
-import { removeTempFiles } from '../util/fs.js';
+import { fsErrorLine, isFsError, removeTempFiles } from '../util/fs.js';
+import { threadCount } from '../util/threads.js';
+import type { Command } from './command.js';
+
+// Loaded after the environment is checked: importing the commands loads libtorch, which reads
+// OUS_NUM_THREADS, and an error thrown while importing would be a stack, not one line.
+let commands: Command[] = [];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -43,6 +48,8 @@ function parseArgsMessage(cmd: string, err: NodeJS.ErrnoException): string | und
 let running = '';
 
 async function main(argv: string[]): Promise<number> {
+  threadCount();
+  commands = (await import('./commands.js')).commands;
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
     process.stdout.write(help());
     return argv.length === 0 ? 2 : 0;
@@ -104,6 +111,11 @@ main(process.argv.slice(2)).then(
     } else if (err instanceof UserError) {
       process.stderr.write(`ous: ${err.message}\n` + (debug ? `${err.stack}\n` : ''));
       process.exitCode = err.exitCode;
+    } else if (isFsError(err)) {
+      // A full disk, a read-only folder, a permission, a symlink loop: the user's to fix, so one
+      // line naming the path and the real cause (code paths that know better throw a UserError).
+      process.stderr.write(`ous: ${fsErrorLine(err)}\n` + (debug ? `${err.stack}\n` : ''));
+      process.exitCode = 1;
     } else {
       process.stderr.write(`ous: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
       process.exitCode = 1;

@@ -2,9 +2,9 @@
 // everything else goes through Tensor.
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../util/paths.js';
+import { threadCount } from '../util/threads.js';
 import { chooseOpenBlasCoretype, type BlasChoice } from './blas.js';
 
 /** An opaque reference to one native tensor (a BigInt slot id, see native/src/addon.h). */
@@ -198,10 +198,10 @@ function load(): Native {
     );
   }
   blasChoice = chooseOpenBlasCoretype(file);
+  const threads = threadCount(); // a bad OUS_NUM_THREADS is a UserError (the CLI checks it first, for its one line)
   try {
     const addon = createRequire(import.meta.url)(file) as Native;
-    const threads = Number(process.env.OUS_NUM_THREADS ?? os.availableParallelism());
-    addon.setNumThreads(threads > 0 ? threads : 1);
+    addon.setNumThreads(threads);
     return addon;
   } catch (err) {
     throw new Error(
