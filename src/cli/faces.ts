@@ -8,7 +8,7 @@ import { rescaleBox } from '../util/box.js';
 import { detectFaces } from '../face/detector.js';
 import { decodeFrames, probeVideo, readImage, uprightSize, type RgbFrame } from '../video/decode.js';
 import { sampleIndices } from '../video/sampling.js';
-import { intFlag, numberFlag } from './args.js';
+import { framesFlag, numberFlag } from './args.js';
 
 const IMAGE = /\.(jpe?g|png|webp|bmp|tiff?|gif|avif)$/i;
 
@@ -24,7 +24,7 @@ export const faces: Command = {
     });
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('faces: give one FILE (an image or a video)');
-    const frameCount = intFlag('faces', 'frames', values.frames!, 1);
+    const frameCount = framesFlag('faces', values.frames!);
     const minConfidence = numberFlag('faces', 'min-confidence', values['min-confidence']!, { min: 0, max: 1 });
     if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
     const detections: Array<{ frame: number; box: number[]; score: number }> = [];

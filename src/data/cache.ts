@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy, type Precision } from '../torch/index.js';
-import { readJson, writeFileAtomic } from '../util/fs.js';
+import { pathKind, readJson, writeFileAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { TensorDataset } from './dataset.js';
 import { readCacheInfo } from './cache-schema.js';
@@ -361,7 +361,11 @@ export async function lockCache(dir: string, shard: string, opts: { wait?: boole
 /** What made a cache (cache.json), without reading its features. */
 export function cacheInfoOf(dir: string): CacheInfo {
   const file = path.join(dir, CACHE_FILE);
-  if (!fs.existsSync(file)) throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
+  // pathKind, not existsSync: an unreadable folder or a symlink loop is said as such, not as "no cache.json".
+  const kind = pathKind(dir);
+  if (kind === 'missing') throw new UserError(`${dir}: no such feature cache (make one with 'ous extract')`);
+  if (kind !== 'folder') throw new UserError(`${dir} is ${kind === 'file' ? 'a file' : kind.other}, not a feature cache folder`);
+  if (pathKind(file) === 'missing') throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
   return readCacheInfo(file);
 }
 
@@ -426,6 +430,14 @@ export class FeatureCache {
     }
     if (records.length !== wanted.size) throw new UserError(`${dir}: ${wanted.size - records.length} clip(s) of ${INDEX} are not in their parts: ${merge(dir)}`);
     if (!records.length) throw new UserError(`${dir} holds no clips yet`);
+    // cache.json is what train and predict believe (T, the widths): it must describe the features.
+    const want = { face: [info.frames, info.dims.embed], low: [info.frames, info.dims.visionWidth] };
+    const odd = records.findIndex((_, i) => faces[i]!.shape.join() !== want.face.join() || scenes[i]!.shape.join() !== want.face.join() || lows[i]!.shape.join() !== want.low.join());
+    if (odd >= 0 || info.dims.frames !== info.frames) {
+      const i = Math.max(odd, 0);
+      for (const t of [...faces, ...scenes, ...lows]) t.dispose();
+      throw new UserError(`${path.join(dir, CACHE_FILE)} does not describe its features: it says frames = ${info.frames} (dims.frames ${info.dims.frames}), embed ${info.dims.embed}, visionWidth ${info.dims.visionWidth}, but clip ${records[i]!.key} has face features [${faces[i]!.shape}] and scene_low [${lows[i]!.shape}] (was cache.json edited? extract again into a new --out)`);
+    }
     const data = tidy(() => new TensorDataset(stack(faces), stack(scenes), stack(lows), records.map((r) => r.label)));
     for (const t of [...faces, ...scenes, ...lows]) t.dispose();
     return new FeatureCache(info, records, data, index.missing);
