@@ -109,9 +109,6 @@ function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir
   }
 }
 
-/** OUS settings the face-only baseline has no use for (no scene stream, no TFE, L_cls alone): a --set of one is refused. */
-const NOT_FACE_ONLY = ['polarity', 'scene', 'fusion', 'tfeLayers', 'tfeQueries', 'tfeResidual', 'tauNce', 'lambdaNce', 'loss', 'alpha'];
-
 /** Why a validation split cannot be made, per class, and what to do about it. */
 function splitProblem(dir: string, cache: FeatureCache, split: { train: number[]; val: number[] }, valFraction: number): string {
   const names = cache.info.classNames;
@@ -158,21 +155,18 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   if (stored) checkResumable(o.out);
   const file = o.config ? readJsonAs(o.config, ConfigFile, 'config file ({"ous": {...}, "train": {...}})') : {};
   const raw = { ous: { ...(stored?.ous ?? {}), ...(file.ous ?? {}) }, train: { ...(stored?.train ?? {}), ...(file.train ?? {}) } };
-  const setKeys = applySets(raw, o.sets ?? []);
+  applySets(raw, o.sets ?? []);
   if (o.model) raw.ous.model = o.model;
   if (o.seed !== undefined) raw.train.seed = o.seed;
   const info = cacheInfoOf(o.cache);
   // On resume the run's own classes stand (the check below names a changed cache or classes).
   if (!stored) takeClassesFromCache(raw.ous, info, o.cache);
-  // T comes from the cache: its features have that many frames per clip.
+  // T comes from the cache: its features have that many frames per clip. (Settings the face-only
+  // baseline does not use, such as tfeLayers, are accepted: one set of --set serves both models.)
   if (raw.ous.frames !== undefined && raw.ous.frames !== info.frames) {
     throw new UserError(`frames comes from the cache (${o.cache} has ${info.frames} frames per clip), not ${JSON.stringify(raw.ous.frames)}: extract again with --frames ${JSON.stringify(raw.ous.frames)} into another cache`);
   }
   raw.ous.frames = info.frames;
-  if ((raw.ous.model ?? 'ous') === 'face-only') {
-    const unused = setKeys.filter((k) => k.section === 'ous' && NOT_FACE_ONLY.includes(k.key)).map((k) => k.key);
-    if (unused.length) throw new UsageError(`--set ${unused.join(', ')}: does not apply to --model face-only (it has no scene stream, no TFE and trains L_cls alone; it uses frames, framesLayers, heads, promptLength, promptPerClass, tauCls)`);
-  }
   const ous = resolveOusConfig(raw.ous, o.config ? `OUS config (${o.config} and --set)` : 'OUS config (--set)');
   const cfg = resolveTrainConfig(raw.train, o.config ? `training config (${o.config} and --set)` : 'training config (--set)');
   if (stored) {
