@@ -435,8 +435,9 @@ export class FeatureCache {
     const odd = records.findIndex((_, i) => faces[i]!.shape.join() !== want.face.join() || scenes[i]!.shape.join() !== want.face.join() || lows[i]!.shape.join() !== want.low.join());
     if (odd >= 0 || info.dims.frames !== info.frames) {
       const i = Math.max(odd, 0);
+      const msg = `${path.join(dir, CACHE_FILE)} does not describe its features: it says frames = ${info.frames} (dims.frames ${info.dims.frames}), embed ${info.dims.embed}, visionWidth ${info.dims.visionWidth}, but clip ${records[i]!.key} has face features [${faces[i]!.shape}] and scene_low [${lows[i]!.shape}] (was cache.json edited? extract again into a new --out)`;
       for (const t of [...faces, ...scenes, ...lows]) t.dispose();
-      throw new UserError(`${path.join(dir, CACHE_FILE)} does not describe its features: it says frames = ${info.frames} (dims.frames ${info.dims.frames}), embed ${info.dims.embed}, visionWidth ${info.dims.visionWidth}, but clip ${records[i]!.key} has face features [${faces[i]!.shape}] and scene_low [${lows[i]!.shape}] (was cache.json edited? extract again into a new --out)`);
+      throw new UserError(msg);
     }
     const data = tidy(() => new TensorDataset(stack(faces), stack(scenes), stack(lows), records.map((r) => r.label)));
     for (const t of [...faces, ...scenes, ...lows]) t.dispose();
