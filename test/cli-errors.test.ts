@@ -217,7 +217,10 @@ test('bad inputs: one line on stderr naming the flag, file or key, the right exi
   let next = 0;
   const worker = async () => {
     while (next < cases.length) {
-      const [args, code, names, env] = cases[next++]!;
+      const k = next++;
+      const [given, code, names, env] = cases[k]!;
+      // Each case its own --out: two trainers into one folder at once are refused by its lock.
+      const args = given.map((a) => (a === 'rx' ? `rx${k}` : a));
       const r = await run(args, env);
       const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^epoch \d|^stopped:/.test(l)); // train.log lines of a run that ran
       const why = [
@@ -232,7 +235,7 @@ test('bad inputs: one line on stderr naming the flag, file or key, the right exi
   await Promise.all([worker(), worker()]); // two processes at a time
   assert.equal(failures.length, 0, failures.join('\n'));
   // Refused before anything is made: no run folder for the mismatched classes or the bad heads.
-  assert.equal(fs.existsSync(at('rx')), false, 'a refused train left its --out folder behind');
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => /^rx\d+$/.test(f)), [], 'a refused train left its --out folder behind');
   // A fresh run that failed before its first epoch leaves nothing behind to block the retry.
   assert.equal(fs.existsSync(at('r-lr')), false, 'the diverged run left its folder behind');
   // Refused resumes and a refused second trainer touched nothing.
@@ -287,11 +290,11 @@ test('a demo stopped by SIGTERM exits 143 and leaves no *.mp4.tmp-PID.mp4 behind
 });
 
 test('two `ous train --out R` at once: the second is refused naming the first pid; a lock left by a killed trainer is taken over', async () => {
-  const args = ['train', '--cache', 'c7', '--out', 'r-twice', ...small.map((a) => (a === 'epochs=1' ? 'epochs=40' : a))];
-  const first = spawn(process.execPath, [cli, ...args], { cwd: dir, stdio: 'ignore' });
+  const args = (epochs: number) => ['train', '--cache', 'c7', '--out', 'r-twice', ...small.map((a) => (a === 'epochs=1' ? `epochs=${epochs}` : a))];
+  const first = spawn(process.execPath, [cli, ...args(40)], { cwd: dir, stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => first.on('close', (code) => resolve(code)));
   for (let i = 0; i < 400 && !fs.existsSync(at('r-twice', 'lock')); i++) await new Promise((r) => setTimeout(r, 25));
-  const second = await run([...args.filter((a) => a !== 'epochs=40'), '--seed', '5']);
+  const second = await run([...args(1), '--seed', '5']);
   assert.equal(second.code, 1, second.stderr);
   assert.match(second.stderr, new RegExp(`^ous: r-twice is being trained by another ous train \\(pid ${first.pid} on `));
   assert.equal(await exited, 0);
@@ -352,7 +355,8 @@ test('a run whose cache and CLIP moved: eval and report take --cache and --clip,
 });
 
 test('extraction: NaN embeddings fail the clip naming the stage; a URL, a short row and a box outside the frame fail their rows', async () => {
-  fs.writeFileSync(at('rows.csv'), `path,label,split,box\n${video},happy,train,\nhttps://example.org/a.mp4,sad,train,\n${video}\n${video},sad,test,5000 10 50 50\n`);
+  fs.copyFileSync(video, at('copy.mp4'));
+  fs.writeFileSync(at('rows.csv'), `path,label,split,box\n${video},happy,train,\nhttps://example.org/a.mp4,sad,train,\n${video}\ncopy.mp4,sad,test,5000 10 50 50\n`);
   const r = await run(['extract', '--dataset', 'manifest', '--manifest', 'rows.csv', '--clip', 'clip-nan', '--out', 'c-nan', '--frames', '2', '--json']);
   assert.equal(r.code, 3, r.stderr);
   const failed = (JSON.parse(r.stdout.trim().split('\n').pop()!).failed as Array<{ error: string }>).map((f) => f.error).sort();

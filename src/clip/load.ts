@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { noGrad, readSafetensorsHeader, loadSafetensors, saveSafetensors, type DType, type Device, type Tensor } from '../torch/index.js';
-import { fsUserError, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
+import { ensureDir, fsUserError, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { parseClipConfig, type ClipConfig } from './config.js';
 import { ClipModel } from './model.js';
@@ -186,7 +186,7 @@ export function loadClipFolder(dir: string, opts: LoadOptions & { expectHash?: {
  * default). Tokenizer and preprocessor files are copied from `filesFrom` when given.
  */
 export function saveClip(model: ClipModel, dir: string, opts: { dtype?: DType; filesFrom?: string } = {}): void {
-  fs.mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const own = model.stateDict();
   const tensors = new Map<string, Tensor>();
   noGrad(() => {

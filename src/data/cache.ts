@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy, type Precision } from '../torch/index.js';
-import { pathKind, readJson, writeFileAtomic } from '../util/fs.js';
+import { ensureDir, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { TensorDataset } from './dataset.js';
 import { readCacheInfo } from './cache-schema.js';
@@ -125,7 +125,7 @@ export class CacheWriter {
   readonly cached: Map<string, ClipRecord>;
 
   constructor(readonly dir: string, readonly info: CacheInfo, readonly shard: string, private readonly partSize = 32) {
-    fs.mkdirSync(path.join(dir, PARTS), { recursive: true });
+    ensureDir(path.join(dir, PARTS));
     // A cache without parts holds nothing to protect: it takes the options asked for now.
     const existing = partFiles(dir).length ? checkCacheOptions(dir, info) : undefined;
     if (!existing) writeFileAtomic(path.join(dir, CACHE_FILE), JSON.stringify(info, null, 2) + '\n');
@@ -325,7 +325,7 @@ export function liveLocks(dir: string): LockHolder[] {
  * taken over (`onStale` is told). Returns the release function.
  */
 export async function lockCache(dir: string, shard: string, opts: { wait?: boolean; log?: (line: string) => void } = {}): Promise<() => void> {
-  fs.mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const file = path.join(dir, `lock-${shard}`);
   const me = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
   let waited = false;

@@ -5,7 +5,7 @@
 // and 2-D embeddings of clip features at four stages (Fig. 4).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../util/fs.js';
+import { ensureDir, writeFileAtomic } from '../util/fs.js';
 import { evalLoaded, loadRun, runStages } from '../train/run.js';
 import { readEpochs, readRunConfig } from '../runs/folder.js';
 import { UserError } from '../util/errors.js';
@@ -87,7 +87,7 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   const mdTable = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
   const htmlTable = `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 
-  fs.mkdirSync(path.join(o.out, 'figures'), { recursive: true });
+  ensureDir(path.join(o.out, 'figures')); // a read-only --out is said as such (mkdir -p says ENOENT)
   for (const f of figures) writeFileAtomic(path.join(o.out, 'figures', f.file), f.svg);
   const notes = o.notes ?? [];
   const md = [`# ${o.title}`, '', ...notes.flatMap((n) => [n, '']), '## Results on the test split (%)', '', mdTable, '', ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, ''])].join('\n');

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from './native.js';
 import { Tensor, type Device, type DType } from './tensor.js';
-import { fsUserError, pathKind, writeChunksAtomic } from '../util/fs.js';
+import { ensureDir, fsUserError, pathKind, writeChunksAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 
 const FROM_ST: Record<string, DType> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
@@ -133,6 +133,6 @@ export function saveSafetensors(file: string, tensors: Map<string, Tensor> | Rec
     yield jsonBuf;
     for (const [, t] of entries) yield native.toBytes(t.handle);
   }
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  ensureDir(path.dirname(path.resolve(file)));
   writeChunksAtomic(file, chunks());
 }

@@ -45,6 +45,10 @@ export function applySets(base: { ous: Record<string, unknown>; train: Record<st
     else throw new UsageError(`--set: unknown key '${key}' (OUS: ${ousKeys.join(', ')}; training: ${trainKeys.join(', ')})`);
     const field = fields[section][key];
     if (!field) throw new UsageError(`--set: '${key}' is not a field of the ${section === 'ous' ? 'OUS' : 'training'} config (${Object.keys(fields[section]).join(', ')})`);
+    // A count or a seed is plain digits: epochs=1e9 or seed=1e3 is a slip, not a number one means
+    // (a whole-number field is one that takes 1 but not 0.5). lr=1e-3 stays fine.
+    const wholeNumber = field.safeParse(1).success && !field.safeParse(0.5).success;
+    if (wholeNumber && typeof value === 'number' && !/^\s*-?\d+\s*$/.test(raw)) throw new UsageError(`--set ${s}: ${key} takes a whole number in plain digits, not '${raw}'`);
     const r = field.safeParse(value);
     if (!r.success) throw new UsageError(`--set ${s}: ${r.error.issues.map((i) => i.message.charAt(0).toLowerCase() + i.message.slice(1)).join('; ')}`);
     base[section][key] = value;
