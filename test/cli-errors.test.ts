@@ -195,6 +195,8 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [['train', '--cache', 'c7', '--out', 'rx', '--seed', '4294967297'], 2, "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '4294967297'"],
   [['train', '--cache', 'c7', '--out', 'rx', '--seed', '0x10'], 2, "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '0x10'"],
   [['train', '--cache', 'c7', '--out', 'rx', '--set', 'seed=4294967296'], 2, 'seed=4294967296'],
+  [['train', '--cache', 'c7', '--out', 'rx', '--set', 'epochs=1e3'], 2, "--set epochs=1e3: epochs takes a whole number in plain digits, not '1e3'"],
+  [['train', '--cache', 'c7', '--out', 'rx', '--set', 'seed=0x10'], 2, 'seed=0x10'],
   [['demo', '--seed', '4294967296'], 2, '--seed must be an integer from 0 to 4294967295'],
   [['ablate', '--table', 'VI', '--cache', 'c7', '--out', 'ax', '--seed', '1e3'], 2, "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '1e3'"],
   [extractTo('m.csv', '--frames', '1e9'), 2, "--frames must be an integer from 1 to 256 (MAX_FRAMES), not '1e9'"],

@@ -20,7 +20,7 @@ function realPath(p: string): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: 'train OUS or the face-only baseline on a feature cache (writes a run folder)',
-  usage: 'ous train --cache DIR --out RUN [--config FILE.json] [--set key=value]... [--model ous|face-only] [--seed N] [--device cpu|cuda] [--clip DIR] [--resume | --force]\n\nAn existing run is never overwritten: --resume continues it (only a larger epochs may change; recorded in its config.json), --force replaces it.',
+  usage: 'ous train --cache DIR --out RUN [--config FILE.json] [--set key=value]... [--model ous|face-only] [--seed N] [--device cpu|cuda] [--clip DIR] [--resume | --force]\n\nAn existing run is never overwritten: --resume continues it (only a larger epochs may change; recorded in its config.json), --force replaces it.\nA run folder is locked (RUN/lock) while it trains: a second ous train into it is refused; the lock of a killed trainer is taken over.\n--clip: the CLIP the cache was extracted with, when it moved (its weights are checked against the cache\'s hash).',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,

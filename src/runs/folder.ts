@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { OusConfig as OusConfigSchema, resolveOusConfig, type OusConfig } from '../ous/config.js';
+import { resolveOusConfig, type OusConfig } from '../ous/config.js';
 import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
 import type { EpochRecord } from '../train/trainer.js';
 import { cacheInfoOf } from '../data/cache.js';
@@ -101,9 +101,6 @@ export function readRunConfig(runDir: string, flag = ''): RunConfig {
   if (c.inference && c.inference.frames !== c.dims.frames) throw new UserError(`${file}: inference.frames ${c.inference.frames} is not dims.frames ${c.dims.frames}: was config.json edited?`);
   return conf;
 }
-
-/** The resolved OUS config schema's keys (for messages). */
-export const ousKeys = (): string[] => Object.keys(OusConfigSchema.innerType().shape);
 
 /**
  * What the run records for inference; a run from before it did falls back to its cache's
