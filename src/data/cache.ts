@@ -19,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy, type Precision } from '../torch/index.js';
 import { ensureDir, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
+import { describeHolder, holderAlive, readLockFile, tryLock, type LockHolder } from '../util/lock.js';
 import { UserError } from '../util/errors.js';
 import { TensorDataset } from './dataset.js';
 import { readCacheInfo } from './cache-schema.js';
@@ -282,73 +283,31 @@ export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): 
   return { parts: parts.length, clips: clips.length, failed, missing, unlisted: seen.size - clips.length };
 }
 
-interface LockHolder {
-  pid: number;
-  host: string;
-  since: string;
-  file: string;
-}
-
-const describeLock = (l: LockHolder) => `pid ${l.pid} on ${l.host} since ${l.since}, ${path.basename(l.file)}`;
-
-function readLock(file: string): LockHolder | undefined {
-  try {
-    return { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as Omit<LockHolder, 'file'>), file };
-  } catch {
-    return undefined; // gone, or being written this instant
-  }
-}
-
-/** A lock's process is alive; one on another host cannot be checked and counts as alive. */
-function lockAlive(l: LockHolder): boolean {
-  if (l.host !== os.hostname()) return true;
-  try {
-    process.kill(l.pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+// The lock file itself (pid liveness, written whole, stale ones taken over) is util/lock.ts's, shared with run folders.
+const describeLock = (l: LockHolder) => `${describeHolder(l)}, ${path.basename(l.file)}`;
 
 /** The locks of live extractions into `dir`. */
 export function liveLocks(dir: string): LockHolder[] {
   if (!fs.existsSync(dir)) return [];
   return fs.readdirSync(dir).filter((f) => f.startsWith('lock-') && !f.includes('.tmp-')).flatMap((f) => {
-    const l = readLock(path.join(dir, f));
-    return l && lockAlive(l) ? [l] : [];
+    const l = readLockFile(path.join(dir, f));
+    return l && holderAlive(l) ? [l] : [];
   });
 }
 
 /**
  * Takes `CACHE/lock-<shard>` for this process, so that a second extraction of the same shard
  * stops (or, with `wait`, waits) instead of writing beside it. A lock whose process is dead is
- * taken over (`onStale` is told). Returns the release function.
+ * taken over (`log` is told). Returns the release function.
  */
 export async function lockCache(dir: string, shard: string, opts: { wait?: boolean; log?: (line: string) => void } = {}): Promise<() => void> {
   ensureDir(dir);
   const file = path.join(dir, `lock-${shard}`);
-  const me = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
   let waited = false;
   for (;;) {
-    // Written whole under a temporary name, then linked: the lock appears complete or not at all.
-    const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, me);
-    try {
-      fs.linkSync(tmp, file);
-      return () => {
-        if (readLock(file)?.pid === process.pid) fs.rmSync(file, { force: true });
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      fs.rmSync(tmp, { force: true });
-    }
-    const holder = readLock(file);
-    if (holder && !lockAlive(holder)) {
-      opts.log?.(`${dir}: took over the lock of a dead extraction (${describeLock(holder)})`);
-      fs.rmSync(file, { force: true });
-      continue;
-    }
+    const r = tryLock(file, (dead) => opts.log?.(`${dir}: took over the lock of a dead extraction (${describeLock(dead)})`));
+    if ('release' in r) return r.release;
+    const holder = r.holder;
     if (!opts.wait) {
       throw new UserError(`${dir} is being written by another ous extract (${holder ? describeLock(holder) : file}): wait for it to finish, pass --wait, or use another --out; if no such process runs, delete ${file}`);
     }
