@@ -371,7 +371,7 @@ test('extraction: NaN embeddings fail the clip naming the stage; a URL, a short 
 
 // A full disk and a read-only folder, on real mounts: needs root (mount) and tmpfs; skipped elsewhere.
 const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
-test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the path and the real cause; nothing half-written', { skip: !canMount && 'needs root to mount a tmpfs' }, async () => {
+test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the path and the real cause; nothing half-written', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
   const full = at('mnt-full');
   const ro = at('mnt-ro');
   fs.mkdirSync(full);
@@ -379,7 +379,7 @@ test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the p
   const mount = (opts: string, where: string) => spawnSync('mount', ['-t', 'tmpfs', '-o', opts, 'tmpfs', where]).status === 0;
   if (!mount('size=64k', full) || !mount('ro,size=64k', ro)) {
     spawnSync('umount', [full]);
-    return;
+    return t.skip('mounting a tmpfs was refused');
   }
   try {
     fs.writeFileSync(path.join(full, 'fill'), Buffer.alloc(60 * 1024)); // leaves a few KB: config.json fits, a checkpoint does not
@@ -404,5 +404,37 @@ test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the p
   } finally {
     spawnSync('umount', [full]);
     spawnSync('umount', [ro]);
+  }
+});
+
+// Permissions: as root (who may read anything) the command runs as nobody; needs /work readable by all.
+test('a folder without permission (EACCES): "permission denied" naming it, not "config.json is missing" or ENOENT', async (t) => {
+  const open = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-eacces-'));
+  try {
+    fs.chmodSync(open, 0o755);
+    fs.cpSync(fixture('clip-dev', 'model'), path.join(open, 'clip'), { recursive: true });
+    fs.mkdirSync(path.join(open, 'ro'));
+    const root = process.getuid?.() === 0;
+    fs.chmodSync(path.join(open, 'clip'), root ? 0o700 : 0o000);
+    fs.chmodSync(path.join(open, 'ro'), 0o555);
+    const as = (args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [cli, ...args], { cwd: open, env: { ...process.env, OUS_DEBUG: '' }, ...(root ? { uid: 65534, gid: 65534 } : {}) });
+      let stderr = '';
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.on('close', (code) => resolve({ code, stderr }));
+    });
+    const probe = await as(['--help']);
+    if (probe.code !== 0) return t.skip('this checkout is not readable by user nobody');
+    for (const [args, want] of [
+      [['clip', 'embed', '--model', 'clip', '--text', 'a'], 'ous: cannot read the CLIP folder clip: permission denied'],
+      [['streams', video, '--out', 'ro/s', '--frames', '1'], `ous: cannot create ro/s: ${path.join(open, 'ro')}: permission denied`],
+    ] as const) {
+      const r = await as([...args]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr.trim(), want);
+    }
+  } finally {
+    fs.chmodSync(path.join(open, 'clip'), 0o755);
+    fs.rmSync(open, { recursive: true, force: true });
   }
 });
