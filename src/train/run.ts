@@ -9,13 +9,13 @@ import { buildHead, type Head } from '../ous/model.js';
 import { z } from 'zod';
 import { OusConfig as OusConfigSchema, resolveOusConfig, type OusConfig } from '../ous/config.js';
 import { manualSeed, noGrad, tidy, type Device } from '../torch/index.js';
-import { fsUserError, isRegularFile, pathKind, readJson, readJsonAs, writeFileAtomic } from '../util/fs.js';
+import { fsUserError, isRegularFile, pathKind, readJson, readJsonAs } from '../util/fs.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { TrainConfig as TrainConfigSchema, resolveTrainConfig, type TrainConfig } from './config.js';
 import { evaluate, train, type TrainResult } from './trainer.js';
 import type { Metrics } from './metrics.js';
 import {
-  RUN_FILES, RUN_VERSION, checkpointFile, finishedEpochs, isRunFolder, loadHeadWeights, lockRun, readRunConfig, repairMetrics, runInference,
+  RUN_FILES, RUN_VERSION, checkpointFile, finishedEpochs, isRunFolder, loadHeadWeights, lockRun, readRunConfig, repairMetrics, runInference, writeRunConfig,
   type InferenceInfo, type RunConfig,
 } from '../runs/folder.js';
 
@@ -201,7 +201,7 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
     const afterEpoch = finishedEpochs(o.out);
     const json = readJson<Record<string, unknown>>(path.join(o.out, 'config.json'));
     const resumes = [...(stored.resumes ?? []), { at: new Date().toISOString(), afterEpoch, epochs: [stored.train.epochs, cfg.epochs] as [number, number] }];
-    writeFileAtomic(path.join(o.out, 'config.json'), JSON.stringify({ ...json, train: { ...(json.train as object), epochs: cfg.epochs }, resumes }, null, 2) + '\n');
+    writeRunConfig(o.out, { ...json, train: { ...(json.train as object), epochs: cfg.epochs }, resumes });
   }
   manualSeed(cfg.seed);
   const head = buildHead(ous, cache.data.dims, clip.textTower);
