@@ -79,6 +79,8 @@ test('a manifest with a missing file, a corrupt video, an unknown label, an esca
     ['red.mp4', 0, 2, 'train'], ['green.mp4', 0, 2, 'train'], ['blue.mp4', 1, 0, 'test'], ['yellow.mp4', 1, 0, 'test'],
   ]);
   assert.ok(cache.records.every((r) => r.faceMissing && r.boxes.every((b) => b === null)));
+  // The summary lists the clips with no face found (plain colours): counted, not hidden in the cache.
+  assert.deepEqual(summary.noFace.map((p: string) => path.basename(p)).sort(), ['blue.mp4', 'green.mp4', 'red.mp4', 'yellow.mp4']);
   const b = cache.data.batch([0, 1]);
   assert.deepEqual([b.face.shape, b.scene.shape, b.low.shape], [[2, 2, 32], [2, 2, 32], [2, 2, 128]]);
   assert.equal(cache.info.clip.hash.length, 64);
@@ -252,13 +254,15 @@ test('a truncated video extracts with --allow-missing-frames N, its count of und
   assert.equal(FeatureCache.open(at('cache-cut')).records.length, 1);
   const usage = ous(extractArgs(at('cut.csv'), at('cache-cut'), '--allow-missing-frames', 'some'));
   assert.equal(usage.status, 2);
-  assert.match(usage.stderr, /^ous: extract: --allow-missing-frames must be an integer ≥ 0, not 'some'\n$/);
+  assert.match(usage.stderr, /^ous: extract: --allow-missing-frames must be an integer >= 0, not 'some'\n$/);
 });
 
 test('usage errors of ous extract exit 2 with one line naming the flag; a folder as manifest exits 1', () => {
   const base = extractArgs(at('good.csv'), at('cache-usage'));
   const cases: Array<[string[], number, RegExp]> = [
-    [[...base, '--frames', '0'], 2, /--frames must be an integer ≥ 1, not '0'/],
+    [[...base, '--frames', '0'], 2, /--frames must be an integer from 1 to 256 \(MAX_FRAMES\), not '0'/],
+    [[...base, '--frames', '1e9'], 2, /--frames must be an integer from 1 to 256 \(MAX_FRAMES\), not '1e9'/],
+    [[...base, '--frames', '0x10'], 2, /--frames must be an integer from 1 to 256 \(MAX_FRAMES\), not '0x10'/],
     [[...base, '--shard', '3/2'], 2, /--shard must be I\/N with 1 ≤ I ≤ N, not '3\/2'/],
     [['extract', '--dataset', 'dfew', '--root', root, '--fold', '6', '--clip', clip, '--out', at('cache-usage')], 2, /--fold must be 1\.\.5/],
     [['extract', '--dataset', 'affwild', '--clip', clip, '--out', at('cache-usage')], 2, /--dataset must be dfew, ferv39k,? (mafw )?or manifest, not 'affwild'/],

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
-import { intFlag, outFolder } from './args.js';
+import { outFolder, seedFlag } from './args.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { evalRun, trainRun } from '../train/run.js';
 
@@ -48,7 +48,7 @@ export const ablate: Command = {
     const table = TABLES[(values.table ?? '').toUpperCase()];
     if (!table) throw new UsageError(`ablate: --table must be one of ${Object.keys(TABLES).join(', ')}, not '${values.table ?? ''}'`);
     if (!values.cache || !values.out) throw new UsageError('ablate: --cache CACHE and --out DIR are required');
-    const seed = intFlag('ablate', 'seed', values.seed!);
+    const seed = seedFlag('ablate', values.seed!);
     outFolder('ablate', values.out);
     const lines = [`# ${table.title}`, '', `Cache: ${path.resolve(values.cache)}; seed ${values.seed}; common settings: ${(values.set ?? []).join(' ') || '(defaults)'}`, '',
       '| setting | UAR (ours) | WAR (ours) | best epoch (ours) | UAR (paper) | WAR (paper) | best epoch (paper) |', '|---|---|---|---|---|---|---|'];

@@ -2,17 +2,30 @@
 // "<cmd>: --flag must be <what>, not '<value>'" (a usage error, exit code 2).
 import * as fs from 'node:fs';
 import { UsageError, UserError } from '../util/errors.js';
+import { MAX_FRAMES, SEED_MAX } from '../util/limits.js';
 
-/** An integer flag, at least `min`. Number('') is 0 and Number('1e3') is 1000: only plain digits pass. */
-export function intFlag(cmd: string, flag: string, raw: string, min = 0): number {
+/** An integer flag in [min, max]. Number('') is 0, Number('1e3') is 1000 and Number('0x10') is 16: only plain digits pass. */
+export function intFlag(cmd: string, flag: string, raw: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const v = /^[+-]?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(v) || v < min) throw new UsageError(`${cmd}: --${flag} must be an integer >= ${min}, not '${raw}'`);
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    const want = max < Number.MAX_SAFE_INTEGER ? `an integer from ${min} to ${max}${maxNames[max] ? ` (${maxNames[max]})` : ''}` : `an integer >= ${min}`;
+    throw new UsageError(`${cmd}: --${flag} must be ${want}, not '${raw}'`);
+  }
   return v;
 }
 
-/** A finite number flag in [min, max]. */
+// Why a maximum is what it is, for the message.
+const maxNames: Record<number, string> = { [SEED_MAX]: 'seeds are 32-bit', [MAX_FRAMES]: 'MAX_FRAMES' };
+
+/** A seed flag: a plain integer in 0..2^32-1. */
+export const seedFlag = (cmd: string, raw: string): number => intFlag(cmd, 'seed', raw, 0, SEED_MAX);
+
+/** A frame-count flag: a plain integer in 1..MAX_FRAMES. */
+export const framesFlag = (cmd: string, raw: string, flag = 'frames'): number => intFlag(cmd, flag, raw, 1, MAX_FRAMES);
+
+/** A finite number flag in [min, max]: plain decimals only ('0x10', 'Infinity' and '' are refused; '1e-3' is fine). */
 export function numberFlag(cmd: string, flag: string, raw: string, range: { min?: number; max?: number } = {}): number {
-  const v = raw.trim() === '' ? NaN : Number(raw);
+  const v = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
   const { min = -Infinity, max = Infinity } = range;
   if (!Number.isFinite(v) || v < min || v > max) {
     const want = Number.isFinite(min) && Number.isFinite(max) ? `a number in [${min}, ${max}]` : Number.isFinite(min) ? `a number >= ${min}` : 'a number';

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { intFlag, numberFlag, outFolder } from './args.js';
+import { intFlag, seedFlag, numberFlag, outFolder } from './args.js';
 import { UsageError } from '../util/errors.js';
 import { runDemo } from '../demo/run.js';
 import { writeReport } from '../report/report.js';
@@ -26,7 +26,7 @@ export const demo: Command = {
       args: argv,
       options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, classes: { type: 'string' }, json: { type: 'boolean' } },
     });
-    const seed = intFlag('demo', 'seed', values.seed!);
+    const seed = seedFlag('demo', values.seed!);
     const agreement = numberFlag('demo', 'agreement', values.agreement!, { min: 0, max: 1 });
     outFolder('demo', values.out!);
     const classes = values.classes === undefined ? undefined : intFlag('demo', 'classes', values.classes, 2);

@@ -12,6 +12,7 @@
 import { ENGINE_PREFERENCES, type EnginePreference } from '../torch/onnxruntime.js';
 import { setNumThreads } from '../torch/index.js';
 import { UserError } from '../util/errors.js';
+import { threadCount } from '../util/threads.js';
 
 /** OUS_ENGINE ('auto' when unset or empty); any other value is a one-line UserError. */
 export function enginePreference(env: NodeJS.ProcessEnv = process.env): EnginePreference {
@@ -25,12 +26,9 @@ export function allowSlowBf16(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.OUS_ALLOW_SLOW_BF16 === '1';
 }
 
-/** OUS_NUM_THREADS, or undefined when unset (libtorch then uses every core); a value below 1 or not a number means 1. */
+/** OUS_NUM_THREADS (checked: util/threads.ts), or undefined when unset or empty (libtorch then uses every core). */
 export function numThreads(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const v = env.OUS_NUM_THREADS;
-  if (v === undefined) return undefined;
-  const n = Math.floor(Number(v));
-  return n > 0 ? n : 1;
+  return env.OUS_NUM_THREADS?.trim() ? threadCount(env) : undefined;
 }
 
 /** Sets libtorch's thread count from OUS_NUM_THREADS, when it is set. */

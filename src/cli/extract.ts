@@ -14,6 +14,7 @@ import { parseDevice, parsePrecision } from '../torch/index.js';
 import { allowSlowBf16, enginePreference } from './env.js';
 import { parseBox } from '../util/box.js';
 import type { CacheOptions } from '../data/cache.js';
+import { framesFlag, intFlag } from './args.js';
 
 /** Exit codes of `ous extract` (also in its usage and the README). */
 export const EXTRACT_EXIT = { ok: 0, couldNotRun: 1, usage: 2, failures: 3 } as const;
@@ -85,12 +86,18 @@ export const extract: Command = {
     // A single-shard run leaves a complete cache; shards are joined with --merge.
     if (a.shard.count === 1) mergeCache(out);
     if (values.json) {
-      const { done, skipped, updated, unlisted, failed, cache, seconds, clipsPerSecond } = summary;
-      process.stdout.write(JSON.stringify({ done, skipped, updated, unlisted, failed, cache, seconds, clipsPerSecond }) + '\n');
+      const { done, skipped, updated, unlisted, failed, noFace, cache, seconds, clipsPerSecond } = summary;
+      process.stdout.write(JSON.stringify({ done, skipped, updated, unlisted, failed, noFace, cache, seconds, clipsPerSecond }) + '\n');
     } else {
       const changed = `${summary.updated ? `, updated labels of ${summary.updated} clips` : ''}${summary.unlisted ? `, ${summary.unlisted} no longer listed (left out of the index)` : ''}`;
       process.stdout.write(`extracted ${summary.done} clips, skipped ${summary.skipped} already cached${changed}, ${summary.failed.length} failed -> ${summary.cache}\n`);
       for (const f of summary.failed) process.stdout.write(`  failed: ${f.error}\n`);
+      // Not failures, but worth knowing: these clips' face stream is the centre of the frame.
+      if (summary.noFace.length) {
+        process.stdout.write(`${summary.noFace.length} clip(s) had no face found in any frame and were centre-cropped (the cache records faceMissing):\n`);
+        for (const p of summary.noFace.slice(0, 20)) process.stdout.write(`  no face: ${p}\n`);
+        if (summary.noFace.length > 20) process.stdout.write(`  ... and ${summary.noFace.length - 20} more (--json lists them all)\n`);
+      }
     }
     return summary.failed.length ? EXTRACT_EXIT.failures : EXTRACT_EXIT.ok;
   },
@@ -127,11 +134,8 @@ function parseExtractArgs(argv: string[]) {
       json: { type: 'boolean' },
     },
   });
-  const int = (name: string, v: string | undefined, min = 1) => {
-    const n = Number(v);
-    if (!(Number.isInteger(n) && n >= min)) throw new UsageError(`extract: --${name} must be an integer ≥ ${min}, not '${v}'`);
-    return n;
-  };
+  // Plain decimal integers only: Number('0x10') is 16 and Number('1e9') a billion frames.
+  const int = (name: string, v: string | undefined, min = 1, max?: number) => intFlag('extract', name, v ?? '', min, max);
   if (!values.out) throw new UsageError('extract: --out CACHE is required');
   if (values.merge) return { values, dataset: undefined, shard: { index: 1, count: 1 }, frames: 0, views: 0, polarityLayer: 0, batch: 0, partSize: 0, allowMissingFrames: 0, fold: undefined, device: undefined, precision: undefined };
   if (!values.clip) throw new UsageError('extract: --clip DIR is required (a Hugging Face CLIP folder)');
@@ -163,7 +167,7 @@ function parseExtractArgs(argv: string[]) {
     fold,
     device,
     precision: parsePrecision(values.precision!, device, { allowSlowBf16: allowSlowBf16() }),
-    frames: int('frames', values.frames),
+    frames: framesFlag('extract', values.frames!),
     views: int('views', values.views),
     polarityLayer: int('polarity-layer', values['polarity-layer'], 0),
     batch: int('batch', values.batch),

@@ -9,7 +9,7 @@ import { detectFaces } from '../face/detector.js';
 import { isImageFile } from '../video/decode.js';
 import { sampleIndices } from '../video/sampling.js';
 import { openClip, stillNote } from '../streams/index.js';
-import { DEFAULT_MAX_SECONDS, intFlag, maxSecondsFlag, numberFlag } from './args.js';
+import { DEFAULT_MAX_SECONDS, framesFlag, maxSecondsFlag, numberFlag } from './args.js';
 
 export const faces: Command = {
   name: 'faces',
@@ -24,7 +24,7 @@ export const faces: Command = {
     });
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('faces: give one FILE (an image or a video)');
-    const frameCount = intFlag('faces', 'frames', values.frames!, 1);
+    const frameCount = framesFlag('faces', values.frames!);
     const minConfidence = numberFlag('faces', 'min-confidence', values['min-confidence']!, { min: 0, max: 1 });
     const maxSeconds = maxSecondsFlag('faces', values['max-seconds']);
     if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);

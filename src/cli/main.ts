@@ -4,7 +4,7 @@
 // stack. OUS_DEBUG=1 prints the stack of user errors too. Our other environment variables: env.ts.
 import { commands } from './commands.js';
 import { UserError } from '../util/errors.js';
-import { removeTempFiles } from '../util/fs.js';
+import { fsErrorLine, isFsError, removeTempFiles } from '../util/fs.js';
 import { applyThreads } from './env.js';
 
 function help(): string {
@@ -44,6 +44,7 @@ function parseArgsMessage(cmd: string, err: NodeJS.ErrnoException): string | und
 let running = '';
 
 async function main(argv: string[]): Promise<number> {
+  applyThreads(); // OUS_NUM_THREADS, checked (one line when bad) before any command runs
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
     process.stdout.write(help());
     return argv.length === 0 ? 2 : 0;
@@ -94,7 +95,6 @@ for (const [signal, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as con
   });
 }
 
-applyThreads(); // OUS_NUM_THREADS, before any command runs
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
@@ -106,6 +106,11 @@ main(process.argv.slice(2)).then(
     } else if (err instanceof UserError) {
       process.stderr.write(`ous: ${err.message}\n` + (debug ? `${err.stack}\n` : ''));
       process.exitCode = err.exitCode;
+    } else if (isFsError(err)) {
+      // A full disk, a read-only folder, a permission, a symlink loop: the user's to fix, so one
+      // line naming the path and the real cause (code paths that know better throw a UserError).
+      process.stderr.write(`ous: ${fsErrorLine(err)}\n` + (debug ? `${err.stack}\n` : ''));
+      process.exitCode = 1;
     } else {
       process.stderr.write(`ous: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
       process.exitCode = 1;

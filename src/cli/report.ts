@@ -9,14 +9,17 @@ import { writeReport } from '../report/report.js';
 export const report: Command = {
   name: 'report',
   summary: 'an HTML + Markdown report (table, confusion matrices, curves, embeddings) of runs',
-  usage: 'ous report RUN... --out DIR [--title TEXT] [--name NAME]...',
+  usage: 'ous report RUN... --out DIR [--title TEXT] [--name NAME]... [--clip DIR] [--cache DIR]...\n\n--clip: where the runs\' CLIP is now; --cache: where a run\'s feature cache is now (once for every run, or once per run in order), when they moved since training.',
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, title: { type: 'string' }, name: { type: 'string', multiple: true } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, title: { type: 'string' }, name: { type: 'string', multiple: true }, clip: { type: 'string' }, cache: { type: 'string', multiple: true } } });
     if (!positionals.length) throw new UsageError('report: give at least one RUN folder');
     if (!values.out) throw new UsageError('report: --out DIR is required');
     outFolder('report', values.out);
     const names = values.name ?? [];
-    const r = await writeReport({ title: values.title ?? 'OUS runs', runs: positionals.map((dir, i) => ({ name: names[i] ?? runName(dir, positionals), dir })), out: values.out });
+    const caches = values.cache ?? [];
+    if (caches.length > 1 && caches.length !== positionals.length) throw new UsageError(`report: give --cache once (for every run) or once per run (${positionals.length}), not ${caches.length} times`);
+    const runs = positionals.map((dir, i) => ({ name: names[i] ?? runName(dir, positionals), dir, clip: values.clip, cache: caches.length > 1 ? caches[i] : caches[0] }));
+    const r = await writeReport({ title: values.title ?? 'OUS runs', runs, out: values.out });
     process.stdout.write(`report: ${path.resolve(r.html)} (and ${path.resolve(r.markdown)})\n`);
     return 0;
   },

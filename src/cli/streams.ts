@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import type { Command } from './command.js';
+import { framesFlag } from './args.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { buildStreams, stillNote, undecodedWarning } from '../streams/index.js';
@@ -33,8 +34,7 @@ A photo, or a one-frame GIF or video, is a still: its one frame stands for every
     if (!video || positionals.length > 1) throw new UserError('streams: give one VIDEO (a video file or a folder of frames)');
     if (!values.out) throw new UserError('streams: --out DIR is required');
     if (fs.existsSync(values.out) && !fs.statSync(values.out).isDirectory()) throw new UserError(`streams: --out ${values.out} is a file; give a folder`);
-    const frames = Number(values.frames);
-    if (!(Number.isInteger(frames) && frames > 0)) throw new UserError(`streams: --frames must be a positive integer, not '${values.frames}'`);
+    const frames = framesFlag('streams', values.frames!);
     if (values.scene !== 'mask' && values.scene !== 'full') throw new UserError(`streams: --scene must be mask or full, not '${values.scene}'`);
     const s = await buildStreams(video, { frames, scene: values.scene, maxSeconds: maxSecondsFlag('streams', values['max-seconds']) });
     const warning = undecodedWarning(s);

@@ -1,15 +1,26 @@
 // `ous train` and `ous eval`: OUS (or the face-only baseline) on a feature cache, and its metrics.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
-import { intFlag } from './args.js';
+import { seedFlag } from './args.js';
 import { evalRun, trainRun } from '../train/run.js';
 import { parseOptionalDevice } from '../torch/index.js';
+
+/** A run's real path (symlinks followed) to tell two names of one run apart; a missing one stays as given (eval names it). */
+function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
 
 export const trainCommand: Command = {
   name: 'train',
   summary: 'train OUS or the face-only baseline on a feature cache (writes a run folder)',
-  usage: 'ous train --cache DIR --out RUN [--config FILE.json] [--set key=value]... [--model ous|face-only] [--seed N] [--device cpu|cuda] [--clip DIR] [--resume | --force]\n\nAn existing run is never overwritten: --resume continues it (only a larger epochs may change; recorded in its config.json), --force replaces it.',
+  usage: 'ous train --cache DIR --out RUN [--config FILE.json] [--set key=value]... [--model ous|face-only] [--seed N] [--device cpu|cuda] [--clip DIR] [--resume | --force]\n\nAn existing run is never overwritten: --resume continues it (only a larger epochs may change; recorded in its config.json), --force replaces it.\nA run folder is locked (RUN/lock) while it trains: a second ous train into it is refused; the lock of a killed trainer is taken over.\n--clip: the CLIP the cache was extracted with, when it moved (its weights are checked against the cache\'s hash).',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
@@ -23,7 +34,7 @@ export const trainCommand: Command = {
     if (values.resume && values.force) throw new UsageError('train: --resume continues a run and --force replaces it: give one of them');
     const r = await trainRun({
       cache: values.cache, out: values.out, config: values.config, sets: values.set, model: values.model as 'ous' | 'face-only' | undefined,
-      seed: values.seed === undefined ? undefined : intFlag('train', 'seed', values.seed), device: parseOptionalDevice(values.device), clip: values.clip, resume: values.resume, force: values.force,
+      seed: values.seed === undefined ? undefined : seedFlag('train', values.seed), device: parseOptionalDevice(values.device), clip: values.clip, resume: values.resume, force: values.force,
     });
     process.stdout.write(`best epoch ${r.bestEpoch} (validation loss ${r.bestValLoss.toFixed(4)}); ${r.stopReason}; run in ${values.out}\n`);
     return 0;
@@ -33,18 +44,27 @@ export const trainCommand: Command = {
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'UAR, WAR, per-class recall and confusion matrix of a run (or the mean of a data set\'s folds)',
-  usage: 'ous eval --run RUN [--split test|val] [--json]\n       ous eval --folds RUN1 RUN2 ... [--split test|val] [--json]',
+  usage: 'ous eval --run RUN [--split test|val] [--clip DIR] [--cache DIR] [--json]\n       ous eval --folds RUN1 RUN2 ... [--split test|val] [--clip DIR] [--json]\n\n--clip and --cache: where the run\'s CLIP and feature cache are now, when they moved since training (they must be the same ones).',
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { run: { type: 'string' }, folds: { type: 'boolean' }, split: { type: 'string', default: 'test' }, device: { type: 'string' }, json: { type: 'boolean' } },
+      options: { run: { type: 'string' }, folds: { type: 'boolean' }, split: { type: 'string', default: 'test' }, device: { type: 'string' }, clip: { type: 'string' }, cache: { type: 'string' }, json: { type: 'boolean' } },
     });
     if (values.split !== 'test' && values.split !== 'val') throw new UsageError(`eval: --split must be test or val, not '${values.split}'`);
     const runs = values.folds ? positionals : values.run ? [values.run] : [];
     if (!runs.length) throw new UsageError('eval: give --run RUN, or --folds RUN1 RUN2 ...');
+    if (values.folds && values.cache) throw new UsageError('eval: --cache is for one --run (each fold has its own cache)');
+    // The same run twice (or through two paths) would count as two folds in the mean.
+    const seen = new Map<string, string>();
+    for (const r of runs) {
+      const real = realPath(r);
+      const first = seen.get(real);
+      if (first !== undefined) throw new UsageError(`eval --folds: ${r} is the same run as ${first}${r !== first ? ` (${real})` : ''}: give each fold's run once`);
+      seen.set(real, r);
+    }
     const results = runs.map((r) => {
-      const m = evalRun(r, values.split as 'test' | 'val', { device: parseOptionalDevice(values.device) });
+      const m = evalRun(r, values.split as 'test' | 'val', { device: parseOptionalDevice(values.device), clip: values.clip, cache: values.cache });
       return { run: r, uar: m.uar, war: m.war, perClassRecall: Object.fromEntries(m.classNames.map((c, i) => [c, m.perClassRecall[i]!])), confusion: m.confusion, n: m.n };
     });
     const names = Object.keys(results[0]!.perClassRecall);

@@ -3,13 +3,16 @@
 //   vocab.json + merges.txt and/or tokenizer.json, preprocessor_config.json.
 // Every tensor of the model must be in the checkpoint with the shape the config implies; every
 // problem names the file and the tensor.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { noGrad, readSafetensorsHeader, loadSafetensors, saveSafetensors, type DType, type Device, type Tensor } from '../torch/index.js';
-import { readJson, writeFileAtomic } from '../util/fs.js';
+import { ensureDir, fsUserError, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { parseClipConfig, type ClipConfig } from './config.js';
 import { ClipModel } from './model.js';
+import { ClipImageProcessor } from './image-processor.js';
+import { ClipTokenizer } from './tokenizer.js';
 
 /** Checkpoint keys that are not weights: HF's older checkpoints persisted these index buffers. */
 const IGNORED_KEYS = /(^|\.)position_ids$/;
@@ -44,9 +47,15 @@ export interface LoadOptions {
 
 /** Reads and validates `dir/config.json`. */
 export function readClipConfig(dir: string): ClipConfig {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`${dir} is not a folder (expected a Hugging Face CLIP folder)`);
+  if (pathKind(dir) !== 'folder') throw new UserError(`${dir} is not a folder (expected a Hugging Face CLIP folder)`);
+  // An unreadable folder is said as such: existsSync would say its config.json is missing.
+  try {
+    fs.readdirSync(dir);
+  } catch (err) {
+    throw fsUserError(err, dir, 'cannot read the CLIP folder');
+  }
   const file = path.join(dir, 'config.json');
-  if (!fs.existsSync(file)) throw new UserError(`${dir} is not a CLIP checkpoint: config.json is missing`);
+  if (pathKind(file) === 'missing') throw new UserError(`${dir} is not a CLIP checkpoint: config.json is missing`);
   try {
     return parseClipConfig(readJson(file), file);
   } catch (err) {
@@ -66,9 +75,15 @@ export function loadClip(dir: string, opts: LoadOptions = {}): ClipModel {
   const own = model.stateDict();
   const missing = [...own.keys()].filter((k) => !files.has(k));
   const unexpected = [...files.keys()].filter((k) => !own.has(k) && !IGNORED_KEYS.test(k));
+  // Weights of some other model (no tensor of CLIP's at all): said in one short line, not a list of hundreds.
+  if (missing.length === own.size) {
+    const some = [...files.keys()].slice(0, 3);
+    throw new UserError(`${dir}: not a CLIP checkpoint: none of its ${files.size} tensors is one of CLIP's ${own.size}${some.length ? ` (it has ${some.join(', ')}${files.size > 3 ? ', ...' : ''})` : ''}`);
+  }
   const problems: string[] = [];
-  if (missing.length) problems.push(`missing tensors: ${missing.join(', ')}`);
-  if (unexpected.length) problems.push(`unexpected tensors: ${unexpected.join(', ')}`);
+  const list = (keys: string[]) => `${keys.slice(0, 8).join(', ')}${keys.length > 8 ? `, ... (${keys.length} in all)` : ''}`;
+  if (missing.length) problems.push(`missing tensors: ${list(missing)}`);
+  if (unexpected.length) problems.push(`unexpected tensors: ${list(unexpected)}`);
   const headers = new Map([...new Set(files.values())].map((f) => [f, readSafetensorsHeader(f)]));
   for (const [key, t] of own) {
     const file = files.get(key);
@@ -88,11 +103,90 @@ export function loadClip(dir: string, opts: LoadOptions = {}): ClipModel {
 }
 
 /**
+ * A content hash of the checkpoint's weights files (sha256 over every file in order), so that a
+ * cache made with other weights is never reused (a few seconds for ViT-L/14).
+ */
+export function hashCheckpoint(dir: string): string {
+  const files = [...new Set(checkpointFiles(dir).values())].sort();
+  const h = crypto.createHash('sha256');
+  for (const f of files) {
+    h.update(path.basename(f));
+    let fd: number;
+    try {
+      fd = fs.openSync(f, 'r');
+    } catch (err) {
+      throw fsUserError(err, f, 'cannot read');
+    }
+    try {
+      const buf = Buffer.alloc(8 * 1024 * 1024);
+      let n: number;
+      let pos = 0;
+      while ((n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0) {
+        h.update(buf.subarray(0, n));
+        pos += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return h.digest('hex');
+}
+
+/** CLIP's frozen text tower as the prompt learner uses it (the shape of ous/prompt.ts's FrozenTextTower). */
+export interface ClipTextTower {
+  tokenize(text: string): { ids: number[]; eotIndex: number };
+  embedTokens(ids: Tensor): Tensor;
+  encode(tokenEmbeds: Tensor, eotIndex: number[]): Tensor;
+  width: number;
+}
+
+/** The text tower of a CLIP in memory, with its tokenizer; inputs are moved to `device`. */
+export function textTowerOf(model: ClipModel, tokenizer: ClipTokenizer, device?: Device): ClipTextTower {
+  const ctx = model.config.text_config.max_position_embeddings;
+  return {
+    tokenize: (t) => tokenizer.tokenize(t, ctx),
+    embedTokens: (ids) => model.text_model.embedTokens(ids.to({ device })),
+    encode: (e, eot) => model.encodeTextEmbeddings(e, eot).textEmbeds,
+    width: model.config.text_config.hidden_size,
+  };
+}
+
+/** Everything a CLIP folder gives: the model, its image processor and tokenizer, the weights' hash, and its text tower. */
+export interface LoadedClip {
+  dir: string;
+  model: ClipModel;
+  processor: ClipImageProcessor;
+  tokenizer: ClipTokenizer;
+  hash: string;
+  textTower: ClipTextTower;
+}
+
+/**
+ * The one CLIP loader of train, eval, report, predict and serve: the checkpoint (checked key by
+ * key), the processor, the tokenizer, and the hash that ties features and runs to these weights.
+ * `expectHash` refuses other weights before anything is built on them (`what` says whose hash it
+ * is, for the message). `textOnly` frees the vision tower (training reads cached features).
+ */
+export function loadClipFolder(dir: string, opts: LoadOptions & { expectHash?: { hash: string; what: string; flag?: string }; textOnly?: boolean } = {}): LoadedClip {
+  readClipConfig(dir); // a folder that is no CLIP is said before its weights are hashed
+  const hash = hashCheckpoint(dir);
+  if (opts.expectHash && opts.expectHash.hash !== hash) {
+    throw new UserError(
+      `${opts.expectHash.flag ? `${opts.expectHash.flag} ` : ''}${dir}: its weights (sha256 ${hash.slice(0, 12)}) are not the ones ${opts.expectHash.what} (${opts.expectHash.hash.slice(0, 12)}): give the CLIP folder the features were extracted with`,
+    );
+  }
+  const model = loadClip(dir, opts);
+  if (opts.textOnly) for (const p of model.vision_model.parameters()) p.dispose();
+  const tokenizer = ClipTokenizer.fromFolder(dir);
+  return { dir, model, processor: ClipImageProcessor.fromFolder(dir), tokenizer, hash, textTower: textTowerOf(model, tokenizer, opts.device) };
+}
+
+/**
  * Writes a model in Hugging Face layout: config.json and model.safetensors (in `dtype`, float32 by
  * default). Tokenizer and preprocessor files are copied from `filesFrom` when given.
  */
 export function saveClip(model: ClipModel, dir: string, opts: { dtype?: DType; filesFrom?: string } = {}): void {
-  fs.mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const own = model.stateDict();
   const tensors = new Map<string, Tensor>();
   noGrad(() => {

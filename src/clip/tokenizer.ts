@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
+import { readJson } from '../util/fs.js';
 
 const SPLIT = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
 const SOT = '<|startoftext|>';
@@ -84,17 +85,17 @@ export class ClipTokenizer {
     const mergesFile = path.join(dir, 'merges.txt');
     const fastFile = path.join(dir, 'tokenizer.json');
     if (fs.existsSync(vocabFile) && fs.existsSync(mergesFile)) {
-      const vocab = new Map(Object.entries(JSON.parse(fs.readFileSync(vocabFile, 'utf8')) as Record<string, number>));
+      const vocab = new Map(Object.entries(vocabOf(readJson(vocabFile), vocabFile)));
       const count = vocab.size - 2 * 256 - 2;
       const lines = fs.readFileSync(mergesFile, 'utf8').split('\n').slice(1, 1 + count);
       if (lines.length !== count) throw new UserError(`${mergesFile} has ${lines.length} merges, the ${vocab.size}-token vocabulary needs ${count}`);
       return new ClipTokenizer(vocab, lines.map((l) => l.split(' ') as [string, string]));
     }
     if (fs.existsSync(fastFile)) {
-      const json = JSON.parse(fs.readFileSync(fastFile, 'utf8')) as { model?: { vocab?: Record<string, number>; merges?: Array<string | [string, string]> } };
-      if (!json.model?.vocab || !json.model.merges) throw new UserError(`${fastFile} has no model.vocab / model.merges (not a BPE tokenizer)`);
-      const merges = json.model.merges.map((m) => (typeof m === 'string' ? (m.split(' ') as [string, string]) : m));
-      return new ClipTokenizer(new Map(Object.entries(json.model.vocab)), merges);
+      const json = readJson<{ model?: { vocab?: unknown; merges?: unknown } } | null>(fastFile);
+      if (!json?.model?.vocab || !Array.isArray(json.model.merges)) throw new UserError(`${fastFile} has no model.vocab / model.merges (not a BPE tokenizer)`);
+      const merges = (json.model.merges as unknown[]).map((m) => (typeof m === 'string' ? (m.split(' ') as [string, string]) : (m as [string, string])));
+      return new ClipTokenizer(new Map(Object.entries(vocabOf(json.model.vocab, `${fastFile}: model.vocab`))), merges);
     }
     throw new UserError(`${dir} has no tokenizer: expected vocab.json and merges.txt, or tokenizer.json`);
   }
@@ -166,4 +167,12 @@ export class ClipTokenizer {
     const bytes = [...text.replace(/<\/w>/g, ' ')].map((c) => (c === ' ' ? 0x20 : byteOf.get(c) ?? 0x3f));
     return Buffer.from(bytes).toString('utf8').trim();
   }
+}
+
+/** A vocabulary is an object of token -> integer id; anything else (an array, strings for ids) is named, not cast. */
+function vocabOf(json: unknown, where: string): Record<string, number> {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new UserError(`${where} is not a CLIP vocabulary: expected an object of token -> id, not ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`);
+  const bad = Object.entries(json).find(([, v]) => !Number.isInteger(v) || (v as number) < 0);
+  if (bad) throw new UserError(`${where} is not a CLIP vocabulary: token ${JSON.stringify(bad[0])} has id ${JSON.stringify(bad[1])}, not a whole number`);
+  return json as Record<string, number>;
 }

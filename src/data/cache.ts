@@ -18,7 +18,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy, type Precision } from '../torch/index.js';
-import { readJson, writeFileAtomic } from '../util/fs.js';
+import { ensureDir, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
+import { describeHolder, holderAlive, readLockFile, tryLock, type LockHolder } from '../util/lock.js';
 import { UserError } from '../util/errors.js';
 import { TensorDataset } from './dataset.js';
 import { readCacheInfo } from './cache-schema.js';
@@ -130,7 +131,7 @@ export class CacheWriter {
   readonly cached: Map<string, ClipRecord>;
 
   constructor(readonly dir: string, readonly info: CacheInfo, readonly shard: string, private readonly partSize = 32) {
-    fs.mkdirSync(path.join(dir, PARTS), { recursive: true });
+    ensureDir(path.join(dir, PARTS));
     // A cache without parts holds nothing to protect: it takes the options asked for now.
     const existing = partFiles(dir).length ? checkCacheOptions(dir, info) : undefined;
     if (!existing) writeFileAtomic(path.join(dir, CACHE_FILE), JSON.stringify(info, null, 2) + '\n');
@@ -287,73 +288,31 @@ export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): 
   return { parts: parts.length, clips: clips.length, failed, missing, unlisted: seen.size - clips.length };
 }
 
-interface LockHolder {
-  pid: number;
-  host: string;
-  since: string;
-  file: string;
-}
-
-const describeLock = (l: LockHolder) => `pid ${l.pid} on ${l.host} since ${l.since}, ${path.basename(l.file)}`;
-
-function readLock(file: string): LockHolder | undefined {
-  try {
-    return { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as Omit<LockHolder, 'file'>), file };
-  } catch {
-    return undefined; // gone, or being written this instant
-  }
-}
-
-/** A lock's process is alive; one on another host cannot be checked and counts as alive. */
-function lockAlive(l: LockHolder): boolean {
-  if (l.host !== os.hostname()) return true;
-  try {
-    process.kill(l.pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+// The lock file itself (pid liveness, written whole, stale ones taken over) is util/lock.ts's, shared with run folders.
+const describeLock = (l: LockHolder) => `${describeHolder(l)}, ${path.basename(l.file)}`;
 
 /** The locks of live extractions into `dir`. */
 export function liveLocks(dir: string): LockHolder[] {
   if (!fs.existsSync(dir)) return [];
   return fs.readdirSync(dir).filter((f) => f.startsWith('lock-') && !f.includes('.tmp-')).flatMap((f) => {
-    const l = readLock(path.join(dir, f));
-    return l && lockAlive(l) ? [l] : [];
+    const l = readLockFile(path.join(dir, f));
+    return l && holderAlive(l) ? [l] : [];
   });
 }
 
 /**
  * Takes `CACHE/lock-<shard>` for this process, so that a second extraction of the same shard
  * stops (or, with `wait`, waits) instead of writing beside it. A lock whose process is dead is
- * taken over (`onStale` is told). Returns the release function.
+ * taken over (`log` is told). Returns the release function.
  */
 export async function lockCache(dir: string, shard: string, opts: { wait?: boolean; log?: (line: string) => void } = {}): Promise<() => void> {
-  fs.mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const file = path.join(dir, `lock-${shard}`);
-  const me = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
   let waited = false;
   for (;;) {
-    // Written whole under a temporary name, then linked: the lock appears complete or not at all.
-    const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, me);
-    try {
-      fs.linkSync(tmp, file);
-      return () => {
-        if (readLock(file)?.pid === process.pid) fs.rmSync(file, { force: true });
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      fs.rmSync(tmp, { force: true });
-    }
-    const holder = readLock(file);
-    if (holder && !lockAlive(holder)) {
-      opts.log?.(`${dir}: took over the lock of a dead extraction (${describeLock(holder)})`);
-      fs.rmSync(file, { force: true });
-      continue;
-    }
+    const r = tryLock(file, (dead) => opts.log?.(`${dir}: took over the lock of a dead extraction (${describeLock(dead)})`));
+    if ('release' in r) return r.release;
+    const holder = r.holder;
     if (!opts.wait) {
       throw new UserError(`${dir} is being written by another ous extract (${holder ? describeLock(holder) : file}): wait for it to finish, pass --wait, or use another --out; if no such process runs, delete ${file}`);
     }
@@ -366,7 +325,11 @@ export async function lockCache(dir: string, shard: string, opts: { wait?: boole
 /** What made a cache (cache.json), without reading its features. */
 export function cacheInfoOf(dir: string): CacheInfo {
   const file = path.join(dir, CACHE_FILE);
-  if (!fs.existsSync(file)) throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
+  // pathKind, not existsSync: an unreadable folder or a symlink loop is said as such, not as "no cache.json".
+  const kind = pathKind(dir);
+  if (kind === 'missing') throw new UserError(`${dir}: no such feature cache (make one with 'ous extract')`);
+  if (kind !== 'folder') throw new UserError(`${dir} is ${kind === 'file' ? 'a file' : kind.other}, not a feature cache folder`);
+  if (pathKind(file) === 'missing') throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
   return readCacheInfo(file);
 }
 
@@ -431,6 +394,15 @@ export class FeatureCache {
     }
     if (records.length !== wanted.size) throw new UserError(`${dir}: ${wanted.size - records.length} clip(s) of ${INDEX} are not in their parts: ${merge(dir)}`);
     if (!records.length) throw new UserError(`${dir} holds no clips yet`);
+    // cache.json is what train and predict believe (T, the widths): it must describe the features.
+    const want = { face: [info.frames, info.dims.embed], low: [info.frames, info.dims.visionWidth] };
+    const odd = records.findIndex((_, i) => faces[i]!.shape.join() !== want.face.join() || scenes[i]!.shape.join() !== want.face.join() || lows[i]!.shape.join() !== want.low.join());
+    if (odd >= 0 || info.dims.frames !== info.frames) {
+      const i = Math.max(odd, 0);
+      const msg = `${path.join(dir, CACHE_FILE)} does not describe its features: it says frames = ${info.frames} (dims.frames ${info.dims.frames}), embed ${info.dims.embed}, visionWidth ${info.dims.visionWidth}, but clip ${records[i]!.key} has face features [${faces[i]!.shape}] and scene_low [${lows[i]!.shape}] (was cache.json edited? extract again into a new --out)`;
+      for (const t of [...faces, ...scenes, ...lows]) t.dispose();
+      throw new UserError(msg);
+    }
     const data = tidy(() => new TensorDataset(stack(faces), stack(scenes), stack(lows), records.map((r) => r.label)));
     for (const t of [...faces, ...scenes, ...lows]) t.dispose();
     return new FeatureCache(info, records, data, index.missing);

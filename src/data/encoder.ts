@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor, cat, noGrad, precisionDtype, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { OnnxSession, onnxRuntime, type EnginePreference } from '../torch/onnxruntime.js';
-import { loadClip, checkpointFiles } from '../clip/load.js';
+import { loadClipFolder } from '../clip/load.js';
 import { visionTowerOnnx } from '../clip/onnx.js';
 import { UserError } from '../util/errors.js';
 import type { ClipModel } from '../clip/model.js';
@@ -62,8 +62,8 @@ export class FrameEncoder {
    * vision tower to `precision` (fp32 by default; checked against the hardware by parsePrecision).
    */
   static load(dir: string, opts: EncoderOptions = {}): FrameEncoder {
-    const clip = loadClip(dir, { device: opts.device });
-    return FrameEncoder.fromModel(clip, ClipImageProcessor.fromFolder(dir), hashCheckpoint(dir), opts);
+    const clip = loadClipFolder(dir, { device: opts.device });
+    return FrameEncoder.fromModel(clip.model, clip.processor, clip.hash, opts);
   }
 
   /** An encoder over a model already in memory (benchmarks, tests); `hash` names its weights. */
@@ -149,24 +149,5 @@ export class FrameEncoder {
   }
 }
 
-/**
- * A content hash of the checkpoint's weights files (sha256 over every file in order), so that a
- * cache made with other weights is never reused (a few seconds for ViT-L/14).
- */
-export function hashCheckpoint(dir: string): string {
-  const files = [...new Set(checkpointFiles(dir).values())].sort();
-  const h = crypto.createHash('sha256');
-  for (const f of files) {
-    h.update(path.basename(f));
-    const fd = fs.openSync(f, 'r');
-    const buf = Buffer.alloc(8 * 1024 * 1024);
-    let n: number;
-    let pos = 0;
-    while ((n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0) {
-      h.update(buf.subarray(0, n));
-      pos += n;
-    }
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
+/** The hash of a checkpoint's weights (clip/load.ts; exported here too, where the cache code always found it). */
+export { hashCheckpoint } from '../clip/load.js';

@@ -13,6 +13,10 @@ import { flipHorizontal } from '../face/crop.js';
 import type { DetectorEngine } from '../face/detector.js';
 import { runPipeline, type ViewWork } from './pipeline.js';
 import { UserError } from '../util/errors.js';
+import { pathKind } from '../util/fs.js';
+import { checkBoxInFrame } from '../util/box.js';
+import { probeVideo } from '../video/decode.js';
+import { tidy, type Tensor } from '../torch/index.js';
 import { Progress } from '../util/progress.js';
 
 export interface ExtractOptions {
@@ -47,6 +51,7 @@ export interface ExtractSummary {
   updated: number; // cached clips whose label or split the listing changed (features kept)
   unlisted: number; // cached clips the listing no longer names (left out of the index, kept on disk)
   failed: Array<{ path: string; error: string }>;
+  noFace: string[]; // clips extracted in this run where no face was found in any frame (centre-cropped instead)
   cache: string;
   seconds: { decode: number; detect: number; encode: number; total: number }; // per stage (stages may overlap), and wall time
   clipsPerSecond: number; // done / total
@@ -109,12 +114,22 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
     return `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`;
   };
   let done = 0;
+  const noFace: string[] = []; // clips extracted now with no face found (centre-cropped)
   const pipe = o.pipeline === false ? { ahead: 0, crossClips: false } : { ahead: o.pipeline?.ahead ?? 2, crossClips: o.pipeline?.crossClips ?? false };
   await runPipeline(todo, {
     ...pipe,
     batchSize: encoder.batchSize,
     async prepare(e) {
       const views = viewPlan(e.split, info.views).filter((v) => !writer.done.has(keyOf(e, v.view)));
+      // A manifest's box entirely outside the frame would extract an empty crop (predict's --box refuses it too).
+      if (e.faceBox && pathKind(e.source) === 'file') {
+        const { width, height } = probeVideo(e.source);
+        try {
+          checkBoxInFrame(e.faceBox, width, height, 'box');
+        } catch (err) {
+          throw new UserError(`${e.source}: ${(err as Error).message}`);
+        }
+      }
       // One decode and one detection pass per clip: a mirrored view flips its unmirrored
       // sampling's frames; train samplings add only the frames they draw.
       const samplings = uniqueSamplings(views);
@@ -142,9 +157,16 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
           subject: s.subject,
         };
         // Face and scene frames through the shared tower; scene_low from block k.
+        if (v.view === 0 && s.faceMissing) noFace.push(e.source);
         return {
           frames: [...s.frames.map((f) => flip(f.face)), ...s.frames.map((f) => flip(f.scene))],
-          done: (emb, low) => writer.add(record, { face: emb.narrow(0, 0, T), scene: emb.narrow(0, T, T), low: low.narrow(0, T, T) }),
+          done: (emb, low) => {
+            // A CLIP with NaN or infinite weights gives features that would train into NaN: the
+            // clip fails here, naming the stage, instead of a cache of NaNs and exit 0.
+            checkFinite(emb, `${e.source}: encode: CLIP's image embeddings`);
+            checkFinite(low, `${e.source}: encode: CLIP's block-${info.polarityLayer} features (scene_low)`);
+            writer.add(record, { face: emb.narrow(0, 0, T), scene: emb.narrow(0, T, T), low: low.narrow(0, T, T) });
+          },
         };
       });
     },
@@ -163,5 +185,15 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
   writer.flush();
   progress.finish(share());
   seconds.total = Number(process.hrtime.bigint() - started) / 1e9;
-  return { done, skipped, updated, unlisted, failed: [...(o.preFailed ?? []), ...writer.failures], cache: o.out, seconds, clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0 };
+  const failedNow = new Set(writer.failures.map((f) => f.path));
+  return {
+    done, skipped, updated, unlisted, failed: [...(o.preFailed ?? []), ...writer.failures], noFace: noFace.filter((p) => !failedNow.has(p)),
+    cache: o.out, seconds, clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0,
+  };
+}
+
+/** Throws a UserError naming `what` when `t` holds a NaN or an infinity. */
+function checkFinite(t: Tensor, what: string): void {
+  const bad = tidy(() => t.isfinite().logicalNot().sum().item());
+  if (bad > 0) throw new UserError(`${what} hold ${bad} NaN or infinite value(s): are the CLIP weights finite? (check them with ous clip embed)`);
 }

@@ -10,17 +10,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
-import type { CacheInfo } from '../data/cache.js';
 import { CLIP_MEAN_RGB, cutFrame, detectClip, faceTrack, forEachPosition, openClip, stillNote, undecodedWarning } from '../streams/index.js';
 import { mainPerson, personBoxes, squareBox, trackPersons, type Person } from '../face/tracks.js';
 import { rescaleBox } from '../util/box.js';
 import { buildHead, type Head } from '../ous/model.js';
-import { POLARITIES, type OusConfig } from '../ous/config.js';
-import { textTowerOf, type InferenceInfo } from '../train/run.js';
-import { loadSafetensors, noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
+import { POLARITIES } from '../ous/config.js';
+import { loadClipFolder } from '../clip/load.js';
+import { checkpointFile, loadHeadWeights, readRunConfig, runInference, type InferenceInfo, type RunConfig } from '../runs/folder.js';
+import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import type { RgbFrame } from '../video/decode.js';
 import type { Box } from '../face/detector.js';
-import { readJson } from '../util/fs.js';
+import { pathKind } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { DEFAULT_TIMELINE, planTimeline, type TimelineOptions } from './timeline.js';
 
@@ -110,23 +110,6 @@ interface Subject {
   faces: Array<{ time: number; box: Box; detected: boolean }>;
 }
 
-interface RunConfig {
-  ous: OusConfig;
-  dims: { frames: number; embed: number; visionWidth: number };
-  cache: string;
-  clip: string;
-  inference?: InferenceInfo;
-}
-
-/** What the run records for inference; a run from before it did falls back to its cache's cache.json. */
-function inferenceInfo(runDir: string, conf: RunConfig): InferenceInfo {
-  if (conf.inference) return conf.inference;
-  const file = path.join(conf.cache, 'cache.json');
-  if (!fs.existsSync(file)) throw new UserError(`${runDir}/config.json records no inference settings and its cache ${conf.cache} is gone: retrain with this version`);
-  const c = readJson<CacheInfo>(file);
-  return { frames: c.frames, scene: c.scene, polarityLayer: c.polarityLayer, clipHash: c.clip.hash };
-}
-
 const blankLike = (f: RgbFrame): RgbFrame => {
   const data = new Uint8Array(f.data.length);
   for (let i = 0; i < data.length; i += 3) data.set(CLIP_MEAN_RGB, i);
@@ -157,20 +140,16 @@ export class Predictor {
 
   /** Loads a run and CLIP (from `clip`, else where the run says); CLIP's weights must be the run's. Its vision tower runs in `precision` (fp32). */
   static load(runDir: string, opts: { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {}): Predictor {
-    const configFile = path.join(runDir, 'config.json');
-    if (!fs.existsSync(configFile)) throw new UserError(`--run ${runDir}: not a run folder (no config.json); make one with 'ous train'`);
-    const conf = readJson<RunConfig>(configFile);
-    const ckpt = path.join(runDir, 'checkpoint.safetensors');
-    if (!fs.existsSync(ckpt)) throw new UserError(`--run ${runDir}: no checkpoint.safetensors yet (no epoch finished)`);
-    const inference = inferenceInfo(runDir, conf);
+    // The run folder is read and checked by runs/folder.ts, as eval and report read it.
+    const conf = readRunConfig(runDir, '--run');
+    const ckpt = checkpointFile(runDir, '--run');
+    const inference = runInference(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
-    if (!fs.existsSync(clipDir)) throw new UserError(opts.clip ? `--clip ${clipDir}: no such folder` : `the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
-    const encoder = FrameEncoder.load(clipDir, { device: opts.device, precision: opts.precision, engine: opts.engine });
-    if (encoder.hash !== inference.clipHash) {
-      throw new UserError(`--clip ${clipDir}: its weights (sha256 ${encoder.hash.slice(0, 12)}) are not the ones ${runDir} was trained on (${inference.clipHash.slice(0, 12)}): give the CLIP folder the run's cache was extracted with`);
-    }
-    const head = buildHead(conf.ous, conf.dims, textTowerOf(encoder.clip, clipDir, opts.device));
-    head.loadStateDict(loadSafetensors(ckpt));
+    if (pathKind(clipDir) === 'missing') throw new UserError(opts.clip ? `--clip ${clipDir}: no such folder` : `the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
+    const clip = loadClipFolder(clipDir, { device: opts.device, expectHash: { hash: inference.clipHash, what: `${runDir} was trained on`, flag: '--clip' } });
+    const encoder = FrameEncoder.fromModel(clip.model, clip.processor, clip.hash, { device: opts.device, precision: opts.precision, engine: opts.engine });
+    const head = buildHead(conf.ous, conf.dims, clip.textTower);
+    loadHeadWeights(head, ckpt);
     if (opts.device) head.to({ device: opts.device });
     head.eval();
     return new Predictor(runDir, conf, inference, encoder, head, opts.device ?? 'cpu');

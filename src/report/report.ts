@@ -5,8 +5,9 @@
 // and 2-D embeddings of clip features at four stages (Fig. 4).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../util/fs.js';
-import { evalLoaded, loadRun, readRunConfig, runStages } from '../train/run.js';
+import { ensureDir, writeFileAtomic } from '../util/fs.js';
+import { evalLoaded, loadRun, runStages } from '../train/run.js';
+import { readEpochs, readRunConfig } from '../runs/folder.js';
 import { UserError } from '../util/errors.js';
 import type { EpochRecord } from '../train/trainer.js';
 import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, toSvg, type CurvePoint } from './figures.js';
@@ -14,6 +15,8 @@ import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, toSvg, typ
 export interface ReportRun {
   name: string; // shown in the table and legends
   dir: string;
+  clip?: string; // where the run's CLIP is now, when it moved
+  cache?: string; // where the run's cache is now, when it moved
 }
 
 export interface ReportOptions {
@@ -55,8 +58,8 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   // Each run is loaded once (CLIP's text tower, the cache, the checkpoint) for its metrics and, for
   // the embedded run, its stage features.
   const results = o.runs.map((r) => {
-    const loaded = loadRun(r.dir);
-    return { run: r, loaded, m: evalLoaded(loaded), epochs: readEpochs(r.dir) };
+    const loaded = loadRun(r.dir, { clip: r.clip, cache: r.cache });
+    return { run: r, loaded, m: evalLoaded(loaded), epochs: readEpochs(r.dir) }; // a line cut short by a kill is dropped
   });
   const classNames = results[0]!.m.classNames;
   const figures: Figure[] = [];
@@ -84,7 +87,7 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   const mdTable = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
   const htmlTable = `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 
-  fs.mkdirSync(path.join(o.out, 'figures'), { recursive: true });
+  ensureDir(path.join(o.out, 'figures')); // a read-only --out is said as such (mkdir -p says ENOENT)
   for (const f of figures) writeFileAtomic(path.join(o.out, 'figures', f.file), f.svg);
   const notes = o.notes ?? [];
   const md = [`# ${o.title}`, '', ...notes.flatMap((n) => [n, '']), '## Results on the test split (%)', '', mdTable, '', ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, ''])].join('\n');
@@ -113,12 +116,6 @@ addEventListener('load', () => {
   writeFileAtomic(htmlFile, html);
   writeFileAtomic(mdFile, md + '\n');
   return { html: htmlFile, markdown: mdFile, figures: figures.map((f) => path.join(o.out, 'figures', f.file)) };
-}
-
-function readEpochs(runDir: string): EpochRecord[] {
-  const file = path.join(runDir, 'metrics.jsonl');
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as EpochRecord);
 }
 
 function slug(s: string): string {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from './native.js';
 import { Tensor, type Device, type DType } from './tensor.js';
-import { writeChunksAtomic } from '../util/fs.js';
+import { ensureDir, fsUserError, pathKind, writeChunksAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 
 const FROM_ST: Record<string, DType> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
@@ -32,11 +32,15 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   const fail = (why: string): never => {
     throw new UserError(`${file}: not a valid safetensors file: ${why}`);
   };
+  // Opening a FIFO for reading waits for a writer: what it is is said first, as is a folder.
+  const kind = pathKind(file);
+  if (kind === 'missing') throw new UserError(`cannot open ${file}: no such file`);
+  if (kind !== 'file') throw new UserError(`${file}: not a valid safetensors file: it is ${kind === 'folder' ? 'a folder' : kind.other}`);
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (err) {
-    throw new UserError(`cannot open ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw fsUserError(err, file, 'cannot open');
   }
   try {
     const size = fs.fstatSync(fd).size;
@@ -129,6 +133,6 @@ export function saveSafetensors(file: string, tensors: Map<string, Tensor> | Rec
     yield jsonBuf;
     for (const [, t] of entries) yield native.toBytes(t.handle);
   }
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  ensureDir(path.dirname(path.resolve(file)));
   writeChunksAtomic(file, chunks());
 }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { UserError } from '../util/errors.js';
 import { zodIssues } from '../util/fs.js';
+import { SEED_MAX } from '../util/limits.js';
 
 export const TrainConfig = z
   .object({
@@ -15,7 +16,7 @@ export const TrainConfig = z
     minLr: z.number().positive().default(1e-7), // stop once the lr falls below this
     valFraction: z.number().gt(0).lt(1).default(0.1), // stratified, seeded share of the training split used for validation
     stopTrainAcc: z.number().gt(0).max(1).nullable().default(null), // the paper's overfitting rule (0.8), off by default
-    seed: z.number().int().min(0).default(0), // initialisation, data order and the validation split
+    seed: z.number().int().min(0).max(SEED_MAX).default(0), // initialisation, data order and the validation split (32-bit)
   })
   .strict();
 

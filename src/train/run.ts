@@ -4,41 +4,26 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FeatureCache, cacheInfoOf, type CacheInfo } from '../data/cache.js';
 import { stratifiedSplit } from '../data/dataset.js';
-import { loadClip } from '../clip/load.js';
-import type { ClipModel } from '../clip/model.js';
-import { ClipTokenizer } from '../clip/tokenizer.js';
+import { loadClipFolder } from '../clip/load.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { z } from 'zod';
 import { OusConfig as OusConfigSchema, resolveOusConfig, type OusConfig } from '../ous/config.js';
-import type { FrozenTextTower } from '../ous/prompt.js';
-import { loadSafetensors, manualSeed, noGrad, tidy, type Device } from '../torch/index.js';
-import { readJson, readJsonAs, writeFileAtomic } from '../util/fs.js';
+import { manualSeed, noGrad, tidy, type Device } from '../torch/index.js';
+import { fsUserError, isRegularFile, pathKind, readJson, readJsonAs } from '../util/fs.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { TrainConfig as TrainConfigSchema, resolveTrainConfig, type TrainConfig } from './config.js';
 import { evaluate, train, type TrainResult } from './trainer.js';
 import type { Metrics } from './metrics.js';
+import {
+  RUN_FILES, RUN_VERSION, checkpointFile, finishedEpochs, isRunFolder, loadHeadWeights, lockRun, readRunConfig, repairMetrics, runInference, writeRunConfig,
+  type InferenceInfo, type RunConfig,
+} from '../runs/folder.js';
 
-/** CLIP's frozen text tower and tokenizer for the prompt learner; the vision tower is freed. */
-export function textTowerFromClip(dir: string, device?: Device): FrozenTextTower {
-  const clip = loadClip(dir, { device });
-  for (const p of clip.vision_model.parameters()) p.dispose();
-  return textTowerOf(clip, dir, device);
-}
-
-/** The text tower of a CLIP already in memory (inference keeps its vision tower for the frames: one load). */
-export function textTowerOf(clip: ClipModel, dir: string, device?: Device): FrozenTextTower {
-  const tok = ClipTokenizer.fromFolder(dir);
-  const ctx = clip.config.text_config.max_position_embeddings;
-  return {
-    tokenize: (t) => tok.tokenize(t, ctx),
-    embedTokens: (ids) => clip.text_model.embedTokens(ids.to({ device })),
-    encode: (e, eot) => clip.encodeTextEmbeddings(e, eot).textEmbeds,
-    width: clip.config.text_config.hidden_size,
-  };
-}
+export { RUN_VERSION, readRunConfig, type InferenceInfo, type RunConfig };
 
 /** `key=value` overrides: `ous.x` / `train.x`, or a bare key found in one of the two configs. Each value is checked against its field. */
-export function applySets(base: { ous: Record<string, unknown>; train: Record<string, unknown> }, sets: string[]): void {
+export function applySets(base: { ous: Record<string, unknown>; train: Record<string, unknown> }, sets: string[]): Array<{ section: 'ous' | 'train'; key: string }> {
+  const done: Array<{ section: 'ous' | 'train'; key: string }> = [];
   const fields = { ous: OusConfigSchema.innerType().shape as Record<string, z.ZodTypeAny>, train: TrainConfigSchema.shape as Record<string, z.ZodTypeAny> };
   const ousKeys = Object.keys(fields.ous);
   const trainKeys = Object.keys(fields.train);
@@ -60,42 +45,17 @@ export function applySets(base: { ous: Record<string, unknown>; train: Record<st
     else throw new UsageError(`--set: unknown key '${key}' (OUS: ${ousKeys.join(', ')}; training: ${trainKeys.join(', ')})`);
     const field = fields[section][key];
     if (!field) throw new UsageError(`--set: '${key}' is not a field of the ${section === 'ous' ? 'OUS' : 'training'} config (${Object.keys(fields[section]).join(', ')})`);
+    // A count or a seed is plain digits: epochs=1e9 or seed=1e3 is a slip, not a number one means
+    // (a whole-number field is one that takes 1 but not 0.5). lr=1e-3 stays fine.
+    const wholeNumber = field.safeParse(1).success && !field.safeParse(0.5).success;
+    if (wholeNumber && typeof value === 'number' && !/^\s*-?\d+\s*$/.test(raw)) throw new UsageError(`--set ${s}: ${key} takes a whole number in plain digits, not '${raw}'`);
     const r = field.safeParse(value);
     if (!r.success) throw new UsageError(`--set ${s}: ${r.error.issues.map((i) => i.message.charAt(0).toLowerCase() + i.message.slice(1)).join('; ')}`);
     base[section][key] = value;
+    done.push({ section, key });
   }
+  return done;
 }
-
-/** What a run folder's config.json holds; runs written before the version field are version 1. */
-export const RUN_VERSION = 1;
-const RunConfigFile = z
-  .object({
-    version: z.literal(RUN_VERSION).optional(),
-    ous: z.record(z.unknown()),
-    train: z.record(z.unknown()),
-    cache: z.string().min(1), // the feature cache, resolved
-    clip: z.string().min(1), // the CLIP folder, resolved
-    resumes: z.array(z.object({ at: z.string(), afterEpoch: z.number().int().min(0), epochs: z.tuple([z.number(), z.number()]) })).optional(),
-  })
-  .passthrough();
-export interface RunConfig {
-  ous: OusConfig;
-  train: TrainConfig;
-  cache: string;
-  clip: string;
-  resumes?: Array<{ at: string; afterEpoch: number; epochs: [number, number] }>;
-}
-
-/** Reads a run's config.json, validated (never cast): both configs resolved with their schemas. */
-export function readRunConfig(runDir: string): RunConfig {
-  const file = path.join(runDir, 'config.json');
-  if (!fs.existsSync(file)) throw new UserError(`${runDir} is not a run folder (no config.json)`);
-  const c = readJsonAs(file, RunConfigFile, 'run config', RUN_VERSION);
-  return { cache: c.cache, clip: c.clip, resumes: c.resumes, ous: resolveOusConfig(c.ous, `${file}: ous`), train: resolveTrainConfig(c.train, `${file}: train`) };
-}
-
-// The files `ous train` writes into a run folder: what --force replaces (nothing else is deleted).
-const RUN_FILES = ['config.json', 'checkpoint.safetensors', 'last.safetensors', 'metrics.jsonl', 'train.log'];
 
 const ConfigFile = z.object({ ous: z.record(z.unknown()).optional(), train: z.record(z.unknown()).optional() }).strict();
 
@@ -153,30 +113,64 @@ function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir
   }
 }
 
-/** Epochs a run folder has finished: one line each in metrics.jsonl. */
-function finishedEpochs(runDir: string): number {
-  const file = path.join(runDir, 'metrics.jsonl');
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+/** Why a validation split cannot be made, per class, and what to do about it. */
+function splitProblem(dir: string, cache: FeatureCache, split: { train: number[]; val: number[] }, valFraction: number): string {
+  const names = cache.info.classNames;
+  const perClass = names.map(() => 0);
+  for (const i of cache.indices('train', true)) perClass[cache.data.labels[i]!]! += 1;
+  const none = names.filter((_, c) => perClass[c] === 0);
+  const one = names.filter((_, c) => perClass[c] === 1);
+  const test = cache.indices('test', true).length;
+  const parts = [
+    `${split.train.length} training and ${split.val.length} validation clips`,
+    none.length ? `no training clips of ${none.join(', ')}` : '',
+    one.length ? `one training clip of ${one.join(', ')} (a class needs 2: one of them is held out for validation)` : '',
+    perClass.every((n) => n === 0) && test ? `all ${test} clips are in the test split` : '',
+  ].filter(Boolean);
+  return `${dir}: cannot make a validation split (valFraction ${valFraction}): ${parts.join('; ')}. Give every class at least 2 clips with split 'train' (a manifest's split column; a missing split is train) and extract again`;
 }
 
 export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   // Everything is checked before anything is written: a refused run leaves no folder behind.
-  if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`train: --out ${o.out} is a file, not a run folder`);
-  const existing = fs.existsSync(path.join(o.out, 'config.json'));
+  const kind = pathKind(o.out);
+  if (kind !== 'missing' && kind !== 'folder') throw new UserError(`train: --out ${o.out} is ${kind === 'file' ? 'a file' : kind.other}, not a run folder`);
+  // Locked first: two `ous train --out R` at once would otherwise both pass the checks below and
+  // write one folder (interleaved metrics, each other's checkpoints).
+  const release = lockRun(o.out, o.log ? (l) => o.log!(l) : undefined);
+  let ok = false;
+  try {
+    const r = await trainLocked(o);
+    ok = true;
+    return r;
+  } finally {
+    release(!ok); // a refused run leaves no folder behind (only an empty one it made is removed)
+  }
+}
+
+async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
+  const existing = isRunFolder(o.out);
   if (existing && !o.resume && !o.force) {
     throw new UserError(`train: ${o.out} already holds a run (${finishedEpochs(o.out)} epochs): pass --resume to continue it, --force to replace it, or choose another --out`);
   }
-  if (!existing && !o.force && fs.existsSync(o.out) && fs.readdirSync(o.out).some((f) => RUN_FILES.includes(f))) {
+  if (!existing && !o.force && fs.readdirSync(o.out).some((f) => RUN_FILES.includes(f))) {
     throw new UserError(`train: ${o.out} holds files of an unfinished run but no config.json: pass --force to replace them, or choose another --out`);
   }
   const stored = o.resume && existing ? readRunConfig(o.out) : undefined;
+  if (stored) checkResumable(o.out);
   const file = o.config ? readJsonAs(o.config, ConfigFile, 'config file ({"ous": {...}, "train": {...}})') : {};
   const raw = { ous: { ...(stored?.ous ?? {}), ...(file.ous ?? {}) }, train: { ...(stored?.train ?? {}), ...(file.train ?? {}) } };
   applySets(raw, o.sets ?? []);
   if (o.model) raw.ous.model = o.model;
   if (o.seed !== undefined) raw.train.seed = o.seed;
+  const info = cacheInfoOf(o.cache);
   // On resume the run's own classes stand (the check below names a changed cache or classes).
-  if (!stored) takeClassesFromCache(raw.ous, cacheInfoOf(o.cache), o.cache);
+  if (!stored) takeClassesFromCache(raw.ous, info, o.cache);
+  // T comes from the cache: its features have that many frames per clip. (Settings the face-only
+  // baseline does not use, such as tfeLayers, are accepted: one set of --set serves both models.)
+  if (raw.ous.frames !== undefined && raw.ous.frames !== info.frames) {
+    throw new UserError(`frames comes from the cache (${o.cache} has ${info.frames} frames per clip), not ${JSON.stringify(raw.ous.frames)}: extract again with --frames ${JSON.stringify(raw.ous.frames)} into another cache`);
+  }
+  raw.ous.frames = info.frames;
   const ous = resolveOusConfig(raw.ous, o.config ? `OUS config (${o.config} and --set)` : 'OUS config (--set)');
   const cfg = resolveTrainConfig(raw.train, o.config ? `training config (${o.config} and --set)` : 'training config (--set)');
   if (stored) {
@@ -188,55 +182,94 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
     }
   }
   const cache = FeatureCache.open(o.cache);
-  if (cache.info.frames !== ous.frames) ous.frames = cache.info.frames; // T comes from the cache
   const E = cache.data.dims.embed;
   if (E % ous.heads) throw new UserError(`heads = ${ous.heads} does not divide the encoder width E = ${E} of ${o.cache} (attention splits E among the heads): use one of ${divisors(E).join(', ')}`);
   const C = ous.classNames.length;
   const maxLabel = cache.data.labels.reduce((m, l) => Math.max(m, l), -1);
   if (maxLabel >= C) throw new UserError(`${o.cache} has label ${maxLabel}, outside the ${C} classes of classNames`);
-  const clipDir = o.clip ?? cache.info.clip.path;
-  if (!fs.existsSync(clipDir)) throw new UserError(`the cache was made with CLIP at ${clipDir}, which is gone: pass --clip DIR`);
   const split = splitsOf(cache, cfg.valFraction, cfg.seed);
-  if (!split.train.length || !split.val.length) throw new UserError(`${o.cache}: not enough training clips for a validation split (${split.train.length} train, ${split.val.length} val)`);
+  if (!split.train.length || !split.val.length) throw new UserError(splitProblem(o.cache, cache, split, cfg.valFraction));
+  const clipDir = o.clip ?? cache.info.clip.path;
+  if (pathKind(clipDir) === 'missing') throw new UserError(o.clip ? `--clip ${clipDir}: no such folder` : `the cache was made with CLIP at ${clipDir}, which is gone: pass --clip DIR`);
+  // The text tower must be the one the features came from: other weights of the same widths would
+  // train and predict silently wrong; other widths would fail deep in a matrix product.
+  const clip = loadClipFolder(clipDir, { device: o.device, textOnly: true, expectHash: { hash: cache.info.clip.hash, what: `${o.cache} was extracted with`, flag: o.clip ? '--clip' : 'the cache\'s CLIP' } });
   if (o.force && !o.resume) for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
+  if (stored) repairMetrics(o.out);
   if (stored && cfg.epochs !== stored.train.epochs) {
     // A larger epoch limit on resume is allowed, and recorded in the run.
     const afterEpoch = finishedEpochs(o.out);
     const json = readJson<Record<string, unknown>>(path.join(o.out, 'config.json'));
     const resumes = [...(stored.resumes ?? []), { at: new Date().toISOString(), afterEpoch, epochs: [stored.train.epochs, cfg.epochs] as [number, number] }];
-    writeFileAtomic(path.join(o.out, 'config.json'), JSON.stringify({ ...json, train: { ...(json.train as object), epochs: cfg.epochs }, resumes }, null, 2) + '\n');
+    writeRunConfig(o.out, { ...json, train: { ...(json.train as object), epochs: cfg.epochs }, resumes });
   }
   manualSeed(cfg.seed);
-  const head = buildHead(ous, cache.data.dims, textTowerFromClip(clipDir, o.device));
+  const head = buildHead(ous, cache.data.dims, clip.textTower);
   if (o.device) head.to({ device: o.device });
-  return train({
-    head, ous, train: cfg, data: cache.data, split, outDir: o.out, resume: o.resume, device: o.device, log: o.log,
-    info: { version: RUN_VERSION, cache: path.resolve(o.cache), clip: path.resolve(clipDir), test: split.test.length, inference: inferenceOf(cache) },
-  });
+  try {
+    return await train({
+      head, ous, train: cfg, data: cache.data, split, outDir: o.out, resume: o.resume, device: o.device, log: o.log,
+      info: { version: RUN_VERSION, cache: path.resolve(o.cache), clip: path.resolve(clipDir), test: split.test.length, inference: inferenceOf(cache) },
+    });
+  } catch (err) {
+    // A fresh run that failed before its first epoch finished leaves nothing to resume: its files
+    // go, so that the retry is not refused as "already holds a run (0 epochs)".
+    if (!stored && finishedEpochs(o.out) === 0) for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
+    if (/^loadStateDict\(/.test((err as Error).message ?? '')) throw new UserError(`${path.join(o.out, 'last.safetensors')} does not fit this run's config.json (another run's state?): ${(err as Error).message.replace(/^loadStateDict\([^)]*\): /, '').slice(0, 300)}`);
+    throw fsUserError(err, o.out, 'train:');
+  }
 }
 
-/** What a run records so that inference needs only the run and CLIP: how its features were made. */
-export interface InferenceInfo {
-  frames: number; // T
-  scene: 'mask' | 'full';
-  polarityLayer: number; // k
-  clipHash: string; // sha256 of the CLIP weights the features came from
+/**
+ * A run can resume only from both of its files: the last state (weights, optimizer, loop) and the
+ * best checkpoint. Without the first it would start again from epoch 1; without the second it
+ * would report a best epoch it has no weights for. A run that never finished an epoch has neither
+ * and starts over.
+ */
+function checkResumable(runDir: string): void {
+  const n = finishedEpochs(runDir);
+  const last = path.join(runDir, 'last.safetensors');
+  const best = path.join(runDir, 'checkpoint.safetensors');
+  const hasLast = isRegularFile(last, 'training state');
+  const hasBest = isRegularFile(best, 'checkpoint');
+  if (!n && !hasLast && !hasBest) return;
+  const fix = `train it again with --force, or into another --out`;
+  if (!hasLast) throw new UserError(`train --resume: ${last} is missing (the training state after epoch ${n}), so ${runDir} cannot continue where it stopped: ${fix}`);
+  if (!hasBest) throw new UserError(`train --resume: ${best} is missing (the best epoch's weights), so ${runDir} cannot continue: ${fix}`);
 }
 
 export function inferenceOf(cache: FeatureCache): InferenceInfo {
-  return { frames: cache.info.frames, scene: cache.info.scene, polarityLayer: cache.info.polarityLayer, clipHash: cache.info.clip.hash };
+  return { frames: cache.info.frames, scene: cache.info.scene, polarityLayer: cache.info.polarityLayer, clipHash: cache.info.clip.hash, classNames: cache.info.classNames };
 }
 
-/** A finished run, ready to evaluate: its configs, cache, splits and the best checkpoint's head. */
-export function loadRun(runDir: string, opts: { device?: Device; clip?: string } = {}) {
-  const configFile = path.join(runDir, 'config.json');
-  if (!fs.existsSync(configFile)) throw new UserError(`${runDir} is not a run folder (no config.json)`);
+/** Where a run's cache and CLIP are, when they moved since training (`--cache`, `--clip`). */
+export interface RunPlaces {
+  cache?: string;
+  clip?: string;
+}
+
+/**
+ * A finished run, ready to evaluate: its configs, cache, splits and the best checkpoint's head. A
+ * cache or CLIP given in place of the run's own must be the one it was trained on (same CLIP
+ * weights, classes and frames): else the metrics would be of other features.
+ */
+export function loadRun(runDir: string, opts: { device?: Device } & RunPlaces = {}) {
   const conf = readRunConfig(runDir);
-  const ckpt = path.join(runDir, 'checkpoint.safetensors');
-  if (!fs.existsSync(ckpt)) throw new UserError(`${runDir} has no checkpoint.safetensors yet (no epoch finished)`);
-  const cache = FeatureCache.open(conf.cache);
-  const head: Head = buildHead(conf.ous, cache.data.dims, textTowerFromClip(opts.clip ?? conf.clip, opts.device));
-  head.loadStateDict(loadSafetensors(ckpt));
+  const ckpt = checkpointFile(runDir);
+  const inference = runInference(runDir, conf);
+  const cacheDir = opts.cache ?? conf.cache;
+  if (pathKind(cacheDir) === 'missing') throw new UserError(opts.cache ? `--cache ${cacheDir}: no such folder` : `${runDir} was trained on the cache ${cacheDir}, which is not there: pass --cache DIR`);
+  const info = cacheInfoOf(cacheDir);
+  const theirs = { clipHash: info.clip.hash.slice(0, 12), classNames: info.classNames.join(','), frames: info.frames };
+  const mine = { clipHash: inference.clipHash.slice(0, 12), classNames: conf.ous.classNames.join(','), frames: inference.frames };
+  const diffs = (Object.keys(mine) as Array<keyof typeof mine>).filter((k) => theirs[k] !== mine[k]).map((k) => `${k} (run: ${mine[k]}, cache: ${theirs[k]})`);
+  if (diffs.length) throw new UserError(`${opts.cache ? '--cache ' : ''}${cacheDir} is not the cache ${runDir} was trained on: ${diffs.join('; ')}`);
+  const cache = FeatureCache.open(cacheDir);
+  const clipDir = opts.clip ?? conf.clip;
+  if (pathKind(clipDir) === 'missing') throw new UserError(opts.clip ? `--clip ${clipDir}: no such folder` : `${runDir} was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
+  const clip = loadClipFolder(clipDir, { device: opts.device, textOnly: true, expectHash: { hash: inference.clipHash, what: `${runDir} was trained on`, flag: opts.clip ? '--clip' : "the run's CLIP" } });
+  const head: Head = buildHead(conf.ous, cache.data.dims, clip.textTower);
+  loadHeadWeights(head, ckpt);
   if (opts.device) head.to({ device: opts.device });
   head.eval();
   return { conf, cache, head, splits: splitsOf(cache, conf.train.valFraction, conf.train.seed) };
@@ -255,7 +288,7 @@ export function evalLoaded(run: LoadedRun, split: 'test' | 'val' = 'test', devic
 }
 
 /** A run's best checkpoint on a split of its cache. */
-export function evalRun(runDir: string, split: 'test' | 'val' = 'test', opts: { device?: Device; clip?: string } = {}) {
+export function evalRun(runDir: string, split: 'test' | 'val' = 'test', opts: { device?: Device } & RunPlaces = {}) {
   return evalLoaded(loadRun(runDir, opts), split, opts.device);
 }
 

@@ -7,7 +7,8 @@ export type BoxXywh = [number, number, number, number];
 /** "x y w h" (spaces or commas; negative x, y allowed) for `flag`; w and h must be positive. */
 export function parseBox(text: string, flag = '--box'): BoxXywh {
   const parts = text.trim().split(/[\s,]+/);
-  const b = parts.map((p) => (p === '' ? NaN : Number(p)));
+  // Plain decimals: Number('0x10') is 16 and Number('1e9') a box a billion pixels wide.
+  const b = parts.map((p) => (/^[+-]?(\d+\.?\d*|\.\d+)$/.test(p) ? Number(p) : NaN));
   if (b.length !== 4 || !b.every(Number.isFinite)) throw new UsageError(`${flag} must be "x y w h" (four numbers, in the video's pixels), not '${text}'`);
   if (!(b[2]! > 0 && b[3]! > 0)) throw new UsageError(`${flag} '${text}' has zero or negative size: w and h must be > 0`);
   return b as BoxXywh;
@@ -16,6 +17,8 @@ export function parseBox(text: string, flag = '--box'): BoxXywh {
 /** A box must overlap the frame (a face partly outside it is fine, one entirely outside is not). */
 export function checkBoxInFrame(box: BoxXywh, width: number, height: number, flag = '--box'): void {
   const [x, y, w, h] = box;
+  // A face box larger than twice the frame is no face box (and would allocate a crop of its size).
+  if (w > 2 * width || h > 2 * height) throw new UsageError(`${flag} [${box.join(' ')}] is larger than twice the ${width}×${height} frame (in the video's own pixels)`);
   if (x >= width || y >= height || x + w <= 0 || y + h <= 0) {
     throw new UsageError(`${flag} [${box.join(' ')}] lies outside the ${width}×${height} frame (x in [0, ${width}), y in [0, ${height}), in the video's own pixels)`);
   }

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../util/errors.js';
+import { fsUserError, pathKind } from '../../util/fs.js';
 import type { Split } from '../cache.js';
 
 export interface ClipEntry {
@@ -53,9 +54,17 @@ export function parseCsvLine(line: string): string[] {
 }
 
 export function readLines(file: string): string[] {
-  if (!fs.existsSync(file)) throw new UserError(`missing ${file}`);
-  if (fs.statSync(file).isDirectory()) throw new UserError(`${file} is a folder, not a list of clips`);
-  return fs.readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  // pathKind, not existsSync: a symlink loop or an unreadable path is said as such, and a FIFO is
+  // refused before it is read (it blocks, or reads as an empty file).
+  const kind = pathKind(file);
+  if (kind === 'missing') throw new UserError(`missing ${file}`);
+  if (kind === 'folder') throw new UserError(`${file} is a folder, not a list of clips`);
+  if (kind !== 'file') throw new UserError(`${file} is ${kind.other}, not a list of clips (a regular file)`);
+  try {
+    return fs.readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  } catch (err) {
+    throw fsUserError(err, file, 'cannot read');
+  }
 }
 
 export function fail(what: string, problems: string[]): never {
