@@ -132,17 +132,20 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   // Static files: the names in the one folder, read once; a request names a key of this map or nothing.
   const staticFiles = new Map(fs.readdirSync(STATIC).map((f) => [f, path.join(STATIC, f)]));
 
-  // Sample clips from the built-in benchmark, made in the background (4 s, one per class).
+  // Sample clips from the built-in benchmark, made in the background (4 s, one per class) once the
+  // port is ours.
   const samplesDir = path.join(tempDir, 'samples');
   let samples: Array<{ name: string; file: string; faceBox: [number, number, number, number]; probed: Probed }> = [];
-  const samplesReady = (o.samples ?? 4) > 0
-    ? generateBenchmark({ out: samplesDir, seed: 1, trainPerClass: 0, testPerClass: 1, frames: 32, width: 240, height: 180, agreement: 1 }, { progress: false })
-        .then(async (b) => {
-          const clips = b.clips.slice(0, o.samples ?? 4);
-          samples = await Promise.all(clips.map(async (c, i) => ({ name: `${i}.mp4`, file: c.file, faceBox: c.faceBox, probed: await probeUpload(c.file, { maxBytes: Infinity, maxSeconds: Infinity }) })));
-        })
-        .catch((err) => log(`serve: no sample clips (${(err as Error).message})`))
-    : Promise.resolve();
+  let samplesReady: Promise<void> = Promise.resolve();
+  const makeSamples = () =>
+    (o.samples ?? 4) > 0
+      ? generateBenchmark({ out: samplesDir, seed: 1, trainPerClass: 0, testPerClass: 1, frames: 32, width: 240, height: 180, agreement: 1 }, { progress: false })
+          .then(async (b) => {
+            const clips = b.clips.slice(0, o.samples ?? 4);
+            samples = await Promise.all(clips.map(async (c, i) => ({ name: `${i}.mp4`, file: c.file, faceBox: c.faceBox, probed: await probeUpload(c.file, { maxBytes: Infinity, maxSeconds: Infinity }) })));
+          })
+          .catch((err) => log(`serve: no sample clips (${(err as Error).message})`))
+      : Promise.resolve();
 
   const hosts = allowedHosts(o.host, o.publicHost);
 
@@ -330,6 +333,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     throw err;
   }
   loopDelay.enable();
+  samplesReady = makeSamples();
   try {
     pool = await JobPool.start({ run: o.run, clip: o.clip, device: o.device, precision: o.precision ?? 'fp32', maxSeconds: o.maxSeconds, workers: o.workers, queue: o.queue, workerModule: o.workerModule, log });
   } catch (err) {

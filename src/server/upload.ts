@@ -140,6 +140,9 @@ export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: 
       if (out) return void stream.resume(); // only the first file counts (files: 1 stops more)
       name = displayName(info.filename);
       stream.on('limit', () => fail(tooBig(maxBytes)));
+      // busboy fails the part's stream too when the form breaks ("Unexpected end of form"): an
+      // unhandled 'error' there would end the process.
+      stream.on('error', (err: Error) => fail(new HttpError(422, `the multipart body is malformed (${err.message})`)));
       fileEnded = new Promise((res) => stream.on('end', res));
       write(stream);
     });
