@@ -124,6 +124,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   // How long callbacks wait for this event loop: what predictions would raise were they run here.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   const limit = o.maxUploadMb * 2 ** 20;
+  const requestTimeout = o.requestTimeoutMs ?? 600_000; // an upload's own deadline is 1 s less (a JSON 408)
   const probes = new Limiter(o.probes ?? 2);
   let pool: JobPool | undefined;
   let closing = false;
@@ -213,7 +214,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     const dir = path.join(uploads, crypto.randomUUID());
     try {
       fs.mkdirSync(dir);
-      const got = await receiveUpload(req, dir, limit);
+      const got = await receiveUpload(req, dir, limit, requestTimeout - 1000);
       const probed = await probes.run(() => probeUpload(got.file, { maxBytes: limit, maxSeconds: o.maxSeconds }));
       if (faceBox) checkBox(faceBox, probed);
       if (closing) throw shutting();
@@ -307,7 +308,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const server = http.createServer(
     {
       headersTimeout: o.headersTimeoutMs ?? 10_000,
-      requestTimeout: o.requestTimeoutMs ?? 600_000,
+      requestTimeout,
       keepAliveTimeout: 5_000,
       connectionsCheckingInterval: Math.min(1_000, o.headersTimeoutMs ?? 1_000),
       maxHeaderSize: 16 * 1024,

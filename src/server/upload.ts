@@ -79,17 +79,21 @@ export function displayName(name: string | undefined): string {
  * HttpError (400, 413, 422) the moment the body breaks a limit or its form is malformed; an
  * unterminated multipart body fails when the request ends. The caller deletes `dir` on failure.
  */
-export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: number): Promise<Received> {
+export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: number, deadlineMs = 600_000): Promise<Received> {
   const partial = path.join(dir, 'video.part');
   const file = path.join(dir, 'video');
   return new Promise<Received>((resolve, reject) => {
     let settled = false;
+    // A body slower than this (or shorter than its Content-Length) gets a JSON 408, before Node's
+    // own request timeout (a bare 408) would end it.
+    const timer = setTimeout(() => fail(new HttpError(408, `the upload did not arrive within ${deadlineMs / 1000} s`, { Connection: 'close' })), deadlineMs);
     let out: fs.WriteStream | undefined;
     let bytes = 0;
     let name = 'upload';
     const fail = (e: HttpError) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       req.unpipe();
       out?.destroy();
       reject(e);
@@ -103,6 +107,7 @@ export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: 
         fs.rename(partial, file, (err) => {
           if (settled) return;
           settled = true;
+          clearTimeout(timer);
           if (err) reject(err);
           else resolve({ file, name, bytes });
         });
