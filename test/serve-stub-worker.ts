@@ -42,11 +42,11 @@ process.on('message', (m: ToWorker) => {
     const windows = [];
     for (let i = 0; i < k; i++) {
       send({ type: 'progress', id: m.id, stage: 'classify', fraction: i / k });
-      const w = { start: i, end: i + 2, emotion: i % 2 ? 'b' : 'a', probabilities: { a: 0.5 + (i % 2 ? -0.1 : 0.1), b: 0.5 - (i % 2 ? -0.1 : 0.1) }, polarity: null, sceneEffect: null, faceBox: [0, 0, 4, 4] as [number, number, number, number] };
+      const w = { start: i, end: i + 2, emotion: i % 2 ? 'b' : 'a', probabilities: { a: 0.5 + (i % 2 ? -0.1 : 0.1), b: 0.5 - (i % 2 ? -0.1 : 0.1) }, polarity: null, sceneEffect: null, faceBox: [20, 10, 40, 40] as [number, number, number, number] };
       windows.push(w);
       send({ type: 'window', id: m.id, window: w, k: i, total: k });
       await sleep(step);
     }
-    send({ type: 'done', id: m.id, result: { video: m.file, emotion: 'a', probabilities: { a: 0.6, b: 0.4 }, polarity: null, sceneEffect: null, faceMissing: false, duration: k + 1, width: 96, height: 72, windows, faces: [{ time: 0, box: [0, 0, 4, 4], detected: true }], summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' } } });
+    send({ type: 'done', id: m.id, result: { video: m.file, emotion: 'a', probabilities: { a: 0.6, b: 0.4 }, polarity: null, sceneEffect: null, faceMissing: false, duration: k + 1, width: 96, height: 72, windows, faces: [{ time: 0, box: [20, 10, 40, 40], detected: true }], summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' } } });
   });
 });

@@ -48,8 +48,12 @@ async function init() {
     if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]);
   });
   $('video').addEventListener('timeupdate', () => showTime($('video').currentTime));
-  // The crops need a decoded frame: draw them as soon as the first one is there, not at the first seek.
-  $('video').addEventListener('loadeddata', () => showTime($('video').currentTime));
+  // The crops need a painted frame, which Chromium has only after a seek (at loadeddata a canvas
+  // copy of the video is still blank): seek to where it is, and 'seeked' draws them.
+  $('video').addEventListener('loadeddata', () => {
+    const v = $('video');
+    v.currentTime = v.currentTime;
+  });
   $('video').addEventListener('seeked', () => showTime($('video').currentTime));
   $('timeline').addEventListener('click', seekFromChart);
 }
