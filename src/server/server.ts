@@ -353,10 +353,10 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const shutdown = (s: { graceMs?: number; lingerMs?: number } = {}) =>
     (closed ??= (async () => {
       closing = true;
-      const before = new Set([...pool!.jobs.values()].filter((j) => j.status === 'queued' || j.status === 'running').map((j) => j.id));
+      // Every job still open is owed one poll that shows how it ended (a poll before it ends does not count).
+      for (const j of pool!.jobs.values()) if (j.status === 'queued' || j.status === 'running') endedWhileClosing.add(j.id);
       await pool!.drain(s.graceMs ?? 0);
       // Answer polls a little longer, so each client sees how its job ended (or until all have).
-      for (const id of before) endedWhileClosing.add(id);
       const until = Date.now() + (s.lingerMs ?? 0);
       while (endedWhileClosing.size && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       loopDelay.disable();
