@@ -232,7 +232,7 @@ function workersRunning(): string[] {
   });
 }
 
-test('ous serve on a port in use or a bad --host: one line, exit 1, no worker left', async () => {
+test('ous serve on a port in use or a bad --host: one line, exit 1, no worker left; ous predict refuses the same absurd box', async () => {
   const blocker = net.createServer();
   await new Promise<void>((res) => blocker.listen(0, '127.0.0.1', () => res()));
   const used = (blocker.address() as net.AddressInfo).port;
@@ -251,6 +251,10 @@ test('ous serve on a port in use or a bad --host: one line, exit 1, no worker le
       assert.ok(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')).length <= tempBefore, 'no temp folder left');
     }
     assert.deepEqual(workersRunning(), [], 'no worker process outlives the command');
+    // The box check is the CLI's too: ous predict --box with a box that dwarfs the frame.
+    const p = spawnSync(process.execPath, [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 1e9 1e9'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(p.status, 2, p.stderr);
+    assert.match(p.stderr, /--box \[0 0 1000000000 1000000000\] is larger than 2× the 96×72 frame/);
   } finally {
     blocker.close();
   }
