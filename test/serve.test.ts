@@ -110,6 +110,10 @@ test('the API: predictions equal ous predict --json; every limit answers as docu
     for (const [k, v] of Object.entries(cliBoxed.probabilities)) assert.ok(Math.abs(done.result.probabilities[k] - v) < 1e-6, k);
     assert.equal(done.result.windows.length, 3);
     assert.equal(done.result.video, 'upload', 'no server path in the answer');
+    // The windows streamed while the job ran (Predictor.predict's onWindow) are the result's, in order.
+    assert.ok(Array.isArray(done.windows));
+    assert.deepEqual(done.windows, done.result.windows.slice(0, done.windows.length));
+    process.stderr.write(`# serve: ${done.windows.length} of ${done.result.windows.length} windows streamed before the result\n`);
     const boundary = 'xYz0123';
     const multipart = Buffer.concat([
       Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="clip.mp4"\r\nContent-Type: video/mp4\r\n\r\n`),
