@@ -52,6 +52,7 @@ test('an unterminated multipart body (132 bytes) is answered within 1 s; the ser
     const r = await request(`${s.url}/api/predict`, { method: 'POST', body, headers: { 'Content-Type': 'multipart/form-data; boundary=b' }, timeoutMs: 5000 });
     assert.equal(r.status, 422, JSON.stringify(r.body));
     assert.ok(r.ms < 1000, `answered in ${r.ms.toFixed(0)} ms`);
+    process.stderr.write(`# unterminated multipart: 422 in ${r.ms.toFixed(0)} ms\n`);
     assert.match(r.body.error, /multipart body is malformed/);
     // Also: bytes left equal to the boundary's length (the old parser's endless loop), and a big text field before the file.
     const tricky = Buffer.from(head + 'yyyy\r\n--b');
