@@ -166,6 +166,22 @@ test('slow clients: headers that never finish are closed by the header timeout; 
   }
 });
 
+test('the connection cap (256 by default, 4 here): silent connections past it are refused at once, and the idle timeout frees the places', async () => {
+  const s = await serve({ maxConnections: 4, idleTimeoutMs: 1000, headersTimeoutMs: 5000 });
+  try {
+    const silent = Array.from({ length: 4 }, () => rawConnection(port(s), '', 8000));
+    await new Promise((res) => setTimeout(res, 200));
+    const over = await request(`${s.url}/api/health`, { timeoutMs: 3000 });
+    assert.equal(over.status, 0, `a fifth connection is closed at once: ${JSON.stringify(over)}`);
+    assert.ok(over.ms < 1000);
+    const closed = await Promise.all(silent);
+    assert.ok(closed.every((c) => c.closed && c.ms < 4000), JSON.stringify(closed));
+    assert.equal((await request(`${s.url}/api/health`, { timeoutMs: 3000 })).status, 200, 'answered again once the idle ones are closed');
+  } finally {
+    await s.close();
+  }
+});
+
 test('Host and Origin: a foreign Host is 421, a cross-origin POST 403 (text/plain and multipart), this origin and --public-host pass; security headers on every answer; the model info from the worker', async () => {
   const s = await serve({ publicHost: ['ous.example'] });
   try {
