@@ -1,22 +1,37 @@
-// Messages between the HTTP server and its worker processes (child_process IPC, JSON).
-import type { Prediction, Stage } from '../predict/predictor.js';
-import type { Precision } from '../torch/index.js';
+// Messages between the HTTP server and its worker processes (child_process IPC, JSON). The worker's
+// settings travel here too (the first message), not in environment variables.
+import type { Prediction, Stage, WindowPrediction } from '../predict/predictor.js';
+import type { Device, Precision } from '../torch/index.js';
+import type { EnginePreference } from '../data/encoder.js';
 
 export interface ModelInfo {
-  run: string;
+  run: string; // the run folder's name (never the server's path to it)
   classes: string[];
   polarities: string[];
   encoder: { clipHash: string; precision: Precision; embed: number; visionWidth: number; frames: number; scene: 'mask' | 'full'; polarityLayer: number };
   config: Record<string, unknown>; // the run's OUS config
 }
 
-/** server -> worker */
-export type ToWorker = { type: 'job'; id: string; file: string; window?: number; stride?: number; faceBox?: [number, number, number, number] };
+export interface WorkerSettings {
+  run: string;
+  clip?: string;
+  device?: Device;
+  precision: Precision;
+  threads: number; // libtorch threads in this worker (cores / workers)
+  maxSeconds: number; // a video whose decoded length passes this fails (--max-seconds)
+  engine?: EnginePreference; // which engine runs CLIP's vision tower ('auto'; the CLI's OUS_ENGINE)
+}
+
+/** server -> worker: the settings once, then jobs one at a time */
+export type ToWorker =
+  | { type: 'init'; settings: WorkerSettings }
+  | { type: 'job'; id: string; file: string; window?: number; stride?: number; faceBox?: [number, number, number, number] };
 
 /** worker -> server */
 export type FromWorker =
   | { type: 'ready'; model: ModelInfo }
   | { type: 'progress'; id: string; stage: Stage; fraction: number }
+  | { type: 'window'; id: string; window: WindowPrediction; k: number; total: number }
   | { type: 'done'; id: string; result: Prediction }
   | { type: 'failed'; id: string; error: string; userError: boolean }
   | { type: 'fatal'; error: string; userError: boolean }; // the model did not load

@@ -14,13 +14,22 @@ export function parseBox(text: string, flag = '--box'): BoxXywh {
   return b as BoxXywh;
 }
 
-/** A box must overlap the frame (a face partly outside it is fine, one entirely outside is not). */
+/** How many times the frame's size a box may be: a face partly outside the frame is fine, a box that
+ * dwarfs it is a mistake and would make a crop of that size for every frame (minutes of work). */
+export const MAX_BOX_TIMES_FRAME = 2;
+
+/** A box must overlap the frame (a face partly outside it is fine, one entirely outside is not), and
+ * be at most MAX_BOX_TIMES_FRAME times the frame's width and height. Used by `ous predict --box` and
+ * by `ous serve`'s ?box=. */
 export function checkBoxInFrame(box: BoxXywh, width: number, height: number, flag = '--box'): void {
   const [x, y, w, h] = box;
   // A face box larger than twice the frame is no face box (and would allocate a crop of its size).
   if (w > 2 * width || h > 2 * height) throw new UsageError(`${flag} [${box.join(' ')}] is larger than twice the ${width}×${height} frame (in the video's own pixels)`);
   if (x >= width || y >= height || x + w <= 0 || y + h <= 0) {
     throw new UsageError(`${flag} [${box.join(' ')}] lies outside the ${width}×${height} frame (x in [0, ${width}), y in [0, ${height}), in the video's own pixels)`);
+  }
+  if (w > MAX_BOX_TIMES_FRAME * width || h > MAX_BOX_TIMES_FRAME * height) {
+    throw new UsageError(`${flag} [${box.join(' ')}] is larger than ${MAX_BOX_TIMES_FRAME}× the ${width}×${height} frame: give the face's box in the video's own pixels`);
   }
 }
 

@@ -26,7 +26,7 @@ async function init() {
   try {
     state.model = await getJson('/api/model');
     const m = state.model;
-    $('model').textContent = `${m.config.model} run ${m.run.split("/").pop()}: ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
+    $('model').textContent = `${m.config.model} run ${m.run}: ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
   } catch (e) {
     $('model').textContent = `the model is not available: ${e.message}`;
   }
@@ -48,6 +48,12 @@ async function init() {
     if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]);
   });
   $('video').addEventListener('timeupdate', () => showTime($('video').currentTime));
+  // The crops need a painted frame, which Chromium has only after a seek (at loadeddata a canvas
+  // copy of the video is still blank): seek to where it is, and 'seeked' draws them.
+  $('video').addEventListener('loadeddata', () => {
+    const v = $('video');
+    v.currentTime = v.currentTime;
+  });
   $('video').addEventListener('seeked', () => showTime($('video').currentTime));
   $('timeline').addEventListener('click', seekFromChart);
 }
@@ -58,30 +64,74 @@ function upload(file) {
   start('/api/predict', body, URL.createObjectURL(file));
 }
 
-async function start(url, body, videoUrl) {
+/** Forget the last result: nothing of it may stay on screen while the next video is worked on. */
+function clearResult() {
+  state.result = null;
+  state.window = -1;
   $('result').hidden = true;
+  $('live').hidden = true;
+  $('live-timeline').replaceChildren();
+  $('timeline').replaceChildren();
+  $('emotion').textContent = '';
+  $('face-missing').hidden = true;
+  for (const id of ['probabilities', 'polarity', 'scene-effect', 'window-range', 'window-emotion']) $(id).replaceChildren();
+  for (const id of ['face-crop', 'scene-crop']) {
+    const c = $(id);
+    c.getContext('2d').clearRect(0, 0, c.width, c.height);
+  }
+  const v = $('video');
+  v.removeAttribute('src');
+  v.load();
+  if (state.videoUrl?.startsWith('blob:')) URL.revokeObjectURL(state.videoUrl);
+  state.videoUrl = null;
+  delete document.body.dataset.emotion;
+}
+
+/** Each stage's share of the whole job, for the overall bar (the stage's own percentage is shown as is). */
+const STAGES = { decode: [0, 0.05], detect: [0.05, 0.35], encode: [0.4, 0.5], classify: [0.9, 0.1] };
+
+async function start(url, body, videoUrl) {
+  clearResult();
+  state.videoUrl = videoUrl;
+  const run = (state.run = (state.run ?? 0) + 1); // a newer start makes this one stop polling
   document.body.dataset.state = 'working';
   status('uploading…', 0);
   let job;
   try {
     job = await getJson(url, { method: 'POST', body });
   } catch (e) {
+    if (run !== state.run) return;
     document.body.dataset.state = 'error';
-    return status(e.status === 503 ? `${e.message} (in ${e.retryAfter} s)` : e.message, 0, true);
+    return status(e.status === 503 && e.retryAfter ? `${e.message} (in ${e.retryAfter} s)` : e.message, 0, true);
   }
   for (;;) {
+    if (run !== state.run) return;
     const j = await getJson(`/api/jobs/${job.id}`).catch((e) => ({ status: 'failed', error: e.message }));
+    if (run !== state.run) return;
     if (j.status === 'queued') status(`waiting in the queue: position ${j.position}`, 0);
-    else if (j.status === 'running') status(`${j.stage ?? 'starting'}: ${Math.round(100 * j.progress)}%`, ({ decode: 0, detect: 0.1, encode: 0.4, classify: 0.9 }[j.stage] ?? 0) + 0.3 * j.progress);
-    else if (j.status === 'failed') {
+    else if (j.status === 'running') {
+      const [base, share] = STAGES[j.stage] ?? [0, 0];
+      const windows = j.windows?.length ? ` (window ${j.windows.length} of ${j.windowsTotal ?? '?'})` : '';
+      status(`${j.stage ?? 'starting'}: ${Math.round(100 * (j.progress ?? 0))}%${windows}`, base + share * (j.progress ?? 0));
+      showLive(j);
+    } else if (j.status === 'failed') {
       document.body.dataset.state = 'error';
+      $('live').hidden = true;
       return status(j.error, 0, true);
     } else {
       status('done', 1);
+      $('live').hidden = true;
       return show(j.result, videoUrl);
     }
     await new Promise((r) => setTimeout(r, 300));
   }
+}
+
+/** The timeline of the windows classified so far, on the whole video's time axis. */
+function showLive(j) {
+  if (!j.windows?.length || !state.model) return;
+  $('live').hidden = false;
+  drawTimeline($('live-timeline'), state.model.classes, j.windows, j.duration ?? 0);
 }
 
 function show(result, videoUrl) {
@@ -89,12 +139,13 @@ function show(result, videoUrl) {
   state.window = -1;
   const v = $('video');
   v.src = videoUrl;
+  state.videoUrl = videoUrl;
   $('overlay').setAttribute('viewBox', `0 0 ${result.width} ${result.height}`);
   $('player').style.aspectRatio = `${result.width} / ${result.height}`;
   $('emotion').textContent = result.emotion;
   $('face-missing').hidden = !result.faceMissing;
   $('result').hidden = false;
-  drawTimeline(result);
+  state.x = drawTimeline($('timeline'), Object.keys(result.probabilities), result.windows, result.duration);
   showTime(0);
   document.body.dataset.state = 'done';
   document.body.dataset.emotion = result.emotion;
@@ -118,7 +169,7 @@ function showTime(t) {
   const box = $('facebox');
   for (const [k, val] of Object.entries({ x, y, width: w, height: h })) box.setAttribute(k, val);
   box.style.stroke = f.detected ? '#0f0' : '#fc0';
-  const cursor = $('cursor');
+  const cursor = $('timeline').querySelector('.cursor');
   if (cursor) cursor.setAttribute('transform', `translate(${state.x(t)},0)`);
   const i = windowAt(t);
   if (i !== state.window) showWindow(i);
@@ -181,47 +232,56 @@ function el(name, attrs, parent) {
   return e;
 }
 
-function drawTimeline(r) {
-  const svg = $('timeline');
+// The timeline's layout (viewBox units): the legend in its own strip above the band, the plot below
+// it, the time axis under the plot; nothing overlaps the lines.
+const TL = { W: 640, H: 210, left: 34, right: 14, legend: 16, band: 14, bottom: 22 };
+
+/** Draws windows on `svg` over [0, duration] s; returns the time-to-x function. */
+function drawTimeline(svg, names, windows, duration) {
   svg.replaceChildren();
-  const W = 640, H = 190, left = 34, right = 8, top = 8, band = 14, bottom = 22;
+  const { W, H, left, right, band, bottom } = TL;
+  const legendRows = Math.ceil(names.length / 6);
+  const top = 4 + TL.legend * legendRows;
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  const names = Object.keys(r.probabilities);
-  const end = Math.max(r.duration || 0, ...r.windows.map((w) => w.end)) || 1;
+  const end = Math.max(duration || 0, ...windows.map((w) => w.end)) || 1;
   const x = (t) => left + ((W - left - right) * t) / end;
-  const y = (p) => top + band + 4 + (H - top - band - 4 - bottom) * (1 - p);
-  state.x = x;
-  // Axes: probability 0..1, seconds.
+  const plotTop = top + band + 6;
+  const y = (p) => plotTop + (H - plotTop - bottom) * (1 - p);
+  // Legend: six names a row, above everything else.
+  names.forEach((n, c) => {
+    const lx = left + (c % 6) * 98;
+    const ly = 4 + Math.floor(c / 6) * TL.legend + 10;
+    el('rect', { class: 'legend', x: lx, y: ly - 8, width: 8, height: 8, fill: colour(c, names.length) }, svg);
+    el('text', { class: 'legend', x: lx + 11, y: ly, 'font-size': 10, fill: '#333' }, svg).textContent = n;
+  });
+  // Axes: probability 0..1, seconds (the first label starts at the axis, the last ends at it).
+  el('rect', { class: 'plot', x: left, y: y(1), width: W - left - right, height: y(0) - y(1), fill: 'none' }, svg);
   for (const p of [0, 0.5, 1]) {
     el('line', { x1: left, x2: W - right, y1: y(p), y2: y(p), stroke: '#ddd' }, svg);
-    el('text', { x: left - 4, y: y(p) + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#666' }, svg).textContent = p.toFixed(1);
+    el('text', { class: 'axis', x: left - 4, y: y(p) + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#666' }, svg).textContent = p.toFixed(1);
   }
   const ticks = Math.min(10, Math.ceil(end));
   for (let k = 0; k <= ticks; k++) {
     const t = (end * k) / ticks;
-    el('text', { x: x(t), y: H - 6, 'text-anchor': 'middle', 'font-size': 10, fill: '#666' }, svg).textContent = `${t.toFixed(t < 10 ? 1 : 0)} s`;
+    const anchor = k === 0 ? 'start' : k === ticks ? 'end' : 'middle';
+    el('text', { class: 'axis', x: x(t), y: H - 6, 'text-anchor': anchor, 'font-size': 10, fill: '#666' }, svg).textContent = `${t.toFixed(t < 10 ? 1 : 0)} s`;
   }
   // The band: each window's top class.
-  r.windows.forEach((w, i) => {
+  windows.forEach((w, i) => {
     const rect = el('rect', { class: 'win', 'data-i': i, x: x(w.start), y: top, width: Math.max(1, x(w.end) - x(w.start)), height: band, fill: colour(names.indexOf(w.emotion), names.length), opacity: 0.8 }, svg);
     el('title', {}, rect).textContent = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${w.emotion}`;
   });
   // One line per class through the window centres (a dot for a single window).
   names.forEach((n, c) => {
-    const pts = r.windows.map((w) => `${x((w.start + w.end) / 2).toFixed(1)},${y(w.probabilities[n]).toFixed(1)}`);
+    const pts = windows.map((w) => `${x((w.start + w.end) / 2).toFixed(1)},${y(w.probabilities[n]).toFixed(1)}`);
     if (pts.length > 1) el('polyline', { class: 'line', 'data-class': n, points: pts.join(' '), fill: 'none', stroke: colour(c, names.length), 'stroke-width': 2 }, svg);
     else el('circle', { class: 'line', 'data-class': n, cx: pts[0].split(',')[0], cy: pts[0].split(',')[1], r: 4, fill: colour(c, names.length) }, svg);
   });
-  // Legend.
-  names.forEach((n, c) => {
-    const lx = left + 6 + (c % 4) * 90;
-    const ly = top + band + 14 + Math.floor(c / 4) * 12;
-    el('rect', { x: lx, y: ly - 8, width: 8, height: 8, fill: colour(c, names.length) }, svg);
-    el('text', { x: lx + 11, y: ly, 'font-size': 10, fill: '#333' }, svg).textContent = n;
-  });
-  const cursor = el('g', { id: 'cursor' }, svg);
+  const cursor = el('g', { class: 'cursor' }, svg);
   el('line', { x1: 0, x2: 0, y1: top, y2: H - bottom, stroke: '#222', 'stroke-width': 1.5 }, cursor);
-  svg.dataset.windows = r.windows.length;
+  svg.dataset.windows = windows.length;
+  state.end = end;
+  return x;
 }
 
 function seekFromChart(ev) {
@@ -229,9 +289,9 @@ function seekFromChart(ev) {
   if (!r) return;
   const svg = $('timeline');
   const box = svg.getBoundingClientRect();
-  const vx = ((ev.clientX - box.left) / box.width) * 640;
+  const vx = ((ev.clientX - box.left) / box.width) * TL.W;
   const end = Math.max(r.duration || 0, ...r.windows.map((w) => w.end)) || 1;
-  const t = Math.max(0, Math.min(end, ((vx - 34) / (640 - 34 - 8)) * end));
+  const t = Math.max(0, Math.min(end, ((vx - TL.left) / (TL.W - TL.left - TL.right)) * end));
   const v = $('video');
   if (v.readyState >= 1) v.currentTime = t;
   showTime(t);

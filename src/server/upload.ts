@@ -1,0 +1,264 @@
+// Uploads to `ous serve`: the body parsed as a stream (busboy for multipart/form-data, else the raw
+// body) into a server-made file, with limits on every part of it; then ffprobe, limited to the file
+// protocol and an allow-list of video containers, measures it before any worker sees it.
+//
+// Everything here runs on the server's event loop, so nothing blocks it: files are written as the
+// bytes arrive and ffprobe/ffmpeg run as child processes at the workers' low priority.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import type * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import busboy from 'busboy';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The container formats an upload may be (ffmpeg demuxer names, as ffprobe's format_name says
+ * them). Video containers and raw streams only: none of them opens another file or URL. Playlists
+ * (hls, dash), lists (concat, ffconcat), image sequences (image2 and the *_pipe image readers),
+ * subtitles, and the rest of ffmpeg's ~300 demuxers are refused before they read the upload.
+ */
+export const CONTAINERS: Record<string, string> = {
+  'mov,mp4,m4a,3gp,3g2,mj2': 'MP4/MOV',
+  'matroska,webm': 'Matroska/WebM',
+  avi: 'AVI',
+  mpegts: 'MPEG-TS',
+  mpeg: 'MPEG-PS',
+  gif: 'GIF',
+  h264: 'raw H.264',
+  hevc: 'raw H.265',
+};
+const FORMAT_WHITELIST = Object.keys(CONTAINERS).join(',');
+/** ffmpeg's options for reading an upload: local files only, the allow-listed demuxers only. */
+export const SAFE_INPUT = ['-protocol_whitelist', 'file', '-format_whitelist', FORMAT_WHITELIST];
+
+/** What some refused formats are, for the 422's reason. */
+const REFUSED_NAMES: Record<string, string> = {
+  hls: 'an HLS playlist',
+  dash: 'a DASH manifest',
+  concat: 'a concat list',
+  image2: 'an image sequence',
+  png_pipe: 'a PNG image',
+  jpeg_pipe: 'a JPEG image',
+  webp_pipe: 'a WebP image',
+  tty: 'a text file',
+};
+
+export interface UploadLimits {
+  maxBytes: number;
+  maxSeconds: number;
+  probeTimeoutMs?: number; // ffprobe/ffmpeg on one upload (30 s)
+}
+
+export interface Received {
+  file: string;
+  name: string; // the client's file name, for display only (never a path here)
+  bytes: number;
+}
+
+const tooBig = (limit: number) => new HttpError(413, `the upload passes the limit of ${+(limit / 2 ** 20).toFixed(2)} MB (--max-upload-mb)`, { Connection: 'close' });
+
+/** A client's file name as something to show: no folders, no control characters, at most 120 characters. */
+export function displayName(name: string | undefined): string {
+  const base = (name ?? '').split(/[\\/]/).pop()!.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  return base.slice(0, 120) || 'upload';
+}
+
+/**
+ * Reads a request body into `dir`/video: a multipart/form-data body's first file part, or the body
+ * itself. The file is written under a temporary name and renamed once complete. Rejects with an
+ * HttpError (400, 413, 422) the moment the body breaks a limit or its form is malformed; an
+ * unterminated multipart body fails when the request ends. The caller deletes `dir` on failure.
+ */
+export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: number, deadlineMs = 600_000): Promise<Received> {
+  const partial = path.join(dir, 'video.part');
+  const file = path.join(dir, 'video');
+  return new Promise<Received>((resolve, reject) => {
+    let settled = false;
+    // A body slower than this (or shorter than its Content-Length) gets a JSON 408, before Node's
+    // own request timeout (a bare 408) would end it.
+    const timer = setTimeout(() => fail(new HttpError(408, `the upload did not arrive within ${deadlineMs / 1000} s`, { Connection: 'close' })), deadlineMs);
+    let out: fs.WriteStream | undefined;
+    let bytes = 0;
+    let name = 'upload';
+    const fail = (e: HttpError) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.unpipe();
+      out?.destroy();
+      reject(e);
+    };
+    const done = () => {
+      if (settled) return;
+      if (!out) return fail(new HttpError(422, 'the multipart body has no file part: send the video as a file field'));
+      if (bytes === 0) return fail(new HttpError(422, 'the upload is empty: send the video as the body or as a multipart file'));
+      out.end(() => {
+        if (settled) return;
+        fs.rename(partial, file, (err) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve({ file, name, bytes });
+        });
+      });
+    };
+    const write = (stream: NodeJS.ReadableStream) => {
+      out = fs.createWriteStream(partial, { flags: 'wx' });
+      out.on('error', (e) => fail(new HttpError(500, `cannot store the upload (${(e as NodeJS.ErrnoException).code ?? e.message})`)));
+      stream.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > maxBytes) fail(tooBig(maxBytes));
+      });
+      stream.pipe(out, { end: false });
+    };
+    req.on('aborted', () => fail(new HttpError(400, 'the upload was interrupted')));
+    req.on('error', () => fail(new HttpError(400, 'the upload was interrupted')));
+
+    const type = req.headers['content-type'] ?? '';
+    if (!/^multipart\/form-data/i.test(type)) {
+      write(req);
+      req.on('end', done);
+      return;
+    }
+    let bb: busboy.Busboy;
+    try {
+      bb = busboy({
+        headers: req.headers,
+        limits: { fileSize: maxBytes, files: 1, fields: 8, fieldSize: 4096, fieldNameSize: 100, parts: 10, headerPairs: 16 },
+      });
+    } catch (err) {
+      return fail(new HttpError(400, `the multipart Content-Type is unusable (${(err as Error).message})`));
+    }
+    let fileEnded: Promise<void> = Promise.resolve();
+    bb.on('file', (_field, stream, info) => {
+      if (out) return void stream.resume(); // only the first file counts (files: 1 stops more)
+      name = displayName(info.filename);
+      stream.on('limit', () => fail(tooBig(maxBytes)));
+      // busboy fails the part's stream too when the form breaks ("Unexpected end of form"): an
+      // unhandled 'error' there would end the process.
+      stream.on('error', (err: Error) => fail(new HttpError(422, `the multipart body is malformed (${err.message})`)));
+      fileEnded = new Promise((res) => stream.on('end', res));
+      write(stream);
+    });
+    bb.on('field', () => {});
+    const tooMany = (what: string) => () => fail(new HttpError(413, `the multipart body has too many ${what}: send one video file`, { Connection: 'close' }));
+    bb.on('partsLimit', tooMany('parts'));
+    bb.on('filesLimit', tooMany('files'));
+    bb.on('fieldsLimit', tooMany('fields'));
+    bb.on('error', (err: Error) => fail(new HttpError(422, `the multipart body is malformed (${err.message})`)));
+    bb.on('close', () => void fileEnded.then(done));
+    req.pipe(bb);
+  });
+}
+
+/** Runs an ffmpeg tool at the workers' priority, with a time limit; resolves with stdout, rejects with the last stderr line. */
+function tool(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      // A probe yields the CPU to the HTTP loop like the workers do (nice 10).
+      if (p.pid) os.setPriority(p.pid, 10);
+    } catch {
+      // not allowed here: it runs at the server's priority
+    }
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => stdout.length < 1 << 20 && (stdout += d));
+    p.stderr.on('data', (d) => stderr.length < 1 << 16 && (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', (e) => (clearTimeout(timer), reject(Object.assign(e, { stderr: e.message }))));
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(Object.assign(new Error(`${cmd} failed`), { stderr: signal === 'SIGKILL' ? `${cmd} took longer than ${timeoutMs / 1000} s` : stderr }));
+    });
+  });
+}
+
+export interface Probed {
+  format: string; // ffprobe's format_name, one of CONTAINERS
+  width: number; // displayed size (rotation applied)
+  height: number;
+  duration: number; // seconds: the longer of what the container says and what its packets measure
+}
+
+const rate = (r: unknown) => {
+  const [a, b] = String(r ?? '').split('/').map(Number);
+  return a! > 0 && b! > 0 ? a! / b! : 0;
+};
+
+/**
+ * Checks an upload is a video this server reads: an allow-listed container (playlists, lists and
+ * images refused with 422 naming what they are), at most `maxSeconds` long — measured by counting
+ * its packets (no decoding) as well as from the metadata, so a raw stream without a duration is
+ * measured too — and one frame decodes.
+ */
+export async function probeUpload(file: string, limits: UploadLimits): Promise<Probed> {
+  const timeout = limits.probeTimeoutMs ?? 30_000;
+  const why = (err: unknown) => String((err as { stderr?: string }).stderr ?? '').split(file).join('the upload').trim().split('\n').pop() || 'unknown reason';
+  let probe: { streams?: Array<Record<string, unknown>>; format?: Record<string, unknown> };
+  try {
+    const out = await tool('ffprobe', ['-v', 'error', ...SAFE_INPUT, '-count_packets', '-select_streams', 'v:0', '-show_entries', 'format=format_name,duration:stream=width,height,duration,avg_frame_rate,r_frame_rate,nb_read_packets:stream_tags=rotate:stream_side_data=rotation', '-of', 'json', file], timeout);
+    probe = JSON.parse(out);
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? '');
+    const refused = /\[([\w,]+) @ [^\]]*\] Format not on whitelist/.exec(stderr)?.[1];
+    if (refused) {
+      const what = REFUSED_NAMES[refused] ? `${REFUSED_NAMES[refused]} (${refused})` : `the format ${refused}`;
+      throw new HttpError(422, `the upload is ${what}, which this server does not read: send a video file (${Object.values(CONTAINERS).join(', ')})`);
+    }
+    throw new HttpError(422, `not a readable video (${why(err)})`);
+  }
+  const format = String(probe.format?.format_name ?? '');
+  const s = probe.streams?.[0];
+  if (!s) throw new HttpError(422, `not a video (no video stream in the ${CONTAINERS[format] ?? format} file)`);
+  const side = (s.side_data_list as Array<Record<string, unknown>> | undefined)?.find((d) => d.rotation !== undefined);
+  const rotation = ((Math.round(Number(side?.rotation ?? (s.tags as Record<string, string> | undefined)?.rotate ?? 0)) % 360) + 360) % 360;
+  let [width, height] = [Number(s.width), Number(s.height)];
+  if (rotation === 90 || rotation === 270) [width, height] = [height, width];
+  if (!(width > 0 && height > 0)) throw new HttpError(422, 'not a readable video (no frame size)');
+  // The metadata may be missing (a raw stream) or lie: the packets at the frame rate measure it too.
+  const fps = rate(s.avg_frame_rate) || rate(s.r_frame_rate);
+  const packets = Number(s.nb_read_packets);
+  const measured = fps > 0 && packets > 0 ? packets / fps : 0;
+  const stated = Number(s.duration ?? probe.format?.duration);
+  const duration = Math.max(measured, Number.isFinite(stated) ? stated : 0);
+  if (duration > limits.maxSeconds) throw new HttpError(422, `the video is ${duration.toFixed(1)} s long; this server takes at most ${limits.maxSeconds} s (--max-seconds)`);
+  try {
+    await tool('ffmpeg', ['-v', 'error', '-nostdin', ...SAFE_INPUT, '-i', file, '-map', '0:v:0', '-frames:v', '1', '-f', 'null', '-'], timeout);
+  } catch (err) {
+    throw new HttpError(422, `the video does not decode (${why(err)})`);
+  }
+  return { format, width, height, duration };
+}
+
+/** At most `n` at once; the rest wait in order. */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(readonly n: number) {}
+  get inFlight(): number {
+    return this.active;
+  }
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.active >= this.n) await new Promise<void>((res) => this.waiting.push(res));
+    this.active++;
+    try {
+      return await f();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}

@@ -1,0 +1,52 @@
+// A stand-in for src/server/worker.ts in the pool and route tests: the same IPC messages, no model.
+// A job's behaviour is read from its file: {"seconds": s, "windows": k, "crash": bool, "fail": "why"}.
+// It reports every stage with moving fractions and streams each window before its result.
+import * as fs from 'node:fs';
+import type { FromWorker, ToWorker, WorkerSettings } from '../src/server/protocol.js';
+
+const send = (m: FromWorker) => process.send!(m);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let settings: WorkerSettings | undefined;
+
+process.on('disconnect', () => process.exit(0));
+let chain = Promise.resolve();
+process.on('message', (m: ToWorker) => {
+  if (m.type === 'init') {
+    settings = m.settings;
+    if (settings.run === 'fatal') return send({ type: 'fatal', error: 'no such run', userError: true });
+    // The settings come back in the model info, so a test can see they arrived over IPC.
+    return send({ type: 'ready', model: { run: 'stub', classes: ['a', 'b'], polarities: ['positive', 'negative', 'neutral'], encoder: { clipHash: 'x', precision: settings.precision, embed: 4, visionWidth: 4, frames: 4, scene: 'mask', polarityLayer: 1 }, config: { settings, env: Object.keys(process.env).filter((k) => k.startsWith('OUS_SERVE')) } } });
+  }
+  if (m.type !== 'job') return;
+  chain = chain.then(async () => {
+    const spec = (() => {
+      try {
+        return JSON.parse(fs.readFileSync(m.file, 'utf8')) as { seconds?: number; windows?: number; crash?: boolean; fail?: string };
+      } catch {
+        return {};
+      }
+    })();
+    if (spec.crash) process.exit(3);
+    const k = spec.windows ?? 3;
+    const step = ((spec.seconds ?? 0.05) * 1000) / (4 * 4 + k);
+    for (const stage of ['decode', 'detect', 'encode'] as const) {
+      for (let i = 0; i < 4; i++) {
+        send({ type: 'progress', id: m.id, stage, fraction: i / 4 });
+        await sleep(step);
+      }
+    }
+    if (spec.fail) {
+      send({ type: 'failed', id: m.id, error: `${spec.fail} in ${m.file}`, userError: true });
+      return;
+    }
+    const windows = [];
+    for (let i = 0; i < k; i++) {
+      send({ type: 'progress', id: m.id, stage: 'classify', fraction: i / k });
+      const w = { start: i, end: i + 2, emotion: i % 2 ? 'b' : 'a', probabilities: { a: 0.5 + (i % 2 ? -0.1 : 0.1), b: 0.5 - (i % 2 ? -0.1 : 0.1) }, polarity: null, sceneEffect: null, faceBox: [20, 10, 40, 40] as [number, number, number, number] };
+      windows.push(w);
+      send({ type: 'window', id: m.id, window: w, k: i, total: k });
+      await sleep(step);
+    }
+    send({ type: 'done', id: m.id, result: { video: m.file, emotion: 'a', probabilities: { a: 0.6, b: 0.4 }, polarity: null, sceneEffect: null, faceMissing: false, duration: k + 1, width: 96, height: 72, windows, faces: [{ time: 0, box: [20, 10, 40, 40], detected: true }], summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' } } });
+  });
+});
