@@ -1,4 +1,4 @@
-// `npm run bench [-- engine|clip|streams|train|extract|serve|long ...] [--quick]`: runs the benchmarks, each printed beside
+// `npm run bench [-- engine|clip|streams|train|extract|serve|long|persons ...] [--quick]`: runs the benchmarks, each printed beside
 // the same work in PyTorch (Python) measured in the same run when python3-torch is installed.
 import { getNumThreads } from '../src/torch/index.js';
 import { TorchReference, printTable } from './lib.js';
@@ -12,6 +12,7 @@ import { benchTrain } from './train.js';
 import { benchExtract } from './extract.js';
 import { benchServe } from './serve.js';
 import { benchLong } from './long.js';
+import { benchPersons } from './persons.js';
 
 // OUS_ENGINE and OUS_NUM_THREADS apply here as in the CLI (src/cli/env.ts).
 const suites: Record<string, (torch: TorchReference | null, quick: boolean, engine: EnginePreference) => Promise<void>> = {
@@ -21,6 +22,7 @@ const suites: Record<string, (torch: TorchReference | null, quick: boolean, engi
   extract: async (_torch, quick, engine) => benchExtract(quick, engine),
   serve: async (_torch, quick, engine) => benchServe(quick, engine),
   long: async (_torch, quick, engine) => benchLong(quick, engine),
+  persons: async (_torch, quick, engine) => benchPersons(quick, engine),
   clip: async (torch, quick, engine) => benchClip(torch, quick, engine),
 };
 
