@@ -16,6 +16,8 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
           parameters: [
             { name: 'sample', in: 'query', schema: { type: 'string' }, description: 'predict a built-in sample clip instead of an upload' },
             { name: 'box', in: 'query', schema: { type: 'string' }, description: 'x,y,w,h: a known face box in the video\'s pixels (no detection)' },
+            { name: 'persons', in: 'query', schema: { type: 'string', enum: ['all'] }, description: 'all: a timeline for every person in the video (result.persons)' },
+            { name: 'person', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'one person\'s timeline, by id (0, 1, ...: by first appearance, then left to right)' },
             { name: 'window', in: 'query', schema: { type: 'number' }, description: 'seconds per window (2)' },
             { name: 'stride', in: 'query', schema: { type: 'number' }, description: 'seconds between windows (1)' },
           ],
@@ -50,7 +52,7 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
         Prediction: {
           type: 'object',
           description: 'the same JSON as `ous predict --json`',
-          properties: { video: { type: 'string' }, emotion: { type: 'string' }, probabilities: probs, polarity: { type: ['object', 'null'] }, sceneEffect, faceMissing: { type: 'boolean' }, duration: { type: 'number' }, width: { type: 'number' }, height: { type: 'number' }, windows: { type: 'array', items: window }, faces: { type: 'array', items: { type: 'object', properties: { time: { type: 'number' }, box, detected: { type: 'boolean' } } } }, summary: { type: 'object' } },
+          properties: { video: { type: 'string' }, emotion: { type: 'string' }, probabilities: probs, polarity: { type: ['object', 'null'] }, sceneEffect, faceMissing: { type: 'boolean' }, duration: { type: 'number' }, width: { type: 'number' }, height: { type: 'number' }, windows: { type: 'array', items: window }, faces: { type: 'array', items: { type: 'object', properties: { time: { type: 'number' }, box, detected: { type: 'boolean' } } } }, summary: { type: 'object' }, persons: { type: 'array', description: 'with ?persons=all or ?person=ID: each person\'s own answer and timeline (the fields above are the main person\'s)', items: { type: 'object', properties: { id: { type: 'integer' }, main: { type: 'boolean' }, first: { type: 'number' }, last: { type: 'number' }, emotion: { type: 'string' }, probabilities: probs, windows: { type: 'array', items: window }, faces: { type: 'array', items: { type: 'object' } } } } } },
         },
         Job: {
           type: 'object',

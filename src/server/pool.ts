@@ -19,7 +19,7 @@ export interface Job {
   status: Status;
   stage?: Stage;
   progress: number; // 0..1 within the stage
-  windows: WindowPrediction[]; // classified so far, in order
+  windows: Array<WindowPrediction & { person?: number }>; // classified so far, in order (each person's, with ?persons=all)
   windowsTotal?: number;
   dir?: string; // its upload folder, deleted when it ends
   file: string;
@@ -28,6 +28,7 @@ export interface Job {
   window?: number;
   stride?: number;
   faceBox?: Box;
+  persons?: 'all' | number; // every person (?persons=all) or one (?person=ID)
   result?: Prediction;
   error?: string;
   created: number;
@@ -106,7 +107,7 @@ export class JobPool {
   }
 
   /** Queues a job (its admission released by the caller after this). */
-  submit(j: Pick<Job, 'file' | 'name' | 'dir' | 'duration' | 'window' | 'stride' | 'faceBox'>): Job {
+  submit(j: Pick<Job, 'file' | 'name' | 'dir' | 'duration' | 'window' | 'stride' | 'faceBox' | 'persons'>): Job {
     const job: Job = { ...j, id: crypto.randomUUID(), status: 'queued', progress: 0, windows: [], created: Date.now() };
     this.jobs.set(job.id, job);
     this.queue.push(job);
@@ -206,7 +207,7 @@ export class JobPool {
       const job = this.queue.shift()!;
       w.job = job;
       Object.assign(job, { status: 'running', started: Date.now(), stage: 'decode', progress: 0 });
-      const m: ToWorker = { type: 'job', id: job.id, file: job.file, window: job.window, stride: job.stride, faceBox: job.faceBox };
+      const m: ToWorker = { type: 'job', id: job.id, file: job.file, window: job.window, stride: job.stride, faceBox: job.faceBox, persons: job.persons };
       w.proc.send(m);
     }
     if (!this.workers.some((w) => w.job)) for (const f of [...this.idle]) f();
@@ -240,7 +241,7 @@ export class JobPool {
         const job = w.job;
         if (m.type === 'progress') Object.assign(job, { stage: m.stage, progress: m.fraction });
         else if (m.type === 'window') {
-          job.windows.push(m.window);
+          job.windows.push(m.person === undefined ? m.window : { ...m.window, person: m.person });
           job.windowsTotal = m.total;
         } else {
           w.job = undefined;

@@ -25,13 +25,13 @@ export interface WorkerSettings {
 /** server -> worker: the settings once, then jobs one at a time */
 export type ToWorker =
   | { type: 'init'; settings: WorkerSettings }
-  | { type: 'job'; id: string; file: string; window?: number; stride?: number; faceBox?: [number, number, number, number] };
+  | { type: 'job'; id: string; file: string; window?: number; stride?: number; faceBox?: [number, number, number, number]; persons?: 'all' | number };
 
 /** worker -> server */
 export type FromWorker =
   | { type: 'ready'; model: ModelInfo }
   | { type: 'progress'; id: string; stage: Stage; fraction: number }
-  | { type: 'window'; id: string; window: WindowPrediction; k: number; total: number }
+  | { type: 'window'; id: string; window: WindowPrediction; k: number; total: number; person?: number }
   | { type: 'done'; id: string; result: Prediction }
   | { type: 'failed'; id: string; error: string; userError: boolean }
   | { type: 'fatal'; error: string; userError: boolean }; // the model did not load

@@ -194,6 +194,13 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         throw err;
       }
     }
+    // ?persons=all: a timeline for every person; ?person=ID: one of them (ids by first appearance, then left to right).
+    const [allParam, personParam] = [url.searchParams.get('persons'), url.searchParams.get('person')];
+    if (allParam !== null && allParam !== 'all') throw new HttpError(400, `persons must be 'all', not '${allParam}' (?person=ID asks for one)`, { Connection: 'close' });
+    if (personParam !== null && !/^\d{1,6}$/.test(personParam)) throw new HttpError(400, `person must be a person's id (0, 1, ...), not '${personParam}'`, { Connection: 'close' });
+    if ((allParam !== null || personParam !== null) && boxParam !== null) throw new HttpError(400, 'box is one known face: it does not go with persons or person', { Connection: 'close' });
+    if (allParam !== null && personParam !== null) throw new HttpError(400, 'give persons=all or person=ID, not both', { Connection: 'close' });
+    const persons = allParam !== null ? ('all' as const) : personParam !== null ? Number(personParam) : undefined;
     const sample = url.searchParams.get('sample');
     if (sample !== null) {
       req.resume();
@@ -204,7 +211,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const place = pool.admit();
       if (!place) throw new HttpError(503, `the queue is full: retry later`, { 'Retry-After': pool.retryAfter() });
       // The drawn face's box is known: no detection.
-      const job = pool.submit({ file: s.file, name: `sample ${s.name}`, duration: s.probed.duration, window, stride, faceBox: faceBox ?? s.faceBox });
+      const job = pool.submit({ file: s.file, name: `sample ${s.name}`, duration: s.probed.duration, window, stride, ...(persons !== undefined ? { persons } : { faceBox: faceBox ?? s.faceBox }) });
       place.release();
       return accepted(res, job);
     }
@@ -220,7 +227,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const probed = await probes.run(() => probeUpload(got.file, { maxBytes: limit, maxSeconds: o.maxSeconds }));
       if (faceBox) checkBox(faceBox, probed);
       if (closing) throw shutting();
-      const job = pool.submit({ file: got.file, dir, name: got.name, duration: probed.duration, window, stride, faceBox });
+      const job = pool.submit({ file: got.file, dir, name: got.name, duration: probed.duration, window, stride, faceBox, persons });
       return accepted(res, job);
     } catch (err) {
       fs.rmSync(dir, { recursive: true, force: true });

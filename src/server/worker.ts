@@ -60,9 +60,10 @@ function main(): void {
           window: m.window,
           stride: m.stride,
           faceBox: m.faceBox,
+          persons: m.persons,
           maxSeconds: settings.maxSeconds,
           onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }),
-          onWindow: (window, k, total) => send({ type: 'window', id: m.id, window, k, total }),
+          onWindow: (window, k, total, person) => send({ type: 'window', id: m.id, window, k, total, person }),
         });
         send({ type: 'done', id: m.id, result });
       } catch (err) {

@@ -4,7 +4,11 @@
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
 const pct = (v) => `${(100 * v).toFixed(1)}%`;
-const state = { model: null, result: null, videoUrl: null, window: -1 };
+// result: the job's answer; view: whose answer is shown (the result itself, or one of result.persons).
+const state = { model: null, result: null, view: null, videoUrl: null, window: -1 };
+
+/** A colour per person, apart from the class colours' saturation so boxes read as people. */
+const personColour = (id) => `hsl(${(id * 137) % 360}, 90%, 55%)`;
 
 /** A colour per class index (classes come from the run; none are hard-coded here). */
 const colour = (i, n) => `hsl(${Math.round((360 * i) / Math.max(1, n))}, 65%, 45%)`;
@@ -35,7 +39,7 @@ async function init() {
     const b = document.createElement('button');
     b.textContent = `sample ${i + 1}`; // what a sample shows is for the model to say
     b.dataset.sample = s.name.replace(/\.mp4$/, '');
-    b.addEventListener('click', () => start(`/api/predict?sample=${encodeURIComponent(b.dataset.sample)}`, null, s.url));
+    b.addEventListener('click', () => start(`/api/predict?sample=${encodeURIComponent(b.dataset.sample)}${everyone() && `&${everyone()}`}`, null, s.url));
     $('samples').append(b);
   }
   const drop = $('drop');
@@ -58,17 +62,24 @@ async function init() {
   $('timeline').addEventListener('click', seekFromChart);
 }
 
+/** The query that asks for every person, when the box is ticked ('' otherwise). */
+const everyone = () => ($('all-persons').checked ? 'persons=all' : '');
+
 function upload(file) {
   const body = new FormData();
   body.append('video', file, file.name);
-  start('/api/predict', body, URL.createObjectURL(file));
+  start(`/api/predict${everyone() && `?${everyone()}`}`, body, URL.createObjectURL(file));
 }
 
 /** Forget the last result: nothing of it may stay on screen while the next video is worked on. */
 function clearResult() {
   state.result = null;
+  state.view = null;
   state.window = -1;
   $('result').hidden = true;
+  $('persons').hidden = true;
+  $('person-list').replaceChildren();
+  $('personboxes').replaceChildren();
   $('live').hidden = true;
   $('live-timeline').replaceChildren();
   $('timeline').replaceChildren();
@@ -131,7 +142,9 @@ async function start(url, body, videoUrl) {
 function showLive(j) {
   if (!j.windows?.length || !state.model) return;
   $('live').hidden = false;
-  drawTimeline($('live-timeline'), state.model.classes, j.windows, j.duration ?? 0);
+  // With every person asked for, the windows of all persons arrive interleaved: show the first person's.
+  const first = Math.min(...j.windows.map((w) => w.person ?? 0));
+  drawTimeline($('live-timeline'), state.model.classes, j.windows.filter((w) => (w.person ?? 0) === first), j.duration ?? 0);
 }
 
 function show(result, videoUrl) {
@@ -142,18 +155,63 @@ function show(result, videoUrl) {
   state.videoUrl = videoUrl;
   $('overlay').setAttribute('viewBox', `0 0 ${result.width} ${result.height}`);
   $('player').style.aspectRatio = `${result.width} / ${result.height}`;
-  $('emotion').textContent = result.emotion;
   $('face-missing').hidden = !result.faceMissing;
   $('result').hidden = false;
-  state.x = drawTimeline($('timeline'), Object.keys(result.probabilities), result.windows, result.duration);
-  showTime(0);
+  const persons = result.persons ?? [];
+  $('persons').hidden = !persons.length;
+  $('person-list').replaceChildren(
+    ...persons.map((p) => {
+      const b = document.createElement('button');
+      b.dataset.person = p.id;
+      b.style.color = personColour(p.id);
+      b.textContent = `person ${p.id}${p.main ? ' (main)' : ''}: ${p.emotion} ${pct(p.probabilities[p.emotion])}, ${p.first.toFixed(1)}–${p.last.toFixed(1)} s`;
+      b.addEventListener('click', () => select(p));
+      return b;
+    }),
+  );
+  select(persons.find((p) => p.main) ?? null);
   document.body.dataset.state = 'done';
   document.body.dataset.emotion = result.emotion;
 }
 
+/** Shows one person's answer and timeline (null: the one-person answer). */
+function select(person) {
+  const r = state.result;
+  state.view = person ?? r;
+  state.window = -1;
+  $('whose').textContent = person ? `Person ${person.id}, over their windows` : 'Whole video';
+  $('emotion').textContent = state.view.emotion;
+  for (const b of $('person-list').children) b.classList.toggle('selected', Number(b.dataset.person) === person?.id);
+  state.x = drawTimeline($('timeline'), Object.keys(r.probabilities), state.view.windows, r.duration);
+  showTime($('video').currentTime || 0);
+}
+
+/** The nearest of a track's frames to t, or undefined when t is outside it (by more than a step). */
+function nearestFace(faces, t) {
+  if (!faces.length) return undefined;
+  let f = faces[0];
+  for (const g of faces) if (Math.abs(g.time - t) < Math.abs(f.time - t)) f = g;
+  const step = faces.length > 1 ? (faces[faces.length - 1].time - faces[0].time) / (faces.length - 1) : Infinity;
+  return Math.abs(f.time - t) <= step ? f : undefined;
+}
+
+/** Every person's box at t, in their colour with their id; a click selects them. */
+function drawPersonBoxes(t) {
+  const g = $('personboxes');
+  g.replaceChildren();
+  for (const p of state.result.persons ?? []) {
+    const f = nearestFace(p.faces, t);
+    if (!f) continue;
+    const [x, y, w, h] = f.box;
+    const rect = el('rect', { x, y, width: w, height: h, stroke: personColour(p.id), 'data-person': p.id, class: state.view === p ? 'selected' : '' }, g);
+    rect.addEventListener('click', () => select(p));
+    el('text', { x: x + 4, y: y + 16, fill: personColour(p.id) }, g).textContent = String(p.id);
+  }
+}
+
 /** The window whose centre is nearest to t. */
 function windowAt(t) {
-  const ws = state.result.windows;
+  const ws = state.view.windows;
   let best = 0;
   for (let i = 1; i < ws.length; i++) if (Math.abs((ws[i].start + ws[i].end) / 2 - t) < Math.abs((ws[best].start + ws[best].end) / 2 - t)) best = i;
   return best;
@@ -162,13 +220,16 @@ function windowAt(t) {
 function showTime(t) {
   const r = state.result;
   if (!r) return;
-  // The face box of the nearest tracked frame.
-  let f = r.faces[0];
-  for (const g of r.faces) if (Math.abs(g.time - t) < Math.abs(f.time - t)) f = g;
+  const view = state.view;
+  // The face box of the nearest tracked frame: the one-person answer's, or each person's.
+  let f = view.faces[0];
+  for (const g of view.faces) if (Math.abs(g.time - t) < Math.abs(f.time - t)) f = g;
   const [x, y, w, h] = f.box;
   const box = $('facebox');
+  box.style.display = r.persons ? 'none' : '';
   for (const [k, val] of Object.entries({ x, y, width: w, height: h })) box.setAttribute(k, val);
   box.style.stroke = f.detected ? '#0f0' : '#fc0';
+  if (r.persons) drawPersonBoxes(t);
   const cursor = $('timeline').querySelector('.cursor');
   if (cursor) cursor.setAttribute('transform', `translate(${state.x(t)},0)`);
   const i = windowAt(t);
@@ -193,7 +254,7 @@ function bars(el, probs, names) {
 
 function showWindow(i) {
   state.window = i;
-  const w = state.result.windows[i];
+  const w = state.view.windows[i];
   const names = Object.keys(w.probabilities);
   $('window-range').textContent = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s`;
   $('window-emotion').textContent = w.emotion;
@@ -290,7 +351,7 @@ function seekFromChart(ev) {
   const svg = $('timeline');
   const box = svg.getBoundingClientRect();
   const vx = ((ev.clientX - box.left) / box.width) * TL.W;
-  const end = Math.max(r.duration || 0, ...r.windows.map((w) => w.end)) || 1;
+  const end = Math.max(r.duration || 0, ...state.view.windows.map((w) => w.end)) || 1;
   const t = Math.max(0, Math.min(end, ((vx - TL.left) / (TL.W - TL.left - TL.right)) * end));
   const v = $('video');
   if (v.readyState >= 1) v.currentTime = t;
