@@ -206,7 +206,7 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [['faces', video, '--min-confidence', '0x1'], 2, '--min-confidence'],
   [['predict', video, '--run', 'r7', '--box', '0 0 1e9 1e9'], 2, '--box must be "x y w h"'],
   [['predict', video, '--run', 'r7', '--box', '0x10 0 20 20'], 2, '--box must be "x y w h"'],
-  [['predict', video, '--run', 'r7', '--box', '0 0 1000 1000'], 2, 'is larger than twice the 360×288 frame'],
+  [['predict', video, '--run', 'r7', '--box', '0 0 1000 1000'], 2, 'is larger than 2× the 360×288 frame'],
   ...['0', '-1', 'abc', '1e2', '100000'].map((v): [string[], number, string, Record<string, string>] => [['info'], 1, `OUS_NUM_THREADS must be a whole number from 1 to ${4 * os.availableParallelism()} (four times this machine's logical cores), not '${v}'`, { OUS_NUM_THREADS: v }]),
   // A CLIP folder of the wrong kind, a manifest header naming a column twice.
   [['clip', 'embed', '--model', 'clip-vocab', '--text', 'a'], 1, 'clip-vocab/vocab.json is not a CLIP vocabulary: expected an object of token -> id, not an array'],

@@ -60,8 +60,8 @@ test('two persons side by side: ids left to right, each followed in their own ha
   // The mirror image's face sits where the mirror puts it: x' = 720 - x - w, within a few pixels.
   const [l, r] = [persons[0]!.faces[0]!.box, persons[1]!.faces[0]!.box];
   assert.ok(Math.abs(720 - l[0]! - l[2]! - r[0]!) <= 8, `mirror boxes ${l} and ${r}`);
-  // Their scenes differ (each masks only their own face), so their answers differ.
-  assert.ok(persons[0]!.windows.some((w, i) => Math.abs(w.probabilities.happiness! - persons[1]!.windows[i]!.probabilities.happiness!) > 1e-6));
+  // Their scenes differ (each masks only their own face), so the scene's polarity differs.
+  assert.ok(persons[0]!.windows.some((w, i) => Math.abs(w.polarity!.positive! - persons[1]!.windows[i]!.polarity!.positive!) > 1e-6), 'each person has a scene of their own');
   // The main person's timeline is the one-person answer, and the top-level fields are theirs.
   const main = persons.find((p) => p.main)!;
   const one = await json(['predict', pair, '--run', t.run]);

@@ -271,7 +271,10 @@ test('ous serve on a port in use or a bad --host: one line, exit 1, no worker le
     // The box check is the CLI's too: ous predict --box with a box that dwarfs the frame.
     const p = spawnSync(process.execPath, [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 1e9 1e9'], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(p.status, 2, p.stderr);
-    assert.match(p.stderr, /--box \[0 0 1000000000 1000000000\] is larger than 2× the 96×72 frame/);
+    assert.match(p.stderr, /--box must be "x y w h" \(four numbers, in the video's pixels\), not '0 0 1e9 1e9'/); // plain decimals only
+    const big = spawnSync(process.execPath, [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 8000 8000'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(big.status, 2, big.stderr);
+    assert.match(big.stderr, /--box \[0 0 8000 8000\] is larger than 2× the 96×72 frame/);
   } finally {
     blocker.close();
   }

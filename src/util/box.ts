@@ -23,8 +23,6 @@ export const MAX_BOX_TIMES_FRAME = 2;
  * by `ous serve`'s ?box=. */
 export function checkBoxInFrame(box: BoxXywh, width: number, height: number, flag = '--box'): void {
   const [x, y, w, h] = box;
-  // A face box larger than twice the frame is no face box (and would allocate a crop of its size).
-  if (w > 2 * width || h > 2 * height) throw new UsageError(`${flag} [${box.join(' ')}] is larger than twice the ${width}×${height} frame (in the video's own pixels)`);
   if (x >= width || y >= height || x + w <= 0 || y + h <= 0) {
     throw new UsageError(`${flag} [${box.join(' ')}] lies outside the ${width}×${height} frame (x in [0, ${width}), y in [0, ${height}), in the video's own pixels)`);
   }
