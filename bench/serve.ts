@@ -19,6 +19,21 @@ async function getJson(url: string, init?: RequestInit): Promise<any> {
   return { status: r.status, body: await r.json() };
 }
 
+/** /api/health polled every `everyMs` until stop(); `times` holds each answer's latency (ms) so far. */
+function pollHealth(url: string, everyMs: number): { times: number[]; stop: () => Promise<number[]> } {
+  const times: number[] = [];
+  let busy = true;
+  const loop = (async () => {
+    while (busy) {
+      const t0 = performance.now();
+      await getJson(`${url}/api/health`);
+      times.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return { times, stop: async () => ((busy = false), await loop, times) };
+}
+
 export async function benchServe(quick: boolean, engine: EnginePreference = 'auto'): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-serve-'));
   const { run, clip } = await vitB32Run(dir, engine);
@@ -31,16 +46,7 @@ export async function benchServe(quick: boolean, engine: EnginePreference = 'aut
   console.log('|---|---|---|---|---|---|---|');
   for (const workers of [1, 2]) {
     const server = await startServer({ run, engine, host: '127.0.0.1', port: 0, workers, queue: jobs, maxUploadMb: 50, maxSeconds: 60, samples: 0, log: () => {} });
-    const health: number[] = [];
-    let busy = true;
-    const poll = (async () => {
-      while (busy) {
-        const t0 = performance.now();
-        await getJson(`${server.url}/api/health`);
-        health.push(performance.now() - t0);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    const health = pollHealth(server.url, 50);
     const latencies: number[] = [];
     const t0 = performance.now();
     // As many clients as workers, each sending its share one after another.
@@ -61,10 +67,9 @@ export async function benchServe(quick: boolean, engine: EnginePreference = 'aut
       }),
     );
     const total = (performance.now() - t0) / 1000;
-    busy = false;
-    await poll;
+    const times = await health.stop();
     await server.close();
-    console.log(`| ${workers} | ${jobs} | ${(jobs / total).toFixed(3)} | ${quantile(latencies, 0.5).toFixed(1)} s | ${quantile(latencies, 0.99).toFixed(1)} s | ${quantile(health, 0.5).toFixed(1)} ms | ${quantile(health, 0.99).toFixed(1)} ms |`);
+    console.log(`| ${workers} | ${jobs} | ${(jobs / total).toFixed(3)} | ${quantile(latencies, 0.5).toFixed(1)} s | ${quantile(latencies, 0.99).toFixed(1)} s | ${quantile(times, 0.5).toFixed(1)} ms | ${quantile(times, 0.99).toFixed(1)} ms |`);
   }
   await burst(run, video, quick ? 30 : 50);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -87,16 +92,8 @@ function post(url: string, body: Buffer): Promise<{ status: number; id?: string;
 /** `n` uploads at once on --queue 2, one worker; health polled every 25 ms from here meanwhile. */
 async function burst(run: string, video: Buffer, n: number): Promise<void> {
   const server = await startServer({ run, host: '127.0.0.1', port: 0, workers: 1, queue: 2, maxUploadMb: 50, maxSeconds: 60, samples: 0, log: () => {} });
-  const health: number[] = [];
-  let busy = true;
-  const poll = (async () => {
-    while (busy) {
-      const t0 = performance.now();
-      await getJson(`${server.url}/api/health`);
-      health.push(performance.now() - t0);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  })();
+  const polling = pollHealth(server.url, 25);
+  const health = polling.times;
   const t0 = performance.now();
   const answers = await Promise.all(Array.from({ length: n }, () => post(`${server.url}/api/predict`, video)));
   const answered = (performance.now() - t0) / 1000;
@@ -110,8 +107,7 @@ async function burst(run: string, video: Buffer, n: number): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  busy = false;
-  await poll;
+  await polling.stop();
   const loop = (await getJson(`${server.url}/api/health`)).body.eventLoopDelayMs;
   await server.close();
   console.log(`\nburst: ${n} concurrent uploads of that clip on --queue 2, 1 worker (all answered in ${answered.toFixed(2)} s)`);

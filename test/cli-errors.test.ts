@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { packageRoot } from '../src/util/paths.js';
 import { trainRun } from '../src/train/run.js';
-import { fixture, tinyCache } from './helpers.js';
+import { fixture, runCli, tinyCache } from './helpers.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-cli-errors-'));
@@ -18,16 +18,7 @@ const at = (...p: string[]) => path.join(dir, ...p);
 const video = fixture('media', 'franck_0-6s.mp4');
 const small = ['--set', 'tfeLayers=1', '--set', 'promptLength=2', '--set', 'heads=2', '--set', 'epochs=1'];
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cli, ...args], { cwd: dir, env: { ...process.env, OUS_DEBUG: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[], env: Record<string, string> = {}) => runCli(args, dir, env);
 
 /** A model folder like the dev CLIP's, with one file replaced. */
 function clipWith(name: string, file: string, content: Buffer | string): string {

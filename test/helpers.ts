@@ -1,4 +1,5 @@
 // Shared by the tests: where the fixtures are, and small numeric comparisons with useful messages.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as assert from 'node:assert/strict';
@@ -9,6 +10,17 @@ import { CacheWriter, mergeCache, writeListing, type CacheInfo, type ListedClip 
 import { hashCheckpoint } from '../src/data/encoder.js';
 import sharp from 'sharp';
 import { manualSeed, randn, tensor, type Tensor } from '../src/torch/index.js';
+
+/** Runs `ous ARGS` (the built CLI) in `cwd`, with OUS_DEBUG off unless `env` sets it: its exit code and output. */
+export function runCli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js'), ...args], { cwd, env: { ...process.env, OUS_DEBUG: '', ...env } });
+    let [stdout, stderr] = ['', ''];
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 export function fixture(...parts: string[]): string {
   return path.join(packageRoot(), 'fixtures', ...parts);

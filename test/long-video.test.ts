@@ -5,7 +5,7 @@
 // in one line; one rule for stills.
 import { before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,11 +13,9 @@ import sharp from 'sharp';
 import { decodeFrames, probeVideo } from '../src/video/decode.js';
 import { sampleIndices } from '../src/video/sampling.js';
 import { Predictor, type WindowPrediction } from '../src/predict/predictor.js';
-import { packageRoot } from '../src/util/paths.js';
-import { assertClose, fixture } from './helpers.js';
+import { assertClose, fixture, runCli } from './helpers.js';
 import { tinyRun, type TinyRun } from './serve-helpers.js';
 
-const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-long-video-'));
 const at = (...p: string[]) => path.join(dir, ...p);
 const franck = fixture('media', 'franck_0-6s.mp4'); // 6 s, 24 fps, 360×288: 144 frames
@@ -33,15 +31,7 @@ function looped(name: string, loops: number): string {
   return at(name);
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cli, ...args], { cwd: dir, env: { ...process.env, OUS_DEBUG: '' } });
-    let [stdout, stderr] = ['', ''];
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args, dir);
 
 /** Frame `n` of `file` from its own ffmpeg process: one select term, so nothing of ours in the way. */
 function ffmpegFrame(file: string, n: number, w: number, h: number): Buffer {

@@ -4,29 +4,19 @@
 // --person picks one; --csv and --jsonl carry the person.
 import { before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Prediction } from '../src/predict/predictor.js';
-import { packageRoot } from '../src/util/paths.js';
-import { assertClose, fixture } from './helpers.js';
+import { assertClose, fixture, runCli } from './helpers.js';
 import { tinyRun, type TinyRun } from './serve-helpers.js';
 
-const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-persons-predict-'));
 const at = (...p: string[]) => path.join(dir, ...p);
 const franck = fixture('media', 'franck_0-6s.mp4'); // 360×288, one face, centred
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cli, ...args], { cwd: dir, env: { ...process.env, OUS_DEBUG: '' } });
-    let [stdout, stderr] = ['', ''];
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args, dir);
 
 async function json(args: string[]): Promise<Prediction> {
   const r = await run([...args, '--json']);

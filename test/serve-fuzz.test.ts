@@ -8,21 +8,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../src/server/server.js';
+import { rng } from '../src/util/random.js'; // mulberry32: a failure is reproducible from its case number
 import { ffmpeg, multipart, request } from './serve-http.js';
 
 const stub = fileURLToPath(new URL('./serve-stub-worker.js', import.meta.url));
 
-/** mulberry32: a small seeded generator, so a failure is reproducible from its case number. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One mutation of `body`: cut it, flip/insert/delete bytes, duplicate or drop a stretch, or break the boundary. */
 function mutate(body: Buffer, r: () => number): { body: Buffer; kind: string } {

@@ -2,6 +2,7 @@
 // epoch of a small head (seconds on 2 cores). The weights are near random; the tests check the
 // plumbing and the numbers' consistency, not accuracy.
 import * as path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
 import { generateBenchmark, type SyntheticClip } from '../src/synthetic/benchmark.js';
 import { readManifest } from '../src/data/datasets.js';
 import { FrameEncoder } from '../src/data/encoder.js';
@@ -31,4 +32,12 @@ export async function tinyRun(dir: string, frames = 16): Promise<TinyRun> {
   const run = path.join(dir, 'run');
   await trainRun({ cache, out: run, sets: ['tfeLayers=1', 'tfeQueries=4', 'heads=4', 'promptLength=4', 'epochs=1', 'valFraction=0.5'], log: () => {} });
   return { run, clip: demoEncoderDir(), clips: bench.clips };
+}
+
+/** Debian's Chromium, headless, through playwright-core (no browser is downloaded; CHROMIUM overrides the path). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
 }

@@ -7,12 +7,11 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium } from 'playwright-core';
 import { startServer, type Server } from '../src/server/server.js';
 import type { Prediction } from '../src/predict/predictor.js';
 import { packageRoot } from '../src/util/paths.js';
 import { assertClose, fixture } from './helpers.js';
-import { tinyRun, type TinyRun } from './serve-helpers.js';
+import { launchChromium, tinyRun, type TinyRun } from './serve-helpers.js';
 
 const CLI = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 let dir: string;
@@ -70,10 +69,7 @@ test('the API: ?persons=all equals ous predict --all-persons --json; ?person=1 g
 });
 
 test('the page: every person listed with their answer, their boxes in their colours on the video, a click on a box shows that person', async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 820 } });
     const errors: string[] = [];

@@ -12,10 +12,9 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium } from 'playwright-core';
 import { startServer, type Server } from '../src/server/server.js';
 import { packageRoot } from '../src/util/paths.js';
-import { tinyRun, type TinyRun } from './serve-helpers.js';
+import { launchChromium, tinyRun, type TinyRun } from './serve-helpers.js';
 
 const CLI = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 let dir: string;
@@ -257,10 +256,7 @@ test('the command itself: a burst of 30 uploads on --queue 2 (refusals under 1 s
 
 test('the page in headless Chromium: nothing shown before a result; the emotion equals ous predict --json; crops drawn with the result; legend and labels clear of the plot; a new upload clears the old result; stage percentage and timeline move while the job runs; no 404, no CSP violation', async () => {
   const server = await startServer({ run: t.run, host: '127.0.0.1', port: 0, workers: 1, queue: 4, maxUploadMb: 10, maxSeconds: 60, samples: 1, log: () => {} });
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
     const errors: string[] = [];
