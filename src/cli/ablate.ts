@@ -1,10 +1,9 @@
 // `ous ablate --table III|IV|V|VI`: runs one of the paper's ablation grids on a feature cache and
 // writes our numbers beside the paper's (SPEC.md §9).
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
-import { outFolder, seedFlag } from './args.js';
+import { COMMON, outFolder, parseFlags, usageText, type Flags } from './flags.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { evalRun, trainRun } from '../train/run.js';
 
@@ -39,16 +38,23 @@ export const TABLES: Record<string, { title: string; rows: Row[] }> = {
   },
 };
 
+const FLAGS = {
+  table: { type: { kind: 'text' }, value: Object.keys(TABLES).join('|'), required: true, help: "the paper's table to run" },
+  cache: { type: { kind: 'text' }, value: 'CACHE', required: true, help: 'the feature cache to train on' },
+  out: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'a run folder per row, and table-N.md' },
+  set: { type: { kind: 'text' }, value: 'key=value', multiple: true, help: 'settings common to every row (a field of the OUS or training config)' },
+  seed: { ...COMMON.seed, default: '0' },
+} as const satisfies Flags;
+
 export const ablate: Command = {
   name: 'ablate',
   summary: "run one of the paper's ablation tables (III, IV, V, VI) and write it beside the paper's numbers",
-  usage: 'ous ablate --table III|IV|V|VI --cache CACHE --out DIR [--set key=value]... [--seed N]',
+  usage: usageText('ablate', FLAGS),
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { table: { type: 'string' }, cache: { type: 'string' }, out: { type: 'string' }, set: { type: 'string', multiple: true }, seed: { type: 'string', default: '0' } } });
-    const table = TABLES[(values.table ?? '').toUpperCase()];
-    if (!table) throw new UsageError(`ablate: --table must be one of ${Object.keys(TABLES).join(', ')}, not '${values.table ?? ''}'`);
-    if (!values.cache || !values.out) throw new UsageError('ablate: --cache CACHE and --out DIR are required');
-    const seed = seedFlag('ablate', values.seed!);
+    const { values } = parseFlags('ablate', argv, FLAGS);
+    const table = TABLES[values.table.toUpperCase()];
+    if (!table) throw new UsageError(`ablate: --table must be one of ${Object.keys(TABLES).join(', ')}, not '${values.table}'`);
+    const seed = values.seed;
     outFolder('ablate', values.out);
     const lines = [`# ${table.title}`, '', `Cache: ${path.resolve(values.cache)}; seed ${values.seed}; common settings: ${(values.set ?? []).join(' ') || '(defaults)'}`, '',
       '| setting | UAR (ours) | WAR (ours) | best epoch (ours) | UAR (paper) | WAR (paper) | best epoch (paper) |', '|---|---|---|---|---|---|---|'];

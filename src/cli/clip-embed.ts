@@ -1,7 +1,7 @@
 // `ous clip embed`: CLIP image and text embeddings, the class token after every vision block, and
 // the image-text logits, for files and strings.
-import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
+import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import { UsageError } from '../util/errors.js';
 import { cat, noGrad, parsePrecision, precisionDtype, tensor, tidy, type Precision } from '../torch/index.js';
 import { loadClip } from '../clip/load.js';
@@ -43,22 +43,23 @@ export async function clipEmbed(modelDir: string, images: string[], texts: strin
   );
 }
 
+const FLAGS = {
+  model: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'a Hugging Face CLIP folder' },
+  image: { type: { kind: 'text' }, value: 'FILE', multiple: true, help: 'an image to embed; repeatable' },
+  text: { type: { kind: 'text' }, value: 'STR', multiple: true, help: 'a text to embed; repeatable' },
+  precision: { ...COMMON.precision, help: 'the vision tower in fp32, bf16 (a CPU with AVX512_BF16 or AMX) or fp16 (CUDA; this command runs on the CPU)' },
+  json: COMMON.json,
+} as const satisfies Flags;
+
 export const clipEmbedCommand: Command = {
   name: 'clip embed',
   summary: 'CLIP image/text embeddings, per-block class tokens and logits (Hugging Face CLIP folder)',
-  usage:
-    'ous clip embed --model DIR [--image FILE]... [--text STR]... [--precision fp32|bf16|fp16] [--json]\n' +
-    '--precision: the vision tower in bf16 needs a CPU with AVX512_BF16 or AMX; fp16 needs CUDA (this command runs on the CPU)',
+  usage: usageText('clip embed', FLAGS),
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: { model: { type: 'string' }, image: { type: 'string', multiple: true }, text: { type: 'string', multiple: true }, precision: { type: 'string', default: 'fp32' }, json: { type: 'boolean' } },
-    });
-    if (!values.model) throw new UsageError('clip embed: --model DIR is required (a Hugging Face CLIP folder)');
-    const images = values.image ?? [];
-    const texts = values.text ?? [];
+    const { values } = parseFlags('clip embed', argv, FLAGS);
+    const [images, texts] = [values.image, values.text];
     if (!images.length && !texts.length) throw new UsageError('clip embed: give at least one --image FILE or --text STR');
-    const precision = parsePrecision(values.precision!, 'cpu', { allowSlowBf16: allowSlowBf16() });
+    const precision = parsePrecision(values.precision, 'cpu', { allowSlowBf16: allowSlowBf16() });
     const r = await clipEmbed(values.model, images, texts, { precision });
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');

@@ -1,7 +1,6 @@
 // `ous extract`: a data set's clips through the streams and the frozen CLIP encoder into a
 // feature cache (SPEC.md §3). Resumable, shardable, and it reports every clip that failed.
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { DATASETS, datasetNamed, listNames } from '../data/datasets.js';
@@ -10,34 +9,53 @@ import { FrameEncoder } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';
-import { parseDevice, parsePrecision } from '../torch/index.js';
+import { parsePrecision } from '../torch/index.js';
 import { allowSlowBf16, enginePreference } from './env.js';
 import { parseBox } from '../util/box.js';
 import type { CacheOptions } from '../data/cache.js';
-import { framesFlag, intFlag } from './args.js';
+import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 
 /** Exit codes of `ous extract` (also in its usage and the README). */
 export const EXTRACT_EXIT = { ok: 0, couldNotRun: 1, usage: 2, failures: 3 } as const;
 
+const FLAGS = {
+  dataset: { type: { kind: 'text' }, value: DATASETS.map((d) => d.name).join('|'), help: 'the layout to read (src/data/readers/)' },
+  root: { type: { kind: 'text' }, value: 'DIR', help: "the data set's folder (and what a manifest's relative paths are under)" },
+  fold: { type: { kind: 'int', min: 1 }, value: 'K', help: "the fold, for data sets that have them (1 by default)" },
+  manifest: { type: { kind: 'text' }, value: 'FILE.csv', help: 'your own videos: a CSV path,label[,split][,box]' },
+  classes: { type: { kind: 'text' }, value: 'a,b,c', help: "a manifest's classes, in label order (DFEW's seven by default)" },
+  polarity: { type: { kind: 'text' }, value: 'class=negative|neutral|positive,...', help: 'the scene polarity of classes SPEC.md does not know' },
+  'no-polarity': { type: { kind: 'switch' }, help: 'no polarity labels: train without the polarity loss' },
+  clip: { type: { kind: 'text' }, value: 'DIR', help: 'the CLIP folder (Hugging Face layout)' },
+  out: { type: { kind: 'text' }, value: 'CACHE', required: true, help: 'the feature cache to write (or extend)' },
+  frames: COMMON.frames,
+  scene: { type: { kind: 'choice', of: ['mask', 'full'] }, default: 'mask', help: 'the scene with the face masked (SPEC), or whole' },
+  views: { type: { kind: 'int', min: 1 }, value: 'N', default: '1', help: 'views of each training clip: as evaluated, mirrored, train-mode samplings' },
+  'polarity-layer': { type: { kind: 'int', min: 0 }, value: 'K', default: '4', help: "the vision tower's block whose token mean feeds the Polarity Encoder" },
+  shard: { type: { kind: 'text' }, value: 'I/N|auto|auto/N', default: '1/1', help: 'this process\'s share of the clips (docs/SCALE-OUT.md)' },
+  device: { ...COMMON.device, default: 'cpu' },
+  precision: COMMON.precision,
+  batch: { type: { kind: 'int', min: 1 }, value: 'B', default: '32', help: 'frames per encoder batch' },
+  'part-size': { type: { kind: 'int', min: 1 }, value: 'N', default: '32', help: 'clips per part file written' },
+  'allow-missing-frames': { type: { kind: 'int', min: 0 }, value: 'N', default: '0', help: 'accept clips with up to N frames the decoder could not deliver (truncated files)' },
+  subject: { type: { kind: 'text' }, value: 'main|largest|center|"x y w h"', default: 'main', help: 'which face a clip with several is about; a cache holds one rule' },
+  wait: { type: { kind: 'switch' }, help: 'wait for another extraction into the same cache (shard) instead of stopping' },
+  merge: { type: { kind: 'switch' }, help: 'join the shards of a sharded extraction (with --out only)' },
+  'allow-partial': { type: { kind: 'switch' }, help: 'with --merge: merge although shards are missing, and list them' },
+  json: COMMON.json,
+} as const satisfies Flags;
+
 export const extract: Command = {
   name: 'extract',
   summary: 'encode a data set with the frozen CLIP into a feature cache (resumable, shardable)',
-  usage:
-    `ous extract --dataset ${DATASETS.map((d) => d.name).join('|')} --root DIR [--fold K] [--manifest FILE.csv] --clip DIR --out CACHE\n` +
-    '            [--classes a,b,c (manifest)] [--polarity class=negative|neutral|positive,...] [--no-polarity]\n' +
-    '            [--frames 16] [--scene mask|full] [--views N] [--polarity-layer 4] [--shard I/N|auto|auto/N] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--batch B]\n' +
-    '            [--subject main|largest|center|"x y w h"] [--part-size 32] [--allow-missing-frames N] [--wait] [--json]\n' +
-    '       ous extract --merge --out CACHE [--allow-partial] [--json]   (join the shards of a sharded extraction)\n' +
-    'Run it again after changing the data set: new clips are extracted, changed labels and splits are\n' +
-    'updated without recomputing, clips no longer listed leave the index. --wait waits for another\n' +
-    'extraction into the same cache (shard) instead of stopping. --allow-missing-frames N accepts clips\n' +
-    'with up to N frames the decoder could not deliver (truncated files; default 0: such a clip fails).\n' +
-    '--allow-partial merges although shards are missing, and lists them. --precision runs CLIP\'s vision\n' +
-    'tower in bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA only); a cache holds one precision.\n' +
-    '--subject says which face a clip with several is about: main (default: the longest × largest), largest,\n' +
-    'center (nearest the frame\'s centre), or the face a box in the video\'s pixels covers; a cache holds one rule.\n' +
-    'Exit status: 0 all clips extracted; 3 finished, but some clips failed (listed in the output and\n' +
-    'CACHE/failed-*.json) or, with --allow-partial, are missing; 1 could not run; 2 usage error.',
+  usage: usageText('extract', FLAGS, {
+    notes:
+      'ous extract --merge --out CACHE [--allow-partial] [--json] joins the shards of a sharded extraction.\n' +
+      'Run it again after changing the data set: new clips are extracted, changed labels and splits are\n' +
+      'updated without recomputing, clips no longer listed leave the index. A cache holds one --precision and one --subject.\n' +
+      'Exit status: 0 all clips extracted; 3 finished, but some clips failed (listed in the output and\n' +
+      'CACHE/failed-*.json) or, with --allow-partial, are missing; 1 could not run; 2 usage error.',
+  }),
   async run(argv) {
     const a = parseExtractArgs(argv);
     const { values } = a;
@@ -105,41 +123,9 @@ export const extract: Command = {
 
 /** Checks every flag before anything is read or created (a bad one is a usage error: exit 2). */
 function parseExtractArgs(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      dataset: { type: 'string' },
-      root: { type: 'string' },
-      fold: { type: 'string' },
-      manifest: { type: 'string' },
-      classes: { type: 'string' },
-      polarity: { type: 'string' },
-      'no-polarity': { type: 'boolean' },
-      clip: { type: 'string' },
-      out: { type: 'string' },
-      frames: { type: 'string', default: '16' },
-      scene: { type: 'string', default: 'mask' },
-      views: { type: 'string', default: '1' },
-      'polarity-layer': { type: 'string', default: '4' },
-      shard: { type: 'string', default: '1/1' },
-      device: { type: 'string', default: 'cpu' },
-      precision: { type: 'string', default: 'fp32' },
-      batch: { type: 'string', default: '32' },
-      'part-size': { type: 'string', default: '32' },
-      'allow-missing-frames': { type: 'string', default: '0' },
-      subject: { type: 'string', default: 'main' },
-      wait: { type: 'boolean' },
-      merge: { type: 'boolean' },
-      'allow-partial': { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-  });
-  // Plain decimal integers only: Number('0x10') is 16 and Number('1e9') a billion frames.
-  const int = (name: string, v: string | undefined, min = 1, max?: number) => intFlag('extract', name, v ?? '', min, max);
-  if (!values.out) throw new UsageError('extract: --out CACHE is required');
+  const { values } = parseFlags('extract', argv, FLAGS);
   if (values.merge) return { values, dataset: undefined, shard: { index: 1, count: 1 }, frames: 0, views: 0, polarityLayer: 0, batch: 0, partSize: 0, allowMissingFrames: 0, fold: undefined, device: undefined, precision: undefined };
   if (!values.clip) throw new UsageError('extract: --clip DIR is required (a Hugging Face CLIP folder)');
-  if (values.scene !== 'mask' && values.scene !== 'full') throw new UsageError(`extract: --scene must be mask or full, not '${values.scene}'`);
   const dataset = datasetNamed(values.dataset);
   if (values.classes !== undefined && (!dataset || dataset.classes)) {
     const [takes, own] = [DATASETS.filter((d) => !d.classes), DATASETS.filter((d) => d.classes)];
@@ -147,7 +133,7 @@ function parseExtractArgs(argv: string[]) {
   }
   let shard: { index: number; count: number };
   try {
-    shard = resolveShard(values.shard!); // I/N, or auto from Slurm/Kubernetes (src/data/shard.ts)
+    shard = resolveShard(values.shard); // I/N, or auto from Slurm/Kubernetes (src/data/shard.ts)
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -156,24 +142,24 @@ function parseExtractArgs(argv: string[]) {
   if (dataset.input === 'root' && !values.root) throw new UsageError(`extract: --root DIR is required for ${dataset.title}`);
   let fold: number | undefined;
   if (dataset.folds) {
-    fold = int('fold', values.fold ?? '1');
+    fold = values.fold ?? 1;
     if (fold > dataset.folds) throw new UsageError(`extract: --fold must be 1..${dataset.folds} (${dataset.title}'s folds), not '${values.fold}'`);
   }
-  const device = parseDevice(values.device);
+  const device = values.device;
   return {
     values,
     dataset,
     shard,
     fold,
     device,
-    precision: parsePrecision(values.precision!, device, { allowSlowBf16: allowSlowBf16() }),
-    frames: framesFlag('extract', values.frames!),
-    views: int('views', values.views),
-    polarityLayer: int('polarity-layer', values['polarity-layer'], 0),
-    batch: int('batch', values.batch),
-    partSize: int('part-size', values['part-size']),
-    allowMissingFrames: int('allow-missing-frames', values['allow-missing-frames'], 0),
-    subject: parseSubject(values.subject!),
+    precision: parsePrecision(values.precision, device, { allowSlowBf16: allowSlowBf16() }),
+    frames: values.frames,
+    views: values.views,
+    polarityLayer: values['polarity-layer'],
+    batch: values.batch,
+    partSize: values['part-size'],
+    allowMissingFrames: values['allow-missing-frames'],
+    subject: parseSubject(values.subject),
   };
 }
 

@@ -1,7 +1,6 @@
 // `ous faces FILE`: every face the detector finds in a photo, or in the sampled frames of a video.
 // Boxes are in the file's own pixels, though frames wider than MAX_SIDE are detected scaled down.
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { rescaleBox } from '../util/box.js';
@@ -9,24 +8,27 @@ import { detectFaces } from '../face/detector.js';
 import { isImageFile } from '../video/decode.js';
 import { sampleIndices } from '../video/sampling.js';
 import { openClip, stillNote } from '../streams/index.js';
-import { DEFAULT_MAX_SECONDS, framesFlag, maxSecondsFlag, numberFlag } from './args.js';
+import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
+
+const FLAGS = {
+  frames: { ...COMMON.frames, help: 'frames sampled from a video, any number up to the maximum' },
+  'min-confidence': { type: { kind: 'number', min: 0, max: 1 }, value: 'P', default: '0.5', help: "the detector's threshold" },
+  'max-seconds': COMMON.maxSeconds,
+  json: COMMON.json,
+} as const satisfies Flags;
 
 export const faces: Command = {
   name: 'faces',
   summary: 'detect faces in an image, or in the sampled frames of a video',
-  usage: `ous faces FILE [--frames 16] [--min-confidence 0.5] [--max-seconds ${DEFAULT_MAX_SECONDS}] [--json]   (boxes [x, y, w, h] in the file's own pixels)
-  A photo, or a one-frame GIF or video, is a still: its one frame is looked at once. An animated GIF is a video.`,
+  usage: usageText('faces', FLAGS, {
+    positionals: 'FILE',
+    notes: "Boxes [x, y, w, h] are in the file's own pixels. A photo, or a one-frame GIF or video, is a still: its one frame is looked at once. An animated GIF is a video.",
+  }),
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { frames: { type: 'string', default: '16' }, 'min-confidence': { type: 'string', default: '0.5' }, 'max-seconds': { type: 'string' }, json: { type: 'boolean' } },
-    });
+    const { values, positionals } = parseFlags('faces', argv, FLAGS, { positionals: 'FILE' });
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('faces: give one FILE (an image or a video)');
-    const frameCount = framesFlag('faces', values.frames!);
-    const minConfidence = numberFlag('faces', 'min-confidence', values['min-confidence']!, { min: 0, max: 1 });
-    const maxSeconds = maxSecondsFlag('faces', values['max-seconds']);
+    const [frameCount, minConfidence, maxSeconds] = [values.frames, values['min-confidence'], values['max-seconds']];
     if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
     const clip = await openClip(file, { maxSeconds });
     const own = await clip.ownSize(0);

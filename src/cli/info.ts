@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
+import { COMMON, parseFlags, usageText } from './flags.js';
 import { UsageError } from '../util/errors.js';
 import { packageRoot } from '../util/paths.js';
 import { buildInfo } from '../torch/index.js';
@@ -99,10 +99,9 @@ export function infoHeader(i = systemInfo()): string {
 export const info: Command = {
   name: 'info',
   summary: 'versions, build flags, BLAS kernel, oneDNN, threads, CUDA devices, onnxruntime, ffmpeg, CPU: for bug reports',
-  usage: 'ous info [--json]',
+  usage: usageText('info', { json: COMMON.json }),
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' } } });
-    if (positionals.length) throw new UsageError(`info: takes no arguments, got '${positionals[0]}'`);
+    const { values } = parseFlags('info', argv, { json: COMMON.json });
     const i = systemInfo();
     if (values.json) {
       process.stdout.write(JSON.stringify(i) + '\n');

@@ -1,18 +1,17 @@
 // `ous predict VIDEO --run RUN`: the emotion of a video (one of the run's classes), the scene
 // polarity, and how much the scene changed the decision; per window on a video longer than one
 // window. The work is src/predict/, shared with `ous serve`.
-import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
-import { DEFAULT_MAX_SECONDS, intFlag, MAX_SECONDS_HELP, maxSecondsFlag, PRECISION_HELP } from './args.js';
+import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import { Predictor, type Prediction, type PredictOptions, type WindowPrediction } from '../predict/predictor.js';
 import { POLARITIES } from '../ous/config.js';
 import { Progress } from '../util/progress.js';
 import type { EnginePreference } from '../data/encoder.js';
 import { allowSlowBf16, enginePreference } from './env.js';
-import { parseOptionalDevice, parsePrecision, type Device, type Precision } from '../torch/index.js';
+import { parsePrecision, type Device, type Precision } from '../torch/index.js';
 import { probeVideo } from '../video/decode.js';
-import { checkBoxInFrame, parseBox } from '../util/box.js';
+import { checkBoxInFrame } from '../util/box.js';
 
 export type { Prediction } from '../predict/predictor.js';
 
@@ -20,13 +19,6 @@ export type { Prediction } from '../predict/predictor.js';
 export async function predictVideo(video: string, runDir: string, opts: PredictOptions & { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {}): Promise<Prediction> {
   return Predictor.load(runDir, { clip: opts.clip, device: opts.device, precision: opts.precision, engine: opts.engine }).predict(video, opts);
 }
-
-const seconds = (flag: string, v: string | undefined): number | undefined => {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!(x > 0)) throw new UsageError(`predict: ${flag} must be a positive number of seconds, not '${v}'`);
-  return x;
-};
 
 /** RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
 const csvField = (v: string | number | boolean) => {
@@ -53,37 +45,36 @@ export function csvRow(w: WindowPrediction, classes: string[], person?: number):
   ].map(csvField).join(',');
 }
 
+const FLAGS = {
+  run: { type: { kind: 'text' }, value: 'RUN', required: true, help: 'a folder made by ous train (it records everything inference needs)' },
+  clip: COMMON.clip,
+  box: { type: { kind: 'box' }, value: '"x y w h"', help: "a known face box in the video's own pixels (no detection)" },
+  'all-persons': { type: { kind: 'switch' }, help: 'a timeline for every person in the video, each with their own face and scene (persons[] in the JSON; a person column in CSV and JSON lines)' },
+  person: { type: { kind: 'int', min: 0 }, value: 'ID', help: 'the timeline of one person (ids as --all-persons lists them: by first appearance, then left to right)' },
+  window: { type: { kind: 'seconds' }, value: 'S', default: '2', help: 'seconds one prediction covers on a longer video' },
+  stride: { type: { kind: 'seconds' }, value: 'S', default: '1', help: 'seconds between windows' },
+  'max-seconds': COMMON.maxSeconds,
+  device: COMMON.device,
+  precision: COMMON.precision,
+  json: { type: { kind: 'switch' }, help: 'one JSON object at the end; windows[] is the timeline' },
+  jsonl: { type: { kind: 'switch' }, help: 'one JSON object per window as soon as it is classified ({"type":"window",...}), then the summary ({"type":"summary",...})' },
+  csv: { type: { kind: 'switch' }, help: "one row per window as soon as it is classified: start, end, emotion, each class's probability, polarity, the scene's effect, the face box" },
+} as const satisfies Flags;
+
 export const predict: Command = {
   name: 'predict',
   summary: 'emotion, scene polarity, and how much the scene changed the decision, for one video',
-  usage: `ous predict VIDEO --run RUN [--clip DIR] [--box "x y w h"] [--all-persons | --person ID] [--window 2] [--stride 1] [--max-seconds ${DEFAULT_MAX_SECONDS}] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--json | --jsonl | --csv]
-
-  --run RUN      a folder made by ous train (it records everything inference needs)
-  --clip DIR     the CLIP folder, when it is not where the run was trained (same weights: checked by hash)
-  --box "x y w h"  a known face box in the video's own pixels (no detection)
-  --all-persons  a timeline for every person in the video, each with their own face and their own scene (persons[] in the JSON; a person column in CSV and JSON lines)
-  --person ID    the timeline of one person (ids as --all-persons lists them: by first appearance, then left to right)
-  --window S     seconds one prediction covers on a longer video (2)
-  --stride S     seconds between windows (1)
-  --max-seconds S  ${MAX_SECONDS_HELP}
-  --device D     cpu, or cuda[:N] with a CUDA build of libtorch
-  --precision P  ${PRECISION_HELP}
-  --json         one JSON object at the end; windows[] is the timeline
-  --jsonl        one JSON object per window as soon as it is classified ({"type":"window",...}), then the summary ({"type":"summary",...})
-  --csv          one row per window as soon as it is classified: start, end, emotion, each class's probability, polarity, the scene's effect, the face box
-Progress (the frames being detected, then window k of N with an ETA) goes to stderr.`,
+  usage: usageText('predict', FLAGS, { positionals: 'VIDEO', notes: 'Progress (the frames being detected, then window k of N with an ETA) goes to stderr.' }),
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, clip: { type: 'string' }, box: { type: 'string' }, 'all-persons': { type: 'boolean' }, person: { type: 'string' }, window: { type: 'string' }, stride: { type: 'string' }, 'max-seconds': { type: 'string' }, device: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, json: { type: 'boolean' }, jsonl: { type: 'boolean' }, csv: { type: 'boolean' } } });
+    const { values, positionals } = parseFlags('predict', argv, FLAGS, { positionals: 'VIDEO' });
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
-    if (!values.run) throw new UsageError('predict: --run RUN is required (a folder made by ous train)');
     if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1) throw new UsageError('predict: give one of --json, --jsonl and --csv');
-    const device = parseOptionalDevice(values.device);
-    const precision = parsePrecision(values.precision!, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
-    const maxSeconds = maxSecondsFlag('predict', values['max-seconds']);
+    const device = values.device;
+    const precision = parsePrecision(values.precision, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
     if (values['all-persons'] && values.person !== undefined) throw new UsageError('predict: give --all-persons or --person ID, not both');
-    const persons = values['all-persons'] ? ('all' as const) : values.person === undefined ? undefined : intFlag('predict', 'person', values.person, 0);
+    const persons = values['all-persons'] ? ('all' as const) : values.person;
     if (persons !== undefined && values.box !== undefined) throw new UsageError('predict: --box is one known face; it does not go with --all-persons or --person');
-    const box = values.box === undefined ? undefined : parseBox(values.box, 'predict: --box');
+    const box = values.box;
     if (box) {
       const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
@@ -95,9 +86,9 @@ Progress (the frames being detected, then window k of N with an ETA) goes to std
     let windows: Progress | undefined;
     const r = await predictor.predict(positionals[0]!, {
       faceBox: box,
-      window: seconds('--window', values.window),
-      stride: seconds('--stride', values.stride),
-      maxSeconds,
+      window: values.window,
+      stride: values.stride,
+      maxSeconds: values['max-seconds'],
       persons,
       onProgress: (stage, _fraction, count) => {
         if (!count) return;

@@ -1,25 +1,30 @@
 // `ous report RUN... --out DIR`: the comparison report of one or more runs.
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
-import { outFolder } from './args.js';
+import { outFolder, parseFlags, usageText, type Flags } from './flags.js';
 import { writeReport } from '../report/report.js';
+
+const FLAGS = {
+  out: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'the folder for report.html, report.md and the figures' },
+  title: { type: { kind: 'text' }, value: 'TEXT', default: 'OUS runs', help: "the report's title" },
+  name: { type: { kind: 'text' }, value: 'NAME', multiple: true, help: "each run's name in the report, in order (its folder's by default)" },
+  clip: { type: { kind: 'text' }, value: 'DIR', help: "where the runs' CLIP is now, when it moved since training" },
+  cache: { type: { kind: 'text' }, value: 'DIR', multiple: true, help: "where a run's feature cache is now: once for every run, or once per run in order" },
+} as const satisfies Flags;
 
 export const report: Command = {
   name: 'report',
   summary: 'an HTML + Markdown report (table, confusion matrices, curves, embeddings) of runs',
-  usage: 'ous report RUN... --out DIR [--title TEXT] [--name NAME]... [--clip DIR] [--cache DIR]...\n\n--clip: where the runs\' CLIP is now; --cache: where a run\'s feature cache is now (once for every run, or once per run in order), when they moved since training.',
+  usage: usageText('report', FLAGS, { positionals: 'RUN...' }),
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, title: { type: 'string' }, name: { type: 'string', multiple: true }, clip: { type: 'string' }, cache: { type: 'string', multiple: true } } });
+    const { values, positionals } = parseFlags('report', argv, FLAGS, { positionals: 'RUN...' });
     if (!positionals.length) throw new UsageError('report: give at least one RUN folder');
-    if (!values.out) throw new UsageError('report: --out DIR is required');
     outFolder('report', values.out);
-    const names = values.name ?? [];
-    const caches = values.cache ?? [];
+    const [names, caches] = [values.name, values.cache];
     if (caches.length > 1 && caches.length !== positionals.length) throw new UsageError(`report: give --cache once (for every run) or once per run (${positionals.length}), not ${caches.length} times`);
     const runs = positionals.map((dir, i) => ({ name: names[i] ?? runName(dir, positionals), dir, clip: values.clip, cache: caches.length > 1 ? caches[i] : caches[0] }));
-    const r = await writeReport({ title: values.title ?? 'OUS runs', runs, out: values.out });
+    const r = await writeReport({ title: values.title, runs, out: values.out });
     process.stdout.write(`report: ${path.resolve(r.html)} (and ${path.resolve(r.markdown)})\n`);
     return 0;
   },

@@ -4,39 +4,40 @@
 // files not named like ours (face_NN.png, scene_NN.png, streams.json) are never touched.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import type { Command } from './command.js';
-import { framesFlag } from './args.js';
-import { UserError } from '../util/errors.js';
+import { UsageError, UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { buildStreams, stillNote, undecodedWarning } from '../streams/index.js';
-import { DEFAULT_MAX_SECONDS, maxSecondsFlag } from './args.js';
+import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import type { RgbFrame } from '../video/decode.js';
 
 async function png(frame: RgbFrame): Promise<Buffer> {
   return sharp(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), { raw: { width: frame.width, height: frame.height, channels: 3 } }).png().toBuffer();
 }
 
+const FLAGS = {
+  out: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'the folder for the PNGs and streams.json' },
+  frames: COMMON.frames,
+  scene: { type: { kind: 'choice', of: ['mask', 'full'] }, default: 'mask', help: 'the scene with the face masked (SPEC), or whole' },
+  'max-seconds': COMMON.maxSeconds,
+  json: COMMON.json,
+} as const satisfies Flags;
+
 export const streams: Command = {
   name: 'streams',
   summary: 'the face stream and the scene stream of a video (PNGs + streams.json)',
-  usage: `ous streams VIDEO --out DIR [--frames 16] [--scene mask|full] [--max-seconds ${DEFAULT_MAX_SECONDS}] [--json]
-Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier run.
-A photo, or a one-frame GIF or video, is a still: its one frame stands for every sampled frame.`,
+  usage: usageText('streams', FLAGS, {
+    positionals: 'VIDEO',
+    notes: 'Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier run.\nA photo, or a one-frame GIF or video, is a still: its one frame stands for every sampled frame.',
+  }),
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { out: { type: 'string' }, frames: { type: 'string', default: '16' }, scene: { type: 'string', default: 'mask' }, 'max-seconds': { type: 'string' }, json: { type: 'boolean' } },
-    });
+    const { values, positionals } = parseFlags('streams', argv, FLAGS, { positionals: 'VIDEO' });
     const video = positionals[0];
-    if (!video || positionals.length > 1) throw new UserError('streams: give one VIDEO (a video file or a folder of frames)');
-    if (!values.out) throw new UserError('streams: --out DIR is required');
+    if (!video || positionals.length > 1) throw new UsageError('streams: give one VIDEO (a video file or a folder of frames)');
     if (fs.existsSync(values.out) && !fs.statSync(values.out).isDirectory()) throw new UserError(`streams: --out ${values.out} is a file; give a folder`);
-    const frames = framesFlag('streams', values.frames!);
-    if (values.scene !== 'mask' && values.scene !== 'full') throw new UserError(`streams: --scene must be mask or full, not '${values.scene}'`);
-    const s = await buildStreams(video, { frames, scene: values.scene, maxSeconds: maxSecondsFlag('streams', values['max-seconds']) });
+    const frames = values.frames;
+    const s = await buildStreams(video, { frames, scene: values.scene, maxSeconds: values['max-seconds'] });
     const warning = undecodedWarning(s);
     if (warning) process.stderr.write(`ous: warning: ${warning}\n`);
     const note = stillNote(s);
