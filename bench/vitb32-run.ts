@@ -43,6 +43,6 @@ export async function vitB32Run(dir: string, engine: EnginePreference = 'auto'):
   });
   mergeCache(cache);
   const run = path.join(dir, 'run');
-  await trainRun({ cache, out: run, sets: ['epochs=1', 'valFraction=0.5', 'promptLength=16'], log: () => {} });
+  await trainRun({ cache, out: run, overrides: { ous: { promptLength: 16 }, train: { epochs: 1, valFraction: 0.5 } }, log: () => {} });
   return { run, clipDir, clip, faceBox };
 }

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { packageRoot } from '../src/util/paths.js';
 import { trainRun } from '../src/train/run.js';
+import { parseSets } from '../src/cli/sets.js';
 import { fixture, runCli, tinyCache } from './helpers.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
@@ -31,9 +32,9 @@ function clipWith(name: string, file: string, content: Buffer | string): string 
 before(async () => {
   tinyCache(at('c7'));
   tinyCache(at('c3'), { classNames: ['neg', 'neu', 'pos'] });
-  const opts = { sets: small.filter((s) => s !== '--set'), log: () => {} };
+  const opts = { overrides: parseSets(small.filter((s) => s !== '--set')), log: () => {} };
   await trainRun({ cache: at('c7'), out: at('r7'), ...opts });
-  await trainRun({ cache: at('c3'), out: at('r3'), ...opts, sets: [...opts.sets, 'classNames=["neg","neu","pos"]', 'polarityOfClass=[0,1,2]'] });
+  await trainRun({ cache: at('c3'), out: at('r3'), ...opts, overrides: { ous: { ...opts.overrides.ous, classNames: ['neg', 'neu', 'pos'], polarityOfClass: [0, 1, 2] }, train: opts.overrides.train } });
   fs.writeFileSync(at('afile'), 'x');
   fs.writeFileSync(at('bad-json.json'), '{');
   fs.writeFileSync(at('bad-key.json'), '{"nope": 1}');
@@ -77,7 +78,7 @@ before(async () => {
   editRun('r-blur', (c) => (c.inference.scene = 'blur'));
   editRun('r-types', (c) => (c.dims.embed = '32'));
   editRun('r-moved', (c) => (c.cache = at('gone')));
-  await trainRun({ cache: at('c7'), out: at('r-tfe2'), ...opts, sets: [...opts.sets, 'tfeLayers=2'] });
+  await trainRun({ cache: at('c7'), out: at('r-tfe2'), ...opts, overrides: { ...opts.overrides, ous: { ...opts.overrides.ous, tfeLayers: 2 } } });
   editRun('r-other', () => {});
   fs.copyFileSync(at('r-tfe2', 'checkpoint.safetensors'), at('r-other', 'checkpoint.safetensors'));
   editRun('r-other-last', () => {});

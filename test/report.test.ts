@@ -43,9 +43,9 @@ test('the report of two runs opens in headless Chromium with every figure loaded
   assert.equal(s.done, 35);
   assert.deepEqual(s.failed, []);
   mergeCache(cache);
-  const sets = ['tfeLayers=1', 'tfeQueries=4', 'heads=4', 'promptLength=4', 'epochs=3', 'valFraction=0.34'];
-  await trainRun({ cache, out: path.join(dir, 'ous'), sets, log: () => {} });
-  await trainRun({ cache, out: path.join(dir, 'face'), sets, model: 'face-only', log: () => {} });
+  const overrides = { ous: { tfeLayers: 1, tfeQueries: 4, heads: 4, promptLength: 4 }, train: { epochs: 3, valFraction: 0.34 } };
+  await trainRun({ cache, out: path.join(dir, 'ous'), overrides, log: () => {} });
+  await trainRun({ cache, out: path.join(dir, 'face'), overrides, model: 'face-only', log: () => {} });
   const r = await writeReport({ title: 'test report', runs: [{ name: 'OUS', dir: path.join(dir, 'ous') }, { name: 'face only', dir: path.join(dir, 'face') }], out: path.join(dir, 'report'), ceilings: { 'face alone': 5 / 7 } });
   assert.equal(r.figures.length, 2 + 2 + 2 + 1); // confusions, loss+accuracy, phases, embedding
   for (const f of r.figures) assert.match(fs.readFileSync(f, 'utf8'), /^<svg[^>]*>/);

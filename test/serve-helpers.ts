@@ -30,7 +30,7 @@ export async function tinyRun(dir: string, frames = 16): Promise<TinyRun> {
   });
   mergeCache(cache);
   const run = path.join(dir, 'run');
-  await trainRun({ cache, out: run, sets: ['tfeLayers=1', 'tfeQueries=4', 'heads=4', 'promptLength=4', 'epochs=1', 'valFraction=0.5'], log: () => {} });
+  await trainRun({ cache, out: run, overrides: { ous: { tfeLayers: 1, tfeQueries: 4, heads: 4, promptLength: 4 }, train: { epochs: 1, valFraction: 0.5 } }, log: () => {} });
   return { run, clip: demoEncoderDir(), clips: bench.clips };
 }
 

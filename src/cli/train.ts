@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { seedFlag } from './args.js';
+import { parseSets } from './sets.js';
 import { evalRun, trainRun } from '../train/run.js';
 import { parseOptionalDevice } from '../torch/index.js';
 
@@ -33,7 +34,7 @@ export const trainCommand: Command = {
     if (values.model && values.model !== 'ous' && values.model !== 'face-only') throw new UsageError(`train: --model must be ous or face-only, not '${values.model}'`);
     if (values.resume && values.force) throw new UsageError('train: --resume continues a run and --force replaces it: give one of them');
     const r = await trainRun({
-      cache: values.cache, out: values.out, config: values.config, sets: values.set, model: values.model as 'ous' | 'face-only' | undefined,
+      cache: values.cache, out: values.out, config: values.config, overrides: parseSets(values.set ?? []), model: values.model as 'ous' | 'face-only' | undefined,
       seed: values.seed === undefined ? undefined : seedFlag('train', values.seed), device: parseOptionalDevice(values.device), clip: values.clip, resume: values.resume, force: values.force,
     });
     process.stdout.write(`best epoch ${r.bestEpoch} (validation loss ${r.bestValLoss.toFixed(4)}); ${r.stopReason}; run in ${values.out}\n`);

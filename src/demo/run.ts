@@ -8,7 +8,7 @@ import { readManifest } from '../data/datasets.js';
 import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
-import { evalRun, trainRun } from '../train/run.js';
+import { evalRun, trainRun, type ConfigOverrides } from '../train/run.js';
 import { packageRoot } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 
@@ -51,8 +51,8 @@ export function demoEncoderDir(): string {
 }
 
 /** The head and training settings of the demo: small, so that it trains in a minute on 2 cores. */
-export function demoSettings(size: DemoSize): string[] {
-  return ['tfeLayers=2', 'tfeQueries=8', 'heads=4', 'promptLength=8', `epochs=${size.epochs}`, 'plateauPatience=10'];
+export function demoSettings(size: DemoSize): ConfigOverrides {
+  return { ous: { tfeLayers: 2, tfeQueries: 8, heads: 4, promptLength: 8 }, train: { epochs: size.epochs, plateauPatience: 10 } };
 }
 
 export async function runDemo(o: DemoOptions, size: DemoSize = o.quick ? DEMO_SIZES.quick : DEMO_SIZES.full): Promise<DemoResult> {
@@ -83,9 +83,9 @@ export async function runDemo(o: DemoOptions, size: DemoSize = o.quick ? DEMO_SI
   const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
   // The demo's runs are its own outputs: a second demo in the same folder trains them again (force).
   log('demo: training OUS');
-  await trainRun({ cache, out: runs.ous, sets: demoSettings(size), seed, force: true, log: quiet('ous') });
+  await trainRun({ cache, out: runs.ous, overrides: demoSettings(size), seed, force: true, log: quiet('ous') });
   log('demo: training the face-only baseline');
-  await trainRun({ cache, out: runs.faceOnly, sets: demoSettings(size), model: 'face-only', seed, force: true, log: quiet('face-only') });
+  await trainRun({ cache, out: runs.faceOnly, overrides: demoSettings(size), model: 'face-only', seed, force: true, log: quiet('face-only') });
   const a = evalRun(runs.ous);
   const b = evalRun(runs.faceOnly);
   const result: DemoResult = {

@@ -7,11 +7,11 @@ import { stratifiedSplit } from '../data/dataset.js';
 import { loadClipFolder } from '../clip/load.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { z } from 'zod';
-import { OusConfig as OusConfigSchema, resolveOusConfig, type OusConfig } from '../ous/config.js';
+import { resolveOusConfig, type OusConfig } from '../ous/config.js';
 import { manualSeed, noGrad, tidy, type Device } from '../torch/index.js';
 import { fsUserError, isRegularFile, pathKind, readJson, readJsonAs } from '../util/fs.js';
-import { UsageError, UserError } from '../util/errors.js';
-import { TrainConfig as TrainConfigSchema, resolveTrainConfig, type TrainConfig } from './config.js';
+import { UserError } from '../util/errors.js';
+import { resolveTrainConfig, type TrainConfig } from './config.js';
 import { evaluate, train, type TrainResult } from './trainer.js';
 import type { Metrics } from './metrics.js';
 import {
@@ -21,40 +21,10 @@ import {
 
 export { RUN_VERSION, readRunConfig, type InferenceInfo, type RunConfig };
 
-/** `key=value` overrides: `ous.x` / `train.x`, or a bare key found in one of the two configs. Each value is checked against its field. */
-export function applySets(base: { ous: Record<string, unknown>; train: Record<string, unknown> }, sets: string[]): Array<{ section: 'ous' | 'train'; key: string }> {
-  const done: Array<{ section: 'ous' | 'train'; key: string }> = [];
-  const fields = { ous: OusConfigSchema.innerType().shape as Record<string, z.ZodTypeAny>, train: TrainConfigSchema.shape as Record<string, z.ZodTypeAny> };
-  const ousKeys = Object.keys(fields.ous);
-  const trainKeys = Object.keys(fields.train);
-  for (const s of sets) {
-    const eq = s.indexOf('=');
-    if (eq < 1) throw new UsageError(`--set expects key=value, not '${s}'`);
-    let key = s.slice(0, eq);
-    const raw = s.slice(eq + 1);
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      value = raw;
-    }
-    let section: 'ous' | 'train';
-    if (key.startsWith('ous.') || key.startsWith('train.')) [section, key] = key.split('.', 2) as ['ous' | 'train', string];
-    else if (ousKeys.includes(key)) section = 'ous';
-    else if (trainKeys.includes(key)) section = 'train';
-    else throw new UsageError(`--set: unknown key '${key}' (OUS: ${ousKeys.join(', ')}; training: ${trainKeys.join(', ')})`);
-    const field = fields[section][key];
-    if (!field) throw new UsageError(`--set: '${key}' is not a field of the ${section === 'ous' ? 'OUS' : 'training'} config (${Object.keys(fields[section]).join(', ')})`);
-    // A count or a seed is plain digits: epochs=1e9 or seed=1e3 is a slip, not a number one means
-    // (a whole-number field is one that takes 1 but not 0.5). lr=1e-3 stays fine.
-    const wholeNumber = field.safeParse(1).success && !field.safeParse(0.5).success;
-    if (wholeNumber && typeof value === 'number' && !/^\s*-?\d+\s*$/.test(raw)) throw new UsageError(`--set ${s}: ${key} takes a whole number in plain digits, not '${raw}'`);
-    const r = field.safeParse(value);
-    if (!r.success) throw new UsageError(`--set ${s}: ${r.error.issues.map((i) => i.message.charAt(0).toLowerCase() + i.message.slice(1)).join('; ')}`);
-    base[section][key] = value;
-    done.push({ section, key });
-  }
-  return done;
+/** Settings over the defaults (and a run's stored ones on resume), each checked by its config's schema. */
+export interface ConfigOverrides {
+  ous?: Partial<OusConfig>;
+  train?: Partial<TrainConfig>;
 }
 
 const ConfigFile = z.object({ ous: z.record(z.unknown()).optional(), train: z.record(z.unknown()).optional() }).strict();
@@ -87,7 +57,7 @@ export interface TrainRunOptions {
   cache: string;
   out: string;
   config?: string; // a JSON file: {"ous": {...}, "train": {...}}
-  sets?: string[];
+  overrides?: ConfigOverrides; // the command line's --set arrive here parsed (src/cli/sets.ts)
   model?: OusConfig['model'];
   seed?: number;
   device?: Device;
@@ -158,8 +128,10 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   const stored = o.resume && existing ? readRunConfig(o.out) : undefined;
   if (stored) checkResumable(o.out);
   const file = o.config ? readJsonAs(o.config, ConfigFile, 'config file ({"ous": {...}, "train": {...}})') : {};
-  const raw = { ous: { ...(stored?.ous ?? {}), ...(file.ous ?? {}) }, train: { ...(stored?.train ?? {}), ...(file.train ?? {}) } };
-  applySets(raw, o.sets ?? []);
+  const raw: { ous: Record<string, unknown>; train: Record<string, unknown> } = {
+    ous: { ...(stored?.ous ?? {}), ...(file.ous ?? {}), ...o.overrides?.ous },
+    train: { ...(stored?.train ?? {}), ...(file.train ?? {}), ...o.overrides?.train },
+  };
   if (o.model) raw.ous.model = o.model;
   if (o.seed !== undefined) raw.train.seed = o.seed;
   const info = cacheInfoOf(o.cache);
