@@ -41,9 +41,9 @@ export const TABLES: Record<string, { title: string; rows: Row[] }> = {
 };
 
 const FLAGS = {
-  table: { type: { kind: 'text' }, value: Object.keys(TABLES).join('|'), required: true, help: "the paper's table to run" },
-  cache: { type: { kind: 'text' }, value: 'CACHE', required: true, help: 'the feature cache to train on' },
-  out: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'a run folder per row, and table-N.md' },
+  table: { type: { kind: 'text' }, value: Object.keys(TABLES).join('|'), help: "the paper's table to run (required)" },
+  cache: { type: { kind: 'text' }, value: 'CACHE', help: 'the feature cache to train on (required)' },
+  out: { type: { kind: 'text' }, value: 'DIR', help: 'a run folder per row, and table-N.md (required)' },
   set: { type: { kind: 'text' }, value: 'key=value', multiple: true, help: 'settings common to every row (a field of the OUS or training config)' },
   seed: { ...COMMON.seed, default: '0' },
 } as const satisfies Flags;
@@ -54,8 +54,9 @@ export const ablate: Command = {
   usage: usageText('ablate', FLAGS),
   async run(argv) {
     const { values } = parseFlags('ablate', argv, FLAGS);
-    const table = TABLES[values.table.toUpperCase()];
-    if (!table) throw new UsageError(`ablate: --table must be one of ${Object.keys(TABLES).join(', ')}, not '${values.table}'`);
+    const table = TABLES[(values.table ?? '').toUpperCase()];
+    if (!table) throw new UsageError(`ablate: --table must be one of ${Object.keys(TABLES).join(', ')}, not '${values.table ?? ''}'`);
+    if (!values.cache || !values.out) throw new UsageError('ablate: --cache CACHE and --out DIR are required');
     const seed = values.seed;
     const common = parseSets(values.set);
     outFolder('ablate', values.out);
