@@ -107,6 +107,8 @@ const cases: Array<[string[], number, string]> = [
   [['predict', video, '--run', 'r7', '--box', 'abc'], 2, '--box'],
   [['demo', '--seed', 'abc'], 2, '--seed'],
   [['demo', '--agreement', '2'], 2, '--agreement'],
+  [['demo', '--seeds', '0'], 2, '--seeds must be an integer >= 1'],
+  [['eval', '--seeds', '--folds', 'a', 'b'], 2, '--folds and --seeds'],
   [['ablate', '--table', 'IX'], 2, '--table'],
 ];
 
