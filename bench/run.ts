@@ -1,5 +1,6 @@
 // `npm run bench [-- engine|clip|streams ...] [--quick]`: runs the benchmarks, each printed beside
 // the same work in PyTorch (Python) measured in the same run when python3-torch is installed.
+// `demo-seeds` (the demo's spread over seeds and engines) runs only when named.
 import { getNumThreads } from '../src/torch/index.js';
 import { TorchReference, printTable } from './lib.js';
 import { infoHeader } from '../src/cli/info.js';
@@ -9,6 +10,7 @@ import { benchStreams } from './streams.js';
 import { benchTrain } from './train.js';
 import { benchExtract } from './extract.js';
 import { benchServe } from './serve.js';
+import { benchDemoSeeds } from './demo-seeds.js';
 
 const suites: Record<string, (torch: TorchReference | null, quick: boolean) => Promise<void>> = {
   engine: async (torch, quick) => printTable(engineTitle(), await benchEngine(torch, quick)),
@@ -17,13 +19,16 @@ const suites: Record<string, (torch: TorchReference | null, quick: boolean) => P
   extract: async (_torch, quick) => benchExtract(quick),
   serve: async (_torch, quick) => benchServe(quick),
   clip: async (torch, quick) => benchClip(torch, quick),
+  // minutes of training: only when named (`bench demo-seeds`), never in the default set
+  'demo-seeds': async (_torch, quick) => benchDemoSeeds(quick),
 };
+const onlyWhenNamed = new Set(['demo-seeds']);
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
   const names = args.filter((a) => !a.startsWith('--'));
-  const chosen = names.length ? names : Object.keys(suites);
+  const chosen = names.length ? names : Object.keys(suites).filter((n) => !onlyWhenNamed.has(n));
   for (const n of chosen) if (!suites[n]) throw new Error(`unknown benchmark '${n}' (${Object.keys(suites).join(', ')})`);
   console.log(infoHeader()); // the machine, BLAS kernel and threads every number below depends on
   const torch = TorchReference.start(getNumThreads());
