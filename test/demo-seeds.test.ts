@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runDemo } from '../src/demo/run.js';
+import { demoSummary, runDemo } from '../src/demo/run.js';
 import { demoText } from '../src/cli/demo.js';
 import { writeReport } from '../src/report/report.js';
 import { formatSpread, spreadOf } from '../src/train/metrics.js';
@@ -23,6 +23,20 @@ test('spread of values by hand: mean, sample std (n − 1), min, max; one value 
   assert.ok(Number.isNaN(spreadOf([0.4]).std));
   assert.equal(formatSpread(s), '70.0 ± 20.0 (min 50.0, max 90.0)');
   assert.throws(() => spreadOf([]), RangeError);
+});
+
+test('demo summary by hand: each model over the seeds, and the gap paired by seed (not the difference of the means\' spreads)', () => {
+  const s = demoSummary([
+    { ous: { uar: 0.9, war: 0.92 }, faceOnly: { uar: 0.7, war: 0.71 } },
+    { ous: { uar: 0.8, war: 0.8 }, faceOnly: { uar: 0.72, war: 0.7 } },
+  ]);
+  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
+  near(s.ous.uar.mean, 0.85);
+  near(s.ous.uar.std, 0.1 / Math.SQRT2);
+  near(s.faceOnly.war.mean, 0.705);
+  near(s.gap.uar.mean, 0.14);
+  near(s.gap.uar.std, 0.12 / Math.SQRT2); // gaps 0.20 and 0.08
+  assert.deepEqual([s.gap.uar.min, s.gap.uar.max].map((v) => +v.toFixed(12)), [0.08, 0.2]);
 });
 
 test('demo with 2 seeds: one cache, each seed its runs, the summary computed from the per-seed values; the report shows them', async () => {
