@@ -39,7 +39,7 @@ export async function benchDemoSeeds(quick: boolean): Promise<void> {
   const A = bySeed.get(a!)!;
   const B = b ? bySeed.get(b)! : undefined;
   console.log(`\n## ous demo --quick over ${n} seeds (${first}..${first + n - 1}; benchmark: seed ${first}), test UAR (%), ${getNumThreads()} threads, ${((Date.now() - t0) / 60000).toFixed(1)} min`);
-  const head = ['seed', `OUS (${a})`, 'face only', 'gap', ...(B ? [`OUS (${b})`, 'face only', 'gap', 'OUS Δ engines'] : [])];
+  const head = ['seed', `OUS (${a})`, 'face only', 'gap', ...(B ? [`OUS (${b})`, 'face only', 'gap', `OUS ${b} − ${a}`] : [])];
   console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
   A.forEach((r, i) => {
     const o = B?.[i];
