@@ -83,9 +83,9 @@ export function demoEncoderDir(): string {
 /**
  * The head and training settings of the demo: small, so that it trains in a minute on 2 cores.
  * Patience 25 (SPEC: 5): on the demo's features OUS first learns the scene's polarity alone (train
- * L_cls near 1.3) and only 20-60 epochs later the faint face signal; a plateau rule on the loss of
- * ~21 validation clips that cuts the rate before then leaves 4 seeds in 10 stuck at ~40 UAR
- * (docs/DECISIONS.md, "The demo", issue 27).
+ * L_cls near 1.3) and only 20-60+ epochs later the faint face signal; with patience 10 the plateau
+ * rule on the loss of ~21 validation clips cut the rate before then and left 4 seeds in 10 at ~40
+ * UAR, with 25 one in 10 (docs/DECISIONS.md, "The demo", issue 27).
  */
 export function demoSettings(size: DemoSize): string[] {
   return ['tfeLayers=2', 'tfeQueries=8', 'heads=4', 'promptLength=8', `epochs=${size.epochs}`, 'plateauPatience=25'];
