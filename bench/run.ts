@@ -1,5 +1,6 @@
 // `npm run bench [-- engine|clip|streams|train|extract|serve|long|persons ...] [--quick]`: runs the benchmarks, each printed beside
 // the same work in PyTorch (Python) measured in the same run when python3-torch is installed.
+// `demo-seeds` (the demo's spread over seeds and engines) runs only when named.
 import { getNumThreads } from '../src/torch/index.js';
 import { TorchReference, printTable } from './lib.js';
 import { infoHeader } from '../src/cli/info.js';
@@ -13,6 +14,7 @@ import { benchExtract } from './extract.js';
 import { benchServe } from './serve.js';
 import { benchLong } from './long.js';
 import { benchPersons } from './persons.js';
+import { benchDemoSeeds } from './demo-seeds.js';
 
 // OUS_ENGINE and OUS_NUM_THREADS apply here as in the CLI (src/cli/env.ts).
 const suites: Record<string, (torch: TorchReference | null, quick: boolean, engine: EnginePreference) => Promise<void>> = {
@@ -24,13 +26,16 @@ const suites: Record<string, (torch: TorchReference | null, quick: boolean, engi
   long: async (_torch, quick, engine) => benchLong(quick, engine),
   persons: async (_torch, quick, engine) => benchPersons(quick, engine),
   clip: async (torch, quick, engine) => benchClip(torch, quick, engine),
+  // minutes of training: only when named (`bench demo-seeds`), never in the default set
+  'demo-seeds': async (_torch, quick) => benchDemoSeeds(quick),
 };
+const onlyWhenNamed = new Set(['demo-seeds']);
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
   const names = args.filter((a) => !a.startsWith('--'));
-  const chosen = names.length ? names : Object.keys(suites);
+  const chosen = names.length ? names : Object.keys(suites).filter((n) => !onlyWhenNamed.has(n));
   for (const n of chosen) if (!suites[n]) throw new Error(`unknown benchmark '${n}' (${Object.keys(suites).join(', ')})`);
   applyThreads();
   const engine = enginePreference();

@@ -150,6 +150,8 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [['predict', video, '--run', 'r7', '--box', 'abc'], 2, '--box'],
   [['demo', '--seed', 'abc'], 2, '--seed'],
   [['demo', '--agreement', '2'], 2, '--agreement'],
+  [['demo', '--seeds', '0'], 2, '--seeds must be an integer >= 1'],
+  [['eval', '--seeds', '--folds', 'a', 'b'], 2, '--folds and --seeds'],
   [['ablate', '--table', 'IX'], 2, '--table'],
   // Issue 24: the CLIP must be the cache's; resume needs both files; the run folder is checked, locked, and its checkpoint must fit.
   [['train', '--cache', 'c7', '--out', 'rx', '--clip', 'clip-other', ...small], 1, '--clip clip-other: its weights (sha256 '],

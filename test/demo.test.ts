@@ -40,7 +40,8 @@ test('ous demo --json: the same seed repeats the same numbers; the last line hol
   const out = spawnSync(process.execPath, [cli, 'demo', '--quick', '--json', '--seed', '0', '--out', path.join(tmp, 'informative')], { encoding: 'utf8', timeout: 15 * 60 * 1000 });
   assert.equal(out.status, 0, out.stderr.slice(-2000));
   const line = JSON.parse(out.stdout.trim().split('\n').pop()!);
-  assert.deepEqual(Object.keys(line), ['ous', 'faceOnly', 'ceilings', 'report']);
+  assert.deepEqual(Object.keys(line), ['ous', 'faceOnly', 'ceilings', 'report', 'seeds', 'summary']);
+  assert.deepEqual(line.seeds, [{ seed: 0, ous: line.ous, faceOnly: line.faceOnly }]);
   for (const v of [line.ous.uar, line.ous.war, line.faceOnly.uar, line.faceOnly.war, line.ceilings.face, line.ceilings.faceScene]) assert.ok(v >= 0 && v <= 1);
   assert.ok(fs.existsSync(line.report));
   assert.ok(informative, 'the informative run finished');

@@ -1,12 +1,11 @@
 // `ous demo`: the whole method end to end on the built-in synthetic benchmark, with a report.
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
-import { intFlag, seedFlag, numberFlag, outFolder } from './args.js';
-import { UsageError } from '../util/errors.js';
-import { runDemo } from '../demo/run.js';
-import { writeReport } from '../report/report.js';
+import { COMMON, outFolder, parseFlags, usageText, type Flags } from './flags.js';
 import { enginePreference } from './env.js';
+import { runDemo, type DemoResult } from '../demo/run.js';
+import { formatSpread } from '../train/metrics.js';
+import { writeReport } from '../report/report.js';
 
 export const DEMO_NOTES = [
   'The benchmark is synthetic, made by this project: short h264 videos of a drawn face whose expression unfolds over time, in a scene. ' +
@@ -17,38 +16,56 @@ export const DEMO_NOTES = [
     'it does not show how OUS does with real CLIP features on real videos (for that: a Hugging Face CLIP folder and DFEW or FERV39k, see the README).',
 ];
 
+const FLAGS = {
+  out: { type: { kind: 'text' }, value: 'DIR', default: path.join('out', 'demo'), help: 'where the benchmark, cache, runs and report go' },
+  quick: { type: { kind: 'switch' }, help: 'the quick size (about 4 minutes a seed on 2 cores)' },
+  seed: { ...COMMON.seed, default: '0', help: "the benchmark's seed, and the first training seed" },
+  seeds: { type: { kind: 'int', min: 1, max: 1000 }, value: 'N', default: '1', help: 'train both models with the seeds N, N+1, ... on one benchmark; each seed and mean ± std, min and max' },
+  agreement: { type: { kind: 'number', min: 0, max: 1 }, value: 'P', default: '0.9', help: "how often the scene shows the true emotion's polarity" },
+  classes: { type: { kind: 'int', min: 2, max: 11 }, value: 'N', help: "DFEW's seven by default; 11: MAFW's eleven" },
+  json: COMMON.json,
+} as const satisfies Flags;
+
 export const demo: Command = {
   name: 'demo',
   summary: 'run OUS end to end on the built-in synthetic benchmark (no downloads)',
-  usage: 'ous demo [--out DIR] [--quick] [--seed N] [--agreement P] [--classes N (2..11)] [--json]',
+  usage: usageText('demo', FLAGS),
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, classes: { type: 'string' }, json: { type: 'boolean' } },
-    });
-    const seed = seedFlag('demo', values.seed!);
-    const agreement = numberFlag('demo', 'agreement', values.agreement!, { min: 0, max: 1 });
-    outFolder('demo', values.out!);
-    const classes = values.classes === undefined ? undefined : intFlag('demo', 'classes', values.classes, 2);
-    if (classes !== undefined && classes > 11) throw new UsageError(`demo: --classes must be an integer in 2..11, not '${values.classes}'`);
-    const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement, classes, engine: enginePreference() });
+    const { values } = parseFlags('demo', argv, FLAGS);
+    const { seed, seeds, agreement, classes } = values;
+    outFolder('demo', values.out);
+    const r = await runDemo({ out: values.out, quick: values.quick, seed, seeds, agreement, classes, engine: enginePreference() });
+    const seedText = seeds > 1 ? `seeds ${seed}..${seed + seeds - 1} (benchmark: seed ${seed})` : `seed ${seed}`;
     const report = await writeReport({
-      title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
+      title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, ${seedText}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
       runs: [{ name: 'OUS', dir: r.runs.ous }, { name: 'face only', dir: r.runs.faceOnly }],
-      out: path.join(values.out!, 'report'),
+      out: path.join(values.out, 'report'),
       ceilings: { 'face alone': r.ceilings.face, 'face + scene': r.ceilings.faceScene },
       notes: DEMO_NOTES,
       seed,
+      seeds: seeds > 1 ? { rows: r.seeds.map((s) => ({ seed: s.seed, metrics: { OUS: s.ous, 'face only': s.faceOnly } })), gap: ['OUS', 'face only'] } : undefined,
     });
-    const line = { ous: r.ous, faceOnly: r.faceOnly, ceilings: r.ceilings, report: path.resolve(report.html) };
-    if (values.json) process.stdout.write(JSON.stringify(line) + '\n');
-    else {
-      const p = (v: number) => (100 * v).toFixed(1);
-      process.stdout.write(
-        `OUS        UAR ${p(r.ous.uar)}  WAR ${p(r.ous.war)}\nface only  UAR ${p(r.faceOnly.uar)}  WAR ${p(r.faceOnly.war)}\n` +
-          `ceilings   face alone ${p(r.ceilings.face)}, face + scene ${p(r.ceilings.faceScene)}\nreport: ${path.resolve(report.html)}\n`,
-      );
-    }
+    // The first seed's numbers, each seed's and their summary: one shape whatever --seeds is.
+    const line = { ous: r.ous, faceOnly: r.faceOnly, ceilings: r.ceilings, report: path.resolve(report.html), seeds: r.seeds.map((s) => ({ seed: s.seed, ous: s.ous, faceOnly: s.faceOnly })), summary: r.summary };
+    if (values.json) process.stdout.write(JSON.stringify(line, (_, v) => (typeof v === 'number' && Number.isNaN(v) ? null : v)) + '\n');
+    else process.stdout.write(demoText(r) + `report: ${path.resolve(report.html)}\n`);
     return 0;
   },
 };
+
+/** The terminal's answer: one seed's two lines, or each seed and the summary over them. */
+export function demoText(r: Pick<DemoResult, 'ous' | 'faceOnly' | 'ceilings' | 'seeds' | 'summary'>): string {
+  const p = (v: number) => (100 * v).toFixed(1);
+  const ceilings = `ceilings   face alone ${p(r.ceilings.face)}, face + scene ${p(r.ceilings.faceScene)}\n`;
+  if (r.seeds.length === 1) return `OUS        UAR ${p(r.ous.uar)}  WAR ${p(r.ous.war)}\nface only  UAR ${p(r.faceOnly.uar)}  WAR ${p(r.faceOnly.war)}\n` + ceilings;
+  const rows = r.seeds.map((s) => `  ${String(s.seed).padStart(6)}  ${p(s.ous.uar).padStart(7)}  ${p(s.faceOnly.uar).padStart(9)}  ${p(s.ous.uar - s.faceOnly.uar).padStart(6)}\n`).join('');
+  const s = r.summary;
+  return (
+    `UAR per seed (%)\n    seed      OUS  face only     gap\n${rows}` +
+    `over ${r.seeds.length} seeds (mean ± std, min, max)\n` +
+    `OUS        UAR ${formatSpread(s.ous.uar)}  WAR ${formatSpread(s.ous.war)}\n` +
+    `face only  UAR ${formatSpread(s.faceOnly.uar)}  WAR ${formatSpread(s.faceOnly.war)}\n` +
+    `gap        UAR ${formatSpread(s.gap.uar)}  WAR ${formatSpread(s.gap.war)}  (OUS − face only, paired by seed)\n` +
+    ceilings
+  );
+}

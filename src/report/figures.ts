@@ -67,6 +67,21 @@ export function phaseSpec(title: string, rows: Array<{ epoch: number; phase: str
   } as TopLevelSpec;
 }
 
+/** Each seed's value as a point per run (one row each), with a tick at the mean: the spread over seeds at a glance. */
+export function seedsSpec(title: string, points: Array<{ seed: number; run: string; uar: number }>, runs: string[]): TopLevelSpec {
+  return {
+    title,
+    data: { values: points },
+    width: 360,
+    height: 40 * runs.length,
+    encoding: { y: { field: 'run', type: 'nominal', sort: runs, title: null } },
+    layer: [
+      { mark: { type: 'circle', size: 50, opacity: 0.7 }, encoding: { x: { field: 'uar', type: 'quantitative', title: 'UAR (%)' }, color: { field: 'run', type: 'nominal', sort: runs, legend: null }, tooltip: [{ field: 'seed' }, { field: 'uar' }] } },
+      { mark: { type: 'tick', color: 'black', thickness: 2 }, encoding: { x: { aggregate: 'mean', field: 'uar', type: 'quantitative' } } },
+    ],
+  } as TopLevelSpec;
+}
+
 /** A seeded 2-D UMAP embedding of the rows of `data`. */
 export function embed2d(data: number[][], seed: number): number[][] {
   const umap = new UMAP({ nComponents: 2, nNeighbors: Math.min(15, Math.max(2, data.length - 1)), minDist: 0.1, random: rng(seed) });

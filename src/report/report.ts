@@ -2,7 +2,9 @@
 // and the same content as Markdown with the figures as files. Content: the comparison table (UAR,
 // WAR, per-class recall, with ceilings when known), row-normalised confusion matrices (Fig. 5),
 // training and validation loss and accuracy curves (Fig. 6), the share of steps in each loss phase,
-// and 2-D embeddings of clip features at four stages (Fig. 4).
+// and 2-D embeddings of clip features at four stages (Fig. 4). Given several seeds of the same
+// setting, a section over them: mean ± std, min and max of each model and of their paired gap, each
+// seed's numbers, and a plot of the per-seed points (the figures above are of the first seed).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ensureDir, writeFileAtomic } from '../util/fs.js';
@@ -10,7 +12,8 @@ import { evalLoaded, loadRun, runStages } from '../train/run.js';
 import { readEpochs, readRunConfig } from '../runs/folder.js';
 import { UserError } from '../util/errors.js';
 import type { EpochRecord } from '../train/trainer.js';
-import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, toSvg, type CurvePoint } from './figures.js';
+import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, seedsSpec, toSvg, type CurvePoint } from './figures.js';
+import { spreadOf } from '../train/metrics.js';
 
 export interface ReportRun {
   name: string; // shown in the table and legends
@@ -30,6 +33,13 @@ export interface ReportOptions {
   /** The run whose features are embedded for Fig. 4 (default: the first). */
   embedRun?: string;
   seed?: number;
+  /** Each seed's test scores by run name (the same names in every row); `gap`: [a, b] adds a − b, paired by seed. */
+  seeds?: { rows: SeedRow[]; gap?: [string, string] };
+}
+
+export interface SeedRow {
+  seed: number;
+  metrics: Record<string, { uar: number; war: number }>;
 }
 
 interface Figure {
@@ -87,10 +97,13 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   const mdTable = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
   const htmlTable = `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 
+  const seeds = o.seeds ? await seedsSection(o.seeds) : undefined;
+  if (seeds) figures.push(seeds.figure);
+
   ensureDir(path.join(o.out, 'figures')); // a read-only --out is said as such (mkdir -p says ENOENT)
   for (const f of figures) writeFileAtomic(path.join(o.out, 'figures', f.file), f.svg);
   const notes = o.notes ?? [];
-  const md = [`# ${o.title}`, '', ...notes.flatMap((n) => [n, '']), '## Results on the test split (%)', '', mdTable, '', ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, ''])].join('\n');
+  const md = [`# ${o.title}`, '', ...notes.flatMap((n) => [n, '']), ...(seeds ? seeds.md : []), '## Results on the test split (%)' + (seeds ? ` (seed ${o.seeds!.rows[0]!.seed})` : ''), '', mdTable, '', ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, ''])].join('\n');
   const img = (f: Figure) => `<figure><img alt="${esc(f.caption)}" src="data:image/svg+xml;base64,${Buffer.from(f.svg).toString('base64')}"><figcaption>${esc(f.caption)}</figcaption></figure>`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(o.title)}</title>
@@ -98,7 +111,8 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
 </head><body>
 <h1>${esc(o.title)}</h1>
 ${notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
-<h2>Results on the test split (%)</h2>
+${seeds ? seeds.html : ''}
+<h2>Results on the test split (%)${seeds ? ` (seed ${o.seeds!.rows[0]!.seed})` : ''}</h2>
 ${htmlTable}
 <h2>Figures</h2>
 ${figures.map(img).join('\n')}
@@ -117,6 +131,28 @@ addEventListener('load', () => {
   writeFileAtomic(mdFile, md + '\n');
   return { html: htmlFile, markdown: mdFile, figures: figures.map((f) => path.join(o.out, 'figures', f.file)) };
 }
+
+/** The seeds' section: the summary table, each seed's table (Markdown lines and HTML) and the per-seed plot. */
+async function seedsSection(o: NonNullable<ReportOptions['seeds']>): Promise<{ md: string[]; html: string; figure: Figure }> {
+  if (!o.rows.length) throw new RangeError('report: seeds without rows');
+  const names = Object.keys(o.rows[0]!.metrics);
+  const gapName = o.gap ? `${o.gap[0]} − ${o.gap[1]}` : undefined;
+  const value = (r: SeedRow, name: string, k: 'uar' | 'war') => (name === gapName ? r.metrics[o.gap![0]]![k] - r.metrics[o.gap![1]]![k] : r.metrics[name]![k]);
+  const all = gapName ? [...names, gapName] : names;
+  const pm = (v: readonly number[]) => {
+    const s = spreadOf(v);
+    return [`${pct(s.mean)} ± ${Number.isNaN(s.std) ? '-' : pct(s.std)}`, pct(s.min), pct(s.max)];
+  };
+  const summary = [['', 'UAR mean ± std', 'min', 'max', 'WAR mean ± std', 'min', 'max'], ...all.map((n) => [n, ...pm(o.rows.map((r) => value(r, n, 'uar'))), ...pm(o.rows.map((r) => value(r, n, 'war')))])];
+  const perSeed = [['seed', ...all.map((n) => `${n} UAR`)], ...o.rows.map((r) => [String(r.seed), ...all.map((n) => pct(value(r, n, 'uar')))])];
+  const title = `Over ${o.rows.length} seeds (%, test split; std over seeds, n − 1)`;
+  const points = o.rows.flatMap((r) => all.map((n) => ({ seed: r.seed, run: n, uar: 100 * value(r, n, 'uar') })));
+  const figure: Figure = { file: 'seeds.svg', caption: `Test UAR of each seed (points) and the mean (tick) over ${o.rows.length} seeds${gapName ? `; ${gapName} is paired by seed` : ''}.`, svg: await toSvg(seedsSpec('UAR per seed', points, all)) };
+  return { md: [`## ${title}`, '', mdOf(summary), '', mdOf(perSeed), ''], html: `<h2>${esc(title)}</h2>\n${htmlOf(summary)}\n${htmlOf(perSeed)}`, figure };
+}
+
+const mdOf = (rows: string[][]) => [rows[0]!, rows[0]!.map(() => '---'), ...rows.slice(1)].map((r) => `| ${r.join(' | ')} |`).join('\n');
+const htmlOf = (rows: string[][]) => `<table><thead><tr>${rows[0]!.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.slice(1).map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 
 function slug(s: string): string {
   return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');

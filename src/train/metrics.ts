@@ -41,3 +41,26 @@ export function rowNormalised(confusion: number[][]): number[][] {
     return row.map((v) => (s ? v / s : 0));
   });
 }
+
+/** A metric over several runs of one setting (seeds): the field reports mean ± std, with the range. */
+export interface Spread {
+  n: number;
+  mean: number;
+  std: number; // sample standard deviation (n − 1); NaN for one run
+  min: number;
+  max: number;
+}
+
+export function spreadOf(values: readonly number[]): Spread {
+  const n = values.length;
+  if (!n) throw new RangeError('spreadOf: no values');
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const std = n > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1)) : NaN;
+  return { n, mean, std, min: Math.min(...values), max: Math.max(...values) };
+}
+
+/** "94.3 ± 2.1 (min 90.0, max 97.1)" in percent points, for fractions. */
+export function formatSpread(s: Spread, digits = 1): string {
+  const p = (v: number) => (100 * v).toFixed(digits);
+  return `${p(s.mean)} ± ${Number.isNaN(s.std) ? '-' : p(s.std)} (min ${p(s.min)}, max ${p(s.max)})`;
+}

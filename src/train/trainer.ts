@@ -188,7 +188,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     log(
       `epoch ${epoch}/${cfg.epochs} lr ${lr.toExponential(2)} train loss ${record.train.loss.toFixed(4)} WAR ${(trainM.war * 100).toFixed(1)} ` +
         `| val loss ${val.loss.toFixed(4)} UAR ${(val.uar * 100).toFixed(1)} WAR ${(val.war * 100).toFixed(1)}${best ? ' *' : ''} ` +
-        `| phases global ${(record.train.phases.global * 100).toFixed(0)}% contrast ${(record.train.phases.contrast * 100).toFixed(0)}% | ${record.seconds.toFixed(1)}s`,
+        `| phases global ${(record.train.phases.global * 100).toFixed(0)}% contrast ${(record.train.phases.contrast * 100).toFixed(0)}% | ${termsText(record.train.terms)}| ${record.seconds.toFixed(1)}s`,
     );
     o.onEpoch?.(record);
     if (opt.paramGroups[0]!.hyper.lr < cfg.minLr) {
@@ -203,6 +203,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   log(`stopped: ${stopReason}; best epoch ${state.bestEpoch} (validation loss ${state.bestValLoss.toFixed(4)})`);
   return { epochs: records, bestEpoch: state.bestEpoch, bestValLoss: state.bestValLoss, stopReason };
+}
+
+/** The loss terms of an epoch (means over its steps) that are present: a plateau shows in which term sits still. */
+function termsText(terms: Record<string, number>): string {
+  const shown = ['cls', 'nce', 'sim', 'pol'].filter((k) => terms[k] !== undefined);
+  return shown.length > 1 ? `${shown.map((k) => `${k} ${terms[k]!.toFixed(3)}`).join(' ')} ` : '';
 }
 
 // One file holds the weights, the optimizer's tensors and the loop state (in the metadata), so a
