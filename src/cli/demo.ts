@@ -20,7 +20,7 @@ const FLAGS = {
   out: { type: { kind: 'text' }, value: 'DIR', default: path.join('out', 'demo'), help: 'where the benchmark, cache, runs and report go' },
   quick: { type: { kind: 'switch' }, help: 'the quick size (about 4 minutes a seed on 2 cores)' },
   seed: { ...COMMON.seed, default: '0', help: "the benchmark's seed, and the first training seed" },
-  seeds: { type: { kind: 'int', min: 1, max: 1000 }, value: 'N', default: '1', help: 'train both models with the seeds N, N+1, ... on one benchmark; each seed and mean ± std, min and max' },
+  seeds: { type: { kind: 'int', min: 1 }, value: 'N', default: '1', help: 'train both models with the seeds N, N+1, ... on one benchmark; each seed and mean ± std, min and max' },
   agreement: { type: { kind: 'number', min: 0, max: 1 }, value: 'P', default: '0.9', help: "how often the scene shows the true emotion's polarity" },
   classes: { type: { kind: 'int', min: 2, max: 11 }, value: 'N', help: "DFEW's seven by default; 11: MAFW's eleven" },
   json: COMMON.json,
