@@ -19,12 +19,20 @@ const noise = 2 * Math.sqrt((2 * 0.7 * 0.3) / nTest);
 
 let informative: Awaited<ReturnType<typeof runDemo>> | undefined;
 
-test('informative scenes: OUS beats the face-only baseline by ≥ 10 UAR points; the baseline stays under the face ceiling', async () => {
-  const r = (informative = await runDemo({ out: path.join(tmp, 'informative'), quick: true, seed: 0, agreement: 0.9, progress: false, log: () => {} }));
-  assert.ok(r.ous.uar - r.faceOnly.uar >= 0.1, `OUS ${r.ous.uar.toFixed(3)} vs face only ${r.faceOnly.uar.toFixed(3)}`);
+test('informative scenes, over 3 seeds: OUS beats the face-only baseline by ≥ 10 UAR points at the median; the baseline stays under the face ceiling', async () => {
+  // One training run is one draw: on the demo's faint face features a seed now and then stays on
+  // the plateau where OUS knows only the scene's polarity (docs/DECISIONS.md, "The demo"). The claim
+  // is about the distribution, so it is checked on the median of three seeds, each seed's gap
+  // paired with its own baseline.
+  const r = (informative = await runDemo({ out: path.join(tmp, 'informative'), quick: true, seed: 0, seeds: 3, agreement: 0.9, progress: false, log: () => {} }));
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+  const gaps = r.seeds.map((s) => s.ous.uar - s.faceOnly.uar);
+  assert.equal(gaps.length, 3);
+  assert.ok(median(gaps) >= 0.1, `OUS − face only per seed: ${gaps.map((g) => g.toFixed(3)).join(', ')}`);
   // The ceiling is an expectation; one test split of nTest clips scatters around it.
-  assert.ok(r.faceOnly.uar <= r.ceilings.face + noise / 2, `face only ${r.faceOnly.uar.toFixed(3)} vs face ceiling ${r.ceilings.face.toFixed(3)}`);
-  assert.ok(r.ous.uar <= r.ceilings.faceScene + noise / 2);
+  const faceOnly = median(r.seeds.map((s) => s.faceOnly.uar));
+  assert.ok(faceOnly <= r.ceilings.face + noise / 2, `face only ${faceOnly.toFixed(3)} vs face ceiling ${r.ceilings.face.toFixed(3)}`);
+  for (const s of r.seeds) assert.ok(s.ous.uar <= r.ceilings.faceScene + noise / 2);
 });
 
 test('uninformative scenes (cue at chance): the gap closes to within noise', async () => {
