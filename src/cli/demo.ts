@@ -7,6 +7,7 @@ import { UsageError } from '../util/errors.js';
 import { runDemo } from '../demo/run.js';
 import { writeReport } from '../report/report.js';
 import { enginePreference } from './env.js';
+import { personsText, runPersonsDemo, writePersonsReport } from '../demo/persons.js';
 
 export const DEMO_NOTES = [
   'The benchmark is synthetic, made by this project: short h264 videos of a drawn face whose expression unfolds over time, in a scene. ' +
@@ -20,17 +21,29 @@ export const DEMO_NOTES = [
 export const demo: Command = {
   name: 'demo',
   summary: 'run OUS end to end on the built-in synthetic benchmark (no downloads)',
-  usage: 'ous demo [--out DIR] [--quick] [--seed N] [--agreement P] [--classes N (2..11)] [--json]',
+  usage: 'ous demo [--out DIR] [--quick] [--seed N] [--agreement P] [--classes N (2..11)] [--persons 1|2] [--json]',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
-      options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, classes: { type: 'string' }, json: { type: 'boolean' } },
+      options: { out: { type: 'string', default: path.join('out', 'demo') }, quick: { type: 'boolean' }, seed: { type: 'string', default: '0' }, agreement: { type: 'string', default: '0.9' }, classes: { type: 'string' }, persons: { type: 'string', default: '1' }, json: { type: 'boolean' } },
     });
     const seed = seedFlag('demo', values.seed!);
     const agreement = numberFlag('demo', 'agreement', values.agreement!, { min: 0, max: 1 });
     outFolder('demo', values.out!);
     const classes = values.classes === undefined ? undefined : intFlag('demo', 'classes', values.classes, 2);
     if (classes !== undefined && classes > 11) throw new UsageError(`demo: --classes must be an integer in 2..11, not '${values.classes}'`);
+    if (values.persons !== '1' && values.persons !== '2') throw new UsageError(`demo: --persons must be 1 or 2, not '${values.persons}'`);
+    if (values.persons === '2') {
+      // The two-person benchmark, scored per person (src/demo/persons.ts); its files under OUT/persons.
+      const p = await runPersonsDemo({ out: values.out!, quick: values.quick, seed, agreement, classes, engine: enginePreference() });
+      const rep = await writePersonsReport(p, {
+        title: `OUS per person on the two-person synthetic benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
+        out: path.join(values.out!, 'persons', 'report'), notes: DEMO_NOTES, seed,
+      });
+      if (values.json) process.stdout.write(JSON.stringify({ ous: p.ous, faceOnly: p.faceOnly, ceilings: p.ceilings, report: path.resolve(rep.html) }) + '\n');
+      else process.stdout.write(personsText(p, path.resolve(rep.html)));
+      return 0;
+    }
     const r = await runDemo({ out: values.out!, quick: values.quick, seed, agreement, classes, engine: enginePreference() });
     const report = await writeReport({
       title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
