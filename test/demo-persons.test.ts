@@ -10,6 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readManifest } from '../src/data/datasets.js';
+import { extractFeatures } from '../src/data/extract.js';
+import { FeatureCache, mergeCache } from '../src/data/cache.js';
+import { FrameEncoder } from '../src/data/encoder.js';
+import { demoEncoderDir } from '../src/demo/run.js';
 import { loadRun, evalLoaded } from '../src/train/run.js';
 import { runPersonsDemo, scoresByRole, writePersonsReport } from '../src/demo/persons.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -39,6 +43,45 @@ test('a manifest lists a clip once per person: each box its own id (path#xywh=x,
   assert.throws(() => readManifest(same, undefined, ['happy', 'sad']), (err: Error) => err.message.includes(`${where(same, 2)} and ${where(same, 3)} are the same clip (box 10 20 30 40)`));
   const mixed = csv('mixed.csv', [`${a},happy,train,10 20 30 40`, `${a},sad,train,`]);
   assert.throws(() => readManifest(mixed, undefined, ['happy', 'sad']), (err: Error) => err.message.includes(`${where(mixed, 2)} and ${where(mixed, 3)} list the same clip`) && err.message.includes('one with a box and one without'));
+});
+
+test('extraction of a clip listed once per person: a clip each, their own boxes and crops; one person\'s failure is theirs alone', async () => {
+  const out = path.join(tmp, 'rows');
+  const bench = await generateBenchmark({ out, seed: 2, trainPerClass: 1, testPerClass: 0, frames: 2, width: 96, height: 72, agreement: 1, classes: 2, persons: 2 }, { progress: false });
+  const clip = bench.clips[0]!;
+  const rel = path.relative(out, clip.file);
+  const [left, right] = clip.persons!;
+  const names = ['happy', 'sad'];
+  const write = (rightBox: string) => fs.writeFileSync(path.join(out, 'rows.csv'), `path,label,box\n${rel},${names[left!.label]},${left!.faceBox.join(' ')}\n${rel},${names[right!.label]},${rightBox}\n`);
+  const encoder = FrameEncoder.load(demoEncoderDir());
+  const cache = path.join(out, 'cache');
+  const info = { clip: { path: demoEncoderDir(), hash: encoder.hash }, frames: 2, scene: 'mask' as const, views: 1, polarityLayer: 4, dataset: 'manifest', classNames: names, polarityOfClass: null };
+  const extract = async () => extractFeatures({ entries: readManifest(path.join(out, 'rows.csv'), undefined, names).entries, encoder, out: cache, info, progress: false, log: () => {} });
+  // The right person's box lies outside the 96x72 frame: that row fails, the left one extracts and merges.
+  write('500 500 10 10');
+  const bad = await extract();
+  const rightId = `${rel}#xywh=500,500,10,10`;
+  assert.deepEqual([bad.done, bad.failed.map((f) => f.key)], [1, [rightId]]);
+  const merged = mergeCache(cache);
+  assert.deepEqual([merged.clips, merged.failed.map((f) => f.key), merged.missing], [1, [rightId], []]);
+  // The box put right: only that person is extracted now; the old failure goes with the row.
+  write(right!.faceBox.join(' '));
+  const good = await extract();
+  assert.deepEqual([good.done, good.skipped, good.failed], [1, 1, []]);
+  assert.deepEqual(mergeCache(cache).failed, []);
+  const c = FeatureCache.open(cache);
+  const ids = [left!, right!].map((p) => `${rel}#xywh=${p.faceBox.join(',')}`);
+  assert.deepEqual(c.records.map((r) => r.key), ids);
+  // Each record's crop (the face box squared and enlarged) holds that person's face box, and not the other's.
+  const holds = (o: readonly number[] | null, i: readonly number[]) => o !== null && o[0]! <= i[0]! && o[1]! <= i[1]! && o[0]! + o[2]! >= i[0]! + i[2]! && o[1]! + o[3]! >= i[1]! + i[3]!;
+  c.records.forEach((r, k) => {
+    const [mine, theirs] = k === 0 ? [left!, right!] : [right!, left!];
+    assert.ok(r.boxes.every((b) => holds(b, mine.faceBox) && !holds(b, theirs.faceBox)), `${r.key}: ${JSON.stringify(r.boxes)}`);
+  });
+  // Two crops of two faces: their face features differ; their scenes (each masking another face) too.
+  const b = c.data.batch([0, 1]);
+  const [fa, fb] = b.face.toArray() as number[][][];
+  assert.ok(fa!.flat().some((v, i) => Math.abs(v - fb!.flat()[i]!) > 1e-3));
 });
 
 test('scores by role: UAR and WAR per role and over all rows, worked out by hand', () => {
