@@ -1,11 +1,13 @@
 // `ous demo`: the whole method end to end on the built-in synthetic benchmark, with a report.
 import * as path from 'node:path';
 import type { Command } from './command.js';
+import { UsageError } from '../util/errors.js';
 import { COMMON, outFolder, parseFlags, usageText, type Flags } from './flags.js';
 import { enginePreference } from './env.js';
 import { runDemo, type DemoResult } from '../demo/run.js';
 import { formatSpread } from '../train/metrics.js';
 import { writeReport } from '../report/report.js';
+import { personsText, runPersonsDemo, writePersonsReport } from '../demo/persons.js';
 
 export const DEMO_NOTES = [
   'The benchmark is synthetic, made by this project: short h264 videos of a drawn face whose expression unfolds over time, in a scene. ' +
@@ -23,6 +25,7 @@ const FLAGS = {
   seeds: { type: { kind: 'int', min: 1 }, value: 'N', default: '1', help: 'train both models with the seeds N, N+1, ... on one benchmark; each seed and mean ± std, min and max' },
   agreement: { type: { kind: 'number', min: 0, max: 1 }, value: 'P', default: '0.9', help: "how often the scene shows the true emotion's polarity" },
   classes: { type: { kind: 'int', min: 2, max: 11 }, value: 'N', help: "DFEW's seven by default; 11: MAFW's eleven" },
+  persons: { type: { kind: 'int', min: 1, max: 2 }, value: '1|2', default: '1', help: '2: the two-person benchmark, scored per person (files under OUT/persons)' },
   json: COMMON.json,
 } as const satisfies Flags;
 
@@ -34,6 +37,18 @@ export const demo: Command = {
     const { values } = parseFlags('demo', argv, FLAGS);
     const { seed, seeds, agreement, classes } = values;
     outFolder('demo', values.out);
+    if (values.persons === 2) {
+      if (seeds > 1) throw new UsageError('demo: --seeds is for the one-person demo; --persons 2 runs one seed');
+      // The two-person benchmark, scored per person (src/demo/persons.ts); its files under OUT/persons.
+      const p = await runPersonsDemo({ out: values.out, quick: values.quick, seed, agreement, classes, engine: enginePreference() });
+      const rep = await writePersonsReport(p, {
+        title: `OUS per person on the two-person synthetic benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
+        out: path.join(values.out, 'persons', 'report'), notes: DEMO_NOTES, seed,
+      });
+      if (values.json) process.stdout.write(JSON.stringify({ ous: p.ous, faceOnly: p.faceOnly, ceilings: p.ceilings, report: path.resolve(rep.html) }) + '\n');
+      else process.stdout.write(personsText(p, path.resolve(rep.html)));
+      return 0;
+    }
     const r = await runDemo({ out: values.out, quick: values.quick, seed, seeds, agreement, classes, engine: enginePreference() });
     const seedText = seeds > 1 ? `seeds ${seed}..${seed + seeds - 1} (benchmark: seed ${seed})` : `seed ${seed}`;
     const report = await writeReport({

@@ -109,7 +109,7 @@ export const extract: Command = {
     } else {
       const changed = `${summary.updated ? `, updated labels of ${summary.updated} clips` : ''}${summary.unlisted ? `, ${summary.unlisted} no longer listed (left out of the index)` : ''}`;
       process.stdout.write(`extracted ${summary.done} clips, skipped ${summary.skipped} already cached${changed}, ${summary.failed.length} failed -> ${summary.cache}\n`);
-      for (const f of summary.failed) process.stdout.write(`  failed: ${f.error}\n`);
+      for (const f of summary.failed) process.stdout.write(`  failed: ${f.error}${f.key ? ` (${f.key})` : ''}\n`);
       // Not failures, but worth knowing: these clips' face stream is the centre of the frame.
       if (summary.noFace.length) {
         process.stdout.write(`${summary.noFace.length} clip(s) had no face found in any frame and were centre-cropped (the cache records faceMissing):\n`);

@@ -68,7 +68,14 @@ export interface ClipFeatures {
 export interface FailedClip {
   path: string;
   error: string;
+  key?: string; // the clip's id, only when its video is listed once per person (readers/common.ts personId): which person failed
 }
+
+/** A clip's id from a record's or listing's key: the key without its view suffix ('#v<n>'). */
+const clipIdOf = (key: string) => key.replace(/#v\d+$/, '');
+
+/** Whether a failure is that clip's: a per-person failure names its id, any other the video. */
+const failureOf = (f: FailedClip, clip: { path: string; key: string }) => f.path === clip.path && (f.key === undefined || f.key === clipIdOf(clip.key));
 
 /** One clip (view) of the data set's current listing: what the index says about it. */
 export type ListedClip = Pick<ClipRecord, 'key' | 'path' | 'label' | 'polarity' | 'split' | 'view'> & { shard: string };
@@ -154,9 +161,9 @@ export class CacheWriter {
     if (this.pending.length >= this.partSize) this.flush();
   }
 
-  /** Forgets recorded failures of clips the listing no longer names. */
-  keepFailures(listed: Set<string>): void {
-    const kept = this.failed.filter((f) => listed.has(f.path));
+  /** Forgets recorded failures of clips the listing no longer names (a person's: by their id, `ids`). */
+  keepFailures(listed: Set<string>, ids: Set<string> = new Set()): void {
+    const kept = this.failed.filter((f) => listed.has(f.path) && (f.key === undefined || ids.has(f.key)));
     if (kept.length === this.failed.length) return;
     this.failed.splice(0, this.failed.length, ...kept);
     writeFileAtomic(this.failedFile(), JSON.stringify(this.failed, null, 2) + '\n');
@@ -164,16 +171,16 @@ export class CacheWriter {
 
   /** Records a clip that failed; a later run tries it again. */
   fail(clip: FailedClip): void {
-    const i = this.failed.findIndex((f) => f.path === clip.path);
+    const i = this.failed.findIndex((f) => f.path === clip.path && f.key === clip.key);
     if (i >= 0) this.failed[i] = clip;
     else this.failed.push(clip);
     writeFileAtomic(this.failedFile(), JSON.stringify(this.failed, null, 2) + '\n');
   }
 
-  /** A clip that now succeeded is no longer a failure. */
-  private clearFailure(p: string): void {
-    const i = this.failed.findIndex((f) => f.path === p);
-    if (i >= 0) this.failed.splice(i, 1);
+  /** A clip that now succeeded is no longer a failure (another person of its video may still be). */
+  private clearFailure(record: ClipRecord): void {
+    const kept = this.failed.filter((f) => !failureOf(f, record));
+    this.failed.splice(0, this.failed.length, ...kept);
   }
 
   get failures(): readonly FailedClip[] {
@@ -193,7 +200,7 @@ export class CacheWriter {
     saveSafetensors(path.join(this.dir, PARTS, name), tensors, { clips: JSON.stringify(this.pending.map((p) => p.record)) });
     for (const { record, features } of this.pending) {
       this.done.add(record.key);
-      this.clearFailure(record.path);
+      this.clearFailure(record);
       features.face.dispose();
       features.scene.dispose();
       features.low.dispose();
@@ -261,14 +268,14 @@ export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): 
   }
   const listedPaths = new Set(listing.clips.map((c) => c.path));
   const failedFiles = fs.readdirSync(dir).filter((f) => /^failed-.*\.json$/.test(f)).flatMap((f) => readJson<FailedClip[]>(path.join(dir, f)));
-  const extractedPaths = new Set(listing.clips.filter((c) => seen.has(c.key)).map((c) => c.path));
-  const failedExtracting = failedFiles.filter((f) => listedPaths.has(f.path) && !extractedPaths.has(f.path));
-  const failed = [...new Map([...listing.rejected, ...failedExtracting].map((f) => [`${f.path}\n${f.error}`, f])).values()];
-  const failedPaths = new Set(failed.map((f) => f.path));
+  // A failure stands while no listed clip it is about was extracted (per person: that person's id).
+  const extracted = listing.clips.filter((c) => seen.has(c.key));
+  const failedExtracting = failedFiles.filter((f) => listedPaths.has(f.path) && !extracted.some((c) => failureOf(f, c)));
+  const failed = [...new Map([...listing.rejected, ...failedExtracting].map((f) => [`${f.path}\n${f.key ?? ''}\n${f.error}`, f])).values()];
   const listed = new Map(listing.clips.map((c) => [c.key, c]));
   const missingByShard = new Map<string, string[]>();
   for (const c of listing.clips) {
-    if (seen.has(c.key) || failedPaths.has(c.path)) continue;
+    if (seen.has(c.key) || failed.some((f) => failureOf(f, c))) continue;
     if (!missingByShard.has(c.shard)) missingByShard.set(c.shard, []);
     missingByShard.get(c.shard)!.push(c.key);
   }

@@ -5,7 +5,7 @@
 // on). Every run writes the data set's current listing: labels and splits come from it, not from
 // the parts, so relabelling a clip recomputes nothing.
 import type { Split } from './cache.js';
-import { CacheWriter, lockCache, readListing, writeListing, type CacheInfo, type ClipRecord, type ListedClip } from './cache.js';
+import { CacheWriter, lockCache, readListing, writeListing, type CacheInfo, type ClipRecord, type FailedClip, type ListedClip } from './cache.js';
 import type { ClipEntry } from './datasets.js';
 import type { FrameEncoder } from './encoder.js';
 import { buildStreamViews, undecodedWarning, type Sampling, type Streams } from '../streams/index.js';
@@ -50,7 +50,7 @@ export interface ExtractSummary {
   skipped: number; // already in the cache
   updated: number; // cached clips whose label or split the listing changed (features kept)
   unlisted: number; // cached clips the listing no longer names (left out of the index, kept on disk)
-  failed: Array<{ path: string; error: string }>;
+  failed: FailedClip[]; // key: which person, for a video listed once per person
   noFace: string[]; // clips extracted in this run where no face was found in any frame (centre-cropped instead)
   cache: string;
   seconds: { decode: number; detect: number; encode: number; total: number }; // per stage (stages may overlap), and wall time
@@ -102,8 +102,12 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
   const updated = listed.filter((c) => c.view === 0 && before.has(c.key) && (before.get(c.key)!.label !== c.label || before.get(c.key)!.split !== c.split)).length;
   const unlisted = [...writer.cached.values()].filter((r) => r.view === 0 && !now.has(r.key)).length;
   writeListing(o.out, { version: 1, shards: shard.count, clips: listed, rejected: o.preFailed ?? [] });
-  writer.keepFailures(new Set(o.entries.map((e) => e.source)));
+  writer.keepFailures(new Set(o.entries.map((e) => e.source)), new Set(o.entries.map((e) => e.id)));
   const mine = o.entries.filter((_, i) => i % shard.count === shard.index - 1);
+  // A video listed once per person: its failures name the person's id (one person's bad box is not the other's).
+  const listings = new Map<string, number>();
+  for (const e of o.entries) listings.set(e.source, (listings.get(e.source) ?? 0) + 1);
+  const failureKey = (e: ClipEntry) => (listings.get(e.source)! > 1 ? { key: e.id } : {});
   const todo = mine.filter((e) => viewPlan(e.split, info.views).some((v) => !writer.done.has(keyOf(e, v.view))));
   const skipped = mine.length - todo.length;
   const progress = new Progress('extract', todo.length, { unit: 'clips', silent: o.progress === false });
@@ -178,7 +182,7 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
     },
     onClip(e, err) {
       if (err === undefined) done += 1;
-      else writer.fail({ path: e.source, error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}` });
+      else writer.fail({ path: e.source, error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}`, ...failureKey(e) });
       progress.tick(1, share());
     },
   });

@@ -35,6 +35,14 @@ export interface ReportOptions {
   seed?: number;
   /** Each seed's test scores by run name (the same names in every row); `gap`: [a, b] adds a − b, paired by seed. */
   seeds?: { rows: SeedRow[]; gap?: [string, string] };
+  /** More tables, after the comparison table: cells already formatted (the two-person demo's per-person scores). */
+  tables?: ReportTable[];
+}
+
+export interface ReportTable {
+  title: string;
+  head: string[];
+  rows: string[][];
 }
 
 export interface SeedRow {
@@ -99,11 +107,14 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
 
   const seeds = o.seeds ? await seedsSection(o.seeds) : undefined;
   if (seeds) figures.push(seeds.figure);
+  const extra = o.tables ?? [];
+  const mdExtra = extra.flatMap((t) => [`## ${t.title}`, '', ...[t.head, t.head.map(() => '---'), ...t.rows].map((r) => `| ${r.join(' | ')} |`), '']);
+  const htmlExtra = extra.map((t) => `<h2>${esc(t.title)}</h2>\n<table><thead><tr>${t.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>\n`).join('');
 
   ensureDir(path.join(o.out, 'figures')); // a read-only --out is said as such (mkdir -p says ENOENT)
   for (const f of figures) writeFileAtomic(path.join(o.out, 'figures', f.file), f.svg);
   const notes = o.notes ?? [];
-  const md = [`# ${o.title}`, '', ...notes.flatMap((n) => [n, '']), ...(seeds ? seeds.md : []), '## Results on the test split (%)' + (seeds ? ` (seed ${o.seeds!.rows[0]!.seed})` : ''), '', mdTable, '', ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, ''])].join('\n');
+  const md = [`# ${o.title}`, '', ...notes.flatMap((n) => [n, '']), ...(seeds ? seeds.md : []), '## Results on the test split (%)' + (seeds ? ` (seed ${o.seeds!.rows[0]!.seed})` : ''), '', mdTable, '', ...mdExtra, ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, ''])].join('\n');
   const img = (f: Figure) => `<figure><img alt="${esc(f.caption)}" src="data:image/svg+xml;base64,${Buffer.from(f.svg).toString('base64')}"><figcaption>${esc(f.caption)}</figcaption></figure>`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(o.title)}</title>
@@ -114,7 +125,7 @@ ${notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
 ${seeds ? seeds.html : ''}
 <h2>Results on the test split (%)${seeds ? ` (seed ${o.seeds!.rows[0]!.seed})` : ''}</h2>
 ${htmlTable}
-<h2>Figures</h2>
+${htmlExtra}<h2>Figures</h2>
 ${figures.map(img).join('\n')}
 <script>
 // Marks how many figures decoded, for the headless-browser check (and for the curious).

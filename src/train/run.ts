@@ -48,8 +48,9 @@ export function splitsOf(cache: FeatureCache, valFraction: number, seed: number)
   const originals = cache.indices('train', true);
   const { val } = stratifiedSplit(originals, cache.data.labels, valFraction, seed);
   const valClips = new Set(val.map((i) => cache.records[i]!.key));
-  // Every view of a validation clip stays out of training (views share the clip's key before '#').
-  const train = cache.indices('train').filter((i) => !valClips.has(cache.records[i]!.key.split('#')[0]!));
+  // Every view of a validation clip stays out of training (a view's key is the clip's and '#v<n>';
+  // a person's clip id has a '#' of its own, personId's '#xywh=', so only the view suffix goes).
+  const train = cache.indices('train').filter((i) => !valClips.has(cache.records[i]!.key.replace(/#v\d+$/, '')));
   return { train, val, test: cache.indices('test', true) };
 }
 

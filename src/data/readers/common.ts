@@ -85,23 +85,43 @@ export function resolveUnder(base: string, listed: string): { source: string; id
   return { source, id: inside ? rel : source };
 }
 
+/** A listed clip's real path (symlinks followed; as resolved when it cannot be followed): what makes two listings one clip. */
+export function realClip(source: string): string {
+  try {
+    return fs.realpathSync(source);
+  } catch {
+    return path.resolve(source);
+  }
+}
+
+/**
+ * The id of one person of a clip listed more than once: the clip's id and the person's face box as
+ * a W3C media fragment (`videos/a.mp4#xywh=12,30,20,22`). Why the box and not a row number: the
+ * box is what the row says about the person, so reordering a manifest keeps every id (and cache key).
+ */
+export function personId(clipId: string, box: readonly number[]): string {
+  return `${clipId}#xywh=${box.join(',')}`;
+}
+
 /**
  * The same clip listed twice, after following symlinks: one problem per extra listing, naming
- * both places (`where` is file:line, or the data set's id).
+ * both places (`where` is file:line, or the data set's id). A clip may be listed more than once
+ * when each of its rows names another face box (`box`): each row is then one person of the clip.
+ * Two rows with the same box, or one with a box and one without, are the same listing twice.
  */
-export function duplicateProblems(items: Array<{ where: string; source: string }>): string[] {
-  const first = new Map<string, { where: string; source: string }>();
+export function duplicateProblems(items: Array<{ where: string; source: string; box?: readonly number[] }>): string[] {
+  const first = new Map<string, { where: string; source: string }>(); // real path + box -> its first listing
+  const boxed = new Map<string, { where: string; box: boolean }>(); // real path -> its first listing, and whether that had a box
   const problems: string[] = [];
   for (const it of items) {
-    let real: string;
-    try {
-      real = fs.realpathSync(it.source);
-    } catch {
-      real = path.resolve(it.source);
-    }
-    const other = first.get(real);
-    if (other) problems.push(`${other.where} and ${it.where} are the same clip (${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`);
-    else first.set(real, it);
+    const real = realClip(it.source);
+    const box = it.box ? ` (box ${it.box.join(' ')})` : '';
+    const other = first.get(real + box);
+    const mixed = boxed.get(real);
+    if (other) problems.push(`${other.where} and ${it.where} are the same clip${box} (${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`);
+    else if (mixed && mixed.box !== Boolean(it.box)) problems.push(`${mixed.where} and ${it.where} list the same clip (${real}), one with a box and one without: a clip listed once per person names each person's box on every row`);
+    else first.set(real + box, it);
+    if (!mixed) boxed.set(real, { where: it.where, box: Boolean(it.box) });
   }
   return problems;
 }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../util/errors.js';
 import { DFEW_CLASSES, labelIndex } from '../classes.js';
-import { duplicateProblems, fail, parseCsvLine, readLines, resolveUnder, type ClipEntry, type Dataset } from './common.js';
+import { duplicateProblems, fail, parseCsvLine, personId, readLines, realClip, resolveUnder, type ClipEntry, type Dataset } from './common.js';
 
 /**
  * A manifest of one's own videos: CSV `path,label[,split][,box]` with a header; labels name one of
@@ -11,7 +11,10 @@ import { duplicateProblems, fail, parseCsvLine, readLines, resolveUnder, type Cl
  * (default: the manifest's folder), a relative one may not leave it; split defaults to train; box,
  * when given, is a known face box "x y w h" for the whole clip (detection is skipped). Bad rows are
  * returned as failures rather than thrown, so the good clips still extract; the same clip on two
- * rows (symlinks followed) is an error naming both, since neither row's label can be trusted.
+ * rows (symlinks followed) is an error naming both, since neither row's label can be trusted,
+ * unless each row names another box: then each row is one person of the clip, with the id
+ * `personId(path, box)` (`videos/a.mp4#xywh=12,30,20,22`); a clip listed once keeps its path as
+ * its id, box or not, so existing caches extend as they were.
  */
 export function readManifest(file: string, root?: string, classNames: readonly string[] = DFEW_CLASSES): { entries: ClipEntry[]; failed: Array<{ path: string; error: string }> } {
   const lines = readLines(file);
@@ -56,9 +59,21 @@ export function readManifest(file: string, root?: string, classNames: readonly s
       failed.push({ path: source, error: `${where}: ${(err as Error).message}` });
     }
   });
-  const twice = duplicateProblems(entries.map((e, i) => ({ where: wheres[i]!, source: e.source })));
+  const twice = duplicateProblems(entries.map((e, i) => ({ where: wheres[i]!, source: e.source, box: e.faceBox })));
   if (twice.length) fail(`${file}: the same clip is listed more than once`, twice);
-  return { entries, failed };
+  const rows = new Map<string, number>(); // real path -> rows that list it
+  const reals = entries.map((e) => realClip(e.source));
+  for (const r of reals) rows.set(r, (rows.get(r) ?? 0) + 1);
+  const ided = entries.map((e, i) => (rows.get(reals[i]!)! > 1 ? { ...e, id: personId(e.id, e.faceBox!) } : e));
+  // A file that happens to be named like a person's id (a.mp4#xywh=1,2,3,4 beside a.mp4) would share its cache key.
+  const byId = new Map<string, number>();
+  const clash = ided.flatMap((e, i) => {
+    const j = byId.get(e.id);
+    byId.set(e.id, i);
+    return j === undefined ? [] : [`${wheres[j]} and ${wheres[i]} would have the same id ${e.id}: rename the file`];
+  });
+  if (clash.length) fail(`${file}: two rows have the same clip id`, clash);
+  return { entries: ided, failed };
 }
 
 export const manifest: Dataset = { name: 'manifest', title: 'manifest', input: 'manifest', read: (o) => readManifest(o.manifest!, o.root, o.classNames) };
