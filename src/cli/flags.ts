@@ -140,7 +140,7 @@ export function parseFlags<const F extends Flags>(cmd: string, argv: string[], f
     Object.entries(flags).map(([name, f]) => [name, { type: f.type.kind === 'switch' ? ('boolean' as const) : ('string' as const), ...(f.multiple ? { multiple: true } : {}) }]),
   );
   const parsed = parseArgs({ args: argv, options, allowPositionals: true });
-  if (!o.positionals && parsed.positionals.length) throw new UsageError(`${cmd}: takes no positional arguments, got '${parsed.positionals.join(' ')}'`);
+  if (!o.positionals && parsed.positionals.length) throw new UsageError(`${cmd}: takes no arguments, got '${parsed.positionals.join(' ')}'`);
   const values: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(flags)) {
     const got = (parsed.values as Record<string, string | boolean | Array<string | boolean> | undefined>)[name];
