@@ -5,10 +5,11 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { F, Tensor, tensor, noGrad, manualSeed, randn } from '../src/torch/index.js';
-import { TypeFusionEncoder, OusHead, FaceOnlyHead } from '../src/ous/model.js';
+import { TypeFusionEncoder, OusHead, FaceOnlyHead, FeatureStandardizer, buildHead } from '../src/ous/model.js';
 import { PromptLearner } from '../src/ous/prompt.js';
 import { nceLoss, similarityLoss, ousLoss } from '../src/ous/losses.js';
 import { resolveOusConfig } from '../src/ous/config.js';
+import { loadClipFolder } from '../src/clip/load.js';
 import { assertClose, fixture, goldenTextTower } from './helpers.js';
 
 // ---- plain-JS linear algebra for the hand computations ----
@@ -220,4 +221,27 @@ test('OUS head by hand: one LSTM serves both streams, and a_s = mean_t A(H_s)', 
   // Face: a_f = A(FramesEncoder(H_f))[0], H_f from the same LSTM's weights.
   const Zf = noGrad(() => head.frames_encoder.forward(tensor([lstmOf(batch.face)])));
   assertClose(out.aFace!.toFlatArray(), A(mat(Zf.select(0, 0)))[0]!, { atol: 1e-5, what: 'a_f' });
+});
+
+test('FeatureStandardizer: the training features\' per-dimension mean and std, by hand; it rides in the state dict', () => {
+  const dims = { embed: 2, visionWidth: 1 };
+  const s = new FeatureStandardizer(dims);
+  // Two clips of two frames: face dims (1, 10), (3, 10), (5, 10), (7, 10) -> mean (4, 10), std (√5, 0 -> 1e-6).
+  const face = tensor([[[1, 10], [3, 10]], [[5, 10], [7, 10]]]);
+  const scene = tensor([[[0, 2], [0, 2]], [[2, 2], [2, 2]]]); // mean (1, 2), std (1, 0)
+  const low = tensor([[[1], [2]], [[3], [4]]]); // mean 2.5, std √1.25
+  s.fit({ face, scene, low });
+  assertClose(s.face_mean.toFlatArray(), [4, 10], { atol: 1e-6 });
+  assertClose(s.face_std.toFlatArray(), [Math.sqrt(5), 1e-6], { atol: 1e-7, rtol: 1e-5 });
+  assertClose(s.low_std.toFlatArray(), [Math.sqrt(1.25)], { rtol: 1e-6 });
+  const out = s.forward({ face, scene, low });
+  assertClose(out.face.toFlatArray(), [-3, 0, -1, 0, 1, 0, 3, 0].map((v, i) => (i % 2 ? v : v / Math.sqrt(5))), { atol: 1e-5 });
+  assertClose(out.scene.toFlatArray(), [-1, 0, -1, 0, 1, 0, 1, 0], { atol: 1e-5 });
+  assert.deepEqual([...s.stateDict().keys()].sort(), ['face_mean', 'face_std', 'low_mean', 'low_std', 'scene_mean', 'scene_std']);
+  // A head with the option holds one, and its checkpoint keys say so; without it, none.
+  const text = loadClipFolder(fixture('clip-dev', 'model')).textTower;
+  const on = buildHead(resolveOusConfig({ standardize: true, tfeLayers: 1, tfeQueries: 2, heads: 2, promptLength: 2, frames: 2 }), { embed: 32, visionWidth: 128 }, text);
+  assert.ok([...on.stateDict().keys()].includes('standardizer.face_mean'));
+  const off = buildHead(resolveOusConfig({ tfeLayers: 1, tfeQueries: 2, heads: 2, promptLength: 2, frames: 2 }), { embed: 32, visionWidth: 128 }, text);
+  assert.ok(![...off.stateDict().keys()].some((k) => k.startsWith('standardizer')));
 });

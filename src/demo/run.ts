@@ -89,7 +89,7 @@ export function demoEncoderDir(): string {
  * UAR, with 25 one in 10 (docs/DECISIONS.md, "The demo").
  */
 export function demoSettings(size: DemoSize): ConfigOverrides {
-  return { ous: { tfeLayers: 2, tfeQueries: 8, heads: 4, promptLength: 8 }, train: { epochs: size.epochs, plateauPatience: 25 } };
+  return { ous: { tfeLayers: 2, tfeQueries: 8, heads: 4, promptLength: 8, standardize: true }, train: { epochs: size.epochs, plateauPatience: 25 } };
 }
 
 /**

@@ -29,6 +29,7 @@ export const OusConfig = z
     lambdaNce: z.number().min(0).default(1), // weight of L_nce in L_contrast
     loss: z.enum(['global', 'ce']).default('global'), // the α-switched multi-loss, or L_cls alone (ablation "L_ce")
     alpha: z.number().positive().default(2.0), // switch: back-propagate L_global while it exceeds α, else L_contrast
+    standardize: z.boolean().default(false), // (choice) the frozen features minus the training split's per-dimension mean, over its std (kept in the checkpoint); off: SPEC
   })
   .strict()
   .superRefine((c, ctx) => {

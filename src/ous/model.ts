@@ -6,7 +6,7 @@
 //   X = [F; a_s; V_pol] + type embeddings -> Type Fusion Encoder -> z [B, E]
 //   logits = cos(z, t_c) / τ_cls against the prompt learner's class features t_c.
 // And the face-only baseline (SPEC.md §8): face_emb -> Frames Encoder -> CLS -> the same classifier.
-import { F, Tensor, cat, empty, zeros, nn } from '../torch/index.js';
+import { F, Tensor, cat, empty, noGrad, ones, tidy, zeros, nn } from '../torch/index.js';
 import type { FeatureBatch } from '../data/dataset.js';
 import type { EncoderDims, OusConfig } from './config.js';
 import { PromptLearner, type FrozenTextTower } from './prompt.js';
@@ -161,10 +161,12 @@ export class OusHead extends nn.Module {
   readonly type_embedding: nn.Parameter; // [3, E]: face, scene, polarity
   readonly fusion?: TypeFusionEncoder;
   readonly prompt_learner: PromptLearner;
+  readonly standardizer?: FeatureStandardizer;
 
   constructor(readonly config: OusConfig, dims: EncoderDims, text: FrozenTextTower) {
     super();
     const E = dims.embed;
+    if (config.standardize) this.standardizer = new FeatureStandardizer(dims);
     this.lstm = new nn.LSTM(E, E, { batchFirst: true });
     this.frames_encoder = new FramesEncoder(E, config.frames, config.framesLayers, config.heads);
     this.alignment = new Alignment(E);
@@ -175,7 +177,8 @@ export class OusHead extends nn.Module {
     this.prompt_learner = new PromptLearner(text, config.classNames, { promptLength: config.promptLength, perClass: config.promptPerClass });
   }
 
-  forward(b: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): HeadOutput {
+  forward(input: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): HeadOutput {
+    const b = this.standardizer ? this.standardizer.forward(input) : input;
     const Hf = this.lstm.forward(b.face).output; // [B, T, E]
     const Zf = this.frames_encoder.forward(Hf); // [B, T+1, E]
     const Fa = this.alignment.forward(Zf); // [B, T+1, E]
@@ -197,18 +200,60 @@ export class OusHead extends nn.Module {
   }
 }
 
+/**
+ * The frozen features standardised by the training split's statistics (config `standardize`): each
+ * of face_emb, scene_emb, scene_low minus its per-dimension mean, over its std. The statistics are
+ * buffers, so the checkpoint carries them to eval, predict and serve. Why: the frozen encoder's
+ * embeddings can be nearly collinear (every clip's within a few degrees), which leaves the head on
+ * a long plateau where only the scene's polarity is learnt (docs/DECISIONS.md, "The demo").
+ */
+export class FeatureStandardizer extends nn.Module {
+  readonly face_mean: nn.Buffer; // [E]
+  readonly face_std: nn.Buffer;
+  readonly scene_mean: nn.Buffer; // [E]
+  readonly scene_std: nn.Buffer;
+  readonly low_mean: nn.Buffer; // [W]
+  readonly low_std: nn.Buffer;
+
+  constructor(dims: EncoderDims) {
+    super();
+    [this.face_mean, this.scene_mean, this.low_mean] = [dims.embed, dims.embed, dims.visionWidth].map((n) => new nn.Buffer(zeros([n])));
+    [this.face_std, this.scene_std, this.low_std] = [dims.embed, dims.embed, dims.visionWidth].map((n) => new nn.Buffer(ones([n])));
+  }
+
+  /** Sets the statistics from training features: face, scene [N, T, E], low [N, T, W]. */
+  fit(b: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): void {
+    noGrad(() =>
+      tidy(() => {
+        for (const [x, mean, std] of [[b.face, this.face_mean, this.face_std], [b.scene, this.scene_mean, this.scene_std], [b.low, this.low_mean, this.low_std]] as const) {
+          const rows = x.reshape([-1, x.size(-1)]); // [N·T, D]
+          mean.copy_(rows.mean(0));
+          std.copy_(rows.var(0, { unbiased: false }).sqrt().clampMin(1e-6)); // a constant dimension stays as it is, centred
+        }
+      }),
+    );
+  }
+
+  forward(b: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): Pick<FeatureBatch, 'face' | 'scene' | 'low'> {
+    return { face: b.face.sub(this.face_mean).div(this.face_std), scene: b.scene.sub(this.scene_mean).div(this.scene_std), low: b.low.sub(this.low_mean).div(this.low_std) };
+  }
+}
+
 /** The face-only baseline: face_emb -> Frames Encoder -> CLS -> the same prompt classifier. */
 export class FaceOnlyHead extends nn.Module {
   readonly frames_encoder: FramesEncoder;
   readonly prompt_learner: PromptLearner;
+  readonly standardizer?: FeatureStandardizer;
 
   constructor(readonly config: OusConfig, dims: EncoderDims, text: FrozenTextTower) {
     super();
+    if (config.standardize) this.standardizer = new FeatureStandardizer(dims);
     this.frames_encoder = new FramesEncoder(dims.embed, config.frames, config.framesLayers, config.heads);
     this.prompt_learner = new PromptLearner(text, config.classNames, { promptLength: config.promptLength, perClass: config.promptPerClass });
   }
 
-  forward(b: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): HeadOutput {
+  forward(input: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): HeadOutput {
+    const b = this.standardizer ? this.standardizer.forward(input) : input;
     const cls = this.frames_encoder.forward(b.face).select(1, 0); // [B, E]
     const logits = promptLogits(cls, this.prompt_learner.textFeatures(), this.config.tauCls);
     return { logits, stages: { encoder: b.face.mean(1), framesCls: cls, aligned: cls, fused: cls } };

@@ -178,6 +178,8 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   }
   manualSeed(cfg.seed);
   const head = buildHead(ous, cache.data.dims, clip.textTower);
+  // The statistics come from the training clips once; a resumed run reads them from its state.
+  if (head.standardizer && !stored) tidy(() => head.standardizer!.fit(cache.data.batch(split.train)));
   if (o.device) head.to({ device: o.device });
   try {
     return await train({
