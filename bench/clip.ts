@@ -14,20 +14,44 @@ import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
 import { visionTowerOnnx } from '../src/clip/onnx.js';
 import { OnnxSession, onnxRuntime, type EnginePreference } from '../src/torch/onnxruntime.js';
-import { OnnxReference, TorchReference, alternate, compare, printTable, timeIt, timeItAsync, type Row } from './lib.js';
+import {
+  OnnxReference,
+  type TorchReference,
+  alternate,
+  compare,
+  printTable,
+  timeIt,
+  timeItAsync,
+  type Row,
+} from './lib.js';
 
-export async function benchClip(torch: TorchReference | null, quick: boolean, engine: EnginePreference = 'auto'): Promise<void> {
+export async function benchClip(
+  torch: TorchReference | null,
+  quick: boolean,
+  engine: EnginePreference = 'auto',
+): Promise<void> {
   manualSeed(0);
   const rows: Row[] = [];
   const bf16Lines: string[] = [];
   // onnxruntime needs the ONNX file that PyTorch writes
   const onnx = torch ? await OnnxReference.load(getNumThreads()) : null;
-  if (!onnx) console.log(torch ? 'onnxruntime-node not installed (an optional dependency): no onnxruntime column or row.' : 'no PyTorch to export the ONNX model: no onnxruntime column.');
+  if (!onnx)
+    console.log(
+      torch
+        ? 'onnxruntime-node not installed (an optional dependency): no onnxruntime column or row.'
+        : 'no PyTorch to export the ONNX model: no onnxruntime column.',
+    );
   const bf16 = cpuHasFastBf16(readCpuInfo());
-  if (!bf16) console.log('no AVX512_BF16 or AMX on this CPU: no --precision bf16 rows (libtorch would run bf16 in scalar loops).');
+  if (!bf16)
+    console.log(
+      'no AVX512_BF16 or AMX on this CPU: no --precision bf16 rows (libtorch would run bf16 in scalar loops).',
+    );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-clip-'));
   try {
-    for (const [name, batch] of [['ViT-B/32', 16], ['ViT-L/14', 4]] as const) {
+    for (const [name, batch] of [
+      ['ViT-B/32', 16],
+      ['ViT-L/14', 4],
+    ] as const) {
       const shape = CLIP_SHAPES[name];
       const cfg = clipConfigFor(shape);
       const model = new ClipModel(cfg).eval().requiresGrad_(false);
@@ -44,9 +68,17 @@ export async function benchClip(torch: TorchReference | null, quick: boolean, en
         // pixels as FrameEncoder hands them over: the float32 array it fills, shared, not copied
         const input = { data: pixels.toTypedArray() as Float32Array, shape: pixels.shape };
         const run = async () => Object.values(await session.run({ pixels: input })).forEach((t) => t.dispose());
-        engines.push([`${name} vision tower, batch ${batch}`, () => timeItAsync(run, { iters, warmup: 1 }), () => session.release()]);
+        engines.push([
+          `${name} vision tower, batch ${batch}`,
+          () => timeItAsync(run, { iters, warmup: 1 }),
+          () => session.release(),
+        ]);
       }
-      engines.push([`${name} vision tower, batch ${batch}, libtorch`, () => timeIt(step, { iters, warmup: 1 }), async () => undefined]);
+      engines.push([
+        `${name} vision tower, batch ${batch}, libtorch`,
+        () => timeIt(step, { iters, warmup: 1 }),
+        async () => undefined,
+      ]);
       let file: string | null = null;
       if (onnx && torch) {
         file = path.join(dir, 'tower.onnx');
@@ -73,7 +105,9 @@ export async function benchClip(torch: TorchReference | null, quick: boolean, en
         model.setVisionDtype('bfloat16');
         const seconds = timeIt(step, { iters, warmup: 1 });
         const fp32 = rows[rows.length - 1]!.ours; // libtorch's float32 row: bf16 runs on libtorch
-        bf16Lines.push(`${name} --precision bf16: ${(batch / seconds).toFixed(1)} img/s, ${(fp32 / seconds).toFixed(2)}x float32 on libtorch`);
+        bf16Lines.push(
+          `${name} --precision bf16: ${(batch / seconds).toFixed(1)} img/s, ${(fp32 / seconds).toFixed(2)}x float32 on libtorch`,
+        );
       }
       for (const p of model.parameters()) p.dispose();
       pixels.dispose();

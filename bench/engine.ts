@@ -3,8 +3,8 @@
 //   7×77 tokens); an OUS-sized LSTM forward+backward (batch 16, 16 steps, width 768).
 // Target: within 10% of PyTorch (same libtorch underneath; the difference is our overhead).
 import * as os from 'node:os';
-import { F, Tensor, nn, randn, tidy, manualSeed, full, getNumThreads } from '../src/torch/index.js';
-import { TorchReference, compare, timeIt, type Row } from './lib.js';
+import { F, type Tensor, nn, randn, tidy, manualSeed, full, getNumThreads } from '../src/torch/index.js';
+import { type TorchReference, compare, timeIt, type Row } from './lib.js';
 
 // The block reference.py times: pre-LN, causal multi-head attention, MLP 4W with quick GELU.
 class Block extends nn.Module {
@@ -37,7 +37,14 @@ export async function benchEngine(torch: TorchReference | null, quick: boolean):
 
   const n = 1024;
   const [a, b] = [randn([n, n]).keep(), randn([n, n]).keep()];
-  const mm = await compare('matmul 1024³', () => timeIt(() => a.matmul(b).dispose(), { iters: iters * 2, warmup: 5 }), torch, 'matmul', { n }, iters * 2);
+  const mm = await compare(
+    'matmul 1024³',
+    () => timeIt(() => a.matmul(b).dispose(), { iters: iters * 2, warmup: 5 }),
+    torch,
+    'matmul',
+    { n },
+    iters * 2,
+  );
   rows.push({ ...mm, unit: { label: 'GFLOP/s', perIter: (2 * n ** 3) / 1e9 } });
 
   const [width, heads, batch, seq] = [768, 12, 7, 77];
@@ -53,7 +60,14 @@ export async function benchEngine(torch: TorchReference | null, quick: boolean):
   // Forward ≈ 2·params·tokens + attention; backward ≈ 2× forward.
   const tokens = batch * seq;
   const flops = 3 * (2 * 12 * width * width * tokens + 4 * batch * seq * seq * width);
-  const tb = await compare('transformer block fwd+bwd (768, 12 heads, 7×77)', () => timeIt(blockStep, { iters }), torch, 'transformer_block', { width, heads, batch, seq }, iters);
+  const tb = await compare(
+    'transformer block fwd+bwd (768, 12 heads, 7×77)',
+    () => timeIt(blockStep, { iters }),
+    torch,
+    'transformer_block',
+    { width, heads, batch, seq },
+    iters,
+  );
   rows.push({ ...tb, unit: { label: 'GFLOP/s', perIter: flops / 1e9 } });
 
   const [sx, sy] = [randn([16]).keep(), randn([16]).keep()];
@@ -62,7 +76,16 @@ export async function benchEngine(torch: TorchReference | null, quick: boolean):
     tidy(() => {
       for (let i = 0; i < ops; i++) sx.add(sy).mul(sy);
     });
-  rows.push(await compare(`${2 * ops} tiny ops ([16] add, mul): call overhead`, () => timeIt(small, { iters }), torch, 'small_ops', { n: ops }, iters));
+  rows.push(
+    await compare(
+      `${2 * ops} tiny ops ([16] add, mul): call overhead`,
+      () => timeIt(small, { iters }),
+      torch,
+      'small_ops',
+      { n: ops },
+      iters,
+    ),
+  );
 
   const lstm = new nn.LSTM(width, width, { batchFirst: true });
   const xs = randn([16, 16, width]).requiresGrad_(true).keep();
@@ -71,7 +94,16 @@ export async function benchEngine(torch: TorchReference | null, quick: boolean):
       lstm.zeroGrad();
       lstm.forward(xs).output.sum().backward();
     });
-  rows.push(await compare('LSTM fwd+bwd (batch 16, 16 steps, 768)', () => timeIt(lstmStep, { iters }), torch, 'lstm', { batch: 16, steps: 16, width }, iters));
+  rows.push(
+    await compare(
+      'LSTM fwd+bwd (batch 16, 16 steps, 768)',
+      () => timeIt(lstmStep, { iters }),
+      torch,
+      'lstm',
+      { batch: 16, steps: 16, width },
+      iters,
+    ),
+  );
   return rows;
 }
 

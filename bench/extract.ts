@@ -22,13 +22,22 @@ import { faceApiTfjs } from '../test/reference/face-api.js';
 const DFEW_CLIPS = 16372; // every clip of DFEW (each fold's extraction covers them all)
 
 type Variant = { name: string; detector?: DetectorEngine; pipeline: ExtractOptions['pipeline']; engine: Engine };
-const OLD: Variant = { name: "old: face-api on tfjs, one clip at a time, libtorch's tower", detector: faceApiTfjs, pipeline: false, engine: 'libtorch' };
+const OLD: Variant = {
+  name: "old: face-api on tfjs, one clip at a time, libtorch's tower",
+  detector: faceApiTfjs,
+  pipeline: false,
+  engine: 'libtorch',
+};
 
 export async function benchExtract(quick: boolean, prefer: EnginePreference = 'auto'): Promise<void> {
   manualSeed(0);
   // the tower's default engine, decided here rather than when every bench module is imported
   const engine = chooseEngine('cpu', 'fp32', prefer);
-  const NEW: Variant = { name: `new: SSD on libtorch, one decode per clip, pipeline, tower on ${engine}`, pipeline: {}, engine };
+  const NEW: Variant = {
+    name: `new: SSD on libtorch, one decode per clip, pipeline, tower on ${engine}`,
+    pipeline: {},
+    engine,
+  };
   const NEW_LIBTORCH: Variant = { ...NEW, name: "new, libtorch's tower", engine: 'libtorch' };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-extract-'));
   const clips = quick ? 2 : 3;
@@ -43,22 +52,50 @@ export async function benchExtract(quick: boolean, prefer: EnginePreference = 'a
   const run = async (model: ClipModel, v: Variant, only = entries): Promise<ExtractSummary> => {
     const encoder = encoderFor(model, v.engine);
     return extractFeatures({
-      entries: only, encoder, out: path.join(dir, `cache${runNo++}`), progress: false, detector: v.detector, pipeline: v.pipeline,
-      info: { clip: { path: 'random', hash: encoder.hash }, frames: 16, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'manifest', classNames: ous.classNames, polarityOfClass: ous.polarityOfClass },
+      entries: only,
+      encoder,
+      out: path.join(dir, `cache${runNo++}`),
+      progress: false,
+      detector: v.detector,
+      pipeline: v.pipeline,
+      info: {
+        clip: { path: 'random', hash: encoder.hash },
+        frames: 16,
+        scene: 'mask',
+        views: 1,
+        polarityLayer: 4,
+        dataset: 'manifest',
+        classNames: ous.classNames,
+        polarityOfClass: ous.polarityOfClass,
+      },
     });
   };
   const line = (v: Variant, s: ExtractSummary) => {
     const sec = s.seconds;
-    console.log(`  ${v.name}: ${s.clipsPerSecond.toFixed(3)} clips/s (${(sec.total / s.done).toFixed(1)} s a clip; decode ${sec.decode.toFixed(1)} s, detect ${sec.detect.toFixed(1)} s, encode ${sec.encode.toFixed(1)} s; DFEW ${(DFEW_CLIPS / s.clipsPerSecond / 3600).toFixed(1)} h)`);
+    console.log(
+      `  ${v.name}: ${s.clipsPerSecond.toFixed(3)} clips/s (${(sec.total / s.done).toFixed(1)} s a clip; decode ${sec.decode.toFixed(1)} s, detect ${sec.detect.toFixed(1)} s, encode ${sec.encode.toFixed(1)} s; DFEW ${(DFEW_CLIPS / s.clipsPerSecond / 3600).toFixed(1)} h)`,
+    );
   };
-  const modelFor = (shape: keyof typeof CLIP_SHAPES) => new ClipModel(clipConfigFor(CLIP_SHAPES[shape])).eval().requiresGrad_(false);
+  const modelFor = (shape: keyof typeof CLIP_SHAPES) =>
+    new ClipModel(clipConfigFor(CLIP_SHAPES[shape])).eval().requiresGrad_(false);
   const encoders = new Map<string, FrameEncoder>(); // one per model and engine (onnxruntime's session is made once)
   const encoderFor = (model: ClipModel, e: Engine) => {
     const key = `${model.config.vision_config.hidden_size}-${e}`;
-    if (!encoders.has(key)) encoders.set(key, FrameEncoder.fromModel(model, new ClipImageProcessor({ size: 224, mean: CLIP_MEAN, std: CLIP_STD }), `random-${key}`, { engine: e }));
+    if (!encoders.has(key))
+      encoders.set(
+        key,
+        FrameEncoder.fromModel(
+          model,
+          new ClipImageProcessor({ size: 224, mean: CLIP_MEAN, std: CLIP_STD }),
+          `random-${key}`,
+          { engine: e },
+        ),
+      );
     return encoders.get(key)!;
   };
-  console.log(`\nExtraction on CPU (${os.cpus()[0]?.model}, ${getNumThreads()} threads), T = 16 (32 frames a clip), ${clips} clips of 3 s 360x288, random-weight encoders`);
+  console.log(
+    `\nExtraction on CPU (${os.cpus()[0]?.model}, ${getNumThreads()} threads), T = 16 (32 frames a clip), ${clips} clips of 3 s 360x288, random-weight encoders`,
+  );
   const b32 = modelFor('ViT-B/32');
   for (const v of new Set([NEW, NEW_LIBTORCH, OLD])) await run(b32, v, entries.slice(0, 1)); // loads both detectors' weights and warms the encoders
   // old and new back to back, so that a noisy neighbour slows both alike
@@ -68,7 +105,9 @@ export async function benchExtract(quick: boolean, prefer: EnginePreference = 'a
   line(OLD, old);
   line(NEW, now);
   if (nowLibtorch) line(NEW_LIBTORCH, nowLibtorch);
-  console.log(`  speed-up: ${(now.clipsPerSecond / old.clipsPerSecond).toFixed(2)}x${nowLibtorch ? ` (${(nowLibtorch.clipsPerSecond / old.clipsPerSecond).toFixed(2)}x with libtorch's tower)` : ''}`);
+  console.log(
+    `  speed-up: ${(now.clipsPerSecond / old.clipsPerSecond).toFixed(2)}x${nowLibtorch ? ` (${(nowLibtorch.clipsPerSecond / old.clipsPerSecond).toFixed(2)}x with libtorch's tower)` : ''}`,
+  );
   if (!quick) {
     console.log('ViT-L/14:');
     const l14 = modelFor('ViT-L/14');

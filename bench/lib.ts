@@ -22,7 +22,10 @@ export function timeIt(fn: () => void, opts: { warmup?: number; iters?: number; 
 }
 
 /** timeIt for an async fn (one call at a time). */
-export async function timeItAsync(fn: () => Promise<void>, opts: { warmup?: number; iters?: number } = {}): Promise<number> {
+export async function timeItAsync(
+  fn: () => Promise<void>,
+  opts: { warmup?: number; iters?: number } = {},
+): Promise<number> {
   const { warmup = 2, iters = 5 } = opts;
   for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
@@ -62,7 +65,10 @@ export class TorchReference {
       // The same runtime settings our addon applies to itself (ARCHITECTURE.md), so the ratio
       // measures the binding, not the allocator or OpenMP spin policy: the OpenMP ones are in
       // process.env since the addon loaded (`threads` came from it), the malloc ones are mallopt's.
-      env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824' },
+      env: {
+        ...process.env,
+        GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824',
+      },
     });
     this.proc.stderr.on('data', (d: Buffer) => process.stderr.write(`[pytorch] ${d}`));
     this.lines = createInterface({ input: this.proc.stdout });
@@ -104,7 +110,10 @@ export class TorchReference {
  * the CPU with the same thread count: the reference for the frozen encoder.
  */
 export class OnnxReference {
-  private constructor(private readonly ort: typeof import('onnxruntime-node'), private readonly threads: number) {}
+  private constructor(
+    private readonly ort: typeof import('onnxruntime-node'),
+    private readonly threads: number,
+  ) {}
 
   static async load(threads: number): Promise<OnnxReference | null> {
     try {
@@ -118,12 +127,25 @@ export class OnnxReference {
    * `file` loaded once, fed a random float32 input of `dims`: `time()` gives the median seconds
    * of one run after warm-up, as often as asked; `release()` frees it.
    */
-  async open(file: string, input: string, dims: number[]): Promise<{ time(opts?: { warmup?: number; iters?: number }): Promise<number>; release(): Promise<void> }> {
+  async open(
+    file: string,
+    input: string,
+    dims: number[],
+  ): Promise<{ time(opts?: { warmup?: number; iters?: number }): Promise<number>; release(): Promise<void> }> {
     const session = await this.ort.InferenceSession.create(file, {
-      intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cpu'],
+      intraOpNumThreads: this.threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionProviders: ['cpu'],
     });
     const n = dims.reduce((a, b) => a * b, 1);
-    const feeds = { [input]: new this.ort.Tensor('float32', Float32Array.from({ length: n }, () => Math.random() * 2 - 1), dims) };
+    const feeds = {
+      [input]: new this.ort.Tensor(
+        'float32',
+        Float32Array.from({ length: n }, () => Math.random() * 2 - 1),
+        dims,
+      ),
+    };
     return {
       time: (opts) => timeItAsync(async () => void (await session.run(feeds)), opts),
       release: () => session.release(),
@@ -154,16 +176,33 @@ export function printTable(title: string, rows: Row[]): void {
     return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
   };
   const vs = (ref: number | null | undefined, rounds: number[] | undefined, r: Row) =>
-    ref != null && rounds && rounds.length > 1 ? `${middle(rounds).toFixed(3)} (${Math.min(...rounds).toFixed(2)}–${Math.max(...rounds).toFixed(2)})` : ratio(ref, r);
+    ref != null && rounds && rounds.length > 1
+      ? `${middle(rounds).toFixed(3)} (${Math.min(...rounds).toFixed(2)}–${Math.max(...rounds).toFixed(2)})`
+      : ratio(ref, r);
   const withOnnx = rows.some((r) => r.onnx !== undefined);
-  const lines = rows.map((r) => [r.name, fmt(r.ours, r), fmt(r.torch, r), vs(r.torch, r.rounds?.torch, r), ...(withOnnx ? [fmt(r.onnx, r), vs(r.onnx, r.rounds?.onnx, r)] : [])]);
-  const head = ['workload', 'ous (TypeScript)', 'PyTorch (Python)', 'speed vs PyTorch', ...(withOnnx ? ['onnxruntime-node', 'speed vs onnxruntime'] : [])];
+  const lines = rows.map((r) => [
+    r.name,
+    fmt(r.ours, r),
+    fmt(r.torch, r),
+    vs(r.torch, r.rounds?.torch, r),
+    ...(withOnnx ? [fmt(r.onnx, r), vs(r.onnx, r.rounds?.onnx, r)] : []),
+  ]);
+  const head = [
+    'workload',
+    'ous (TypeScript)',
+    'PyTorch (Python)',
+    'speed vs PyTorch',
+    ...(withOnnx ? ['onnxruntime-node', 'speed vs onnxruntime'] : []),
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   console.log(`\n${title}\n${row(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const l of lines) console.log(row(l));
   console.log(`speed vs X = X's time / our time (1.0 = same; above 1 = faster than X)`);
-  if (rows.some((r) => (r.rounds?.torch?.length ?? 0) > 1)) console.log(`over several rounds: the median of the rounds' ratios (both sides back to back in each), their range in brackets; times are each side's best`);
+  if (rows.some((r) => (r.rounds?.torch?.length ?? 0) > 1))
+    console.log(
+      `over several rounds: the median of the rounds' ratios (both sides back to back in each), their range in brackets; times are each side's best`,
+    );
 }
 
 /**
@@ -172,7 +211,11 @@ export function printTable(title: string, rows: Row[]): void {
  * order flips every round (ours first, then the reference first), so that neither side always runs
  * right after the other's load: the machine's speed drifts within seconds.
  */
-export async function alternate(ours: () => number | Promise<number>, reference: () => Promise<number>, rounds: number): Promise<{ ours: number; reference: number; ratios: number[] }> {
+export async function alternate(
+  ours: () => number | Promise<number>,
+  reference: () => Promise<number>,
+  rounds: number,
+): Promise<{ ours: number; reference: number; ratios: number[] }> {
   let best = Infinity;
   let bestReference = Infinity;
   const ratios: number[] = [];

@@ -13,12 +13,15 @@ import { vitB32Run } from './vitb32-run.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 // The child reports its own peak RSS (kB) on exit: no /usr/bin/time needed.
-const reportRss = 'data:text/javascript,process.on("exit",()=>process.stderr.write("maxrss "+process.resourceUsage().maxRSS+"\\n"))';
+const reportRss =
+  'data:text/javascript,process.on("exit",()=>process.stderr.write("maxrss "+process.resourceUsage().maxRSS+"\\n"))';
 
 function predict(args: string[]): Promise<{ seconds: number; rssMb: number; windows: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const p = spawn(process.execPath, ['--import', reportRss, cli, 'predict', ...args, '--jsonl'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', reportRss, cli, 'predict', ...args, '--jsonl'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let windows = 0;
     let rest = '';
     let stderr = '';
@@ -41,21 +44,38 @@ export async function benchLong(quick: boolean, engine: EnginePreference = 'auto
   const { run, clip, faceBox } = await vitB32Run(dir, engine); // the children read OUS_ENGINE themselves, as the CLI does
   const minutes = quick ? [1, 5] : [1, 5, 20];
   const window = ['--window', '8', '--stride', '4'];
-  console.log('\nous predict on long videos, ViT-B/32 shape (random weights), the 4 s 640x360 talking-face clip looped; T = 16, 8 s windows every 4 s (2 grid frames a second)');
+  console.log(
+    '\nous predict on long videos, ViT-B/32 shape (random weights), the 4 s 640x360 talking-face clip looped; T = 16, 8 s windows every 4 s (2 grid frames a second)',
+  );
   console.log('| video | detector | windows | wall | seconds of video / s | peak RSS |');
   console.log('|---|---|---|---|---|---|');
   const rows: Array<{ min: number; rssMb: number; rate: number }> = [];
   for (const min of minutes) {
     const video = path.join(dir, `long${min}.mp4`);
-    execFileSync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(min * 15 - 1), '-i', clip, '-c', 'copy', video]);
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-stream_loop',
+      String(min * 15 - 1),
+      '-i',
+      clip,
+      '-c',
+      'copy',
+      video,
+    ]);
     for (const detect of min === 1 ? [false, true] : [false]) {
       const r = await predict([video, '--run', run, ...window, ...(detect ? [] : ['--box', faceBox.join(' ')])]);
       const rate = (60 * min) / r.seconds;
       if (!detect) rows.push({ min, rssMb: r.rssMb, rate });
-      console.log(`| ${min} min | ${detect ? 'SSD, every grid frame' : 'none (a known box)'} | ${r.windows} | ${r.seconds.toFixed(1)} s | ${rate.toFixed(2)} | ${r.rssMb.toFixed(0)} MB |`);
+      console.log(
+        `| ${min} min | ${detect ? 'SSD, every grid frame' : 'none (a known box)'} | ${r.windows} | ${r.seconds.toFixed(1)} s | ${rate.toFixed(2)} | ${r.rssMb.toFixed(0)} MB |`,
+      );
     }
   }
   const [first, last] = [rows[0]!, rows[rows.length - 1]!];
-  console.log(`peak RSS at ${last.min} min / at ${first.min} min: ${(last.rssMb / first.rssMb).toFixed(3)}; rate at ${last.min} min / at ${first.min} min: ${(last.rate / first.rate).toFixed(3)}`);
+  console.log(
+    `peak RSS at ${last.min} min / at ${first.min} min: ${(last.rssMb / first.rssMb).toFixed(3)}; rate at ${last.min} min / at ${first.min} min: ${(last.rate / first.rate).toFixed(3)}`,
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -17,14 +17,34 @@ function tiled(src: string, n: number, out: string): void {
   const cols = Math.min(n, 5);
   const at = (k: number) => `${(k % cols) * 180}_${Math.floor(k / cols) * 144}`;
   const inputs = Array.from({ length: n }, (_, k) => `[t${k}]`).join('');
-  const graph = n === 1 ? '[0:v]scale=180:144[v]' : `[0:v]scale=180:144,split=${n}${inputs};${inputs}xstack=inputs=${n}:layout=${Array.from({ length: n }, (_, k) => at(k)).join('|')}[v]`;
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, '-filter_complex', graph, '-map', '[v]', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', out]);
+  const graph =
+    n === 1
+      ? '[0:v]scale=180:144[v]'
+      : `[0:v]scale=180:144,split=${n}${inputs};${inputs}xstack=inputs=${n}:layout=${Array.from({ length: n }, (_, k) => at(k)).join('|')}[v]`;
+  execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-i',
+    src,
+    '-filter_complex',
+    graph,
+    '-map',
+    '[v]',
+    '-c:v',
+    'libx264',
+    '-pix_fmt',
+    'yuv420p',
+    out,
+  ]);
 }
 
 function predict(args: string[]): Promise<{ seconds: number; persons: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const p = spawn(process.execPath, [cli, 'predict', ...args, '--all-persons', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [cli, 'predict', ...args, '--all-persons', '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let [stdout, stderr] = ['', ''];
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -40,7 +60,9 @@ export async function benchPersons(quick: boolean, engine: EnginePreference = 'a
   const { run } = await vitB32Run(dir, engine);
   const src = path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4');
   const counts = quick ? [1, 3] : [1, 3, 10];
-  console.log('\nous predict --all-persons, ViT-B/32 shape (random weights), the 6 s talking-face clip tiled N times (180x144 a face); T = 16, 2 s windows every 1 s, the SSD detector on every grid frame');
+  console.log(
+    '\nous predict --all-persons, ViT-B/32 shape (random weights), the 6 s talking-face clip tiled N times (180x144 a face); T = 16, 2 s windows every 1 s, the SSD detector on every grid frame',
+  );
   console.log('| faces | persons found | wall | seconds of video / s | extra seconds per extra person |');
   console.log('|---|---|---|---|---|');
   let one = 0;
@@ -49,7 +71,9 @@ export async function benchPersons(quick: boolean, engine: EnginePreference = 'a
     tiled(src, n, video);
     const r = await predict([video, '--run', run]);
     if (n === 1) one = r.seconds;
-    console.log(`| ${n} | ${r.persons} | ${r.seconds.toFixed(1)} s | ${(6 / r.seconds).toFixed(3)} | ${n === 1 ? '' : ((r.seconds - one) / (n - 1)).toFixed(2) + ' s'} |`);
+    console.log(
+      `| ${n} | ${r.persons} | ${r.seconds.toFixed(1)} s | ${(6 / r.seconds).toFixed(3)} | ${n === 1 ? '' : ((r.seconds - one) / (n - 1)).toFixed(2) + ' s'} |`,
+    );
   }
   fs.rmSync(dir, { recursive: true, force: true });
 }

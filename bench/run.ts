@@ -17,7 +17,10 @@ import { benchPersons } from './persons.js';
 import { benchDemoSeeds } from './demo-seeds.js';
 
 // OUS_ENGINE and OUS_NUM_THREADS apply here as in the CLI (src/cli/env.ts).
-const suites: Record<string, (torch: TorchReference | null, quick: boolean, engine: EnginePreference) => Promise<void>> = {
+const suites: Record<
+  string,
+  (torch: TorchReference | null, quick: boolean, engine: EnginePreference) => Promise<void>
+> = {
   engine: async (torch, quick) => printTable(engineTitle(), await benchEngine(torch, quick)),
   streams: async (_torch, quick) => benchStreams(quick),
   train: async (torch, quick) => benchTrain(torch, quick),
@@ -36,7 +39,8 @@ async function main(): Promise<void> {
   const quick = args.includes('--quick');
   const names = args.filter((a) => !a.startsWith('--'));
   const chosen = names.length ? names : Object.keys(suites).filter((n) => !onlyWhenNamed.has(n));
-  for (const n of chosen) if (!suites[n]) throw new Error(`unknown benchmark '${n}' (${Object.keys(suites).join(', ')})`);
+  for (const n of chosen)
+    if (!suites[n]) throw new Error(`unknown benchmark '${n}' (${Object.keys(suites).join(', ')})`);
   applyThreads();
   const engine = enginePreference();
   console.log(infoHeader()); // the machine, BLAS kernel and threads every number below depends on

@@ -12,7 +12,8 @@ import type { EnginePreference } from '../src/data/encoder.js';
 import { startServer } from '../src/server/server.js';
 import { vitB32Run } from './vitb32-run.js';
 
-const quantile = (v: number[], q: number) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))]!;
+const quantile = (v: number[], q: number) =>
+  [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))]!;
 
 async function getJson(url: string, init?: RequestInit): Promise<any> {
   const r = await fetch(url, init);
@@ -39,13 +40,28 @@ export async function benchServe(quick: boolean, engine: EnginePreference = 'aut
   const { run, clip } = await vitB32Run(dir, engine);
   const video = fs.readFileSync(clip);
   const jobs = quick ? 2 : 8;
-  console.log(`\nous serve, ViT-B/32 shape (random weights), a 4 s 640x360 clip with one face, T = 16, 2 s windows every 1 s (3 windows)`);
+  console.log(
+    `\nous serve, ViT-B/32 shape (random weights), a 4 s 640x360 clip with one face, T = 16, 2 s windows every 1 s (3 windows)`,
+  );
   const backend = /ATen parallel backend: (\S+)/.exec(buildInfo().parallel)?.[1] ?? '?';
-  console.log(`${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores, libtorch ${buildInfo().torchVersion} (${backend}, OpenBLAS kernel: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? 'auto'}); each worker gets cores / workers threads, at nice 10`);
+  console.log(
+    `${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores, libtorch ${buildInfo().torchVersion} (${backend}, OpenBLAS kernel: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? 'auto'}); each worker gets cores / workers threads, at nice 10`,
+  );
   console.log('| workers | jobs | predictions/s | p50 latency | p99 latency | health p50 | health p99 |');
   console.log('|---|---|---|---|---|---|---|');
   for (const workers of [1, 2]) {
-    const server = await startServer({ run, engine, host: '127.0.0.1', port: 0, workers, queue: jobs, maxUploadMb: 50, maxSeconds: 60, samples: 0, log: () => {} });
+    const server = await startServer({
+      run,
+      engine,
+      host: '127.0.0.1',
+      port: 0,
+      workers,
+      queue: jobs,
+      maxUploadMb: 50,
+      maxSeconds: 60,
+      samples: 0,
+      log: () => {},
+    });
     const health = pollHealth(server.url, 50);
     const latencies: number[] = [];
     const t0 = performance.now();
@@ -69,7 +85,9 @@ export async function benchServe(quick: boolean, engine: EnginePreference = 'aut
     const total = (performance.now() - t0) / 1000;
     const times = await health.stop();
     await server.close();
-    console.log(`| ${workers} | ${jobs} | ${(jobs / total).toFixed(3)} | ${quantile(latencies, 0.5).toFixed(1)} s | ${quantile(latencies, 0.99).toFixed(1)} s | ${quantile(times, 0.5).toFixed(1)} ms | ${quantile(times, 0.99).toFixed(1)} ms |`);
+    console.log(
+      `| ${workers} | ${jobs} | ${(jobs / total).toFixed(3)} | ${quantile(latencies, 0.5).toFixed(1)} s | ${quantile(latencies, 0.99).toFixed(1)} s | ${quantile(times, 0.5).toFixed(1)} ms | ${quantile(times, 0.99).toFixed(1)} ms |`,
+    );
   }
   await burst(run, video, quick ? 30 : 50);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -79,11 +97,15 @@ export async function benchServe(quick: boolean, engine: EnginePreference = 'aut
 function post(url: string, body: Buffer): Promise<{ status: number; id?: string; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent: false, headers: { 'Content-Length': String(body.length) } }, (res) => {
-      let data = '';
-      res.on('data', (d) => (data += d));
-      res.on('end', () => resolve({ status: res.statusCode!, id: JSON.parse(data).id, ms: performance.now() - t0 }));
-    });
+    const req = http.request(
+      url,
+      { method: 'POST', agent: false, headers: { 'Content-Length': String(body.length) } },
+      (res) => {
+        let data = '';
+        res.on('data', (d) => (data += d));
+        res.on('end', () => resolve({ status: res.statusCode!, id: JSON.parse(data).id, ms: performance.now() - t0 }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -91,7 +113,17 @@ function post(url: string, body: Buffer): Promise<{ status: number; id?: string;
 
 /** `n` uploads at once on --queue 2, one worker; health polled every 25 ms from here meanwhile. */
 async function burst(run: string, video: Buffer, n: number): Promise<void> {
-  const server = await startServer({ run, host: '127.0.0.1', port: 0, workers: 1, queue: 2, maxUploadMb: 50, maxSeconds: 60, samples: 0, log: () => {} });
+  const server = await startServer({
+    run,
+    host: '127.0.0.1',
+    port: 0,
+    workers: 1,
+    queue: 2,
+    maxUploadMb: 50,
+    maxSeconds: 60,
+    samples: 0,
+    log: () => {},
+  });
   const polling = pollHealth(server.url, 25);
   const health = polling.times;
   const t0 = performance.now();
@@ -110,8 +142,14 @@ async function burst(run: string, video: Buffer, n: number): Promise<void> {
   await polling.stop();
   const loop = (await getJson(`${server.url}/api/health`)).body.eventLoopDelayMs;
   await server.close();
-  console.log(`\nburst: ${n} concurrent uploads of that clip on --queue 2, 1 worker (all answered in ${answered.toFixed(2)} s)`);
-  console.log('| accepted | refused (503) | refusal p50 | refusal max | health p50 | health p95 | health p99 | health max | polls | server event loop p99 |');
+  console.log(
+    `\nburst: ${n} concurrent uploads of that clip on --queue 2, 1 worker (all answered in ${answered.toFixed(2)} s)`,
+  );
+  console.log(
+    '| accepted | refused (503) | refusal p50 | refusal max | health p50 | health p95 | health p99 | health max | polls | server event loop p99 |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|');
-  console.log(`| ${accepted.length} | ${refused.length} | ${refused.length ? quantile(refused, 0.5).toFixed(0) : '-'} ms | ${refused.length ? Math.max(...refused).toFixed(0) : '-'} ms | ${quantile(health, 0.5).toFixed(1)} ms | ${quantile(health, 0.95).toFixed(1)} ms | ${quantile(health, 0.99).toFixed(1)} ms | ${Math.max(...health).toFixed(1)} ms | ${health.length} (${duringBurst} during the burst) | ${loop.p99} ms |`);
+  console.log(
+    `| ${accepted.length} | ${refused.length} | ${refused.length ? quantile(refused, 0.5).toFixed(0) : '-'} ms | ${refused.length ? Math.max(...refused).toFixed(0) : '-'} ms | ${quantile(health, 0.5).toFixed(1)} ms | ${quantile(health, 0.95).toFixed(1)} ms | ${quantile(health, 0.99).toFixed(1)} ms | ${Math.max(...health).toFixed(1)} ms | ${health.length} (${duringBurst} during the burst) | ${loop.p99} ms |`,
+  );
 }

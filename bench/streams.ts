@@ -15,7 +15,24 @@ export async function benchStreams(quick: boolean): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-streams-'));
   const video = path.join(dir, 'talking_10s_640x360.mp4');
   // 10 s of the real talking-face clip, looped and scaled to 360p.
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', '2', '-i', path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4'), '-t', '10', '-vf', 'scale=640:360', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', video]);
+  execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-stream_loop',
+    '2',
+    '-i',
+    path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4'),
+    '-t',
+    '10',
+    '-vf',
+    'scale=640:360',
+    '-c:v',
+    'libx264',
+    '-pix_fmt',
+    'yuv420p',
+    video,
+  ]);
   type Name = 'tfjs' | 'torch';
   const engines: Name[] = ['tfjs', 'torch'];
   const engineOf: Record<Name, DetectorEngine | undefined> = { tfjs: faceApiTfjs, torch: undefined }; // undefined: ours
@@ -37,15 +54,21 @@ export async function benchStreams(quick: boolean): Promise<void> {
     }
     ratios.push(detect.get('tfjs')! / detect.get('torch')!);
   }
-  console.log(`\nStreams of a 10-second 640x360 video, 16 frames (best of ${runs}; ${os.cpus()[0]?.model}, ${getNumThreads()} threads)`);
+  console.log(
+    `\nStreams of a 10-second 640x360 video, 16 frames (best of ${runs}; ${os.cpus()[0]?.model}, ${getNumThreads()} threads)`,
+  );
   for (const detector of engines) {
     const b = best.get(detector)!;
     const pct = (v: number) => `${((100 * v) / b.total).toFixed(0)}%`;
     const name = detector === 'tfjs' ? 'face-api on tfjs wasm (before)' : 'SSD on libtorch (after) ';
-    console.log(`${name}: total ${b.total.toFixed(2)} s: decode ${b.decode.toFixed(2)} s (${pct(b.decode)}), detect ${b.detect.toFixed(2)} s (${pct(b.detect)}, ${((1000 * b.detect) / 16).toFixed(0)} ms/frame), crop ${b.crop.toFixed(3)} s (${pct(b.crop)})`);
+    console.log(
+      `${name}: total ${b.total.toFixed(2)} s: decode ${b.decode.toFixed(2)} s (${pct(b.decode)}), detect ${b.detect.toFixed(2)} s (${pct(b.detect)}, ${((1000 * b.detect) / 16).toFixed(0)} ms/frame), crop ${b.crop.toFixed(3)} s (${pct(b.crop)})`,
+    );
   }
   const [before, after] = engines.map((e) => best.get(e)!.detect);
   const sorted = [...ratios].sort((a, b) => a - b);
-  console.log(`detector speed-up: ${median(ratios).toFixed(2)}x per frame, the median of the runs' ratios (${sorted.map((x) => x.toFixed(2)).join(', ')}); best against best ${(before! / after!).toFixed(2)}x`);
+  console.log(
+    `detector speed-up: ${median(ratios).toFixed(2)}x per frame, the median of the runs' ratios (${sorted.map((x) => x.toFixed(2)).join(', ')}); best against best ${(before! / after!).toFixed(2)}x`,
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 }

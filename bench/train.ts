@@ -29,7 +29,8 @@ export async function benchTrain(torch: TorchReference | null, quick: boolean): 
     const tower = {
       tokenize: (t: string) => tok.tokenize(t),
       embedTokens: (ids: Parameters<ClipTextTransformer['embedTokens']>[0]) => text.embedTokens(ids),
-      encode: (e: Parameters<ClipTextTransformer['embedTokens']>[0], eot: number[]) => proj.forward(text.forward(e, eot).pooled),
+      encode: (e: Parameters<ClipTextTransformer['embedTokens']>[0], eot: number[]) =>
+        proj.forward(text.forward(e, eot).pooled),
       width: shape.text.width,
     };
     for (const promptLength of quick ? [16] : [16, 64]) {
@@ -37,9 +38,16 @@ export async function benchTrain(torch: TorchReference | null, quick: boolean): 
       const ous = resolveOusConfig({ promptLength });
       const head = new OusHead(ous, { embed: shape.embed, visionWidth: shape.vision.width }, tower);
       const opt = new optim.Adam(head.parameters(), { lr: 2e-3 });
-      const batch = { face: randn([16, 16, shape.embed]).keep(), scene: randn([16, 16, shape.embed]).keep(), low: randn([16, 16, shape.vision.width]).keep() };
+      const batch = {
+        face: randn([16, 16, shape.embed]).keep(),
+        scene: randn([16, 16, shape.embed]).keep(),
+        low: randn([16, 16, shape.vision.width]).keep(),
+      };
       const labels = randint(0, 7, [16]).keep();
-      const polarity = tensor(labels.toFlatArray().map((c) => ous.polarityOfClass![c]!), { dtype: 'int64' }).keep();
+      const polarity = tensor(
+        labels.toFlatArray().map((c) => ous.polarityOfClass![c]!),
+        { dtype: 'int64' },
+      ).keep();
       const step = () =>
         tidy(() => {
           const r = ousLoss(head.forward(batch), labels, polarity, ous);
@@ -60,11 +68,25 @@ export async function benchTrain(torch: TorchReference | null, quick: boolean): 
       // Five rounds, alternating which side goes first (the median of the rounds' ratios); two warm-up
       // steps (the first allocates Adam's state and faults in fresh memory on both sides).
       const ours = () => timeIt(step, { iters, warmup: 2 });
-      rows.push(await compare(`${name} widths, prompt length ${promptLength}`, ours, torch, 'ous_train', args, iters, quick ? 1 : 5, 2));
+      rows.push(
+        await compare(
+          `${name} widths, prompt length ${promptLength}`,
+          ours,
+          torch,
+          'ous_train',
+          args,
+          iters,
+          quick ? 1 : 5,
+          2,
+        ),
+      );
       for (const p of head.parameters()) p.dispose();
       for (const t of [batch.face, batch.scene, batch.low, labels, polarity]) t.dispose();
     }
     for (const p of [...text.parameters(), ...proj.parameters()]) p.dispose();
   }
-  printTable(`OUS training step on cached features (batch 16, T 16, random weights, Adam; ${getNumThreads()} threads)`, rows);
+  printTable(
+    `OUS training step on cached features (batch 16, T 16, random weights, Adam; ${getNumThreads()} threads)`,
+    rows,
+  );
 }

@@ -28,21 +28,47 @@ export async function vitB32Run(dir: string, engine: EnginePreference = 'auto'):
   const clipDir = path.join(dir, 'clip');
   saveClip(new ClipModel(clipConfigFor(CLIP_SHAPES['ViT-B/32'])).eval(), clipDir, { filesFrom: dev });
   const pre = JSON.parse(fs.readFileSync(path.join(dev, 'preprocessor_config.json'), 'utf8'));
-  fs.writeFileSync(path.join(clipDir, 'preprocessor_config.json'), JSON.stringify({ ...pre, crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 } }));
+  fs.writeFileSync(
+    path.join(clipDir, 'preprocessor_config.json'),
+    JSON.stringify({ ...pre, crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 } }),
+  );
   const src = path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4');
   const clip = path.join(dir, 'clip4s.mp4');
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, '-t', '4', '-vf', 'scale=-2:360', '-c:v', 'libx264', clip]);
   const encoder = FrameEncoder.load(clipDir, { engine });
   const ous = resolveOusConfig({});
   const faceBox: BenchRun['faceBox'] = [200, 40, 200, 200];
-  const entries = Array.from({ length: 8 }, (_, i) => ({ id: `c${i}`, source: clip, label: i % 2, split: 'train' as const, faceBox }));
+  const entries = Array.from({ length: 8 }, (_, i) => ({
+    id: `c${i}`,
+    source: clip,
+    label: i % 2,
+    split: 'train' as const,
+    faceBox,
+  }));
   const cache = path.join(dir, 'cache');
   await extractFeatures({
-    entries, encoder, out: cache, progress: false,
-    info: { clip: { path: clipDir, hash: encoder.hash }, frames: 16, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'manifest', classNames: ous.classNames, polarityOfClass: ous.polarityOfClass },
+    entries,
+    encoder,
+    out: cache,
+    progress: false,
+    info: {
+      clip: { path: clipDir, hash: encoder.hash },
+      frames: 16,
+      scene: 'mask',
+      views: 1,
+      polarityLayer: 4,
+      dataset: 'manifest',
+      classNames: ous.classNames,
+      polarityOfClass: ous.polarityOfClass,
+    },
   });
   mergeCache(cache);
   const run = path.join(dir, 'run');
-  await trainRun({ cache, out: run, overrides: { ous: { promptLength: 16 }, train: { epochs: 1, valFraction: 0.5 } }, log: () => {} });
+  await trainRun({
+    cache,
+    out: run,
+    overrides: { ous: { promptLength: 16 }, train: { epochs: 1, valFraction: 0.5 } },
+    log: () => {},
+  });
   return { run, clipDir, clip, faceBox };
 }

@@ -1,1 +1,1 @@
-export * as torch from "./torch/index.js";
+export * as torch from './torch/index.js';

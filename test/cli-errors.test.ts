@@ -34,7 +34,15 @@ before(async () => {
   tinyCache(at('c3'), { classNames: ['neg', 'neu', 'pos'] });
   const opts = { overrides: parseSets(small.filter((s) => s !== '--set')), log: () => {} };
   await trainRun({ cache: at('c7'), out: at('r7'), ...opts });
-  await trainRun({ cache: at('c3'), out: at('r3'), ...opts, overrides: { ous: { ...opts.overrides.ous, classNames: ['neg', 'neu', 'pos'], polarityOfClass: [0, 1, 2] }, train: opts.overrides.train } });
+  await trainRun({
+    cache: at('c3'),
+    out: at('r3'),
+    ...opts,
+    overrides: {
+      ous: { ...opts.overrides.ous, classNames: ['neg', 'neu', 'pos'], polarityOfClass: [0, 1, 2] },
+      train: opts.overrides.train,
+    },
+  });
   fs.writeFileSync(at('afile'), 'x');
   fs.writeFileSync(at('bad-json.json'), '{');
   fs.writeFileSync(at('bad-key.json'), '{"nope": 1}');
@@ -49,7 +57,11 @@ before(async () => {
   const weights = fs.readFileSync(fixture('clip-dev', 'model', 'model.safetensors'));
   const n = Number(weights.readBigUInt64LE(0));
   clipWith('clip-st-empty', 'model.safetensors', Buffer.alloc(0));
-  clipWith('clip-st-header', 'model.safetensors', Buffer.concat([Buffer.from([16, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{not json}xxxxxx')]));
+  clipWith(
+    'clip-st-header',
+    'model.safetensors',
+    Buffer.concat([Buffer.from([16, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{not json}xxxxxx')]),
+  );
   clipWith('clip-st-huge', 'model.safetensors', Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]));
   clipWith('clip-st-trunc', 'model.safetensors', weights.subarray(0, 8 + n + 100));
   // Issue 24: runs and models one can trust.
@@ -60,7 +72,12 @@ before(async () => {
   nan.fill(0xff, 8 + n); // every float32 weight NaN
   clipWith('clip-nan', 'model.safetensors', nan);
   clipWith('clip-vocab', 'vocab.json', '["a", "b"]');
-  const foreign = Buffer.from(JSON.stringify({ 'foo.weight': { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, 'bar.bias': { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }));
+  const foreign = Buffer.from(
+    JSON.stringify({
+      'foo.weight': { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      'bar.bias': { dtype: 'F32', shape: [2], data_offsets: [8, 16] },
+    }),
+  );
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(foreign.length));
   clipWith('clip-notclip', 'model.safetensors', Buffer.concat([len, foreign, Buffer.alloc(16)]));
@@ -78,7 +95,12 @@ before(async () => {
   editRun('r-blur', (c) => (c.inference.scene = 'blur'));
   editRun('r-types', (c) => (c.dims.embed = '32'));
   editRun('r-moved', (c) => (c.cache = at('gone')));
-  await trainRun({ cache: at('c7'), out: at('r-tfe2'), ...opts, overrides: { ...opts.overrides, ous: { ...opts.overrides.ous, tfeLayers: 2 } } });
+  await trainRun({
+    cache: at('c7'),
+    out: at('r-tfe2'),
+    ...opts,
+    overrides: { ...opts.overrides, ous: { ...opts.overrides.ous, tfeLayers: 2 } },
+  });
   editRun('r-other', () => {});
   fs.copyFileSync(at('r-tfe2', 'checkpoint.safetensors'), at('r-other', 'checkpoint.safetensors'));
   editRun('r-other-last', () => {});
@@ -98,15 +120,31 @@ before(async () => {
   fs.symlinkSync('loop-a', at('loop-b'));
   // A run folder held by a live process (this one): a second trainer is refused.
   fs.mkdirSync(at('r-locked'));
-  fs.writeFileSync(at('r-locked', 'lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }));
+  fs.writeFileSync(
+    at('r-locked', 'lock'),
+    JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }),
+  );
   fs.writeFileSync(at('dup-header.csv'), `path,path,label\n${video},${video},happy\n`);
 });
 
-const extractTo = (manifest: string, ...more: string[]) => ['extract', '--dataset', 'manifest', '--manifest', manifest, '--clip', fixture('clip-dev', 'model'), '--out', 'cx', ...more];
+const extractTo = (manifest: string, ...more: string[]) => [
+  'extract',
+  '--dataset',
+  'manifest',
+  '--manifest',
+  manifest,
+  '--clip',
+  fixture('clip-dev', 'model'),
+  '--out',
+  'cx',
+  ...more,
+];
 
 // [args, exit code, what the line must name, environment]
 const cases: Array<[string[], number, string, Record<string, string>?]> = [
-  ...['demo', 'clip embed', 'faces', 'streams', 'extract', 'train', 'eval', 'predict', 'report', 'ablate'].map((c): [string[], number, string] => [[...c.split(' '), '--bogus'], 2, `ous ${c}: unknown option '--bogus'`]),
+  ...['demo', 'clip embed', 'faces', 'streams', 'extract', 'train', 'eval', 'predict', 'report', 'ablate'].map(
+    (c): [string[], number, string] => [[...c.split(' '), '--bogus'], 2, `ous ${c}: unknown option '--bogus'`],
+  ),
   [['clip'], 2, 'clip embed'],
   [['nosuch'], 2, "'nosuch'"],
   [['train', '--cache', 'c7', '--out', 'rx', '--set', 'epochs=abc'], 2, 'epochs=abc'],
@@ -117,13 +155,21 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [['train', '--cache', 'c7', '--out', 'rx', '--set', 'nokey=1'], 2, "'nokey'"],
   [['train', '--cache', 'c7', '--out', 'rx', '--set', 'heads=3'], 1, 'heads = 3 does not divide'],
   [['train', '--cache', 'c7', '--out', 'rx', '--seed', 'abc'], 2, '--seed'],
-  [['train', '--cache', 'c7', '--out', 'rx', '--seed', '-1'], 2, "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '-1'"],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', '--seed', '-1'],
+    2,
+    "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '-1'",
+  ],
   [['train', '--cache', 'c7', '--out', 'rx', '--config', 'missing.json'], 1, 'missing.json'],
   [['train', '--cache', 'c7', '--out', 'rx', '--config', 'bad-json.json'], 1, 'bad-json.json is not valid JSON'],
   [['train', '--cache', 'c7', '--out', 'rx', '--config', 'bad-key.json'], 1, "'nope'"],
   [['train', '--cache', 'c7', '--out', 'rx', '--config', 'bad-type.json'], 1, 'heads'],
   [['train', '--cache', 'c7', '--out', 'rx', '--config', 'c7'], 1, 'c7'],
-  [['train', '--cache', 'c7', '--out', 'rx', '--set', 'classNames=["a","b","c"]', '--set', 'polarityOfClass=[0,1,2]'], 1, 'classNames comes from the cache'],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', '--set', 'classNames=["a","b","c"]', '--set', 'polarityOfClass=[0,1,2]'],
+    1,
+    'classNames comes from the cache',
+  ],
   [['train', '--cache', 'c7', '--out', 'afile'], 1, '--out afile is a file'],
   [['train', '--cache', 'c7', '--out', 'r7', ...small], 1, 'r7 already holds a run'],
   [['train', '--cache', 'c3', '--out', 'r7', '--resume', ...small], 1, 'cache (run:'],
@@ -134,10 +180,26 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [['eval', '--run', 'nowhere'], 1, 'nowhere is not a run folder'],
   [['eval', '--run', 'r7', '--split', 'x'], 2, '--split'],
   [['clip', 'embed', '--model', 'clip-prep', '--text', 'a'], 1, 'preprocessor_config.json'],
-  [['clip', 'embed', '--model', 'clip-st-empty', '--text', 'a'], 1, 'model.safetensors: not a valid safetensors file: the file has 0 bytes'],
-  [['clip', 'embed', '--model', 'clip-st-header', '--text', 'a'], 1, 'model.safetensors: not a valid safetensors file: the header is not JSON'],
-  [['clip', 'embed', '--model', 'clip-st-huge', '--text', 'a'], 1, 'model.safetensors: not a valid safetensors file: header length'],
-  [['clip', 'embed', '--model', 'clip-st-trunc', '--text', 'a'], 1, 'model.safetensors: not a valid safetensors file: tensor'],
+  [
+    ['clip', 'embed', '--model', 'clip-st-empty', '--text', 'a'],
+    1,
+    'model.safetensors: not a valid safetensors file: the file has 0 bytes',
+  ],
+  [
+    ['clip', 'embed', '--model', 'clip-st-header', '--text', 'a'],
+    1,
+    'model.safetensors: not a valid safetensors file: the header is not JSON',
+  ],
+  [
+    ['clip', 'embed', '--model', 'clip-st-huge', '--text', 'a'],
+    1,
+    'model.safetensors: not a valid safetensors file: header length',
+  ],
+  [
+    ['clip', 'embed', '--model', 'clip-st-trunc', '--text', 'a'],
+    1,
+    'model.safetensors: not a valid safetensors file: tensor',
+  ],
   [['faces', video, '--frames', 'abc'], 2, '--frames'],
   [['faces', video, '--frames', '0'], 2, '--frames'],
   [['faces', video, '--min-confidence', '5'], 2, '--min-confidence'],
@@ -154,57 +216,130 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [['eval', '--seeds', '--folds', 'a', 'b'], 2, '--folds and --seeds'],
   [['ablate', '--table', 'IX'], 2, '--table'],
   // Issue 24: the CLIP must be the cache's; resume needs both files; the run folder is checked, locked, and its checkpoint must fit.
-  [['train', '--cache', 'c7', '--out', 'rx', '--clip', 'clip-other', ...small], 1, '--clip clip-other: its weights (sha256 '],
-  [['train', '--cache', 'c7', '--out', 'rx', '--clip', 'clip-other', ...small], 1, 'are not the ones c7 was extracted with'],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', '--clip', 'clip-other', ...small],
+    1,
+    '--clip clip-other: its weights (sha256 ',
+  ],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', '--clip', 'clip-other', ...small],
+    1,
+    'are not the ones c7 was extracted with',
+  ],
   [['train', '--cache', 'c7', '--out', 'r-nock', '--resume'], 1, 'r-nock/checkpoint.safetensors is missing'],
   [['train', '--cache', 'c7', '--out', 'r-nolast', '--resume'], 1, 'r-nolast/last.safetensors is missing'],
-  [['train', '--cache', 'c7', '--out', 'r-locked', ...small], 1, `r-locked is being trained by another ous train (pid ${process.pid} on`],
+  [
+    ['train', '--cache', 'c7', '--out', 'r-locked', ...small],
+    1,
+    `r-locked is being trained by another ous train (pid ${process.pid} on`,
+  ],
   [['train', '--cache', 'c7', '--out', 'r-other-last', '--resume'], 1, 'r-other-last/last.safetensors does not fit'],
   [['train', '--cache', 'c-dup', '--out', 'rx', ...small], 1, "classNames: names the class 'happiness' more than once"],
   [['train', '--cache', 'c-frames', '--out', 'rx', ...small], 1, 'c-frames/cache.json does not describe its features'],
-  [['train', '--cache', 'c1', '--out', 'rx', ...small], 1, 'one training clip of happy, sad, neutral, angry, surprise, disgust, fear'],
+  [
+    ['train', '--cache', 'c1', '--out', 'rx', ...small],
+    1,
+    'one training clip of happy, sad, neutral, angry, surprise, disgust, fear',
+  ],
   [['train', '--cache', 'c0', '--out', 'rx', ...small], 1, 'no training clips of happy'],
   [['train', '--cache', 'c0', '--out', 'rx', ...small], 1, 'all 7 clips are in the test split'],
-  [['train', '--cache', 'c7', '--out', 'rx', ...small, '--set', 'frames=8'], 1, 'frames comes from the cache (c7 has 2 frames per clip), not 8'],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', ...small, '--set', 'frames=8'],
+    1,
+    'frames comes from the cache (c7 has 2 frames per clip), not 8',
+  ],
   [['eval', '--run', 'r-nock'], 1, 'r-nock has no checkpoint.safetensors'],
   [['eval', '--run', 'r-cls'], 1, 'are not the classes the run was trained on'],
   [['predict', video, '--run', 'r-cls'], 1, 'are not the classes the run was trained on'],
-  [['predict', video, '--run', 'r-blur'], 1, "inference.scene: Invalid enum value. Expected 'mask' | 'full', received 'blur'"],
-  [['eval', '--run', 'r-types'], 1, 'r-types/config.json is not a valid run config: dims.embed: Expected number, received string'],
-  [['eval', '--run', 'r-other'], 1, 'r-other/checkpoint.safetensors does not fit its run\'s config.json'],
-  [['predict', video, '--run', 'r-other'], 1, 'r-other/checkpoint.safetensors does not fit its run\'s config.json'],
+  [
+    ['predict', video, '--run', 'r-blur'],
+    1,
+    "inference.scene: Invalid enum value. Expected 'mask' | 'full', received 'blur'",
+  ],
+  [
+    ['eval', '--run', 'r-types'],
+    1,
+    'r-types/config.json is not a valid run config: dims.embed: Expected number, received string',
+  ],
+  [['eval', '--run', 'r-other'], 1, "r-other/checkpoint.safetensors does not fit its run's config.json"],
+  [['predict', video, '--run', 'r-other'], 1, "r-other/checkpoint.safetensors does not fit its run's config.json"],
   [['eval', '--run', 'r-moved'], 1, 'which is not there: pass --cache DIR'],
   [['eval', '--run', 'r7', '--clip', 'clip-other'], 1, 'are not the ones r7 was trained on'],
-  [['eval', '--run', 'r7', '--cache', 'c3'], 1, '--cache c3 is not the cache r7 was trained on: classNames (run: happy,'],
+  [
+    ['eval', '--run', 'r7', '--cache', 'c3'],
+    1,
+    '--cache c3 is not the cache r7 was trained on: classNames (run: happy,',
+  ],
   [['eval', '--folds', 'r7', 'r7'], 2, 'eval --folds: r7 is the same run as r7'],
   [['eval', '--folds', 'r7', './r7'], 2, './r7 is the same run as r7'],
   [['report', 'r7', '--out', 'rep', '--clip', 'clip-other'], 1, 'are not the ones r7 was trained on'],
-  [['report', 'r7', 'r3', '--out', 'rep', '--cache', 'c7', '--cache', 'c3', '--cache', 'c3'], 2, 'give --cache once (for every run) or once per run (2), not 3 times'],
+  [
+    ['report', 'r7', 'r3', '--out', 'rep', '--cache', 'c7', '--cache', 'c3', '--cache', 'c3'],
+    2,
+    'give --cache once (for every run) or once per run (2), not 3 times',
+  ],
   // File-system causes: a FIFO, a symlink loop (existsSync says "missing" for both).
-  [['train', '--cache', 'c7', '--out', 'rx', '--config', 'fifo.json'], 1, 'fifo.json: it is a FIFO (named pipe), not a regular file'],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', '--config', 'fifo.json'],
+    1,
+    'fifo.json: it is a FIFO (named pipe), not a regular file',
+  ],
   [['train', '--cache', 'loop-a', '--out', 'rx'], 1, 'loop-a: a loop of symbolic links'],
   [['eval', '--run', 'loop-a'], 1, 'loop-a: a loop of symbolic links'],
   [['clip', 'embed', '--model', 'loop-a', '--text', 'a'], 1, 'loop-a: a loop of symbolic links'],
   // Numbers at the edge: 32-bit seeds, plain decimals, a named frame maximum, threads within reason.
-  [['train', '--cache', 'c7', '--out', 'rx', '--seed', '4294967297'], 2, "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '4294967297'"],
-  [['train', '--cache', 'c7', '--out', 'rx', '--seed', '0x10'], 2, "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '0x10'"],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', '--seed', '4294967297'],
+    2,
+    "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '4294967297'",
+  ],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', '--seed', '0x10'],
+    2,
+    "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '0x10'",
+  ],
   [['train', '--cache', 'c7', '--out', 'rx', '--set', 'seed=4294967296'], 2, 'seed=4294967296'],
-  [['train', '--cache', 'c7', '--out', 'rx', '--set', 'epochs=1e3'], 2, "--set epochs=1e3: epochs takes a whole number in plain digits, not '1e3'"],
+  [
+    ['train', '--cache', 'c7', '--out', 'rx', '--set', 'epochs=1e3'],
+    2,
+    "--set epochs=1e3: epochs takes a whole number in plain digits, not '1e3'",
+  ],
   [['train', '--cache', 'c7', '--out', 'rx', '--set', 'seed=0x10'], 2, 'seed=0x10'],
   [['demo', '--seed', '4294967296'], 2, '--seed must be an integer from 0 to 4294967295'],
-  [['ablate', '--table', 'VI', '--cache', 'c7', '--out', 'ax', '--seed', '1e3'], 2, "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '1e3'"],
+  [
+    ['ablate', '--table', 'VI', '--cache', 'c7', '--out', 'ax', '--seed', '1e3'],
+    2,
+    "--seed must be an integer from 0 to 4294967295 (seeds are 32-bit), not '1e3'",
+  ],
   [extractTo('m.csv', '--frames', '1e9'), 2, "--frames must be an integer from 1 to 256 (MAX_FRAMES), not '1e9'"],
   [extractTo('m.csv', '--frames', '0x10'), 2, "--frames must be an integer from 1 to 256 (MAX_FRAMES), not '0x10'"],
   [['faces', video, '--frames', '100000'], 2, "--frames must be an integer from 1 to 256 (MAX_FRAMES), not '100000'"],
-  [['streams', video, '--out', 'sx', '--frames', '1e9'], 2, "streams: --frames must be an integer from 1 to 256 (MAX_FRAMES), not '1e9'"],
+  [
+    ['streams', video, '--out', 'sx', '--frames', '1e9'],
+    2,
+    "streams: --frames must be an integer from 1 to 256 (MAX_FRAMES), not '1e9'",
+  ],
   [['faces', video, '--min-confidence', '0x1'], 2, '--min-confidence'],
   [['predict', video, '--run', 'r7', '--box', '0 0 1e9 1e9'], 2, '--box must be "x y w h"'],
   [['predict', video, '--run', 'r7', '--box', '0x10 0 20 20'], 2, '--box must be "x y w h"'],
   [['predict', video, '--run', 'r7', '--box', '0 0 1000 1000'], 2, 'is larger than 2× the 360×288 frame'],
-  ...['0', '-1', 'abc', '1e2', '100000'].map((v): [string[], number, string, Record<string, string>] => [['info'], 1, `OUS_NUM_THREADS must be a whole number from 1 to ${4 * os.availableParallelism()} (four times this machine's logical cores), not '${v}'`, { OUS_NUM_THREADS: v }]),
+  ...['0', '-1', 'abc', '1e2', '100000'].map((v): [string[], number, string, Record<string, string>] => [
+    ['info'],
+    1,
+    `OUS_NUM_THREADS must be a whole number from 1 to ${4 * os.availableParallelism()} (four times this machine's logical cores), not '${v}'`,
+    { OUS_NUM_THREADS: v },
+  ]),
   // A CLIP folder of the wrong kind, a manifest header naming a column twice.
-  [['clip', 'embed', '--model', 'clip-vocab', '--text', 'a'], 1, 'clip-vocab/vocab.json is not a CLIP vocabulary: expected an object of token -> id, not an array'],
-  [['clip', 'embed', '--model', 'clip-notclip', '--text', 'a'], 1, "clip-notclip: not a CLIP checkpoint: none of its 2 tensors is one of CLIP's"],
+  [
+    ['clip', 'embed', '--model', 'clip-vocab', '--text', 'a'],
+    1,
+    'clip-vocab/vocab.json is not a CLIP vocabulary: expected an object of token -> id, not an array',
+  ],
+  [
+    ['clip', 'embed', '--model', 'clip-notclip', '--text', 'a'],
+    1,
+    "clip-notclip: not a CLIP checkpoint: none of its 2 tensors is one of CLIP's",
+  ],
   [extractTo('dup-header.csv'), 1, "dup-header.csv: the header names the column 'path' twice (path,path,label)"],
 ];
 
@@ -225,13 +360,26 @@ test('bad inputs: one line on stderr naming the flag, file or key, the right exi
         /internal error|\n\s+at /.test(r.stderr) && 'a stack trace',
         !r.stderr.includes(names) && `does not name '${names}'`,
       ].filter(Boolean);
-      if (why.length) failures.push(`${env ? `${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} ` : ''}ous ${args.join(' ')}: ${why.join(', ')}\n    ${r.stderr.trim().split('\n').join('\n    ')}`);
+      if (why.length)
+        failures.push(
+          `${
+            env
+              ? `${Object.entries(env)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(' ')} `
+              : ''
+          }ous ${args.join(' ')}: ${why.join(', ')}\n    ${r.stderr.trim().split('\n').join('\n    ')}`,
+        );
     }
   };
   await Promise.all([worker(), worker()]); // two processes at a time
   assert.equal(failures.length, 0, failures.join('\n'));
   // Refused before anything is made: no run folder for the mismatched classes or the bad heads.
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => /^rx\d+$/.test(f)), [], 'a refused train left its --out folder behind');
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => /^rx\d+$/.test(f)),
+    [],
+    'a refused train left its --out folder behind',
+  );
   // A fresh run that failed before its first epoch leaves nothing behind to block the retry.
   assert.equal(fs.existsSync(at('r-lr')), false, 'the diverged run left its folder behind');
   // Refused resumes and a refused second trainer touched nothing.
@@ -242,7 +390,9 @@ test('bad inputs: one line on stderr naming the flag, file or key, the right exi
 test('OUS_DEBUG=1 adds the stack; ous clip --help lists the subcommands', async () => {
   const plain = await run(['faces', video, '--frames', '0']);
   const debug = await new Promise<string>((resolve) => {
-    const p = spawn(process.execPath, [cli, 'faces', video, '--frames', '0'], { env: { ...process.env, OUS_DEBUG: '1' } });
+    const p = spawn(process.execPath, [cli, 'faces', video, '--frames', '0'], {
+      env: { ...process.env, OUS_DEBUG: '1' },
+    });
     let e = '';
     p.stderr.on('data', (d: Buffer) => (e += d.toString()));
     p.on('close', () => resolve(e));
@@ -260,8 +410,17 @@ test('--box "-10 -10 20 20" parses (a face partly outside the frame) and predict
 });
 
 test('OUS_ENGINE: an unknown value, or onnxruntime where it cannot run, is one line and exit 1; libtorch predicts', async () => {
-  for (const [env, want] of [[{ OUS_ENGINE: 'onnx' }, "OUS_ENGINE must be auto, libtorch or onnxruntime, not 'onnx'"], [{ OUS_ENGINE: 'onnxruntime', OUS_ALLOW_SLOW_BF16: '1' }, 'OUS_ENGINE=onnxruntime runs CLIP\'s vision tower in fp32 on the CPU only, not bf16 on cpu']] as const) {
-    const r = await run(['predict', video, '--run', 'r7', ...(env.OUS_ENGINE === 'onnxruntime' ? ['--precision', 'bf16'] : [])], env);
+  for (const [env, want] of [
+    [{ OUS_ENGINE: 'onnx' }, "OUS_ENGINE must be auto, libtorch or onnxruntime, not 'onnx'"],
+    [
+      { OUS_ENGINE: 'onnxruntime', OUS_ALLOW_SLOW_BF16: '1' },
+      "OUS_ENGINE=onnxruntime runs CLIP's vision tower in fp32 on the CPU only, not bf16 on cpu",
+    ],
+  ] as const) {
+    const r = await run(
+      ['predict', video, '--run', 'r7', ...(env.OUS_ENGINE === 'onnxruntime' ? ['--precision', 'bf16'] : [])],
+      env,
+    );
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.ok(r.stderr.includes(want), r.stderr);
@@ -286,24 +445,44 @@ test('a demo stopped by SIGTERM exits 143 and leaves no *.mp4.tmp-PID.mp4 behind
 });
 
 test('two `ous train --out R` at once: the second is refused naming the first pid; a lock left by a killed trainer is taken over', async () => {
-  const args = (epochs: number) => ['train', '--cache', 'c7', '--out', 'r-twice', ...small.map((a) => (a === 'epochs=1' ? `epochs=${epochs}` : a))];
+  const args = (epochs: number) => [
+    'train',
+    '--cache',
+    'c7',
+    '--out',
+    'r-twice',
+    ...small.map((a) => (a === 'epochs=1' ? `epochs=${epochs}` : a)),
+  ];
   const first = spawn(process.execPath, [cli, ...args(40)], { cwd: dir, stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => first.on('close', (code) => resolve(code)));
   for (let i = 0; i < 400 && !fs.existsSync(at('r-twice', 'lock')); i++) await new Promise((r) => setTimeout(r, 25));
   const second = await run([...args(1), '--seed', '5']);
   assert.equal(second.code, 1, second.stderr);
-  assert.match(second.stderr, new RegExp(`^ous: r-twice is being trained by another ous train \\(pid ${first.pid} on `));
+  assert.match(
+    second.stderr,
+    new RegExp(`^ous: r-twice is being trained by another ous train \\(pid ${first.pid} on `),
+  );
   assert.equal(await exited, 0);
   // One run's metrics: epochs 1..n once each, in order; the lock is gone.
-  const epochs = fs.readFileSync(at('r-twice', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
-  assert.deepEqual(epochs, epochs.map((_, i) => i + 1));
+  const epochs = fs
+    .readFileSync(at('r-twice', 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).epoch);
+  assert.deepEqual(
+    epochs,
+    epochs.map((_, i) => i + 1),
+  );
   assert.equal(JSON.parse(fs.readFileSync(at('r-twice', 'config.json'), 'utf8')).train.seed, 0);
   assert.equal(fs.existsSync(at('r-twice', 'lock')), false);
 
   // A dead process's lock (a pid that has exited) is taken over, and said so.
   const dead = spawnSync(process.execPath, ['-e', '']).pid!;
   fs.mkdirSync(at('r-stale'));
-  fs.writeFileSync(at('r-stale', 'lock'), JSON.stringify({ pid: dead, host: os.hostname(), since: '2026-01-01T00:00:00Z' }));
+  fs.writeFileSync(
+    at('r-stale', 'lock'),
+    JSON.stringify({ pid: dead, host: os.hostname(), since: '2026-01-01T00:00:00Z' }),
+  );
   const r = await run(['train', '--cache', 'c7', '--out', 'r-stale', ...small]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`r-stale: took over the lock of a dead ous train \\(pid ${dead} on `));
@@ -319,7 +498,10 @@ test('a last metrics line cut short by a kill: report reads the whole lines, --r
   const r = await run(['train', '--cache', 'c7', '--out', 'r-cut', '--resume', '--set', 'epochs=2']);
   assert.equal(r.code, 0, r.stderr);
   const lines = fs.readFileSync(at('r-cut', 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean);
-  assert.deepEqual(lines.map((l) => JSON.parse(l).epoch), [1, 2]);
+  assert.deepEqual(
+    lines.map((l) => JSON.parse(l).epoch),
+    [1, 2],
+  );
   // A bad line before the last is not a kill: named with its line number.
   fs.writeFileSync(at('r-cut', 'metrics.jsonl'), `not json\n${lines.join('\n')}\n`);
   const bad = await run(['report', 'r-cut', '--out', 'rep-cut']);
@@ -327,14 +509,17 @@ test('a last metrics line cut short by a kill: report reads the whole lines, --r
   assert.match(bad.stderr, /^ous: r-cut\/metrics\.jsonl:1 is not an epoch record/);
 });
 
-test('a run whose cache and CLIP moved: eval and report take --cache and --clip, and check they are the run\'s', async () => {
+test("a run whose cache and CLIP moved: eval and report take --cache and --clip, and check they are the run's", async () => {
   const moved = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-moved-'));
   try {
     fs.cpSync(at('c7'), path.join(moved, 'cache'), { recursive: true });
     fs.cpSync(fixture('clip-dev', 'model'), path.join(moved, 'clip'), { recursive: true });
     const c = JSON.parse(fs.readFileSync(at('r7', 'config.json'), 'utf8'));
     fs.cpSync(at('r7'), at('r-away'), { recursive: true });
-    fs.writeFileSync(at('r-away', 'config.json'), JSON.stringify({ ...c, cache: at('gone-cache'), clip: at('gone-clip') }));
+    fs.writeFileSync(
+      at('r-away', 'config.json'),
+      JSON.stringify({ ...c, cache: at('gone-cache'), clip: at('gone-clip') }),
+    );
     const places = ['--cache', path.join(moved, 'cache'), '--clip', path.join(moved, 'clip')];
     const e = await run(['eval', '--run', 'r-away', ...places, '--json']);
     assert.equal(e.code, 0, e.stderr);
@@ -352,25 +537,58 @@ test('a run whose cache and CLIP moved: eval and report take --cache and --clip,
 
 test('extraction: NaN embeddings fail the clip naming the stage; a URL, a short row and a box outside the frame fail their rows', async () => {
   fs.copyFileSync(video, at('copy.mp4'));
-  fs.writeFileSync(at('rows.csv'), `path,label,split,box\n${video},happy,train,\nhttps://example.org/a.mp4,sad,train,\n${video}\ncopy.mp4,sad,test,5000 10 50 50\n`);
-  const r = await run(['extract', '--dataset', 'manifest', '--manifest', 'rows.csv', '--clip', 'clip-nan', '--out', 'c-nan', '--frames', '2', '--json']);
+  fs.writeFileSync(
+    at('rows.csv'),
+    `path,label,split,box\n${video},happy,train,\nhttps://example.org/a.mp4,sad,train,\n${video}\ncopy.mp4,sad,test,5000 10 50 50\n`,
+  );
+  const r = await run([
+    'extract',
+    '--dataset',
+    'manifest',
+    '--manifest',
+    'rows.csv',
+    '--clip',
+    'clip-nan',
+    '--out',
+    'c-nan',
+    '--frames',
+    '2',
+    '--json',
+  ]);
   assert.equal(r.code, 3, r.stderr);
-  const failed = (JSON.parse(r.stdout.trim().split('\n').pop()!).failed as Array<{ error: string }>).map((f) => f.error).sort();
+  const failed = (JSON.parse(r.stdout.trim().split('\n').pop()!).failed as Array<{ error: string }>)
+    .map((f) => f.error)
+    .sort();
   assert.equal(failed.length, 4, failed.join('\n'));
-  assert.match(failed.find((e) => /NaN/.test(e)) ?? '', /franck_0-6s\.mp4: encode: CLIP's image embeddings hold \d+ NaN or infinite value\(s\)/);
-  assert.ok(failed.some((e) => /rows\.csv:3: 'https:\/\/example\.org\/a\.mp4' is a URL; ous reads local files/.test(e)), failed.join('\n'));
-  assert.ok(failed.some((e) => /rows\.csv:4: the row has 1 field\(s\), the header 4 \(path,label,split,box\)/.test(e)), failed.join('\n'));
-  assert.ok(failed.some((e) => /box \[5000 10 50 50\] lies outside the 360×288 frame/.test(e)), failed.join('\n'));
+  assert.match(
+    failed.find((e) => /NaN/.test(e)) ?? '',
+    /franck_0-6s\.mp4: encode: CLIP's image embeddings hold \d+ NaN or infinite value\(s\)/,
+  );
+  assert.ok(
+    failed.some((e) => /rows\.csv:3: 'https:\/\/example\.org\/a\.mp4' is a URL; ous reads local files/.test(e)),
+    failed.join('\n'),
+  );
+  assert.ok(
+    failed.some((e) => /rows\.csv:4: the row has 1 field\(s\), the header 4 \(path,label,split,box\)/.test(e)),
+    failed.join('\n'),
+  );
+  assert.ok(
+    failed.some((e) => /box \[5000 10 50 50\] lies outside the 360×288 frame/.test(e)),
+    failed.join('\n'),
+  );
 });
 
 // A full disk and a read-only folder, on real mounts: needs root (mount) and tmpfs; skipped elsewhere.
 const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
-test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the path and the real cause; nothing half-written', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
+test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the path and the real cause; nothing half-written', {
+  skip: !canMount && 'needs root to mount a tmpfs',
+}, async (t) => {
   const full = at('mnt-full');
   const ro = at('mnt-ro');
   fs.mkdirSync(full);
   fs.mkdirSync(ro);
-  const mount = (opts: string, where: string) => spawnSync('mount', ['-t', 'tmpfs', '-o', opts, 'tmpfs', where]).status === 0;
+  const mount = (opts: string, where: string) =>
+    spawnSync('mount', ['-t', 'tmpfs', '-o', opts, 'tmpfs', where]).status === 0;
   if (!mount('size=64k', full) || !mount('ro,size=64k', ro)) {
     spawnSync('umount', [full]);
     return t.skip('mounting a tmpfs was refused');
@@ -378,11 +596,32 @@ test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the p
   try {
     fs.writeFileSync(path.join(full, 'fill'), Buffer.alloc(60 * 1024)); // leaves a few KB: config.json fits, a checkpoint does not
     const cases: Array<[string[], string]> = [
-      [['train', '--cache', 'c7', '--out', path.join(full, 'run'), ...small], `cannot write ${path.join(full, 'run')}/`],
+      [
+        ['train', '--cache', 'c7', '--out', path.join(full, 'run'), ...small],
+        `cannot write ${path.join(full, 'run')}/`,
+      ],
       [['train', '--cache', 'c7', '--out', path.join(full, 'run'), ...small], ': no space left on the device'],
-      [['train', '--cache', 'c7', '--out', path.join(ro, 'run'), ...small], `cannot create ${path.join(ro, 'run')}: ${ro}: the file system is read-only`],
+      [
+        ['train', '--cache', 'c7', '--out', path.join(ro, 'run'), ...small],
+        `cannot create ${path.join(ro, 'run')}: ${ro}: the file system is read-only`,
+      ],
       [['report', 'r7', '--out', path.join(ro, 'rep')], `${ro}: the file system is read-only`],
-      [['extract', '--dataset', 'manifest', '--manifest', 'dup.csv', '--clip', fixture('clip-dev', 'model'), '--out', path.join(full, 'cache'), '--frames', '2'], 'no space left on the device'],
+      [
+        [
+          'extract',
+          '--dataset',
+          'manifest',
+          '--manifest',
+          'dup.csv',
+          '--clip',
+          fixture('clip-dev', 'model'),
+          '--out',
+          path.join(full, 'cache'),
+          '--frames',
+          '2',
+        ],
+        'no space left on the device',
+      ],
     ];
     fs.writeFileSync(at('dup.csv'), `path,label\n${video},happy\n`);
     for (const [args, want] of cases) {
@@ -394,7 +633,10 @@ test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the p
       assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
     }
     // The failed fresh run left nothing behind (not even its folder), and no temporary files.
-    assert.deepEqual(fs.readdirSync(full).filter((f) => f !== 'cache'), ['fill']);
+    assert.deepEqual(
+      fs.readdirSync(full).filter((f) => f !== 'cache'),
+      ['fill'],
+    );
   } finally {
     spawnSync('umount', [full]);
     spawnSync('umount', [ro]);
@@ -411,17 +653,25 @@ test('a folder without permission (EACCES): "permission denied" naming it, not "
     const root = process.getuid?.() === 0;
     fs.chmodSync(path.join(open, 'clip'), root ? 0o700 : 0o000);
     fs.chmodSync(path.join(open, 'ro'), 0o555);
-    const as = (args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, [cli, ...args], { cwd: open, env: { ...process.env, OUS_DEBUG: '' }, ...(root ? { uid: 65534, gid: 65534 } : {}) });
-      let stderr = '';
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      p.on('close', (code) => resolve({ code, stderr }));
-    });
+    const as = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const p = spawn(process.execPath, [cli, ...args], {
+          cwd: open,
+          env: { ...process.env, OUS_DEBUG: '' },
+          ...(root ? { uid: 65534, gid: 65534 } : {}),
+        });
+        let stderr = '';
+        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        p.on('close', (code) => resolve({ code, stderr }));
+      });
     const probe = await as(['--help']);
     if (probe.code !== 0) return t.skip('this checkout is not readable by user nobody');
     for (const [args, want] of [
       [['clip', 'embed', '--model', 'clip', '--text', 'a'], 'ous: cannot read the CLIP folder clip: permission denied'],
-      [['streams', video, '--out', 'ro/s', '--frames', '1'], `ous: cannot create ro/s: ${path.join(open, 'ro')}: permission denied`],
+      [
+        ['streams', video, '--out', 'ro/s', '--frames', '1'],
+        `ous: cannot create ro/s: ${path.join(open, 'ro')}: permission denied`,
+      ],
     ] as const) {
       const r = await as([...args]);
       assert.equal(r.code, 1, r.stderr);

@@ -15,7 +15,8 @@ import { packageRoot } from '../src/util/paths.js';
 import { assertClose, fixture } from './helpers.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-const ous = (...args: string[]) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+const ous = (...args: string[]) =>
+  execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
 const golden = JSON.parse(fs.readFileSync(fixture('clip-dev', 'golden.json'), 'utf8'));
 
 test('clip embed --json on the dev CLIP equals OpenAI: embeddings, every block CLS, ids, logits', () => {
@@ -25,11 +26,18 @@ test('clip embed --json on the dev CLIP equals OpenAI: embeddings, every block C
   const args = ['clip', 'embed', '--model', fixture('clip-dev', 'model'), '--json'];
   for (const g of imgs) args.push('--image', fixture('clip-dev', g.file));
   for (const t of texts) args.push('--text', t.text);
-  const r = JSON.parse(ous(...args).trim().split('\n').pop()!);
+  const r = JSON.parse(
+    ous(...args)
+      .trim()
+      .split('\n')
+      .pop()!,
+  );
   r.images.forEach((im: { embedding: number[]; blockCls: number[][] }, i: number) => {
     assertClose(im.embedding, imgs[i].image_embeds, { atol: 1e-4, what: `${names[i]} embedding` });
     assert.equal(im.blockCls.length, 5);
-    im.blockCls.forEach((v, k) => assertClose(v, imgs[i].cls_after_block[k], { atol: 1e-4, what: `${names[i]} block ${k + 1}` }));
+    im.blockCls.forEach((v, k) =>
+      assertClose(v, imgs[i].cls_after_block[k], { atol: 1e-4, what: `${names[i]} block ${k + 1}` }),
+    );
   });
   r.texts.forEach((t: { ids: number[]; embedding: number[] }, i: number) => {
     assert.deepEqual(t.ids, texts[i].token_ids);
@@ -48,8 +56,23 @@ test('clip embed runs on a ViT-B/32-shaped checkpoint (random weights, float16 f
     saveClip(model, dir, { dtype: 'float16', filesFrom: fixture('clip-dev', 'model') });
     for (const p of model.parameters()) p.dispose();
     // The dev fixture's preprocessor says 32 px; a B/32 checkpoint says 224.
-    fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 }, resample: 3 }));
-    const r = JSON.parse(ous('clip', 'embed', '--model', dir, '--json', '--image', fixture('media', 'grace_hopper_512.jpg'), '--text', 'a happy face'));
+    fs.writeFileSync(
+      path.join(dir, 'preprocessor_config.json'),
+      JSON.stringify({ crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 }, resample: 3 }),
+    );
+    const r = JSON.parse(
+      ous(
+        'clip',
+        'embed',
+        '--model',
+        dir,
+        '--json',
+        '--image',
+        fixture('media', 'grace_hopper_512.jpg'),
+        '--text',
+        'a happy face',
+      ),
+    );
     assert.equal(r.images[0].embedding.length, 512);
     assert.equal(r.images[0].blockCls.length, 12);
     assert.equal(r.images[0].blockCls[0].length, 768);
@@ -65,7 +88,9 @@ test('clip embed: user errors exit 2 (usage) or 1 (a file) with one clear line',
   const r = spawnSync(process.execPath, [cli, 'clip', 'embed', '--model', fixture('clip-dev')], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^ous: clip embed: give at least one --image FILE or --text STR\n$/);
-  const r2 = spawnSync(process.execPath, [cli, 'clip', 'embed', '--model', fixture('clip-dev'), '--text', 'x'], { encoding: 'utf8' });
+  const r2 = spawnSync(process.execPath, [cli, 'clip', 'embed', '--model', fixture('clip-dev'), '--text', 'x'], {
+    encoding: 'utf8',
+  });
   assert.equal(r2.status, 1);
   assert.match(r2.stderr, /is not a CLIP checkpoint: config.json is missing/);
 });

@@ -59,10 +59,16 @@ test('every golden image: sizes, crop box, and pixels equal OpenAI (exact) or wi
       for (const v of out.pixels) sum += v;
       assertClose([sum], [g.pixel_sum], { atol: 1e-4, what: `${g.name} pixel sum` });
       const R = out.size;
-      const channelSums = [0, 1, 2].map((c) => out.pixels.subarray(c * R * R, (c + 1) * R * R).reduce((a, b) => a + b, 0));
+      const channelSums = [0, 1, 2].map((c) =>
+        out.pixels.subarray(c * R * R, (c + 1) * R * R).reduce((a, b) => a + b, 0),
+      );
       assertClose(channelSums, g.pixel_channel_sums, { atol: 1e-4, what: `${g.name} channel sums` });
       assert.deepEqual([...out.pixels.subarray(0, 5)], g.pixel_first5, `${g.name} first values, exact float32`);
-      assert.deepEqual([...out.pixels.subarray(out.pixels.length - 5)], g.pixel_last5, `${g.name} last values, exact float32`);
+      assert.deepEqual(
+        [...out.pixels.subarray(out.pixels.length - 5)],
+        g.pixel_last5,
+        `${g.name} last values, exact float32`,
+      );
     } else {
       // The issue asks for one grey level; sharp's libjpeg-turbo and this resampler match PIL exactly.
       assert.ok(worst <= 1, `${g.name}: ${differing} of ${ref.length} values differ, by up to ${worst} levels`);
@@ -75,8 +81,14 @@ test('decoding agrees with PIL/libjpeg (sums of the decoded bytes)', async () =>
   for (const g of golden.images) {
     const img = sharp(path.join(dir, g.file));
     const meta = await img.metadata();
-    const { data } = await (meta.channels === 1 ? img.extractChannel(0) : img.removeAlpha()).raw().toBuffer({ resolveWithObject: true });
-    assert.equal(data.reduce((a, b) => a + b, 0), g.decoded_u8_sum, `${g.name} decoded sum`);
+    const { data } = await (meta.channels === 1 ? img.extractChannel(0) : img.removeAlpha())
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    assert.equal(
+      data.reduce((a, b) => a + b, 0),
+      g.decoded_u8_sum,
+      `${g.name} decoded sum`,
+    );
   }
 });
 

@@ -8,7 +8,13 @@ import { ClipTokenizer, htmlUnescape } from '../src/clip/tokenizer.js';
 import { fixture } from './helpers.js';
 
 const golden = JSON.parse(fs.readFileSync(fixture('clip-dev', 'golden.json'), 'utf8')) as {
-  texts: Array<{ text: string; token_ids: number[]; eot_index: number; n_tokens_untruncated: number; truncated: boolean }>;
+  texts: Array<{
+    text: string;
+    token_ids: number[];
+    eot_index: number;
+    n_tokens_untruncated: number;
+    truncated: boolean;
+  }>;
   tokenizer_extra: Array<{ text: string; bpe_ids: number[]; token_ids: number[] }>;
   coop: { prompts: string[]; token_ids: number[][] };
 };
@@ -21,7 +27,10 @@ test('token ids, EOT positions and lengths equal OpenAI for every golden text, t
     assert.equal(r.eotIndex, g.eot_index);
     assert.equal(r.nTokensUntruncated, g.n_tokens_untruncated);
   }
-  assert.ok(golden.texts.some((g) => g.truncated), 'the goldens include a truncated text');
+  assert.ok(
+    golden.texts.some((g) => g.truncated),
+    'the goldens include a truncated text',
+  );
 });
 
 test('edge cases: contractions, digits, html entities, whitespace, literal special tokens, non-ASCII', () => {
@@ -38,11 +47,18 @@ test('CoOp prompts tokenize as OpenAI did', () => {
 test('a tokenizer.json with the same vocabulary and merges gives the same ids', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-tok-'));
   const vocab = JSON.parse(fs.readFileSync(fixture('clip-dev', 'model', 'vocab.json'), 'utf8'));
-  const merges = fs.readFileSync(fixture('clip-dev', 'model', 'merges.txt'), 'utf8').split('\n').slice(1, 48895);
+  const merges = fs
+    .readFileSync(fixture('clip-dev', 'model', 'merges.txt'), 'utf8')
+    .split('\n')
+    .slice(1, 48895);
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ model: { type: 'BPE', vocab, merges } }));
   const fast = ClipTokenizer.fromFolder(dir);
-  for (const g of [...golden.texts, ...golden.tokenizer_extra]) assert.deepEqual(fast.tokenize(g.text).ids, g.token_ids);
-  assert.throws(() => ClipTokenizer.fromFolder(path.join(dir, 'none')), /has no tokenizer: expected vocab.json and merges.txt, or tokenizer.json/);
+  for (const g of [...golden.texts, ...golden.tokenizer_extra])
+    assert.deepEqual(fast.tokenize(g.text).ids, g.token_ids);
+  assert.throws(
+    () => ClipTokenizer.fromFolder(path.join(dir, 'none')),
+    /has no tokenizer: expected vocab.json and merges.txt, or tokenizer.json/,
+  );
 });
 
 test('html unescape and decode', () => {

@@ -23,40 +23,111 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-demo-persons-'));
 
 test('a manifest lists a clip once per person: each box its own id (path#xywh=x,y,w,h), the same box twice or a box beside none refused', async () => {
   const out = path.join(tmp, 'reader');
-  await generateBenchmark({ out, seed: 1, trainPerClass: 1, testPerClass: 0, frames: 1, width: 96, height: 72, agreement: 1, classes: 2, persons: 2 }, { progress: false });
+  await generateBenchmark(
+    {
+      out,
+      seed: 1,
+      trainPerClass: 1,
+      testPerClass: 0,
+      frames: 1,
+      width: 96,
+      height: 72,
+      agreement: 1,
+      classes: 2,
+      persons: 2,
+    },
+    { progress: false },
+  );
   const csv = (name: string, rows: string[]) => {
     fs.writeFileSync(path.join(out, name), ['path,label,split,box', ...rows].join('\n') + '\n');
     return path.join(out, name);
   };
-  const [a, b] = fs.readdirSync(path.join(out, 'videos')).sort().map((f) => `videos/${f}`);
-  const two = readManifest(csv('two.csv', [`${a},happy,train,10 20 30 40`, `${a},sad,train,50 20 30 40`, `${b},sad,test,1 2 3 4`]), undefined, ['happy', 'sad']);
-  assert.deepEqual(two.entries.map((e) => [e.id, e.label, e.faceBox]), [
-    [`${a}#xywh=10,20,30,40`, 0, [10, 20, 30, 40]],
-    [`${a}#xywh=50,20,30,40`, 1, [50, 20, 30, 40]],
-    [b, 1, [1, 2, 3, 4]], // listed once: its path, as before
-  ]);
+  const [a, b] = fs
+    .readdirSync(path.join(out, 'videos'))
+    .sort()
+    .map((f) => `videos/${f}`);
+  const two = readManifest(
+    csv('two.csv', [`${a},happy,train,10 20 30 40`, `${a},sad,train,50 20 30 40`, `${b},sad,test,1 2 3 4`]),
+    undefined,
+    ['happy', 'sad'],
+  );
+  assert.deepEqual(
+    two.entries.map((e) => [e.id, e.label, e.faceBox]),
+    [
+      [`${a}#xywh=10,20,30,40`, 0, [10, 20, 30, 40]],
+      [`${a}#xywh=50,20,30,40`, 1, [50, 20, 30, 40]],
+      [b, 1, [1, 2, 3, 4]], // listed once: its path, as before
+    ],
+  );
   // Rows reordered: the same ids.
-  const swapped = readManifest(csv('swapped.csv', [`${a},sad,train,50 20 30 40`, `${b},sad,test,1 2 3 4`, `./${a},happy,train,10 20 30 40`]), undefined, ['happy', 'sad']);
+  const swapped = readManifest(
+    csv('swapped.csv', [`${a},sad,train,50 20 30 40`, `${b},sad,test,1 2 3 4`, `./${a},happy,train,10 20 30 40`]),
+    undefined,
+    ['happy', 'sad'],
+  );
   assert.deepEqual(swapped.entries.map((e) => e.id).sort(), two.entries.map((e) => e.id).sort());
   const where = (file: string, line: number) => `${file}:${line}`;
   const same = csv('same.csv', [`${a},happy,train,10 20 30 40`, `./${a},sad,train,10 20 30 40`]);
-  assert.throws(() => readManifest(same, undefined, ['happy', 'sad']), (err: Error) => err.message.includes(`${where(same, 2)} and ${where(same, 3)} are the same clip (box 10 20 30 40)`));
+  assert.throws(
+    () => readManifest(same, undefined, ['happy', 'sad']),
+    (err: Error) => err.message.includes(`${where(same, 2)} and ${where(same, 3)} are the same clip (box 10 20 30 40)`),
+  );
   const mixed = csv('mixed.csv', [`${a},happy,train,10 20 30 40`, `${a},sad,train,`]);
-  assert.throws(() => readManifest(mixed, undefined, ['happy', 'sad']), (err: Error) => err.message.includes(`${where(mixed, 2)} and ${where(mixed, 3)} list the same clip`) && err.message.includes('one with a box and one without'));
+  assert.throws(
+    () => readManifest(mixed, undefined, ['happy', 'sad']),
+    (err: Error) =>
+      err.message.includes(`${where(mixed, 2)} and ${where(mixed, 3)} list the same clip`) &&
+      err.message.includes('one with a box and one without'),
+  );
 });
 
-test('extraction of a clip listed once per person: a clip each, their own boxes and crops; one person\'s failure is theirs alone', async () => {
+test("extraction of a clip listed once per person: a clip each, their own boxes and crops; one person's failure is theirs alone", async () => {
   const out = path.join(tmp, 'rows');
-  const bench = await generateBenchmark({ out, seed: 2, trainPerClass: 1, testPerClass: 0, frames: 2, width: 96, height: 72, agreement: 1, classes: 2, persons: 2 }, { progress: false });
+  const bench = await generateBenchmark(
+    {
+      out,
+      seed: 2,
+      trainPerClass: 1,
+      testPerClass: 0,
+      frames: 2,
+      width: 96,
+      height: 72,
+      agreement: 1,
+      classes: 2,
+      persons: 2,
+    },
+    { progress: false },
+  );
   const clip = bench.clips[0]!;
   const rel = path.relative(out, clip.file);
   const [left, right] = clip.persons!;
   const names = ['happy', 'sad'];
-  const write = (rightBox: string) => fs.writeFileSync(path.join(out, 'rows.csv'), `path,label,box\n${rel},${names[left!.label]},${left!.faceBox.join(' ')}\n${rel},${names[right!.label]},${rightBox}\n`);
+  const write = (rightBox: string) =>
+    fs.writeFileSync(
+      path.join(out, 'rows.csv'),
+      `path,label,box\n${rel},${names[left!.label]},${left!.faceBox.join(' ')}\n${rel},${names[right!.label]},${rightBox}\n`,
+    );
   const encoder = FrameEncoder.load(demoEncoderDir());
   const cache = path.join(out, 'cache');
-  const info = { clip: { path: demoEncoderDir(), hash: encoder.hash }, frames: 2, scene: 'mask' as const, views: 1, polarityLayer: 4, dataset: 'manifest', classNames: names, polarityOfClass: null };
-  const extract = async () => extractFeatures({ entries: readManifest(path.join(out, 'rows.csv'), undefined, names).entries, encoder, out: cache, info, progress: false, log: () => {} });
+  const info = {
+    clip: { path: demoEncoderDir(), hash: encoder.hash },
+    frames: 2,
+    scene: 'mask' as const,
+    views: 1,
+    polarityLayer: 4,
+    dataset: 'manifest',
+    classNames: names,
+    polarityOfClass: null,
+  };
+  const extract = async () =>
+    extractFeatures({
+      entries: readManifest(path.join(out, 'rows.csv'), undefined, names).entries,
+      encoder,
+      out: cache,
+      info,
+      progress: false,
+      log: () => {},
+    });
   // The right person's box lies outside the 96x72 frame: that row fails, the left one extracts and merges.
   write('500 500 10 10');
   const bad = await extract();
@@ -71,12 +142,19 @@ test('extraction of a clip listed once per person: a clip each, their own boxes 
   assert.deepEqual(mergeCache(cache).failed, []);
   const c = FeatureCache.open(cache);
   const ids = [left!, right!].map((p) => `${rel}#xywh=${p.faceBox.join(',')}`);
-  assert.deepEqual(c.records.map((r) => r.key), ids);
+  assert.deepEqual(
+    c.records.map((r) => r.key),
+    ids,
+  );
   // Each record's crop (the face box squared and enlarged) holds that person's face box, and not the other's.
-  const holds = (o: readonly number[] | null, i: readonly number[]) => o !== null && o[0]! <= i[0]! && o[1]! <= i[1]! && o[0]! + o[2]! >= i[0]! + i[2]! && o[1]! + o[3]! >= i[1]! + i[3]!;
+  const holds = (o: readonly number[] | null, i: readonly number[]) =>
+    o !== null && o[0]! <= i[0]! && o[1]! <= i[1]! && o[0]! + o[2]! >= i[0]! + i[2]! && o[1]! + o[3]! >= i[1]! + i[3]!;
   c.records.forEach((r, k) => {
     const [mine, theirs] = k === 0 ? [left!, right!] : [right!, left!];
-    assert.ok(r.boxes.every((b) => holds(b, mine.faceBox) && !holds(b, theirs.faceBox)), `${r.key}: ${JSON.stringify(r.boxes)}`);
+    assert.ok(
+      r.boxes.every((b) => holds(b, mine.faceBox) && !holds(b, theirs.faceBox)),
+      `${r.key}: ${JSON.stringify(r.boxes)}`,
+    );
   });
   // Two crops of two faces: their face features differ; their scenes (each masking another face) too.
   const b = c.data.batch([0, 1]);
@@ -107,7 +185,12 @@ test('ous demo --persons 2 at a tiny size: a row per person, both models scored 
   const size = { trainPerClass: 3, testPerClass: 2, frames: 2, epochs: 2 };
   const r = await runPersonsDemo({ out, seed: 3, agreement: 0.9, classes: 3, progress: false, log: () => {} }, size);
   // persons.csv, read as text: path,person,label,split,box,role.
-  const csv = fs.readFileSync(path.join(out, 'persons', 'benchmark', 'persons.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+  const csv = fs
+    .readFileSync(path.join(out, 'persons', 'benchmark', 'persons.csv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(','));
   assert.equal(csv.length, 2 * (3 + 2) * 3); // two persons per clip, 5 clips per class, 3 classes
   const idOf = (c: string[]) => `${c[0]}#xywh=${c[4]!.split(' ').join(',')}`;
   const testRows = csv.filter((c) => c[3] === 'test');
@@ -140,24 +223,42 @@ test('ous demo --persons 2 at a tiny size: a row per person, both models scored 
     return { uar: rs.reduce((x, y) => x + y, 0) / rs.length, war: hit / n, n };
   };
   for (const role of ['first', 'second', 'all'] as const) {
-    for (const [model, run] of [['ous', r.runs.ous], ['faceOnly', r.runs.faceOnly]] as const) {
+    for (const [model, run] of [
+      ['ous', r.runs.ous],
+      ['faceOnly', r.runs.faceOnly],
+    ] as const) {
       const want = byHand(run, role);
       const got = r[model][role];
       assert.equal(got.n, want.n, `${model} ${role}`);
-      assert.ok(Math.abs(got.uar - want.uar) < 1e-12 && Math.abs(got.war - want.war) < 1e-12, `${model} ${role}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`);
+      assert.ok(
+        Math.abs(got.uar - want.uar) < 1e-12 && Math.abs(got.war - want.war) < 1e-12,
+        `${model} ${role}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`,
+      );
     }
   }
-  const rep = await writePersonsReport(r, { title: 'tiny', out: path.join(out, 'persons', 'report'), notes: [], seed: 3 });
+  const rep = await writePersonsReport(r, {
+    title: 'tiny',
+    out: path.join(out, 'persons', 'report'),
+    notes: [],
+    seed: 3,
+  });
   const md = fs.readFileSync(rep.markdown, 'utf8');
   const p = (v: number) => (100 * v).toFixed(1);
   assert.ok(md.includes('## Per person on the test split (%)'));
-  assert.ok(md.includes(`| first-drawn person | ${r.ous.first.n} | ${p(r.ous.first.uar)} | ${p(r.ous.first.war)} | ${p(r.faceOnly.first.uar)} | ${p(r.faceOnly.first.war)} | ${p(r.ceilings.first.face)} | ${p(r.ceilings.first.faceScene)} |`), md);
+  assert.ok(
+    md.includes(
+      `| first-drawn person | ${r.ous.first.n} | ${p(r.ous.first.uar)} | ${p(r.ous.first.war)} | ${p(r.faceOnly.first.uar)} | ${p(r.faceOnly.first.war)} | ${p(r.ceilings.first.face)} | ${p(r.ceilings.first.faceScene)} |`,
+    ),
+    md,
+  );
   assert.ok(fs.readFileSync(rep.html, 'utf8').includes('<h2>Per person on the test split (%)</h2>'));
 });
 
 test('ous demo --persons: 1 or 2, anything else a usage error', () => {
   const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-  const bad = spawnSync(process.execPath, [cli, 'demo', '--persons', '3', '--out', path.join(tmp, 'bad')], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [cli, 'demo', '--persons', '3', '--out', path.join(tmp, 'bad')], {
+    encoding: 'utf8',
+  });
   assert.equal(bad.status, 2);
   assert.equal(bad.stderr, "ous: demo: --persons must be 1 or 2, not '3'\n");
 });

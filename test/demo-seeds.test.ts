@@ -25,7 +25,7 @@ test('spread of values by hand: mean, sample std (n − 1), min, max; one value 
   assert.throws(() => spreadOf([]), RangeError);
 });
 
-test('demo summary by hand: each model over the seeds, and the gap paired by seed (not the difference of the means\' spreads)', () => {
+test("demo summary by hand: each model over the seeds, and the gap paired by seed (not the difference of the means' spreads)", () => {
   const s = demoSummary([
     { ous: { uar: 0.9, war: 0.92 }, faceOnly: { uar: 0.7, war: 0.71 } },
     { ous: { uar: 0.8, war: 0.8 }, faceOnly: { uar: 0.72, war: 0.7 } },
@@ -36,23 +36,50 @@ test('demo summary by hand: each model over the seeds, and the gap paired by see
   near(s.faceOnly.war.mean, 0.705);
   near(s.gap.uar.mean, 0.14);
   near(s.gap.uar.std, 0.12 / Math.SQRT2); // gaps 0.20 and 0.08
-  assert.deepEqual([s.gap.uar.min, s.gap.uar.max].map((v) => +v.toFixed(12)), [0.08, 0.2]);
+  assert.deepEqual(
+    [s.gap.uar.min, s.gap.uar.max].map((v) => +v.toFixed(12)),
+    [0.08, 0.2],
+  );
 });
 
 test('demo with 2 seeds: one cache, each seed its runs, the summary computed from the per-seed values; the report shows them', async () => {
   const out = path.join(tmp, 'demo');
-  const r = await runDemo({ out, seed: 3, seeds: 2, agreement: 0.9, progress: false, log: () => {} }, { trainPerClass: 4, testPerClass: 2, frames: 4, epochs: 2 });
-  assert.deepEqual(r.seeds.map((s) => s.seed), [3, 4]);
+  const r = await runDemo(
+    { out, seed: 3, seeds: 2, agreement: 0.9, progress: false, log: () => {} },
+    { trainPerClass: 4, testPerClass: 2, frames: 4, epochs: 2 },
+  );
+  assert.deepEqual(
+    r.seeds.map((s) => s.seed),
+    [3, 4],
+  );
   // The first seed keeps the one-seed layout; the others get their own folders, all distinct.
-  assert.deepEqual(r.seeds[0]!.runs, { ous: path.join(out, 'runs', 'ous'), faceOnly: path.join(out, 'runs', 'face-only') });
-  assert.deepEqual(r.seeds[1]!.runs, { ous: path.join(out, 'runs', 'seed-4', 'ous'), faceOnly: path.join(out, 'runs', 'seed-4', 'face-only') });
-  for (const s of r.seeds) for (const dir of Object.values(s.runs)) assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).train.seed, s.seed);
+  assert.deepEqual(r.seeds[0]!.runs, {
+    ous: path.join(out, 'runs', 'ous'),
+    faceOnly: path.join(out, 'runs', 'face-only'),
+  });
+  assert.deepEqual(r.seeds[1]!.runs, {
+    ous: path.join(out, 'runs', 'seed-4', 'ous'),
+    faceOnly: path.join(out, 'runs', 'seed-4', 'face-only'),
+  });
+  for (const s of r.seeds)
+    for (const dir of Object.values(s.runs))
+      assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).train.seed, s.seed);
   assert.deepEqual([r.ous, r.faceOnly], [r.seeds[0]!.ous, r.seeds[0]!.faceOnly]);
 
   const [a, b] = r.seeds as [(typeof r.seeds)[0], (typeof r.seeds)[0]];
-  const byHand = (x: number, y: number) => ({ mean: (x + y) / 2, std: Math.abs(x - y) / Math.SQRT2, min: Math.min(x, y), max: Math.max(x, y) });
-  const close = (got: { mean: number; std: number; min: number; max: number }, want: ReturnType<typeof byHand>, what: string) => {
-    for (const k of ['mean', 'std', 'min', 'max'] as const) assert.ok(Math.abs(got[k] - want[k]) < 1e-12, `${what} ${k}: ${got[k]} vs ${want[k]}`);
+  const byHand = (x: number, y: number) => ({
+    mean: (x + y) / 2,
+    std: Math.abs(x - y) / Math.SQRT2,
+    min: Math.min(x, y),
+    max: Math.max(x, y),
+  });
+  const close = (
+    got: { mean: number; std: number; min: number; max: number },
+    want: ReturnType<typeof byHand>,
+    what: string,
+  ) => {
+    for (const k of ['mean', 'std', 'min', 'max'] as const)
+      assert.ok(Math.abs(got[k] - want[k]) < 1e-12, `${what} ${k}: ${got[k]} vs ${want[k]}`);
   };
   close(r.summary.ous.uar, byHand(a.ous.uar, b.ous.uar), 'OUS UAR');
   close(r.summary.faceOnly.war, byHand(a.faceOnly.war, b.faceOnly.war), 'face-only WAR');
@@ -68,9 +95,15 @@ test('demo with 2 seeds: one cache, each seed its runs, the summary computed fro
 
   const report = await writeReport({
     title: 'seeds',
-    runs: [{ name: 'OUS', dir: r.runs.ous }, { name: 'face only', dir: r.runs.faceOnly }],
+    runs: [
+      { name: 'OUS', dir: r.runs.ous },
+      { name: 'face only', dir: r.runs.faceOnly },
+    ],
     out: path.join(out, 'report'),
-    seeds: { rows: r.seeds.map((s) => ({ seed: s.seed, metrics: { OUS: s.ous, 'face only': s.faceOnly } })), gap: ['OUS', 'face only'] },
+    seeds: {
+      rows: r.seeds.map((s) => ({ seed: s.seed, metrics: { OUS: s.ous, 'face only': s.faceOnly } })),
+      gap: ['OUS', 'face only'],
+    },
   });
   const md = fs.readFileSync(report.markdown, 'utf8');
   assert.match(md, /## Over 2 seeds/);

@@ -17,7 +17,12 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-pipeline-'));
 const at = (...p: string[]) => path.join(root, ...p);
 
 function files(dir: string): Map<string, Buffer> {
-  return new Map((fs.readdirSync(dir, { recursive: true }) as string[]).sort().filter((f) => fs.statSync(path.join(dir, f)).isFile()).map((f) => [f, fs.readFileSync(path.join(dir, f))]));
+  return new Map(
+    (fs.readdirSync(dir, { recursive: true }) as string[])
+      .sort()
+      .filter((f) => fs.statSync(path.join(dir, f)).isFile())
+      .map((f) => [f, fs.readFileSync(path.join(dir, f))]),
+  );
 }
 
 test('pipelined extraction equals one clip at a time, byte for byte, failures included', async () => {
@@ -31,16 +36,36 @@ test('pipelined extraction equals one clip at a time, byte for byte, failures in
   // 3 frames a batch: the 4 frames of a view (T = 2, face + scene) straddle batches and clips
   const encoder = FrameEncoder.load(fixture('clip-dev', 'model'), { batchSize: 3 });
   const ous = resolveOusConfig({});
-  const run = (out: string, pipeline: ExtractOptions['pipeline']) => extractFeatures({
-    entries, encoder, out, progress: false, pipeline,
-    info: { clip: { path: 'clip-dev', hash: encoder.hash }, frames: 2, scene: 'mask', views: 4, polarityLayer: 1, dataset: 'manifest', classNames: ous.classNames, polarityOfClass: ous.polarityOfClass },
-  });
+  const run = (out: string, pipeline: ExtractOptions['pipeline']) =>
+    extractFeatures({
+      entries,
+      encoder,
+      out,
+      progress: false,
+      pipeline,
+      info: {
+        clip: { path: 'clip-dev', hash: encoder.hash },
+        frames: 2,
+        scene: 'mask',
+        views: 4,
+        polarityLayer: 1,
+        dataset: 'manifest',
+        classNames: ous.classNames,
+        polarityOfClass: ous.polarityOfClass,
+      },
+    });
   const one = await run(at('sequential'), false);
   const piped = await run(at('pipelined'), { ahead: 2, crossClips: false });
   const batched = await run(at('batched'), { ahead: 2, crossClips: true });
   assert.deepEqual([one.done, piped.done, batched.done], [2, 2, 2]);
-  assert.deepEqual(piped.failed.map((f) => f.path), [at('missing.mp4')]);
-  assert.deepEqual(batched.failed.map((f) => f.path), [at('missing.mp4')]);
+  assert.deepEqual(
+    piped.failed.map((f) => f.path),
+    [at('missing.mp4')],
+  );
+  assert.deepEqual(
+    batched.failed.map((f) => f.path),
+    [at('missing.mp4')],
+  );
   const [a, b] = [files(at('sequential')), files(at('pipelined'))];
   assert.deepEqual([...b.keys()], [...a.keys()]);
   for (const [name, bytes] of a) assert.ok(bytes.equals(b.get(name)!), `${name} differs`);
@@ -51,7 +76,8 @@ test('pipelined extraction equals one clip at a time, byte for byte, failures in
   assert.deepEqual(y.records, x.records);
   x.records.forEach((r, i) => {
     const [p, q] = [x.data.batch([i]), y.data.batch([i])];
-    for (const k of ['face', 'scene', 'low'] as const) assertClose(q[k].toFlatArray(), p[k].toFlatArray(), { atol: 1e-3, rtol: 1e-3, what: `${r.key} ${k}` });
+    for (const k of ['face', 'scene', 'low'] as const)
+      assertClose(q[k].toFlatArray(), p[k].toFlatArray(), { atol: 1e-3, rtol: 1e-3, what: `${r.key} ${k}` });
   });
   // the summary: stage seconds, wall time, clips/s
   for (const k of ['decode', 'detect', 'encode', 'total'] as const) assert.ok(piped.seconds[k] > 0, `seconds.${k}`);

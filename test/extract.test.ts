@@ -29,7 +29,21 @@ function ous(args: string[]): { status: number; stdout: string; stderr: string }
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
-const extractArgs = (manifest: string, out: string, ...more: string[]) => ['extract', '--dataset', 'manifest', '--manifest', manifest, '--clip', clip, '--out', out, '--frames', '2', '--json', ...more];
+const extractArgs = (manifest: string, out: string, ...more: string[]) => [
+  'extract',
+  '--dataset',
+  'manifest',
+  '--manifest',
+  manifest,
+  '--clip',
+  clip,
+  '--out',
+  out,
+  '--frames',
+  '2',
+  '--json',
+  ...more,
+];
 const lastJson = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
 
 // Features of every clip by key, as bytes, for exact comparisons between caches.
@@ -38,7 +52,10 @@ function featureBytes(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   c.records.forEach((r, i) => {
     const b = c.data.batch([i]);
-    out.set(r.key, [b.face, b.scene, b.low].map((t) => Buffer.from(t.toTypedArray().buffer).toString('base64')).join('|'));
+    out.set(
+      r.key,
+      [b.face, b.scene, b.low].map((t) => Buffer.from(t.toTypedArray().buffer).toString('base64')).join('|'),
+    );
   });
   return out;
 }
@@ -46,8 +63,29 @@ function featureBytes(dir: string): Map<string, string> {
 // A 20-frame video of independent frames (every frame a keyframe, the index at the front) cut
 // where frame 9's packet starts: frames 0..8 decode, 11 do not (packet positions from ffprobe).
 function truncatedClip(file: string): { frames: number; decodable: number } {
-  ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=10', '-t', '2', '-pix_fmt', 'yuv420p', '-g', '1', '-movflags', '+faststart', `${file}.whole.mp4`);
-  const pos = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pos', '-of', 'csv=p=0', `${file}.whole.mp4`], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  ffmpeg(
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=64x48:rate=10',
+    '-t',
+    '2',
+    '-pix_fmt',
+    'yuv420p',
+    '-g',
+    '1',
+    '-movflags',
+    '+faststart',
+    `${file}.whole.mp4`,
+  );
+  const pos = execFileSync(
+    'ffprobe',
+    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pos', '-of', 'csv=p=0', `${file}.whole.mp4`],
+    { encoding: 'utf8' },
+  )
+    .trim()
+    .split('\n')
+    .map(Number);
   fs.writeFileSync(file, fs.readFileSync(`${file}.whole.mp4`).subarray(0, pos[9]));
   return { frames: pos.length, decodable: 9 };
 }
@@ -55,12 +93,25 @@ function truncatedClip(file: string): { frames: number; decodable: number } {
 // The manifest data set: four good clips, then a missing file, a corrupt video, an unknown label,
 // a path leaving the root and a truncated video.
 test.before(() => {
-  for (const [i, c] of colors.entries()) colourClip(at('videos', `${c}.mp4`), c);
+  for (const [_i, c] of colors.entries()) colourClip(at('videos', `${c}.mp4`), c);
   fs.writeFileSync(at('videos', 'corrupt.mp4'), 'not really a video');
   assert.deepEqual(truncatedClip(at('videos', 'cut.mp4')), { frames: 20, decodable: 9 });
-  const rows = colors.map((c, i) => `videos/${c}.mp4,${['happy', 'happy', 'sad', 'sad'][i]},${i < 2 ? 'train' : 'test'}`);
+  const rows = colors.map(
+    (c, i) => `videos/${c}.mp4,${['happy', 'happy', 'sad', 'sad'][i]},${i < 2 ? 'train' : 'test'}`,
+  );
   fs.writeFileSync(at('good.csv'), ['path,label,split', ...rows].join('\n') + '\n');
-  fs.writeFileSync(at('bad.csv'), ['path,label,split', ...rows, 'videos/missing.mp4,happy,train', 'videos/corrupt.mp4,sad,train', 'videos/red.mp4,grumpy,test', '../../../etc/passwd,sad,train', 'videos/cut.mp4,happy,train'].join('\n') + '\n');
+  fs.writeFileSync(
+    at('bad.csv'),
+    [
+      'path,label,split',
+      ...rows,
+      'videos/missing.mp4,happy,train',
+      'videos/corrupt.mp4,sad,train',
+      'videos/red.mp4,grumpy,test',
+      '../../../etc/passwd,sad,train',
+      'videos/cut.mp4,happy,train',
+    ].join('\n') + '\n',
+  );
 });
 
 test('a manifest with a missing file, a corrupt video, an unknown label, an escaping path and a truncated video: the good clips extract, the bad are reported, exit 3', () => {
@@ -69,20 +120,48 @@ test('a manifest with a missing file, a corrupt video, an unknown label, an esca
   const summary = lastJson(r.stdout);
   assert.equal(summary.done, 4);
   assert.equal(summary.cache, at('cache-bad'));
-  const why = /.*(does not exist|not a readable video|unknown label|leaves the root|11 of 20 frames could not be decoded).*/s;
-  assert.deepEqual(summary.failed.map((f: { error: string }) => f.error.replace(why, '$1')).sort(), ['11 of 20 frames could not be decoded', 'does not exist', 'leaves the root', 'not a readable video', 'unknown label']);
-  assert.match(summary.failed.find((f: { error: string }) => /cut\.mp4/.test(f.error)).error, /--allow-missing-frames 11 accepts it/);
+  const why =
+    /.*(does not exist|not a readable video|unknown label|leaves the root|11 of 20 frames could not be decoded).*/s;
+  assert.deepEqual(summary.failed.map((f: { error: string }) => f.error.replace(why, '$1')).sort(), [
+    '11 of 20 frames could not be decoded',
+    'does not exist',
+    'leaves the root',
+    'not a readable video',
+    'unknown label',
+  ]);
+  assert.match(
+    summary.failed.find((f: { error: string }) => /cut\.mp4/.test(f.error)).error,
+    /--allow-missing-frames 11 accepts it/,
+  );
   // The same failures are on disk, and the cache holds the four good clips only.
   assert.equal(JSON.parse(fs.readFileSync(at('cache-bad', 'index.json'), 'utf8')).failed.length, 5);
   const cache = FeatureCache.open(at('cache-bad'));
-  assert.deepEqual(cache.records.map((r) => [path.basename(r.path), r.label, r.polarity, r.split]), [
-    ['red.mp4', 0, 2, 'train'], ['green.mp4', 0, 2, 'train'], ['blue.mp4', 1, 0, 'test'], ['yellow.mp4', 1, 0, 'test'],
-  ]);
+  assert.deepEqual(
+    cache.records.map((r) => [path.basename(r.path), r.label, r.polarity, r.split]),
+    [
+      ['red.mp4', 0, 2, 'train'],
+      ['green.mp4', 0, 2, 'train'],
+      ['blue.mp4', 1, 0, 'test'],
+      ['yellow.mp4', 1, 0, 'test'],
+    ],
+  );
   assert.ok(cache.records.every((r) => r.faceMissing && r.boxes.every((b) => b === null)));
   // The summary lists the clips with no face found (plain colours): counted, not hidden in the cache.
-  assert.deepEqual(summary.noFace.map((p: string) => path.basename(p)).sort(), ['blue.mp4', 'green.mp4', 'red.mp4', 'yellow.mp4']);
+  assert.deepEqual(summary.noFace.map((p: string) => path.basename(p)).sort(), [
+    'blue.mp4',
+    'green.mp4',
+    'red.mp4',
+    'yellow.mp4',
+  ]);
   const b = cache.data.batch([0, 1]);
-  assert.deepEqual([b.face.shape, b.scene.shape, b.low.shape], [[2, 2, 32], [2, 2, 32], [2, 2, 128]]);
+  assert.deepEqual(
+    [b.face.shape, b.scene.shape, b.low.shape],
+    [
+      [2, 2, 32],
+      [2, 2, 32],
+      [2, 2, 128],
+    ],
+  );
   assert.equal(cache.info.clip.hash.length, 64);
   assert.equal(fs.readdirSync(at('cache-bad', 'parts')).filter((f) => f.includes('.tmp')).length, 0);
 });
@@ -92,15 +171,21 @@ test('killing an extraction midway and running it again gives the same cache as 
   assert.equal(clean.status, 0, clean.stderr);
   // Twelve clips (the four and two copies of each): the pipeline prepares clips ahead of the one it
   // encodes, so a few parts land together; the kill must still come with most of the list undone.
-  const copies = colors.flatMap((c, i) => [1, 2].map((k) => {
-    fs.copyFileSync(at('videos', `${c}.mp4`), at('videos', `${c}-${k}.mp4`));
-    return `videos/${c}-${k}.mp4,${['happy', 'happy', 'sad', 'sad'][i]},${i < 2 ? 'train' : 'test'}`;
-  }));
+  const copies = colors.flatMap((c, i) =>
+    [1, 2].map((k) => {
+      fs.copyFileSync(at('videos', `${c}.mp4`), at('videos', `${c}-${k}.mp4`));
+      return `videos/${c}-${k}.mp4,${['happy', 'happy', 'sad', 'sad'][i]},${i < 2 ? 'train' : 'test'}`;
+    }),
+  );
   fs.writeFileSync(at('twelve.csv'), fs.readFileSync(at('good.csv'), 'utf8') + copies.join('\n') + '\n');
   const N = 12;
   const clean12 = ous(extractArgs(at('twelve.csv'), at('cache-clean12')));
   assert.equal(clean12.status, 0, clean12.stderr);
-  const child = spawn(process.execPath, [cli, ...extractArgs(at('twelve.csv'), at('cache-killed'), '--part-size', '1')], { stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [cli, ...extractArgs(at('twelve.csv'), at('cache-killed'), '--part-size', '1')],
+    { stdio: 'ignore' },
+  );
   const parts = at('cache-killed', 'parts');
   await new Promise<void>((resolve, reject) => {
     const timer = setInterval(() => {
@@ -130,13 +215,22 @@ test('two shards merged equal one unsharded run; a missing shard is refused, or 
   assert.equal(ous(extractArgs(at('good.csv'), cache, '--shard', '1/2')).status, 0);
   assert.throws(() => FeatureCache.open(cache), /has parts but no index\.json.*ous extract --merge/);
   // Shard 2/2 (clips 2 and 4 of the list: green, yellow) has not run.
-  assert.throws(() => mergeCache(cache), /clips of shard 2\/2 \(2 clips, e\.g\. videos\/green\.mp4\) are in no part.*--allow-partial/);
+  assert.throws(
+    () => mergeCache(cache),
+    /clips of shard 2\/2 \(2 clips, e\.g\. videos\/green\.mp4\) are in no part.*--allow-partial/,
+  );
   const partial = ous(['extract', '--merge', '--allow-partial', '--out', cache, '--json']);
   assert.equal(partial.status, 3, partial.stderr);
   assert.deepEqual(lastJson(partial.stdout).missing, ['videos/green.mp4', 'videos/yellow.mp4']);
-  assert.deepEqual(FeatureCache.open(cache).records.map((r) => r.key), ['videos/red.mp4', 'videos/blue.mp4']);
+  assert.deepEqual(
+    FeatureCache.open(cache).records.map((r) => r.key),
+    ['videos/red.mp4', 'videos/blue.mp4'],
+  );
   assert.equal(ous(extractArgs(at('good.csv'), cache, '--shard', '2/2')).status, 0);
-  assert.throws(() => FeatureCache.open(cache), /parts that index\.json does not list \(parts\/s2of2-00001\.safetensors\).*ous extract --merge/);
+  assert.throws(
+    () => FeatureCache.open(cache),
+    /parts that index\.json does not list \(parts\/s2of2-00001\.safetensors\).*ous extract --merge/,
+  );
   const m = ous(['extract', '--merge', '--out', cache, '--json']);
   assert.equal(m.status, 0, m.stderr);
   const merged = lastJson(m.stdout);
@@ -151,19 +245,32 @@ test('two shards merged equal one unsharded run; a missing shard is refused, or 
 test('labels and splits come from the current listing: relabelled clips keep their features, a dropped clip leaves the index', () => {
   const cache = at('cache-relabel');
   fs.cpSync(at('cache-clean'), cache, { recursive: true });
-  const parts = () => new Map(fs.readdirSync(path.join(cache, 'parts')).map((f) => [f, fs.readFileSync(path.join(cache, 'parts', f)).toString('base64')]));
+  const parts = () =>
+    new Map(
+      fs
+        .readdirSync(path.join(cache, 'parts'))
+        .map((f) => [f, fs.readFileSync(path.join(cache, 'parts', f)).toString('base64')]),
+    );
   const partsBefore = parts();
   const features = featureBytes(cache);
   // red: happy -> angry; green: train -> test; yellow: dropped.
-  fs.writeFileSync(at('relabel.csv'), 'path,label,split\nvideos/red.mp4,angry,train\nvideos/green.mp4,happy,test\nvideos/blue.mp4,sad,test\n');
+  fs.writeFileSync(
+    at('relabel.csv'),
+    'path,label,split\nvideos/red.mp4,angry,train\nvideos/green.mp4,happy,test\nvideos/blue.mp4,sad,test\n',
+  );
   const r = ous(extractArgs(at('relabel.csv'), cache));
   assert.equal(r.status, 0, r.stderr);
   const summary = lastJson(r.stdout);
   assert.deepEqual([summary.done, summary.skipped, summary.updated, summary.unlisted], [0, 3, 2, 1]);
   const c = FeatureCache.open(cache);
-  assert.deepEqual(c.records.map((x) => [x.key, x.label, x.polarity, x.split]), [
-    ['videos/red.mp4', 3, 0, 'train'], ['videos/green.mp4', 0, 2, 'test'], ['videos/blue.mp4', 1, 0, 'test'],
-  ]);
+  assert.deepEqual(
+    c.records.map((x) => [x.key, x.label, x.polarity, x.split]),
+    [
+      ['videos/red.mp4', 3, 0, 'train'],
+      ['videos/green.mp4', 0, 2, 'test'],
+      ['videos/blue.mp4', 1, 0, 'test'],
+    ],
+  );
   assert.deepEqual(c.data.labels, [3, 0, 1]);
   assert.deepEqual(c.indices('train'), [0]);
   // Nothing was recomputed: the parts are byte for byte the same, and so are the features read.
@@ -178,23 +285,52 @@ test('labels and splits come from the current listing: relabelled clips keep the
 
 test('manifest paths: the same clip twice (./, symlink) is an error naming both rows; a relative path may not leave --root; a header-only manifest creates nothing', () => {
   fs.symlinkSync(at('videos', 'red.mp4'), at('link.mp4'));
-  fs.writeFileSync(at('twice.csv'), `path,label\nvideos/red.mp4,happy\nvideos/blue.mp4,sad\n./videos/red.mp4,sad\nlink.mp4,angry\n${at('videos', 'blue.mp4')},sad\n`);
-  assert.throws(() => readManifest(at('twice.csv')), (err: Error) => {
-    const csv = at('twice.csv');
-    assert.match(err.message, /the same clip is listed more than once: 3 problem\(s\)/);
-    for (const [a, b] of [[2, 4], [2, 5], [3, 6]]) assert.ok(err.message.includes(`${csv}:${a} and ${csv}:${b} are the same clip`), `rows ${a} and ${b}: ${err.message}`);
-    return true;
-  });
+  fs.writeFileSync(
+    at('twice.csv'),
+    `path,label\nvideos/red.mp4,happy\nvideos/blue.mp4,sad\n./videos/red.mp4,sad\nlink.mp4,angry\n${at('videos', 'blue.mp4')},sad\n`,
+  );
+  assert.throws(
+    () => readManifest(at('twice.csv')),
+    (err: Error) => {
+      const csv = at('twice.csv');
+      assert.match(err.message, /the same clip is listed more than once: 3 problem\(s\)/);
+      for (const [a, b] of [
+        [2, 4],
+        [2, 5],
+        [3, 6],
+      ])
+        assert.ok(
+          err.message.includes(`${csv}:${a} and ${csv}:${b} are the same clip`),
+          `rows ${a} and ${b}: ${err.message}`,
+        );
+      return true;
+    },
+  );
   // Relative paths resolve under --root and may not leave it; absolute paths are allowed.
   fs.mkdirSync(at('inner'));
-  fs.writeFileSync(at('inner', 'escape.csv'), `path,label\n../videos/red.mp4,happy\n${at('videos', 'blue.mp4')},sad\nsub/../../videos/green.mp4,sad\n`);
+  fs.writeFileSync(
+    at('inner', 'escape.csv'),
+    `path,label\n../videos/red.mp4,happy\n${at('videos', 'blue.mp4')},sad\nsub/../../videos/green.mp4,sad\n`,
+  );
   const m = readManifest(at('inner', 'escape.csv'));
-  assert.deepEqual(m.entries.map((e) => e.id), [at('videos', 'blue.mp4')]);
-  assert.deepEqual(m.failed.map((f) => f.error.replace(/^.*:(\d+): .*leaves the root.*$/, '$1')), ['2', '4']);
+  assert.deepEqual(
+    m.entries.map((e) => e.id),
+    [at('videos', 'blue.mp4')],
+  );
+  assert.deepEqual(
+    m.failed.map((f) => f.error.replace(/^.*:(\d+): .*leaves the root.*$/, '$1')),
+    ['2', '4'],
+  );
   // With --root, the same folder's paths resolve under it; ids are normalised paths under the root.
-  fs.writeFileSync(at('inner', 'rooted.csv'), `path,label\nvideos/red.mp4,happy\ninner/../videos/green.mp4,sad\n${at('videos', 'blue.mp4')},sad\n`);
+  fs.writeFileSync(
+    at('inner', 'rooted.csv'),
+    `path,label\nvideos/red.mp4,happy\ninner/../videos/green.mp4,sad\n${at('videos', 'blue.mp4')},sad\n`,
+  );
   const rooted = readManifest(at('inner', 'rooted.csv'), root);
-  assert.deepEqual([rooted.entries.map((e) => e.id), rooted.failed], [['videos/red.mp4', 'videos/green.mp4', 'videos/blue.mp4'], []]);
+  assert.deepEqual(
+    [rooted.entries.map((e) => e.id), rooted.failed],
+    [['videos/red.mp4', 'videos/green.mp4', 'videos/blue.mp4'], []],
+  );
   fs.writeFileSync(at('header-only.csv'), 'path,label,split\n');
   const r = ous(extractArgs(at('header-only.csv'), at('cache-header-only')));
   assert.equal(r.status, 1);
@@ -213,7 +349,9 @@ test('a lock: a second extraction into the cache stops, or waits with --wait; tr
   assert.equal(second.status, 1);
   assert.match(second.stderr, new RegExp(`being written by another ous extract \\(pid ${process.pid} on `));
   assert.equal(fs.existsSync(path.join(cache, 'parts')), false);
-  const waiting = spawn(process.execPath, [cli, ...extractArgs(at('one.csv'), cache, '--wait')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const waiting = spawn(process.execPath, [cli, ...extractArgs(at('one.csv'), cache, '--wait')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   let stdout = '';
   waiting.stdout.on('data', (d) => (stdout += d));
@@ -237,8 +375,14 @@ test('a lock: a second extraction into the cache stops, or waits with --wait; tr
   // A part copied under another name: the same clip twice is refused, with the fix.
   const [part] = fs.readdirSync(path.join(cache, 'parts'));
   fs.copyFileSync(path.join(cache, 'parts', part!), path.join(cache, 'parts', 'all-09999.safetensors'));
-  assert.throws(() => FeatureCache.open(cache), /parts that index\.json does not list \(parts\/all-09999\.safetensors\).*ous extract --merge/);
-  assert.throws(() => mergeCache(cache), /clip videos\/red\.mp4 is in both all-00001\.safetensors and all-09999\.safetensors/);
+  assert.throws(
+    () => FeatureCache.open(cache),
+    /parts that index\.json does not list \(parts\/all-09999\.safetensors\).*ous extract --merge/,
+  );
+  assert.throws(
+    () => mergeCache(cache),
+    /clip videos\/red\.mp4 is in both all-00001\.safetensors and all-09999\.safetensors/,
+  );
 });
 
 test('a truncated video extracts with --allow-missing-frames N, its count of undecoded frames at most N', () => {
@@ -247,7 +391,9 @@ test('a truncated video extracts with --allow-missing-frames N, its count of und
   assert.equal(strict.status, 3);
   assert.match(lastJson(strict.stdout).failed[0].error, /cut\.mp4: 11 of 20 frames could not be decoded/);
   // The failed run left a cache without parts: it takes the options of the next run (T = 3), not an error.
-  const r = ous(extractArgs(at('cut.csv'), at('cache-cut'), '--allow-missing-frames', '11').map((a) => (a === '2' ? '3' : a)));
+  const r = ous(
+    extractArgs(at('cut.csv'), at('cache-cut'), '--allow-missing-frames', '11').map((a) => (a === '2' ? '3' : a)),
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.equal(FeatureCache.open(at('cache-cut')).info.frames, 3);
   assert.deepEqual([lastJson(r.stdout).done, lastJson(r.stdout).failed], [1, []]);
@@ -264,8 +410,16 @@ test('usage errors of ous extract exit 2 with one line naming the flag; a folder
     [[...base, '--frames', '1e9'], 2, /--frames must be an integer from 1 to 256 \(MAX_FRAMES\), not '1e9'/],
     [[...base, '--frames', '0x10'], 2, /--frames must be an integer from 1 to 256 \(MAX_FRAMES\), not '0x10'/],
     [[...base, '--shard', '3/2'], 2, /--shard must be I\/N with 1 ≤ I ≤ N, not '3\/2'/],
-    [['extract', '--dataset', 'dfew', '--root', root, '--fold', '6', '--clip', clip, '--out', at('cache-usage')], 2, /--fold must be 1\.\.5/],
-    [['extract', '--dataset', 'affwild', '--clip', clip, '--out', at('cache-usage')], 2, /--dataset must be dfew, ferv39k,? (mafw )?or manifest, not 'affwild'/],
+    [
+      ['extract', '--dataset', 'dfew', '--root', root, '--fold', '6', '--clip', clip, '--out', at('cache-usage')],
+      2,
+      /--fold must be 1\.\.5/,
+    ],
+    [
+      ['extract', '--dataset', 'affwild', '--clip', clip, '--out', at('cache-usage')],
+      2,
+      /--dataset must be dfew, ferv39k,? (mafw )?or manifest, not 'affwild'/,
+    ],
     [['extract', '--dataset', 'manifest', '--manifest', at('good.csv'), '--clip', clip], 2, /--out CACHE is required/],
     [[...base, '--bogus'], 2, /bogus/],
     [extractArgs(root, at('cache-usage')), 1, /is a folder, not a list of clips/],
@@ -286,25 +440,59 @@ test('DFEW and FERV39k layouts: readers check everything first; DFEW face crops 
   fs.mkdirSync(split('test'), { recursive: true });
   fs.writeFileSync(path.join(split('train'), 'set_1.csv'), 'video_name,label\n1,1\n2,2\n');
   fs.writeFileSync(path.join(split('test'), 'set_1.csv'), 'video_name,label\n3,7\n');
-  for (const [id, c] of [['00001', 'red'], ['00002', 'green'], ['00003', 'blue']]) colourClip(path.join(dfew, 'Clip', 'original', `${id}.mp4`), c);
+  for (const [id, c] of [
+    ['00001', 'red'],
+    ['00002', 'green'],
+    ['00003', 'blue'],
+  ])
+    colourClip(path.join(dfew, 'Clip', 'original', `${id}.mp4`), c);
   // Clip 00001's shipped face crops: three different images, none a crop of its red video.
   const faces = path.join(dfew, 'Clip', 'clip_224x224', '00001');
   fs.mkdirSync(faces, { recursive: true });
-  for (const [i, pattern] of ['testsrc', 'smptebars', 'rgbtestsrc'].entries()) ffmpeg('-f', 'lavfi', '-i', `${pattern}=size=40x32:rate=5`, '-frames:v', '1', path.join(faces, `${i + 1}.png`));
+  for (const [i, pattern] of ['testsrc', 'smptebars', 'rgbtestsrc'].entries())
+    ffmpeg('-f', 'lavfi', '-i', `${pattern}=size=40x32:rate=5`, '-frames:v', '1', path.join(faces, `${i + 1}.png`));
   const entries = readDfew(dfew, 1);
-  assert.deepEqual(entries.map((e) => [e.id, e.label, e.split, Boolean(e.faceFrames)]), [['00001', 0, 'train', true], ['00002', 1, 'train', false], ['00003', 6, 'test', false]]);
+  assert.deepEqual(
+    entries.map((e) => [e.id, e.label, e.split, Boolean(e.faceFrames)]),
+    [
+      ['00001', 0, 'train', true],
+      ['00002', 1, 'train', false],
+      ['00003', 6, 'test', false],
+    ],
+  );
   fs.writeFileSync(path.join(split('test'), 'set_2.csv'), 'video_name,label\n9,3\n4,9\n');
   fs.writeFileSync(path.join(split('train'), 'set_2.csv'), 'video_name,label\n1,1\n');
   assert.throws(() => readDfew(dfew, 2), /2 problem\(s\):\n.*00009\.mp4 is missing\n.*label '9' is not 1\.\.7/);
   // One video in both splits (written 1 and 01): the same clip twice.
   fs.writeFileSync(path.join(split('train'), 'set_3.csv'), 'video_name,label\n1,1\n');
   fs.writeFileSync(path.join(split('test'), 'set_3.csv'), 'video_name,label\n01,2\n');
-  assert.throws(() => readDfew(dfew, 3), /1 problem\(s\):\n  video 00001 \(train\) and video 00001 \(test\) are the same clip/);
-  const r = ous(['extract', '--dataset', 'dfew', '--root', dfew, '--fold', '1', '--clip', clip, '--out', at('cache-dfew'), '--frames', '2', '--json']);
+  assert.throws(
+    () => readDfew(dfew, 3),
+    /1 problem\(s\):\n {2}video 00001 \(train\) and video 00001 \(test\) are the same clip/,
+  );
+  const r = ous([
+    'extract',
+    '--dataset',
+    'dfew',
+    '--root',
+    dfew,
+    '--fold',
+    '1',
+    '--clip',
+    clip,
+    '--out',
+    at('cache-dfew'),
+    '--frames',
+    '2',
+    '--json',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(lastJson(r.stdout).done, 3);
   const c = FeatureCache.open(at('cache-dfew'));
-  assert.deepEqual(c.records.map((x) => x.label), [0, 1, 6]);
+  assert.deepEqual(
+    c.records.map((x) => x.label),
+    [0, 1, 6],
+  );
   // Clip 00001's face features are the encoder applied to its crops 1 and 3 (T = 2 of 3 frames:
   // indices ⌊3/4⌋ = 0 and ⌊3/4 + 3/2⌋ = 2, SPEC.md's sampling), stored as float16.
   // (libtorch's tower, against the cache written by the default engine: onnxruntime where installed)
@@ -315,28 +503,76 @@ test('DFEW and FERV39k layouts: readers check everything first; DFEW face crops 
 
   const ferv = at('FERV39k');
   fs.mkdirSync(path.join(ferv, '4_setups', 'All_scenes'), { recursive: true });
-  for (const [dir, c2] of [['0_Daily/Happy/0001', 'orange'], ['1_Crime/Fear/0002', 'purple']]) {
+  for (const [dir, c2] of [
+    ['0_Daily/Happy/0001', 'orange'],
+    ['1_Crime/Fear/0002', 'purple'],
+  ]) {
     fs.mkdirSync(path.join(ferv, dir), { recursive: true });
     ffmpeg('-f', 'lavfi', '-i', `color=c=${c2}:size=48x48:rate=5`, '-frames:v', '4', path.join(ferv, dir, '%d.jpg'));
   }
   fs.writeFileSync(path.join(ferv, '4_setups', 'All_scenes', 'train_All.csv'), '0_Daily/Happy/0001 Happy\n');
   fs.writeFileSync(path.join(ferv, '4_setups', 'All_scenes', 'test_All.csv'), '1_Crime/Fear/0002 Fear\n');
-  assert.deepEqual(readFerv39k(ferv).map((e) => [e.label, e.split]), [[0, 'train'], [6, 'test']]);
-  const f = ous(['extract', '--dataset', 'ferv39k', '--root', ferv, '--clip', clip, '--out', at('cache-ferv'), '--frames', '2', '--json']);
+  assert.deepEqual(
+    readFerv39k(ferv).map((e) => [e.label, e.split]),
+    [
+      [0, 'train'],
+      [6, 'test'],
+    ],
+  );
+  const f = ous([
+    'extract',
+    '--dataset',
+    'ferv39k',
+    '--root',
+    ferv,
+    '--clip',
+    clip,
+    '--out',
+    at('cache-ferv'),
+    '--frames',
+    '2',
+    '--json',
+  ]);
   assert.equal(f.status, 0, f.stderr);
   assert.equal(lastJson(f.stdout).done, 2);
 });
 
 test('ous train and ous eval on a cache: a run folder, metrics in [0, 1], a confusion matrix', () => {
   const run = at('run');
-  const t = ous(['train', '--cache', at('cache-clean'), '--out', run, '--set', 'epochs=2', '--set', 'tfeLayers=1', '--set', 'promptLength=4', '--set', 'valFraction=0.5']);
+  const t = ous([
+    'train',
+    '--cache',
+    at('cache-clean'),
+    '--out',
+    run,
+    '--set',
+    'epochs=2',
+    '--set',
+    'tfeLayers=1',
+    '--set',
+    'promptLength=4',
+    '--set',
+    'valFraction=0.5',
+  ]);
   assert.equal(t.status, 0, t.stderr);
-  for (const f of ['config.json', 'checkpoint.safetensors', 'last.safetensors', 'metrics.jsonl', 'train.log']) assert.ok(fs.existsSync(path.join(run, f)), f);
+  for (const f of ['config.json', 'checkpoint.safetensors', 'last.safetensors', 'metrics.jsonl', 'train.log'])
+    assert.ok(fs.existsSync(path.join(run, f)), f);
   const e = lastJson(ous(['eval', '--run', run, '--json']).stdout);
   assert.equal(e.n, 2);
   assert.ok(e.uar >= 0 && e.uar <= 1 && e.war >= 0 && e.war <= 1);
-  assert.deepEqual(Object.keys(e.perClassRecall), ['happiness', 'sadness', 'neutral', 'anger', 'surprise', 'disgust', 'fear']);
-  assert.equal(e.confusion.flat().reduce((a: number, b: number) => a + b, 0), 2);
+  assert.deepEqual(Object.keys(e.perClassRecall), [
+    'happiness',
+    'sadness',
+    'neutral',
+    'anger',
+    'surprise',
+    'disgust',
+    'fear',
+  ]);
+  assert.equal(
+    e.confusion.flat().reduce((a: number, b: number) => a + b, 0),
+    2,
+  );
   const bad = ous(['train', '--cache', at('cache-clean'), '--out', at('run2'), '--set', 'tfeLayer=3']);
   assert.equal(bad.status, 2); // a usage error
   assert.match(bad.stderr, /unknown key 'tfeLayer'/);
@@ -344,7 +580,21 @@ test('ous train and ous eval on a cache: a run folder, metrics in [0, 1], a conf
 
 test('ous ablate --table VI runs the grid and writes it beside the paper', () => {
   const out = at('ablate');
-  const r = ous(['ablate', '--table', 'VI', '--cache', at('cache-clean'), '--out', out, '--set', 'epochs=1', '--set', 'tfeLayers=1', '--set', 'valFraction=0.5']);
+  const r = ous([
+    'ablate',
+    '--table',
+    'VI',
+    '--cache',
+    at('cache-clean'),
+    '--out',
+    out,
+    '--set',
+    'epochs=1',
+    '--set',
+    'tfeLayers=1',
+    '--set',
+    'valFraction=0.5',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const table = fs.readFileSync(path.join(out, 'table-VI.md'), 'utf8');
   const rows = table.split('\n').filter((l) => l.startsWith('| length'));
@@ -352,4 +602,3 @@ test('ous ablate --table VI runs the grid and writes it beside the paper', () =>
   assert.match(rows[2]!, /^\| length 64 \| \d+\.\d\d \| \d+\.\d\d \| 1 \| 60\.94 \| 74\.10 \| - \|$/);
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'length_64', 'config.json'), 'utf8')).ous.promptLength, 64);
 });
-

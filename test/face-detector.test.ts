@@ -38,7 +38,9 @@ function assertSame(torch: Detection[], tfjs: Detection[], what: string): void {
 test('the tfjs weights manifest: every byte of the .bin read, uint8 weights dequantized as q·scale + min', () => {
   const manifest = path.join(faceApiModelDir(), 'ssd_mobilenetv1_model-weights_manifest.json');
   const w = readTfjsWeights(manifest);
-  const entry = JSON.parse(fs.readFileSync(manifest, 'utf8'))[0].weights.find((e: { name: string }) => e.name === 'MobilenetV1/Conv2d_0_pointwise/weights');
+  const entry = JSON.parse(fs.readFileSync(manifest, 'utf8'))[0].weights.find(
+    (e: { name: string }) => e.name === 'MobilenetV1/Conv2d_0_pointwise/weights',
+  );
   const first = fs.readFileSync(path.join(faceApiModelDir(), 'ssd_mobilenetv1_model.bin'))[0]!; // the first weight's first byte
   const firstName = JSON.parse(fs.readFileSync(manifest, 'utf8'))[0].weights[0];
   const got = w.get(firstName.name)!;
@@ -49,13 +51,39 @@ test('the tfjs weights manifest: every byte of the .bin read, uint8 weights dequ
 
 test("face-api's NMS and box scaling on made-up boxes", () => {
   // (y1, x1, y2, x2) relative; box 0 overlaps box 1 with IoU 0.6 (suppressed), box 2 overlaps box 1 with IoU 0.2 (kept), box 3 scores at the threshold
-  const boxes = Float32Array.from([0, 0, 0.5, 0.5, 0, 0.125, 0.5, 0.625, 0, 0.625 - 1 / 6, 0.5, 1.125 - 1 / 6, 0.6, 0.6, 0.9, 0.9]);
+  const boxes = Float32Array.from([
+    0,
+    0,
+    0.5,
+    0.5,
+    0,
+    0.125,
+    0.5,
+    0.625,
+    0,
+    0.625 - 1 / 6,
+    0.5,
+    1.125 - 1 / 6,
+    0.6,
+    0.6,
+    0.9,
+    0.9,
+  ]);
   const scores = Float32Array.from([0.9, 0.95, 0.7, 0.5]);
   const d = toDetections(boxes, scores, 200, 100, { minConfidence: 0.5 });
   assert.equal(d.length, 2); // box 1 (best), then box 2; box 0 suppressed (IoU 0.6 > 0.5), box 3 not above 0.5
   // a 200x100 frame is padded to 200x200: relative coordinates scale by 200 on both axes
-  assert.deepEqual(d.map((x) => x.box.map((v) => Math.round(v * 10) / 10)), [[25, 0, 100, 100], [91.7, 0, 100, 100]]);
-  assert.deepEqual(d.map((x) => Math.round(x.score * 100)), [95, 70]);
+  assert.deepEqual(
+    d.map((x) => x.box.map((v) => Math.round(v * 10) / 10)),
+    [
+      [25, 0, 100, 100],
+      [91.7, 0, 100, 100],
+    ],
+  );
+  assert.deepEqual(
+    d.map((x) => Math.round(x.score * 100)),
+    [95, 70],
+  );
   assert.equal(toDetections(boxes, scores, 200, 100, { minConfidence: 0.5, maxResults: 1 }).length, 1);
 });
 
@@ -67,20 +95,43 @@ test('libtorch SSD equals face-api on tfjs on the shipped photos; 3/3 faces of t
     assertSame(torch, tfjs, name);
   }
   // drawn by hand on a 50-px grid: forehead to chin, ear to ear
-  const group: Box[] = [[52, 80, 88, 115], [228, 128, 88, 116], [458, 52, 86, 114]];
+  const group: Box[] = [
+    [52, 80, 88, 115],
+    [228, 128, 88, 116],
+    [458, 52, 86, 114],
+  ];
   const found = await detectFaces(await readImage(fixture('media', 'trackingjs_3faces_600x346.jpg')));
-  assert.equal(recall(found.map((d) => d.box), group), 1);
+  assert.equal(
+    recall(
+      found.map((d) => d.box),
+      group,
+    ),
+    1,
+  );
 });
 
 test('libtorch SSD equals face-api on tfjs on the video frames, batched; every frame hits the box checked by eye', async () => {
-  const golden = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')) as { samples: Array<{ frame: number; box: Box }> };
+  const golden = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')) as {
+    samples: Array<{ frame: number; box: Box }>;
+  };
   const samples = golden.samples.filter((_, i) => i % 2 === 0); // 8 of the 16
   const file = fixture('media', 'franck_0-6s.mp4');
-  const { frames } = await decodeFrames(file, probeVideo(file), samples.map((s) => s.frame));
+  const { frames } = await decodeFrames(
+    file,
+    probeVideo(file),
+    samples.map((s) => s.frame),
+  );
   const torch = await detectFacesBatch(frames);
   const tfjs = await detectFacesBatch(frames, { engine: faceApiTfjs });
   torch.forEach((t, i) => {
     assertSame(t, tfjs[i]!, `frame ${samples[i]!.frame}`);
-    assert.equal(recall(t.map((d) => d.box), [samples[i]!.box]), 1, `frame ${samples[i]!.frame}: no face at IoU ≥ 0.5 with ${samples[i]!.box}`);
+    assert.equal(
+      recall(
+        t.map((d) => d.box),
+        [samples[i]!.box],
+      ),
+      1,
+      `frame ${samples[i]!.frame}: no face at IoU ≥ 0.5 with ${samples[i]!.box}`,
+    );
   });
 });

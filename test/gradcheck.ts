@@ -1,7 +1,7 @@
 // Gradient check against central finite differences in float64: the independent reference for
 // every differentiable operation of the engine.
 import * as assert from 'node:assert/strict';
-import { Tensor, noGrad, tensor, tidy, randn, manualSeed } from '../src/torch/index.js';
+import { type Tensor, noGrad, tensor, tidy, randn, manualSeed } from '../src/torch/index.js';
 
 export interface GradcheckOptions {
   eps?: number;
@@ -15,7 +15,12 @@ export interface GradcheckOptions {
  * Checks d(sum(f(xs) · w))/dxs from autograd against central differences, for a fixed random w.
  * `inputs` are float64 tensors; each one that has requiresGrad is checked.
  */
-export function gradcheck(name: string, f: (xs: Tensor[]) => Tensor, inputs: Tensor[], opts: GradcheckOptions = {}): void {
+export function gradcheck(
+  name: string,
+  f: (xs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  opts: GradcheckOptions = {},
+): void {
   const { eps = 1e-6, atol = 1e-6, rtol = 1e-4 } = opts;
   tidy(() => {
     const run = (xs: Tensor[]): Tensor => {

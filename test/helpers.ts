@@ -12,9 +12,16 @@ import sharp from 'sharp';
 import { manualSeed, randn, tensor, type Tensor } from '../src/torch/index.js';
 
 /** Runs `ous ARGS` (the built CLI) in `cwd`, with OUS_DEBUG off unless `env` sets it: its exit code and output. */
-export function runCli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js'), ...args], { cwd, env: { ...process.env, OUS_DEBUG: '', ...env } });
+    const p = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js'), ...args], {
+      cwd,
+      env: { ...process.env, OUS_DEBUG: '', ...env },
+    });
     let [stdout, stderr] = ['', ''];
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -27,7 +34,11 @@ export function fixture(...parts: string[]): string {
 }
 
 /** Asserts |a - b| <= atol + rtol·|b| elementwise, naming the worst element when it fails. */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, opts: { atol?: number; rtol?: number; what?: string } = {}): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  opts: { atol?: number; rtol?: number; what?: string } = {},
+): void {
   const { atol = 1e-6, rtol = 0, what = 'values' } = opts;
   assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
   let worst = -1;
@@ -42,7 +53,9 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     }
   }
   if (worst >= 0) {
-    assert.fail(`${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (atol ${atol}, rtol ${rtol})`);
+    assert.fail(
+      `${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (atol ${atol}, rtol ${rtol})`,
+    );
   }
 }
 
@@ -53,7 +66,12 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 export function goldenTextTower(): FrozenTextTower {
   const golden = JSON.parse(fs.readFileSync(fixture('clip-dev', 'golden.json'), 'utf8'));
   const clip = loadClip(fixture('clip-dev', 'model'));
-  const idsOf = new Map<string, { ids: number[]; eotIndex: number }>(golden.coop.prompts.map((p: string, i: number) => [p, { ids: golden.coop.token_ids[i], eotIndex: golden.coop.eot_index[i] }]));
+  const idsOf = new Map<string, { ids: number[]; eotIndex: number }>(
+    golden.coop.prompts.map((p: string, i: number) => [
+      p,
+      { ids: golden.coop.token_ids[i], eotIndex: golden.coop.eot_index[i] },
+    ]),
+  );
   idsOf.set('X', { ids: [49406, 343, 49407], eotIndex: 2 });
   return {
     tokenize: (t) => idsOf.get(t) ?? assert.fail(`no golden ids for '${t}'`),
@@ -67,23 +85,37 @@ export function goldenTextTower(): FrozenTextTower {
  * A small feature cache made without encoding anything: random features of the dev CLIP's widths
  * (E 32, W 128), `perClass` training and 1 test clip per class. For command-line tests.
  */
-export function tinyCache(dir: string, opts: { classNames?: string[]; perClass?: number; frames?: number; seed?: number } = {}): string {
+export function tinyCache(
+  dir: string,
+  opts: { classNames?: string[]; perClass?: number; frames?: number; seed?: number } = {},
+): string {
   const classNames = opts.classNames ?? ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear'];
   const T = opts.frames ?? 2;
   const info: CacheInfo = {
-    version: 1, clip: { path: fixture('clip-dev', 'model'), hash: hashCheckpoint(fixture('clip-dev', 'model')) }, frames: T, scene: 'mask', views: 1, polarityLayer: 2, dataset: 'manifest',
-    classNames, polarityOfClass: classNames.map((_, c) => c % 3), dims: { frames: T, embed: 32, visionWidth: 128 },
+    version: 1,
+    clip: { path: fixture('clip-dev', 'model'), hash: hashCheckpoint(fixture('clip-dev', 'model')) },
+    frames: T,
+    scene: 'mask',
+    views: 1,
+    polarityLayer: 2,
+    dataset: 'manifest',
+    classNames,
+    polarityOfClass: classNames.map((_, c) => c % 3),
+    dims: { frames: T, embed: 32, visionWidth: 128 },
   };
   manualSeed(opts.seed ?? 0);
   const w = new CacheWriter(dir, info, 'all', 64);
   let n = 0;
   const listed: ListedClip[] = [];
   for (const split of ['train', 'test'] as const) {
-    for (let k = 0; k < (split === 'train' ? opts.perClass ?? 4 : 1); k++) {
+    for (let k = 0; k < (split === 'train' ? (opts.perClass ?? 4) : 1); k++) {
       classNames.forEach((_, c) => {
         const key = `clip${n++}`;
         const record = { key, path: `${key}.mp4`, label: c, polarity: c % 3, split, view: 0 };
-        w.add({ ...record, faceMissing: false, boxes: Array.from({ length: T }, () => [0, 0, 8, 8]) }, { face: randn([T, 32]), scene: randn([T, 32]), low: randn([T, 128]) });
+        w.add(
+          { ...record, faceMissing: false, boxes: Array.from({ length: T }, () => [0, 0, 8, 8]) },
+          { face: randn([T, 32]), scene: randn([T, 32]), low: randn([T, 128]) },
+        );
         listed.push({ ...record, shard: '1/1' });
       });
     }
@@ -104,7 +136,8 @@ export async function goldenPixels(file: string): Promise<Tensor> {
   const R = info.width;
   const chw = new Float32Array(3 * R * R);
   for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < R * R; i++) chw[c * R * R + i] = (Math.fround(data[i * info.channels + c]! / 255) - MEAN[c]!) / STD[c]!;
+    for (let i = 0; i < R * R; i++)
+      chw[c * R * R + i] = (Math.fround(data[i * info.channels + c]! / 255) - MEAN[c]!) / STD[c]!;
   }
   return tensor(chw, { shape: [1, 3, R, R] });
 }

@@ -10,11 +10,16 @@ import type { SystemInfo } from '../src/cli/info.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 // OpenMP's variables only as the test gives them: the child's loader decides the rest
-const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'OMP_WAIT_POLICY' && k !== 'GOMP_SPINCOUNT'));
-const ous = (args: string[], env: Record<string, string> = {}) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...inherited, ...env } });
+const inherited = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => k !== 'OMP_WAIT_POLICY' && k !== 'GOMP_SPINCOUNT'),
+);
+const ous = (args: string[], env: Record<string, string> = {}) =>
+  execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...inherited, ...env } });
 
 test('ous info --json: versions, CPU, threads, BLAS kernel and CUDA from their sources', () => {
-  const i = JSON.parse(ous(['info', '--json'], { OUS_NUM_THREADS: '1', OPENBLAS_CORETYPE: 'Prescott', OMP_WAIT_POLICY: 'ACTIVE' })) as SystemInfo;
+  const i = JSON.parse(
+    ous(['info', '--json'], { OUS_NUM_THREADS: '1', OPENBLAS_CORETYPE: 'Prescott', OMP_WAIT_POLICY: 'ACTIVE' }),
+  ) as SystemInfo;
   assert.equal(i.node, process.version);
   assert.equal(i.ffmpeg, execFileSync('ffmpeg', ['-version'], { encoding: 'utf8' }).split('\n')[0]!.trim());
   const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
@@ -35,7 +40,9 @@ test('ous info --json: versions, CPU, threads, BLAS kernel and CUDA from their s
   assert.equal(i.onednn.available, i.libtorch.build.USE_MKLDNN === 'ON');
   assert.equal(i.cuda.available, i.libtorch.build.USE_CUDA === 'ON');
   // onnxruntime: the version of the package npm installed (an optional dependency of the lockfile)
-  const ortPackage = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')) as { version: string };
+  const ortPackage = JSON.parse(
+    fs.readFileSync(path.join(packageRoot(), 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8'),
+  ) as { version: string };
   assert.equal(i.onnxruntime.version, ortPackage.version);
 });
 
@@ -43,13 +50,21 @@ test('ous info: OUS_ENGINE=libtorch rules onnxruntime out, and says so', () => {
   const i = JSON.parse(ous(['info', '--json'], { OUS_ENGINE: 'libtorch' })) as SystemInfo;
   assert.equal(i.onnxruntime.version, null);
   assert.match(i.onnxruntime.note, /OUS_ENGINE=libtorch/);
-  assert.match(ous(['info'], { OUS_ENGINE: 'libtorch' }), /^onnxruntime +no \(libtorch runs CLIP's vision tower: OUS_ENGINE=libtorch\)$/m);
+  assert.match(
+    ous(['info'], { OUS_ENGINE: 'libtorch' }),
+    /^onnxruntime +no \(libtorch runs CLIP's vision tower: OUS_ENGINE=libtorch\)$/m,
+  );
 });
 
 test('ous info: one line per field; a stray argument is one line', () => {
   const text = ous(['info'], { OUS_NUM_THREADS: '2' });
-  for (const key of ['libtorch', 'blas', 'onednn', 'threads', 'cuda', 'onnxruntime', 'ffmpeg', 'node', 'cpu']) assert.match(text, new RegExp(`^ *${key} +\\S`, 'm'), key);
+  for (const key of ['libtorch', 'blas', 'onednn', 'threads', 'cuda', 'onnxruntime', 'ffmpeg', 'node', 'cpu'])
+    assert.match(text, new RegExp(`^ *${key} +\\S`, 'm'), key);
   assert.match(text, /^threads +2; OpenMP PASSIVE wait, spin 1000$/m); // the loader's defaults (torch-blas.test.ts)
   assert.match(text, new RegExp(`^node +${process.version.replace(/\./g, '\\.')}$`, 'm'));
-  assert.throws(() => execFileSync(process.execPath, [cli, 'info', 'extra'], { encoding: 'utf8', stdio: 'pipe' }), (e: { stderr: string }) => e.stderr.trim().split('\n').length === 1 && /info: takes no arguments, got 'extra'/.test(e.stderr));
+  assert.throws(
+    () => execFileSync(process.execPath, [cli, 'info', 'extra'], { encoding: 'utf8', stdio: 'pipe' }),
+    (e: { stderr: string }) =>
+      e.stderr.trim().split('\n').length === 1 && /info: takes no arguments, got 'extra'/.test(e.stderr),
+  );
 });

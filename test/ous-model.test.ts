@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { F, Tensor, tensor, noGrad, manualSeed, randn } from '../src/torch/index.js';
+import { F, type Tensor, tensor, noGrad, manualSeed, randn } from '../src/torch/index.js';
 import { TypeFusionEncoder, OusHead, FaceOnlyHead, FeatureStandardizer, buildHead } from '../src/ous/model.js';
 import { PromptLearner } from '../src/ous/prompt.js';
 import { nceLoss, similarityLoss, ousLoss } from '../src/ous/losses.js';
@@ -27,12 +27,13 @@ const layerNorm = (x: M, w: Tensor, b: Tensor): M => {
     return r.map((x2, j) => ((x2 - mu) / Math.sqrt(v + 1e-5)) * g[j]! + be[j]!);
   });
 };
-const softmaxRows = (a: M): M => a.map((r) => {
-  const m = Math.max(...r);
-  const e = r.map((v) => Math.exp(v - m));
-  const s = e.reduce((x, y) => x + y, 0);
-  return e.map((v) => v / s);
-});
+const softmaxRows = (a: M): M =>
+  a.map((r) => {
+    const m = Math.max(...r);
+    const e = r.map((v) => Math.exp(v - m));
+    const s = e.reduce((x, y) => x + y, 0);
+    return e.map((v) => v / s);
+  });
 
 test('Type Fusion Encoder: 1 block, 2 queries, 3 tokens equals eqs. (5)-(10) computed by hand', () => {
   manualSeed(11);
@@ -80,8 +81,16 @@ test('Type Fusion Encoder: the shared queries are re-added at every block', () =
 });
 
 test('losses equal their formulas computed by hand', () => {
-  const aS = [[1, 0], [0.5, 0.5], [0, 2]];
-  const aF = [[1, 1], [0, 1], [1, -1]];
+  const aS = [
+    [1, 0],
+    [0.5, 0.5],
+    [0, 2],
+  ];
+  const aF = [
+    [1, 1],
+    [0, 1],
+    [1, -1],
+  ];
   const cos = (a: number[], b: number[]) => (a[0]! * b[0]! + a[1]! * b[1]!) / (Math.hypot(...a) * Math.hypot(...b));
   const tau = 0.07;
   let nce = 0;
@@ -97,10 +106,22 @@ test('losses equal their formulas computed by hand', () => {
 
 test('the α switch back-propagates L_global above α and L_contrast below; "ce" is L_cls alone', () => {
   const out = {
-    logits: tensor([[2, 0, 0], [0, 1, 0]]),
-    polarityLogits: tensor([[0, 0, 3], [1, 0, 0]]),
-    aFace: tensor([[1, 0], [0, 1]]),
-    aScene: tensor([[1, 0.2], [0.1, 1]]),
+    logits: tensor([
+      [2, 0, 0],
+      [0, 1, 0],
+    ]),
+    polarityLogits: tensor([
+      [0, 0, 3],
+      [1, 0, 0],
+    ]),
+    aFace: tensor([
+      [1, 0],
+      [0, 1],
+    ]),
+    aScene: tensor([
+      [1, 0.2],
+      [0.1, 1],
+    ]),
     stages: {} as never,
   };
   const labels = tensor([0, 1], { dtype: 'int64' });
@@ -133,21 +154,39 @@ test('PromptLearner equals OpenAI CoOp: features from the golden context, and gr
   const feats = pl.textFeatures();
   assertClose(feats.toFlatArray(), golden.coop.text_features.flat(), { atol: 1e-4, what: 'prompt learner features' });
   feats.sum().backward();
-  assertClose(pl.ctx.grad!.toFlatArray(), golden.coop.grad_of_sum_text_features_wrt_ctx.flat(), { rtol: 1e-3, atol: 1e-6, what: 'd/d ctx' });
-  assert.deepEqual([...pl.namedParameters()].map(([n]) => n), ['ctx'], 'CLIP is not part of the learner');
+  assertClose(pl.ctx.grad!.toFlatArray(), golden.coop.grad_of_sum_text_features_wrt_ctx.flat(), {
+    rtol: 1e-3,
+    atol: 1e-6,
+    what: 'd/d ctx',
+  });
+  assert.deepEqual(
+    [...pl.namedParameters()].map(([n]) => n),
+    ['ctx'],
+    'CLIP is not part of the learner',
+  );
   // Eval mode computes the features once; loading new weights invalidates them.
   pl.eval();
   const a = pl.textFeatures();
   assert.equal(pl.textFeatures(), a);
   pl.loadStateDict({ ctx: tensor(golden.coop.ctx).mul(2) });
   assert.notEqual(pl.textFeatures(), a);
-  assert.equal(new PromptLearner(tower, golden.coop.classnames, { promptLength: 4, perClass: true }).ctx.shape.join(), '7,4,64');
+  assert.equal(
+    new PromptLearner(tower, golden.coop.classnames, { promptLength: 4, perClass: true }).ctx.shape.join(),
+    '7,4,64',
+  );
 });
 
 test('OUS head and the face-only baseline: shapes, parameters, and the scene switch', () => {
   manualSeed(5);
   const dims = { embed: 32, visionWidth: 128 };
-  const base = { classNames: golden.coop.classnames, promptLength: 4, frames: 4, tfeLayers: 2, tfeQueries: 3, heads: 2 };
+  const base = {
+    classNames: golden.coop.classnames,
+    promptLength: 4,
+    frames: 4,
+    tfeLayers: 2,
+    tfeQueries: 3,
+    heads: 2,
+  };
   const batch = { face: randn([3, 4, 32]), scene: randn([3, 4, 32]), low: randn([3, 4, 128]) };
   const head = new OusHead(resolveOusConfig(base), dims, tower);
   const out = head.forward(batch);
@@ -155,7 +194,15 @@ test('OUS head and the face-only baseline: shapes, parameters, and the scene swi
   assert.deepEqual(out.polarityLogits!.shape, [3, 3]);
   assert.deepEqual(out.stages.fused.shape, [3, 32]);
   const names = [...head.namedParameters()].map(([n]) => n);
-  for (const n of ['lstm.weight_ih_l0', 'frames_encoder.cls', 'alignment.conv.weight', 'polarity_encoder.fc1.weight', 'fusion.queries', 'fusion.blocks.1.ln_c.weight', 'prompt_learner.ctx']) {
+  for (const n of [
+    'lstm.weight_ih_l0',
+    'frames_encoder.cls',
+    'alignment.conv.weight',
+    'polarity_encoder.fc1.weight',
+    'fusion.queries',
+    'fusion.blocks.1.ln_c.weight',
+    'prompt_learner.ctx',
+  ]) {
     assert.ok(names.includes(n), `parameter ${n}`);
   }
   const noScene = new OusHead(resolveOusConfig({ ...base, scene: false }), dims, tower).forward(batch);
@@ -173,7 +220,9 @@ const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 // erf to ~1e-7 (Abramowitz & Stegun 7.1.26), for the exact GELU 0.5·x·(1 + erf(x/√2)).
 const erf = (x: number) => {
   const t = 1 / (1 + 0.3275911 * Math.abs(x));
-  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  const y =
+    1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
   return x < 0 ? -y : y;
 };
 const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
@@ -198,21 +247,53 @@ function lstmByHand(x: M, wih: Tensor, whh: Tensor, bih: Tensor, bhh: Tensor): M
 function alignmentByHand(x: M, convW: Tensor, convB: Tensor, fcW: Tensor, fcB: Tensor): M {
   const w = convW.toArray() as number[][][]; // [out, in, 3]
   const b = convB.toFlatArray();
-  const conv = x.map((_, t) => w.map((wo, o) => wo.reduce((s, wi, i) => s + [0, 1, 2].reduce((s2, k) => s2 + (x[t + k - 1] ? wi[k]! * x[t + k - 1]![i]! : 0), 0), b[o]!)));
-  return linear(conv.map((r) => r.map(gelu)), fcW, fcB);
+  const conv = x.map((_, t) =>
+    w.map((wo, o) =>
+      wo.reduce(
+        (s, wi, i) => s + [0, 1, 2].reduce((s2, k) => s2 + (x[t + k - 1] ? wi[k]! * x[t + k - 1]![i]! : 0), 0),
+        b[o]!,
+      ),
+    ),
+  );
+  return linear(
+    conv.map((r) => r.map(gelu)),
+    fcW,
+    fcB,
+  );
 }
 
 test('OUS head by hand: one LSTM serves both streams, and a_s = mean_t A(H_s)', () => {
   manualSeed(21);
   const dims = { embed: 32, visionWidth: 128 };
-  const head = new OusHead(resolveOusConfig({ classNames: golden.coop.classnames, promptLength: 4, frames: 3, tfeLayers: 1, tfeQueries: 2, heads: 2 }), dims, tower);
+  const head = new OusHead(
+    resolveOusConfig({
+      classNames: golden.coop.classnames,
+      promptLength: 4,
+      frames: 3,
+      tfeLayers: 1,
+      tfeQueries: 2,
+      heads: 2,
+    }),
+    dims,
+    tower,
+  );
   const batch = { face: randn([1, 3, 32]), scene: randn([1, 3, 32]), low: randn([1, 3, 128]) };
   const out = noGrad(() => head.forward(batch));
   // Exactly one LSTM's weights in the head.
-  assert.deepEqual([...head.namedParameters()].map(([n]) => n).filter((n) => n.includes('lstm')), ['lstm.weight_ih_l0', 'lstm.weight_hh_l0', 'lstm.bias_ih_l0', 'lstm.bias_hh_l0']);
+  assert.deepEqual(
+    [...head.namedParameters()].map(([n]) => n).filter((n) => n.includes('lstm')),
+    ['lstm.weight_ih_l0', 'lstm.weight_hh_l0', 'lstm.bias_ih_l0', 'lstm.bias_hh_l0'],
+  );
   const { lstm, alignment: al } = head;
   const w = new Map(lstm.namedParameters());
-  const lstmOf = (x: Tensor) => lstmByHand(mat(x.select(0, 0)), w.get('weight_ih_l0')!, w.get('weight_hh_l0')!, w.get('bias_ih_l0')!, w.get('bias_hh_l0')!);
+  const lstmOf = (x: Tensor) =>
+    lstmByHand(
+      mat(x.select(0, 0)),
+      w.get('weight_ih_l0')!,
+      w.get('weight_hh_l0')!,
+      w.get('bias_ih_l0')!,
+      w.get('bias_hh_l0')!,
+    );
   const A = (x: M) => alignmentByHand(x, al.conv.weight, al.conv.bias!, al.fc.weight, al.fc.bias!);
   // Scene: a_s = mean over t of A(H_s), H_s from the shared LSTM.
   const S = A(lstmOf(batch.scene));
@@ -223,25 +304,65 @@ test('OUS head by hand: one LSTM serves both streams, and a_s = mean_t A(H_s)', 
   assertClose(out.aFace!.toFlatArray(), A(mat(Zf.select(0, 0)))[0]!, { atol: 1e-5, what: 'a_f' });
 });
 
-test('FeatureStandardizer: the training features\' per-dimension mean and std, by hand; it rides in the state dict', () => {
+test("FeatureStandardizer: the training features' per-dimension mean and std, by hand; it rides in the state dict", () => {
   const dims = { embed: 2, visionWidth: 1 };
   const s = new FeatureStandardizer(dims);
   // Two clips of two frames: face dims (1, 10), (3, 10), (5, 10), (7, 10) -> mean (4, 10), std (√5, 0 -> 1e-6).
-  const face = tensor([[[1, 10], [3, 10]], [[5, 10], [7, 10]]]);
-  const scene = tensor([[[0, 2], [0, 2]], [[2, 2], [2, 2]]]); // mean (1, 2), std (1, 0)
-  const low = tensor([[[1], [2]], [[3], [4]]]); // mean 2.5, std √1.25
+  const face = tensor([
+    [
+      [1, 10],
+      [3, 10],
+    ],
+    [
+      [5, 10],
+      [7, 10],
+    ],
+  ]);
+  const scene = tensor([
+    [
+      [0, 2],
+      [0, 2],
+    ],
+    [
+      [2, 2],
+      [2, 2],
+    ],
+  ]); // mean (1, 2), std (1, 0)
+  const low = tensor([
+    [[1], [2]],
+    [[3], [4]],
+  ]); // mean 2.5, std √1.25
   s.fit({ face, scene, low });
   assertClose(s.face_mean.toFlatArray(), [4, 10], { atol: 1e-6 });
   assertClose(s.face_std.toFlatArray(), [Math.sqrt(5), 1e-6], { atol: 1e-7, rtol: 1e-5 });
   assertClose(s.low_std.toFlatArray(), [Math.sqrt(1.25)], { rtol: 1e-6 });
   const out = s.forward({ face, scene, low });
-  assertClose(out.face.toFlatArray(), [-3, 0, -1, 0, 1, 0, 3, 0].map((v, i) => (i % 2 ? v : v / Math.sqrt(5))), { atol: 1e-5 });
+  assertClose(
+    out.face.toFlatArray(),
+    [-3, 0, -1, 0, 1, 0, 3, 0].map((v, i) => (i % 2 ? v : v / Math.sqrt(5))),
+    { atol: 1e-5 },
+  );
   assertClose(out.scene.toFlatArray(), [-1, 0, -1, 0, 1, 0, 1, 0], { atol: 1e-5 });
-  assert.deepEqual([...s.stateDict().keys()].sort(), ['face_mean', 'face_std', 'low_mean', 'low_std', 'scene_mean', 'scene_std']);
+  assert.deepEqual([...s.stateDict().keys()].sort(), [
+    'face_mean',
+    'face_std',
+    'low_mean',
+    'low_std',
+    'scene_mean',
+    'scene_std',
+  ]);
   // A head with the option holds one, and its checkpoint keys say so; without it, none.
   const text = loadClipFolder(fixture('clip-dev', 'model')).textTower;
-  const on = buildHead(resolveOusConfig({ standardize: true, tfeLayers: 1, tfeQueries: 2, heads: 2, promptLength: 2, frames: 2 }), { embed: 32, visionWidth: 128 }, text);
+  const on = buildHead(
+    resolveOusConfig({ standardize: true, tfeLayers: 1, tfeQueries: 2, heads: 2, promptLength: 2, frames: 2 }),
+    { embed: 32, visionWidth: 128 },
+    text,
+  );
   assert.ok([...on.stateDict().keys()].includes('standardizer.face_mean'));
-  const off = buildHead(resolveOusConfig({ tfeLayers: 1, tfeQueries: 2, heads: 2, promptLength: 2, frames: 2 }), { embed: 32, visionWidth: 128 }, text);
+  const off = buildHead(
+    resolveOusConfig({ tfeLayers: 1, tfeQueries: 2, heads: 2, promptLength: 2, frames: 2 }),
+    { embed: 32, visionWidth: 128 },
+    text,
+  );
   assert.ok(![...off.stateDict().keys()].some((k) => k.startsWith('standardizer')));
 });

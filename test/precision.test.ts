@@ -20,7 +20,14 @@ import { assertClose, fixture, goldenPixels, tinyCache } from './helpers.js';
 
 const dir = fixture('clip-dev');
 const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8')) as {
-  images: Array<{ name: string; preprocessed_png: string; image_embeds: number[]; pooled_output: number[]; cls_after_ln_pre: number[]; cls_after_block: number[][] }>;
+  images: Array<{
+    name: string;
+    preprocessed_png: string;
+    image_embeds: number[];
+    pooled_output: number[];
+    cls_after_ln_pre: number[];
+    cls_after_block: number[][];
+  }>;
   texts: Array<{ token_ids: number[]; eot_index: number; text_embeds: number[] }>;
 };
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
@@ -29,7 +36,10 @@ const at = (...p: string[]) => path.join(root, ...p);
 test.after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 function ous(args: string[], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, OUS_DEBUG: '', ...env } });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, OUS_DEBUG: '', ...env },
+  });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -48,13 +58,22 @@ test('bf16 vision tower: every golden image within cosine 0.999 of float32 (embe
   let worst = 1;
   for (const g of golden.images) {
     const px = await pixelsOf(g.preprocessed_png);
-    const out = noGrad(() => model.encodeImage(px, Array.from({ length: L + 1 }, (_, k) => k)));
+    const out = noGrad(() =>
+      model.encodeImage(
+        px,
+        Array.from({ length: L + 1 }, (_, k) => k),
+      ),
+    );
     for (const t of [out.imageEmbeds, out.pooled, ...out.blocks]) assert.equal(t.dtype, 'float32');
     const pairs: Array<[string, number[], number[]]> = [
       ['image_embeds', out.imageEmbeds.toFlatArray(), g.image_embeds],
       ['pooled', out.pooled.toFlatArray(), g.pooled_output],
       ['cls after ln_pre', out.blocks[0]!.select(1, 0).toFlatArray(), g.cls_after_ln_pre],
-      ...g.cls_after_block.map((v, k): [string, number[], number[]] => [`cls after block ${k + 1}`, out.blocks[k + 1]!.select(1, 0).toFlatArray(), v]),
+      ...g.cls_after_block.map((v, k): [string, number[], number[]] => [
+        `cls after block ${k + 1}`,
+        out.blocks[k + 1]!.select(1, 0).toFlatArray(),
+        v,
+      ]),
     ];
     for (const [what, a, b] of pairs) {
       const c = cosine(a, b);
@@ -62,7 +81,10 @@ test('bf16 vision tower: every golden image within cosine 0.999 of float32 (embe
       assert.ok(c >= 0.999, `${g.name} ${what}: cosine ${c} to float32`);
     }
     // Not float32 to the last digit either: the tower did run in bf16.
-    assert.ok(out.imageEmbeds.toFlatArray().some((v, i) => Math.abs(v - g.image_embeds[i]!) > 1e-4), `${g.name}: bf16 equals float32`);
+    assert.ok(
+      out.imageEmbeds.toFlatArray().some((v, i) => Math.abs(v - g.image_embeds[i]!) > 1e-4),
+      `${g.name}: bf16 equals float32`,
+    );
   }
   const t = golden.texts[0]!;
   const txt = noGrad(() => model.encodeText(tensor([t.token_ids], { dtype: 'int64' }), [t.eot_index]));
@@ -72,7 +94,11 @@ test('bf16 vision tower: every golden image within cosine 0.999 of float32 (embe
 
 test('bf16 patch embedding sums in float32: a 32×32 patch (3072 products) within 1e-2 of float32 (a bf16 sum is off by ~6e-2)', () => {
   manualSeed(0);
-  const cfg = clipConfigFor({ embed: 16, vision: { width: 64, layers: 1, heads: 2, patch: 32, resolution: 64 }, text: { width: 16, layers: 1, heads: 2 } });
+  const cfg = clipConfigFor({
+    embed: 16,
+    vision: { width: 64, layers: 1, heads: 2, patch: 32, resolution: 64 },
+    text: { width: 16, layers: 1, heads: 2 },
+  });
   const [a, b] = [new ClipModel(cfg), new ClipModel(cfg)];
   b.loadStateDict(a.stateDict());
   b.setVisionDtype('bfloat16');
@@ -93,7 +119,10 @@ test('parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX 
   assert.equal(parsePrecision('bf16', 'cpu', { cpu: amx }), 'bf16');
   assert.equal(parsePrecision('bf16', 'cuda:0', { cpu: avx2 }), 'bf16');
   assert.equal(parsePrecision('fp16', 'cuda', { cpu: avx2 }), 'fp16');
-  assert.equal(parsePrecision('bf16', 'cpu', { cpu: avx2, allowSlowBf16: allowSlowBf16({ OUS_ALLOW_SLOW_BF16: '1' }) }), 'bf16');
+  assert.equal(
+    parsePrecision('bf16', 'cpu', { cpu: avx2, allowSlowBf16: allowSlowBf16({ OUS_ALLOW_SLOW_BF16: '1' }) }),
+    'bf16',
+  );
   const refused = (fn: () => unknown, why: RegExp) =>
     assert.throws(fn, (e: Error) => {
       assert.ok(e instanceof UserError && !(e instanceof UsageError), `${e.name}: ${e.message}`);
@@ -101,25 +130,68 @@ test('parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX 
       assert.doesNotMatch(e.message, /\n/);
       return true;
     });
-  refused(() => parsePrecision('bf16', 'cpu', { cpu: avx2 }), /^--precision bf16: this CPU \(AMD EPYC 7B13\) has no AVX512_BF16 or AMX.*use --precision fp32.*OUS_ALLOW_SLOW_BF16=1/);
-  refused(() => parsePrecision('fp16', 'cpu', { cpu: bf16, allowSlowBf16: allowSlowBf16({ OUS_ALLOW_SLOW_BF16: '1' }) }), /^--precision fp16 runs on CUDA only.*use --precision fp32/);
-  assert.throws(() => parsePrecision('fp8', 'cuda', { cpu: bf16 }), (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16 or fp16, not 'fp8'/.test(e.message));
+  refused(
+    () => parsePrecision('bf16', 'cpu', { cpu: avx2 }),
+    /^--precision bf16: this CPU \(AMD EPYC 7B13\) has no AVX512_BF16 or AMX.*use --precision fp32.*OUS_ALLOW_SLOW_BF16=1/,
+  );
+  refused(
+    () => parsePrecision('fp16', 'cpu', { cpu: bf16, allowSlowBf16: allowSlowBf16({ OUS_ALLOW_SLOW_BF16: '1' }) }),
+    /^--precision fp16 runs on CUDA only.*use --precision fp32/,
+  );
+  assert.throws(
+    () => parsePrecision('fp8', 'cuda', { cpu: bf16 }),
+    (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16 or fp16, not 'fp8'/.test(e.message),
+  );
 });
 
 test('--precision fp16 on the CPU: ous extract, predict, clip embed and serve exit 1 with one line, before reading or creating anything', () => {
   const cases = [
-    ['extract', '--dataset', 'manifest', '--manifest', at('none.csv'), '--clip', fixture('clip-dev', 'model'), '--out', at('cache-fp16'), '--precision', 'fp16'],
+    [
+      'extract',
+      '--dataset',
+      'manifest',
+      '--manifest',
+      at('none.csv'),
+      '--clip',
+      fixture('clip-dev', 'model'),
+      '--out',
+      at('cache-fp16'),
+      '--precision',
+      'fp16',
+    ],
     ['predict', at('none.mp4'), '--run', at('no-run'), '--precision', 'fp16'],
     ['serve', '--run', at('no-run'), '--port', '0', '--precision', 'fp16'],
-    ['clip', 'embed', '--model', fixture('clip-dev', 'model'), '--image', fixture('media', 'grace_hopper_512.jpg'), '--precision', 'fp16'],
+    [
+      'clip',
+      'embed',
+      '--model',
+      fixture('clip-dev', 'model'),
+      '--image',
+      fixture('media', 'grace_hopper_512.jpg'),
+      '--precision',
+      'fp16',
+    ],
   ];
   for (const args of cases) {
     const r = ous(args);
     assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
-    assert.match(r.stderr, /^ous: --precision fp16 runs on CUDA only \(libtorch has no CPU fp16 kernels\), not on cpu: use --precision fp32\n$/, args[0]);
+    assert.match(
+      r.stderr,
+      /^ous: --precision fp16 runs on CUDA only \(libtorch has no CPU fp16 kernels\), not on cpu: use --precision fp32\n$/,
+      args[0],
+    );
     assert.equal(r.stdout, '');
   }
-  const bad = ous(['clip', 'embed', '--model', fixture('clip-dev', 'model'), '--image', fixture('media', 'grace_hopper_512.jpg'), '--precision', 'half']);
+  const bad = ous([
+    'clip',
+    'embed',
+    '--model',
+    fixture('clip-dev', 'model'),
+    '--image',
+    fixture('media', 'grace_hopper_512.jpg'),
+    '--precision',
+    'half',
+  ]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /^ous: --precision must be fp32, bf16 or fp16, not 'half'\n$/);
   assert.equal(fs.existsSync(at('cache-fp16')), false);
@@ -134,16 +206,59 @@ test('a cache holds one precision: cache.json records it, a cache without the fi
   const { version, dims, ...options } = info;
   assert.ok(checkCacheOptions(old, options)); // fp32 (absent) extends it
   assert.ok(checkCacheOptions(old, { ...options, precision: 'fp32' }));
-  assert.throws(() => checkCacheOptions(old, { ...options, precision: 'bf16' }), (e: Error) => e instanceof UserError && /made with other options: precision \(cache: fp32, now: bf16; --precision fp32 extends it\)\. Use another --out folder/.test(e.message) && !e.message.includes('\n'));
-  assert.throws(() => new CacheWriter(old, { version, dims, ...options, precision: 'fp16' }, 'all'), /precision \(cache: fp32, now: fp16/);
+  assert.throws(
+    () => checkCacheOptions(old, { ...options, precision: 'bf16' }),
+    (e: Error) =>
+      e instanceof UserError &&
+      /made with other options: precision \(cache: fp32, now: bf16; --precision fp32 extends it\)\. Use another --out folder/.test(
+        e.message,
+      ) &&
+      !e.message.includes('\n'),
+  );
+  assert.throws(
+    () => new CacheWriter(old, { version, dims, ...options, precision: 'fp16' }, 'all'),
+    /precision \(cache: fp32, now: fp16/,
+  );
 
   // Through the CLI: a colour clip extracted in bf16 (slow loops allowed here), then the same
   // clip in float32 into another cache: the cache says bf16, the features agree to cosine 0.999.
   fs.mkdirSync(at('videos'), { recursive: true });
-  for (const c of ['red', 'blue']) execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=64x48:rate=5`, '-vf', `drawbox=c=${c}:t=8`, '-t', '1', '-pix_fmt', 'yuv420p', at('videos', `${c}.mp4`)]);
+  for (const c of ['red', 'blue'])
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc=size=64x48:rate=5`,
+      '-vf',
+      `drawbox=c=${c}:t=8`,
+      '-t',
+      '1',
+      '-pix_fmt',
+      'yuv420p',
+      at('videos', `${c}.mp4`),
+    ]);
   fs.writeFileSync(at('one.csv'), 'path,label,split\nvideos/red.mp4,happy,test\n');
   fs.writeFileSync(at('two.csv'), 'path,label,split\nvideos/red.mp4,happy,test\nvideos/blue.mp4,sad,test\n');
-  const args = (manifest: string, out: string, ...more: string[]) => ['extract', '--dataset', 'manifest', '--manifest', at(manifest), '--root', root, '--clip', fixture('clip-dev', 'model'), '--out', at(out), '--frames', '2', '--json', ...more];
+  const args = (manifest: string, out: string, ...more: string[]) => [
+    'extract',
+    '--dataset',
+    'manifest',
+    '--manifest',
+    at(manifest),
+    '--root',
+    root,
+    '--clip',
+    fixture('clip-dev', 'model'),
+    '--out',
+    at(out),
+    '--frames',
+    '2',
+    '--json',
+    ...more,
+  ];
   const slow = { OUS_ALLOW_SLOW_BF16: '1' };
   let r = ous(args('one.csv', 'bf16', '--precision', 'bf16'), slow);
   assert.equal(r.status, 0, r.stderr);
@@ -160,6 +275,9 @@ test('a cache holds one precision: cache.json records it, a cache without the fi
   // A new clip into the bf16 cache at fp32: refused before anything is written.
   r = ous(args('two.csv', 'bf16'));
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, /^ous: \S+ was made with other options: precision \(cache: bf16, now: fp32; --precision bf16 extends it\)\. Use another --out folder, or delete this one to rebuild it\.\n$/);
+  assert.match(
+    r.stderr,
+    /^ous: \S+ was made with other options: precision \(cache: bf16, now: fp32; --precision bf16 extends it\)\. Use another --out folder, or delete this one to rebuild it\.\n$/,
+  );
   assert.equal(FeatureCache.open(at('bf16')).records.length, 1);
 });

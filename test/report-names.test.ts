@@ -10,8 +10,14 @@ import { writeReport } from '../src/report/report.js';
 
 test('runs in folders of the same name are named by as many parent folders as needed', () => {
   const all = ['x/a/ous', 'x/b/ous', 'y/face-only'];
-  assert.deepEqual(all.map((d) => runName(d, all)), ['a/ous', 'b/ous', 'face-only']);
-  assert.deepEqual(['p/a/ous', 'q/a/ous'].map((d, _, a) => runName(d, a)), ['p/a/ous', 'q/a/ous']);
+  assert.deepEqual(
+    all.map((d) => runName(d, all)),
+    ['a/ous', 'b/ous', 'face-only'],
+  );
+  assert.deepEqual(
+    ['p/a/ous', 'q/a/ous'].map((d, _, a) => runName(d, a)),
+    ['p/a/ous', 'q/a/ous'],
+  );
 });
 
 test('writeReport refuses names that would share a figure, and runs with different classes, before loading anything', async () => {
@@ -19,12 +25,41 @@ test('writeReport refuses names that would share a figure, and runs with differe
   const fakeRun = (name: string, classNames: string[]) => {
     fs.mkdirSync(path.join(dir, name));
     // Only config.json: the checks must come before any checkpoint or cache is read.
-    fs.writeFileSync(path.join(dir, name, 'config.json'), JSON.stringify({ version: 1, ous: { classNames, polarityOfClass: classNames.map(() => 1) }, train: {}, cache: '/nowhere', clip: '/nowhere' }));
+    fs.writeFileSync(
+      path.join(dir, name, 'config.json'),
+      JSON.stringify({
+        version: 1,
+        ous: { classNames, polarityOfClass: classNames.map(() => 1) },
+        train: {},
+        cache: '/nowhere',
+        clip: '/nowhere',
+      }),
+    );
     return path.join(dir, name);
   };
   const a = fakeRun('a', ['x', 'y', 'z']);
   const b = fakeRun('b', ['x', 'y', 'z', 'w', 'v', 'u', 't']);
-  await assert.rejects(writeReport({ title: 't', out: path.join(dir, 'rep'), runs: [{ name: 'OUS run', dir: a }, { name: 'ous-run', dir: a }] }), /share the name 'ous-run' \(and 'OUS run'\)/);
-  await assert.rejects(writeReport({ title: 't', out: path.join(dir, 'rep'), runs: [{ name: 'a', dir: a }, { name: 'b', dir: b }] }), /has 7 classes .* but .* has 3/);
+  await assert.rejects(
+    writeReport({
+      title: 't',
+      out: path.join(dir, 'rep'),
+      runs: [
+        { name: 'OUS run', dir: a },
+        { name: 'ous-run', dir: a },
+      ],
+    }),
+    /share the name 'ous-run' \(and 'OUS run'\)/,
+  );
+  await assert.rejects(
+    writeReport({
+      title: 't',
+      out: path.join(dir, 'rep'),
+      runs: [
+        { name: 'a', dir: a },
+        { name: 'b', dir: b },
+      ],
+    }),
+    /has 7 classes .* but .* has 3/,
+  );
   assert.equal(fs.existsSync(path.join(dir, 'rep')), false);
 });

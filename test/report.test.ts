@@ -31,22 +31,57 @@ test('ceilings of the benchmark by hand', () => {
 
 test('the report of two runs opens in headless Chromium with every figure loaded; ous predict on a clip', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-report-'));
-  const bench = await generateBenchmark({ out: path.join(dir, 'bench'), seed: 3, trainPerClass: 3, testPerClass: 2, frames: 4, width: 96, height: 72, agreement: 0.9 }, { progress: false });
+  const bench = await generateBenchmark(
+    {
+      out: path.join(dir, 'bench'),
+      seed: 3,
+      trainPerClass: 3,
+      testPerClass: 2,
+      frames: 4,
+      width: 96,
+      height: 72,
+      agreement: 0.9,
+    },
+    { progress: false },
+  );
   assert.equal(bench.clips.length, 7 * 5);
   const encoder = FrameEncoder.load(demoEncoderDir());
   const ous = resolveOusConfig({});
   const cache = path.join(dir, 'cache');
   const s = await extractFeatures({
-    entries: readManifest(bench.manifest).entries, encoder, out: cache, progress: false,
-    info: { clip: { path: demoEncoderDir(), hash: encoder.hash }, frames: 4, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'synthetic', classNames: ous.classNames, polarityOfClass: ous.polarityOfClass },
+    entries: readManifest(bench.manifest).entries,
+    encoder,
+    out: cache,
+    progress: false,
+    info: {
+      clip: { path: demoEncoderDir(), hash: encoder.hash },
+      frames: 4,
+      scene: 'mask',
+      views: 1,
+      polarityLayer: 4,
+      dataset: 'synthetic',
+      classNames: ous.classNames,
+      polarityOfClass: ous.polarityOfClass,
+    },
   });
   assert.equal(s.done, 35);
   assert.deepEqual(s.failed, []);
   mergeCache(cache);
-  const overrides = { ous: { tfeLayers: 1, tfeQueries: 4, heads: 4, promptLength: 4 }, train: { epochs: 3, valFraction: 0.34 } };
+  const overrides = {
+    ous: { tfeLayers: 1, tfeQueries: 4, heads: 4, promptLength: 4 },
+    train: { epochs: 3, valFraction: 0.34 },
+  };
   await trainRun({ cache, out: path.join(dir, 'ous'), overrides, log: () => {} });
   await trainRun({ cache, out: path.join(dir, 'face'), overrides, model: 'face-only', log: () => {} });
-  const r = await writeReport({ title: 'test report', runs: [{ name: 'OUS', dir: path.join(dir, 'ous') }, { name: 'face only', dir: path.join(dir, 'face') }], out: path.join(dir, 'report'), ceilings: { 'face alone': 5 / 7 } });
+  const r = await writeReport({
+    title: 'test report',
+    runs: [
+      { name: 'OUS', dir: path.join(dir, 'ous') },
+      { name: 'face only', dir: path.join(dir, 'face') },
+    ],
+    out: path.join(dir, 'report'),
+    ceilings: { 'face alone': 5 / 7 },
+  });
   assert.equal(r.figures.length, 2 + 2 + 2 + 1); // confusions, loss+accuracy, phases, embedding
   for (const f of r.figures) assert.match(fs.readFileSync(f, 'utf8'), /^<svg[^>]*>/);
   const md = fs.readFileSync(r.markdown, 'utf8');
@@ -59,11 +94,25 @@ test('the report of two runs opens in headless Chromium with every figure loaded
   assert.ok(p.sceneEffect!.totalVariation >= 0 && p.sceneEffect!.totalVariation <= 1);
   assert.equal(p.emotion, Object.entries(p.probabilities).sort((a, b) => b[1] - a[1])[0]![0]);
   assert.equal((await predictVideo(bench.clips[0]!.file, path.join(dir, 'face'))).sceneEffect, null);
-  const browser = ['chromium', 'chromium-browser', 'google-chrome'].find((b) => spawnSync(b, ['--version'], { stdio: 'ignore' }).status === 0);
+  const browser = ['chromium', 'chromium-browser', 'google-chrome'].find(
+    (b) => spawnSync(b, ['--version'], { stdio: 'ignore' }).status === 0,
+  );
   assert.ok(browser, 'Chromium is installed (scripts/setup installs it)');
   const dom = spawnSync(
     browser,
-    ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${path.join(dir, 'chrome')}`, '--virtual-time-budget=5000', '--dump-dom', `file://${r.html}`],
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      `--user-data-dir=${path.join(dir, 'chrome')}`,
+      '--virtual-time-budget=5000',
+      '--dump-dom',
+      `file://${r.html}`,
+    ],
     { encoding: 'utf8', timeout: 60000 },
   );
   const m = /data-figures="(\d+)\/(\d+)"/.exec(dom.stdout);

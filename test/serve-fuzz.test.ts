@@ -13,11 +13,12 @@ import { ffmpeg, multipart, request } from './serve-http.js';
 
 const stub = fileURLToPath(new URL('./serve-stub-worker.js', import.meta.url));
 
-
 /** One mutation of `body`: cut it, flip/insert/delete bytes, duplicate or drop a stretch, or break the boundary. */
 function mutate(body: Buffer, r: () => number): { body: Buffer; kind: string } {
   const at = () => Math.floor(r() * body.length);
-  const kind = ['truncate', 'flip', 'insert', 'delete', 'duplicate', 'boundary', 'header', 'several'][Math.floor(r() * 8)]!;
+  const kind = ['truncate', 'flip', 'insert', 'delete', 'duplicate', 'boundary', 'header', 'several'][
+    Math.floor(r() * 8)
+  ]!;
   let b = Buffer.from(body);
   const once = (k: string) => {
     switch (k) {
@@ -57,12 +58,20 @@ function mutate(body: Buffer, r: () => number): { body: Buffer; kind: string } {
       case 'header': {
         const s = b.toString('latin1');
         const i = s.indexOf('Content-Disposition', s.indexOf('filename') - 80);
-        b = Buffer.concat([b.subarray(0, i), Buffer.from(['Content-Type: ', 'filename*=', '\r\n\r\n', '\u0000', 'name="', ';;;'][Math.floor(r() * 6)]!, 'latin1'), b.subarray(i)]);
+        b = Buffer.concat([
+          b.subarray(0, i),
+          Buffer.from(
+            ['Content-Type: ', 'filename*=', '\r\n\r\n', '\u0000', 'name="', ';;;'][Math.floor(r() * 6)]!,
+            'latin1',
+          ),
+          b.subarray(i),
+        ]);
         break;
       }
     }
   };
-  if (kind === 'several') for (let k = 0; k < 3; k++) once(['truncate', 'flip', 'insert', 'delete', 'duplicate'][Math.floor(r() * 5)]!);
+  if (kind === 'several')
+    for (let k = 0; k < 3; k++) once(['truncate', 'flip', 'insert', 'delete', 'duplicate'][Math.floor(r() * 5)]!);
   else once(kind);
   return { body: b, kind };
 }
@@ -72,7 +81,20 @@ test('fuzz: 500 seeded mutations of a valid multipart upload: never a hang, neve
   const clip = path.join(dir, 'clip.mp4');
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=8', '-t', '2', '-pix_fmt', 'yuv420p', clip);
   const valid = multipart(fs.readFileSync(clip));
-  const server = await startServer({ run: 'RUN', host: '127.0.0.1', port: 0, workers: 1, queue: 64, maxUploadMb: 1, maxSeconds: 60, samples: 0, workerModule: stub, log: () => {}, requestTimeoutMs: 2500, headersTimeoutMs: 2000 });
+  const server = await startServer({
+    run: 'RUN',
+    host: '127.0.0.1',
+    port: 0,
+    workers: 1,
+    queue: 64,
+    maxUploadMb: 1,
+    maxSeconds: 60,
+    samples: 0,
+    workerModule: stub,
+    log: () => {},
+    requestTimeoutMs: 2500,
+    headersTimeoutMs: 2000,
+  });
   const counts: Record<string, number> = {};
   const accepted: string[] = [];
   try {
@@ -85,10 +107,19 @@ test('fuzz: 500 seeded mutations of a valid multipart upload: never a hang, neve
         const c = cases[next++]!;
         // One in twenty declare a Content-Length other than what they send (short: the request timeout ends it).
         const length = c.lie ? String(c.body.length + 1 + (c.i % 100)) : String(c.body.length);
-        const a = await request(`${server.url}/api/predict`, { method: 'POST', body: c.body, headers: { 'Content-Type': valid.type, 'Content-Length': length }, timeoutMs: 15_000 });
+        const a = await request(`${server.url}/api/predict`, {
+          method: 'POST',
+          body: c.body,
+          headers: { 'Content-Type': valid.type, 'Content-Length': length },
+          timeoutMs: 15_000,
+        });
         assert.notEqual(a.status, -1, `case ${c.i} (${c.kind}) hung`);
         assert.ok(a.status < 500, `case ${c.i} (${c.kind}): ${a.status} ${JSON.stringify(a.body)}`);
-        if (a.status > 0) assert.ok((typeof a.body === "object" && typeof a.body.error === "string") || a.status === 202, `case ${c.i} (${c.kind}): ${a.status} ${String(a.body).slice(0, 200)} ${JSON.stringify(a.headers)}`);
+        if (a.status > 0)
+          assert.ok(
+            (typeof a.body === 'object' && typeof a.body.error === 'string') || a.status === 202,
+            `case ${c.i} (${c.kind}): ${a.status} ${String(a.body).slice(0, 200)} ${JSON.stringify(a.headers)}`,
+          );
         const key = `${c.kind} ${a.status}`;
         counts[key] = (counts[key] ?? 0) + 1;
         if (a.status === 202) accepted.push(a.body.id);
@@ -105,7 +136,10 @@ test('fuzz: 500 seeded mutations of a valid multipart upload: never a hang, neve
       }
     }
     process.stderr.write(`# fuzz: ${JSON.stringify(Object.fromEntries(Object.entries(counts).sort()))}\n`);
-    assert.ok(accepted.length > 0 && accepted.length < 500, `${accepted.length} accepted: the mutations reach both sides`);
+    assert.ok(
+      accepted.length > 0 && accepted.length < 500,
+      `${accepted.length} accepted: the mutations reach both sides`,
+    );
     assert.deepEqual(fs.readdirSync(path.join(server.tempDir, 'uploads')), [], 'no upload left');
   } finally {
     await server.close();

@@ -20,17 +20,49 @@ export interface TinyRun {
 
 /** Clips of `frames` frames at 8 fps (16 = 2 s), a 4-frame cache, a trained run under `dir`. */
 export async function tinyRun(dir: string, frames = 16): Promise<TinyRun> {
-  const bench = await generateBenchmark({ out: path.join(dir, 'bench'), seed: 5, trainPerClass: 2, testPerClass: 0, frames, width: 96, height: 72, agreement: 0.9 }, { progress: false });
+  const bench = await generateBenchmark(
+    {
+      out: path.join(dir, 'bench'),
+      seed: 5,
+      trainPerClass: 2,
+      testPerClass: 0,
+      frames,
+      width: 96,
+      height: 72,
+      agreement: 0.9,
+    },
+    { progress: false },
+  );
   const encoder = FrameEncoder.load(demoEncoderDir());
   const ous = resolveOusConfig({});
   const cache = path.join(dir, 'cache');
   await extractFeatures({
-    entries: readManifest(bench.manifest).entries, encoder, out: cache, progress: false,
-    info: { clip: { path: demoEncoderDir(), hash: encoder.hash }, frames: 4, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'synthetic', classNames: ous.classNames, polarityOfClass: ous.polarityOfClass },
+    entries: readManifest(bench.manifest).entries,
+    encoder,
+    out: cache,
+    progress: false,
+    info: {
+      clip: { path: demoEncoderDir(), hash: encoder.hash },
+      frames: 4,
+      scene: 'mask',
+      views: 1,
+      polarityLayer: 4,
+      dataset: 'synthetic',
+      classNames: ous.classNames,
+      polarityOfClass: ous.polarityOfClass,
+    },
   });
   mergeCache(cache);
   const run = path.join(dir, 'run');
-  await trainRun({ cache, out: run, overrides: { ous: { tfeLayers: 1, tfeQueries: 4, heads: 4, promptLength: 4 }, train: { epochs: 1, valFraction: 0.5 } }, log: () => {} });
+  await trainRun({
+    cache,
+    out: run,
+    overrides: {
+      ous: { tfeLayers: 1, tfeQueries: 4, heads: 4, promptLength: 4 },
+      train: { epochs: 1, valFraction: 0.5 },
+    },
+    log: () => {},
+  });
   return { run, clip: demoEncoderDir(), clips: bench.clips };
 }
 
@@ -38,6 +70,14 @@ export async function tinyRun(dir: string, frames = 16): Promise<TinyRun> {
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }

@@ -30,7 +30,20 @@ before(() => {
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const serve = (o: Partial<ServeOptions> = {}) => startServer({ run: 'RUN', host: '127.0.0.1', port: 0, workers: 1, queue: 2, maxUploadMb: 5, maxSeconds: 600, samples: 0, workerModule: stub, log: () => {}, ...o });
+const serve = (o: Partial<ServeOptions> = {}) =>
+  startServer({
+    run: 'RUN',
+    host: '127.0.0.1',
+    port: 0,
+    workers: 1,
+    queue: 2,
+    maxUploadMb: 5,
+    maxSeconds: 600,
+    samples: 0,
+    workerModule: stub,
+    log: () => {},
+    ...o,
+  });
 const uploadsLeft = (s: Server) => fs.readdirSync(path.join(s.tempDir, 'uploads'));
 const port = (s: Server) => Number(new URL(s.url).port);
 
@@ -46,19 +59,43 @@ async function waitJob(base: string, id: string): Promise<any> {
 test('an unterminated multipart body (132 bytes) is answered within 1 s; the server stays healthy; nothing is left', async () => {
   const s = await serve();
   try {
-    const head = '--b\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\nContent-Type: video/mp4\r\n\r\n';
+    const head =
+      '--b\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\nContent-Type: video/mp4\r\n\r\n';
     const body = Buffer.from(head + 'x'.repeat(132 - head.length));
     assert.equal(body.length, 132);
-    const r = await request(`${s.url}/api/predict`, { method: 'POST', body, headers: { 'Content-Type': 'multipart/form-data; boundary=b' }, timeoutMs: 5000 });
+    const r = await request(`${s.url}/api/predict`, {
+      method: 'POST',
+      body,
+      headers: { 'Content-Type': 'multipart/form-data; boundary=b' },
+      timeoutMs: 5000,
+    });
     assert.equal(r.status, 422, JSON.stringify(r.body));
     assert.ok(r.ms < 1000, `answered in ${r.ms.toFixed(0)} ms`);
     process.stderr.write(`# unterminated multipart: 422 in ${r.ms.toFixed(0)} ms\n`);
     assert.match(r.body.error, /multipart body is malformed/);
     // Also: bytes left equal to the boundary's length (the old parser's endless loop), and a big text field before the file.
     const tricky = Buffer.from(head + 'yyyy\r\n--b');
-    assert.equal((await request(`${s.url}/api/predict`, { method: 'POST', body: tricky, headers: { 'Content-Type': 'multipart/form-data; boundary=b' }, timeoutMs: 5000 })).status, 422);
-    const field = Buffer.concat([Buffer.from(`--b\r\nContent-Disposition: form-data; name="note"\r\n\r\n${'n'.repeat(70_000)}\r\n`), multipart(video, 'clip.mp4', 'b').body]);
-    const f = await request(`${s.url}/api/predict`, { method: 'POST', body: field, headers: { 'Content-Type': 'multipart/form-data; boundary=b' }, timeoutMs: 5000 });
+    assert.equal(
+      (
+        await request(`${s.url}/api/predict`, {
+          method: 'POST',
+          body: tricky,
+          headers: { 'Content-Type': 'multipart/form-data; boundary=b' },
+          timeoutMs: 5000,
+        })
+      ).status,
+      422,
+    );
+    const field = Buffer.concat([
+      Buffer.from(`--b\r\nContent-Disposition: form-data; name="note"\r\n\r\n${'n'.repeat(70_000)}\r\n`),
+      multipart(video, 'clip.mp4', 'b').body,
+    ]);
+    const f = await request(`${s.url}/api/predict`, {
+      method: 'POST',
+      body: field,
+      headers: { 'Content-Type': 'multipart/form-data; boundary=b' },
+      timeoutMs: 5000,
+    });
     assert.equal(f.status, 202, `a long text field before the file is skipped, not fatal: ${JSON.stringify(f.body)}`);
     const h = await request(`${s.url}/api/health`, { timeoutMs: 1000 });
     assert.equal(h.status, 200);
@@ -77,7 +114,10 @@ test('playlists, lists and image patterns are refused with 422 naming the format
       return request(`${s.url}/api/predict`, { method: 'POST', body: m.body, headers: { 'Content-Type': m.type } });
     };
     // The attack of issue 23: an HLS playlist naming a video on the server's disk.
-    const hls = await send(`#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3,\nfile://${clip}\n#EXT-X-ENDLIST\n`, 'list.m3u8');
+    const hls = await send(
+      `#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3,\nfile://${clip}\n#EXT-X-ENDLIST\n`,
+      'list.m3u8',
+    );
     assert.equal(hls.status, 422, JSON.stringify(hls.body));
     assert.match(hls.body.error, /HLS playlist \(hls\)/);
     const ffconcat = await send(`ffconcat version 1.0\nfile '${clip}'\n`);
@@ -95,10 +135,25 @@ test('playlists, lists and image patterns are refused with 422 naming the format
     const listed = await send(`ffconcat version 1.0\nfile '${path.join(dir, 'img%03d.png')}'\n`);
     assert.equal(listed.status, 422);
     assert.match(listed.body.error, /concat/);
-    for (const r of [hls, ffconcat, concat, pattern, listed]) assert.ok(!JSON.stringify(r.body).includes(s.tempDir), 'no server path in the error');
+    for (const r of [hls, ffconcat, concat, pattern, listed])
+      assert.ok(!JSON.stringify(r.body).includes(s.tempDir), 'no server path in the error');
     // 700 s of raw H.264 (2 fps, no container, no duration in the metadata) against 600 s.
     const h264 = path.join(dir, 'long.h264');
-    ffmpeg('-f', 'lavfi', '-i', 'color=c=gray:size=64x48:rate=2', '-t', '700', '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'h264', h264);
+    ffmpeg(
+      '-f',
+      'lavfi',
+      '-i',
+      'color=c=gray:size=64x48:rate=2',
+      '-t',
+      '700',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-f',
+      'h264',
+      h264,
+    );
     const raw = await request(`${s.url}/api/predict`, { method: 'POST', body: fs.readFileSync(h264) });
     assert.equal(raw.status, 422, JSON.stringify(raw.body));
     assert.match(raw.body.error, /700\.0 s long; this server takes at most 600 s \(--max-seconds\)/);
@@ -127,18 +182,28 @@ test('a burst of 40 concurrent uploads on --queue 2: refusals before the body in
         await new Promise((res) => setTimeout(res, 20));
       }
     })();
-    const answers = await Promise.all(Array.from({ length: 40 }, () => request(`${s.url}/api/predict`, { method: 'POST', body: video, timeoutMs: 30_000 })));
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        request(`${s.url}/api/predict`, { method: 'POST', body: video, timeoutMs: 30_000 }),
+      ),
+    );
     bursting = false;
     await healthLoop;
     const refused = answers.filter((a) => a.status === 503);
     const accepted = answers.filter((a) => a.status === 202);
-    assert.equal(refused.length + accepted.length, 40, `other answers: ${JSON.stringify(answers.filter((a) => a.status !== 503 && a.status !== 202).map((a) => [a.status, a.error ?? a.body]))}`);
+    assert.equal(
+      refused.length + accepted.length,
+      40,
+      `other answers: ${JSON.stringify(answers.filter((a) => a.status !== 503 && a.status !== 202).map((a) => [a.status, a.error ?? a.body]))}`,
+    );
     assert.ok(accepted.length >= 1 && refused.length >= 30, `${accepted.length} accepted, ${refused.length} refused`);
     const slowest = Math.max(...refused.map((a) => a.ms));
     assert.ok(slowest < 1000, `the slowest refusal took ${slowest.toFixed(0)} ms`);
     for (const a of refused) assert.ok(Number(a.headers['retry-after']) >= 1, 'Retry-After in seconds');
     const p95 = quantile(health, 0.95);
-    process.stderr.write(`# burst of 40 on --queue 2: ${accepted.length} accepted, ${refused.length} refused (slowest ${slowest.toFixed(0)} ms); health p95 ${p95.toFixed(1)} ms over ${health.length}\n`);
+    process.stderr.write(
+      `# burst of 40 on --queue 2: ${accepted.length} accepted, ${refused.length} refused (slowest ${slowest.toFixed(0)} ms); health p95 ${p95.toFixed(1)} ms over ${health.length}\n`,
+    );
     assert.ok(health.length >= 3, `health polled ${health.length} times`);
     assert.ok(p95 < 100, `health p95 ${p95.toFixed(1)} ms`);
     for (const a of accepted) assert.equal((await waitJob(s.url, a.body.id)).status, 'done');
@@ -152,14 +217,18 @@ test('slow clients: headers that never finish are closed by the header timeout; 
   const s = await serve({ headersTimeoutMs: 1000, requestTimeoutMs: 2000, idleTimeoutMs: 1500 });
   try {
     const slowHeaders = rawConnection(port(s), 'POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n', 8000);
-    const noBody = rawConnection(port(s), 'POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\nsome', 8000);
+    const noBody = rawConnection(
+      port(s),
+      'POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\nsome',
+      8000,
+    );
     const silent = rawConnection(port(s), '', 8000);
     const [h, b, q] = await Promise.all([slowHeaders, noBody, silent]);
     assert.ok(h.closed && h.ms < 4000, `slow headers closed after ${h.ms.toFixed(0)} ms`);
     assert.ok(b.closed && b.ms < 5000, `a missing body closed after ${b.ms.toFixed(0)} ms`);
     assert.ok(q.closed && q.ms < 5000, `a silent connection closed after ${q.ms.toFixed(0)} ms`);
     await new Promise((res) => setTimeout(res, 200));
-    assert.deepEqual(uploadsLeft(s), [], 'the stalled upload\'s folder is deleted');
+    assert.deepEqual(uploadsLeft(s), [], "the stalled upload's folder is deleted");
     assert.equal((await request(`${s.url}/api/health`)).status, 200);
   } finally {
     await s.close();
@@ -175,8 +244,15 @@ test('the connection cap (256 by default, 4 here): silent connections past it ar
     assert.equal(over.status, 0, `a fifth connection is closed at once: ${JSON.stringify(over)}`);
     assert.ok(over.ms < 1000);
     const closed = await Promise.all(silent);
-    assert.ok(closed.every((c) => c.closed && c.ms < 4000), JSON.stringify(closed));
-    assert.equal((await request(`${s.url}/api/health`, { timeoutMs: 3000 })).status, 200, 'answered again once the idle ones are closed');
+    assert.ok(
+      closed.every((c) => c.closed && c.ms < 4000),
+      JSON.stringify(closed),
+    );
+    assert.equal(
+      (await request(`${s.url}/api/health`, { timeoutMs: 3000 })).status,
+      200,
+      'answered again once the idle ones are closed',
+    );
   } finally {
     await s.close();
   }
@@ -190,36 +266,80 @@ test('Host and Origin: a foreign Host is 421, a cross-origin POST 403 (text/plai
     assert.equal(foreign.status, 421);
     assert.equal((await request(`${s.url}/`, { headers: { Host: `evil.example:${u.port}` } })).status, 421);
     assert.equal((await request(`${s.url}/api/health`, { headers: { Host: `localhost:${u.port}` } })).status, 200);
-    assert.equal((await request(`${s.url}/api/health`, { headers: { Host: 'ous.example' } })).status, 200, '--public-host');
-    const text = await request(`${s.url}/api/predict`, { method: 'POST', body: video, headers: { 'Content-Type': 'text/plain', Origin: 'http://evil.example' } });
+    assert.equal(
+      (await request(`${s.url}/api/health`, { headers: { Host: 'ous.example' } })).status,
+      200,
+      '--public-host',
+    );
+    const text = await request(`${s.url}/api/predict`, {
+      method: 'POST',
+      body: video,
+      headers: { 'Content-Type': 'text/plain', Origin: 'http://evil.example' },
+    });
     assert.equal(text.status, 403);
     const m = multipart(video);
-    const form = await request(`${s.url}/api/predict`, { method: 'POST', body: m.body, headers: { 'Content-Type': m.type, Origin: 'null' } });
+    const form = await request(`${s.url}/api/predict`, {
+      method: 'POST',
+      body: m.body,
+      headers: { 'Content-Type': m.type, Origin: 'null' },
+    });
     assert.equal(form.status, 403);
-    const site = await request(`${s.url}/api/predict`, { method: 'POST', body: m.body, headers: { 'Content-Type': m.type, 'Sec-Fetch-Site': 'cross-site' } });
+    const site = await request(`${s.url}/api/predict`, {
+      method: 'POST',
+      body: m.body,
+      headers: { 'Content-Type': m.type, 'Sec-Fetch-Site': 'cross-site' },
+    });
     assert.equal(site.status, 403);
     // A page of another port on this host is another origin too.
-    assert.equal((await request(`${s.url}/api/predict`, { method: 'POST', body: video, headers: { Origin: `http://127.0.0.1:1` } })).status, 403);
-    const same = await request(`${s.url}/api/predict`, { method: 'POST', body: m.body, headers: { 'Content-Type': m.type, Origin: s.url, 'Sec-Fetch-Site': 'same-origin' } });
+    assert.equal(
+      (
+        await request(`${s.url}/api/predict`, {
+          method: 'POST',
+          body: video,
+          headers: { Origin: `http://127.0.0.1:1` },
+        })
+      ).status,
+      403,
+    );
+    const same = await request(`${s.url}/api/predict`, {
+      method: 'POST',
+      body: m.body,
+      headers: { 'Content-Type': m.type, Origin: s.url, 'Sec-Fetch-Site': 'same-origin' },
+    });
     assert.equal(same.status, 202, JSON.stringify(same.body));
     await waitJob(s.url, same.body.id);
     // Every kind of answer carries the headers.
-    const answers = [foreign, text, await request(`${s.url}/`), await request(`${s.url}/static/app.js`), await request(`${s.url}/api/health`), await request(`${s.url}/nothing`), await request(`${s.url}/api/predict`, { method: 'POST', body: Buffer.alloc(6 * 2 ** 20) })];
+    const answers = [
+      foreign,
+      text,
+      await request(`${s.url}/`),
+      await request(`${s.url}/static/app.js`),
+      await request(`${s.url}/api/health`),
+      await request(`${s.url}/nothing`),
+      await request(`${s.url}/api/predict`, { method: 'POST', body: Buffer.alloc(6 * 2 ** 20) }),
+    ];
     for (const a of answers) {
       assert.equal(a.headers['x-content-type-options'], 'nosniff', `status ${a.status}`);
-      assert.match(String(a.headers['content-security-policy']), /default-src 'none'; script-src 'self'.*frame-ancestors 'none'/);
+      assert.match(
+        String(a.headers['content-security-policy']),
+        /default-src 'none'; script-src 'self'.*frame-ancestors 'none'/,
+      );
       assert.equal(a.headers['referrer-policy'], 'no-referrer');
     }
     const fav = await request(`${s.url}/favicon.ico`);
     assert.equal(fav.status, 200);
     const model = await request(`${s.url}/api/model`);
-    assert.equal(model.body.run, 'stub', 'the worker\'s model info (the real worker names the run folder, not its path: serve.test.ts)');
+    assert.equal(
+      model.body.run,
+      'stub',
+      "the worker's model info (the real worker names the run folder, not its path: serve.test.ts)",
+    );
   } finally {
     await s.close();
   }
 });
 
-test('boxes: far larger than the frame, 1e9, or outside it are 400 at once (the CLI\'s check); a plausible one is taken', async () => {
+test("boxes: far larger than the frame, 1e9, or outside it are 400 at once (the CLI's check); a plausible one is taken", async () => {
   const s = await serve();
   try {
     for (const box of ['0,0,8000,8000', '0,0,1e9,1e9', '200,0,10,10', '1,2,3', '0,0,-5,5', 'a,b,c,d']) {
@@ -227,7 +347,10 @@ test('boxes: far larger than the frame, 1e9, or outside it are 400 at once (the 
       assert.equal(r.status, 400, `${box}: ${JSON.stringify(r.body)}`);
       assert.ok(r.ms < 2000);
     }
-    assert.match((await request(`${s.url}/api/predict?box=0,0,8000,8000`, { method: 'POST', body: video })).body.error, /larger than 2× the 96×72 frame/);
+    assert.match(
+      (await request(`${s.url}/api/predict?box=0,0,8000,8000`, { method: 'POST', body: video })).body.error,
+      /larger than 2× the 96×72 frame/,
+    );
     const ok = await request(`${s.url}/api/predict?box=-10,10,60,50`, { method: 'POST', body: video });
     assert.equal(ok.status, 202);
     await waitJob(s.url, ok.body.id);
@@ -240,13 +363,16 @@ test('boxes: far larger than the frame, 1e9, or outside it are 400 at once (the 
 /** Processes running this checkout's worker script. */
 function workersRunning(): string[] {
   const script = path.join(packageRoot(), 'dist', 'src', 'server', 'worker.js');
-  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(script);
-    } catch {
-      return false;
-    }
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(script);
+      } catch {
+        return false;
+      }
+    });
 }
 
 test('ous serve on a port in use or a bad --host: one line, exit 1, no worker left; ous predict refuses the same absurd box', async () => {
@@ -260,19 +386,33 @@ test('ous serve on a port in use or a bad --host: one line, exit 1, no worker le
       [['--host', 'no such host!', '--port', '0'], /not an address or a host name/],
     ] as const) {
       const tempBefore = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')).length;
-      const r = spawnSync(process.execPath, [CLI, 'serve', '--run', path.join(dir, 'no-run'), ...args], { encoding: 'utf8', timeout: 20_000 });
+      const r = spawnSync(process.execPath, [CLI, 'serve', '--run', path.join(dir, 'no-run'), ...args], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
       assert.equal(r.status, 1, r.stderr);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.match(r.stderr, why);
       assert.ok(!/\n\s+at /.test(r.stderr), 'no stack');
-      assert.ok(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')).length <= tempBefore, 'no temp folder left');
+      assert.ok(
+        fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')).length <= tempBefore,
+        'no temp folder left',
+      );
     }
     assert.deepEqual(workersRunning(), [], 'no worker process outlives the command');
     // The box check is the CLI's too: ous predict --box with a box that dwarfs the frame.
-    const p = spawnSync(process.execPath, [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 1e9 1e9'], { encoding: 'utf8', timeout: 20_000 });
+    const p = spawnSync(
+      process.execPath,
+      [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 1e9 1e9'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     assert.equal(p.status, 2, p.stderr);
     assert.match(p.stderr, /--box must be "x y w h" \(four numbers, in the video's pixels\), not '0 0 1e9 1e9'/); // plain decimals only
-    const big = spawnSync(process.execPath, [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 8000 8000'], { encoding: 'utf8', timeout: 20_000 });
+    const big = spawnSync(
+      process.execPath,
+      [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 8000 8000'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     assert.equal(big.status, 2, big.stderr);
     assert.match(big.stderr, /--box \[0 0 8000 8000\] is larger than 2× the 96×72 frame/);
   } finally {

@@ -13,7 +13,10 @@ export interface Answer {
 }
 
 /** One request on its own connection; never rejects; an answer not complete within `timeoutMs` is status -1. */
-export function request(url: string, opts: { method?: string; body?: Buffer; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
+export function request(
+  url: string,
+  opts: { method?: string; body?: Buffer; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<Answer> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     let settled = false;
@@ -23,18 +26,29 @@ export function request(url: string, opts: { method?: string; body?: Buffer; hea
       clearTimeout(timer);
       resolve({ ...a, ms: performance.now() - t0 });
     };
-    const req = http.request(url, { method: opts.method ?? 'GET', agent: false, headers: { ...(opts.body ? { 'Content-Length': String(opts.body.length) } : {}), ...opts.headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d) => chunks.push(d));
-      res.on('error', (e) => done({ status: 0, headers: {}, body: null, error: e.message }));
-      res.on('end', () => {
-        const data = Buffer.concat(chunks).toString('utf8');
-        let body: any = data;
-        if (data && res.headers['content-type']?.startsWith('application/json')) body = JSON.parse(data);
-        done({ status: res.statusCode!, headers: res.headers, body });
-      });
-    });
-    const timer = setTimeout(() => (req.destroy(), done({ status: -1, headers: {}, body: null, error: 'timeout' })), opts.timeoutMs ?? 30_000);
+    const req = http.request(
+      url,
+      {
+        method: opts.method ?? 'GET',
+        agent: false,
+        headers: { ...(opts.body ? { 'Content-Length': String(opts.body.length) } : {}), ...opts.headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d) => chunks.push(d));
+        res.on('error', (e) => done({ status: 0, headers: {}, body: null, error: e.message }));
+        res.on('end', () => {
+          const data = Buffer.concat(chunks).toString('utf8');
+          let body: any = data;
+          if (data && res.headers['content-type']?.startsWith('application/json')) body = JSON.parse(data);
+          done({ status: res.statusCode!, headers: res.headers, body });
+        });
+      },
+    );
+    const timer = setTimeout(
+      () => (req.destroy(), done({ status: -1, headers: {}, body: null, error: 'timeout' })),
+      opts.timeoutMs ?? 30_000,
+    );
     req.on('error', (e) => done({ status: 0, headers: {}, body: null, error: e.message }));
     req.end(opts.body);
   });
@@ -43,7 +57,9 @@ export function request(url: string, opts: { method?: string; body?: Buffer; hea
 /** A multipart/form-data body with one text field and the file `data` named `filename`. */
 export function multipart(data: Buffer, filename = 'clip.mp4', boundary = 'xYz0123'): { body: Buffer; type: string } {
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="${filename}"\r\nContent-Type: video/mp4\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="${filename}"\r\nContent-Type: video/mp4\r\n\r\n`,
+    ),
     data,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
@@ -51,7 +67,11 @@ export function multipart(data: Buffer, filename = 'clip.mp4', boundary = 'xYz01
 }
 
 /** Raw bytes on a TCP connection; resolves when the server closes it (with what it sent) or after `waitMs` (closed: false). */
-export function rawConnection(port: number, bytes: string, waitMs: number): Promise<{ closed: boolean; ms: number; got: string }> {
+export function rawConnection(
+  port: number,
+  bytes: string,
+  waitMs: number,
+): Promise<{ closed: boolean; ms: number; got: string }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
@@ -69,4 +89,5 @@ export function ffmpeg(...args: string[]): void {
   if (r.status !== 0) throw new Error(`ffmpeg ${args.join(' ')}: ${r.stderr}`);
 }
 
-export const quantile = (v: number[], q: number) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))]!;
+export const quantile = (v: number[], q: number) =>
+  [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(q * v.length))]!;

@@ -25,12 +25,41 @@ before(async () => {
   t = await tinyRun(path.join(dir, 'tiny'));
   // The talking-face clip beside its mirror image: two persons, 720×288, 6 s.
   pair = path.join(dir, 'pair.mp4');
-  const ff = spawnSync('ffmpeg', ['-v', 'error', '-y', '-i', fixture('media', 'franck_0-6s.mp4'), '-filter_complex', '[0:v]split[a][b];[b]hflip[m];[a][m]hstack', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', pair], { encoding: 'utf8' });
+  const ff = spawnSync(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      fixture('media', 'franck_0-6s.mp4'),
+      '-filter_complex',
+      '[0:v]split[a][b];[b]hflip[m];[a][m]hstack',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      pair,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(ff.status, 0, ff.stderr);
-  const r = spawnSync(process.execPath, [CLI, 'predict', pair, '--run', t.run, '--all-persons', '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, 'predict', pair, '--run', t.run, '--all-persons', '--json'], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   cli = JSON.parse(r.stdout) as Prediction;
-  server = await startServer({ run: t.run, host: '127.0.0.1', port: 0, workers: 1, queue: 4, maxUploadMb: 10, maxSeconds: 60, samples: 0, log: () => {} });
+  server = await startServer({
+    run: t.run,
+    host: '127.0.0.1',
+    port: 0,
+    workers: 1,
+    queue: 4,
+    maxUploadMb: 10,
+    maxSeconds: 60,
+    samples: 0,
+    log: () => {},
+  });
 });
 after(async () => {
   await server?.close();
@@ -52,16 +81,32 @@ test('the API: ?persons=all equals ous predict --all-persons --json; ?person=1 g
   const all = await predict('?persons=all');
   assert.equal(all.body.status, 'done', all.body.error);
   const persons = all.body.result.persons as NonNullable<Prediction['persons']>;
-  assert.deepEqual(persons.map((p) => [p.id, p.main]), cli.persons!.map((p) => [p.id, p.main]));
+  assert.deepEqual(
+    persons.map((p) => [p.id, p.main]),
+    cli.persons!.map((p) => [p.id, p.main]),
+  );
   for (const [k, p] of persons.entries()) {
     assert.equal(p.emotion, cli.persons![k]!.emotion);
-    p.windows.forEach((w, i) => assertClose(Object.values(w.probabilities), Object.values(cli.persons![k]!.windows[i]!.probabilities), { atol: 1e-6, what: `person ${k}, window ${i}` }));
+    p.windows.forEach((w, i) =>
+      assertClose(Object.values(w.probabilities), Object.values(cli.persons![k]!.windows[i]!.probabilities), {
+        atol: 1e-6,
+        what: `person ${k}, window ${i}`,
+      }),
+    );
   }
   // The windows streamed while the job ran carry their person.
   assert.deepEqual([...new Set((all.body.windows as Array<{ person: number }>).map((w) => w.person))].sort(), [0, 1]);
   const one = await predict('?person=1');
-  assert.deepEqual(one.body.result.persons.map((p: { id: number }) => p.id), [1]);
-  for (const [query, said] of [['?persons=some', /persons must be 'all'/], ['?person=x', /person must be a person's id/], ['?persons=all&box=1,1,50,50', /box is one known face/], ['?persons=all&person=0', /not both/]] as const) {
+  assert.deepEqual(
+    one.body.result.persons.map((p: { id: number }) => p.id),
+    [1],
+  );
+  for (const [query, said] of [
+    ['?persons=some', /persons must be 'all'/],
+    ['?person=x', /person must be a person's id/],
+    ['?persons=all&box=1,1,50,50', /box is one known face/],
+    ['?persons=all&person=0', /not both/],
+  ] as const) {
     const r = await fetch(`${server.url}/api/predict${query}`, { method: 'POST', body: Buffer.from('x') });
     assert.equal(r.status, 400, query);
     assert.match((await r.json()).error, said);
@@ -78,10 +123,21 @@ test('the page: every person listed with their answer, their boxes in their colo
     await page.goto(server.url);
     await page.check('#all-persons');
     await page.setInputFiles('#file', pair);
-    await page.waitForFunction(() => document.body.dataset.state === 'done' || document.body.dataset.state === 'error', undefined, { timeout: 120_000 });
-    assert.equal(await page.evaluate(() => document.body.dataset.state), 'done', (await page.textContent('#status-text')) ?? '');
+    await page.waitForFunction(
+      () => document.body.dataset.state === 'done' || document.body.dataset.state === 'error',
+      undefined,
+      { timeout: 120_000 },
+    );
+    assert.equal(
+      await page.evaluate(() => document.body.dataset.state),
+      'done',
+      (await page.textContent('#status-text')) ?? '',
+    );
     const listed = await page.$$eval('#person-list button', (bs) => bs.map((b) => b.textContent));
-    assert.deepEqual(listed.map((l) => /^person (\d+)/.exec(l ?? '')?.[1]), ['0', '1']);
+    assert.deepEqual(
+      listed.map((l) => /^person (\d+)/.exec(l ?? '')?.[1]),
+      ['0', '1'],
+    );
     for (const [k, l] of listed.entries()) assert.ok(l!.includes(cli.persons![k]!.emotion), l!);
     // The main person is shown first.
     const main = cli.persons!.find((p) => p.main)!;
@@ -96,7 +152,10 @@ test('the page: every person listed with their answer, their boxes in their colo
     await page.mouse.click(bb.x + bb.width / 2, bb.y + bb.height / 2);
     assert.equal(await page.textContent('#emotion'), other.emotion);
     assert.match((await page.textContent('#whose')) ?? '', new RegExp(`Person ${other.id}`));
-    assert.equal(await page.$eval('#person-list button.selected', (b) => (b as HTMLElement).dataset.person), String(other.id));
+    assert.equal(
+      await page.$eval('#person-list button.selected', (b) => (b as HTMLElement).dataset.person),
+      String(other.id),
+    );
     assert.equal(await page.$eval('#timeline', (s) => (s as SVGElement).dataset.windows), String(other.windows.length));
     await page.screenshot({ path: path.join(packageRoot(), 'docs', 'figures', 'serve-persons.png'), fullPage: true });
     assert.deepEqual(errors, []);

@@ -14,7 +14,15 @@ const stub = fileURLToPath(new URL('./serve-stub-worker.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function start(o: { workers?: number; queue?: number; run?: string } = {}) {
-  return JobPool.start({ run: o.run ?? 'RUN', precision: 'fp32', maxSeconds: 42, workers: o.workers ?? 1, queue: o.queue ?? 2, workerModule: stub, log: () => {} });
+  return JobPool.start({
+    run: o.run ?? 'RUN',
+    precision: 'fp32',
+    maxSeconds: 42,
+    workers: o.workers ?? 1,
+    queue: o.queue ?? 2,
+    workerModule: stub,
+    log: () => {},
+  });
 }
 
 /** A job file for the stub: how long it takes, how many windows, whether it crashes or fails. */
@@ -62,20 +70,35 @@ test('a job streams its stages with moving fractions and its windows in order; t
     assert.equal(pool.health().uploading, 2);
     b.release();
     b.release(); // twice is once
-    const job = pool.submit({ file: spec(dir, 'j1', { seconds: 1.2, windows: 4 }), name: 'clip.mp4', dir: undefined, duration: 5 });
+    const job = pool.submit({
+      file: spec(dir, 'j1', { seconds: 1.2, windows: 4 }),
+      name: 'clip.mp4',
+      dir: undefined,
+      duration: 5,
+    });
     a.release();
     const seen = await until(pool, job, (v) => v.status === 'done');
     const running = seen.filter((v) => v.status === 'running');
     const stages = [...new Set(running.map((v) => v.stage))];
-    assert.deepEqual(stages, (['decode', 'detect', 'encode', 'classify'] as const).filter((s) => stages.includes(s)), 'stages in order');
+    assert.deepEqual(
+      stages,
+      (['decode', 'detect', 'encode', 'classify'] as const).filter((s) => stages.includes(s)),
+      'stages in order',
+    );
     assert.ok(stages.length >= 3, `stages seen: ${stages}`);
     const fractions = new Set(running.filter((v) => v.stage === 'encode').map((v) => v.progress));
     assert.ok(fractions.size >= 2, `the encode percentage moves: ${[...fractions]}`);
     const partial = running.map((v) => v.windows.length);
-    assert.ok(partial.some((n) => n > 0 && n < 4), `windows arrive while the job runs: ${[...new Set(partial)]}`);
-    assert.ok(partial.every((n, i) => i === 0 || n >= partial[i - 1]!), 'windows only grow');
+    assert.ok(
+      partial.some((n) => n > 0 && n < 4),
+      `windows arrive while the job runs: ${[...new Set(partial)]}`,
+    );
+    assert.ok(
+      partial.every((n, i) => i === 0 || n >= partial[i - 1]!),
+      'windows only grow',
+    );
     const done = seen.at(-1)!;
-    assert.deepEqual(done.windows, done.result!.windows, 'the result\'s windows are the ones streamed');
+    assert.deepEqual(done.windows, done.result!.windows, "the result's windows are the ones streamed");
     for (const v of running) assert.deepEqual(v.windows, done.result!.windows.slice(0, v.windows.length));
     assert.equal(done.result!.video, 'clip.mp4', 'the result names the upload, not the server path');
     assert.equal(done.duration, 5);
@@ -96,7 +119,11 @@ test('a crashed worker fails its job and is replaced; a failure names the upload
     assert.match(c.error!, /worker stopped \(exit code 3\)/);
     assert.equal((await until(pool, next, (v) => v.status === 'done')).at(-1)!.status, 'done');
     assert.notEqual(pool.workerPids()[0], pid);
-    const bad = pool.submit({ file: spec(dir, 'bad', { fail: 'no decodable frames' }), name: 'bad.mp4', dir: undefined });
+    const bad = pool.submit({
+      file: spec(dir, 'bad', { fail: 'no decodable frames' }),
+      name: 'bad.mp4',
+      dir: undefined,
+    });
     const f = (await until(pool, bad, (v) => v.status === 'failed')).at(-1)!;
     assert.equal(f.error, 'no decodable frames in bad.mp4');
   } finally {
@@ -120,7 +147,7 @@ test('shutdown: queued jobs fail at once with a reason, a running one finishes w
     assert.equal(pool.view(running).status, 'done');
     assert.equal(pool.view(queued).status, 'failed');
     assert.match(pool.view(queued).error!, /shutting down.*send it again/);
-    assert.ok(!fs.existsSync(jobDir), 'the queued job\'s upload folder is deleted');
+    assert.ok(!fs.existsSync(jobDir), "the queued job's upload folder is deleted");
     assert.equal(pool.admit(), undefined, 'no admission while shutting down');
   } finally {
     await pool.kill();

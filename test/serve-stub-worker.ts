@@ -15,13 +15,35 @@ process.on('message', (m: ToWorker) => {
     settings = m.settings;
     if (settings.run === 'fatal') return send({ type: 'fatal', error: 'no such run', userError: true });
     // The settings come back in the model info, so a test can see they arrived over IPC.
-    return send({ type: 'ready', model: { run: 'stub', classes: ['a', 'b'], polarities: ['positive', 'negative', 'neutral'], encoder: { clipHash: 'x', precision: settings.precision, embed: 4, visionWidth: 4, frames: 4, scene: 'mask', polarityLayer: 1 }, config: { settings, env: Object.keys(process.env).filter((k) => k.startsWith('OUS_SERVE')) } } });
+    return send({
+      type: 'ready',
+      model: {
+        run: 'stub',
+        classes: ['a', 'b'],
+        polarities: ['positive', 'negative', 'neutral'],
+        encoder: {
+          clipHash: 'x',
+          precision: settings.precision,
+          embed: 4,
+          visionWidth: 4,
+          frames: 4,
+          scene: 'mask',
+          polarityLayer: 1,
+        },
+        config: { settings, env: Object.keys(process.env).filter((k) => k.startsWith('OUS_SERVE')) },
+      },
+    });
   }
   if (m.type !== 'job') return;
   chain = chain.then(async () => {
     const spec = (() => {
       try {
-        return JSON.parse(fs.readFileSync(m.file, 'utf8')) as { seconds?: number; windows?: number; crash?: boolean; fail?: string };
+        return JSON.parse(fs.readFileSync(m.file, 'utf8')) as {
+          seconds?: number;
+          windows?: number;
+          crash?: boolean;
+          fail?: string;
+        };
       } catch {
         return {};
       }
@@ -42,11 +64,36 @@ process.on('message', (m: ToWorker) => {
     const windows = [];
     for (let i = 0; i < k; i++) {
       send({ type: 'progress', id: m.id, stage: 'classify', fraction: i / k });
-      const w = { start: i, end: i + 2, emotion: i % 2 ? 'b' : 'a', probabilities: { a: 0.5 + (i % 2 ? -0.1 : 0.1), b: 0.5 - (i % 2 ? -0.1 : 0.1) }, polarity: null, sceneEffect: null, faceBox: [20, 10, 40, 40] as [number, number, number, number] };
+      const w = {
+        start: i,
+        end: i + 2,
+        emotion: i % 2 ? 'b' : 'a',
+        probabilities: { a: 0.5 + (i % 2 ? -0.1 : 0.1), b: 0.5 - (i % 2 ? -0.1 : 0.1) },
+        polarity: null,
+        sceneEffect: null,
+        faceBox: [20, 10, 40, 40] as [number, number, number, number],
+      };
       windows.push(w);
       send({ type: 'window', id: m.id, window: w, k: i, total: k });
       await sleep(step);
     }
-    send({ type: 'done', id: m.id, result: { video: m.file, emotion: 'a', probabilities: { a: 0.6, b: 0.4 }, polarity: null, sceneEffect: null, faceMissing: false, duration: k + 1, width: 96, height: 72, windows, faces: [{ time: 0, box: [20, 10, 40, 40], detected: true }], summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' } } });
+    send({
+      type: 'done',
+      id: m.id,
+      result: {
+        video: m.file,
+        emotion: 'a',
+        probabilities: { a: 0.6, b: 0.4 },
+        polarity: null,
+        sceneEffect: null,
+        faceMissing: false,
+        duration: k + 1,
+        width: 96,
+        height: 72,
+        windows,
+        faces: [{ time: 0, box: [20, 10, 40, 40], detected: true }],
+        summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' },
+      },
+    });
   });
 });

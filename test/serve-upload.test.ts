@@ -21,11 +21,15 @@ before(() => {
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A request as receiveUpload sees it: headers and a body in chunks. */
-const fakeReq = (body: Buffer, headers: Record<string, string> = {}) => Object.assign(Readable.from([body.subarray(0, 100), body.subarray(100)]), { headers }) as unknown as http.IncomingMessage;
+const fakeReq = (body: Buffer, headers: Record<string, string> = {}) =>
+  Object.assign(Readable.from([body.subarray(0, 100), body.subarray(100)]), {
+    headers,
+  }) as unknown as http.IncomingMessage;
 const fresh = () => fs.mkdtempSync(path.join(dir, 'u-'));
-const rejectsWith = (p: Promise<unknown>, status: number, re: RegExp) => assert.rejects(p, (e: unknown) => e instanceof HttpError && e.status === status && re.test(e.message));
+const rejectsWith = (p: Promise<unknown>, status: number, re: RegExp) =>
+  assert.rejects(p, (e: unknown) => e instanceof HttpError && e.status === status && re.test(e.message));
 
-test('receive: a raw body and a multipart file land in the folder under the server\'s name, complete; limits and broken forms are refused', async () => {
+test("receive: a raw body and a multipart file land in the folder under the server's name, complete; limits and broken forms are refused", async () => {
   const video = fs.readFileSync(clip);
   const d1 = fresh();
   const raw = await receiveUpload(fakeReq(video), d1, 1 << 20);
@@ -39,13 +43,32 @@ test('receive: a raw body and a multipart file land in the folder under the serv
   assert.equal(got.name, 'passwd.mp4', 'a name to show: no folders, no control characters');
   await rejectsWith(receiveUpload(fakeReq(video), fresh(), 1000), 413, /--max-upload-mb/);
   await rejectsWith(receiveUpload(fakeReq(m.body, { 'content-type': m.type }), fresh(), 1000), 413, /--max-upload-mb/);
-  await rejectsWith(receiveUpload(fakeReq(m.body.subarray(0, m.body.length - 10), { 'content-type': m.type }), fresh(), 1 << 20), 422, /malformed/);
+  await rejectsWith(
+    receiveUpload(fakeReq(m.body.subarray(0, m.body.length - 10), { 'content-type': m.type }), fresh(), 1 << 20),
+    422,
+    /malformed/,
+  );
   const noFile = Buffer.from('--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n--b--\r\n');
-  await rejectsWith(receiveUpload(fakeReq(noFile, { 'content-type': 'multipart/form-data; boundary=b' }), fresh(), 1 << 20), 422, /no file part/);
+  await rejectsWith(
+    receiveUpload(fakeReq(noFile, { 'content-type': 'multipart/form-data; boundary=b' }), fresh(), 1 << 20),
+    422,
+    /no file part/,
+  );
   await rejectsWith(receiveUpload(fakeReq(Buffer.alloc(0)), fresh(), 1 << 20), 422, /empty/);
-  await rejectsWith(receiveUpload(fakeReq(video, { 'content-type': 'multipart/form-data' }), fresh(), 1 << 20), 400, /Content-Type/);
-  const many = Buffer.from(Array.from({ length: 12 }, (_, i) => `--b\r\nContent-Disposition: form-data; name="f${i}"\r\n\r\nx\r\n`).join('') + '--b--\r\n');
-  await rejectsWith(receiveUpload(fakeReq(many, { 'content-type': 'multipart/form-data; boundary=b' }), fresh(), 1 << 20), 413, /too many/);
+  await rejectsWith(
+    receiveUpload(fakeReq(video, { 'content-type': 'multipart/form-data' }), fresh(), 1 << 20),
+    400,
+    /Content-Type/,
+  );
+  const many = Buffer.from(
+    Array.from({ length: 12 }, (_, i) => `--b\r\nContent-Disposition: form-data; name="f${i}"\r\n\r\nx\r\n`).join('') +
+      '--b--\r\n',
+  );
+  await rejectsWith(
+    receiveUpload(fakeReq(many, { 'content-type': 'multipart/form-data; boundary=b' }), fresh(), 1 << 20),
+    413,
+    /too many/,
+  );
   assert.equal(displayName(undefined), 'upload');
   assert.equal(displayName('a\u0007b\u0000.mp4'), 'ab.mp4');
   assert.equal(displayName('C:\\Users\\me\\clip.mp4'), 'clip.mp4');
@@ -56,7 +79,11 @@ test('probe: an allow-listed video is measured (size as displayed, length); a pl
   assert.equal(p.format, 'mov,mp4,m4a,3gp,3g2,mj2');
   assert.deepEqual([p.width, p.height], [96, 72]);
   assert.ok(Math.abs(p.duration - 3) < 0.2, String(p.duration));
-  await rejectsWith(probeUpload(clip, { maxBytes: Infinity, maxSeconds: 2 }), 422, /3\.0 s long; this server takes at most 2 s/);
+  await rejectsWith(
+    probeUpload(clip, { maxBytes: Infinity, maxSeconds: 2 }),
+    422,
+    /3\.0 s long; this server takes at most 2 s/,
+  );
   const rotated = path.join(dir, 'rotated.mp4');
   ffmpeg('-i', clip, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated);
   const r = await probeUpload(rotated, { maxBytes: Infinity, maxSeconds: 10 });
@@ -65,7 +92,11 @@ test('probe: an allow-listed video is measured (size as displayed, length); a pl
   // (following it would say "No such file").
   const hls = path.join(dir, 'video');
   fs.writeFileSync(hls, '#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3,\nfile:///nonexistent/x.mp4\n#EXT-X-ENDLIST\n');
-  await rejectsWith(probeUpload(hls, { maxBytes: Infinity, maxSeconds: 10 }), 422, /^the upload is an HLS playlist \(hls\)/);
+  await rejectsWith(
+    probeUpload(hls, { maxBytes: Infinity, maxSeconds: 10 }),
+    422,
+    /^the upload is an HLS playlist \(hls\)/,
+  );
   fs.writeFileSync(hls, 'just text\n');
   await rejectsWith(probeUpload(hls, { maxBytes: Infinity, maxSeconds: 10 }), 422, /not a readable video|text file/);
   const webm = path.join(dir, 'clip.webm');
@@ -78,13 +109,17 @@ test('the limiter runs at most n at once, the rest in order', async () => {
   let now = 0;
   let peak = 0;
   const order: number[] = [];
-  await Promise.all(Array.from({ length: 6 }, (_, i) => l.run(async () => {
-    now++;
-    peak = Math.max(peak, now);
-    order.push(i);
-    await new Promise((r) => setTimeout(r, 20));
-    now--;
-  })));
+  await Promise.all(
+    Array.from({ length: 6 }, (_, i) =>
+      l.run(async () => {
+        now++;
+        peak = Math.max(peak, now);
+        order.push(i);
+        await new Promise((r) => setTimeout(r, 20));
+        now--;
+      }),
+    ),
+  );
   assert.equal(peak, 2);
   assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
   assert.equal(l.inFlight, 0);

@@ -44,7 +44,10 @@ export function addonTableOps(cc: string): Map<string, number> {
       assert.ok(fn, `ops.cc: the op ${name} names ${m[2]}, whose body is not found`);
       body = fn[1]!;
     }
-    const used = [...body.matchAll(/\ba\.\w+\((\d+)(?:,\s*(\d+))?/g)].flatMap((u) => [Number(u[1]), ...(u[2] ? [Number(u[2])] : [])]);
+    const used = [...body.matchAll(/\ba\.\w+\((\d+)(?:,\s*(\d+))?/g)].flatMap((u) => [
+      Number(u[1]),
+      ...(u[2] ? [Number(u[2])] : []),
+    ]);
     assert.ok(!ops.has(name), `ops.cc: the op ${name} is in the table twice`);
     ops.set(name, used.length ? Math.max(...used) + 1 : 0);
   }
@@ -56,30 +59,40 @@ export function nativeTableDifferences(ts: string, cc: string): string[] {
   const iface = nativeInterfaceOps(ts);
   const table = addonTableOps(cc);
   const out: string[] = [];
-  for (const name of table.keys()) if (!iface.has(name)) out.push(`${name}: in ops.cc's table, not in the Native interface`);
+  for (const name of table.keys())
+    if (!iface.has(name)) out.push(`${name}: in ops.cc's table, not in the Native interface`);
   for (const [name, sig] of iface) {
     const n = table.get(name);
     if (n === undefined) out.push(`${name}: in the Native interface, not in ops.cc's table`);
-    else if (n !== sig.params) out.push(`${name}: ops.cc reads ${n} argument(s), the Native interface declares ${sig.params}`);
+    else if (n !== sig.params)
+      out.push(`${name}: ops.cc reads ${n} argument(s), the Native interface declares ${sig.params}`);
   }
   return out;
 }
 
 test('the Native interface and ops.cc export the same ops, each with the same number of arguments', () => {
   const [ts, cc] = [read('src', 'torch', 'native.ts'), read('native', 'src', 'ops.cc')];
-  assert.ok(addonTableOps(cc).size > 100, 'ops.cc: fewer than 100 ops read: the parser no longer understands the table');
+  assert.ok(
+    addonTableOps(cc).size > 100,
+    'ops.cc: fewer than 100 ops read: the parser no longer understands the table',
+  );
   assert.deepEqual(nativeTableDifferences(ts, cc), []);
 });
 
 test('the check fails when one side gains an op, loses one, or changes its arguments', () => {
   const [ts, cc] = [read('src', 'torch', 'native.ts'), read('native', 'src', 'ops.cc')];
-  const ccPlus = cc.replace('    {"liveHandles",', '    {"frobnicate", [](A& a) -> V { return a.ret(a.t(0)); }},\n    {"liveHandles",');
+  const ccPlus = cc.replace(
+    '    {"liveHandles",',
+    '    {"frobnicate", [](A& a) -> V { return a.ret(a.t(0)); }},\n    {"liveHandles",',
+  );
   assert.deepEqual(nativeTableDifferences(ts, ccPlus), ["frobnicate: in ops.cc's table, not in the Native interface"]);
   const tsPlus = ts.replace('  liveHandles(): number;', '  liveHandles(): number;\n  frobnicate(t: H): H;');
   assert.deepEqual(nativeTableDifferences(tsPlus, cc), ["frobnicate: in the Native interface, not in ops.cc's table"]);
   assert.deepEqual(nativeTableDifferences(tsPlus, ccPlus), []);
   const tsArity = ts.replace(/^ {2}getNumThreads\(\): number;/m, '  getNumThreads(t: H): number;');
-  assert.deepEqual(nativeTableDifferences(tsArity, cc), ['getNumThreads: ops.cc reads 0 argument(s), the Native interface declares 1']);
+  assert.deepEqual(nativeTableDifferences(tsArity, cc), [
+    'getNumThreads: ops.cc reads 0 argument(s), the Native interface declares 1',
+  ]);
 });
 
 test('src/torch reads no environment variable of ours; only the addon loader sets OpenMP/OpenBLAS ones', () => {
@@ -88,7 +101,16 @@ test('src/torch reads no environment variable of ours; only the addon loader set
   const loader = new Set(['native.ts', 'blas.ts']); // set before libtorch loads (src/cli/env.ts says why)
   for (const f of files) {
     const code = fs.readFileSync(path.join(dir, f), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, ''); // comments aside
-    assert.doesNotMatch(code, /\benv\.OUS_|\benv\[['"]OUS_/, `src/torch/${f} reads an OUS_ variable: read it in src/cli/env.ts and pass it down`);
-    if (!loader.has(f)) assert.doesNotMatch(code, /process\.env/, `src/torch/${f} reads process.env: read it in src/cli/env.ts and pass it down`);
+    assert.doesNotMatch(
+      code,
+      /\benv\.OUS_|\benv\[['"]OUS_/,
+      `src/torch/${f} reads an OUS_ variable: read it in src/cli/env.ts and pass it down`,
+    );
+    if (!loader.has(f))
+      assert.doesNotMatch(
+        code,
+        /process\.env/,
+        `src/torch/${f} reads process.env: read it in src/cli/env.ts and pass it down`,
+      );
   }
 });

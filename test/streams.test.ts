@@ -25,17 +25,29 @@ const video = fixture('media', 'franck_0-6s.mp4');
 test('sampling equals SPEC.md for N in {1, 5, 15, 16, 17, 100, 847}', () => {
   const T = 16;
   for (const N of [1, 5, 15, 16, 17, 100, 847]) {
-    const expected = N < T ? [...Array(T).keys()].map((i) => Math.min(i, N - 1)) : [...Array(T).keys()].map((i) => Math.floor(N / T / 2 + (i * N) / T));
+    const expected =
+      N < T
+        ? [...Array(T).keys()].map((i) => Math.min(i, N - 1))
+        : [...Array(T).keys()].map((i) => Math.floor(N / T / 2 + (i * N) / T));
     assert.deepEqual(sampleIndices(N, T, 'test'), expected, `N = ${N}`);
     const train = sampleIndices(N, T, 'train', () => 0.999);
-    if (N >= T) train.forEach((idx, i) => assert.ok(idx >= Math.floor((i * N) / T) && idx < Math.floor(((i + 1) * N) / T), `train index ${idx} outside segment ${i} for N = ${N}`));
+    if (N >= T)
+      train.forEach((idx, i) =>
+        assert.ok(
+          idx >= Math.floor((i * N) / T) && idx < Math.floor(((i + 1) * N) / T),
+          `train index ${idx} outside segment ${i} for N = ${N}`,
+        ),
+      );
   }
   assert.deepEqual(sampleIndices(100, 4, 'test'), [12, 37, 62, 87]);
   assert.throws(() => sampleIndices(0, 16), /at least one frame/);
 });
 
 test('tracks: linking by IoU, the main track, interpolation, the crop square', () => {
-  const d = (x: number, y: number, s: number, score = 0.9) => ({ box: [x, y, s, s] as [number, number, number, number], score });
+  const d = (x: number, y: number, s: number, score = 0.9) => ({
+    box: [x, y, s, s] as [number, number, number, number],
+    score,
+  });
   const tracks = linkTracks([[d(0, 0, 10), d(100, 100, 40)], [d(101, 99, 40)], [d(2, 1, 10), d(104, 100, 40)]]);
   assert.equal(tracks.length, 2);
   assert.equal(mainTrack(tracks), 1); // the big face wins
@@ -45,18 +57,30 @@ test('tracks: linking by IoU, the main track, interpolation, the crop square', (
 });
 
 test('the real video: every sampled frame has the face, boxes match those checked by eye, crops are centred', async () => {
-  const checked = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')).samples as Array<{ frame: number; box: [number, number, number, number] }>;
+  const checked = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')).samples as Array<{
+    frame: number;
+    box: [number, number, number, number];
+  }>;
   const s = await buildStreams(video, { frames: 16 });
   assert.equal(s.faceMissing, false);
-  assert.deepEqual(s.frames.map((f) => f.index), checked.map((c) => c.frame));
+  assert.deepEqual(
+    s.frames.map((f) => f.index),
+    checked.map((c) => c.frame),
+  );
   s.frames.forEach((f, i) => {
     assert.ok(f.detected, `frame ${f.index}: face detected`);
     const want = squareBox(checked[i]!.box);
     assert.ok(iou(f.box, want) > 0.8, `frame ${f.index}: crop box ${f.box} vs checked ${want}`);
     // The checked face box lies inside the crop, and the crop is centred on it (within 2 px).
     const [x, y, w, h] = checked[i]!.box;
-    assert.ok(x >= f.box[0] && y >= f.box[1] && x + w <= f.box[0] + f.box[2] && y + h <= f.box[1] + f.box[3], `frame ${f.index}: face inside the crop`);
-    assert.ok(Math.abs(x + w / 2 - (f.box[0] + f.box[2] / 2)) <= 2 && Math.abs(y + h / 2 - (f.box[1] + f.box[3] / 2)) <= 2, `frame ${f.index}: crop centred`);
+    assert.ok(
+      x >= f.box[0] && y >= f.box[1] && x + w <= f.box[0] + f.box[2] && y + h <= f.box[1] + f.box[3],
+      `frame ${f.index}: face inside the crop`,
+    );
+    assert.ok(
+      Math.abs(x + w / 2 - (f.box[0] + f.box[2] / 2)) <= 2 && Math.abs(y + h / 2 - (f.box[1] + f.box[3] / 2)) <= 2,
+      `frame ${f.index}: crop centred`,
+    );
     assert.equal(f.face.width, f.box[2]);
     // The masked scene shows CLIP's mean colour at the face centre.
     const c = (Math.round(y + h / 2) * f.scene.width + Math.round(x + w / 2)) * 3;
@@ -69,7 +93,11 @@ test('the real video: every sampled frame has the face, boxes match those checke
 });
 
 test('the real photos: every face is found (3 of 3 in the group photo)', async () => {
-  for (const [file, n] of [['trackingjs_3faces_600x346.jpg', 3], ['grace_hopper_512.jpg', 1], ['opencvdoc_smiling_man_434.jpg', 1]] as const) {
+  for (const [file, n] of [
+    ['trackingjs_3faces_600x346.jpg', 3],
+    ['grace_hopper_512.jpg', 1],
+    ['opencvdoc_smiling_man_434.jpg', 1],
+  ] as const) {
     assert.equal((await detectFaces(await readImage(fixture('media', file)))).length, n, file);
   }
 });
@@ -96,17 +124,39 @@ test('no face, huge resolution, frame folders in natural order', async () => {
   const s = await buildStreams(gen('noface.mp4'), { frames: 3 });
   assert.equal(s.faceMissing, true);
   assert.deepEqual(s.frames[0]!.box, [40, 0, 240, 240]); // the centre square
-  assert.equal(s.frames.every((f) => !f.detected), true);
-  ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=3840x2160:rate=5', '-frames:v', '2', '-pix_fmt', 'yuv420p', gen('huge.mp4'));
+  assert.equal(
+    s.frames.every((f) => !f.detected),
+    true,
+  );
+  ffmpeg(
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=3840x2160:rate=5',
+    '-frames:v',
+    '2',
+    '-pix_fmt',
+    'yuv420p',
+    gen('huge.mp4'),
+  );
   const big = await buildStreams(gen('huge.mp4'), { frames: 2, scene: 'full' });
   assert.deepEqual([big.frames[0]!.scene.width, big.frames[0]!.scene.height], [1280, 720]); // decoded scaled down
   assert.deepEqual([big.width, big.height], [3840, 2160]); // boxes and sizes are reported in the video's own pixels
   const dir = gen('frames');
   fs.mkdirSync(dir);
-  for (const i of [1, 2, 10, 11]) await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: i * 20, g: 0, b: 0 } } }).png().toFile(path.join(dir, `frame${i}.png`));
-  assert.deepEqual(listFrameFiles(dir).map((f) => path.basename(f)), ['frame1.png', 'frame2.png', 'frame10.png', 'frame11.png']);
+  for (const i of [1, 2, 10, 11])
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: i * 20, g: 0, b: 0 } } })
+      .png()
+      .toFile(path.join(dir, `frame${i}.png`));
+  assert.deepEqual(
+    listFrameFiles(dir).map((f) => path.basename(f)),
+    ['frame1.png', 'frame2.png', 'frame10.png', 'frame11.png'],
+  );
   const fromFolder = await buildStreams(dir, { frames: 4, scene: 'full' });
-  assert.deepEqual(fromFolder.frames.map((f) => f.scene.data[0]), [20, 40, 200, 220]);
+  assert.deepEqual(
+    fromFolder.frames.map((f) => f.scene.data[0]),
+    [20, 40, 200, 220],
+  );
 });
 
 test('bad input: one clear error naming the file and the reason; a batch goes on and lists the bad ones', async () => {
@@ -124,7 +174,10 @@ test('bad input: one clear error naming the file and the reason; a batch goes on
   for (const [file, why] of cases) await assert.rejects(buildStreams(file, { frames: 2 }), why);
   const batch = await buildStreamsBatch([gen('missing.mp4'), gen('noface.mp4'), gen('text.mp4')], { frames: 2 });
   assert.equal(batch.results.length, 1);
-  assert.deepEqual(batch.failed.map((f) => path.basename(f.path)), ['missing.mp4', 'text.mp4']);
+  assert.deepEqual(
+    batch.failed.map((f) => path.basename(f.path)),
+    ['missing.mp4', 'text.mp4'],
+  );
 });
 
 test('corrupt data in the middle: the frames the decoder drops are counted (against ffprobe counting the decoded frames)', async () => {
@@ -132,13 +185,33 @@ test('corrupt data in the middle: the frames the decoder drops are counted (agai
   const broken = Buffer.from(bytes);
   broken.fill(0, Math.floor(bytes.length / 2), Math.floor(bytes.length / 2) + 4000);
   fs.writeFileSync(gen('corrupt.mp4'), broken);
-  const decoded = Number(execFileSync('ffprobe', ['-v', 'quiet', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', gen('corrupt.mp4')], { encoding: 'utf8' }).trim());
+  const decoded = Number(
+    execFileSync(
+      'ffprobe',
+      [
+        '-v',
+        'quiet',
+        '-count_frames',
+        '-select_streams',
+        'v:0',
+        '-show_entries',
+        'stream=nb_read_frames',
+        '-of',
+        'csv=p=0',
+        gen('corrupt.mp4'),
+      ],
+      { encoding: 'utf8' },
+    ).trim(),
+  );
   assert.ok(decoded > 100 && decoded < 144, `ffprobe decoded ${decoded} of 144 frames`);
   const s = await buildStreams(gen('corrupt.mp4'), { frames: 4 });
   assert.equal(s.frames.length, 4);
   assert.equal(s.undecodedFrames, 144 - decoded);
   assert.equal(s.missingFrames, 0); // the sampled frames all came out (shifted past the lost ones)
-  assert.equal(undecodedWarning(s), `${gen('corrupt.mp4')}: ${144 - decoded} of 144 frames could not be decoded (truncated or corrupt file)`);
+  assert.equal(
+    undecodedWarning(s),
+    `${gen('corrupt.mp4')}: ${144 - decoded} of 144 frames could not be decoded (truncated or corrupt file)`,
+  );
   // The intact video decodes whole.
   assert.equal((await buildStreams(video, { frames: 2, scene: 'full' })).undecodedFrames, 0);
 });
@@ -146,34 +219,75 @@ test('corrupt data in the middle: the frames the decoder drops are counted (agai
 // 20 independent frames (every frame a keyframe; the index at the front, as a phone or a web
 // download writes it), cut where frame 9's packet starts (positions from ffprobe): 9 frames decode.
 function truncated(file: string): void {
-  ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=10', '-t', '2', '-pix_fmt', 'yuv420p', '-g', '1', '-movflags', '+faststart', `${file}.whole.mp4`);
-  const pos = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pos', '-of', 'csv=p=0', `${file}.whole.mp4`], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  ffmpeg(
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=64x48:rate=10',
+    '-t',
+    '2',
+    '-pix_fmt',
+    'yuv420p',
+    '-g',
+    '1',
+    '-movflags',
+    '+faststart',
+    `${file}.whole.mp4`,
+  );
+  const pos = execFileSync(
+    'ffprobe',
+    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pos', '-of', 'csv=p=0', `${file}.whole.mp4`],
+    { encoding: 'utf8' },
+  )
+    .trim()
+    .split('\n')
+    .map(Number);
   assert.equal(pos.length, 20);
   fs.writeFileSync(file, fs.readFileSync(`${file}.whole.mp4`).subarray(0, pos[9]));
 }
 
-test('a video cut in half: the missing frames are counted; ous streams warns on stderr and replaces an earlier run\'s PNGs', async () => {
+test("a video cut in half: the missing frames are counted; ous streams warns on stderr and replaces an earlier run's PNGs", async () => {
   truncated(gen('cut.mp4'));
   const s = await buildStreams(gen('cut.mp4'), { frames: 4, scene: 'full' });
   // Sampled frames 2, 7, 12, 17 (SPEC.md): 12 and 17 are past the cut and repeat frame 7.
-  assert.deepEqual(s.frames.map((f) => f.index), [2, 7, 12, 17]);
+  assert.deepEqual(
+    s.frames.map((f) => f.index),
+    [2, 7, 12, 17],
+  );
   assert.deepEqual([s.frameCount, s.undecodedFrames, s.missingFrames], [20, 11, 2]);
   assert.deepEqual(s.frames[2]!.scene.data, s.frames[1]!.scene.data);
   // The command line: one warning line; a used folder keeps only this run's stream PNGs (and files not ours).
   const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
   const out = gen('streams-out');
-  const run = (file: string, frames: number) => spawnSync(process.execPath, [cli, 'streams', file, '--out', out, '--frames', String(frames)], { encoding: 'utf8' });
+  const run = (file: string, frames: number) =>
+    spawnSync(process.execPath, [cli, 'streams', file, '--out', out, '--frames', String(frames)], { encoding: 'utf8' });
   const first = run(gen('cut.mp4.whole.mp4'), 12);
   assert.equal(first.status, 0, first.stderr);
   assert.equal(first.stderr, '');
   fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
   const second = run(gen('cut.mp4'), 4);
   assert.equal(second.status, 0, second.stderr);
-  assert.equal(second.stderr, `ous: warning: ${gen('cut.mp4')}: 11 of 20 frames could not be decoded (truncated or corrupt file); 2 of the 4 sampled frames repeat the last good one\n`);
-  assert.deepEqual(fs.readdirSync(out).sort(), ['face_00.png', 'face_01.png', 'face_02.png', 'face_03.png', 'notes.txt', 'scene_00.png', 'scene_01.png', 'scene_02.png', 'scene_03.png', 'streams.json']);
+  assert.equal(
+    second.stderr,
+    `ous: warning: ${gen('cut.mp4')}: 11 of 20 frames could not be decoded (truncated or corrupt file); 2 of the 4 sampled frames repeat the last good one\n`,
+  );
+  assert.deepEqual(fs.readdirSync(out).sort(), [
+    'face_00.png',
+    'face_01.png',
+    'face_02.png',
+    'face_03.png',
+    'notes.txt',
+    'scene_00.png',
+    'scene_01.png',
+    'scene_02.png',
+    'scene_03.png',
+    'streams.json',
+  ]);
   const meta = JSON.parse(fs.readFileSync(path.join(out, 'streams.json'), 'utf8'));
   assert.deepEqual([meta.video, meta.undecodedFrames, meta.missingFrames], [gen('cut.mp4'), 11, 2]);
-  const onFile = spawnSync(process.execPath, [cli, 'streams', gen('cut.mp4'), '--out', path.join(out, 'notes.txt')], { encoding: 'utf8' });
+  const onFile = spawnSync(process.execPath, [cli, 'streams', gen('cut.mp4'), '--out', path.join(out, 'notes.txt')], {
+    encoding: 'utf8',
+  });
   assert.equal(onFile.status, 1);
   assert.equal(onFile.stderr, `ous: streams: --out ${path.join(out, 'notes.txt')} is a file; give a folder\n`);
 });

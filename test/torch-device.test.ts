@@ -27,7 +27,10 @@ function heldTensors(m: nn.Module, prefix = ''): Array<[string, Tensor]> {
 }
 
 /** The tensors a module holds that to() would leave behind. */
-const unregistered = (m: nn.Module) => heldTensors(m).filter(([, t]) => !(t instanceof nn.Parameter || t instanceof nn.Buffer)).map(([n]) => n);
+const unregistered = (m: nn.Module) =>
+  heldTensors(m)
+    .filter(([, t]) => !(t instanceof nn.Parameter || t instanceof nn.Buffer))
+    .map(([n]) => n);
 
 const golden = JSON.parse((await import('node:fs')).readFileSync(fixture('clip-dev', 'golden.json'), 'utf8'));
 const tower = goldenTextTower();
@@ -53,7 +56,13 @@ test('every tensor a module holds is a registered parameter or buffer (so .to() 
     assert.ok(heldTensors(m).length > 0, `${name}: holds tensors`);
     // Run it in eval mode first, so that anything it caches exists; to() must drop such caches.
     m.eval();
-    noGrad(() => (m instanceof OusHead || m instanceof FaceOnlyHead ? m.forward(batch) : m instanceof PromptLearner ? m.textFeatures() : undefined));
+    noGrad(() =>
+      m instanceof OusHead || m instanceof FaceOnlyHead
+        ? m.forward(batch)
+        : m instanceof PromptLearner
+          ? m.textFeatures()
+          : undefined,
+    );
     m.to({ device: 'cpu' });
     assert.deepEqual(unregistered(m), [], `${name}: tensors that are neither Parameter nor Buffer`);
   }
@@ -63,7 +72,9 @@ test("to('meta') moves every tensor; non-persistent buffers stay out of the stat
   for (const [name, m] of models()) {
     const before = m instanceof PromptLearner ? [...m.stateDict().keys()] : undefined;
     m.to({ device: 'meta' });
-    const left = heldTensors(m).filter(([, t]) => t.device !== 'meta').map(([n, t]) => `${n} (${t.device})`);
+    const left = heldTensors(m)
+      .filter(([, t]) => t.device !== 'meta')
+      .map(([n, t]) => `${n} (${t.device})`);
     assert.deepEqual(left, [], `${name}: tensors left behind by to('meta')`);
     if (before) assert.deepEqual(before, ['ctx'], 'the prompt learner saves only its context vectors');
   }
@@ -71,20 +82,31 @@ test("to('meta') moves every tensor; non-persistent buffers stay out of the stat
 
 test('parseDevice accepts what exists and names the flag otherwise', () => {
   assert.equal(parseDevice('cpu'), 'cpu');
-  assert.throws(() => parseDevice('gpu'), (e: Error) => e instanceof UserError && e.message === "--device 'gpu': expected cpu, cuda or cuda:N");
+  assert.throws(
+    () => parseDevice('gpu'),
+    (e: Error) => e instanceof UserError && e.message === "--device 'gpu': expected cpu, cuda or cuda:N",
+  );
   assert.throws(() => parseDevice('cuda:x', '--on'), /^UserError: --on 'cuda:x': expected cpu, cuda or cuda:N$/);
   const { cuda, cudaDevices } = buildInfo();
   if (!cuda) {
-    assert.throws(() => parseDevice('cuda'), (e: Error) => e instanceof UserError && /^--device cuda: this libtorch build has no CUDA/.test(e.message));
+    assert.throws(
+      () => parseDevice('cuda'),
+      (e: Error) => e instanceof UserError && /^--device cuda: this libtorch build has no CUDA/.test(e.message),
+    );
   } else {
     assert.equal(parseDevice(`cuda:${cudaDevices - 1}`), `cuda:${cudaDevices - 1}`);
     assert.throws(() => parseDevice(`cuda:${cudaDevices}`), UserError);
   }
 });
 
-test('--device cuda without CUDA is one line from the command line', { skip: buildInfo().cuda && 'this build has CUDA' }, () => {
+test('--device cuda without CUDA is one line from the command line', {
+  skip: buildInfo().cuda && 'this build has CUDA',
+}, () => {
   const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
-  for (const args of [['predict', 'none.mp4', '--run', 'no-run', '--device', 'cuda'], ['train', '--cache', 'no-cache', '--out', 'no-run', '--device', 'cuda:1']]) {
+  for (const args of [
+    ['predict', 'none.mp4', '--run', 'no-run', '--device', 'cuda'],
+    ['train', '--cache', 'no-cache', '--out', 'no-run', '--device', 'cuda:1'],
+  ]) {
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
     assert.notEqual(r.status, 0, args.join(' '));
     const lines = r.stderr.trim().split('\n');

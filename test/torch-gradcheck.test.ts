@@ -1,6 +1,6 @@
 // Every differentiable operation and module of the engine against float64 finite differences.
 import { test } from 'node:test';
-import { F, Tensor, nn, tensor, cat, stack, where, einsum, manualSeed } from '../src/torch/index.js';
+import { F, type Tensor, nn, tensor, cat, stack, where, einsum, manualSeed } from '../src/torch/index.js';
 import { gradcheck, leaf } from './gradcheck.js';
 
 const idx = (v: number[]) => tensor(v, { dtype: 'int64' });
@@ -80,7 +80,21 @@ test('shape operations', () => {
   gradcheck('split', ([x]) => x!.split([1, 3], 2)[1]!, [a]);
   gradcheck('chunk', ([x]) => x!.chunk(2, 2)[0]!.mul(x!.chunk(2, 2)[1]!), [a]);
   gradcheck('indexSelect', ([x]) => x!.indexSelect(2, idx([3, 0, 3])), [a]);
-  gradcheck('gather', ([x]) => x!.gather(2, tensor([[[1], [0], [3]], [[2], [2], [0]]], { dtype: 'int64' })), [a]);
+  gradcheck(
+    'gather',
+    ([x]) =>
+      x!.gather(
+        2,
+        tensor(
+          [
+            [[1], [0], [3]],
+            [[2], [2], [0]],
+          ],
+          { dtype: 'int64' },
+        ),
+      ),
+    [a],
+  );
   gradcheck('index', ([x]) => x!.index(idx([1, 0]), undefined, idx([2, 2])), [a]);
   gradcheck('narrow', ([x]) => x!.narrow(1, 1, 2), [a]);
   gradcheck('select', ([x]) => x!.select(0, 1), [a]);
@@ -94,14 +108,34 @@ test('shape operations', () => {
 });
 
 test('neural-network functions', () => {
-  gradcheck('conv1d', ([x, w, b]) => F.conv1d(x!, w!, b, { padding: 1 }), [leaf([2, 3, 5], 1), leaf([4, 3, 3], 2), leaf([4], 3)]);
-  gradcheck('conv1d stride/dilation/groups', ([x, w]) => F.conv1d(x!, w!, undefined, { stride: 2, dilation: 2, groups: 2 }), [leaf([1, 4, 9], 4), leaf([2, 2, 2], 5)]);
-  gradcheck('conv2d', ([x, w, b]) => F.conv2d(x!, w!, b, { stride: 2, padding: 1 }), [leaf([1, 2, 5, 5], 6), leaf([3, 2, 3, 3], 7), leaf([3], 8)]);
+  gradcheck('conv1d', ([x, w, b]) => F.conv1d(x!, w!, b, { padding: 1 }), [
+    leaf([2, 3, 5], 1),
+    leaf([4, 3, 3], 2),
+    leaf([4], 3),
+  ]);
+  gradcheck(
+    'conv1d stride/dilation/groups',
+    ([x, w]) => F.conv1d(x!, w!, undefined, { stride: 2, dilation: 2, groups: 2 }),
+    [leaf([1, 4, 9], 4), leaf([2, 2, 2], 5)],
+  );
+  gradcheck('conv2d', ([x, w, b]) => F.conv2d(x!, w!, b, { stride: 2, padding: 1 }), [
+    leaf([1, 2, 5, 5], 6),
+    leaf([3, 2, 3, 3], 7),
+    leaf([3], 8),
+  ]);
   gradcheck('embedding', ([w]) => F.embedding(w!, idx([2, 0, 2])), [leaf([4, 3], 9)]);
   const target = idx([0, 2, 1]);
   gradcheck('crossEntropy', ([x]) => F.crossEntropy(x!, target), [leaf([3, 4], 10)]);
-  gradcheck('crossEntropy smoothing sum', ([x]) => F.crossEntropy(x!, target, { labelSmoothing: 0.2, reduction: 'sum' }), [leaf([3, 4], 11)]);
-  gradcheck('crossEntropy weighted', ([x]) => F.crossEntropy(x!, target, { weight: tensor([1, 2, 0.5, 1], { dtype: 'float64' }) }), [leaf([3, 4], 12)]);
+  gradcheck(
+    'crossEntropy smoothing sum',
+    ([x]) => F.crossEntropy(x!, target, { labelSmoothing: 0.2, reduction: 'sum' }),
+    [leaf([3, 4], 11)],
+  );
+  gradcheck(
+    'crossEntropy weighted',
+    ([x]) => F.crossEntropy(x!, target, { weight: tensor([1, 2, 0.5, 1], { dtype: 'float64' }) }),
+    [leaf([3, 4], 12)],
+  );
   gradcheck('mseLoss', ([x, y]) => F.mseLoss(x!, y!), [leaf([3, 2], 13), leaf([3, 2], 14)]);
   gradcheck('dropout (same mask each evaluation)', ([x]) => F.dropout(x!, 0.3, true), [leaf([4, 5], 15)], { seed: 7 });
   const q = leaf([2, 3, 4], 16);
@@ -110,8 +144,16 @@ test('neural-network functions', () => {
   gradcheck('scaledDotProductAttention', ([a, b, c]) => F.scaledDotProductAttention(a!, b!, c!), [q, k, v]);
   const qs = leaf([1, 4, 4], 19);
   gradcheck('attention causal', ([a]) => F.scaledDotProductAttention(a!, a!, a!, { isCausal: true }), [qs]);
-  const keepMask = tensor([[true, false, true, true, true], [true, true, true, false, false], [false, true, true, true, true]]);
-  gradcheck('attention bool mask', ([a, b, c]) => F.scaledDotProductAttention(a!, b!, c!, { attnMask: keepMask }), [q, k, v]);
+  const keepMask = tensor([
+    [true, false, true, true, true],
+    [true, true, true, false, false],
+    [false, true, true, true, true],
+  ]);
+  gradcheck('attention bool mask', ([a, b, c]) => F.scaledDotProductAttention(a!, b!, c!, { attnMask: keepMask }), [
+    q,
+    k,
+    v,
+  ]);
 });
 
 // Modules: gradients with respect to inputs and to every parameter (as float64).
@@ -123,7 +165,10 @@ function checkModule(name: string, m: nn.Module, forward: (...x: Tensor[]) => Te
     (xs) => {
       // Finite differences pass perturbed copies of a parameter: swap them in (no graph is being
       // recorded then), run, and restore. The autograd pass passes the parameters themselves.
-      const swaps = xs.slice(inputs.length).map((x, i) => [params[i]!, x] as const).filter(([p, x]) => p !== x);
+      const swaps = xs
+        .slice(inputs.length)
+        .map((x, i) => [params[i]!, x] as const)
+        .filter(([p, x]) => p !== x);
       const saved = swaps.map(([p]) => p.clone());
       swaps.forEach(([p, x]) => p.detach().copy_(x));
       try {
@@ -161,6 +206,12 @@ test('LSTM: inputs and every weight', () => {
 test('MultiheadAttention: inputs and weights, with a key padding mask', () => {
   manualSeed(2);
   const mha = new nn.MultiheadAttention(4, 2);
-  const pad = tensor([[false, false, true], [false, false, false]]);
-  checkModule('MultiheadAttention', mha, (q, kv) => mha.forward(q, kv, kv, { keyPaddingMask: pad }), [leaf([2, 2, 4], 8), leaf([3, 2, 4], 9)]);
+  const pad = tensor([
+    [false, false, true],
+    [false, false, false],
+  ]);
+  checkModule('MultiheadAttention', mha, (q, kv) => mha.forward(q, kv, kv, { keyPaddingMask: pad }), [
+    leaf([2, 2, 4], 8),
+    leaf([3, 2, 4], 9),
+  ]);
 });

@@ -1,14 +1,22 @@
 // Optimizers and schedulers against their update rules computed by hand in plain JS doubles.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { Tensor, tensor, optim, tidy } from '../src/torch/index.js';
+import { type Tensor, tensor, optim, tidy } from '../src/torch/index.js';
 import { assertClose } from './helpers.js';
 
 // A small least-squares problem: loss(w) = Σ_i (x_i·w − y_i)², gradient 2Xᵀ(Xw − y).
-const X = [[1, 2], [3, -1], [0.5, 0.5]];
+const X = [
+  [1, 2],
+  [3, -1],
+  [0.5, 0.5],
+];
 const Y = [1, 2, -1];
 function lossOf(w: Tensor): Tensor {
-  return tensor(X, { dtype: 'float64' }).matmul(w).sub(tensor(Y, { dtype: 'float64' })).pow(2).sum();
+  return tensor(X, { dtype: 'float64' })
+    .matmul(w)
+    .sub(tensor(Y, { dtype: 'float64' }))
+    .pow(2)
+    .sum();
 }
 function gradByHand(w: number[]): number[] {
   const r = X.map((row, i) => row[0]! * w[0]! + row[1]! * w[1]! - Y[i]!);
@@ -28,10 +36,16 @@ function run(opt: optim.Optimizer<{ lr: number }>, w: Tensor, steps: number): nu
 }
 
 test('Adam: first steps equal the update rule by hand (with L2 weight decay)', () => {
-  const lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.05;
+  const lr = 0.1,
+    b1 = 0.9,
+    b2 = 0.999,
+    eps = 1e-8,
+    wd = 0.05;
   const w = tensor([0.3, -0.2], { dtype: 'float64', requiresGrad: true });
   const got = run(new optim.Adam([w], { lr, betas: [b1, b2], eps, weightDecay: wd }), w, 4);
-  let p = [0.3, -0.2], m = [0, 0], v = [0, 0];
+  let p = [0.3, -0.2],
+    m = [0, 0],
+    v = [0, 0];
   for (let t = 1; t <= 4; t++) {
     const g = gradByHand(p).map((gi, i) => gi + wd * p[i]!);
     m = m.map((mi, i) => b1 * mi + (1 - b1) * g[i]!);
@@ -42,10 +56,16 @@ test('Adam: first steps equal the update rule by hand (with L2 weight decay)', (
 });
 
 test('AdamW: decoupled weight decay', () => {
-  const lr = 0.05, b1 = 0.8, b2 = 0.99, eps = 1e-8, wd = 0.1;
+  const lr = 0.05,
+    b1 = 0.8,
+    b2 = 0.99,
+    eps = 1e-8,
+    wd = 0.1;
   const w = tensor([1, 2], { dtype: 'float64', requiresGrad: true });
   const got = run(new optim.AdamW([w], { lr, betas: [b1, b2], eps, weightDecay: wd }), w, 3);
-  let p = [1, 2], m = [0, 0], v = [0, 0];
+  let p = [1, 2],
+    m = [0, 0],
+    v = [0, 0];
   for (let t = 1; t <= 3; t++) {
     const g = gradByHand(p);
     p = p.map((pi) => pi * (1 - lr * wd));
@@ -57,11 +77,19 @@ test('AdamW: decoupled weight decay', () => {
 });
 
 test('SGD: momentum, dampening, Nesterov and weight decay', () => {
-  const lr = 0.01, mu = 0.9, damp = 0.1, wd = 0.01;
+  const lr = 0.01,
+    mu = 0.9,
+    damp = 0.1,
+    wd = 0.01;
   for (const nesterov of [false, true]) {
     const w = tensor([0.5, 0.5], { dtype: 'float64', requiresGrad: true });
-    const got = run(new optim.SGD([w], { lr, momentum: mu, dampening: nesterov ? 0 : damp, weightDecay: wd, nesterov }), w, 3);
-    let p = [0.5, 0.5], buf = [0, 0];
+    const got = run(
+      new optim.SGD([w], { lr, momentum: mu, dampening: nesterov ? 0 : damp, weightDecay: wd, nesterov }),
+      w,
+      3,
+    );
+    let p = [0.5, 0.5],
+      buf = [0, 0];
     for (let t = 1; t <= 3; t++) {
       const d = gradByHand(p).map((gi, i) => gi + wd * p[i]!);
       buf = t === 1 ? d : buf.map((b, i) => mu * b + (1 - (nesterov ? 0 : damp)) * d[i]!);
@@ -105,13 +133,23 @@ test('StepLR and CosineAnnealingLR follow their formulas', () => {
   const o = new optim.SGD([w], { lr: 1 });
   const step = new optim.StepLR(o, 2, 0.5);
   const lrs = [];
-  for (let e = 0; e < 5; e++) { step.step(); lrs.push(o.paramGroups[0]!.hyper.lr); }
+  for (let e = 0; e < 5; e++) {
+    step.step();
+    lrs.push(o.paramGroups[0]!.hyper.lr);
+  }
   assert.deepEqual(lrs, [1, 0.5, 0.5, 0.25, 0.25]);
   const o2 = new optim.SGD([w], { lr: 0.1 });
   const cos = new optim.CosineAnnealingLR(o2, 4, 0.01);
   const got = [];
-  for (let e = 0; e < 4; e++) { cos.step(); got.push(o2.paramGroups[0]!.hyper.lr); }
-  assertClose(got, [1, 2, 3, 4].map((e) => 0.01 + (0.09 * (1 + Math.cos((Math.PI * e) / 4))) / 2), { atol: 1e-15 });
+  for (let e = 0; e < 4; e++) {
+    cos.step();
+    got.push(o2.paramGroups[0]!.hyper.lr);
+  }
+  assertClose(
+    got,
+    [1, 2, 3, 4].map((e) => 0.01 + (0.09 * (1 + Math.cos((Math.PI * e) / 4))) / 2),
+    { atol: 1e-15 },
+  );
 });
 
 test('ReduceLROnPlateau: patience, threshold, cooldown and the floor', () => {
@@ -124,6 +162,12 @@ test('ReduceLROnPlateau: patience, threshold, cooldown and the floor', () => {
   // Bad epochs: 1, 2, 3 -> reduce after the 3rd bad (epoch index 3); epoch 4 improves (0.5);
   // 5, 6, 7 bad -> reduce at index 7; cooldown 1 swallows index 8; 9, 10, 11 bad -> 0.002/27 is
   // below minLr, so index 11 lands on the 1e-4 floor and stays there.
-  const third = 0.002 / 3, ninth = 0.002 / 9, floor = 1e-4;
-  assertClose(lrs, [0.002, 0.002, 0.002, third, third, third, third, ninth, ninth, ninth, ninth, floor, floor, floor, floor, floor], { rtol: 1e-12 });
+  const third = 0.002 / 3,
+    ninth = 0.002 / 9,
+    floor = 1e-4;
+  assertClose(
+    lrs,
+    [0.002, 0.002, 0.002, third, third, third, third, ninth, ninth, ninth, ninth, floor, floor, floor, floor, floor],
+    { rtol: 1e-12 },
+  );
 });

@@ -2,7 +2,7 @@
 // and gradients (fixtures/torch/reference.safetensors, made by scripts/make_torch_fixtures.py).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { F, Tensor, nn, loadSafetensors, tensor } from '../src/torch/index.js';
+import { F, type Tensor, nn, loadSafetensors, tensor } from '../src/torch/index.js';
 import { assertClose, fixture } from './helpers.js';
 
 const ref = loadSafetensors(fixture('torch', 'reference.safetensors'));

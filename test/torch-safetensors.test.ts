@@ -5,7 +5,14 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { tensor, loadSafetensors, saveSafetensors, readSafetensorsHeader, randn, manualSeed } from '../src/torch/index.js';
+import {
+  tensor,
+  loadSafetensors,
+  saveSafetensors,
+  readSafetensorsHeader,
+  randn,
+  manualSeed,
+} from '../src/torch/index.js';
 import { fixture } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-st-'));
@@ -52,14 +59,22 @@ test('reads the hand-written CLIP fixture (142 F32 tensors, a [] scalar)', () =>
 test('offsets past 2 GiB (a sparse file) are read exactly', () => {
   const file = path.join(tmp, 'big.safetensors');
   const pad = 2 ** 31 + 24; // a 2 GiB+ U8 tensor that is never read
-  const header = JSON.stringify({ pad: { dtype: 'U8', shape: [pad], data_offsets: [0, pad] }, x: { dtype: 'F32', shape: [3], data_offsets: [pad, pad + 12] } });
+  const header = JSON.stringify({
+    pad: { dtype: 'U8', shape: [pad], data_offsets: [0, pad] },
+    x: { dtype: 'F32', shape: [3], data_offsets: [pad, pad + 12] },
+  });
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(header.length));
   fs.writeFileSync(file, Buffer.concat([len, Buffer.from(header)]));
   const fd = fs.openSync(file, 'r+');
   fs.writeSync(fd, Buffer.from(new Float32Array([1.5, -2, 3]).buffer), 0, 12, 8 + header.length + pad);
   fs.closeSync(fd);
-  assert.deepEqual(loadSafetensors(file, { only: ['x'] }).get('x')!.toFlatArray(), [1.5, -2, 3]);
+  assert.deepEqual(
+    loadSafetensors(file, { only: ['x'] })
+      .get('x')!
+      .toFlatArray(),
+    [1.5, -2, 3],
+  );
   fs.rmSync(file);
 });
 
@@ -70,13 +85,31 @@ test('broken files give errors that name the file and the problem', () => {
     len.writeBigUInt64LE(BigInt(json.length));
     return Buffer.concat([len, Buffer.from(json), Buffer.alloc(extra)]);
   };
-  assert.throws(() => readSafetensorsHeader(path.join(tmp, 'nope.safetensors')), /cannot open .*nope\.safetensors: ENOENT/);
-  assert.throws(() => readSafetensorsHeader(write('short', Buffer.from([1, 2]))), /short: not a valid safetensors file: the file has 2 bytes/);
-  assert.throws(() => readSafetensorsHeader(write('len', withHeader('{}').fill(0xff, 0, 8))), /header length .* does not fit/);
+  assert.throws(
+    () => readSafetensorsHeader(path.join(tmp, 'nope.safetensors')),
+    /cannot open .*nope\.safetensors: ENOENT/,
+  );
+  assert.throws(
+    () => readSafetensorsHeader(write('short', Buffer.from([1, 2]))),
+    /short: not a valid safetensors file: the file has 2 bytes/,
+  );
+  assert.throws(
+    () => readSafetensorsHeader(write('len', withHeader('{}').fill(0xff, 0, 8))),
+    /header length .* does not fit/,
+  );
   assert.throws(() => readSafetensorsHeader(write('json', withHeader('{"a":'))), /the header is not JSON/);
-  assert.throws(() => readSafetensorsHeader(write('dtype', withHeader('{"a":{"dtype":"Q8","shape":[1],"data_offsets":[0,1]}}', 1))), /tensor 'a' has unsupported dtype "Q8"/);
-  assert.throws(() => readSafetensorsHeader(write('span', withHeader('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', 4))), /spans 4 bytes, its dtype and shape need 8/);
-  assert.throws(() => readSafetensorsHeader(write('past', withHeader('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', 4))), /outside the 4-byte data section/);
+  assert.throws(
+    () => readSafetensorsHeader(write('dtype', withHeader('{"a":{"dtype":"Q8","shape":[1],"data_offsets":[0,1]}}', 1))),
+    /tensor 'a' has unsupported dtype "Q8"/,
+  );
+  assert.throws(
+    () => readSafetensorsHeader(write('span', withHeader('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', 4))),
+    /spans 4 bytes, its dtype and shape need 8/,
+  );
+  assert.throws(
+    () => readSafetensorsHeader(write('past', withHeader('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', 4))),
+    /outside the 4-byte data section/,
+  );
   const ok = path.join(tmp, 'ok.safetensors');
   saveSafetensors(ok, { a: tensor([1]) });
   assert.throws(() => loadSafetensors(ok, { only: ['b'] }), /ok\.safetensors: no tensor named 'b'/);

@@ -3,22 +3,50 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
-  F, Tensor, tensor, zeros, ones, full, arange, randn, rand, randint, randperm, manualSeed, tidy, keep, noGrad,
-  isGradEnabled, cat, setNumThreads, getNumThreads, buildInfo,
+  F,
+  type Tensor,
+  tensor,
+  zeros,
+  ones,
+  full,
+  arange,
+  randn,
+  rand,
+  randint,
+  randperm,
+  manualSeed,
+  tidy,
+  keep,
+  noGrad,
+  isGradEnabled,
+  cat,
+  setNumThreads,
+  getNumThreads,
+  buildInfo,
 } from '../src/torch/index.js';
 import { assertClose } from './helpers.js';
 
 test('creation: nested arrays, typed arrays, shapes and dtypes', () => {
-  const t = tensor([[1, 2, 3], [4, 5, 6]]);
+  const t = tensor([
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
   assert.deepEqual(t.shape, [2, 3]);
   assert.equal(t.dtype, 'float32');
-  assert.deepEqual(t.toArray(), [[1, 2, 3], [4, 5, 6]]);
+  assert.deepEqual(t.toArray(), [
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
   assert.equal(tensor([true, false]).dtype, 'bool');
   assert.equal(tensor(7).item(), 7);
   assert.deepEqual(tensor(7).shape, []);
   assert.throws(() => tensor([[1, 2], [3]]), /ragged/);
   const f = tensor(new Float32Array([1, 2, 3, 4, 5, 6]), { shape: [3, 2] });
-  assert.deepEqual(f.toArray(), [[1, 2], [3, 4], [5, 6]]);
+  assert.deepEqual(f.toArray(), [
+    [1, 2],
+    [3, 4],
+    [5, 6],
+  ]);
   const big = tensor(new BigInt64Array([1n, -2n, 9007199254740991n]));
   assert.equal(big.dtype, 'int64');
   assert.deepEqual([...(big.toTypedArray() as BigInt64Array)], [1n, -2n, 9007199254740991n]);
@@ -56,11 +84,25 @@ test('random: seeded generators repeat, ranges hold', () => {
 
 test('closed forms: softmax, logSoftmax, layerNorm, var, cross-entropy, cosine, GELU', () => {
   // softmax([0, ln 2, ln 3]) = [1, 2, 3] / 6.
-  assertClose(tensor([0, Math.log(2), Math.log(3)]).softmax(0).toFlatArray(), [1 / 6, 2 / 6, 3 / 6], { atol: 1e-7 });
-  assertClose(tensor([0, Math.log(2), Math.log(3)]).logSoftmax(0).toFlatArray(), [Math.log(1 / 6), Math.log(2 / 6), Math.log(3 / 6)], { atol: 1e-6 });
+  assertClose(
+    tensor([0, Math.log(2), Math.log(3)])
+      .softmax(0)
+      .toFlatArray(),
+    [1 / 6, 2 / 6, 3 / 6],
+    { atol: 1e-7 },
+  );
+  assertClose(
+    tensor([0, Math.log(2), Math.log(3)])
+      .logSoftmax(0)
+      .toFlatArray(),
+    [Math.log(1 / 6), Math.log(2 / 6), Math.log(3 / 6)],
+    { atol: 1e-6 },
+  );
   // layerNorm([1, 2, 3, 4]): mean 2.5, biased variance 1.25.
   const s = Math.sqrt(1.25 + 1e-5);
-  assertClose(F.layerNorm(tensor([1, 2, 3, 4]), [4]).toFlatArray(), [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s], { atol: 1e-6 });
+  assertClose(F.layerNorm(tensor([1, 2, 3, 4]), [4]).toFlatArray(), [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s], {
+    atol: 1e-6,
+  });
   const lnw = F.layerNorm(tensor([1, 2, 3, 4]), [4], tensor([2, 2, 2, 2]), tensor([1, 1, 1, 1]));
   assertClose(lnw.toFlatArray(), [1 - 3 / s, 1 - 1 / s, 1 + 1 / s, 1 + 3 / s], { atol: 1e-6 });
   assert.equal(tensor([1, 2, 3, 4]).var().item(), Math.fround(5 / 3));
@@ -77,7 +119,11 @@ test('closed forms: softmax, logSoftmax, layerNorm, var, cross-entropy, cosine, 
   // autograd (quickGelu runs in place when no gradient is tracked) and leaving its input unchanged.
   const xs = [-6, -1.5, -0.25, 0, 0.5, 2, 7];
   const sig = (v: number) => 1 / (1 + Math.exp(-v));
-  assertClose(tensor(xs, { dtype: 'float64' }).silu().toFlatArray(), xs.map((v) => v * sig(v)), { atol: 1e-14 });
+  assertClose(
+    tensor(xs, { dtype: 'float64' }).silu().toFlatArray(),
+    xs.map((v) => v * sig(v)),
+    { atol: 1e-14 },
+  );
   const quick = xs.map((v) => v * sig(1.702 * v));
   const x64 = tensor(xs, { dtype: 'float64' });
   assertClose(noGrad(() => F.quickGelu(x64)).toFlatArray(), quick, { atol: 1e-14 });
@@ -86,7 +132,10 @@ test('closed forms: softmax, logSoftmax, layerNorm, var, cross-entropy, cosine, 
 });
 
 test('reductions and indexing by hand', () => {
-  const t = tensor([[1, 5, 3], [4, 2, 6]]);
+  const t = tensor([
+    [1, 5, 3],
+    [4, 2, 6],
+  ]);
   assert.deepEqual(t.sum(0).toFlatArray(), [5, 7, 9]);
   assert.deepEqual(t.mean(1).toFlatArray(), [3, 4]);
   assert.deepEqual(t.argmax(1).toFlatArray(), [1, 2]);
@@ -94,8 +143,15 @@ test('reductions and indexing by hand', () => {
   assert.equal(t.max().item(), 6);
   assert.deepEqual(t.sort(1).values.toFlatArray(), [1, 3, 5, 2, 4, 6]);
   assert.deepEqual(t.index(tensor([true, false])).toArray(), [[1, 5, 3]]);
-  assert.deepEqual(t.transpose(0, 1).toArray(), [[1, 4], [5, 2], [3, 6]]);
-  assert.deepEqual(t.slice(1, 0, 3, 2).toArray(), [[1, 3], [4, 6]]);
+  assert.deepEqual(t.transpose(0, 1).toArray(), [
+    [1, 4],
+    [5, 2],
+    [3, 6],
+  ]);
+  assert.deepEqual(t.slice(1, 0, 3, 2).toArray(), [
+    [1, 3],
+    [4, 6],
+  ]);
   assert.deepEqual(cat([t, t], 0).shape, [4, 3]);
   assert.deepEqual(t.matmul(tensor([[1], [0], [1]])).toFlatArray(), [4, 10]);
 });
@@ -120,7 +176,14 @@ test('scopes: tidy frees what it does not return, keep() survives, results move 
   assert.throws(() => tidy(() => Promise.resolve(1) as never), /synchronous/);
   // A throwing fn still frees its tensors.
   let leaked!: Tensor;
-  assert.throws(() => tidy(() => { leaked = ones([1]); throw new Error('boom'); }), /boom/);
+  assert.throws(
+    () =>
+      tidy(() => {
+        leaked = ones([1]);
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   assert.equal(leaked.isDisposed, true);
 });
 
@@ -148,7 +211,10 @@ test('autograd: backward, grad, detach, noGrad', () => {
 test('user errors throw JavaScript errors with libtorch messages', () => {
   assert.throws(() => ones([2, 3]).matmul(ones([2, 3])), /mat1 and mat2 shapes cannot be multiplied \(2x3 and 2x3\)/);
   assert.throws(() => ones([2]).add(ones([3])), /size of tensor a \(2\) must match/);
-  assert.throws(() => tensor([1, 2], { requiresGrad: true }).mul(2).backward(), /grad can be implicitly created only for scalar outputs/);
+  assert.throws(
+    () => tensor([1, 2], { requiresGrad: true }).mul(2).backward(),
+    /grad can be implicitly created only for scalar outputs/,
+  );
   assert.throws(() => F.crossEntropy(ones([2, 3]), ones([2])), /expected scalar type Long|Expected.*Long|nll_loss/i);
   assert.throws(() => ones([2, 3]).view(4), /shape '\[4\]' is invalid for input of size 6/);
   assert.throws(() => ones([2]).to('cuda').item(), /CUDA|cuda/);
@@ -165,9 +231,21 @@ test('threads and build information', () => {
 });
 
 test('pad, in-place clamp and the channels-last layout, by hand', () => {
-  const x = tensor([[1, 2], [3, 4]]).view(1, 1, 2, 2);
+  const x = tensor([
+    [1, 2],
+    [3, 4],
+  ]).view(1, 1, 2, 2);
   // [left, right, top, bottom]: one column left, none right, none top, two rows below, filled with 9
-  assert.deepEqual(F.pad(x, [1, 0, 0, 2], 9).toArray(), [[[[9, 1, 2], [9, 3, 4], [9, 9, 9], [9, 9, 9]]]]);
+  assert.deepEqual(F.pad(x, [1, 0, 0, 2], 9).toArray(), [
+    [
+      [
+        [9, 1, 2],
+        [9, 3, 4],
+        [9, 9, 9],
+        [9, 9, 9],
+      ],
+    ],
+  ]);
   const y = tensor([-3, 0.5, 7, 6]);
   assert.equal(y.clamp_(0, 6), y);
   assert.deepEqual(y.toArray(), [0, 0.5, 6, 6]);

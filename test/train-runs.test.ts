@@ -17,9 +17,18 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-train-runs-'));
 const at = (...p: string[]) => path.join(dir, ...p);
 const base = { ous: { tfeLayers: 1, promptLength: 2, heads: 2 }, train: { epochs: 1 } };
 /** The base settings with these on top. */
-const over = (ous: Partial<OusConfig>, train: Partial<TrainConfig> = {}) => ({ ous: { ...base.ous, ...ous }, train: { ...base.train, ...train } });
+const over = (ous: Partial<OusConfig>, train: Partial<TrainConfig> = {}) => ({
+  ous: { ...base.ous, ...ous },
+  train: { ...base.train, ...train },
+});
 const lines = (f: string) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
-const opts = (out: string, extra: Partial<Parameters<typeof trainRun>[0]> = {}) => ({ cache: at('c7'), out, overrides: base, log: () => {}, ...extra });
+const opts = (out: string, extra: Partial<Parameters<typeof trainRun>[0]> = {}) => ({
+  cache: at('c7'),
+  out,
+  overrides: base,
+  log: () => {},
+  ...extra,
+});
 
 before(async () => {
   tinyCache(at('c7'));
@@ -29,7 +38,11 @@ before(async () => {
 
 test('an existing run is not overwritten without --force, and --force replaces it', async () => {
   const ckpt = fs.readFileSync(at('run', 'checkpoint.safetensors'));
-  await assert.rejects(trainRun(opts(at('run'))), (e: Error) => e instanceof UserError && /already holds a run \(1 epochs\): pass --resume .* --force/.test(e.message));
+  await assert.rejects(
+    trainRun(opts(at('run'))),
+    (e: Error) =>
+      e instanceof UserError && /already holds a run \(1 epochs\): pass --resume .* --force/.test(e.message),
+  );
   assert.deepEqual(fs.readFileSync(at('run', 'checkpoint.safetensors')), ckpt);
   fs.cpSync(at('run'), at('forced'), { recursive: true });
   fs.appendFileSync(at('forced', 'metrics.jsonl'), fs.readFileSync(at('forced', 'metrics.jsonl'))); // looks like 2 epochs
@@ -39,9 +52,19 @@ test('an existing run is not overwritten without --force, and --force replaces i
 });
 
 test('--resume refuses another cache or another config, naming each difference', async () => {
-  await assert.rejects(trainRun(opts(at('run'), { resume: true, cache: at('c7b') })), /cache \(run: ".*c7", now: ".*c7b"\)/);
-  await assert.rejects(trainRun(opts(at('run'), { resume: true, overrides: over({ promptLength: 3 }, { lr: 0.1 }) })), (e: Error) => /ous\.promptLength \(run: 2, now: 3\)/.test(e.message) && /train\.lr \(run: 0\.002, now: 0\.1\)/.test(e.message));
-  await assert.rejects(trainRun(opts(at('run'), { resume: true, model: 'face-only' })), /ous\.model \(run: "ous", now: "face-only"\)/);
+  await assert.rejects(
+    trainRun(opts(at('run'), { resume: true, cache: at('c7b') })),
+    /cache \(run: ".*c7", now: ".*c7b"\)/,
+  );
+  await assert.rejects(
+    trainRun(opts(at('run'), { resume: true, overrides: over({ promptLength: 3 }, { lr: 0.1 }) })),
+    (e: Error) =>
+      /ous\.promptLength \(run: 2, now: 3\)/.test(e.message) && /train\.lr \(run: 0\.002, now: 0\.1\)/.test(e.message),
+  );
+  await assert.rejects(
+    trainRun(opts(at('run'), { resume: true, model: 'face-only' })),
+    /ous\.model \(run: "ous", now: "face-only"\)/,
+  );
   await assert.rejects(trainRun(opts(at('run'), { resume: true, seed: 5 })), /train\.seed \(run: 0, now: 5\)/);
 });
 
@@ -55,17 +78,32 @@ test('--resume with a larger epochs trains on and records it in config.json', as
   assert.equal(conf.resumes.length, 1);
   assert.deepEqual([conf.resumes[0].afterEpoch, ...conf.resumes[0].epochs], [1, 1, 3]);
   // A smaller limit is a difference like any other.
-  await assert.rejects(trainRun(opts(at('longer'), { resume: true, overrides: over({}, { epochs: 2 }) })), /train\.epochs \(run: 3, now: 2\)/);
+  await assert.rejects(
+    trainRun(opts(at('longer'), { resume: true, overrides: over({}, { epochs: 2 }) })),
+    /train\.epochs \(run: 3, now: 2\)/,
+  );
 });
 
 test('3 class names on a 7-class cache, or heads that do not divide E: refused before the run folder exists', async () => {
-  await assert.rejects(trainRun(opts(at('classes'), { overrides: over({ classNames: ['a', 'b', 'c'], polarityOfClass: [0, 1, 2] }) })), /classNames comes from the cache \(.*c7: \["happy",.*"fear"\]\), not \["a","b","c"\]/);
+  await assert.rejects(
+    trainRun(opts(at('classes'), { overrides: over({ classNames: ['a', 'b', 'c'], polarityOfClass: [0, 1, 2] }) })),
+    /classNames comes from the cache \(.*c7: \["happy",.*"fear"\]\), not \["a","b","c"\]/,
+  );
   assert.equal(fs.existsSync(at('classes')), false);
-  await assert.rejects(trainRun(opts(at('heads'), { overrides: over({ heads: 3 }) })), /heads = 3 does not divide the encoder width E = 32/);
+  await assert.rejects(
+    trainRun(opts(at('heads'), { overrides: over({ heads: 3 }) })),
+    /heads = 3 does not divide the encoder width E = 32/,
+  );
   assert.equal(fs.existsSync(at('heads')), false);
 });
 
 test('a run that diverges before its first epoch ends says there is no checkpoint', async () => {
-  await assert.rejects(trainRun(opts(at('diverged'), { overrides: over({}, { lr: 1e308 }) })), (e: Error) => e instanceof UserError && /No epoch finished, so there is no checkpoint/.test(e.message) && !/is kept/.test(e.message));
+  await assert.rejects(
+    trainRun(opts(at('diverged'), { overrides: over({}, { lr: 1e308 }) })),
+    (e: Error) =>
+      e instanceof UserError &&
+      /No epoch finished, so there is no checkpoint/.test(e.message) &&
+      !/is kept/.test(e.message),
+  );
   assert.equal(fs.existsSync(at('diverged', 'checkpoint.safetensors')), false);
 });

@@ -26,17 +26,35 @@ function synthetic(perClass: number, seed: number): TensorDataset {
   const E = 32;
   const protos = randn([7, E]).mul(2);
   const labels = Array.from({ length: 7 * perClass }, (_, i) => i % 7);
-  const face = noGrad(() => protos.indexSelect(0, tensor(labels, { dtype: 'int64' })).unsqueeze(1).expand(-1, T, -1).add(randn([labels.length, T, E])));
+  const face = noGrad(() =>
+    protos
+      .indexSelect(0, tensor(labels, { dtype: 'int64' }))
+      .unsqueeze(1)
+      .expand(-1, T, -1)
+      .add(randn([labels.length, T, E])),
+  );
   return new TensorDataset(face, randn([labels.length, T, E]), randn([labels.length, T, 128]), labels);
 }
 
-const ousBase = { classNames: golden.coop.classnames, promptLength: 4, frames: 4, tfeLayers: 2, tfeQueries: 4, heads: 2 };
+const ousBase = {
+  classNames: golden.coop.classnames,
+  promptLength: 4,
+  frames: 4,
+  tfeLayers: 2,
+  tfeQueries: 4,
+  heads: 2,
+};
 const dims = { embed: 32, visionWidth: 128 };
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ous-train-'));
 
 test('metrics by hand: UAR, WAR, per-class recall, confusion', () => {
   const m = metricsOf([0, 0, 0, 1, 2, 2], [0, 1, 0, 1, 2, 0], 4);
-  assert.deepEqual(m.confusion, [[2, 1, 0, 0], [0, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]);
+  assert.deepEqual(m.confusion, [
+    [2, 1, 0, 0],
+    [0, 1, 0, 0],
+    [1, 0, 1, 0],
+    [0, 0, 0, 0],
+  ]);
   assert.equal(m.war, 4 / 6);
   assert.deepEqual(m.perClassRecall.slice(0, 3), [2 / 3, 1, 1 / 2]);
   assert.ok(Number.isNaN(m.perClassRecall[3]!));
@@ -51,7 +69,10 @@ test('stratified split: about 10% of every class, seeded, disjoint', () => {
   assert.deepEqual(a, stratifiedSplit(all, labels, 0.1, 1));
   assert.notDeepEqual(a.val, stratifiedSplit(all, labels, 0.1, 2).val);
   const count = (idx: number[], c: number) => idx.filter((i) => labels[i] === c).length;
-  assert.deepEqual([0, 1, 2].map((c) => count(a.val, c)), [7, 3, 1]);
+  assert.deepEqual(
+    [0, 1, 2].map((c) => count(a.val, c)),
+    [7, 3, 1],
+  );
   assert.equal(new Set([...a.train, ...a.val]).size, 100);
 });
 
@@ -62,10 +83,22 @@ for (const scene of [true, false]) {
     manualSeed(0);
     const ous = resolveOusConfig({ ...ousBase, scene });
     const head = buildHead(ous, dims, tower);
-    const r = await train({ head, ous, train: resolveTrainConfig({ epochs: 8, lr: 0.002 }), data, split, outDir: tmp(), log: () => {} });
+    const r = await train({
+      head,
+      ous,
+      train: resolveTrainConfig({ epochs: 8, lr: 0.002 }),
+      data,
+      split,
+      outDir: tmp(),
+      log: () => {},
+    });
     const val = evaluate(head, data, split.val);
     assert.ok(val.war > 0.95, `validation WAR ${val.war} after ${r.epochs.length} epochs`);
-    if (scene) assert.ok(r.epochs.some((e) => e.train.phases.global > 0), 'the global loss ran in some steps');
+    if (scene)
+      assert.ok(
+        r.epochs.some((e) => e.train.phases.global > 0),
+        'the global loss ran in some steps',
+      );
   });
 }
 
@@ -78,8 +111,17 @@ test('a run interrupted after epoch 2 and resumed ends with the same checkpoint 
     manualSeed(cfg.seed);
     const head = buildHead(ous, dims, tower);
     return train({
-      head, ous, train: cfg, data, split, outDir: dir, resume: opts.resume, log: () => {},
-      onEpoch: (e) => { if (e.epoch === opts.stopAfter) throw new Error('killed'); },
+      head,
+      ous,
+      train: cfg,
+      data,
+      split,
+      outDir: dir,
+      resume: opts.resume,
+      log: () => {},
+      onEpoch: (e) => {
+        if (e.epoch === opts.stopAfter) throw new Error('killed');
+      },
     });
   };
   const a = tmp();
@@ -88,9 +130,24 @@ test('a run interrupted after epoch 2 and resumed ends with the same checkpoint 
   await assert.rejects(run(b, { stopAfter: 2 }), /killed/);
   const resumed = await run(b, { resume: true });
   assert.equal(resumed.epochs.length, 4);
-  assert.deepEqual(fs.readFileSync(path.join(b, 'checkpoint.safetensors')), fs.readFileSync(path.join(a, 'checkpoint.safetensors')));
-  assert.deepEqual(fs.readFileSync(path.join(b, 'last.safetensors')), fs.readFileSync(path.join(a, 'last.safetensors')));
-  const lines = (d: string) => fs.readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => { const r = JSON.parse(l); delete r.seconds; return r; });
+  assert.deepEqual(
+    fs.readFileSync(path.join(b, 'checkpoint.safetensors')),
+    fs.readFileSync(path.join(a, 'checkpoint.safetensors')),
+  );
+  assert.deepEqual(
+    fs.readFileSync(path.join(b, 'last.safetensors')),
+    fs.readFileSync(path.join(a, 'last.safetensors')),
+  );
+  const lines = (d: string) =>
+    fs
+      .readFileSync(path.join(d, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const r = JSON.parse(l);
+        delete r.seconds;
+        return r;
+      });
   assert.deepEqual(lines(b), lines(a));
   const config = JSON.parse(fs.readFileSync(path.join(a, 'config.json'), 'utf8'));
   assert.equal(config.ous.tfeLayers, 1);
@@ -107,10 +164,24 @@ test('a NaN loss stops the run with a clear message and keeps the last good chec
   await train({ head, ous, train: resolveTrainConfig({ epochs: 1 }), data, split, outDir: dir, log: () => {} });
   const before = fs.readFileSync(path.join(dir, 'checkpoint.safetensors'));
   // Poison the features of every training clip.
-  const poisoned = new TensorDataset(cat([data.batch(split.train).face.mul(NaN), data.batch(split.val).face]), cat([data.batch(split.train).scene, data.batch(split.val).scene]), cat([data.batch(split.train).low, data.batch(split.val).low]), [...split.train, ...split.val].map((i) => data.labels[i]!));
+  const poisoned = new TensorDataset(
+    cat([data.batch(split.train).face.mul(NaN), data.batch(split.val).face]),
+    cat([data.batch(split.train).scene, data.batch(split.val).scene]),
+    cat([data.batch(split.train).low, data.batch(split.val).low]),
+    [...split.train, ...split.val].map((i) => data.labels[i]!),
+  );
   const reSplit = { train: split.train.map((_, i) => i), val: split.val.map((_, i) => split.train.length + i) };
   await assert.rejects(
-    train({ head, ous, train: resolveTrainConfig({ epochs: 3 }), data: poisoned, split: reSplit, outDir: dir, resume: true, log: () => {} }),
+    train({
+      head,
+      ous,
+      train: resolveTrainConfig({ epochs: 3 }),
+      data: poisoned,
+      split: reSplit,
+      outDir: dir,
+      resume: true,
+      log: () => {},
+    }),
     /epoch 2, step 1: the loss is NaN .* stopping\. The last good checkpoint is kept/,
   );
   assert.deepEqual(fs.readFileSync(path.join(dir, 'checkpoint.safetensors')), before);

@@ -16,7 +16,12 @@ export interface EmbedResult {
 }
 
 /** Embeddings of images and texts; the vision tower runs in `precision` (text always in fp32). */
-export async function clipEmbed(modelDir: string, images: string[], texts: string[], opts: { precision?: Precision } = {}): Promise<EmbedResult> {
+export async function clipEmbed(
+  modelDir: string,
+  images: string[],
+  texts: string[],
+  opts: { precision?: Precision } = {},
+): Promise<EmbedResult> {
   const model = loadClip(modelDir).setVisionDtype(precisionDtype(opts.precision ?? 'fp32'));
   const processor = ClipImageProcessor.fromFolder(modelDir);
   const tokenizer = ClipTokenizer.fromFolder(modelDir);
@@ -27,8 +32,21 @@ export async function clipEmbed(modelDir: string, images: string[], texts: strin
   const tokenized = texts.map((t) => tokenizer.tokenize(t, ctx));
   return noGrad(() =>
     tidy(() => {
-      const img = images.length ? model.encodeImage(cat(pixels.map((p) => tensor(p.pixels, { shape: [1, 3, R, R] }))), Array.from({ length: layers }, (_, k) => k + 1)) : undefined;
-      const txt = texts.length ? model.encodeText(tensor(tokenized.map((t) => t.ids), { dtype: 'int64' }), tokenized.map((t) => t.eotIndex)) : undefined;
+      const img = images.length
+        ? model.encodeImage(
+            cat(pixels.map((p) => tensor(p.pixels, { shape: [1, 3, R, R] }))),
+            Array.from({ length: layers }, (_, k) => k + 1),
+          )
+        : undefined;
+      const txt = texts.length
+        ? model.encodeText(
+            tensor(
+              tokenized.map((t) => t.ids),
+              { dtype: 'int64' },
+            ),
+            tokenized.map((t) => t.eotIndex),
+          )
+        : undefined;
       const rows = (t: { toArray(): unknown }) => t.toArray() as number[][];
       return {
         images: images.map((p, i) => ({
@@ -47,7 +65,10 @@ const FLAGS = {
   model: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'a Hugging Face CLIP folder' },
   image: { type: { kind: 'text' }, value: 'FILE', multiple: true, help: 'an image to embed; repeatable' },
   text: { type: { kind: 'text' }, value: 'STR', multiple: true, help: 'a text to embed; repeatable' },
-  precision: { ...COMMON.precision, help: 'the vision tower in fp32, bf16 (a CPU with AVX512_BF16 or AMX) or fp16 (CUDA; this command runs on the CPU)' },
+  precision: {
+    ...COMMON.precision,
+    help: 'the vision tower in fp32, bf16 (a CPU with AVX512_BF16 or AMX) or fp16 (CUDA; this command runs on the CPU)',
+  },
   json: COMMON.json,
 } as const satisfies Flags;
 
@@ -58,19 +79,25 @@ export const clipEmbedCommand: Command = {
   async run(argv) {
     const { values } = parseFlags('clip embed', argv, FLAGS);
     const [images, texts] = [values.image, values.text];
-    if (!images.length && !texts.length) throw new UsageError('clip embed: give at least one --image FILE or --text STR');
+    if (!images.length && !texts.length)
+      throw new UsageError('clip embed: give at least one --image FILE or --text STR');
     const precision = parsePrecision(values.precision, 'cpu', { allowSlowBf16: allowSlowBf16() });
     const r = await clipEmbed(values.model, images, texts, { precision });
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;
     }
-    const head = (v: number[]) => `[${v.slice(0, 4).map((x) => x.toFixed(4)).join(', ')}, ...] (${v.length})`;
+    const head = (v: number[]) =>
+      `[${v
+        .slice(0, 4)
+        .map((x) => x.toFixed(4))
+        .join(', ')}, ...] (${v.length})`;
     for (const i of r.images) process.stdout.write(`image ${i.path}: ${head(i.embedding)}\n`);
     for (const t of r.texts) process.stdout.write(`text "${t.text}": ${head(t.embedding)}\n`);
     if (r.logitsPerImage.length) {
       process.stdout.write('logits per image (rows: images, columns: texts):\n');
-      for (const row of r.logitsPerImage) process.stdout.write('  ' + row.map((x) => x.toFixed(3).padStart(9)).join(' ') + '\n');
+      for (const row of r.logitsPerImage)
+        process.stdout.write('  ' + row.map((x) => x.toFixed(3).padStart(9)).join(' ') + '\n');
     }
     return 0;
   },

@@ -12,4 +12,17 @@ import { predict } from './predict.js';
 import { serve } from './serve.js';
 import { info } from './info.js';
 
-export const commands: Command[] = [demo, clipEmbedCommand, faces, streams, extract, trainCommand, evalCommand, predict, serve, report, ablate, info];
+export const commands: Command[] = [
+  demo,
+  clipEmbedCommand,
+  faces,
+  streams,
+  extract,
+  trainCommand,
+  evalCommand,
+  predict,
+  serve,
+  report,
+  ablate,
+  info,
+];

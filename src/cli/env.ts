@@ -17,7 +17,8 @@ import { threadCount } from '../util/threads.js';
 /** OUS_ENGINE ('auto' when unset or empty); any other value is a one-line UserError. */
 export function enginePreference(env: NodeJS.ProcessEnv = process.env): EnginePreference {
   const want = env.OUS_ENGINE || 'auto';
-  if (!(ENGINE_PREFERENCES as readonly string[]).includes(want)) throw new UserError(`OUS_ENGINE must be auto, libtorch or onnxruntime, not '${want}'`);
+  if (!(ENGINE_PREFERENCES as readonly string[]).includes(want))
+    throw new UserError(`OUS_ENGINE must be auto, libtorch or onnxruntime, not '${want}'`);
   return want as EnginePreference;
 }
 

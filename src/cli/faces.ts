@@ -12,7 +12,12 @@ import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 
 const FLAGS = {
   frames: { ...COMMON.frames, help: 'frames sampled from a video, any number up to the maximum' },
-  'min-confidence': { type: { kind: 'number', min: 0, max: 1 }, value: 'P', default: '0.5', help: "the detector's threshold" },
+  'min-confidence': {
+    type: { kind: 'number', min: 0, max: 1 },
+    value: 'P',
+    default: '0.5',
+    help: "the detector's threshold",
+  },
   'max-seconds': COMMON.maxSeconds,
   json: COMMON.json,
 } as const satisfies Flags;
@@ -22,7 +27,8 @@ export const faces: Command = {
   summary: 'detect faces in an image, or in the sampled frames of a video',
   usage: usageText('faces', FLAGS, {
     positionals: 'FILE',
-    notes: "Boxes [x, y, w, h] are in the file's own pixels. A photo, or a one-frame GIF or video, is a still: its one frame is looked at once. An animated GIF is a video.",
+    notes:
+      "Boxes [x, y, w, h] are in the file's own pixels. A photo, or a one-frame GIF or video, is a still: its one frame is looked at once. An animated GIF is a video.",
   }),
   async run(argv) {
     const { values, positionals } = parseFlags('faces', argv, FLAGS, { positionals: 'FILE' });
@@ -35,12 +41,19 @@ export const faces: Command = {
     const detections: Array<{ frame: number; box: number[]; score: number }> = [];
     // Every sampled frame once (a still's one frame once), read one at a time.
     await clip.forEach(sampleIndices(clip.frameCount, frameCount), async (index, frame) => {
-      for (const d of await detectFaces(frame, { minConfidence })) detections.push({ frame: index, box: rescaleBox(d.box, frame, own).map((v) => Math.round(v * 10) / 10), score: d.score });
+      for (const d of await detectFaces(frame, { minConfidence }))
+        detections.push({
+          frame: index,
+          box: rescaleBox(d.box, frame, own).map((v) => Math.round(v * 10) / 10),
+          score: d.score,
+        });
     });
     const note = stillNote({ still: clip.frameCount === 1 && !isImageFile(file), source: file });
     if (note) process.stderr.write(`ous: note: ${note}\n`);
     if (values.json) process.stdout.write(JSON.stringify(detections) + '\n');
-    else for (const d of detections) process.stdout.write(`frame ${d.frame}: box [${d.box.join(', ')}] score ${d.score.toFixed(3)}\n`);
+    else
+      for (const d of detections)
+        process.stdout.write(`frame ${d.frame}: box [${d.box.join(', ')}] score ${d.score.toFixed(3)}\n`);
     if (!values.json && !detections.length) process.stdout.write('no face found\n');
     return 0;
   },

@@ -16,7 +16,10 @@ import { parseOptionalDevice, type Device } from '../torch/index.js';
 export function intFlag(cmd: string, flag: string, raw: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const v = /^[+-]?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(v) || v < min || v > max) {
-    const want = max < Number.MAX_SAFE_INTEGER ? `an integer from ${min} to ${max}${maxNames[max] ? ` (${maxNames[max]})` : ''}` : `an integer >= ${min}`;
+    const want =
+      max < Number.MAX_SAFE_INTEGER
+        ? `an integer from ${min} to ${max}${maxNames[max] ? ` (${maxNames[max]})` : ''}`
+        : `an integer >= ${min}`;
     throw new UsageError(`${cmd}: --${flag} must be ${want}, not '${raw}'`);
   }
   return v;
@@ -33,7 +36,12 @@ export function numberFlag(cmd: string, flag: string, raw: string, range: { min?
   const v = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
   const { min = -Infinity, max = Infinity } = range;
   if (!Number.isFinite(v) || v < min || v > max) {
-    const want = Number.isFinite(min) && Number.isFinite(max) ? `a number in [${min}, ${max}]` : Number.isFinite(min) ? `a number >= ${min}` : 'a number';
+    const want =
+      Number.isFinite(min) && Number.isFinite(max)
+        ? `a number in [${min}, ${max}]`
+        : Number.isFinite(min)
+          ? `a number >= ${min}`
+          : 'a number';
     throw new UsageError(`${cmd}: --${flag} must be ${want}, not '${raw}'`);
   }
   return v;
@@ -42,23 +50,29 @@ export function numberFlag(cmd: string, flag: string, raw: string, range: { min?
 /** A positive number of seconds (plain decimals), at most `max`. */
 export function secondsFlag(cmd: string, flag: string, raw: string, max = Infinity): number {
   const v = /^\s*(\d+\.?\d*|\.\d+)\s*$/.test(raw) ? Number(raw) : NaN;
-  if (!(v > 0 && v <= max)) throw new UsageError(`${cmd}: --${flag} must be a positive number of seconds${Number.isFinite(max) ? ` up to ${max}` : ''}, not '${raw}'`);
+  if (!(v > 0 && v <= max))
+    throw new UsageError(
+      `${cmd}: --${flag} must be a positive number of seconds${Number.isFinite(max) ? ` up to ${max}` : ''}, not '${raw}'`,
+    );
   return v;
 }
 
 /** An output folder: it may exist (as a folder), but must not be a file. */
 export function outFolder(cmd: string, dir: string): string {
-  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`${cmd}: --out ${dir} is a file, not a folder`);
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory())
+    throw new UserError(`${cmd}: --out ${dir} is a file, not a folder`);
   return dir;
 }
 
 /** What --precision means, for the usage of the commands that run CLIP's vision tower for a run. */
-export const PRECISION_HELP = "CLIP's vision tower in fp32, bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA)";
+export const PRECISION_HELP =
+  "CLIP's vision tower in fp32, bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA)";
 
 /** The longest video predict, faces and streams read unless --max-seconds says otherwise: 3 hours. */
 export const DEFAULT_MAX_SECONDS = 3 * 3600;
 
-export const MAX_SECONDS_HELP = 'refuse a video longer than this many seconds, measured from what it holds, not its metadata';
+export const MAX_SECONDS_HELP =
+  'refuse a video longer than this many seconds, measured from what it holds, not its metadata';
 
 // ---------------------------------------------------------------------------------------------
 // The tables.
@@ -135,12 +149,24 @@ function check(cmd: string, name: string, f: Flag, raw: string): unknown {
  * errors (main.ts words them), every value is checked, `required` flags must be there.
  * Positionals are refused unless `positionals` names what they are.
  */
-export function parseFlags<const F extends Flags>(cmd: string, argv: string[], flags: F, o: { positionals?: string } = {}): { values: Values<F>; positionals: string[] } {
+export function parseFlags<const F extends Flags>(
+  cmd: string,
+  argv: string[],
+  flags: F,
+  o: { positionals?: string } = {},
+): { values: Values<F>; positionals: string[] } {
   const options = Object.fromEntries(
-    Object.entries(flags).map(([name, f]) => [name, { type: f.type.kind === 'switch' ? ('boolean' as const) : ('string' as const), ...(f.multiple ? { multiple: true } : {}) }]),
+    Object.entries(flags).map(([name, f]) => [
+      name,
+      {
+        type: f.type.kind === 'switch' ? ('boolean' as const) : ('string' as const),
+        ...(f.multiple ? { multiple: true } : {}),
+      },
+    ]),
   );
   const parsed = parseArgs({ args: argv, options, allowPositionals: true });
-  if (!o.positionals && parsed.positionals.length) throw new UsageError(`${cmd}: takes no arguments, got '${parsed.positionals.join(' ')}'`);
+  if (!o.positionals && parsed.positionals.length)
+    throw new UsageError(`${cmd}: takes no arguments, got '${parsed.positionals.join(' ')}'`);
   const values: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(flags)) {
     const got = (parsed.values as Record<string, string | boolean | Array<string | boolean> | undefined>)[name];
@@ -148,12 +174,16 @@ export function parseFlags<const F extends Flags>(cmd: string, argv: string[], f
     else if (f.multiple) values[name] = ((got as string[] | undefined) ?? []).map((raw) => check(cmd, name, f, raw));
     else if (got !== undefined) values[name] = check(cmd, name, f, got as string);
     else if (f.default !== undefined) values[name] = check(cmd, name, f, f.default);
-    else if (f.required) throw new UsageError(`${cmd}: --${name}${f.value ? ` ${f.value}` : ''} is required (${f.help})`);
+    else if (f.required)
+      throw new UsageError(`${cmd}: --${name}${f.value ? ` ${f.value}` : ''} is required (${f.help})`);
   }
   return { values: values as Values<F>, positionals: parsed.positionals };
 }
 
-const placeholder = (name: string, f: Flag) => (f.type.kind === 'switch' ? `--${name}` : `--${name} ${f.value ?? (f.type.kind === 'choice' ? f.type.of.join('|') : 'VALUE')}`);
+const placeholder = (name: string, f: Flag) =>
+  f.type.kind === 'switch'
+    ? `--${name}`
+    : `--${name} ${f.value ?? (f.type.kind === 'choice' ? f.type.of.join('|') : 'VALUE')}`;
 
 /**
  * The usage text of a command from its table: the synopsis (required flags bare, the others in
@@ -163,13 +193,21 @@ export function usageText(cmd: string, flags: Flags, o: { positionals?: string; 
   const synopsis = Object.entries(flags)
     .filter(([, f]) => !f.hidden)
     .map(([name, f]) => {
-      const text = f.default !== undefined && f.type.kind !== 'choice' ? `--${name} ${f.default}` : placeholder(name, f);
+      const text =
+        f.default !== undefined && f.type.kind !== 'choice' ? `--${name} ${f.default}` : placeholder(name, f);
       return f.required ? text : `[${text}]${f.multiple ? '...' : ''}`;
     });
-  const rows = Object.entries(flags).map(([name, f]) => [placeholder(name, f), f.help + (f.default !== undefined ? ` (${f.default})` : '')] as const);
+  const rows = Object.entries(flags).map(
+    ([name, f]) => [placeholder(name, f), f.help + (f.default !== undefined ? ` (${f.default})` : '')] as const,
+  );
   const width = Math.min(28, Math.max(...rows.map(([k]) => k.length)));
   const lines = rows.map(([k, h]) => `  ${k.padEnd(width)}  ${h}`);
-  return [`ous ${cmd}${o.positionals ? ` ${o.positionals}` : ''} ${synopsis.join(' ')}`, '', ...lines, ...(o.notes ? ['', o.notes] : [])].join('\n');
+  return [
+    `ous ${cmd}${o.positionals ? ` ${o.positionals}` : ''} ${synopsis.join(' ')}`,
+    '',
+    ...lines,
+    ...(o.notes ? ['', o.notes] : []),
+  ].join('\n');
 }
 
 // Rows that several commands share.
@@ -178,7 +216,16 @@ export const COMMON = {
   device: { type: { kind: 'device' }, value: 'cpu|cuda', help: 'cpu, or cuda[:N] with a CUDA build of libtorch' },
   precision: { type: { kind: 'text' }, value: 'fp32|bf16|fp16', default: 'fp32', help: PRECISION_HELP }, // checked against the device by parsePrecision
   maxSeconds: { type: { kind: 'seconds' }, value: 'S', default: String(DEFAULT_MAX_SECONDS), help: MAX_SECONDS_HELP },
-  frames: { type: { kind: 'int', min: 1, max: MAX_FRAMES }, value: 'T', default: '16', help: 'frames sampled per clip' },
+  frames: {
+    type: { kind: 'int', min: 1, max: MAX_FRAMES },
+    value: 'T',
+    default: '16',
+    help: 'frames sampled per clip',
+  },
   seed: { type: { kind: 'int', min: 0, max: SEED_MAX }, value: 'N', help: 'the random seed' },
-  clip: { type: { kind: 'text' }, value: 'DIR', help: 'the CLIP folder (Hugging Face layout), when not where the run was trained (checked by hash)' },
+  clip: {
+    type: { kind: 'text' },
+    value: 'DIR',
+    help: 'the CLIP folder (Hugging Face layout), when not where the run was trained (checked by hash)',
+  },
 } as const satisfies Flags;

@@ -9,7 +9,16 @@ import { applyThreads } from './env.js';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
-  return ['usage: ous <command> [options]', '', 'commands:', ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`), '', 'ous <command> --help shows its options.'].join('\n') + '\n';
+  return (
+    [
+      'usage: ous <command> [options]',
+      '',
+      'commands:',
+      ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+      '',
+      'ous <command> --help shows its options.',
+    ].join('\n') + '\n'
+  );
 }
 
 /**
@@ -38,7 +47,10 @@ function parseArgsMessage(cmd: string, err: NodeJS.ErrnoException): string | und
   if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `ous ${cmd}: unknown option '${quoted}' ${see}`;
   if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `ous ${cmd}: unexpected argument '${quoted}' ${see}`;
   // ERR_PARSE_ARGS_INVALID_OPTION_VALUE: "Option '--out <value>' argument missing", "Option '--json' does not take an argument".
-  return `ous ${cmd}: ${err.message.split('\n')[0]!.replace(/^Option /, 'option ').replace(/\.$/, '')} ${see}`;
+  return `ous ${cmd}: ${err.message
+    .split('\n')[0]!
+    .replace(/^Option /, 'option ')
+    .replace(/\.$/, '')} ${see}`;
 }
 
 let running = '';
@@ -72,7 +84,11 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(text);
       return 0;
     }
-    process.stderr.write(asked ? `ous ${argv[0]}: give a subcommand (${group.map((c) => c.name).join(', ')})\n` : `ous ${argv[0]}: unknown subcommand '${argv[1]}' (${group.map((c) => c.name).join(', ')}; see ous ${argv[0]} --help)\n`);
+    process.stderr.write(
+      asked
+        ? `ous ${argv[0]}: give a subcommand (${group.map((c) => c.name).join(', ')})\n`
+        : `ous ${argv[0]}: unknown subcommand '${argv[1]}' (${group.map((c) => c.name).join(', ')}; see ous ${argv[0]} --help)\n`,
+    );
     return 2;
   }
   process.stderr.write(`ous: unknown command '${argv[0]}' (see ous --help)\n`);
@@ -86,7 +102,11 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   removeTempFiles();
   process.exit(0);
 });
-for (const [signal, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+for (const [signal, n] of [
+  ['SIGINT', 2],
+  ['SIGTERM', 15],
+  ['SIGHUP', 1],
+] as const) {
   process.once(signal, () => {
     // A command that shuts down on its own (ous serve finishes its jobs and exits 0) listens too.
     if (process.listenerCount(signal) > 0) return;
@@ -96,7 +116,9 @@ for (const [signal, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as con
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err: unknown) => {
     const debug = process.env.OUS_DEBUG === '1';
     const usage = running ? parseArgsMessage(running, err as NodeJS.ErrnoException) : undefined;

@@ -16,8 +16,17 @@ import { checkBoxInFrame } from '../util/box.js';
 export type { Prediction } from '../predict/predictor.js';
 
 /** One prediction with a freshly loaded run (the server keeps a Predictor instead). */
-export async function predictVideo(video: string, runDir: string, opts: PredictOptions & { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {}): Promise<Prediction> {
-  return Predictor.load(runDir, { clip: opts.clip, device: opts.device, precision: opts.precision, engine: opts.engine }).predict(video, opts);
+export async function predictVideo(
+  video: string,
+  runDir: string,
+  opts: PredictOptions & { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {},
+): Promise<Prediction> {
+  return Predictor.load(runDir, {
+    clip: opts.clip,
+    device: opts.device,
+    precision: opts.precision,
+    engine: opts.engine,
+  }).predict(video, opts);
 }
 
 /** RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
@@ -28,7 +37,21 @@ const csvField = (v: string | number | boolean) => {
 
 /** The CSV header for a run's classes: one row per window follows (csvRow). */
 export function csvHeader(classes: string[], persons = false): string {
-  const cols = [...(persons ? ['person'] : []), 'start', 'end', 'emotion', ...classes.map((c) => `p_${c}`), ...POLARITIES.map((p) => `polarity_${p}`), 'scene_effect', 'scene_changed_decision', 'emotion_without_scene', 'face_x', 'face_y', 'face_w', 'face_h'];
+  const cols = [
+    ...(persons ? ['person'] : []),
+    'start',
+    'end',
+    'emotion',
+    ...classes.map((c) => `p_${c}`),
+    ...POLARITIES.map((p) => `polarity_${p}`),
+    'scene_effect',
+    'scene_changed_decision',
+    'emotion_without_scene',
+    'face_x',
+    'face_y',
+    'face_w',
+    'face_h',
+  ];
   return cols.map(csvField).join(',');
 }
 
@@ -37,43 +60,78 @@ export function csvRow(w: WindowPrediction, classes: string[], person?: number):
   const num = (v: number) => +v.toFixed(6);
   return [
     ...(person === undefined ? [] : [person]),
-    num(w.start), num(w.end), w.emotion,
+    num(w.start),
+    num(w.end),
+    w.emotion,
     ...classes.map((c) => num(w.probabilities[c]!)),
     ...POLARITIES.map((p) => (w.polarity ? num(w.polarity[p]!) : '')),
-    w.sceneEffect ? num(w.sceneEffect.totalVariation) : '', w.sceneEffect ? w.sceneEffect.changedDecision : '', w.sceneEffect?.emotionWithoutScene ?? '',
+    w.sceneEffect ? num(w.sceneEffect.totalVariation) : '',
+    w.sceneEffect ? w.sceneEffect.changedDecision : '',
+    w.sceneEffect?.emotionWithoutScene ?? '',
     ...w.faceBox,
-  ].map(csvField).join(',');
+  ]
+    .map(csvField)
+    .join(',');
 }
 
 const FLAGS = {
-  run: { type: { kind: 'text' }, value: 'RUN', required: true, help: 'a folder made by ous train (it records everything inference needs)' },
+  run: {
+    type: { kind: 'text' },
+    value: 'RUN',
+    required: true,
+    help: 'a folder made by ous train (it records everything inference needs)',
+  },
   clip: COMMON.clip,
   box: { type: { kind: 'box' }, value: '"x y w h"', help: "a known face box in the video's own pixels (no detection)" },
-  'all-persons': { type: { kind: 'switch' }, help: 'a timeline for every person in the video, each with their own face and scene (persons[] in the JSON; a person column in CSV and JSON lines)' },
-  person: { type: { kind: 'int', min: 0 }, value: 'ID', help: 'the timeline of one person (ids as --all-persons lists them: by first appearance, then left to right)' },
-  window: { type: { kind: 'seconds' }, value: 'S', default: '2', help: 'seconds one prediction covers on a longer video' },
+  'all-persons': {
+    type: { kind: 'switch' },
+    help: 'a timeline for every person in the video, each with their own face and scene (persons[] in the JSON; a person column in CSV and JSON lines)',
+  },
+  person: {
+    type: { kind: 'int', min: 0 },
+    value: 'ID',
+    help: 'the timeline of one person (ids as --all-persons lists them: by first appearance, then left to right)',
+  },
+  window: {
+    type: { kind: 'seconds' },
+    value: 'S',
+    default: '2',
+    help: 'seconds one prediction covers on a longer video',
+  },
   stride: { type: { kind: 'seconds' }, value: 'S', default: '1', help: 'seconds between windows' },
   'max-seconds': COMMON.maxSeconds,
   device: COMMON.device,
   precision: COMMON.precision,
   json: { type: { kind: 'switch' }, help: 'one JSON object at the end; windows[] is the timeline' },
-  jsonl: { type: { kind: 'switch' }, help: 'one JSON object per window as soon as it is classified ({"type":"window",...}), then the summary ({"type":"summary",...})' },
-  csv: { type: { kind: 'switch' }, help: "one row per window as soon as it is classified: start, end, emotion, each class's probability, polarity, the scene's effect, the face box" },
+  jsonl: {
+    type: { kind: 'switch' },
+    help: 'one JSON object per window as soon as it is classified ({"type":"window",...}), then the summary ({"type":"summary",...})',
+  },
+  csv: {
+    type: { kind: 'switch' },
+    help: "one row per window as soon as it is classified: start, end, emotion, each class's probability, polarity, the scene's effect, the face box",
+  },
 } as const satisfies Flags;
 
 export const predict: Command = {
   name: 'predict',
   summary: 'emotion, scene polarity, and how much the scene changed the decision, for one video',
-  usage: usageText('predict', FLAGS, { positionals: 'VIDEO', notes: 'Progress (the frames being detected, then window k of N with an ETA) goes to stderr.' }),
+  usage: usageText('predict', FLAGS, {
+    positionals: 'VIDEO',
+    notes: 'Progress (the frames being detected, then window k of N with an ETA) goes to stderr.',
+  }),
   async run(argv) {
     const { values, positionals } = parseFlags('predict', argv, FLAGS, { positionals: 'VIDEO' });
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
-    if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1) throw new UsageError('predict: give one of --json, --jsonl and --csv');
+    if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1)
+      throw new UsageError('predict: give one of --json, --jsonl and --csv');
     const device = values.device;
     const precision = parsePrecision(values.precision, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
-    if (values['all-persons'] && values.person !== undefined) throw new UsageError('predict: give --all-persons or --person ID, not both');
+    if (values['all-persons'] && values.person !== undefined)
+      throw new UsageError('predict: give --all-persons or --person ID, not both');
     const persons = values['all-persons'] ? ('all' as const) : values.person;
-    if (persons !== undefined && values.box !== undefined) throw new UsageError('predict: --box is one known face; it does not go with --all-persons or --person');
+    if (persons !== undefined && values.box !== undefined)
+      throw new UsageError('predict: --box is one known face; it does not go with --all-persons or --person');
     const box = values.box;
     if (box) {
       const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
@@ -102,17 +160,28 @@ export const predict: Command = {
         }
       },
       onWindow: (w, k, _total, person) => {
-        if (values.jsonl) process.stdout.write(JSON.stringify({ type: 'window', ...(person === undefined ? {} : { person }), index: k, ...w }) + '\n');
+        if (values.jsonl)
+          process.stdout.write(
+            JSON.stringify({ type: 'window', ...(person === undefined ? {} : { person }), index: k, ...w }) + '\n',
+          );
         if (values.csv) process.stdout.write(csvRow(w, classes, person) + '\n');
       },
     });
     windows?.finish();
-    for (const line of [r.warning, r.note]) if (line) process.stderr.write(`ous: ${line === r.warning ? 'warning' : 'note'}: ${line}\n`);
+    for (const line of [r.warning, r.note])
+      if (line) process.stderr.write(`ous: ${line === r.warning ? 'warning' : 'note'}: ${line}\n`);
     if (values.csv) return 0;
     if (values.jsonl) {
       const { windows: _timeline, ...summary } = r;
       const persons = r.persons?.map(({ windows: w, ...p }) => ({ ...p, windowCount: w.length })); // their windows were the lines before
-      process.stdout.write(JSON.stringify({ type: 'summary', ...summary, windowCount: r.windows.length, ...(persons ? { persons } : {}) }) + '\n');
+      process.stdout.write(
+        JSON.stringify({
+          type: 'summary',
+          ...summary,
+          windowCount: r.windows.length,
+          ...(persons ? { persons } : {}),
+        }) + '\n',
+      );
       return 0;
     }
     if (values.json) {
@@ -120,19 +189,41 @@ export const predict: Command = {
       return 0;
     }
     const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-    process.stdout.write(`${r.video}: ${r.emotion} (${pct(r.probabilities[r.emotion]!)})${r.faceMissing ? ' [no face found: centre crop]' : ''}\n`);
-    process.stdout.write('  ' + Object.entries(r.probabilities).map(([n, v]) => `${n} ${pct(v)}`).join('  ') + '\n');
+    process.stdout.write(
+      `${r.video}: ${r.emotion} (${pct(r.probabilities[r.emotion]!)})${r.faceMissing ? ' [no face found: centre crop]' : ''}\n`,
+    );
+    process.stdout.write(
+      '  ' +
+        Object.entries(r.probabilities)
+          .map(([n, v]) => `${n} ${pct(v)}`)
+          .join('  ') +
+        '\n',
+    );
     if (r.summary.precision !== 'fp32') process.stdout.write(`  CLIP's vision tower in ${r.summary.precision}\n`);
-    if (r.polarity) process.stdout.write('  scene polarity: ' + Object.entries(r.polarity).map(([n, v]) => `${n} ${pct(v)}`).join('  ') + '\n');
+    if (r.polarity)
+      process.stdout.write(
+        '  scene polarity: ' +
+          Object.entries(r.polarity)
+            .map(([n, v]) => `${n} ${pct(v)}`)
+            .join('  ') +
+          '\n',
+      );
     if (r.sceneEffect) {
-      process.stdout.write(`  the scene moved ${pct(r.sceneEffect.totalVariation)} of the probability; without it: ${r.sceneEffect.emotionWithoutScene}${r.sceneEffect.changedDecision ? ' (the scene changed the decision)' : ''}\n`);
+      process.stdout.write(
+        `  the scene moved ${pct(r.sceneEffect.totalVariation)} of the probability; without it: ${r.sceneEffect.emotionWithoutScene}${r.sceneEffect.changedDecision ? ' (the scene changed the decision)' : ''}\n`,
+      );
     }
     for (const p of r.persons ?? []) {
-      process.stdout.write(`  person ${p.id}${p.main ? ' (main)' : ''}, ${p.first.toFixed(1)}–${p.last.toFixed(1)} s: ${p.emotion} (${pct(p.probabilities[p.emotion]!)}) over ${p.windows.length} windows${p.sceneEffect?.changedDecision ? `; without the scene: ${p.sceneEffect.emotionWithoutScene}` : ''}\n`);
+      process.stdout.write(
+        `  person ${p.id}${p.main ? ' (main)' : ''}, ${p.first.toFixed(1)}–${p.last.toFixed(1)} s: ${p.emotion} (${pct(p.probabilities[p.emotion]!)}) over ${p.windows.length} windows${p.sceneEffect?.changedDecision ? `; without the scene: ${p.sceneEffect.emotionWithoutScene}` : ''}\n`,
+      );
     }
     if (r.windows.length > 1 && !r.persons) {
       process.stdout.write(`  timeline (${r.summary.window} s windows every ${r.summary.stride} s):\n`);
-      for (const w of r.windows) process.stdout.write(`    ${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ${w.emotion} (${pct(w.probabilities[w.emotion]!)})${w.sceneEffect?.changedDecision ? ` [without the scene: ${w.sceneEffect.emotionWithoutScene}]` : ''}\n`);
+      for (const w of r.windows)
+        process.stdout.write(
+          `    ${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ${w.emotion} (${pct(w.probabilities[w.emotion]!)})${w.sceneEffect?.changedDecision ? ` [without the scene: ${w.sceneEffect.emotionWithoutScene}]` : ''}\n`,
+        );
     }
     return 0;
   },

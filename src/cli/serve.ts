@@ -11,14 +11,44 @@ const FLAGS = {
   clip: COMMON.clip,
   device: { ...COMMON.device, help: 'where the workers run the models (cpu by default)' },
   precision: COMMON.precision,
-  host: { type: { kind: 'text' }, value: 'H', default: '127.0.0.1', help: 'the address to listen on (loopback; 0.0.0.0 exposes it)' },
+  host: {
+    type: { kind: 'text' },
+    value: 'H',
+    default: '127.0.0.1',
+    help: 'the address to listen on (loopback; 0.0.0.0 exposes it)',
+  },
   port: { type: { kind: 'int', min: 0, max: 65535 }, value: 'P', default: '8080', help: '0 picks a free port' },
-  workers: { type: { kind: 'int', min: 1, max: 64 }, value: 'N', default: '1', help: 'worker processes, each holding the model once' },
-  queue: { type: { kind: 'int', min: 1 }, value: 'N', default: '8', help: 'jobs that may wait; more get 503 with Retry-After' },
+  workers: {
+    type: { kind: 'int', min: 1, max: 64 },
+    value: 'N',
+    default: '1',
+    help: 'worker processes, each holding the model once',
+  },
+  queue: {
+    type: { kind: 'int', min: 1 },
+    value: 'N',
+    default: '8',
+    help: 'jobs that may wait; more get 503 with Retry-After',
+  },
   'max-upload-mb': { type: { kind: 'number', min: 0.001 }, value: 'M', default: '200', help: 'bigger uploads get 413' },
-  'max-seconds': { type: { kind: 'seconds' }, value: 'S', default: '600', help: 'longer videos get 422 (measured from their packets, and again while decoding)' },
-  'grace-seconds': { type: { kind: 'number', min: 0, max: 3600 }, value: 'G', default: '60', help: 'on SIGTERM/SIGINT, how long running jobs may take to finish (queued ones fail at once)' },
-  'public-host': { type: { kind: 'text' }, value: 'NAME', multiple: true, help: 'a name clients reach this server by (a proxy\'s, a LAN name); repeatable. Other hosts get 421 (DNS rebinding)' },
+  'max-seconds': {
+    type: { kind: 'seconds' },
+    value: 'S',
+    default: '600',
+    help: 'longer videos get 422 (measured from their packets, and again while decoding)',
+  },
+  'grace-seconds': {
+    type: { kind: 'number', min: 0, max: 3600 },
+    value: 'G',
+    default: '60',
+    help: 'on SIGTERM/SIGINT, how long running jobs may take to finish (queued ones fail at once)',
+  },
+  'public-host': {
+    type: { kind: 'text' },
+    value: 'NAME',
+    multiple: true,
+    help: "a name clients reach this server by (a proxy's, a LAN name); repeatable. Other hosts get 421 (DNS rebinding)",
+  },
 } as const satisfies Flags;
 
 export const serve: Command = {
@@ -31,7 +61,9 @@ export const serve: Command = {
     const precision = parsePrecision(values.precision, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
     const engine = enginePreference(); // the workers' (a bad value stops here, before any starts)
     const grace = values['grace-seconds'];
-    for (const h of values['public-host']) if (!/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/i.test(h)) throw new UsageError(`serve: --public-host must be a host name (no scheme or port), not '${h}'`);
+    for (const h of values['public-host'])
+      if (!/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/i.test(h))
+        throw new UsageError(`serve: --public-host must be a host name (no scheme or port), not '${h}'`);
     const server = await startServer({
       run: values.run,
       clip: values.clip,

@@ -13,13 +13,21 @@ import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import type { RgbFrame } from '../video/decode.js';
 
 async function png(frame: RgbFrame): Promise<Buffer> {
-  return sharp(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), { raw: { width: frame.width, height: frame.height, channels: 3 } }).png().toBuffer();
+  return sharp(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), {
+    raw: { width: frame.width, height: frame.height, channels: 3 },
+  })
+    .png()
+    .toBuffer();
 }
 
 const FLAGS = {
   out: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'the folder for the PNGs and streams.json' },
   frames: COMMON.frames,
-  scene: { type: { kind: 'choice', of: ['mask', 'full'] }, default: 'mask', help: 'the scene with the face masked (SPEC), or whole' },
+  scene: {
+    type: { kind: 'choice', of: ['mask', 'full'] },
+    default: 'mask',
+    help: 'the scene with the face masked (SPEC), or whole',
+  },
   'max-seconds': COMMON.maxSeconds,
   json: COMMON.json,
 } as const satisfies Flags;
@@ -29,13 +37,16 @@ export const streams: Command = {
   summary: 'the face stream and the scene stream of a video (PNGs + streams.json)',
   usage: usageText('streams', FLAGS, {
     positionals: 'VIDEO',
-    notes: 'Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier run.\nA photo, or a one-frame GIF or video, is a still: its one frame stands for every sampled frame.',
+    notes:
+      'Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier run.\nA photo, or a one-frame GIF or video, is a still: its one frame stands for every sampled frame.',
   }),
   async run(argv) {
     const { values, positionals } = parseFlags('streams', argv, FLAGS, { positionals: 'VIDEO' });
     const video = positionals[0];
-    if (!video || positionals.length > 1) throw new UsageError('streams: give one VIDEO (a video file or a folder of frames)');
-    if (fs.existsSync(values.out) && !fs.statSync(values.out).isDirectory()) throw new UserError(`streams: --out ${values.out} is a file; give a folder`);
+    if (!video || positionals.length > 1)
+      throw new UsageError('streams: give one VIDEO (a video file or a folder of frames)');
+    if (fs.existsSync(values.out) && !fs.statSync(values.out).isDirectory())
+      throw new UserError(`streams: --out ${values.out} is a file; give a folder`);
     const frames = values.frames;
     const s = await buildStreams(video, { frames, scene: values.scene, maxSeconds: values['max-seconds'] });
     const warning = undecodedWarning(s);
@@ -51,7 +62,8 @@ export const streams: Command = {
       writeFileAtomic(path.join(values.out, `scene_${n}.png`), await png(f.scene));
       written.add(`face_${n}.png`).add(`scene_${n}.png`);
     }
-    for (const f of fs.readdirSync(values.out)) if (/^(face|scene)_\d+\.png$/.test(f) && !written.has(f)) fs.rmSync(path.join(values.out, f));
+    for (const f of fs.readdirSync(values.out))
+      if (/^(face|scene)_\d+\.png$/.test(f) && !written.has(f)) fs.rmSync(path.join(values.out, f));
     const meta = {
       video: path.resolve(video),
       frames: s.frames.map((f) => ({ index: f.index, timeSec: f.timeSec, box: f.box, detected: f.detected })),
@@ -69,7 +81,9 @@ export const streams: Command = {
     if (values.json) process.stdout.write(JSON.stringify(meta) + '\n');
     else {
       const found = s.frames.filter((f) => f.detected).length;
-      process.stdout.write(`${video}: ${s.frames.length} frames of ${s.frameCount}; face ${s.faceMissing ? 'not found (centre crop)' : `detected in ${found}/${s.frames.length}`}; wrote ${values.out}\n`);
+      process.stdout.write(
+        `${video}: ${s.frames.length} frames of ${s.frameCount}; face ${s.faceMissing ? 'not found (centre crop)' : `detected in ${found}/${s.frames.length}`}; wrote ${values.out}\n`,
+      );
     }
     return 0;
   },

@@ -41,7 +41,9 @@ export const ClipVisionConfig = z
 
 export const ClipConfig = z
   .object({
-    model_type: z.literal('clip', { errorMap: () => ({ message: "model_type must be 'clip' (a Hugging Face CLIPModel)" }) }),
+    model_type: z.literal('clip', {
+      errorMap: () => ({ message: "model_type must be 'clip' (a Hugging Face CLIPModel)" }),
+    }),
     projection_dim: z.number().int().positive().default(512), // E: the shared embedding width
     logit_scale_init_value: z.number().default(2.6592),
     text_config: ClipTextConfig.default({}),
@@ -49,12 +51,24 @@ export const ClipConfig = z
   })
   .passthrough()
   .superRefine((c, ctx) => {
-    for (const [name, t] of [['text_config', c.text_config], ['vision_config', c.vision_config]] as const) {
+    for (const [name, t] of [
+      ['text_config', c.text_config],
+      ['vision_config', c.vision_config],
+    ] as const) {
       if (t.hidden_size % t.num_attention_heads)
-        ctx.addIssue({ code: 'custom', path: [name], message: `hidden_size ${t.hidden_size} is not divisible by num_attention_heads ${t.num_attention_heads}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `hidden_size ${t.hidden_size} is not divisible by num_attention_heads ${t.num_attention_heads}`,
+        });
     }
     const v = c.vision_config;
-    if (v.image_size % v.patch_size) ctx.addIssue({ code: 'custom', path: ['vision_config'], message: `image_size ${v.image_size} is not a multiple of patch_size ${v.patch_size}` });
+    if (v.image_size % v.patch_size)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vision_config'],
+        message: `image_size ${v.image_size} is not a multiple of patch_size ${v.patch_size}`,
+      });
   });
 
 export type ClipConfig = z.infer<typeof ClipConfig>;
@@ -81,7 +95,12 @@ export function clipConfigFor(shape: {
     {
       model_type: 'clip',
       projection_dim: shape.embed,
-      text_config: { hidden_size: shape.text.width, intermediate_size: 4 * shape.text.width, num_attention_heads: shape.text.heads, num_hidden_layers: shape.text.layers },
+      text_config: {
+        hidden_size: shape.text.width,
+        intermediate_size: 4 * shape.text.width,
+        num_attention_heads: shape.text.heads,
+        num_hidden_layers: shape.text.layers,
+      },
       vision_config: {
         hidden_size: shape.vision.width,
         intermediate_size: 4 * shape.vision.width,
@@ -97,14 +116,34 @@ export function clipConfigFor(shape: {
 
 /** OpenAI's released shapes, for benchmarks and tests with random weights. */
 export const CLIP_SHAPES = {
-  'ViT-B/32': { embed: 512, vision: { width: 768, layers: 12, heads: 12, patch: 32, resolution: 224 }, text: { width: 512, layers: 12, heads: 8 } },
-  'ViT-B/16': { embed: 512, vision: { width: 768, layers: 12, heads: 12, patch: 16, resolution: 224 }, text: { width: 512, layers: 12, heads: 8 } },
-  'ViT-L/14': { embed: 768, vision: { width: 1024, layers: 24, heads: 16, patch: 14, resolution: 224 }, text: { width: 768, layers: 12, heads: 12 } },
-  'ViT-L/14-336': { embed: 768, vision: { width: 1024, layers: 24, heads: 16, patch: 14, resolution: 336 }, text: { width: 768, layers: 12, heads: 12 } },
+  'ViT-B/32': {
+    embed: 512,
+    vision: { width: 768, layers: 12, heads: 12, patch: 32, resolution: 224 },
+    text: { width: 512, layers: 12, heads: 8 },
+  },
+  'ViT-B/16': {
+    embed: 512,
+    vision: { width: 768, layers: 12, heads: 12, patch: 16, resolution: 224 },
+    text: { width: 512, layers: 12, heads: 8 },
+  },
+  'ViT-L/14': {
+    embed: 768,
+    vision: { width: 1024, layers: 24, heads: 16, patch: 14, resolution: 224 },
+    text: { width: 768, layers: 12, heads: 12 },
+  },
+  'ViT-L/14-336': {
+    embed: 768,
+    vision: { width: 1024, layers: 24, heads: 16, patch: 14, resolution: 336 },
+    text: { width: 768, layers: 12, heads: 12 },
+  },
 } as const;
 
 /** A size in preprocessor_config.json: a number, or {shortest_edge} / {height, width} (newer transformers). */
-const PreprocessorSize = z.union([z.number().int().positive(), z.object({ shortest_edge: z.number().int().positive() }).passthrough(), z.object({ height: z.number().int().positive(), width: z.number().int().positive() }).passthrough()]);
+const PreprocessorSize = z.union([
+  z.number().int().positive(),
+  z.object({ shortest_edge: z.number().int().positive() }).passthrough(),
+  z.object({ height: z.number().int().positive(), width: z.number().int().positive() }).passthrough(),
+]);
 const rgb = z.tuple([z.number(), z.number(), z.number()]);
 
 /** preprocessor_config.json of a Hugging Face CLIP folder (CLIPImageProcessor's fields; it has no version field). */

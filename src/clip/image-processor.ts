@@ -62,12 +62,20 @@ export class ClipImageProcessor {
     if (!fs.existsSync(file)) throw new UserError(`${dir} has no preprocessor_config.json`);
     const c = readJsonAs(file, ClipPreprocessorConfig, 'CLIP preprocessor config');
     const sizeOf = (v: unknown): number | undefined =>
-      typeof v === 'number' ? v : v && typeof v === 'object' ? ((v as Record<string, number>).shortest_edge ?? (v as Record<string, number>).height) : undefined;
+      typeof v === 'number'
+        ? v
+        : v && typeof v === 'object'
+          ? ((v as Record<string, number>).shortest_edge ?? (v as Record<string, number>).height)
+          : undefined;
     const size = sizeOf(c.crop_size) ?? sizeOf(c.size);
     const resize = sizeOf(c.size) ?? size;
     if (!size) throw new UserError(`${file}: no crop_size or size`);
-    if (resize !== size) throw new UserError(`${file}: resize ${resize} differs from crop ${size}; only CLIP's resize-to-crop-size is supported`);
-    if (c.resample !== undefined && c.resample !== 3) throw new UserError(`${file}: resample ${String(c.resample)} is not bicubic (3)`);
+    if (resize !== size)
+      throw new UserError(
+        `${file}: resize ${resize} differs from crop ${size}; only CLIP's resize-to-crop-size is supported`,
+      );
+    if (c.resample !== undefined && c.resample !== 3)
+      throw new UserError(`${file}: resample ${String(c.resample)} is not bicubic (3)`);
     return new ClipImageProcessor({ size, mean: c.image_mean ?? CLIP_MEAN, std: c.image_std ?? CLIP_STD });
   }
 
@@ -85,12 +93,18 @@ export class ClipImageProcessor {
       throw new UserError(`${file}: not a readable image (${(err as Error).message})`);
     }
     const { data, info } = decoded;
-    return this.preprocessRgb(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height, info.channels as 1 | 3);
+    return this.preprocessRgb(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      info.width,
+      info.height,
+      info.channels as 1 | 3,
+    );
   }
 
   /** Preprocesses a raw interleaved 8-bit image (1 = gray, 3 = RGB, 4 = RGBA with alpha dropped). */
   preprocessRgb(data: Uint8Array, width: number, height: number, channels: 1 | 3 | 4): PreprocessedImage {
-    if (data.length !== width * height * channels) throw new RangeError(`preprocessRgb: ${data.length} bytes for ${width}x${height}x${channels}`);
+    if (data.length !== width * height * channels)
+      throw new RangeError(`preprocessRgb: ${data.length} bytes for ${width}x${height}x${channels}`);
     let src = data;
     let ch: number = channels;
     if (channels === 4) {
@@ -109,7 +123,8 @@ export class ClipImageProcessor {
         const sx = x + box[0];
         // A crop past the image (an image smaller than R) reads black, as PIL's crop pads.
         const inside = sy >= 0 && sy < rh && sx >= 0 && sx < rw;
-        for (let c = 0; c < 3; c++) u8[(y * R + x) * 3 + c] = inside ? resized[(sy * rw + sx) * ch + (ch === 1 ? 0 : c)]! : 0;
+        for (let c = 0; c < 3; c++)
+          u8[(y * R + x) * 3 + c] = inside ? resized[(sy * rw + sx) * ch + (ch === 1 ? 0 : c)]! : 0;
       }
     }
     // float32 arithmetic step by step, as torchvision's ToTensor (/255) and Normalize (sub_, div_).
@@ -117,7 +132,8 @@ export class ClipImageProcessor {
     const std = this.config.std.map(Math.fround);
     const pixels = new Float32Array(3 * R * R);
     for (let c = 0; c < 3; c++) {
-      for (let i = 0; i < R * R; i++) pixels[c * R * R + i] = Math.fround(Math.fround(u8[i * 3 + c]! / 255) - mean[c]!) / std[c]!;
+      for (let i = 0; i < R * R; i++)
+        pixels[c * R * R + i] = Math.fround(Math.fround(u8[i * 3 + c]! / 255) - mean[c]!) / std[c]!;
     }
     return { pixels, size: R, resizedSize: [rw, rh], cropBox: box, u8 };
   }

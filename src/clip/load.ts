@@ -6,7 +6,15 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { noGrad, readSafetensorsHeader, loadSafetensors, saveSafetensors, type DType, type Device, type Tensor } from '../torch/index.js';
+import {
+  noGrad,
+  readSafetensorsHeader,
+  loadSafetensors,
+  saveSafetensors,
+  type DType,
+  type Device,
+  type Tensor,
+} from '../torch/index.js';
 import { ensureDir, fsUserError, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { parseClipConfig, type ClipConfig } from './config.js';
@@ -28,7 +36,9 @@ export function checkpointFiles(dir: string): Map<string, string> {
     const map = readJson<{ weight_map?: Record<string, string> }>(index).weight_map;
     if (!map) throw new UserError(`${index} has no weight_map`);
     for (const [key, file] of Object.entries(map)) where.set(key, path.join(dir, file));
-    for (const file of new Set(where.values())) if (!fs.existsSync(file)) throw new UserError(`${index} names ${path.basename(file)}, which is missing from ${dir}`);
+    for (const file of new Set(where.values()))
+      if (!fs.existsSync(file))
+        throw new UserError(`${index} names ${path.basename(file)}, which is missing from ${dir}`);
   } else {
     const bin = fs.existsSync(path.join(dir, 'pytorch_model.bin'));
     throw new UserError(
@@ -78,17 +88,21 @@ export function loadClip(dir: string, opts: LoadOptions = {}): ClipModel {
   // Weights of some other model (no tensor of CLIP's at all): said in one short line, not a list of hundreds.
   if (missing.length === own.size) {
     const some = [...files.keys()].slice(0, 3);
-    throw new UserError(`${dir}: not a CLIP checkpoint: none of its ${files.size} tensors is one of CLIP's ${own.size}${some.length ? ` (it has ${some.join(', ')}${files.size > 3 ? ', ...' : ''})` : ''}`);
+    throw new UserError(
+      `${dir}: not a CLIP checkpoint: none of its ${files.size} tensors is one of CLIP's ${own.size}${some.length ? ` (it has ${some.join(', ')}${files.size > 3 ? ', ...' : ''})` : ''}`,
+    );
   }
   const problems: string[] = [];
-  const list = (keys: string[]) => `${keys.slice(0, 8).join(', ')}${keys.length > 8 ? `, ... (${keys.length} in all)` : ''}`;
+  const list = (keys: string[]) =>
+    `${keys.slice(0, 8).join(', ')}${keys.length > 8 ? `, ... (${keys.length} in all)` : ''}`;
   if (missing.length) problems.push(`missing tensors: ${list(missing)}`);
   if (unexpected.length) problems.push(`unexpected tensors: ${list(unexpected)}`);
   const headers = new Map([...new Set(files.values())].map((f) => [f, readSafetensorsHeader(f)]));
   for (const [key, t] of own) {
     const file = files.get(key);
     const info = file ? headers.get(file)!.tensors.get(key) : undefined;
-    if (info && info.shape.join(',') !== t.shape.join(',')) problems.push(`${path.basename(file!)}: ${key} has shape [${info.shape}], the config implies [${t.shape}]`);
+    if (info && info.shape.join(',') !== t.shape.join(','))
+      problems.push(`${path.basename(file!)}: ${key} has shape [${info.shape}], the config implies [${t.shape}]`);
   }
   if (problems.length) throw new UserError(`${dir}: the checkpoint does not match config.json: ${problems.join('; ')}`);
   noGrad(() => {
@@ -167,7 +181,10 @@ export interface LoadedClip {
  * `expectHash` refuses other weights before anything is built on them (`what` says whose hash it
  * is, for the message). `textOnly` frees the vision tower (training reads cached features).
  */
-export function loadClipFolder(dir: string, opts: LoadOptions & { expectHash?: { hash: string; what: string; flag?: string }; textOnly?: boolean } = {}): LoadedClip {
+export function loadClipFolder(
+  dir: string,
+  opts: LoadOptions & { expectHash?: { hash: string; what: string; flag?: string }; textOnly?: boolean } = {},
+): LoadedClip {
   readClipConfig(dir); // a folder that is no CLIP is said before its weights are hashed
   const hash = hashCheckpoint(dir);
   if (opts.expectHash && opts.expectHash.hash !== hash) {
@@ -178,7 +195,14 @@ export function loadClipFolder(dir: string, opts: LoadOptions & { expectHash?: {
   const model = loadClip(dir, opts);
   if (opts.textOnly) for (const p of model.vision_model.parameters()) p.dispose();
   const tokenizer = ClipTokenizer.fromFolder(dir);
-  return { dir, model, processor: ClipImageProcessor.fromFolder(dir), tokenizer, hash, textTower: textTowerOf(model, tokenizer, opts.device) };
+  return {
+    dir,
+    model,
+    processor: ClipImageProcessor.fromFolder(dir),
+    tokenizer,
+    hash,
+    textTower: textTowerOf(model, tokenizer, opts.device),
+  };
 }
 
 /**
@@ -194,9 +218,19 @@ export function saveClip(model: ClipModel, dir: string, opts: { dtype?: DType; f
   });
   saveSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   for (const [k, t] of tensors) if (t !== own.get(k)) t.dispose();
-  writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify({ architectures: ['CLIPModel'], ...model.config }, null, 2) + '\n');
+  writeFileAtomic(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ architectures: ['CLIPModel'], ...model.config }, null, 2) + '\n',
+  );
   if (opts.filesFrom) {
-    for (const f of ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json']) {
+    for (const f of [
+      'vocab.json',
+      'merges.txt',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'special_tokens_map.json',
+      'preprocessor_config.json',
+    ]) {
       const src = path.join(opts.filesFrom, f);
       if (fs.existsSync(src)) fs.copyFileSync(src, path.join(dir, f));
     }

@@ -14,7 +14,7 @@
 // since bf16's 8-bit mantissa rounds away a block's small update to a large entry, and the
 // products, which are nearly all the work, are in the low dtype either way. In float32 none of
 // this runs: the graph is unchanged.
-import { F, Tensor, cat, full, nn, tensor, tidy, type DType } from '../torch/index.js';
+import { F, type Tensor, cat, full, nn, tensor, tidy, type DType } from '../torch/index.js';
 import type { ClipConfig, ClipTextConfig, ClipVisionConfig } from './config.js';
 
 type TowerConfig = ClipTextConfig | ClipVisionConfig;
@@ -69,7 +69,12 @@ export class ClipAttention extends nn.Module {
   forwardRow(x: Tensor, xq: Tensor, mask: Tensor): Tensor {
     const [B, L, W] = x.shape as [number, number, number];
     const split = (t: Tensor, n: number) => t.view(B, n, this.heads, W / this.heads).transpose(1, 2); // [B, H, n, d]
-    const o = F.scaledDotProductAttention(split(this.q_proj.forward(xq), 1), split(this.k_proj.forward(x), L), split(this.v_proj.forward(x), L), { attnMask: mask }); // [B, H, 1, d]
+    const o = F.scaledDotProductAttention(
+      split(this.q_proj.forward(xq), 1),
+      split(this.k_proj.forward(x), L),
+      split(this.v_proj.forward(x), L),
+      { attnMask: mask },
+    ); // [B, H, 1, d]
     return this.out_proj.forward(o.transpose(1, 2).reshape(B, 1, W));
   }
 }
@@ -136,10 +141,14 @@ export class ClipEncoder extends nn.Module {
    * Runs the blocks. `keep` selects residual streams to return, in request order: k is the stream
    * after block k, and 0 the stream entering block 1.
    */
-  forward(x: Tensor, opts: { mask?: Tensor; keep?: number[]; blocks?: number } = {}): { output: Tensor; kept: Tensor[] } {
+  forward(
+    x: Tensor,
+    opts: { mask?: Tensor; keep?: number[]; blocks?: number } = {},
+  ): { output: Tensor; kept: Tensor[] } {
     const keep = opts.keep ?? [];
     const run = opts.blocks ?? this.layers.length; // the first `blocks` blocks only
-    for (const k of keep) if (!(Number.isInteger(k) && k >= 0 && k <= run)) throw new RangeError(`block ${k} does not exist (0..${run})`);
+    for (const k of keep)
+      if (!(Number.isInteger(k) && k >= 0 && k <= run)) throw new RangeError(`block ${k} does not exist (0..${run})`);
     const kept = new Map<number, Tensor>([[0, x]]);
     let h = x;
     this.layers.slice(0, run).forEach((layer, i) => {
@@ -178,7 +187,10 @@ export class ClipVisionEmbeddings extends nn.Module {
   forward(pixels: Tensor): Tensor {
     const B = pixels.size(0);
     const dt = this.patch_embedding.weight.dtype;
-    const patches = dt === 'float32' ? this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2) : tidy(() => this.patchesAsMatmul(pixels.to(dt)).float()); // [B, G², W]
+    const patches =
+      dt === 'float32'
+        ? this.patch_embedding.forward(pixels).flatten(2).transpose(1, 2)
+        : tidy(() => this.patchesAsMatmul(pixels.to(dt)).float()); // [B, G², W]
     const cls = this.class_embedding.view(1, 1, -1).expand(B, 1, -1); // [B, 1, W]
     return cat([cls, patches], 1).add(this.position_embedding.weight); // [B, 1+G², W]
   }
@@ -193,7 +205,12 @@ export class ClipVisionEmbeddings extends nn.Module {
     const [B, C, R] = pixels.shape as [number, number, number];
     const p = this.patch;
     const G = Math.floor(R / p); // as the convolution, pixels past G·p are not read
-    const x = pixels.narrow(2, 0, G * p).narrow(3, 0, G * p).reshape(B, C, G, p, G, p).permute(0, 2, 4, 1, 3, 5).reshape(B, G * G, C * p * p); // [B, G², C·p·p], (c, y, x) order as the weight
+    const x = pixels
+      .narrow(2, 0, G * p)
+      .narrow(3, 0, G * p)
+      .reshape(B, C, G, p, G, p)
+      .permute(0, 2, 4, 1, 3, 5)
+      .reshape(B, G * G, C * p * p); // [B, G², C·p·p], (c, y, x) order as the weight
     return F.linear(x, this.patch_embedding.weight.flatten(1)); // weight [W, C·p·p]
   }
 }
@@ -270,11 +287,21 @@ export class ClipTextTransformer extends nn.Module {
    * position. The mask is causal, so tokens after the last EOT change nothing: only the first
    * max(eot)+1 positions are run, unless `fullLength` (which gives the same result, slower).
    */
-  forward(tokenEmbeds: Tensor, eotIndex: number[], keep: number[] = [], opts: { fullLength?: boolean } = {}): { pooled: Tensor; blocks: Tensor[] } {
+  forward(
+    tokenEmbeds: Tensor,
+    eotIndex: number[],
+    keep: number[] = [],
+    opts: { fullLength?: boolean } = {},
+  ): { pooled: Tensor; blocks: Tensor[] } {
     const N = tokenEmbeds.size(0);
-    if (eotIndex.length !== N) throw new RangeError(`text tower: ${N} sequences but ${eotIndex.length} end-of-text positions`);
-    if (tokenEmbeds.size(1) > this.config.max_position_embeddings) throw new RangeError(`text tower: ${tokenEmbeds.size(1)} tokens, the context is ${this.config.max_position_embeddings}`);
-    if (Math.max(...eotIndex) >= tokenEmbeds.size(1) || Math.min(...eotIndex) < 0) throw new RangeError(`text tower: an end-of-text position is outside the ${tokenEmbeds.size(1)} tokens`);
+    if (eotIndex.length !== N)
+      throw new RangeError(`text tower: ${N} sequences but ${eotIndex.length} end-of-text positions`);
+    if (tokenEmbeds.size(1) > this.config.max_position_embeddings)
+      throw new RangeError(
+        `text tower: ${tokenEmbeds.size(1)} tokens, the context is ${this.config.max_position_embeddings}`,
+      );
+    if (Math.max(...eotIndex) >= tokenEmbeds.size(1) || Math.min(...eotIndex) < 0)
+      throw new RangeError(`text tower: an end-of-text position is outside the ${tokenEmbeds.size(1)} tokens`);
     const L = opts.fullLength ? tokenEmbeds.size(1) : Math.max(...eotIndex) + 1;
     const pos = this.embeddings.position_embedding.weight.narrow(0, 0, L); // [L, Wt]
     const x = tokenEmbeds.narrow(1, 0, L).add(pos); // [N, L, Wt]
@@ -289,7 +316,10 @@ export class ClipTextTransformer extends nn.Module {
     // Only the end-of-text row of the last block is read: its queries and MLP run for that row
     // alone (1 of L rows), forward and backward; its keys and values still cover every row.
     const { output, kept } = this.encoder.forward(x, { mask: causal, keep, blocks: last - 1 });
-    const eotMask = tensor(Float32Array.from({ length: N * L }, (_, i) => (i % L <= eotIndex[Math.floor(i / L)]! ? 0 : -Infinity)), { shape: [N, 1, 1, L], device: x.device }); // row i sees keys ≤ eot_i
+    const eotMask = tensor(
+      Float32Array.from({ length: N * L }, (_, i) => (i % L <= eotIndex[Math.floor(i / L)]! ? 0 : -Infinity)),
+      { shape: [N, 1, 1, L], device: x.device },
+    ); // row i sees keys ≤ eot_i
     const atEot = tidy(() => this.encoder.layers[last - 1]!.forwardRow(output, rows, eotMask.to(x.dtype)).squeeze(1)); // [N, Wt]
     return { pooled: this.final_layer_norm.forward(atEot), blocks: kept };
   }
@@ -322,8 +352,13 @@ export class ClipModel extends nn.Module {
    */
   encodeImage(pixels: Tensor, keepBlocks: number[] = []): VisionOutput {
     const { pooled, blocks } = this.vision_model.forward(pixels, keepBlocks);
-    if (this.visual_projection.weight.dtype === 'float32') return { imageEmbeds: this.visual_projection.forward(pooled), pooled, blocks };
-    return { imageEmbeds: tidy(() => this.visual_projection.forward(inputOf(this.visual_projection, pooled)).float()), pooled, blocks };
+    if (this.visual_projection.weight.dtype === 'float32')
+      return { imageEmbeds: this.visual_projection.forward(pooled), pooled, blocks };
+    return {
+      imageEmbeds: tidy(() => this.visual_projection.forward(inputOf(this.visual_projection, pooled)).float()),
+      pooled,
+      blocks,
+    };
   }
 
   /**
@@ -333,7 +368,10 @@ export class ClipModel extends nn.Module {
    */
   setVisionDtype(dtype: DType): this {
     if (dtype === this.vision_model.dtype) return this;
-    if (this.vision_model.dtype !== 'float32') throw new Error(`setVisionDtype(${dtype}): the vision tower is already ${this.vision_model.dtype}; reload the model`);
+    if (this.vision_model.dtype !== 'float32')
+      throw new Error(
+        `setVisionDtype(${dtype}): the vision tower is already ${this.vision_model.dtype}; reload the model`,
+      );
     for (const root of [this.vision_model, this.visual_projection]) {
       for (const [, m] of root.namedModules()) if (m instanceof nn.Linear || m instanceof nn.Conv2d) m.to({ dtype });
     }
@@ -346,7 +384,12 @@ export class ClipModel extends nn.Module {
   }
 
   /** Token embeddings [N, L, Wt] (e.g. with learned context vectors spliced in) -> [N, E]. */
-  encodeTextEmbeddings(tokenEmbeds: Tensor, eotIndex: number[], keepBlocks: number[] = [], opts: { fullLength?: boolean } = {}): TextOutput {
+  encodeTextEmbeddings(
+    tokenEmbeds: Tensor,
+    eotIndex: number[],
+    keepBlocks: number[] = [],
+    opts: { fullLength?: boolean } = {},
+  ): TextOutput {
     const { pooled, blocks } = this.text_model.forward(tokenEmbeds, eotIndex, keepBlocks, opts);
     return { textEmbeds: this.text_projection.forward(pooled), pooled, blocks };
   }

@@ -18,10 +18,12 @@ const MS = 'com.microsoft'; // onnxruntime's contributed operators
 export function visionTowerOnnx(clip: ClipModel, opts: { lowBlock?: number } = {}): Uint8Array {
   const vm = clip.vision_model;
   const cfg = vm.config;
-  if (vm.dtype !== 'float32') throw new Error(`visionTowerOnnx: the vision tower is ${vm.dtype}; the ONNX graph is written from float32 weights`);
+  if (vm.dtype !== 'float32')
+    throw new Error(`visionTowerOnnx: the vision tower is ${vm.dtype}; the ONNX graph is written from float32 weights`);
   const layers = vm.encoder.layers;
   const k = opts.lowBlock;
-  if (k !== undefined && (!Number.isInteger(k) || k < 0 || k > layers.length)) throw new RangeError(`visionTowerOnnx: lowBlock ${k} is not in 0..${layers.length}`);
+  if (k !== undefined && (!Number.isInteger(k) || k < 0 || k > layers.length))
+    throw new RangeError(`visionTowerOnnx: lowBlock ${k} is not in 0..${layers.length}`);
   const W = cfg.hidden_size;
   const H = cfg.num_attention_heads;
   const P = cfg.patch_size;
@@ -36,18 +38,28 @@ export function visionTowerOnnx(clip: ClipModel, opts: { lowBlock?: number } = {
   const rows = ints('shape_rows', [-1, W]); // [N, L, W] <-> [N·L, W]
   const seqs = ints('shape_seqs', [-1, L, W]);
   const ln = (x: string, m: { weight?: Tensor; bias?: Tensor }, name: string) =>
-    g.op('LayerNormalization', [x, c(`${name}.weight`, () => m.weight!), c(`${name}.bias`, () => m.bias!)], { axis: -1, epsilon: eps });
+    g.op('LayerNormalization', [x, c(`${name}.weight`, () => m.weight!), c(`${name}.bias`, () => m.bias!)], {
+      axis: -1,
+      epsilon: eps,
+    });
   const linear = (x: string, m: { weight: Tensor; bias?: Tensor }, name: string) =>
-    g.op('Gemm', [x, c(`${name}.weight`, () => m.weight), ...(m.bias ? [c(`${name}.bias`, () => m.bias!)] : [])], { transB: 1 });
+    g.op('Gemm', [x, c(`${name}.weight`, () => m.weight), ...(m.bias ? [c(`${name}.bias`, () => m.bias!)] : [])], {
+      transB: 1,
+    });
 
   // Embeddings: patches [N, G², W], the class token in front, positions added.
   const pixels = g.input('pixels', 'float32', ['N', 3, cfg.image_size, cfg.image_size]);
-  const conv = g.op('Conv', [pixels, c('patch_embedding.weight', () => vm.embeddings.patch_embedding.weight)], { strides: [P, P] }); // [N, W, G, G]
+  const conv = g.op('Conv', [pixels, c('patch_embedding.weight', () => vm.embeddings.patch_embedding.weight)], {
+    strides: [P, P],
+  }); // [N, W, G, G]
   const patches = g.op('Transpose', [g.op('Reshape', [conv, ints('shape_patches', [0, W, -1])])], { perm: [0, 2, 1] });
   const batch = g.op('Slice', [g.op('Shape', [pixels]), ints('zero', [0]), ints('one', [1])]); // [N]
   const clsShape = g.op('Concat', [batch, ints('one_w', [1, W])], { axis: 0 });
   const cls = g.op('Expand', [c('class_embedding', () => vm.embeddings.class_embedding.view(1, 1, W)), clsShape]); // [N, 1, W]
-  const tokens = g.op('Add', [g.op('Concat', [cls, patches], { axis: 1 }), c('position_embedding', () => vm.embeddings.position_embedding.weight)]);
+  const tokens = g.op('Add', [
+    g.op('Concat', [cls, patches], { axis: 1 }),
+    c('position_embedding', () => vm.embeddings.position_embedding.weight),
+  ]);
   let x = g.op('Reshape', [ln(tokens, vm.pre_layrnorm, 'pre_layrnorm'), rows]); // [N·L, W]
 
   let low: string | undefined;
@@ -63,12 +75,17 @@ export function visionTowerOnnx(clip: ClipModel, opts: { lowBlock?: number } = {
     const att = g.op('Attention', [h, qkvW, qkvB], { num_heads: H }, { domain: MS }); // [N, L, W]
     x = g.op('Add', [x, linear(g.op('Reshape', [att, rows]), a.out_proj, `${name}.out_proj`)]);
     const m = linear(ln(x, layer.layer_norm2, `${name}.layer_norm2`), layer.mlp.fc1, `${name}.fc1`);
-    const act = cfg.hidden_act === 'quick_gelu' ? g.op('QuickGelu', [m], { alpha: { f: 1.702 } }, { domain: MS }) : g.op('Gelu', [m], {}, { domain: MS });
+    const act =
+      cfg.hidden_act === 'quick_gelu'
+        ? g.op('QuickGelu', [m], { alpha: { f: 1.702 } }, { domain: MS })
+        : g.op('Gelu', [m], {}, { domain: MS });
     x = g.op('Add', [x, linear(act, layer.mlp.fc2, `${name}.fc2`)]);
     if (k === i + 1) low = tokenMean(x);
   });
 
-  const clsOut = g.op('Gather', [g.op('Reshape', [x, seqs]), g.constant('cls_index', { int64: [0], dims: [] })], { axis: 1 }); // [N, W]
+  const clsOut = g.op('Gather', [g.op('Reshape', [x, seqs]), g.constant('cls_index', { int64: [0], dims: [] })], {
+    axis: 1,
+  }); // [N, W]
   const embeds = linear(ln(clsOut, vm.post_layernorm, 'post_layernorm'), clip.visual_projection, 'visual_projection'); // [N, E]
   g.output(embeds, 'image_embeds', 'float32', ['N', E]);
   if (low !== undefined) g.output(low, 'low', 'float32', ['N', W]);

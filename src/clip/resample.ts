@@ -38,7 +38,8 @@ function coefficients(inSize: number, outSize: number): Coeffs {
     for (let x = 0; x < xmax; x++) {
       const v = total !== 0 ? w[x]! / total : w[x]!;
       // Round half away from zero into fixed point, as Pillow's normalize_coeffs_8bpc.
-      weights[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
+      weights[xx * ksize + x] =
+        v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
     }
     bounds[xx * 2] = xmin;
     bounds[xx * 2 + 1] = xmax;
@@ -48,14 +49,21 @@ function coefficients(inSize: number, outSize: number): Coeffs {
 
 function clip8(v: number): number {
   const s = Math.floor(v / (1 << PRECISION_BITS)); // arithmetic shift right
-  return s < 0 ? 0 : s > 255 ? 255 : s;
+  return s < 0 ? 0 : Math.min(s, 255);
 }
 
 /**
  * Resizes an interleaved 8-bit image (`channels` values per pixel, row-major) to outW×outH with
  * Pillow's BICUBIC. Returns the image unchanged (a copy) when the size is the same.
  */
-export function resizeBicubic(src: Uint8Array, w: number, h: number, channels: number, outW: number, outH: number): Uint8Array {
+export function resizeBicubic(
+  src: Uint8Array,
+  w: number,
+  h: number,
+  channels: number,
+  outW: number,
+  outH: number,
+): Uint8Array {
   if (outW === w && outH === h) return src.slice();
   const half = 1 << (PRECISION_BITS - 1); // rounding offset
   let img = src;
@@ -87,7 +95,14 @@ export function resizeBicubic(src: Uint8Array, w: number, h: number, channels: n
   return verticalPass(img, cw, channels, outH, coefficients(ch, outH), 0);
 }
 
-function verticalPass(img: Uint8Array, w: number, channels: number, outH: number, c: Coeffs, shift: number): Uint8Array {
+function verticalPass(
+  img: Uint8Array,
+  w: number,
+  channels: number,
+  outH: number,
+  c: Coeffs,
+  shift: number,
+): Uint8Array {
   const half = 1 << (PRECISION_BITS - 1);
   const out = new Uint8Array(w * outH * channels);
   for (let yy = 0; yy < outH; yy++) {

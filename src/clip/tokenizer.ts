@@ -27,10 +27,47 @@ function bytesToUnicode(): string[] {
 // Named entities of everyday text; Python's html.unescape knows all of HTML5's (numeric
 // references are handled in full below).
 const ENTITIES: Record<string, string> = {
-  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0', copy: '©', reg: '®', trade: '™', hellip: '…', mdash: '—', ndash: '–',
-  lsquo: '‘', rsquo: '’', ldquo: '“', rdquo: '”', laquo: '«', raquo: '»', euro: '€', pound: '£', yen: '¥', cent: '¢', deg: '°', times: '×',
-  divide: '÷', middot: '·', bull: '•', para: '¶', sect: '§', iexcl: '¡', iquest: '¿', eacute: 'é', egrave: 'è', agrave: 'à', ccedil: 'ç',
-  uuml: 'ü', ouml: 'ö', auml: 'ä', szlig: 'ß', ntilde: 'ñ', hearts: '♥',
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: '\u00a0',
+  copy: '©',
+  reg: '®',
+  trade: '™',
+  hellip: '…',
+  mdash: '—',
+  ndash: '–',
+  lsquo: '‘',
+  rsquo: '’',
+  ldquo: '“',
+  rdquo: '”',
+  laquo: '«',
+  raquo: '»',
+  euro: '€',
+  pound: '£',
+  yen: '¥',
+  cent: '¢',
+  deg: '°',
+  times: '×',
+  divide: '÷',
+  middot: '·',
+  bull: '•',
+  para: '¶',
+  sect: '§',
+  iexcl: '¡',
+  iquest: '¿',
+  eacute: 'é',
+  egrave: 'è',
+  agrave: 'à',
+  ccedil: 'ç',
+  uuml: 'ü',
+  ouml: 'ö',
+  auml: 'ä',
+  szlig: 'ß',
+  ntilde: 'ñ',
+  hearts: '♥',
 };
 
 /** Python's html.unescape for numeric references and the named entities above. */
@@ -63,14 +100,24 @@ export class ClipTokenizer {
   private readonly ranks: Map<string, number>;
   private readonly byteChars = bytesToUnicode();
   private readonly decoder: Map<number, string>;
-  private readonly cache = new Map<string, string[]>([[SOT, [SOT]], [EOT, [EOT]]]);
+  private readonly cache = new Map<string, string[]>([
+    [SOT, [SOT]],
+    [EOT, [EOT]],
+  ]);
   readonly sotId: number;
   readonly eotId: number;
 
-  constructor(private readonly vocab: Map<string, number>, merges: Array<[string, string]>) {
+  constructor(
+    private readonly vocab: Map<string, number>,
+    merges: Array<[string, string]>,
+  ) {
     this.ranks = new Map(merges.map(([a, b], i) => [`${a} ${b}`, i]));
     this.decoder = new Map([...vocab].map(([k, v]) => [v, k]));
-    const need = (tok: string) => vocab.get(tok) ?? (() => { throw new Error(`the vocabulary has no ${tok}`); })();
+    const need = (tok: string) =>
+      vocab.get(tok) ??
+      (() => {
+        throw new Error(`the vocabulary has no ${tok}`);
+      })();
     this.sotId = need(SOT);
     this.eotId = need(EOT);
   }
@@ -87,14 +134,26 @@ export class ClipTokenizer {
     if (fs.existsSync(vocabFile) && fs.existsSync(mergesFile)) {
       const vocab = new Map(Object.entries(vocabOf(readJson(vocabFile), vocabFile)));
       const count = vocab.size - 2 * 256 - 2;
-      const lines = fs.readFileSync(mergesFile, 'utf8').split('\n').slice(1, 1 + count);
-      if (lines.length !== count) throw new UserError(`${mergesFile} has ${lines.length} merges, the ${vocab.size}-token vocabulary needs ${count}`);
-      return new ClipTokenizer(vocab, lines.map((l) => l.split(' ') as [string, string]));
+      const lines = fs
+        .readFileSync(mergesFile, 'utf8')
+        .split('\n')
+        .slice(1, 1 + count);
+      if (lines.length !== count)
+        throw new UserError(
+          `${mergesFile} has ${lines.length} merges, the ${vocab.size}-token vocabulary needs ${count}`,
+        );
+      return new ClipTokenizer(
+        vocab,
+        lines.map((l) => l.split(' ') as [string, string]),
+      );
     }
     if (fs.existsSync(fastFile)) {
       const json = readJson<{ model?: { vocab?: unknown; merges?: unknown } } | null>(fastFile);
-      if (!json?.model?.vocab || !Array.isArray(json.model.merges)) throw new UserError(`${fastFile} has no model.vocab / model.merges (not a BPE tokenizer)`);
-      const merges = (json.model.merges as unknown[]).map((m) => (typeof m === 'string' ? (m.split(' ') as [string, string]) : (m as [string, string])));
+      if (!json?.model?.vocab || !Array.isArray(json.model.merges))
+        throw new UserError(`${fastFile} has no model.vocab / model.merges (not a BPE tokenizer)`);
+      const merges = (json.model.merges as unknown[]).map((m) =>
+        typeof m === 'string' ? (m.split(' ') as [string, string]) : (m as [string, string]),
+      );
       return new ClipTokenizer(new Map(Object.entries(vocabOf(json.model.vocab, `${fastFile}: model.vocab`))), merges);
     }
     throw new UserError(`${dir} has no tokenizer: expected vocab.json and merges.txt, or tokenizer.json`);
@@ -130,7 +189,8 @@ export class ClipTokenizer {
   encode(text: string): number[] {
     const ids: number[] = [];
     for (const m of cleanText(text).matchAll(SPLIT)) {
-      const piece = m[0] === SOT || m[0] === EOT ? m[0] : Array.from(Buffer.from(m[0], 'utf8'), (b) => this.byteChars[b]!).join('');
+      const piece =
+        m[0] === SOT || m[0] === EOT ? m[0] : Array.from(Buffer.from(m[0], 'utf8'), (b) => this.byteChars[b]!).join('');
       for (const tok of this.bpe(piece)) {
         const id = this.vocab.get(tok);
         if (id === undefined) throw new Error(`token '${tok}' is not in the vocabulary`);
@@ -163,16 +223,25 @@ export class ClipTokenizer {
   /** Text of ids (for debugging): special tokens and padding are dropped, "</w>" becomes a space. */
   decode(ids: number[]): string {
     const byteOf = new Map(this.byteChars.map((c, b) => [c, b]));
-    const text = ids.filter((id) => id !== this.sotId && id !== this.eotId && id !== 0).map((id) => this.decoder.get(id) ?? '').join('');
-    const bytes = [...text.replace(/<\/w>/g, ' ')].map((c) => (c === ' ' ? 0x20 : byteOf.get(c) ?? 0x3f));
+    const text = ids
+      .filter((id) => id !== this.sotId && id !== this.eotId && id !== 0)
+      .map((id) => this.decoder.get(id) ?? '')
+      .join('');
+    const bytes = [...text.replace(/<\/w>/g, ' ')].map((c) => (c === ' ' ? 0x20 : (byteOf.get(c) ?? 0x3f)));
     return Buffer.from(bytes).toString('utf8').trim();
   }
 }
 
 /** A vocabulary is an object of token -> integer id; anything else (an array, strings for ids) is named, not cast. */
 function vocabOf(json: unknown, where: string): Record<string, number> {
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new UserError(`${where} is not a CLIP vocabulary: expected an object of token -> id, not ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`);
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new UserError(
+      `${where} is not a CLIP vocabulary: expected an object of token -> id, not ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`,
+    );
   const bad = Object.entries(json).find(([, v]) => !Number.isInteger(v) || (v as number) < 0);
-  if (bad) throw new UserError(`${where} is not a CLIP vocabulary: token ${JSON.stringify(bad[0])} has id ${JSON.stringify(bad[1])}, not a whole number`);
+  if (bad)
+    throw new UserError(
+      `${where} is not a CLIP vocabulary: token ${JSON.stringify(bad[0])} has id ${JSON.stringify(bad[1])}, not a whole number`,
+    );
   return json as Record<string, number>;
 }

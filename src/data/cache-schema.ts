@@ -20,15 +20,27 @@ export const CacheInfoSchema = z
     fold: z.number().int().optional(),
     classNames: z.array(z.string().min(1)).min(1),
     polarityOfClass: z.array(z.number().int().min(0).max(2)).nullable(), // null: extracted with --no-polarity
-    subject: z.union([z.enum(['largest', 'center']), z.tuple([z.number(), z.number(), z.number(), z.number()])]).optional(), // absent: main
-    dims: z.object({ frames: z.number().int().positive(), embed: z.number().int().positive(), visionWidth: z.number().int().positive() }),
+    subject: z
+      .union([z.enum(['largest', 'center']), z.tuple([z.number(), z.number(), z.number(), z.number()])])
+      .optional(), // absent: main
+    dims: z.object({
+      frames: z.number().int().positive(),
+      embed: z.number().int().positive(),
+      visionWidth: z.number().int().positive(),
+    }),
   })
   .passthrough()
   .superRefine((c, ctx) => {
     // Two classes of one name would train as one word in two prompts (a 100% "UAR" on nothing).
     const dup = c.classNames.find((n, i) => c.classNames.indexOf(n) !== i);
-    if (dup !== undefined) ctx.addIssue({ code: 'custom', path: ['classNames'], message: `names the class '${dup}' more than once` });
-    if (c.polarityOfClass && c.polarityOfClass.length !== c.classNames.length) ctx.addIssue({ code: 'custom', path: ['polarityOfClass'], message: `has ${c.polarityOfClass.length} entries for ${c.classNames.length} classes` });
+    if (dup !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['classNames'], message: `names the class '${dup}' more than once` });
+    if (c.polarityOfClass && c.polarityOfClass.length !== c.classNames.length)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['polarityOfClass'],
+        message: `has ${c.polarityOfClass.length} entries for ${c.classNames.length} classes`,
+      });
   });
 
 // The schema and the CacheInfo interface describe the same file.

@@ -17,7 +17,15 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy, type Precision } from '../torch/index.js';
+import {
+  type Tensor,
+  loadSafetensors,
+  readSafetensorsHeader,
+  saveSafetensors,
+  stack,
+  tidy,
+  type Precision,
+} from '../torch/index.js';
 import { ensureDir, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
 import { describeHolder, holderAlive, readLockFile, tryLock, type LockHolder } from '../util/lock.js';
 import { UserError } from '../util/errors.js';
@@ -75,7 +83,8 @@ export interface FailedClip {
 const clipIdOf = (key: string) => key.replace(/#v\d+$/, '');
 
 /** Whether a failure is that clip's: a per-person failure names its id, any other the video. */
-const failureOf = (f: FailedClip, clip: { path: string; key: string }) => f.path === clip.path && (f.key === undefined || f.key === clipIdOf(clip.key));
+const failureOf = (f: FailedClip, clip: { path: string; key: string }) =>
+  f.path === clip.path && (f.key === undefined || f.key === clipIdOf(clip.key));
 
 /** One clip (view) of the data set's current listing: what the index says about it. */
 export type ListedClip = Pick<ClipRecord, 'key' | 'path' | 'label' | 'polarity' | 'split' | 'view'> & { shard: string };
@@ -120,10 +129,16 @@ export function checkCacheOptions(dir: string, want: CacheOptions): CacheInfo | 
     if (key === 'precision' || key === 'subject') continue; // compared above, with their defaults
     const [a, b] = [JSON.stringify(have[key]), JSON.stringify(want[key])];
     if (key === 'clip') {
-      if (have.clip.hash !== want.clip.hash) diffs.push(`CLIP checkpoint (cache: ${have.clip.path}, hash ${have.clip.hash.slice(0, 12)}; now: ${want.clip.path}, hash ${want.clip.hash.slice(0, 12)})`);
+      if (have.clip.hash !== want.clip.hash)
+        diffs.push(
+          `CLIP checkpoint (cache: ${have.clip.path}, hash ${have.clip.hash.slice(0, 12)}; now: ${want.clip.path}, hash ${want.clip.hash.slice(0, 12)})`,
+        );
     } else if (a !== b) diffs.push(`${key} (cache: ${a}, now: ${b})`);
   }
-  if (diffs.length) throw new UserError(`${dir} was made with other options: ${diffs.join('; ')}. Use another --out folder, or delete this one to rebuild it.`);
+  if (diffs.length)
+    throw new UserError(
+      `${dir} was made with other options: ${diffs.join('; ')}. Use another --out folder, or delete this one to rebuild it.`,
+    );
   return have;
 }
 
@@ -137,7 +152,12 @@ export class CacheWriter {
   /** What the parts hold, by key (the records as extracted, with the labels of that time). */
   readonly cached: Map<string, ClipRecord>;
 
-  constructor(readonly dir: string, readonly info: CacheInfo, readonly shard: string, private readonly partSize = 32) {
+  constructor(
+    readonly dir: string,
+    readonly info: CacheInfo,
+    readonly shard: string,
+    private readonly partSize = 32,
+  ) {
     ensureDir(path.join(dir, PARTS));
     // A cache without parts holds nothing to protect: it takes the options asked for now.
     const existing = partFiles(dir).length ? checkCacheOptions(dir, info) : undefined;
@@ -156,7 +176,11 @@ export class CacheWriter {
 
   /** Queues a clip's features (float16 copies are taken; the inputs stay the caller's). */
   add(record: ClipRecord, features: ClipFeatures): void {
-    const half = tidy(() => ({ face: features.face.to('float16').keep(), scene: features.scene.to('float16').keep(), low: features.low.to('float16').keep() }));
+    const half = tidy(() => ({
+      face: features.face.to('float16').keep(),
+      scene: features.scene.to('float16').keep(),
+      low: features.low.to('float16').keep(),
+    }));
     this.pending.push({ record, features: half });
     if (this.pending.length >= this.partSize) this.flush();
   }
@@ -197,7 +221,9 @@ export class CacheWriter {
       tensors.set(`${record.key}/scene_emb`, features.scene);
       tensors.set(`${record.key}/scene_low`, features.low);
     }
-    saveSafetensors(path.join(this.dir, PARTS, name), tensors, { clips: JSON.stringify(this.pending.map((p) => p.record)) });
+    saveSafetensors(path.join(this.dir, PARTS, name), tensors, {
+      clips: JSON.stringify(this.pending.map((p) => p.record)),
+    });
     for (const { record, features } of this.pending) {
       this.done.add(record.key);
       this.clearFailure(record);
@@ -205,7 +231,8 @@ export class CacheWriter {
       features.scene.dispose();
       features.low.dispose();
     }
-    if (fs.existsSync(this.failedFile())) writeFileAtomic(this.failedFile(), JSON.stringify(this.failed, null, 2) + '\n');
+    if (fs.existsSync(this.failedFile()))
+      writeFileAtomic(this.failedFile(), JSON.stringify(this.failed, null, 2) + '\n');
     this.pending = [];
   }
 }
@@ -213,7 +240,11 @@ export class CacheWriter {
 function partFiles(dir: string): string[] {
   const p = path.join(dir, PARTS);
   if (!fs.existsSync(p)) return [];
-  return fs.readdirSync(p).filter((f) => f.endsWith('.safetensors')).sort().map((f) => path.join(p, f));
+  return fs
+    .readdirSync(p)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort()
+    .map((f) => path.join(p, f));
 }
 
 function readPartRecords(file: string): ClipRecord[] {
@@ -234,7 +265,10 @@ export function readListing(dir: string): Listing | undefined {
 }
 
 function listingHash(dir: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, LISTING))).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(fs.readFileSync(path.join(dir, LISTING)))
+    .digest('hex');
 }
 
 export interface MergeResult {
@@ -252,26 +286,45 @@ export interface MergeResult {
  * finish: an error, unless `allowPartial`, when the index says which are missing.
  */
 export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): MergeResult {
-  if (!fs.existsSync(path.join(dir, CACHE_FILE))) throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE})`);
+  if (!fs.existsSync(path.join(dir, CACHE_FILE)))
+    throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE})`);
   const running = liveLocks(dir).filter((l) => l.pid !== process.pid || l.host !== os.hostname());
-  if (running.length) throw new UserError(`${dir}: an extraction is still writing it (${running.map(describeLock).join('; ')}); merge when it has finished`);
+  if (running.length)
+    throw new UserError(
+      `${dir}: an extraction is still writing it (${running.map(describeLock).join('; ')}); merge when it has finished`,
+    );
   const listing = readListing(dir);
-  if (!listing) throw new UserError(`${dir} has no ${LISTING} (made by an older ous): run the same ous extract again to write it (nothing is recomputed)`);
+  if (!listing)
+    throw new UserError(
+      `${dir} has no ${LISTING} (made by an older ous): run the same ous extract again to write it (nothing is recomputed)`,
+    );
   const parts = partFiles(dir);
   const seen = new Map<string, { file: string; record: ClipRecord }>();
   for (const f of parts) {
     for (const r of readPartRecords(f)) {
       const other = seen.get(r.key);
-      if (other) throw new UserError(`clip ${r.key} is in both ${path.basename(other.file)} and ${path.basename(f)}: were two shards given the same I/N?`);
+      if (other)
+        throw new UserError(
+          `clip ${r.key} is in both ${path.basename(other.file)} and ${path.basename(f)}: were two shards given the same I/N?`,
+        );
       seen.set(r.key, { file: f, record: r });
     }
   }
   const listedPaths = new Set(listing.clips.map((c) => c.path));
-  const failedFiles = fs.readdirSync(dir).filter((f) => /^failed-.*\.json$/.test(f)).flatMap((f) => readJson<FailedClip[]>(path.join(dir, f)));
+  const failedFiles = fs
+    .readdirSync(dir)
+    .filter((f) => /^failed-.*\.json$/.test(f))
+    .flatMap((f) => readJson<FailedClip[]>(path.join(dir, f)));
   // A failure stands while no listed clip it is about was extracted (per person: that person's id).
   const extracted = listing.clips.filter((c) => seen.has(c.key));
-  const failedExtracting = failedFiles.filter((f) => listedPaths.has(f.path) && !extracted.some((c) => failureOf(f, c)));
-  const failed = [...new Map([...listing.rejected, ...failedExtracting].map((f) => [`${f.path}\n${f.key ?? ''}\n${f.error}`, f])).values()];
+  const failedExtracting = failedFiles.filter(
+    (f) => listedPaths.has(f.path) && !extracted.some((c) => failureOf(f, c)),
+  );
+  const failed = [
+    ...new Map(
+      [...listing.rejected, ...failedExtracting].map((f) => [`${f.path}\n${f.key ?? ''}\n${f.error}`, f]),
+    ).values(),
+  ];
   const listed = new Map(listing.clips.map((c) => [c.key, c]));
   const missingByShard = new Map<string, string[]>();
   for (const c of listing.clips) {
@@ -281,16 +334,35 @@ export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): 
   }
   const missing = [...missingByShard].map(([shard, keys]) => ({ shard, keys }));
   if (missing.length && !opts.allowPartial) {
-    const which = missing.map((m) => `shard ${m.shard} (${m.keys.length} clip${m.keys.length > 1 ? 's' : ''}, e.g. ${m.keys[0]})`).join(', ');
-    throw new UserError(`${dir}: clips of ${which} are in no part and did not fail: that shard has not run or not finished. Run it (ous extract ... --shard I/N --out ${dir}), or merge with --allow-partial to use what is there`);
+    const which = missing
+      .map((m) => `shard ${m.shard} (${m.keys.length} clip${m.keys.length > 1 ? 's' : ''}, e.g. ${m.keys[0]})`)
+      .join(', ');
+    throw new UserError(
+      `${dir}: clips of ${which} are in no part and did not fail: that shard has not run or not finished. Run it (ous extract ... --shard I/N --out ${dir}), or merge with --allow-partial to use what is there`,
+    );
   }
   // Parts order, then each part's order: the index keeps the order the clips were extracted in.
   const clips: CacheIndex['clips'] = [];
   for (const [key, { file }] of seen) {
     const c = listed.get(key);
-    if (c) clips.push({ key, path: c.path, label: c.label, polarity: c.polarity, split: c.split, part: path.relative(dir, file) });
+    if (c)
+      clips.push({
+        key,
+        path: c.path,
+        label: c.label,
+        polarity: c.polarity,
+        split: c.split,
+        part: path.relative(dir, file),
+      });
   }
-  const index: CacheIndex = { version: 2, listing: listingHash(dir), parts: parts.map((f) => path.relative(dir, f)), clips, failed, missing: missing.flatMap((m) => m.keys) };
+  const index: CacheIndex = {
+    version: 2,
+    listing: listingHash(dir),
+    parts: parts.map((f) => path.relative(dir, f)),
+    clips,
+    failed,
+    missing: missing.flatMap((m) => m.keys),
+  };
   writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index, null, 2) + '\n');
   return { parts: parts.length, clips: clips.length, failed, missing, unlisted: seen.size - clips.length };
 }
@@ -301,10 +373,13 @@ const describeLock = (l: LockHolder) => `${describeHolder(l)}, ${path.basename(l
 /** The locks of live extractions into `dir`. */
 export function liveLocks(dir: string): LockHolder[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir).filter((f) => f.startsWith('lock-') && !f.includes('.tmp-')).flatMap((f) => {
-    const l = readLockFile(path.join(dir, f));
-    return l && holderAlive(l) ? [l] : [];
-  });
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith('lock-') && !f.includes('.tmp-'))
+    .flatMap((f) => {
+      const l = readLockFile(path.join(dir, f));
+      return l && holderAlive(l) ? [l] : [];
+    });
 }
 
 /**
@@ -312,18 +387,27 @@ export function liveLocks(dir: string): LockHolder[] {
  * stops (or, with `wait`, waits) instead of writing beside it. A lock whose process is dead is
  * taken over (`log` is told). Returns the release function.
  */
-export async function lockCache(dir: string, shard: string, opts: { wait?: boolean; log?: (line: string) => void } = {}): Promise<() => void> {
+export async function lockCache(
+  dir: string,
+  shard: string,
+  opts: { wait?: boolean; log?: (line: string) => void } = {},
+): Promise<() => void> {
   ensureDir(dir);
   const file = path.join(dir, `lock-${shard}`);
   let waited = false;
   for (;;) {
-    const r = tryLock(file, (dead) => opts.log?.(`${dir}: took over the lock of a dead extraction (${describeLock(dead)})`));
+    const r = tryLock(file, (dead) =>
+      opts.log?.(`${dir}: took over the lock of a dead extraction (${describeLock(dead)})`),
+    );
     if ('release' in r) return r.release;
     const holder = r.holder;
     if (!opts.wait) {
-      throw new UserError(`${dir} is being written by another ous extract (${holder ? describeLock(holder) : file}): wait for it to finish, pass --wait, or use another --out; if no such process runs, delete ${file}`);
+      throw new UserError(
+        `${dir} is being written by another ous extract (${holder ? describeLock(holder) : file}): wait for it to finish, pass --wait, or use another --out; if no such process runs, delete ${file}`,
+      );
     }
-    if (!waited) opts.log?.(`${dir}: waiting for another ous extract to finish (${holder ? describeLock(holder) : file})`);
+    if (!waited)
+      opts.log?.(`${dir}: waiting for another ous extract to finish (${holder ? describeLock(holder) : file})`);
     waited = true;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -335,8 +419,10 @@ export function cacheInfoOf(dir: string): CacheInfo {
   // pathKind, not existsSync: an unreadable folder or a symlink loop is said as such, not as "no cache.json".
   const kind = pathKind(dir);
   if (kind === 'missing') throw new UserError(`${dir}: no such feature cache (make one with 'ous extract')`);
-  if (kind !== 'folder') throw new UserError(`${dir} is ${kind === 'file' ? 'a file' : kind.other}, not a feature cache folder`);
-  if (pathKind(file) === 'missing') throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
+  if (kind !== 'folder')
+    throw new UserError(`${dir} is ${kind === 'file' ? 'a file' : kind.other}, not a feature cache folder`);
+  if (pathKind(file) === 'missing')
+    throw new UserError(`${dir} is not a feature cache (no ${CACHE_FILE}); make one with 'ous extract'`);
   return readCacheInfo(file);
 }
 
@@ -362,20 +448,35 @@ export class FeatureCache {
   static open(dir: string): FeatureCache {
     const info = cacheInfoOf(dir);
     const running = liveLocks(dir);
-    if (running.length) throw new UserError(`${dir}: an extraction is still writing it (${running.map(describeLock).join('; ')}); wait for it to finish`);
+    if (running.length)
+      throw new UserError(
+        `${dir}: an extraction is still writing it (${running.map(describeLock).join('; ')}); wait for it to finish`,
+      );
     const onDisk = partFiles(dir).map((f) => path.relative(dir, f));
     const indexFile = path.join(dir, INDEX);
     if (!fs.existsSync(indexFile)) {
       if (!onDisk.length) throw new UserError(`${dir} holds no clips yet`);
-      throw new UserError(`${dir} has parts but no ${INDEX}: its extraction did not finish, or its shards were not merged; finish it (run the same ous extract again) or ${merge(dir)}`);
+      throw new UserError(
+        `${dir} has parts but no ${INDEX}: its extraction did not finish, or its shards were not merged; finish it (run the same ous extract again) or ${merge(dir)}`,
+      );
     }
     const index = readJson<CacheIndex>(indexFile);
-    if (index.version !== 2) throw new UserError(`${indexFile} was written by an older ous: run the same ous extract again (nothing is recomputed), then ${merge(dir)} if it was sharded`);
-    if (!fs.existsSync(path.join(dir, LISTING)) || listingHash(dir) !== index.listing) throw new UserError(`${dir}: an extraction ran after the last merge, so ${INDEX} is out of date: ${merge(dir)}`);
+    if (index.version !== 2)
+      throw new UserError(
+        `${indexFile} was written by an older ous: run the same ous extract again (nothing is recomputed), then ${merge(dir)} if it was sharded`,
+      );
+    if (!fs.existsSync(path.join(dir, LISTING)) || listingHash(dir) !== index.listing)
+      throw new UserError(`${dir}: an extraction ran after the last merge, so ${INDEX} is out of date: ${merge(dir)}`);
     const unindexed = onDisk.filter((p) => !index.parts.includes(p));
-    if (unindexed.length) throw new UserError(`${dir} has parts that ${INDEX} does not list (${unindexed.slice(0, 3).join(', ')}${unindexed.length > 3 ? ', ...' : ''}): ${merge(dir)}`);
+    if (unindexed.length)
+      throw new UserError(
+        `${dir} has parts that ${INDEX} does not list (${unindexed.slice(0, 3).join(', ')}${unindexed.length > 3 ? ', ...' : ''}): ${merge(dir)}`,
+      );
     const gone = index.parts.filter((p) => !fs.existsSync(path.join(dir, p)));
-    if (gone.length) throw new UserError(`${dir}: ${gone.length} part(s) named by ${INDEX} are missing (${gone.slice(0, 3).join(', ')}): extract again into this folder, then ${merge(dir)}`);
+    if (gone.length)
+      throw new UserError(
+        `${dir}: ${gone.length} part(s) named by ${INDEX} are missing (${gone.slice(0, 3).join(', ')}): extract again into this folder, then ${merge(dir)}`,
+      );
     const wanted = new Map<string, CacheIndex['clips'][number]>();
     for (const c of index.clips) {
       if (wanted.has(c.key)) throw new UserError(`${indexFile} lists clip ${c.key} twice: ${merge(dir)}`);
@@ -390,7 +491,9 @@ export class FeatureCache {
       const recs = readPartRecords(f).filter((r) => wanted.get(r.key)?.part === part);
       if (!recs.length) continue;
       // Only the listed clips' tensors are read: a clip no longer listed stays on disk, unused.
-      const t = loadSafetensors(f, { only: recs.flatMap((r) => ['face_emb', 'scene_emb', 'scene_low'].map((n) => `${r.key}/${n}`)) });
+      const t = loadSafetensors(f, {
+        only: recs.flatMap((r) => ['face_emb', 'scene_emb', 'scene_low'].map((n) => `${r.key}/${n}`)),
+      });
       for (const r of recs) {
         const c = wanted.get(r.key)!;
         records.push({ ...r, path: c.path, label: c.label, polarity: c.polarity, split: c.split });
@@ -399,18 +502,34 @@ export class FeatureCache {
         lows.push(t.get(`${r.key}/scene_low`)!);
       }
     }
-    if (records.length !== wanted.size) throw new UserError(`${dir}: ${wanted.size - records.length} clip(s) of ${INDEX} are not in their parts: ${merge(dir)}`);
+    if (records.length !== wanted.size)
+      throw new UserError(
+        `${dir}: ${wanted.size - records.length} clip(s) of ${INDEX} are not in their parts: ${merge(dir)}`,
+      );
     if (!records.length) throw new UserError(`${dir} holds no clips yet`);
     // cache.json is what train and predict believe (T, the widths): it must describe the features.
     const want = { face: [info.frames, info.dims.embed], low: [info.frames, info.dims.visionWidth] };
-    const odd = records.findIndex((_, i) => faces[i]!.shape.join() !== want.face.join() || scenes[i]!.shape.join() !== want.face.join() || lows[i]!.shape.join() !== want.low.join());
+    const odd = records.findIndex(
+      (_, i) =>
+        faces[i]!.shape.join() !== want.face.join() ||
+        scenes[i]!.shape.join() !== want.face.join() ||
+        lows[i]!.shape.join() !== want.low.join(),
+    );
     if (odd >= 0 || info.dims.frames !== info.frames) {
       const i = Math.max(odd, 0);
       const msg = `${path.join(dir, CACHE_FILE)} does not describe its features: it says frames = ${info.frames} (dims.frames ${info.dims.frames}), embed ${info.dims.embed}, visionWidth ${info.dims.visionWidth}, but clip ${records[i]!.key} has face features [${faces[i]!.shape}] and scene_low [${lows[i]!.shape}] (was cache.json edited? extract again into a new --out)`;
       for (const t of [...faces, ...scenes, ...lows]) t.dispose();
       throw new UserError(msg);
     }
-    const data = tidy(() => new TensorDataset(stack(faces), stack(scenes), stack(lows), records.map((r) => r.label)));
+    const data = tidy(
+      () =>
+        new TensorDataset(
+          stack(faces),
+          stack(scenes),
+          stack(lows),
+          records.map((r) => r.label),
+        ),
+    );
     for (const t of [...faces, ...scenes, ...lows]) t.dispose();
     return new FeatureCache(info, records, data, index.missing);
   }

@@ -32,9 +32,29 @@ const CANONICAL = new Map(KNOWN.flatMap((k) => [k.name, ...k.synonyms].map((w) =
 const KNOWN_POLARITY = new Map(KNOWN.map((k) => [k.name, k.polarity]));
 
 /** DFEW's seven classes in DFEW's order (SPEC.md §1); FERV39k and plain manifests use them too. */
-export const DFEW_CLASSES: readonly string[] = ['happiness', 'sadness', 'neutral', 'anger', 'surprise', 'disgust', 'fear'];
+export const DFEW_CLASSES: readonly string[] = [
+  'happiness',
+  'sadness',
+  'neutral',
+  'anger',
+  'surprise',
+  'disgust',
+  'fear',
+];
 /** MAFW's eleven single-label classes in the order of its papers and code. */
-export const MAFW_CLASSES: readonly string[] = ['anger', 'disgust', 'fear', 'happiness', 'neutral', 'sadness', 'surprise', 'contempt', 'anxiety', 'helplessness', 'disappointment'];
+export const MAFW_CLASSES: readonly string[] = [
+  'anger',
+  'disgust',
+  'fear',
+  'happiness',
+  'neutral',
+  'sadness',
+  'surprise',
+  'contempt',
+  'anxiety',
+  'helplessness',
+  'disappointment',
+];
 
 /** The form two spellings of one class share: lower case, synonyms folded ("Happy" -> "happiness"). */
 export function canonicalClass(word: string): string {
@@ -48,13 +68,16 @@ export function labelIndex(raw: string, classNames: readonly string[], hint = ''
   const i = classNames.findIndex((c) => canonicalClass(c) === s);
   if (i >= 0) return i;
   if (/^\d+$/.test(s) && Number(s) < classNames.length) return Number(s);
-  throw new Error(`unknown label '${raw}' (the classes are ${classNames.join(', ')}, or 0..${classNames.length - 1})${hint}`);
+  throw new Error(
+    `unknown label '${raw}' (the classes are ${classNames.join(', ')}, or 0..${classNames.length - 1})${hint}`,
+  );
 }
 
 /** `--classes a,b,c`: the class words in label order. */
 export function parseClassList(s: string): string[] {
   const names = s.split(',').map((n) => n.trim());
-  if (names.length < 2 || names.some((n) => !n)) throw new UserError(`--classes must list two or more class names separated by commas, not '${s}'`);
+  if (names.length < 2 || names.some((n) => !n))
+    throw new UserError(`--classes must list two or more class names separated by commas, not '${s}'`);
   const seen = new Map<string, string>();
   for (const n of names) {
     const other = seen.get(canonicalClass(n));
@@ -70,7 +93,10 @@ export function parsePolarityMap(s: string): Map<string, number> {
   for (const item of s.split(',')) {
     const m = /^\s*([^=]+?)\s*=\s*(\S+)\s*$/.exec(item);
     const p = m ? (POLARITIES as readonly string[]).indexOf(m[2]!.toLowerCase()) : -1;
-    if (!m || p < 0) throw new UserError(`--polarity expects class=negative|neutral|positive items separated by commas, not '${item.trim()}'`);
+    if (!m || p < 0)
+      throw new UserError(
+        `--polarity expects class=negative|neutral|positive items separated by commas, not '${item.trim()}'`,
+      );
     if (out.has(canonicalClass(m[1]!))) throw new UserError(`--polarity gives '${m[1]}' twice`);
     out.set(canonicalClass(m[1]!), p);
   }
@@ -82,14 +108,20 @@ export function parsePolarityMap(s: string): Map<string, number> {
  * `noPolarity` records none (training then has no L_pol). A class with neither is an error that
  * says how to give it.
  */
-export function resolveClassSet(classNames: readonly string[], o: { polarity?: Map<string, number>; noPolarity?: boolean } = {}): ClassSet {
+export function resolveClassSet(
+  classNames: readonly string[],
+  o: { polarity?: Map<string, number>; noPolarity?: boolean } = {},
+): ClassSet {
   if (o.noPolarity) {
     if (o.polarity?.size) throw new UserError('--polarity and --no-polarity exclude each other');
     return { classNames: [...classNames], polarityOfClass: null };
   }
   const given = o.polarity ?? new Map<string, number>();
   const stray = [...given.keys()].filter((k) => !classNames.some((c) => canonicalClass(c) === k));
-  if (stray.length) throw new UserError(`--polarity names ${stray.map((k) => `'${k}'`).join(', ')}, not among the classes (${classNames.join(', ')})`);
+  if (stray.length)
+    throw new UserError(
+      `--polarity names ${stray.map((k) => `'${k}'`).join(', ')}, not among the classes (${classNames.join(', ')})`,
+    );
   const missing: string[] = [];
   const polarityOfClass = classNames.map((c) => {
     const p = given.get(canonicalClass(c)) ?? KNOWN_POLARITY.get(canonicalClass(c));
@@ -98,7 +130,9 @@ export function resolveClassSet(classNames: readonly string[], o: { polarity?: M
   });
   if (missing.length) {
     const example = missing.map((c) => `${c}=negative`).join(',');
-    throw new UserError(`no polarity is known for ${missing.map((c) => `'${c}'`).join(', ')}: give each with --polarity ${example} (negative, neutral or positive), or extract with --no-polarity to train without the polarity loss`);
+    throw new UserError(
+      `no polarity is known for ${missing.map((c) => `'${c}'`).join(', ')}: give each with --polarity ${example} (negative, neutral or positive), or extract with --no-polarity to train without the polarity loss`,
+    );
   }
   return { classNames: [...classNames], polarityOfClass };
 }

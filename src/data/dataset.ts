@@ -1,6 +1,6 @@
 // What training reads: per-clip frozen-encoder features (SPEC.md §3) and labels, batched as
 // tensors. The feature cache implements this; tests build one in memory.
-import { Tensor, tensor, tidy, type Device } from '../torch/index.js';
+import { type Tensor, tensor, tidy, type Device } from '../torch/index.js';
 import { rng, shuffled } from '../util/random.js';
 
 export interface FeatureBatch {
@@ -24,12 +24,22 @@ export class TensorDataset implements FeatureDataset {
   readonly dims: { frames: number; embed: number; visionWidth: number };
   private readonly labelTensor: Tensor;
 
-  constructor(private readonly face: Tensor, private readonly scene: Tensor, private readonly low: Tensor, readonly labels: readonly number[]) {
+  constructor(
+    private readonly face: Tensor,
+    private readonly scene: Tensor,
+    private readonly low: Tensor,
+    readonly labels: readonly number[],
+  ) {
     this.size = face.size(0);
-    for (const [name, t] of [['scene', scene], ['low', low]] as const) {
-      if (t.size(0) !== this.size || t.size(1) !== face.size(1)) throw new RangeError(`TensorDataset: ${name} has shape [${t.shape}], face [${face.shape}]`);
+    for (const [name, t] of [
+      ['scene', scene],
+      ['low', low],
+    ] as const) {
+      if (t.size(0) !== this.size || t.size(1) !== face.size(1))
+        throw new RangeError(`TensorDataset: ${name} has shape [${t.shape}], face [${face.shape}]`);
     }
-    if (labels.length !== this.size) throw new RangeError(`TensorDataset: ${labels.length} labels for ${this.size} clips`);
+    if (labels.length !== this.size)
+      throw new RangeError(`TensorDataset: ${labels.length} labels for ${this.size} clips`);
     this.dims = { frames: face.size(1), embed: face.size(2), visionWidth: low.size(2) };
     for (const t of [face, scene, low]) t.keep();
     this.labelTensor = tensorOfLabels(labels).keep();
@@ -39,7 +49,12 @@ export class TensorDataset implements FeatureDataset {
     return tidy(() => {
       const idx = tensorOfLabels(indices);
       const pick = (t: Tensor) => t.indexSelect(0, idx).to({ dtype: 'float32', device });
-      return { face: pick(this.face), scene: pick(this.scene), low: pick(this.low), labels: this.labelTensor.indexSelect(0, idx).to({ device }) };
+      return {
+        face: pick(this.face),
+        scene: pick(this.scene),
+        low: pick(this.low),
+        labels: this.labelTensor.indexSelect(0, idx).to({ device }),
+      };
     });
   }
 }
@@ -52,7 +67,12 @@ function tensorOfLabels(v: readonly number[]): Tensor {
  * A stratified, seeded split of `indices` (SPEC.md §7: validation = 10% of each class of the
  * training split): at least one clip of a class goes to validation when the class has two or more.
  */
-export function stratifiedSplit(indices: readonly number[], labels: readonly number[], fraction: number, seed: number): { train: number[]; val: number[] } {
+export function stratifiedSplit(
+  indices: readonly number[],
+  labels: readonly number[],
+  fraction: number,
+  seed: number,
+): { train: number[]; val: number[] } {
   const byClass = new Map<number, number[]>();
   for (const i of indices) {
     const c = labels[i]!;

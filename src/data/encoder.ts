@@ -1,24 +1,10 @@
-// The frozen encoder of OUS (SPEC.md §3): one CLIP vision tower shared by both streams. Per frame
-// it gives the image embedding (after the projection, not normalised) and, for scene frames, the
-// mean over all tokens of the residual stream after block k (the colour/texture/atmosphere signal
-// the Polarity Encoder reads). With a precision other than fp32 the vision tower runs in bf16 or
-// fp16 (ClipModel.setVisionDtype: its float32 weights are cast once, in place); the features it
-// hands back are float32 either way.
-//
-// Two engines run the tower (`engine`): in float32 on the CPU, onnxruntime runs an ONNX graph
-// written from the same weights (clip/onnx.ts; faster there, same outputs within 1e-5) when
-// onnxruntime-node is installed; libtorch runs it on CUDA, in bf16/fp16, when the caller prefers it
-// (`engine: 'libtorch'`; the CLI's OUS_ENGINE=libtorch), or without onnxruntime-node. Both hand back the same features: a cache does not record which.
-import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Tensor, cat, noGrad, precisionDtype, tensor, tidy, type Device, type Precision } from '../torch/index.js';
+import { type Tensor, cat, noGrad, precisionDtype, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { OnnxSession, onnxRuntime, type EnginePreference } from '../torch/onnxruntime.js';
 import { loadClipFolder } from '../clip/load.js';
 import { visionTowerOnnx } from '../clip/onnx.js';
 import { UserError } from '../util/errors.js';
 import type { ClipModel } from '../clip/model.js';
-import { ClipImageProcessor } from '../clip/image-processor.js';
+import type { ClipImageProcessor } from '../clip/image-processor.js';
 import type { RgbFrame } from '../video/decode.js';
 
 export type Engine = 'libtorch' | 'onnxruntime';
@@ -32,7 +18,10 @@ export type { EnginePreference };
 export function chooseEngine(device: Device, precision: Precision, prefer: EnginePreference = 'auto'): Engine {
   const { ort } = onnxRuntime(prefer); // an error for onnxruntime without the package, in every case
   if (device === 'cpu' && precision === 'fp32' && ort) return 'onnxruntime';
-  if (prefer === 'onnxruntime') throw new UserError(`OUS_ENGINE=onnxruntime runs CLIP's vision tower in fp32 on the CPU only, not ${precision} on ${device}`);
+  if (prefer === 'onnxruntime')
+    throw new UserError(
+      `OUS_ENGINE=onnxruntime runs CLIP's vision tower in fp32 on the CPU only, not ${precision} on ${device}`,
+    );
   return 'libtorch';
 }
 
@@ -67,7 +56,12 @@ export class FrameEncoder {
   }
 
   /** An encoder over a model already in memory (benchmarks, tests); `hash` names its weights. */
-  static fromModel(clip: ClipModel, processor: ClipImageProcessor, hash: string, opts: EncoderOptions = {}): FrameEncoder {
+  static fromModel(
+    clip: ClipModel,
+    processor: ClipImageProcessor,
+    hash: string,
+    opts: EncoderOptions = {},
+  ): FrameEncoder {
     const precision = opts.precision ?? 'fp32';
     const device = opts.device ?? 'cpu';
     const engine = chooseEngine(device, precision, opts.engine); // refuses an engine that cannot run before any cast
@@ -88,7 +82,9 @@ export class FrameEncoder {
   private pixelData(frames: RgbFrame[]): { data: Float32Array; shape: number[] } {
     const R = this.processor.size;
     const data = new Float32Array(frames.length * 3 * R * R);
-    frames.forEach((f, i) => data.set(this.processor.preprocessRgb(f.data, f.width, f.height, 3).pixels, i * 3 * R * R));
+    frames.forEach((f, i) =>
+      data.set(this.processor.preprocessRgb(f.data, f.width, f.height, 3).pixels, i * 3 * R * R),
+    );
     return { data, shape: [frames.length, 3, R, R] };
   }
 
@@ -103,7 +99,8 @@ export class FrameEncoder {
     try {
       for (let i = 0; i < frames.length; i += this.batchSize) {
         const batch = frames.slice(i, i + this.batchSize);
-        const out = this.engine === 'onnxruntime' ? await this.runOnnx(batch, lowBlock) : this.runLibtorch(batch, lowBlock);
+        const out =
+          this.engine === 'onnxruntime' ? await this.runOnnx(batch, lowBlock) : this.runLibtorch(batch, lowBlock);
         embs.push(out.emb);
         if (out.low) lows.push(out.low);
       }
@@ -117,7 +114,10 @@ export class FrameEncoder {
     return noGrad(() =>
       tidy(() => {
         const out = this.clip.encodeImage(this.pixels(frames), lowBlock === undefined ? [] : [lowBlock]);
-        return { emb: out.imageEmbeds.to('cpu').keep(), low: lowBlock === undefined ? undefined : out.blocks[0]!.mean(1).to('cpu').keep() };
+        return {
+          emb: out.imageEmbeds.to('cpu').keep(),
+          low: lowBlock === undefined ? undefined : out.blocks[0]!.mean(1).to('cpu').keep(),
+        };
       }),
     );
   }

@@ -5,7 +5,16 @@
 // on). Every run writes the data set's current listing: labels and splits come from it, not from
 // the parts, so relabelling a clip recomputes nothing.
 import type { Split } from './cache.js';
-import { CacheWriter, lockCache, readListing, writeListing, type CacheInfo, type ClipRecord, type FailedClip, type ListedClip } from './cache.js';
+import {
+  CacheWriter,
+  lockCache,
+  readListing,
+  writeListing,
+  type CacheInfo,
+  type ClipRecord,
+  type FailedClip,
+  type ListedClip,
+} from './cache.js';
 import type { ClipEntry } from './datasets.js';
 import type { FrameEncoder } from './encoder.js';
 import { buildStreamViews, undecodedWarning, type Sampling, type Streams } from '../streams/index.js';
@@ -70,7 +79,9 @@ function viewPlan(split: Split, views: number): Array<{ view: number; mode: 'tes
 // A test-mode sampling draws nothing at random: every test view (0 and its mirror 1) shares one.
 const samplingKey = (v: { view: number; mode: 'test' | 'train' }) => (v.mode === 'test' ? 'test' : `train:${v.view}`);
 
-function uniqueSamplings(views: Array<{ view: number; mode: 'test' | 'train' }>): Array<{ key: string; sampling: Sampling }> {
+function uniqueSamplings(
+  views: Array<{ view: number; mode: 'test' | 'train' }>,
+): Array<{ key: string; sampling: Sampling }> {
   const out = new Map<string, Sampling>();
   for (const v of views) if (!out.has(samplingKey(v))) out.set(samplingKey(v), { mode: v.mode, seed: v.view });
   return [...out].map(([key, sampling]) => ({ key, sampling }));
@@ -79,7 +90,10 @@ function uniqueSamplings(views: Array<{ view: number; mode: 'test' | 'train' }>)
 export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary> {
   const shard = o.shard ?? { index: 1, count: 1 };
   const name = shard.count === 1 ? 'all' : `s${shard.index}of${shard.count}`;
-  const release = await lockCache(o.out, name, { wait: o.wait, log: o.log ?? ((l) => process.stderr.write(`ous: ${l}\n`)) });
+  const release = await lockCache(o.out, name, {
+    wait: o.wait,
+    log: o.log ?? ((l) => process.stderr.write(`ous: ${l}\n`)),
+  });
   try {
     return await extractLocked(o, shard, name);
   } finally {
@@ -87,19 +101,36 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
   }
 }
 
-async function extractLocked(o: ExtractOptions, shard: { index: number; count: number }, name: string): Promise<ExtractSummary> {
+async function extractLocked(
+  o: ExtractOptions,
+  shard: { index: number; count: number },
+  name: string,
+): Promise<ExtractSummary> {
   const { encoder, info } = o;
   const dims = { frames: info.frames, ...encoder.dims };
   const writer = new CacheWriter(o.out, { version: 1, ...info, dims }, name, o.partSize);
   const keyOf = (e: ClipEntry, view: number) => (view === 0 ? e.id : `${e.id}#v${view}`);
   // The listing as it is now; what changed since the last one (or since the parts, for a cache without one).
   const listed: ListedClip[] = o.entries.flatMap((e, i) =>
-    viewPlan(e.split, info.views).map((v) => ({ key: keyOf(e, v.view), path: e.source, label: e.label, polarity: info.polarityOfClass ? info.polarityOfClass[e.label]! : null, split: e.split, view: v.view, shard: `${(i % shard.count) + 1}/${shard.count}` })),
+    viewPlan(e.split, info.views).map((v) => ({
+      key: keyOf(e, v.view),
+      path: e.source,
+      label: e.label,
+      polarity: info.polarityOfClass ? info.polarityOfClass[e.label]! : null,
+      split: e.split,
+      view: v.view,
+      shard: `${(i % shard.count) + 1}/${shard.count}`,
+    })),
   );
   const before = new Map<string, { label: number; split: Split }>(writer.cached);
   for (const c of readListing(o.out)?.clips ?? []) if (before.has(c.key)) before.set(c.key, c);
   const now = new Set(listed.map((c) => c.key));
-  const updated = listed.filter((c) => c.view === 0 && before.has(c.key) && (before.get(c.key)!.label !== c.label || before.get(c.key)!.split !== c.split)).length;
+  const updated = listed.filter(
+    (c) =>
+      c.view === 0 &&
+      before.has(c.key) &&
+      (before.get(c.key)!.label !== c.label || before.get(c.key)!.split !== c.split),
+  ).length;
   const unlisted = [...writer.cached.values()].filter((r) => r.view === 0 && !now.has(r.key)).length;
   writeListing(o.out, { version: 1, shards: shard.count, clips: listed, rejected: o.preFailed ?? [] });
   writer.keepFailures(new Set(o.entries.map((e) => e.source)), new Set(o.entries.map((e) => e.id)));
@@ -119,7 +150,10 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
   };
   let done = 0;
   const noFace: string[] = []; // clips extracted now with no face found (centre-cropped)
-  const pipe = o.pipeline === false ? { ahead: 0, crossClips: false } : { ahead: o.pipeline?.ahead ?? 2, crossClips: o.pipeline?.crossClips ?? false };
+  const pipe =
+    o.pipeline === false
+      ? { ahead: 0, crossClips: false }
+      : { ahead: o.pipeline?.ahead ?? 2, crossClips: o.pipeline?.crossClips ?? false };
   await runPipeline(todo, {
     ...pipe,
     batchSize: encoder.batchSize,
@@ -137,14 +171,27 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
       // One decode and one detection pass per clip: a mirrored view flips its unmirrored
       // sampling's frames; train samplings add only the frames they draw.
       const samplings = uniqueSamplings(views);
-      const made = await buildStreamViews(e.source, { frames: info.frames, scene: info.scene, faceFrames: e.faceFrames, faceBox: e.faceBox, subject: info.subject, detector: o.detector, device: encoder.device }, samplings.map((k) => k.sampling));
+      const made = await buildStreamViews(
+        e.source,
+        {
+          frames: info.frames,
+          scene: info.scene,
+          faceFrames: e.faceFrames,
+          faceBox: e.faceBox,
+          subject: info.subject,
+          detector: o.detector,
+          device: encoder.device,
+        },
+        samplings.map((k) => k.sampling),
+      );
       for (const m of made) {
         seconds.decode += m.timings.decode;
         seconds.detect += m.timings.detect;
       }
       // The decode is shared, so its undecoded count is the clip's (the same on every view).
       const undecoded = made[0]!.undecodedFrames;
-      if (undecoded > (o.allowMissingFrames ?? 0)) throw new UserError(`${undecodedWarning(made[0]!)}; --allow-missing-frames ${undecoded} accepts it`);
+      if (undecoded > (o.allowMissingFrames ?? 0))
+        throw new UserError(`${undecodedWarning(made[0]!)}; --allow-missing-frames ${undecoded} accepts it`);
       return views.map((v): ViewWork => {
         const s: Streams = made[samplings.findIndex((k) => k.key === samplingKey(v))]!;
         const flip = v.flip ? flipHorizontal : (f: Streams['frames'][number]['face']) => f;
@@ -182,7 +229,12 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
     },
     onClip(e, err) {
       if (err === undefined) done += 1;
-      else writer.fail({ path: e.source, error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}`, ...failureKey(e) });
+      else
+        writer.fail({
+          path: e.source,
+          error: err instanceof UserError ? err.message : `${e.source}: ${(err as Error).message}`,
+          ...failureKey(e),
+        });
       progress.tick(1, share());
     },
   });
@@ -191,13 +243,23 @@ async function extractLocked(o: ExtractOptions, shard: { index: number; count: n
   seconds.total = Number(process.hrtime.bigint() - started) / 1e9;
   const failedNow = new Set(writer.failures.map((f) => f.path));
   return {
-    done, skipped, updated, unlisted, failed: [...(o.preFailed ?? []), ...writer.failures], noFace: noFace.filter((p) => !failedNow.has(p)),
-    cache: o.out, seconds, clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0,
+    done,
+    skipped,
+    updated,
+    unlisted,
+    failed: [...(o.preFailed ?? []), ...writer.failures],
+    noFace: noFace.filter((p) => !failedNow.has(p)),
+    cache: o.out,
+    seconds,
+    clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0,
   };
 }
 
 /** Throws a UserError naming `what` when `t` holds a NaN or an infinity. */
 function checkFinite(t: Tensor, what: string): void {
   const bad = tidy(() => t.isfinite().logicalNot().sum().item());
-  if (bad > 0) throw new UserError(`${what} hold ${bad} NaN or infinite value(s): are the CLIP weights finite? (check them with ous clip embed)`);
+  if (bad > 0)
+    throw new UserError(
+      `${what} hold ${bad} NaN or infinite value(s): are the CLIP weights finite? (check them with ous clip embed)`,
+    );
 }

@@ -60,7 +60,10 @@ export async function runPipeline<T>(items: T[], o: PipelineOptions<T>): Promise
         v.lows.push(low.narrow(0, at, end - at));
         v.left -= end - at;
         if (v.left === 0 && clip.error === undefined) {
-          const [e, l] = [v.embs.length === 1 ? v.embs[0]! : cat(v.embs, 0), v.lows.length === 1 ? v.lows[0]! : cat(v.lows, 0)];
+          const [e, l] = [
+            v.embs.length === 1 ? v.embs[0]! : cat(v.embs, 0),
+            v.lows.length === 1 ? v.lows[0]! : cat(v.lows, 0),
+          ];
           try {
             v.work.done(e, l);
           } catch (err) {

@@ -72,8 +72,15 @@ export interface DemoSummary {
 }
 
 export function demoSummary(seeds: ReadonlyArray<Pick<DemoSeed, 'ous' | 'faceOnly'>>): DemoSummary {
-  const of = (f: (s: Pick<DemoSeed, 'ous' | 'faceOnly'>) => Scores) => ({ uar: spreadOf(seeds.map((s) => f(s).uar)), war: spreadOf(seeds.map((s) => f(s).war)) });
-  return { ous: of((s) => s.ous), faceOnly: of((s) => s.faceOnly), gap: of((s) => ({ uar: s.ous.uar - s.faceOnly.uar, war: s.ous.war - s.faceOnly.war })) };
+  const of = (f: (s: Pick<DemoSeed, 'ous' | 'faceOnly'>) => Scores) => ({
+    uar: spreadOf(seeds.map((s) => f(s).uar)),
+    war: spreadOf(seeds.map((s) => f(s).war)),
+  });
+  return {
+    ous: of((s) => s.ous),
+    faceOnly: of((s) => s.faceOnly),
+    gap: of((s) => ({ uar: s.ous.uar - s.faceOnly.uar, war: s.ous.war - s.faceOnly.war })),
+  };
 }
 
 /** The encoder of the demo: the dev CLIP shipped in fixtures/ (CLIP's architecture, random weights). */
@@ -89,21 +96,40 @@ export function demoEncoderDir(): string {
  * UAR, with 25 one in 10 (docs/DECISIONS.md, "The demo").
  */
 export function demoSettings(size: DemoSize): ConfigOverrides {
-  return { ous: { tfeLayers: 2, tfeQueries: 8, heads: 4, promptLength: 8, standardize: true }, train: { epochs: size.epochs, plateauPatience: 25 } };
+  return {
+    ous: { tfeLayers: 2, tfeQueries: 8, heads: 4, promptLength: 8, standardize: true },
+    train: { epochs: size.epochs, plateauPatience: 25 },
+  };
 }
 
 /**
  * The benchmark and its feature cache in `o.out` (made once; a second call in the same folder reuses
  * them). `engine` runs CLIP's tower (default: chosen as extraction does), into the folder `cacheName`.
  */
-export async function prepareDemo(o: DemoOptions, size: DemoSize, extract: { engine?: EnginePreference; cacheName?: string } = {}): Promise<{ cache: string; bench: Awaited<ReturnType<typeof generateBenchmark>> }> {
+export async function prepareDemo(
+  o: DemoOptions,
+  size: DemoSize,
+  extract: { engine?: EnginePreference; cacheName?: string } = {},
+): Promise<{ cache: string; bench: Awaited<ReturnType<typeof generateBenchmark>> }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const seed = o.seed ?? 0;
   const agreement = o.agreement ?? 0.9;
   fs.mkdirSync(o.out, { recursive: true });
-  log(`demo: generating the synthetic benchmark (${size.trainPerClass}+${size.testPerClass} clips per class, scene agreement ${agreement}, seed ${seed})`);
+  log(
+    `demo: generating the synthetic benchmark (${size.trainPerClass}+${size.testPerClass} clips per class, scene agreement ${agreement}, seed ${seed})`,
+  );
   const bench = await generateBenchmark(
-    { out: path.join(o.out, 'benchmark'), seed, trainPerClass: size.trainPerClass, testPerClass: size.testPerClass, frames: size.frames, width: 96, height: 72, agreement, classes: o.classes },
+    {
+      out: path.join(o.out, 'benchmark'),
+      seed,
+      trainPerClass: size.trainPerClass,
+      testPerClass: size.testPerClass,
+      frames: size.frames,
+      width: 96,
+      height: 72,
+      agreement,
+      classes: o.classes,
+    },
     { progress: o.progress },
   );
   log('demo: extracting features with the frozen encoder (CLIP architecture, random weights)');
@@ -117,27 +143,52 @@ export async function prepareDemo(o: DemoOptions, size: DemoSize, extract: { eng
     encoder,
     out: cache,
     progress: o.progress,
-    info: { clip: { path: demoEncoderDir(), hash: encoder.hash }, frames: size.frames, scene: 'mask', views: 1, polarityLayer: 4, dataset: 'synthetic', ...classes },
+    info: {
+      clip: { path: demoEncoderDir(), hash: encoder.hash },
+      frames: size.frames,
+      scene: 'mask',
+      views: 1,
+      polarityLayer: 4,
+      dataset: 'synthetic',
+      ...classes,
+    },
   });
   mergeCache(cache);
   return { cache, bench };
 }
 
 /** Trains OUS and the face-only baseline with one seed on the demo's features and scores both on the test split. */
-export async function trainDemoSeed(cache: string, runsDir: string, size: DemoSize, seed: number, log: (line: string) => void): Promise<DemoSeed> {
+export async function trainDemoSeed(
+  cache: string,
+  runsDir: string,
+  size: DemoSize,
+  seed: number,
+  log: (line: string) => void,
+): Promise<DemoSeed> {
   const runs = { ous: path.join(runsDir, 'ous'), faceOnly: path.join(runsDir, 'face-only') };
   const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
   // The demo's runs are its own outputs: a second demo in the same folder trains them again (force).
   log(`demo: training OUS (seed ${seed})`);
   await trainRun({ cache, out: runs.ous, overrides: demoSettings(size), seed, force: true, log: quiet('ous') });
   log(`demo: training the face-only baseline (seed ${seed})`);
-  await trainRun({ cache, out: runs.faceOnly, overrides: demoSettings(size), model: 'face-only', seed, force: true, log: quiet('face-only') });
+  await trainRun({
+    cache,
+    out: runs.faceOnly,
+    overrides: demoSettings(size),
+    model: 'face-only',
+    seed,
+    force: true,
+    log: quiet('face-only'),
+  });
   const a = evalRun(runs.ous);
   const b = evalRun(runs.faceOnly);
   return { seed, ous: { uar: a.uar, war: a.war }, faceOnly: { uar: b.uar, war: b.war }, runs };
 }
 
-export async function runDemo(o: DemoOptions, size: DemoSize = o.quick ? DEMO_SIZES.quick : DEMO_SIZES.full): Promise<DemoResult> {
+export async function runDemo(
+  o: DemoOptions,
+  size: DemoSize = o.quick ? DEMO_SIZES.quick : DEMO_SIZES.full,
+): Promise<DemoResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const seed = o.seed ?? 0;
   const n = o.seeds ?? 1;
@@ -145,7 +196,16 @@ export async function runDemo(o: DemoOptions, size: DemoSize = o.quick ? DEMO_SI
   const { cache, bench } = await prepareDemo(o, size);
   const seeds: DemoSeed[] = [];
   // The first seed's runs keep their one-seed place (runs/ous), so predict and serve find them there.
-  for (let k = 0; k < n; k++) seeds.push(await trainDemoSeed(cache, k === 0 ? path.join(o.out, 'runs') : path.join(o.out, 'runs', `seed-${seed + k}`), size, seed + k, log));
+  for (let k = 0; k < n; k++)
+    seeds.push(
+      await trainDemoSeed(
+        cache,
+        k === 0 ? path.join(o.out, 'runs') : path.join(o.out, 'runs', `seed-${seed + k}`),
+        size,
+        seed + k,
+        log,
+      ),
+    );
   const first = seeds[0]!;
   const result: DemoResult = {
     ous: first.ous,
@@ -157,6 +217,9 @@ export async function runDemo(o: DemoOptions, size: DemoSize = o.quick ? DEMO_SI
     seeds,
     summary: demoSummary(seeds),
   };
-  writeFileAtomic(path.join(o.out, 'demo.json'), JSON.stringify({ ...result, options: { ...o, log: undefined }, size }, null, 2) + '\n');
+  writeFileAtomic(
+    path.join(o.out, 'demo.json'),
+    JSON.stringify({ ...result, options: { ...o, log: undefined }, size }, null, 2) + '\n',
+  );
   return result;
 }

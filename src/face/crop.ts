@@ -39,7 +39,8 @@ export function flipHorizontal(frame: RgbFrame): RgbFrame {
   const { width: w, height: h } = frame;
   const data = new Uint8Array(frame.data.length);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) data.set(frame.data.subarray((y * w + x) * 3, (y * w + x) * 3 + 3), (y * w + (w - 1 - x)) * 3);
+    for (let x = 0; x < w; x++)
+      data.set(frame.data.subarray((y * w + x) * 3, (y * w + x) * 3 + 3), (y * w + (w - 1 - x)) * 3);
   }
   return { data, width: w, height: h };
 }

@@ -34,7 +34,10 @@ export function faceApiModelDir(): string {
  * bytes concatenated in manifest order, each weight dequantized as tfjs does (q·scale + min).
  */
 export function readTfjsWeights(manifestFile: string): Map<string, { shape: number[]; data: Float32Array }> {
-  const groups = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as Array<{ paths: string[]; weights: ManifestEntry[] }>;
+  const groups = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as Array<{
+    paths: string[];
+    weights: ManifestEntry[];
+  }>;
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const g of groups) {
     const bin = Buffer.concat(g.paths.map((p) => fs.readFileSync(path.join(path.dirname(manifestFile), p))));
@@ -44,12 +47,14 @@ export function readTfjsWeights(manifestFile: string): Map<string, { shape: numb
       const q = w.quantization;
       let data: Float32Array;
       if (q) {
-        if (q.dtype !== 'uint8') throw new Error(`${manifestFile}: ${w.name}: quantization ${q.dtype} is not supported (uint8 only)`);
+        if (q.dtype !== 'uint8')
+          throw new Error(`${manifestFile}: ${w.name}: quantization ${q.dtype} is not supported (uint8 only)`);
         data = new Float32Array(n); // a plain loop: Float32Array.from with a map takes ~1 s here
         for (let i = 0; i < n; i++) data[i] = bin[offset + i]! * q.scale + q.min;
         offset += n;
       } else {
-        if (w.dtype !== 'float32') throw new Error(`${manifestFile}: ${w.name}: dtype ${w.dtype} unquantized is not supported`);
+        if (w.dtype !== 'float32')
+          throw new Error(`${manifestFile}: ${w.name}: dtype ${w.dtype} unquantized is not supported`);
         data = new Float32Array(bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + 4 * n));
         offset += 4 * n;
       }
@@ -104,15 +109,24 @@ export class SsdMobilenetV1 {
   private readonly heads: Array<{ box: Conv; cls: Conv }> = [];
   private readonly anchors: Tensor; // [5118, 4] as (y1, x1, y2, x2), relative
 
-  constructor(readonly device: Device = 'cpu', modelDir = faceApiModelDir()) {
+  constructor(
+    readonly device: Device = 'cpu',
+    modelDir = faceApiModelDir(),
+  ) {
     const w = readTfjsWeights(path.join(modelDir, 'ssd_mobilenetv1_model-weights_manifest.json'));
-    const get = (name: string) => w.get(name) ?? (() => { throw new Error(`${modelDir}: the SSD weights lack '${name}'`); })();
+    const get = (name: string) =>
+      w.get(name) ??
+      (() => {
+        throw new Error(`${modelDir}: the SSD weights lack '${name}'`);
+      })();
     const t = (data: Float32Array, shape: number[]) => keep(tensor(data, { shape, device }));
     // tfjs conv filters are [K, K, Cin, Cout] (HWIO); torch wants [Cout, Cin, K, K].
     const conv = (prefix: string, biasName: string): Conv => {
       const f = get(`${prefix}/weights`);
       const [k, , , cout] = f.shape as [number, number, number, number];
-      const weight = tidy(() => keep(tensor(f.data, { shape: f.shape }).permute(3, 2, 0, 1).to(device).contiguous('channels_last')));
+      const weight = tidy(() =>
+        keep(tensor(f.data, { shape: f.shape }).permute(3, 2, 0, 1).to(device).contiguous('channels_last')),
+      );
       return { weight, bias: t(get(`${prefix}/${biasName}`).data, [cout]), k, groups: 1 };
     };
     // The depthwise conv's batch norm folded into it: w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε).
@@ -125,22 +139,43 @@ export class SsdMobilenetV1 {
       const v = get(`${prefix}/BatchNorm/moving_variance`).data;
       const scale = Float64Array.from(g, (gi, i) => gi / Math.sqrt(v[i]! + BN_EPS));
       const weight = new Float32Array(c * k * k); // [C, 1, K, K]
-      for (let ch = 0; ch < c; ch++) for (let y = 0; y < k; y++) for (let x = 0; x < k; x++) weight[(ch * k + y) * k + x] = f.data[(y * k + x) * c + ch]! * scale[ch]!;
+      for (let ch = 0; ch < c; ch++)
+        for (let y = 0; y < k; y++)
+          for (let x = 0; x < k; x++) weight[(ch * k + y) * k + x] = f.data[(y * k + x) * c + ch]! * scale[ch]!;
       const bias = Float32Array.from(b, (bi, i) => bi - m[i]! * scale[i]!);
-      return { weight: tidy(() => keep(tensor(weight, { shape: [c, 1, k, k], device }).contiguous('channels_last'))), bias: t(bias, [c]), k, groups: c };
+      return {
+        weight: tidy(() => keep(tensor(weight, { shape: [c, 1, k, k], device }).contiguous('channels_last'))),
+        bias: t(bias, [c]),
+        k,
+        groups: c,
+      };
     };
     // Depthwise layers are cheap enough that a 4x4 kernel costs less than copying their input padded;
     // full convolutions (the first layer, the extra layers) keep the copy.
-    const grown = (conv: Conv): Conv => ({ ...conv, grown: tidy(() => keep(F.pad(conv.weight, [1, 0, 1, 0]).contiguous('channels_last'))) });
+    const grown = (conv: Conv): Conv => ({
+      ...conv,
+      grown: tidy(() => keep(F.pad(conv.weight, [1, 0, 1, 0]).contiguous('channels_last'))),
+    });
     this.backbone.push({ pw: conv('MobilenetV1/Conv2d_0_pointwise', 'convolution_bn_offset'), stride: 2 });
     for (let i = 1; i <= 13; i++) {
       const stride = [2, 4, 6, 12].includes(i) ? 2 : 1;
       const dw = depthwise(`MobilenetV1/Conv2d_${i}_depthwise`);
-      this.backbone.push({ dw: stride === 2 ? grown(dw) : dw, pw: conv(`MobilenetV1/Conv2d_${i}_pointwise`, 'convolution_bn_offset'), stride });
+      this.backbone.push({
+        dw: stride === 2 ? grown(dw) : dw,
+        pw: conv(`MobilenetV1/Conv2d_${i}_pointwise`, 'convolution_bn_offset'),
+        stride,
+      });
     }
-    for (let i = 0; i < 8; i++) this.extra.push({ conv: conv(`Prediction/Conv2d_${i}_pointwise`, 'convolution_bn_offset'), stride: i % 2 ? 2 : 1 });
+    for (let i = 0; i < 8; i++)
+      this.extra.push({
+        conv: conv(`Prediction/Conv2d_${i}_pointwise`, 'convolution_bn_offset'),
+        stride: i % 2 ? 2 : 1,
+      });
     for (let i = 0; i < 6; i++) {
-      this.heads.push({ box: conv(`Prediction/BoxPredictor_${i}/BoxEncodingPredictor`, 'biases'), cls: conv(`Prediction/BoxPredictor_${i}/ClassPredictor`, 'biases') });
+      this.heads.push({
+        box: conv(`Prediction/BoxPredictor_${i}/BoxEncodingPredictor`, 'biases'),
+        cls: conv(`Prediction/BoxPredictor_${i}/ClassPredictor`, 'biases'),
+      });
     }
     const a = get('Output/extra_dim');
     this.anchors = t(a.data, [a.shape[1]!, 4]);
@@ -165,10 +200,21 @@ export class SsdMobilenetV1 {
     const src = Array.from({ length: INPUT }, (_, r) => Math.fround(r * scale));
     const lo = src.map(Math.floor);
     const hi = src.map((s) => Math.min(side - 1, Math.ceil(s)));
-    const frac = tensor(Float32Array.from(src, (s, i) => s - lo[i]!), { device: this.device });
-    const idx = (v: number[], n: number) => tensor(Int32Array.from(v, (i) => Math.min(i, n)), { dtype: 'int64', device: this.device }); // n: the zero row/column
+    const frac = tensor(
+      Float32Array.from(src, (s, i) => s - lo[i]!),
+      { device: this.device },
+    );
+    const idx = (v: number[], n: number) =>
+      tensor(
+        Int32Array.from(v, (i) => Math.min(i, n)),
+        { dtype: 'int64', device: this.device },
+      ); // n: the zero row/column
     const lerp = (a: Tensor, b: Tensor, f: Tensor) => a.add(b.sub(a).mul(f));
-    const rows = lerp(x.indexSelect(2, idx(lo, w)).float(), x.indexSelect(2, idx(hi, w)).float(), frac.view(1, 1, INPUT, 1)); // [B, h + 1, 512, 3]
+    const rows = lerp(
+      x.indexSelect(2, idx(lo, w)).float(),
+      x.indexSelect(2, idx(hi, w)).float(),
+      frac.view(1, 1, INPUT, 1),
+    ); // [B, h + 1, 512, 3]
     const out = lerp(rows.indexSelect(1, idx(lo, h)), rows.indexSelect(1, idx(hi, h)), frac.view(1, INPUT, 1, 1)); // [B, 512, 512, 3]
     return out.div(127.5).sub(1).permute(0, 3, 1, 2); // [B, 3, 512, 512], NHWC in memory
   }
@@ -190,8 +236,14 @@ export class SsdMobilenetV1 {
       if (i % 2) maps.push(y);
     });
     // Heads in NHWC order, as tfjs reshapes them: [B, H·W·anchors, 4] and [B, H·W·anchors, 3].
-    const enc = cat(maps.map((m, i) => convSame(m, this.heads[i]!.box, 1).permute(0, 2, 3, 1).reshape(b, -1, 4)), 1);
-    const cls = cat(maps.map((m, i) => convSame(m, this.heads[i]!.cls, 1).permute(0, 2, 3, 1).reshape(b, -1, 3)), 1);
+    const enc = cat(
+      maps.map((m, i) => convSame(m, this.heads[i]!.box, 1).permute(0, 2, 3, 1).reshape(b, -1, 4)),
+      1,
+    );
+    const cls = cat(
+      maps.map((m, i) => convSame(m, this.heads[i]!.cls, 1).permute(0, 2, 3, 1).reshape(b, -1, 3)),
+      1,
+    );
     const a = this.anchors;
     const sizeY = a.select(1, 2).sub(a.select(1, 0));
     const sizeX = a.select(1, 3).sub(a.select(1, 1));
@@ -211,18 +263,37 @@ export class SsdMobilenetV1 {
     // (one 512x512 frame's first layer is 8 MB) are page-faulted in anew on every call.
     const batch = opts.batch ?? (this.device === 'cpu' ? 1 : 16);
     const result: Detection[][] = [];
-    for (let start = 0; start < frames.length;) {
+    for (let start = 0; start < frames.length; ) {
       // a run of same-sized frames, at most `batch`
       let end = start + 1;
-      while (end < frames.length && end - start < batch && frames[end]!.width === frames[start]!.width && frames[end]!.height === frames[start]!.height) end++;
+      while (
+        end < frames.length &&
+        end - start < batch &&
+        frames[end]!.width === frames[start]!.width &&
+        frames[end]!.height === frames[start]!.height
+      )
+        end++;
       const chunk = frames.slice(start, end);
-      const { boxes, scores } = noGrad(() => tidy(() => {
-        const r = this.forward(this.preprocess(chunk));
-        return { boxes: r.boxes.cpu().toTypedArray() as Float32Array, scores: r.scores.cpu().toTypedArray() as Float32Array };
-      }));
+      const { boxes, scores } = noGrad(() =>
+        tidy(() => {
+          const r = this.forward(this.preprocess(chunk));
+          return {
+            boxes: r.boxes.cpu().toTypedArray() as Float32Array,
+            scores: r.scores.cpu().toTypedArray() as Float32Array,
+          };
+        }),
+      );
       const n = this.anchors.shape[0]!;
       chunk.forEach((f, i) => {
-        result.push(toDetections(boxes.subarray(i * n * 4, (i + 1) * n * 4), scores.subarray(i * n, (i + 1) * n), f.width, f.height, opts));
+        result.push(
+          toDetections(
+            boxes.subarray(i * n * 4, (i + 1) * n * 4),
+            scores.subarray(i * n, (i + 1) * n),
+            f.width,
+            f.height,
+            opts,
+          ),
+        );
       });
       start = end;
     }
@@ -232,13 +303,20 @@ export class SsdMobilenetV1 {
 
 /** face-api's IoU of two (y1, x1, y2, x2) boxes, corners in either order. */
 function iouCorners(b: Float32Array, i: number, j: number): number {
-  const c = (k: number) => [Math.min(b[k]!, b[k + 2]!), Math.min(b[k + 1]!, b[k + 3]!), Math.max(b[k]!, b[k + 2]!), Math.max(b[k + 1]!, b[k + 3]!)] as const;
+  const c = (k: number) =>
+    [
+      Math.min(b[k]!, b[k + 2]!),
+      Math.min(b[k + 1]!, b[k + 3]!),
+      Math.max(b[k]!, b[k + 2]!),
+      Math.max(b[k + 1]!, b[k + 3]!),
+    ] as const;
   const [y1i, x1i, y2i, x2i] = c(4 * i);
   const [y1j, x1j, y2j, x2j] = c(4 * j);
   const areaI = (y2i - y1i) * (x2i - x1i);
   const areaJ = (y2j - y1j) * (x2j - x1j);
   if (areaI <= 0 || areaJ <= 0) return 0;
-  const inter = Math.max(Math.min(y2i, y2j) - Math.max(y1i, y1j), 0) * Math.max(Math.min(x2i, x2j) - Math.max(x1i, x1j), 0);
+  const inter =
+    Math.max(Math.min(y2i, y2j) - Math.max(y1i, y1j), 0) * Math.max(Math.min(x2i, x2j) - Math.max(x1i, x1j), 0);
   return inter / (areaI + areaJ - inter);
 }
 
@@ -247,11 +325,19 @@ function iouCorners(b: Float32Array, i: number, j: number): number {
  * score, each kept unless it overlaps a kept one by more than IoU 0.5; boxes clipped to the unit
  * square and scaled by the padded square's side (face-api's padX/padY).
  */
-export function toDetections(boxes: Float32Array, scores: Float32Array, width: number, height: number, opts: SsdDetectOptions = {}): Detection[] {
+export function toDetections(
+  boxes: Float32Array,
+  scores: Float32Array,
+  width: number,
+  height: number,
+  opts: SsdDetectOptions = {},
+): Detection[] {
   const threshold = opts.minConfidence ?? 0.5;
   const maxResults = Math.min(opts.maxResults ?? 100, scores.length);
   const candidates: number[] = [];
-  scores.forEach((s, i) => { if (s > threshold) candidates.push(i); });
+  scores.forEach((s, i) => {
+    if (s > threshold) candidates.push(i);
+  });
   candidates.sort((a, b) => scores[b]! - scores[a]!);
   const kept: number[] = [];
   for (const c of candidates) {

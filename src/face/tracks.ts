@@ -26,10 +26,12 @@ export function linkTracks(perFrame: Detection[][], minIou = 0.3): Track[] {
   const last: Box[] = [];
   perFrame.forEach((dets, f) => {
     const pairs: Array<[number, number, number]> = [];
-    dets.forEach((d, i) => tracks.forEach((_, t) => {
-      const o = iou(d.box, last[t]!);
-      if (o >= minIou) pairs.push([o, i, t]);
-    }));
+    dets.forEach((d, i) =>
+      tracks.forEach((_, t) => {
+        const o = iou(d.box, last[t]!);
+        if (o >= minIou) pairs.push([o, i, t]);
+      }),
+    );
     pairs.sort((a, b) => b[0] - a[0]);
     const usedDet = new Set<number>();
     const usedTrack = new Set<number>();
@@ -230,13 +232,25 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
     const keep = live.filter((t) => f - t.frames[t.frames.length - 1]! - 1 <= maxGap);
     ended.push(...live.filter((t) => !keep.includes(t)));
     live = keep;
-    const predicted = live.map((t) => squareBox(predictBox(t.frames.slice(-from), t.dets.slice(-from).map((d) => d.box), f, from), buffer));
+    const predicted = live.map((t) =>
+      squareBox(
+        predictBox(
+          t.frames.slice(-from),
+          t.dets.slice(-from).map((d) => d.box),
+          f,
+          from,
+        ),
+        buffer,
+      ),
+    );
     const found = dets.map((d) => squareBox(d.box, buffer));
     // A refused pair costs more than any accepted one, so the method never trades an accepted match for it.
-    const cost = live.map((_, t) => found.map((b) => {
-      const o = iou(predicted[t]!, b);
-      return o >= minIou ? 1 - o : 2;
-    }));
+    const cost = live.map((_, t) =>
+      found.map((b) => {
+        const o = iou(predicted[t]!, b);
+        return o >= minIou ? 1 - o : 2;
+      }),
+    );
     const match = assign(cost);
     const taken = new Set<number>();
     live.forEach((t, k) => {
@@ -325,19 +339,30 @@ export function holdEnds(boxes: Array<Box | null>): Box[] | null {
 export type Subject = 'main' | 'largest' | 'center' | Box;
 
 /** The tracks a clip's face comes from and the chosen one's index (-1: no face), by the subject rule. */
-export function subjectTrack(perFrame: Detection[][], subject: Subject, frame: { width: number; height: number }, opts: PersonTrackOptions = {}): { tracks: Track[]; chosen: number } {
+export function subjectTrack(
+  perFrame: Detection[][],
+  subject: Subject,
+  frame: { width: number; height: number },
+  opts: PersonTrackOptions = {},
+): { tracks: Track[]; chosen: number } {
   if (subject === 'main') {
     const tracks = linkTracks(perFrame);
     return { tracks, chosen: mainTrack(tracks) };
   }
   const persons = trackPersons(perFrame, opts);
   // As long as the frames, as the one-person path's tracks are (few frames: a clip's T samples).
-  const tracks = persons.map((p): Track => perFrame.map((_, f) => (f < p.first || f > p.last ? null : p.track[f - p.first]!)));
+  const tracks = persons.map(
+    (p): Track => perFrame.map((_, f) => (f < p.first || f > p.last ? null : p.track[f - p.first]!)),
+  );
   const detected = (p: Person) => p.track.filter((d): d is Detection => d !== null);
   const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   let score: (p: Person) => number;
   if (subject === 'largest') score = (p) => mean(detected(p).map((d) => d.box[2] * d.box[3] * d.score));
-  else if (subject === 'center') score = (p) => -Math.hypot(...[0, 1].map((k) => mean(detected(p).map((d) => centre(d.box)[k]!)) - [frame.width, frame.height][k]! / 2));
+  else if (subject === 'center')
+    score = (p) =>
+      -Math.hypot(
+        ...[0, 1].map((k) => mean(detected(p).map((d) => centre(d.box)[k]!)) - [frame.width, frame.height][k]! / 2),
+      );
   else score = (p) => mean(tracks[p.id]!.map((d) => (d ? iou(d.box, subject) : 0))); // over every frame
   let chosen = -1;
   persons.forEach((p, i) => {

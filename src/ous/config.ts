@@ -34,10 +34,20 @@ export const OusConfig = z
   .strict()
   .superRefine((c, ctx) => {
     const dup = c.classNames.find((n, i) => c.classNames.indexOf(n) !== i);
-    if (dup !== undefined) ctx.addIssue({ code: 'custom', path: ['classNames'], message: `names the class '${dup}' more than once` });
+    if (dup !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['classNames'], message: `names the class '${dup}' more than once` });
     if (c.polarityOfClass && c.polarityOfClass.length !== c.classNames.length)
-      ctx.addIssue({ code: 'custom', path: ['polarityOfClass'], message: `has ${c.polarityOfClass.length} entries for ${c.classNames.length} classes` });
-    if (c.polarity && !c.polarityOfClass) ctx.addIssue({ code: 'custom', path: ['polarity'], message: 'needs polarity labels (polarityOfClass), and the classes have none' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['polarityOfClass'],
+        message: `has ${c.polarityOfClass.length} entries for ${c.classNames.length} classes`,
+      });
+    if (c.polarity && !c.polarityOfClass)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['polarity'],
+        message: 'needs polarity labels (polarityOfClass), and the classes have none',
+      });
   });
 
 export type OusConfig = z.infer<typeof OusConfig>;

@@ -5,7 +5,7 @@
 //   L_pol      eq. (1): cross-entropy of the polarity logits
 //   L_contrast = L_cls + λ·L_nce;  L_global = L_sim + L_pol + L_contrast
 // and the α switch: back-propagate L_global while it exceeds α, else L_contrast.
-import { F, Tensor, arange } from '../torch/index.js';
+import { F, type Tensor, arange } from '../torch/index.js';
 import type { OusConfig } from './config.js';
 import type { HeadOutput } from './model.js';
 
@@ -35,7 +35,12 @@ export interface LossResult {
  * is L_cls alone; without scene outputs the scene terms are absent and L_cls is the loss too.
  * Without polarity labels (`polarity` null: the ablation `polarity: false`) L_pol is absent from L_global.
  */
-export function ousLoss(out: HeadOutput, labels: Tensor, polarity: Tensor | null, cfg: Pick<OusConfig, 'loss' | 'alpha' | 'tauNce' | 'lambdaNce'>): LossResult {
+export function ousLoss(
+  out: HeadOutput,
+  labels: Tensor,
+  polarity: Tensor | null,
+  cfg: Pick<OusConfig, 'loss' | 'alpha' | 'tauNce' | 'lambdaNce'>,
+): LossResult {
   const cls = F.crossEntropy(out.logits, labels);
   const terms = { cls: cls.item(), nce: NaN, sim: NaN, pol: NaN, contrast: NaN, global: NaN };
   if (cfg.loss === 'ce' || !out.aScene || !out.aFace || !out.polarityLogits) return { loss: cls, phase: 'ce', terms };
@@ -44,6 +49,14 @@ export function ousLoss(out: HeadOutput, labels: Tensor, polarity: Tensor | null
   const pol = polarity ? F.crossEntropy(out.polarityLogits, polarity) : null;
   const contrast = cls.add(nce.mul(cfg.lambdaNce));
   const global = (pol ? sim.add(pol) : sim).add(contrast);
-  Object.assign(terms, { nce: nce.item(), sim: sim.item(), pol: pol ? pol.item() : NaN, contrast: contrast.item(), global: global.item() });
-  return terms.global > cfg.alpha ? { loss: global, phase: 'global', terms } : { loss: contrast, phase: 'contrast', terms };
+  Object.assign(terms, {
+    nce: nce.item(),
+    sim: sim.item(),
+    pol: pol ? pol.item() : NaN,
+    contrast: contrast.item(),
+    global: global.item(),
+  });
+  return terms.global > cfg.alpha
+    ? { loss: global, phase: 'global', terms }
+    : { loss: contrast, phase: 'contrast', terms };
 }

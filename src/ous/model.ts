@@ -6,7 +6,7 @@
 //   X = [F; a_s; V_pol] + type embeddings -> Type Fusion Encoder -> z [B, E]
 //   logits = cos(z, t_c) / τ_cls against the prompt learner's class features t_c.
 // And the face-only baseline (SPEC.md §8): face_emb -> Frames Encoder -> CLS -> the same classifier.
-import { F, Tensor, cat, empty, noGrad, ones, tidy, zeros, nn } from '../torch/index.js';
+import { F, type Tensor, cat, empty, noGrad, ones, tidy, zeros, nn } from '../torch/index.js';
 import type { FeatureBatch } from '../data/dataset.js';
 import type { EncoderDims, OusConfig } from './config.js';
 import { PromptLearner, type FrozenTextTower } from './prompt.js';
@@ -95,7 +95,11 @@ export class TypeFusionBlock extends nn.Module {
   readonly mlp: nn.Sequential; // W2·ReLU(W1·x + b1) + b2, hidden 4E (eq. 9)
   readonly ln_c: nn.LayerNorm;
 
-  constructor(width: number, heads: number, readonly residual: boolean) {
+  constructor(
+    width: number,
+    heads: number,
+    readonly residual: boolean,
+  ) {
     super();
     this.ln_kv = new nn.LayerNorm(width);
     this.attn = new nn.MultiheadAttention(width, heads, { batchFirst: true });
@@ -163,7 +167,11 @@ export class OusHead extends nn.Module {
   readonly prompt_learner: PromptLearner;
   readonly standardizer?: FeatureStandardizer;
 
-  constructor(readonly config: OusConfig, dims: EncoderDims, text: FrozenTextTower) {
+  constructor(
+    readonly config: OusConfig,
+    dims: EncoderDims,
+    text: FrozenTextTower,
+  ) {
     super();
     const E = dims.embed;
     if (config.standardize) this.standardizer = new FeatureStandardizer(dims);
@@ -173,8 +181,12 @@ export class OusHead extends nn.Module {
     this.polarity_encoder = new PolarityEncoder(dims.visionWidth, E);
     this.polarity_head = new nn.Linear(E, 3);
     this.type_embedding = new nn.Parameter(zeros([3, E]).normal_(0, 0.02));
-    if (config.fusion === 'tfe') this.fusion = new TypeFusionEncoder(E, config.tfeLayers, config.tfeQueries, config.heads, config.tfeResidual);
-    this.prompt_learner = new PromptLearner(text, config.classNames, { promptLength: config.promptLength, perClass: config.promptPerClass });
+    if (config.fusion === 'tfe')
+      this.fusion = new TypeFusionEncoder(E, config.tfeLayers, config.tfeQueries, config.heads, config.tfeResidual);
+    this.prompt_learner = new PromptLearner(text, config.classNames, {
+      promptLength: config.promptLength,
+      perClass: config.promptPerClass,
+    });
   }
 
   forward(input: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): HeadOutput {
@@ -196,7 +208,13 @@ export class OusHead extends nn.Module {
     }
     const z = this.fusion ? this.fusion.forward(tokens) : tokens.mean(1); // [B, E]
     const logits = promptLogits(z, this.prompt_learner.textFeatures(), this.config.tauCls);
-    return { logits, polarityLogits, aFace, aScene, stages: { encoder: b.face.mean(1), framesCls: Zf.select(1, 0), aligned: aFace, fused: z } };
+    return {
+      logits,
+      polarityLogits,
+      aFace,
+      aScene,
+      stages: { encoder: b.face.mean(1), framesCls: Zf.select(1, 0), aligned: aFace, fused: z },
+    };
   }
 }
 
@@ -217,15 +235,23 @@ export class FeatureStandardizer extends nn.Module {
 
   constructor(dims: EncoderDims) {
     super();
-    [this.face_mean, this.scene_mean, this.low_mean] = [dims.embed, dims.embed, dims.visionWidth].map((n) => new nn.Buffer(zeros([n])));
-    [this.face_std, this.scene_std, this.low_std] = [dims.embed, dims.embed, dims.visionWidth].map((n) => new nn.Buffer(ones([n])));
+    [this.face_mean, this.scene_mean, this.low_mean] = [dims.embed, dims.embed, dims.visionWidth].map(
+      (n) => new nn.Buffer(zeros([n])),
+    );
+    [this.face_std, this.scene_std, this.low_std] = [dims.embed, dims.embed, dims.visionWidth].map(
+      (n) => new nn.Buffer(ones([n])),
+    );
   }
 
   /** Sets the statistics from training features: face, scene [N, T, E], low [N, T, W]. */
   fit(b: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): void {
     noGrad(() =>
       tidy(() => {
-        for (const [x, mean, std] of [[b.face, this.face_mean, this.face_std], [b.scene, this.scene_mean, this.scene_std], [b.low, this.low_mean, this.low_std]] as const) {
+        for (const [x, mean, std] of [
+          [b.face, this.face_mean, this.face_std],
+          [b.scene, this.scene_mean, this.scene_std],
+          [b.low, this.low_mean, this.low_std],
+        ] as const) {
           const rows = x.reshape([-1, x.size(-1)]); // [N·T, D]
           mean.copy_(rows.mean(0));
           std.copy_(rows.var(0, { unbiased: false }).sqrt().clampMin(1e-6)); // a constant dimension stays as it is, centred
@@ -235,7 +261,11 @@ export class FeatureStandardizer extends nn.Module {
   }
 
   forward(b: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): Pick<FeatureBatch, 'face' | 'scene' | 'low'> {
-    return { face: b.face.sub(this.face_mean).div(this.face_std), scene: b.scene.sub(this.scene_mean).div(this.scene_std), low: b.low.sub(this.low_mean).div(this.low_std) };
+    return {
+      face: b.face.sub(this.face_mean).div(this.face_std),
+      scene: b.scene.sub(this.scene_mean).div(this.scene_std),
+      low: b.low.sub(this.low_mean).div(this.low_std),
+    };
   }
 }
 
@@ -245,11 +275,18 @@ export class FaceOnlyHead extends nn.Module {
   readonly prompt_learner: PromptLearner;
   readonly standardizer?: FeatureStandardizer;
 
-  constructor(readonly config: OusConfig, dims: EncoderDims, text: FrozenTextTower) {
+  constructor(
+    readonly config: OusConfig,
+    dims: EncoderDims,
+    text: FrozenTextTower,
+  ) {
     super();
     if (config.standardize) this.standardizer = new FeatureStandardizer(dims);
     this.frames_encoder = new FramesEncoder(dims.embed, config.frames, config.framesLayers, config.heads);
-    this.prompt_learner = new PromptLearner(text, config.classNames, { promptLength: config.promptLength, perClass: config.promptPerClass });
+    this.prompt_learner = new PromptLearner(text, config.classNames, {
+      promptLength: config.promptLength,
+      perClass: config.promptPerClass,
+    });
   }
 
   forward(input: Pick<FeatureBatch, 'face' | 'scene' | 'low'>): HeadOutput {

@@ -1,7 +1,7 @@
 // PromptLearner (CoOp, Zhou et al.): M learned context vectors [V]_1..[V]_M spliced before each
 // class name, run through CLIP's frozen text tower to give one text feature per class (paper
 // eq. 11, SPEC.md §5). Only the context vectors train.
-import { Tensor, cat, empty, noGrad, tensor, nn } from '../torch/index.js';
+import { type Tensor, cat, empty, noGrad, tensor, nn } from '../torch/index.js';
 
 /** What the learner needs of CLIP: its tokenizer and the frozen text tower. */
 export interface FrozenTextTower {
@@ -35,12 +35,21 @@ export class PromptLearner extends nn.Module {
     const xId = tower.tokenize('X').ids[1]!;
     tokenized.forEach((t, c) => {
       const xs = t.ids.slice(1, 1 + M);
-      if (xs.length !== M || xs.some((id) => id !== xId)) throw new Error(`prompt for '${classNames[c]}' does not start with ${M} placeholder tokens`);
-      if (t.eotIndex === t.ids.length - 1 && t.ids.length <= M + 2) throw new Error(`prompt length ${M} leaves no room for the class name '${classNames[c]}'`);
+      if (xs.length !== M || xs.some((id) => id !== xId))
+        throw new Error(`prompt for '${classNames[c]}' does not start with ${M} placeholder tokens`);
+      if (t.eotIndex === t.ids.length - 1 && t.ids.length <= M + 2)
+        throw new Error(`prompt length ${M} leaves no room for the class name '${classNames[c]}'`);
     });
     this.eotIndex = tokenized.map((t) => t.eotIndex);
     const L = Math.max(...this.eotIndex) + 1; // the tower never needs positions past the last EOT
-    const embeds = noGrad(() => tower.embedTokens(tensor(tokenized.map((t) => t.ids.slice(0, L)), { dtype: 'int64' }))); // [C, L, Wt]
+    const embeds = noGrad(() =>
+      tower.embedTokens(
+        tensor(
+          tokenized.map((t) => t.ids.slice(0, L)),
+          { dtype: 'int64' },
+        ),
+      ),
+    ); // [C, L, Wt]
     this.prefix = new nn.Buffer(embeds.narrow(1, 0, 1).contiguous(), { persistent: false });
     this.suffix = new nn.Buffer(embeds.narrow(1, 1 + M, L - 1 - M).contiguous(), { persistent: false });
     embeds.dispose();

@@ -1,22 +1,27 @@
-// A trained run ready for inference: the run folder and a CLIP folder are all it needs (the run
-// records how its features were made: T, scene mode, polarity layer, CLIP's hash). CLIP is loaded
-// once: its vision tower encodes the frames, its text tower feeds the prompt learner.
-//
-// A prediction gives the emotion, the scene polarity, and how much the scene changed the decision:
-// the same head runs again with an uninformative scene (every scene frame replaced by CLIP's mean
-// colour); the difference between the two probability vectors (total variation) and whether the
-// top class moved. On a video longer than one window, it does so per window (timeline.ts) and the
-// whole-video answer is the mean over the windows.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
-import { CLIP_MEAN_RGB, cutFrame, detectClip, faceTrack, forEachPosition, openClip, stillNote, undecodedWarning } from '../streams/index.js';
+import {
+  CLIP_MEAN_RGB,
+  cutFrame,
+  detectClip,
+  faceTrack,
+  forEachPosition,
+  openClip,
+  stillNote,
+  undecodedWarning,
+} from '../streams/index.js';
 import { mainPerson, personBoxes, squareBox, trackPersons, type Person } from '../face/tracks.js';
 import { rescaleBox } from '../util/box.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { POLARITIES } from '../ous/config.js';
 import { loadClipFolder } from '../clip/load.js';
-import { checkpointFile, loadHeadWeights, readRunConfig, runInference, type InferenceInfo, type RunConfig } from '../runs/folder.js';
+import {
+  checkpointFile,
+  loadHeadWeights,
+  readRunConfig,
+  runInference,
+  type InferenceInfo,
+  type RunConfig,
+} from '../runs/folder.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import type { RgbFrame } from '../video/decode.js';
 import type { Box } from '../face/detector.js';
@@ -124,7 +129,13 @@ function result(names: string[], p: number[], pol: number[] | null, q: number[] 
     emotion: names[top(p)]!,
     probabilities: Object.fromEntries(names.map((n, i) => [n, p[i]!])),
     polarity: pol ? Object.fromEntries(POLARITIES.map((n, i) => [n, pol[i]!])) : null,
-    sceneEffect: q ? { totalVariation: p.reduce((acc, v, i) => acc + Math.abs(v - q[i]!), 0) / 2, changedDecision: top(p) !== top(q), emotionWithoutScene: names[top(q)]! } : null,
+    sceneEffect: q
+      ? {
+          totalVariation: p.reduce((acc, v, i) => acc + Math.abs(v - q[i]!), 0) / 2,
+          changedDecision: top(p) !== top(q),
+          emotionWithoutScene: names[top(q)]!,
+        }
+      : null,
   };
 }
 
@@ -139,15 +150,30 @@ export class Predictor {
   ) {}
 
   /** Loads a run and CLIP (from `clip`, else where the run says); CLIP's weights must be the run's. Its vision tower runs in `precision` (fp32). */
-  static load(runDir: string, opts: { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {}): Predictor {
+  static load(
+    runDir: string,
+    opts: { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {},
+  ): Predictor {
     // The run folder is read and checked by runs/folder.ts, as eval and report read it.
     const conf = readRunConfig(runDir, '--run');
     const ckpt = checkpointFile(runDir, '--run');
     const inference = runInference(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
-    if (pathKind(clipDir) === 'missing') throw new UserError(opts.clip ? `--clip ${clipDir}: no such folder` : `the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
-    const clip = loadClipFolder(clipDir, { device: opts.device, expectHash: { hash: inference.clipHash, what: `${runDir} was trained on`, flag: '--clip' } });
-    const encoder = FrameEncoder.fromModel(clip.model, clip.processor, clip.hash, { device: opts.device, precision: opts.precision, engine: opts.engine });
+    if (pathKind(clipDir) === 'missing')
+      throw new UserError(
+        opts.clip
+          ? `--clip ${clipDir}: no such folder`
+          : `the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`,
+      );
+    const clip = loadClipFolder(clipDir, {
+      device: opts.device,
+      expectHash: { hash: inference.clipHash, what: `${runDir} was trained on`, flag: '--clip' },
+    });
+    const encoder = FrameEncoder.fromModel(clip.model, clip.processor, clip.hash, {
+      device: opts.device,
+      precision: opts.precision,
+      engine: opts.engine,
+    });
     const head = buildHead(conf.ous, conf.dims, clip.textTower);
     loadHeadWeights(head, ckpt);
     if (opts.device) head.to({ device: opts.device });
@@ -171,7 +197,8 @@ export class Predictor {
     const progress = o.onProgress ?? (() => {});
     const T = this.inference.frames;
     const timeline = { window: o.window ?? DEFAULT_TIMELINE.window, stride: o.stride ?? DEFAULT_TIMELINE.stride };
-    if (o.persons !== undefined && o.faceBox) throw new UserError('a known face box (--box) is one person: it does not go with --all-persons or --person');
+    if (o.persons !== undefined && o.faceBox)
+      throw new UserError('a known face box (--box) is one person: it does not go with --all-persons or --person');
     progress('decode', 0);
     const clip = await openClip(video, { maxSeconds: o.maxSeconds });
     const plan = planTimeline(clip.frameCount, clip.fps, T, timeline);
@@ -185,13 +212,22 @@ export class Predictor {
     const round = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box;
 
     progress('detect', 0);
-    const perFrame = o.faceBox ? undefined : await detectClip(clip, plan.indices, { device: this.device === 'cpu' ? undefined : this.device, onDetect: (done, total) => progress('detect', done / total, { done, total }) });
+    const perFrame = o.faceBox
+      ? undefined
+      : await detectClip(clip, plan.indices, {
+          device: this.device === 'cpu' ? undefined : this.device,
+          onDetect: (done, total) => progress('detect', done / total, { done, total }),
+        });
     const persons = perFrame && o.persons !== undefined ? trackPersons(perFrame) : undefined;
     if (persons && typeof o.persons === 'number' && !persons.some((p) => p.id === o.persons)) {
-      throw new UserError(`--person ${o.persons}: no such person in ${video} (${persons.length ? `persons ${persons.map((p) => p.id).join(', ')}` : 'no face found'}; ous predict --all-persons lists them)`);
+      throw new UserError(
+        `--person ${o.persons}: no such person in ${video} (${persons.length ? `persons ${persons.map((p) => p.id).join(', ')}` : 'no face found'}; ous predict --all-persons lists them)`,
+      );
     }
 
-    const subject = (init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>): Subject => ({
+    const subject = (
+      init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>,
+    ): Subject => ({
       ...init,
       from: plan.windows[init.windows[0]!]!.first,
       to: plan.windows[init.windows[init.windows.length - 1]!]!.first + T - 1,
@@ -206,10 +242,18 @@ export class Predictor {
     let own: { width: number; height: number } | undefined;
     /** The subjects, made once the decoded frame's size is known (a centre square needs it). */
     const subjectsFor = (frame: RgbFrame): Subject[] => {
-      if (!persons || !persons.length) {
+      if (!persons?.length) {
         const dets = perFrame ?? plan.indices.map(() => [{ box: rescaleBox(o.faceBox!, own!, frame), score: 1 }]);
         const face = faceTrack(dets, frame);
-        return [subject({ main: true, faceMissing: face.faceMissing, windows: everyWindow, square: (pos) => face.boxes[pos]!, detected: (pos) => face.detected[pos]! })];
+        return [
+          subject({
+            main: true,
+            faceMissing: face.faceMissing,
+            windows: everyWindow,
+            square: (pos) => face.boxes[pos]!,
+            detected: (pos) => face.detected[pos]!,
+          }),
+        ];
       }
       const main = persons[mainPerson(persons)]!;
       return persons
@@ -218,8 +262,17 @@ export class Predictor {
           const boxes = personBoxes(p);
           // A grid frame before they enter or after they leave holds their nearest box (holdEnds).
           const square = (pos: number) => squareBox(boxes[Math.min(Math.max(pos, p.first), p.last) - p.first]!);
-          const windows = everyWindow.filter((w) => plan.windows[w]!.first <= p.last && plan.windows[w]!.first + T - 1 >= p.first);
-          return subject({ person: p, main: p === main, faceMissing: false, windows, square, detected: (pos) => pos >= p.first && pos <= p.last && p.track[pos - p.first] !== null });
+          const windows = everyWindow.filter(
+            (w) => plan.windows[w]!.first <= p.last && plan.windows[w]!.first + T - 1 >= p.first,
+          );
+          return subject({
+            person: p,
+            main: p === main,
+            faceMissing: false,
+            windows,
+            square,
+            detected: (pos) => pos >= p.first && pos <= p.last && p.track[pos - p.first] !== null,
+          });
         });
     };
 
@@ -243,12 +296,22 @@ export class Predictor {
           const sceneLow = gather((r) => r.low, W); // [K', T, W]
           const withScene = this.head.forward({ face, scene: sceneEmb, low: sceneLow });
           const p = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
-          const pol = withScene.polarityLogits && usePolarity ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
+          const pol =
+            withScene.polarityLogits && usePolarity
+              ? (withScene.polarityLogits.softmax(-1).toArray() as number[][])
+              : null;
           let q: number[][] | null = null;
           if (withBlank) {
-            const blankScene = tensor(blank!.scene, { shape: [1, 1, E] }).to({ device: this.device }).expand(count, T, E);
-            const blankLow = tensor(blank!.low, { shape: [1, 1, W] }).to({ device: this.device }).expand(count, T, W);
-            q = this.head.forward({ face, scene: blankScene, low: blankLow }).logits.softmax(-1).toArray() as number[][];
+            const blankScene = tensor(blank!.scene, { shape: [1, 1, E] })
+              .to({ device: this.device })
+              .expand(count, T, E);
+            const blankLow = tensor(blank!.low, { shape: [1, 1, W] })
+              .to({ device: this.device })
+              .expand(count, T, W);
+            q = this.head
+              .forward({ face, scene: blankScene, low: blankLow })
+              .logits.softmax(-1)
+              .toArray() as number[][];
           }
           return { p, pol, q };
         }),
@@ -259,7 +322,12 @@ export class Predictor {
         p.forEach((v, c) => (s.sums.p[c]! += v));
         pol?.forEach((v, c) => (s.sums.pol[c]! += v));
         q?.forEach((v, c) => (s.sums.q[c]! += v));
-        const win: WindowPrediction = { start: planned.start, end: planned.end, ...result(names, p, pol, q), faceBox: round(rescaleBox(s.square(planned.first + Math.floor(T / 2)), decoded!, own!)) };
+        const win: WindowPrediction = {
+          start: planned.start,
+          end: planned.end,
+          ...result(names, p, pol, q),
+          faceBox: round(rescaleBox(s.square(planned.first + Math.floor(T / 2)), decoded!, own!)),
+        };
         s.results.push(win);
         o.onWindow?.(win, first + w, s.windows.length, s.person?.id);
       }
@@ -276,13 +344,21 @@ export class Predictor {
       const low = out.low!.toTypedArray() as Float32Array; // [2n(+1), W]
       out.emb.dispose();
       out.low!.dispose();
-      pending.forEach(({ s, pos }, j) => s.rows.set(pos, { face: emb.subarray(j * E, (j + 1) * E), scene: emb.subarray((n + j) * E, (n + j + 1) * E), low: low.subarray((n + j) * W, (n + j + 1) * W) }));
-      if (withBlank && !blank) blank = { scene: emb.slice(2 * n * E, (2 * n + 1) * E), low: low.slice(2 * n * W, (2 * n + 1) * W) };
+      pending.forEach(({ s, pos }, j) =>
+        s.rows.set(pos, {
+          face: emb.subarray(j * E, (j + 1) * E),
+          scene: emb.subarray((n + j) * E, (n + j + 1) * E),
+          low: low.subarray((n + j) * W, (n + j + 1) * W),
+        }),
+      );
+      if (withBlank && !blank)
+        blank = { scene: emb.slice(2 * n * E, (2 * n + 1) * E), low: low.slice(2 * n * W, (2 * n + 1) * W) };
       progress('encode', (pending[n - 1]!.pos + 1) / G);
       pending.length = 0;
       for (const s of subjects!) {
         let ready = 0;
-        while (s.next + ready < s.windows.length && s.rows.has(plan.windows[s.windows[s.next + ready]!]!.first + T - 1)) ready++;
+        while (s.next + ready < s.windows.length && s.rows.has(plan.windows[s.windows[s.next + ready]!]!.first + T - 1))
+          ready++;
         if (ready) {
           classify(s, ready);
           const [done, total] = subjects!.reduce(([d, t], x) => [d + x.next, t + x.windows.length], [0, 0]);
@@ -304,7 +380,11 @@ export class Predictor {
       for (const s of subjects) {
         if (pos < s.from || pos > s.to) continue;
         const square = s.square(pos);
-        s.faces.push({ time: Math.round(timeOf(pos) * 1000) / 1000, box: round(rescaleBox(square, frame, own!)), detected: s.detected(pos) });
+        s.faces.push({
+          time: Math.round(timeOf(pos) * 1000) / 1000,
+          box: round(rescaleBox(square, frame, own!)),
+          detected: s.detected(pos),
+        });
         pending.push({ s, pos, ...cutFrame(frame, square, scene, s.faceMissing) });
         if (pending.length === chunk) await encodePending();
       }
@@ -316,7 +396,12 @@ export class Predictor {
       const K = s.results.length;
       const mean = (v: number[]) => v.map((x) => x / K);
       return {
-        ...result(names, mean(s.sums.p), s.results[0]?.polarity ? mean(s.sums.pol) : null, s.results[0]?.sceneEffect ? mean(s.sums.q) : null),
+        ...result(
+          names,
+          mean(s.sums.p),
+          s.results[0]?.polarity ? mean(s.sums.pol) : null,
+          s.results[0]?.sceneEffect ? mean(s.sums.q) : null,
+        ),
         share: Object.fromEntries(names.map((n) => [n, s.results.filter((w) => w.emotion === n).length / K])),
       };
     };
@@ -340,7 +425,15 @@ export class Predictor {
         ? {
             persons: subjects!
               .filter((s) => s.person)
-              .map((s) => ({ id: s.person!.id, main: s.main, first: Math.round(timeOf(s.person!.first) * 1000) / 1000, last: Math.round(timeOf(s.person!.last) * 1000) / 1000, ...answer(s), windows: s.results, faces: s.faces })),
+              .map((s) => ({
+                id: s.person!.id,
+                main: s.main,
+                first: Math.round(timeOf(s.person!.first) * 1000) / 1000,
+                last: Math.round(timeOf(s.person!.last) * 1000) / 1000,
+                ...answer(s),
+                windows: s.results,
+                faces: s.faces,
+              })),
           }
         : {}),
     };

@@ -26,17 +26,28 @@ export interface TimelinePlan {
 }
 
 /** The frames and windows for a video of `frameCount` frames at `fps` (0: a frame folder, one window). */
-export function planTimeline(frameCount: number, fps: number, T: number, o: TimelineOptions = DEFAULT_TIMELINE): TimelinePlan {
+export function planTimeline(
+  frameCount: number,
+  fps: number,
+  T: number,
+  o: TimelineOptions = DEFAULT_TIMELINE,
+): TimelinePlan {
   if (!(o.window > 0)) throw new UserError(`--window must be a positive number of seconds, not ${o.window}`);
   if (!(o.stride > 0)) throw new UserError(`--stride must be a positive number of seconds, not ${o.stride}`);
   const duration = fps > 0 ? frameCount / fps : 0;
   if (!(fps > 0) || duration <= o.window) {
-    return { indices: sampleIndices(frameCount, T, 'test'), windows: [{ start: 0, end: duration, first: 0 }], stride: o.stride };
+    return {
+      indices: sampleIndices(frameCount, T, 'test'),
+      windows: [{ start: 0, end: duration, first: 0 }],
+      stride: o.stride,
+    };
   }
   if (o.window * fps < T) {
     // A window samples T distinct frames of the source; fewer would repeat frames the model never saw repeated.
     const least = Math.ceil((100 * T) / fps) / 100;
-    throw new UserError(`--window ${o.window}: ${o.window} s hold ${(o.window * fps).toFixed(1)} frames at ${+fps.toFixed(3)} fps, fewer than the ${T} frames a window needs; use --window ${least} or more`);
+    throw new UserError(
+      `--window ${o.window}: ${o.window} s hold ${(o.window * fps).toFixed(1)} frames at ${+fps.toFixed(3)} fps, fewer than the ${T} frames a window needs; use --window ${least} or more`,
+    );
   }
   const step = o.window / T; // seconds between grid frames
   const grid = Math.floor(duration / step + 1e-9);
@@ -45,5 +56,9 @@ export function planTimeline(frameCount: number, fps: number, T: number, o: Time
   const firsts: number[] = [];
   for (let f = 0; f + T <= grid; f += strideSteps) firsts.push(f);
   if (firsts[firsts.length - 1]! + T < grid) firsts.push(grid - T); // the last window ends with the video
-  return { indices, windows: firsts.map((first) => ({ start: first * step, end: (first + T) * step, first })), stride: strideSteps * step };
+  return {
+    indices,
+    windows: firsts.map((first) => ({ start: first * step, end: (first + T) * step, first })),
+    stride: strideSteps * step,
+  };
 }

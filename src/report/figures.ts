@@ -15,16 +15,32 @@ export async function toSvg(spec: TopLevelSpec): Promise<string> {
 /** Row-normalised confusion matrix as a heat map with the values written in. */
 export function confusionSpec(title: string, confusion: number[][], classNames: string[]): TopLevelSpec {
   const norm = rowNormalised(confusion);
-  const values = norm.flatMap((row, t) => row.map((v, p) => ({ true: classNames[t], predicted: classNames[p], value: v, label: v.toFixed(2) })));
+  const values = norm.flatMap((row, t) =>
+    row.map((v, p) => ({ true: classNames[t], predicted: classNames[p], value: v, label: v.toFixed(2) })),
+  );
   return {
     title,
     data: { values },
     width: 260,
     height: 260,
-    encoding: { x: { field: 'predicted', type: 'nominal', sort: classNames }, y: { field: 'true', type: 'nominal', sort: classNames } },
+    encoding: {
+      x: { field: 'predicted', type: 'nominal', sort: classNames },
+      y: { field: 'true', type: 'nominal', sort: classNames },
+    },
     layer: [
-      { mark: 'rect', encoding: { color: { field: 'value', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' }, title: 'recall' } } },
-      { mark: { type: 'text', fontSize: 9 }, encoding: { text: { field: 'label' }, color: { condition: { test: 'datum.value > 0.5', value: 'white' }, value: 'black' } } },
+      {
+        mark: 'rect',
+        encoding: {
+          color: { field: 'value', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' }, title: 'recall' },
+        },
+      },
+      {
+        mark: { type: 'text', fontSize: 9 },
+        encoding: {
+          text: { field: 'label' },
+          color: { condition: { test: 'datum.value > 0.5', value: 'white' }, value: 'black' },
+        },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -68,7 +84,11 @@ export function phaseSpec(title: string, rows: Array<{ epoch: number; phase: str
 }
 
 /** Each seed's value as a point per run (one row each), with a tick at the mean: the spread over seeds at a glance. */
-export function seedsSpec(title: string, points: Array<{ seed: number; run: string; uar: number }>, runs: string[]): TopLevelSpec {
+export function seedsSpec(
+  title: string,
+  points: Array<{ seed: number; run: string; uar: number }>,
+  runs: string[],
+): TopLevelSpec {
   return {
     title,
     data: { values: points },
@@ -76,19 +96,39 @@ export function seedsSpec(title: string, points: Array<{ seed: number; run: stri
     height: 40 * runs.length,
     encoding: { y: { field: 'run', type: 'nominal', sort: runs, title: null } },
     layer: [
-      { mark: { type: 'circle', size: 50, opacity: 0.7 }, encoding: { x: { field: 'uar', type: 'quantitative', title: 'UAR (%)' }, color: { field: 'run', type: 'nominal', sort: runs, legend: null }, tooltip: [{ field: 'seed' }, { field: 'uar' }] } },
-      { mark: { type: 'tick', color: 'black', thickness: 2 }, encoding: { x: { aggregate: 'mean', field: 'uar', type: 'quantitative' } } },
+      {
+        mark: { type: 'circle', size: 50, opacity: 0.7 },
+        encoding: {
+          x: { field: 'uar', type: 'quantitative', title: 'UAR (%)' },
+          color: { field: 'run', type: 'nominal', sort: runs, legend: null },
+          tooltip: [{ field: 'seed' }, { field: 'uar' }],
+        },
+      },
+      {
+        mark: { type: 'tick', color: 'black', thickness: 2 },
+        encoding: { x: { aggregate: 'mean', field: 'uar', type: 'quantitative' } },
+      },
     ],
   } as TopLevelSpec;
 }
 
 /** A seeded 2-D UMAP embedding of the rows of `data`. */
 export function embed2d(data: number[][], seed: number): number[][] {
-  const umap = new UMAP({ nComponents: 2, nNeighbors: Math.min(15, Math.max(2, data.length - 1)), minDist: 0.1, random: rng(seed) });
+  const umap = new UMAP({
+    nComponents: 2,
+    nNeighbors: Math.min(15, Math.max(2, data.length - 1)),
+    minDist: 0.1,
+    random: rng(seed),
+  });
   return umap.fit(data);
 }
 
-export function embeddingSpec(title: string, points: Array<{ stage: string; x: number; y: number; label: string }>, stages: string[], classNames: string[]): TopLevelSpec {
+export function embeddingSpec(
+  title: string,
+  points: Array<{ stage: string; x: number; y: number; label: string }>,
+  stages: string[],
+  classNames: string[],
+): TopLevelSpec {
   return {
     title,
     data: { values: points },
@@ -102,7 +142,13 @@ export function embeddingSpec(title: string, points: Array<{ stage: string; x: n
         x: { field: 'x', type: 'quantitative', axis: null, scale: { zero: false } },
         y: { field: 'y', type: 'quantitative', axis: null, scale: { zero: false } },
         // Vega's default palette has 10 colours: more classes would share them.
-        color: { field: 'label', type: 'nominal', sort: classNames, title: 'class', ...(classNames.length > 10 ? { scale: { scheme: 'tableau20' } } : {}) },
+        color: {
+          field: 'label',
+          type: 'nominal',
+          sort: classNames,
+          title: 'class',
+          ...(classNames.length > 10 ? { scale: { scheme: 'tableau20' } } : {}),
+        },
       },
     },
     resolve: { scale: { x: 'independent', y: 'independent' } },

@@ -1,18 +1,19 @@
-// Reports for runs and comparisons: one self-contained HTML page (figures inlined as SVG images)
-// and the same content as Markdown with the figures as files. Content: the comparison table (UAR,
-// WAR, per-class recall, with ceilings when known), row-normalised confusion matrices (Fig. 5),
-// training and validation loss and accuracy curves (Fig. 6), the share of steps in each loss phase,
-// and 2-D embeddings of clip features at four stages (Fig. 4). Given several seeds of the same
-// setting, a section over them: mean ± std, min and max of each model and of their paired gap, each
-// seed's numbers, and a plot of the per-seed points (the figures above are of the first seed).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ensureDir, writeFileAtomic } from '../util/fs.js';
 import { evalLoaded, loadRun, runStages } from '../train/run.js';
 import { readEpochs, readRunConfig } from '../runs/folder.js';
 import { UserError } from '../util/errors.js';
 import type { EpochRecord } from '../train/trainer.js';
-import { confusionSpec, curveSpec, embed2d, embeddingSpec, phaseSpec, seedsSpec, toSvg, type CurvePoint } from './figures.js';
+import {
+  confusionSpec,
+  curveSpec,
+  embed2d,
+  embeddingSpec,
+  phaseSpec,
+  seedsSpec,
+  toSvg,
+  type CurvePoint,
+} from './figures.js';
 import { spreadOf } from '../train/metrics.js';
 
 export interface ReportRun {
@@ -64,14 +65,19 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   const bySlug = new Map<string, string>();
   for (const r of o.runs) {
     const other = bySlug.get(slug(r.name));
-    if (other !== undefined) throw new UserError(`report: two runs would share the name '${r.name}'${other !== r.name ? ` (and '${other}')` : ''} and one figure would overwrite the other: give each a --name`);
+    if (other !== undefined)
+      throw new UserError(
+        `report: two runs would share the name '${r.name}'${other !== r.name ? ` (and '${other}')` : ''} and one figure would overwrite the other: give each a --name`,
+      );
     bySlug.set(slug(r.name), r.name);
   }
   const classesOf = o.runs.map((r) => ({ r, classes: readRunConfig(r.dir).ous.classNames }));
   const odd = classesOf.find((c) => JSON.stringify(c.classes) !== JSON.stringify(classesOf[0]!.classes));
   if (odd) {
     const first = classesOf[0]!;
-    throw new UserError(`report: ${odd.r.dir} has ${odd.classes.length} classes (${odd.classes.join(', ')}) but ${first.r.dir} has ${first.classes.length} (${first.classes.join(', ')}): one report compares runs over the same classes; report them separately`);
+    throw new UserError(
+      `report: ${odd.r.dir} has ${odd.classes.length} classes (${odd.classes.join(', ')}) but ${first.r.dir} has ${first.classes.length} (${first.classes.join(', ')}): one report compares runs over the same classes; report them separately`,
+    );
   }
   // Each run is loaded once (CLIP's text tower, the cache, the checkpoint) for its metrics and, for
   // the embedded run, its stage features.
@@ -81,41 +87,113 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   });
   const classNames = results[0]!.m.classNames;
   const figures: Figure[] = [];
-  const add = async (file: string, caption: string, spec: Parameters<typeof toSvg>[0]) => figures.push({ file, caption, svg: await toSvg(spec) });
+  const add = async (file: string, caption: string, spec: Parameters<typeof toSvg>[0]) =>
+    figures.push({ file, caption, svg: await toSvg(spec) });
 
-  for (const { run, m } of results) await add(`confusion-${slug(run.name)}.svg`, `Row-normalised confusion matrix of ${run.name} on the test split (the paper's Fig. 5).`, confusionSpec(run.name, m.confusion, classNames));
+  for (const { run, m } of results)
+    await add(
+      `confusion-${slug(run.name)}.svg`,
+      `Row-normalised confusion matrix of ${run.name} on the test split (the paper's Fig. 5).`,
+      confusionSpec(run.name, m.confusion, classNames),
+    );
   const curve = (f: (e: EpochRecord) => [number, number]): CurvePoint[] =>
-    results.flatMap(({ run, epochs }) => epochs.flatMap((e) => [{ run: run.name, epoch: e.epoch, series: 'train', value: f(e)[0] }, { run: run.name, epoch: e.epoch, series: 'validation', value: f(e)[1] }]));
-  await add('loss.svg', 'Training loss (the back-propagated objective) and validation loss (cross-entropy), per epoch (Fig. 6).', curveSpec('Loss', 'loss', curve((e) => [e.train.loss, e.val.loss])));
-  await add('accuracy.svg', 'Training and validation accuracy (WAR), per epoch (Fig. 6).', curveSpec('Accuracy', 'WAR', curve((e) => [e.train.war, e.val.war])));
+    results.flatMap(({ run, epochs }) =>
+      epochs.flatMap((e) => [
+        { run: run.name, epoch: e.epoch, series: 'train', value: f(e)[0] },
+        { run: run.name, epoch: e.epoch, series: 'validation', value: f(e)[1] },
+      ]),
+    );
+  await add(
+    'loss.svg',
+    'Training loss (the back-propagated objective) and validation loss (cross-entropy), per epoch (Fig. 6).',
+    curveSpec(
+      'Loss',
+      'loss',
+      curve((e) => [e.train.loss, e.val.loss]),
+    ),
+  );
+  await add(
+    'accuracy.svg',
+    'Training and validation accuracy (WAR), per epoch (Fig. 6).',
+    curveSpec(
+      'Accuracy',
+      'WAR',
+      curve((e) => [e.train.war, e.val.war]),
+    ),
+  );
   for (const { run, epochs } of results) {
-    const rows = epochs.flatMap((e) => (['global', 'contrast', 'ce'] as const).map((phase) => ({ epoch: e.epoch, phase, share: e.train.phases[phase] })));
-    await add(`phases-${slug(run.name)}.svg`, `Share of training steps back-propagating L_global, L_contrast, or L_cls alone (ce), per epoch: ${run.name}.`, phaseSpec(`Loss phases: ${run.name}`, rows));
+    const rows = epochs.flatMap((e) =>
+      (['global', 'contrast', 'ce'] as const).map((phase) => ({ epoch: e.epoch, phase, share: e.train.phases[phase] })),
+    );
+    await add(
+      `phases-${slug(run.name)}.svg`,
+      `Share of training steps back-propagating L_global, L_contrast, or L_cls alone (ce), per epoch: ${run.name}.`,
+      phaseSpec(`Loss phases: ${run.name}`, rows),
+    );
   }
   const embedded = results.find((r) => r.run.name === o.embedRun) ?? results[0]!;
   const { labels, stages } = runStages(embedded.loaded);
-  const stageNames: Record<string, string> = { encoder: '(a) encoder output', framesCls: '(b) Frames Encoder CLS', aligned: '(c) aligned (multi-loss)', fused: '(d) TFE output' };
-  const points = Object.entries(stages).flatMap(([k, rows]) => embed2d(rows, o.seed ?? 0).map(([x, y], i) => ({ stage: stageNames[k]!, x: x!, y: y!, label: classNames[labels[i]!]! })));
-  await add('embedding.svg', `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.run.name}, coloured by class (the paper's Fig. 4).`, embeddingSpec(`Feature space: ${embedded.run.name}`, points, Object.values(stageNames), classNames));
+  const stageNames: Record<string, string> = {
+    encoder: '(a) encoder output',
+    framesCls: '(b) Frames Encoder CLS',
+    aligned: '(c) aligned (multi-loss)',
+    fused: '(d) TFE output',
+  };
+  const points = Object.entries(stages).flatMap(([k, rows]) =>
+    embed2d(rows, o.seed ?? 0).map(([x, y], i) => ({
+      stage: stageNames[k]!,
+      x: x!,
+      y: y!,
+      label: classNames[labels[i]!]!,
+    })),
+  );
+  await add(
+    'embedding.svg',
+    `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.run.name}, coloured by class (the paper's Fig. 4).`,
+    embeddingSpec(`Feature space: ${embedded.run.name}`, points, Object.values(stageNames), classNames),
+  );
 
   // The comparison table.
   const head = ['', 'UAR', 'WAR', ...classNames];
   const rows = results.map(({ run, m }) => [run.name, pct(m.uar), pct(m.war), ...m.perClassRecall.map(pct)]);
-  for (const [name, v] of Object.entries(o.ceilings ?? {})) rows.push([`ceiling: ${name}`, pct(v), pct(v), ...classNames.map(() => '')]);
+  for (const [name, v] of Object.entries(o.ceilings ?? {}))
+    rows.push([`ceiling: ${name}`, pct(v), pct(v), ...classNames.map(() => '')]);
   const mdTable = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
   const htmlTable = `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 
   const seeds = o.seeds ? await seedsSection(o.seeds) : undefined;
   if (seeds) figures.push(seeds.figure);
   const extra = o.tables ?? [];
-  const mdExtra = extra.flatMap((t) => [`## ${t.title}`, '', ...[t.head, t.head.map(() => '---'), ...t.rows].map((r) => `| ${r.join(' | ')} |`), '']);
-  const htmlExtra = extra.map((t) => `<h2>${esc(t.title)}</h2>\n<table><thead><tr>${t.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>\n`).join('');
+  const mdExtra = extra.flatMap((t) => [
+    `## ${t.title}`,
+    '',
+    ...[t.head, t.head.map(() => '---'), ...t.rows].map((r) => `| ${r.join(' | ')} |`),
+    '',
+  ]);
+  const htmlExtra = extra
+    .map(
+      (t) =>
+        `<h2>${esc(t.title)}</h2>\n<table><thead><tr>${t.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>\n`,
+    )
+    .join('');
 
   ensureDir(path.join(o.out, 'figures')); // a read-only --out is said as such (mkdir -p says ENOENT)
   for (const f of figures) writeFileAtomic(path.join(o.out, 'figures', f.file), f.svg);
   const notes = o.notes ?? [];
-  const md = [`# ${o.title}`, '', ...notes.flatMap((n) => [n, '']), ...(seeds ? seeds.md : []), '## Results on the test split (%)' + (seeds ? ` (seed ${o.seeds!.rows[0]!.seed})` : ''), '', mdTable, '', ...mdExtra, ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, ''])].join('\n');
-  const img = (f: Figure) => `<figure><img alt="${esc(f.caption)}" src="data:image/svg+xml;base64,${Buffer.from(f.svg).toString('base64')}"><figcaption>${esc(f.caption)}</figcaption></figure>`;
+  const md = [
+    `# ${o.title}`,
+    '',
+    ...notes.flatMap((n) => [n, '']),
+    ...(seeds ? seeds.md : []),
+    '## Results on the test split (%)' + (seeds ? ` (seed ${o.seeds!.rows[0]!.seed})` : ''),
+    '',
+    mdTable,
+    '',
+    ...mdExtra,
+    ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, '']),
+  ].join('\n');
+  const img = (f: Figure) =>
+    `<figure><img alt="${esc(f.caption)}" src="data:image/svg+xml;base64,${Buffer.from(f.svg).toString('base64')}"><figcaption>${esc(f.caption)}</figcaption></figure>`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(o.title)}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:1em;vertical-align:top}figcaption{font-size:.85em;color:#555;max-width:420px}</style>
@@ -144,29 +222,52 @@ addEventListener('load', () => {
 }
 
 /** The seeds' section: the summary table, each seed's table (Markdown lines and HTML) and the per-seed plot. */
-async function seedsSection(o: NonNullable<ReportOptions['seeds']>): Promise<{ md: string[]; html: string; figure: Figure }> {
+async function seedsSection(
+  o: NonNullable<ReportOptions['seeds']>,
+): Promise<{ md: string[]; html: string; figure: Figure }> {
   if (!o.rows.length) throw new RangeError('report: seeds without rows');
   const names = Object.keys(o.rows[0]!.metrics);
   const gapName = o.gap ? `${o.gap[0]} − ${o.gap[1]}` : undefined;
-  const value = (r: SeedRow, name: string, k: 'uar' | 'war') => (name === gapName ? r.metrics[o.gap![0]]![k] - r.metrics[o.gap![1]]![k] : r.metrics[name]![k]);
+  const value = (r: SeedRow, name: string, k: 'uar' | 'war') =>
+    name === gapName ? r.metrics[o.gap![0]]![k] - r.metrics[o.gap![1]]![k] : r.metrics[name]![k];
   const all = gapName ? [...names, gapName] : names;
   const pm = (v: readonly number[]) => {
     const s = spreadOf(v);
     return [`${pct(s.mean)} ± ${Number.isNaN(s.std) ? '-' : pct(s.std)}`, pct(s.min), pct(s.max)];
   };
-  const summary = [['', 'UAR mean ± std', 'min', 'max', 'WAR mean ± std', 'min', 'max'], ...all.map((n) => [n, ...pm(o.rows.map((r) => value(r, n, 'uar'))), ...pm(o.rows.map((r) => value(r, n, 'war')))])];
-  const perSeed = [['seed', ...all.map((n) => `${n} UAR`)], ...o.rows.map((r) => [String(r.seed), ...all.map((n) => pct(value(r, n, 'uar')))])];
+  const summary = [
+    ['', 'UAR mean ± std', 'min', 'max', 'WAR mean ± std', 'min', 'max'],
+    ...all.map((n) => [n, ...pm(o.rows.map((r) => value(r, n, 'uar'))), ...pm(o.rows.map((r) => value(r, n, 'war')))]),
+  ];
+  const perSeed = [
+    ['seed', ...all.map((n) => `${n} UAR`)],
+    ...o.rows.map((r) => [String(r.seed), ...all.map((n) => pct(value(r, n, 'uar')))]),
+  ];
   const title = `Over ${o.rows.length} seeds (%, test split; std over seeds, n − 1)`;
   const points = o.rows.flatMap((r) => all.map((n) => ({ seed: r.seed, run: n, uar: 100 * value(r, n, 'uar') })));
-  const figure: Figure = { file: 'seeds.svg', caption: `Test UAR of each seed (points) and the mean (tick) over ${o.rows.length} seeds${gapName ? `; ${gapName} is paired by seed` : ''}.`, svg: await toSvg(seedsSpec('UAR per seed', points, all)) };
-  return { md: [`## ${title}`, '', mdOf(summary), '', mdOf(perSeed), ''], html: `<h2>${esc(title)}</h2>\n${htmlOf(summary)}\n${htmlOf(perSeed)}`, figure };
+  const figure: Figure = {
+    file: 'seeds.svg',
+    caption: `Test UAR of each seed (points) and the mean (tick) over ${o.rows.length} seeds${gapName ? `; ${gapName} is paired by seed` : ''}.`,
+    svg: await toSvg(seedsSpec('UAR per seed', points, all)),
+  };
+  return {
+    md: [`## ${title}`, '', mdOf(summary), '', mdOf(perSeed), ''],
+    html: `<h2>${esc(title)}</h2>\n${htmlOf(summary)}\n${htmlOf(perSeed)}`,
+    figure,
+  };
 }
 
-const mdOf = (rows: string[][]) => [rows[0]!, rows[0]!.map(() => '---'), ...rows.slice(1)].map((r) => `| ${r.join(' | ')} |`).join('\n');
-const htmlOf = (rows: string[][]) => `<table><thead><tr>${rows[0]!.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.slice(1).map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+const mdOf = (rows: string[][]) =>
+  [rows[0]!, rows[0]!.map(() => '---'), ...rows.slice(1)].map((r) => `| ${r.join(' | ')} |`).join('\n');
+const htmlOf = (rows: string[][]) =>
+  `<table><thead><tr>${rows[0]!.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .slice(1)
+    .map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
 
 function slug(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 }
-
-

@@ -43,7 +43,11 @@ export const InferenceInfoSchema = z
   .strict();
 export type InferenceInfo = z.infer<typeof InferenceInfoSchema>;
 
-const Dims = z.object({ frames: z.number().int().positive(), embed: z.number().int().positive(), visionWidth: z.number().int().positive() });
+const Dims = z.object({
+  frames: z.number().int().positive(),
+  embed: z.number().int().positive(),
+  visionWidth: z.number().int().positive(),
+});
 
 const RunConfigFile = z
   .object({
@@ -54,7 +58,11 @@ const RunConfigFile = z
     cache: z.string().min(1), // the feature cache, resolved
     clip: z.string().min(1), // the CLIP folder, resolved
     inference: InferenceInfoSchema.optional(),
-    resumes: z.array(z.object({ at: z.string(), afterEpoch: z.number().int().min(0), epochs: z.tuple([z.number(), z.number()]) })).optional(),
+    resumes: z
+      .array(
+        z.object({ at: z.string(), afterEpoch: z.number().int().min(0), epochs: z.tuple([z.number(), z.number()]) }),
+      )
+      .optional(),
   })
   .passthrough();
 
@@ -89,16 +97,32 @@ export function isRunFolder(runDir: string): boolean {
  * classNames would otherwise print other labels for the same outputs).
  */
 export function readRunConfig(runDir: string, flag = ''): RunConfig {
-  if (!isRunFolder(runDir)) throw new UserError(`${flag ? `${flag} ` : ''}${runDir} is not a run folder (no config.json); make one with 'ous train'`);
+  if (!isRunFolder(runDir))
+    throw new UserError(
+      `${flag ? `${flag} ` : ''}${runDir} is not a run folder (no config.json); make one with 'ous train'`,
+    );
   const file = configFile(runDir);
   const c = readJsonAs(file, RunConfigFile, 'run config', RUN_VERSION);
   const ous = resolveOusConfig(c.ous, `${file}: ous`);
-  const conf: RunConfig = { cache: c.cache, clip: c.clip, dims: c.dims, inference: c.inference, resumes: c.resumes, ous, train: resolveTrainConfig(c.train, `${file}: train`) };
+  const conf: RunConfig = {
+    cache: c.cache,
+    clip: c.clip,
+    dims: c.dims,
+    inference: c.inference,
+    resumes: c.resumes,
+    ous,
+    train: resolveTrainConfig(c.train, `${file}: train`),
+  };
   const trainedOn = c.inference?.classNames;
   if (trainedOn && JSON.stringify(trainedOn) !== JSON.stringify(ous.classNames)) {
-    throw new UserError(`${file}: ous.classNames ${JSON.stringify(ous.classNames)} are not the classes the run was trained on (inference.classNames ${JSON.stringify(trainedOn)}): was config.json edited? Restore it, or train a new run on a cache with these classes`);
+    throw new UserError(
+      `${file}: ous.classNames ${JSON.stringify(ous.classNames)} are not the classes the run was trained on (inference.classNames ${JSON.stringify(trainedOn)}): was config.json edited? Restore it, or train a new run on a cache with these classes`,
+    );
   }
-  if (c.inference && c.inference.frames !== c.dims.frames) throw new UserError(`${file}: inference.frames ${c.inference.frames} is not dims.frames ${c.dims.frames}: was config.json edited?`);
+  if (c.inference && c.inference.frames !== c.dims.frames)
+    throw new UserError(
+      `${file}: inference.frames ${c.inference.frames} is not dims.frames ${c.dims.frames}: was config.json edited?`,
+    );
   return conf;
 }
 
@@ -108,16 +132,31 @@ export function readRunConfig(runDir: string, flag = ''): RunConfig {
  */
 export function runInference(runDir: string, conf: RunConfig): InferenceInfo {
   if (conf.inference) return conf.inference;
-  if (pathKind(path.join(conf.cache, 'cache.json')) === 'missing') throw new UserError(`${configFile(runDir)} records no inference settings and its cache ${conf.cache} is gone: retrain with this version`);
+  if (pathKind(path.join(conf.cache, 'cache.json')) === 'missing')
+    throw new UserError(
+      `${configFile(runDir)} records no inference settings and its cache ${conf.cache} is gone: retrain with this version`,
+    );
   const c = cacheInfoOf(conf.cache);
-  if (JSON.stringify(c.classNames) !== JSON.stringify(conf.ous.classNames)) throw new UserError(`${configFile(runDir)}: ous.classNames ${JSON.stringify(conf.ous.classNames)} are not its cache's classes (${conf.cache}: ${JSON.stringify(c.classNames)}): was config.json edited?`);
-  return { frames: c.frames, scene: c.scene, polarityLayer: c.polarityLayer, clipHash: c.clip.hash, classNames: c.classNames };
+  if (JSON.stringify(c.classNames) !== JSON.stringify(conf.ous.classNames))
+    throw new UserError(
+      `${configFile(runDir)}: ous.classNames ${JSON.stringify(conf.ous.classNames)} are not its cache's classes (${conf.cache}: ${JSON.stringify(c.classNames)}): was config.json edited?`,
+    );
+  return {
+    frames: c.frames,
+    scene: c.scene,
+    polarityLayer: c.polarityLayer,
+    clipHash: c.clip.hash,
+    classNames: c.classNames,
+  };
 }
 
 /** The best checkpoint's file; a run with none (no epoch finished, or deleted) is refused. */
 export function checkpointFile(runDir: string, flag = ''): string {
   const file = path.join(runDir, 'checkpoint.safetensors');
-  if (!isRegularFile(file, 'checkpoint')) throw new UserError(`${flag ? `${flag} ` : ''}${runDir} has no checkpoint.safetensors (no epoch finished, or it was deleted)`);
+  if (!isRegularFile(file, 'checkpoint'))
+    throw new UserError(
+      `${flag ? `${flag} ` : ''}${runDir} has no checkpoint.safetensors (no epoch finished, or it was deleted)`,
+    );
   return file;
 }
 
@@ -128,7 +167,9 @@ export function loadHeadWeights(head: { loadStateDict(sd: Map<string, Tensor>): 
     head.loadStateDict(sd);
   } catch (err) {
     const why = (err as Error).message.replace(/^loadStateDict\([^)]*\): /, '');
-    throw new UserError(`${file} does not fit its run's config.json (is it another run's checkpoint?): ${why.length > 300 ? `${why.slice(0, 300)}...` : why}`);
+    throw new UserError(
+      `${file} does not fit its run's config.json (is it another run's checkpoint?): ${why.length > 300 ? `${why.slice(0, 300)}...` : why}`,
+    );
   } finally {
     for (const t of sd.values()) t.dispose();
   }
@@ -152,9 +193,17 @@ export function readEpochs(runDir: string): EpochRecord[] {
     } catch {
       r = undefined;
     }
-    const ok = r !== null && typeof r === 'object' && typeof (r as EpochRecord).epoch === 'number' && typeof (r as EpochRecord).train === 'object' && typeof (r as EpochRecord).val === 'object';
+    const ok =
+      r !== null &&
+      typeof r === 'object' &&
+      typeof (r as EpochRecord).epoch === 'number' &&
+      typeof (r as EpochRecord).train === 'object' &&
+      typeof (r as EpochRecord).val === 'object';
     if (ok) out.push(r as EpochRecord);
-    else if (lines.slice(i + 1).some((l) => l.trim())) throw new UserError(`${file}:${i + 1} is not an epoch record (a JSON object with epoch, train and val): was it edited?`);
+    else if (lines.slice(i + 1).some((l) => l.trim()))
+      throw new UserError(
+        `${file}:${i + 1} is not an epoch record (a JSON object with epoch, train and val): was it edited?`,
+      );
   });
   return out;
 }
@@ -167,7 +216,9 @@ export function repairMetrics(runDir: string): void {
   const file = path.join(runDir, 'metrics.jsonl');
   if (!isRegularFile(file, 'metrics file')) return;
   const text = fs.readFileSync(file, 'utf8');
-  const kept = readEpochs(runDir).map((r) => JSON.stringify(r) + '\n').join('');
+  const kept = readEpochs(runDir)
+    .map((r) => JSON.stringify(r) + '\n')
+    .join('');
   if (kept !== text) writeFileAtomic(file, kept);
 }
 
@@ -176,13 +227,18 @@ export function repairMetrics(runDir: string): void {
  * with the holder's pid; a lock left by a killed process is taken over (`log` is told). Creates the
  * folder; `release` removes the lock, and the folder too when `release(true)` finds it empty.
  */
-export function lockRun(runDir: string, log: (line: string) => void = (l) => process.stderr.write(`ous: ${l}\n`)): (removeIfEmpty?: boolean) => void {
+export function lockRun(
+  runDir: string,
+  log: (line: string) => void = (l) => process.stderr.write(`ous: ${l}\n`),
+): (removeIfEmpty?: boolean) => void {
   const existed = pathKind(runDir) === 'folder';
   ensureDir(runDir);
   const file = path.join(runDir, 'lock');
   const r = tryLock(file, (dead) => log(`${runDir}: took over the lock of a dead ous train (${describeHolder(dead)})`));
   if ('holder' in r) {
-    throw new UserError(`${runDir} is being trained by another ous train (${r.holder ? describeHolder(r.holder) : file}): wait for it to finish, or use another --out; if no such process runs, delete ${file}`);
+    throw new UserError(
+      `${runDir} is being trained by another ous train (${r.holder ? describeHolder(r.holder) : file}): wait for it to finish, or use another --out; if no such process runs, delete ${file}`,
+    );
   }
   return (removeIfEmpty = false) => {
     r.release();

@@ -1,37 +1,117 @@
 // The API of `ous serve` as OpenAPI 3.1 (served at /api/openapi.json).
 export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Record<string, unknown> {
-  const error = { description: 'an error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+  const error = {
+    description: 'an error',
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  };
   const jsonOf = (schema: unknown) => ({ 'application/json': { schema } });
   const probs = { type: 'object', additionalProperties: { type: 'number' } };
-  const sceneEffect = { type: ['object', 'null'], properties: { totalVariation: { type: 'number' }, changedDecision: { type: 'boolean' }, emotionWithoutScene: { type: 'string' } } };
-  const box = { type: 'array', items: { type: 'number' }, minItems: 4, maxItems: 4, description: '[x, y, w, h] in the video\'s displayed pixels' };
-  const window = { type: 'object', properties: { start: { type: 'number' }, end: { type: 'number' }, emotion: { type: 'string' }, probabilities: probs, polarity: { type: ['object', 'null'], additionalProperties: { type: 'number' } }, sceneEffect, faceBox: box } };
+  const sceneEffect = {
+    type: ['object', 'null'],
+    properties: {
+      totalVariation: { type: 'number' },
+      changedDecision: { type: 'boolean' },
+      emotionWithoutScene: { type: 'string' },
+    },
+  };
+  const box = {
+    type: 'array',
+    items: { type: 'number' },
+    minItems: 4,
+    maxItems: 4,
+    description: "[x, y, w, h] in the video's displayed pixels",
+  };
+  const window = {
+    type: 'object',
+    properties: {
+      start: { type: 'number' },
+      end: { type: 'number' },
+      emotion: { type: 'string' },
+      probabilities: probs,
+      polarity: { type: ['object', 'null'], additionalProperties: { type: 'number' } },
+      sceneEffect,
+      faceBox: box,
+    },
+  };
   return {
     openapi: '3.1.0',
-    info: { title: 'ous serve', version: '1', description: 'Emotion in a video with OUS (scene-guided dynamic facial expression recognition): the emotion, scene polarity, the scene\'s effect, and a timeline of windows.' },
+    info: {
+      title: 'ous serve',
+      version: '1',
+      description:
+        "Emotion in a video with OUS (scene-guided dynamic facial expression recognition): the emotion, scene polarity, the scene's effect, and a timeline of windows.",
+    },
     paths: {
       '/api/predict': {
         post: {
           summary: 'queue a video',
           parameters: [
-            { name: 'sample', in: 'query', schema: { type: 'string' }, description: 'predict a built-in sample clip instead of an upload' },
-            { name: 'box', in: 'query', schema: { type: 'string' }, description: 'x,y,w,h: a known face box in the video\'s pixels (no detection)' },
-            { name: 'persons', in: 'query', schema: { type: 'string', enum: ['all'] }, description: 'all: a timeline for every person in the video (result.persons)' },
-            { name: 'person', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'one person\'s timeline, by id (0, 1, ...: by first appearance, then left to right)' },
+            {
+              name: 'sample',
+              in: 'query',
+              schema: { type: 'string' },
+              description: 'predict a built-in sample clip instead of an upload',
+            },
+            {
+              name: 'box',
+              in: 'query',
+              schema: { type: 'string' },
+              description: "x,y,w,h: a known face box in the video's pixels (no detection)",
+            },
+            {
+              name: 'persons',
+              in: 'query',
+              schema: { type: 'string', enum: ['all'] },
+              description: 'all: a timeline for every person in the video (result.persons)',
+            },
+            {
+              name: 'person',
+              in: 'query',
+              schema: { type: 'integer', minimum: 0 },
+              description: "one person's timeline, by id (0, 1, ...: by first appearance, then left to right)",
+            },
             { name: 'window', in: 'query', schema: { type: 'number' }, description: 'seconds per window (2)' },
             { name: 'stride', in: 'query', schema: { type: 'number' }, description: 'seconds between windows (1)' },
           ],
-          requestBody: { description: `the video, as the body or the file of a multipart/form-data body; at most ${limits.maxUploadMb} MB and ${limits.maxSeconds} s`, content: { 'video/*': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } }, 'multipart/form-data': { schema: { type: 'object', properties: { video: { type: 'string', format: 'binary' } } } } } },
+          requestBody: {
+            description: `the video, as the body or the file of a multipart/form-data body; at most ${limits.maxUploadMb} MB and ${limits.maxSeconds} s`,
+            content: {
+              'video/*': { schema: { type: 'string', format: 'binary' } },
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+              'multipart/form-data': {
+                schema: { type: 'object', properties: { video: { type: 'string', format: 'binary' } } },
+              },
+            },
+          },
           responses: {
-            '202': { description: 'queued', headers: { Location: { schema: { type: 'string' } } }, content: jsonOf({ type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' }, position: { type: 'integer' } } }) },
+            '202': {
+              description: 'queued',
+              headers: { Location: { schema: { type: 'string' } } },
+              content: jsonOf({
+                type: 'object',
+                properties: { id: { type: 'string' }, status: { type: 'string' }, position: { type: 'integer' } },
+              }),
+            },
             '400': error,
             '403': { ...error, description: 'a POST from another origin (Origin, Sec-Fetch-Site)' },
             '404': error,
             '408': { ...error, description: 'the body did not arrive in time (or is shorter than its Content-Length)' },
             '413': error,
-            '421': { ...error, description: 'the Host names another server (only the bound address, localhost and --public-host are answered)' },
-            '422': { ...error, description: 'not a video this server reads: a malformed form, a format outside the allow-list (playlists, lists, images), undecodable, or longer than --max-seconds' },
-            '503': { ...error, description: 'the queue is full, or the server is shutting down; nothing of the body was read', headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } } },
+            '421': {
+              ...error,
+              description:
+                'the Host names another server (only the bound address, localhost and --public-host are answered)',
+            },
+            '422': {
+              ...error,
+              description:
+                'not a video this server reads: a malformed form, a format outside the allow-list (playlists, lists, images), undecodable, or longer than --max-seconds',
+            },
+            '503': {
+              ...error,
+              description: 'the queue is full, or the server is shutting down; nothing of the body was read',
+              headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
+            },
           },
         },
       },
@@ -39,12 +119,30 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
         get: {
           summary: 'a job: queue position, stage and progress; the prediction when done',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'the job', content: jsonOf({ $ref: '#/components/schemas/Job' }) }, '404': error },
+          responses: {
+            '200': { description: 'the job', content: jsonOf({ $ref: '#/components/schemas/Job' }) },
+            '404': error,
+          },
         },
       },
-      '/api/health': { get: { summary: 'workers and queue', responses: { '200': { description: 'ok', content: jsonOf({ type: 'object' }) } } } },
-      '/api/model': { get: { summary: 'classes, encoder and the run\'s config', responses: { '200': { description: 'the model', content: jsonOf({ type: 'object' }) } } } },
-      '/api/samples': { get: { summary: 'sample clips from the built-in benchmark', responses: { '200': { description: 'the clips', content: jsonOf({ type: 'array' }) } } } },
+      '/api/health': {
+        get: {
+          summary: 'workers and queue',
+          responses: { '200': { description: 'ok', content: jsonOf({ type: 'object' }) } },
+        },
+      },
+      '/api/model': {
+        get: {
+          summary: "classes, encoder and the run's config",
+          responses: { '200': { description: 'the model', content: jsonOf({ type: 'object' }) } },
+        },
+      },
+      '/api/samples': {
+        get: {
+          summary: 'sample clips from the built-in benchmark',
+          responses: { '200': { description: 'the clips', content: jsonOf({ type: 'array' }) } },
+        },
+      },
     },
     components: {
       schemas: {
@@ -52,7 +150,41 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
         Prediction: {
           type: 'object',
           description: 'the same JSON as `ous predict --json`',
-          properties: { video: { type: 'string' }, emotion: { type: 'string' }, probabilities: probs, polarity: { type: ['object', 'null'] }, sceneEffect, faceMissing: { type: 'boolean' }, duration: { type: 'number' }, width: { type: 'number' }, height: { type: 'number' }, windows: { type: 'array', items: window }, faces: { type: 'array', items: { type: 'object', properties: { time: { type: 'number' }, box, detected: { type: 'boolean' } } } }, summary: { type: 'object' }, persons: { type: 'array', description: 'with ?persons=all or ?person=ID: each person\'s own answer and timeline (the fields above are the main person\'s)', items: { type: 'object', properties: { id: { type: 'integer' }, main: { type: 'boolean' }, first: { type: 'number' }, last: { type: 'number' }, emotion: { type: 'string' }, probabilities: probs, windows: { type: 'array', items: window }, faces: { type: 'array', items: { type: 'object' } } } } } },
+          properties: {
+            video: { type: 'string' },
+            emotion: { type: 'string' },
+            probabilities: probs,
+            polarity: { type: ['object', 'null'] },
+            sceneEffect,
+            faceMissing: { type: 'boolean' },
+            duration: { type: 'number' },
+            width: { type: 'number' },
+            height: { type: 'number' },
+            windows: { type: 'array', items: window },
+            faces: {
+              type: 'array',
+              items: { type: 'object', properties: { time: { type: 'number' }, box, detected: { type: 'boolean' } } },
+            },
+            summary: { type: 'object' },
+            persons: {
+              type: 'array',
+              description:
+                "with ?persons=all or ?person=ID: each person's own answer and timeline (the fields above are the main person's)",
+              items: {
+                type: 'object',
+                properties: {
+                  id: { type: 'integer' },
+                  main: { type: 'boolean' },
+                  first: { type: 'number' },
+                  last: { type: 'number' },
+                  emotion: { type: 'string' },
+                  probabilities: probs,
+                  windows: { type: 'array', items: window },
+                  faces: { type: 'array', items: { type: 'object' } },
+                },
+              },
+            },
+          },
         },
         Job: {
           type: 'object',
@@ -62,11 +194,14 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
             position: { type: 'integer', description: 'place in the queue (0 once running)' },
             stage: { enum: ['decode', 'detect', 'encode', 'classify', null] },
             progress: { type: 'number', description: '0..1 within the stage' },
-            duration: { type: ['number', 'null'], description: 'the video\'s length in seconds, measured at upload' },
+            duration: { type: ['number', 'null'], description: "the video's length in seconds, measured at upload" },
             windows: { type: 'array', items: window, description: 'the windows classified so far, in order' },
             windowsTotal: { type: ['integer', 'null'], description: 'how many windows the timeline has, once known' },
             result: { $ref: '#/components/schemas/Prediction' },
-            error: { type: 'string', description: 'why the job failed (a worker that stopped, a shutdown: "send it again later")' },
+            error: {
+              type: 'string',
+              description: 'why the job failed (a worker that stopped, a shutdown: "send it again later")',
+            },
           },
         },
       },

@@ -131,7 +131,13 @@ export class JobPool {
   }
 
   health(): { workers: number; busy: number; queued: number; uploading: number; queue: number } {
-    return { workers: this.workers.filter((w) => w.ready).length, busy: this.workers.filter((w) => w.job).length, queued: this.queue.length, uploading: this.reserved, queue: this.o.queue };
+    return {
+      workers: this.workers.filter((w) => w.ready).length,
+      busy: this.workers.filter((w) => w.job).length,
+      queued: this.queue.length,
+      uploading: this.reserved,
+      queue: this.o.queue,
+    };
   }
 
   /** Seconds until a place is likely free: recent jobs' mean time × the jobs ahead / workers. */
@@ -150,7 +156,11 @@ export class JobPool {
    */
   async drain(graceMs: number): Promise<void> {
     this.closing = true;
-    for (const job of this.queue.splice(0)) this.finish(job, { status: 'failed', error: 'the server is shutting down and did not start this job: send it again later' });
+    for (const job of this.queue.splice(0))
+      this.finish(job, {
+        status: 'failed',
+        error: 'the server is shutting down and did not start this job: send it again later',
+      });
     if (this.workers.some((w) => w.job)) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => (this.idle.delete(done), resolve()), graceMs);
@@ -165,7 +175,10 @@ export class JobPool {
     }
     for (const w of this.workers) {
       if (!w.job) continue;
-      this.finish(w.job, { status: 'failed', error: `the server shut down before this job finished (it waited ${graceMs / 1000} s, --grace-seconds): send it again later` });
+      this.finish(w.job, {
+        status: 'failed',
+        error: `the server shut down before this job finished (it waited ${graceMs / 1000} s, --grace-seconds): send it again later`,
+      });
       w.job = undefined;
     }
   }
@@ -207,7 +220,15 @@ export class JobPool {
       const job = this.queue.shift()!;
       w.job = job;
       Object.assign(job, { status: 'running', started: Date.now(), stage: 'decode', progress: 0 });
-      const m: ToWorker = { type: 'job', id: job.id, file: job.file, window: job.window, stride: job.stride, faceBox: job.faceBox, persons: job.persons };
+      const m: ToWorker = {
+        type: 'job',
+        id: job.id,
+        file: job.file,
+        window: job.window,
+        stride: job.stride,
+        faceBox: job.faceBox,
+        persons: job.persons,
+      };
       w.proc.send(m);
     }
     if (!this.workers.some((w) => w.job)) for (const f of [...this.idle]) f();
@@ -224,7 +245,15 @@ export class JobPool {
     } catch {
       // not allowed here: they run at the server's priority
     }
-    const settings: WorkerSettings = { run: o.run, clip: o.clip, device: o.device, precision: o.precision, maxSeconds: o.maxSeconds, engine: o.engine, threads: Math.max(1, Math.floor(os.availableParallelism() / o.workers)) };
+    const settings: WorkerSettings = {
+      run: o.run,
+      clip: o.clip,
+      device: o.device,
+      precision: o.precision,
+      maxSeconds: o.maxSeconds,
+      engine: o.engine,
+      threads: Math.max(1, Math.floor(os.availableParallelism() / o.workers)),
+    };
     proc.send({ type: 'init', settings } satisfies ToWorker);
     const w: Worker = { proc, ready: false, served: false };
     this.workers[slot] = w;
@@ -245,7 +274,13 @@ export class JobPool {
           job.windowsTotal = m.total;
         } else {
           w.job = undefined;
-          if (m.type === 'done') this.finish(job, { status: 'done', result: { ...m.result, video: job.name }, progress: 1, windowsTotal: m.result.windows.length });
+          if (m.type === 'done')
+            this.finish(job, {
+              status: 'done',
+              result: { ...m.result, video: job.name },
+              progress: 1,
+              windowsTotal: m.result.windows.length,
+            });
           else this.finish(job, { status: 'failed', error: m.error.split(job.file).join(job.name) });
           this.dispatch();
         }
@@ -254,7 +289,8 @@ export class JobPool {
     proc.on('error', () => {}); // a send to a worker that just died: its exit handler does the rest
     proc.on('exit', (code, signal) => {
       const why = signal ?? `exit code ${code}`;
-      if (w.job) this.finish(w.job, { status: 'failed', error: `the worker stopped (${why}) while predicting this video` });
+      if (w.job)
+        this.finish(w.job, { status: 'failed', error: `the worker stopped (${why}) while predicting this video` });
       w.job = undefined;
       const wasReady = w.ready;
       w.ready = false;

@@ -8,7 +8,15 @@ export interface ModelInfo {
   run: string; // the run folder's name (never the server's path to it)
   classes: string[];
   polarities: string[];
-  encoder: { clipHash: string; precision: Precision; embed: number; visionWidth: number; frames: number; scene: 'mask' | 'full'; polarityLayer: number };
+  encoder: {
+    clipHash: string;
+    precision: Precision;
+    embed: number;
+    visionWidth: number;
+    frames: number;
+    scene: 'mask' | 'full';
+    polarityLayer: number;
+  };
   config: Record<string, unknown>; // the run's OUS config
 }
 
@@ -25,7 +33,15 @@ export interface WorkerSettings {
 /** server -> worker: the settings once, then jobs one at a time */
 export type ToWorker =
   | { type: 'init'; settings: WorkerSettings }
-  | { type: 'job'; id: string; file: string; window?: number; stride?: number; faceBox?: [number, number, number, number]; persons?: 'all' | number };
+  | {
+      type: 'job';
+      id: string;
+      file: string;
+      window?: number;
+      stride?: number;
+      faceBox?: [number, number, number, number];
+      persons?: 'all' | number;
+    };
 
 /** worker -> server */
 export type FromWorker =

@@ -60,13 +60,20 @@ export interface ServeOptions {
 }
 
 const STATIC = path.join(packageRoot(), 'src', 'server', 'static');
-const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png' };
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
 
 /** On every answer: no sniffing, nothing but the page's own files, no framing, no referrer. */
 export const SECURITY_HEADERS: Record<string, string> = {
   'X-Content-Type-Options': 'nosniff',
   // media-src blob: plays the user's own file from the page; nothing else leaves this origin.
-  'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'Content-Security-Policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
   'Cross-Origin-Opener-Policy': 'same-origin',
@@ -89,7 +96,9 @@ export interface Server {
 export function allowedHosts(bound: string, publicHost: string[] = []): Set<string> {
   const names = new Set(['localhost', '127.0.0.1', '::1', hostName(bound), ...publicHost.map(hostName)]);
   // Bound to every interface: each of this machine's addresses names it.
-  if (bound === '0.0.0.0' || bound === '::') for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) names.add(a.address.toLowerCase());
+  if (bound === '0.0.0.0' || bound === '::')
+    for (const list of Object.values(os.networkInterfaces()))
+      for (const a of list ?? []) names.add(a.address.toLowerCase());
   return names;
 }
 
@@ -119,7 +128,8 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
 
 export async function startServer(o: ServeOptions): Promise<Server> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  if (!net.isIP(o.host) && o.host !== 'localhost' && !/^[a-z0-9.-]+$/i.test(o.host)) throw new UserError(`serve: --host '${o.host}' is not an address or a host name`);
+  if (!net.isIP(o.host) && o.host !== 'localhost' && !/^[a-z0-9.-]+$/i.test(o.host))
+    throw new UserError(`serve: --host '${o.host}' is not an address or a host name`);
   const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-serve-'));
   const uploads = path.join(tempDir, 'uploads');
   fs.mkdirSync(uploads);
@@ -142,10 +152,29 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   let samplesReady: Promise<void> = Promise.resolve();
   const makeSamples = () =>
     (o.samples ?? 4) > 0
-      ? generateBenchmark({ out: samplesDir, seed: 1, trainPerClass: 0, testPerClass: 1, frames: 32, width: 240, height: 180, agreement: 1 }, { progress: false })
+      ? generateBenchmark(
+          {
+            out: samplesDir,
+            seed: 1,
+            trainPerClass: 0,
+            testPerClass: 1,
+            frames: 32,
+            width: 240,
+            height: 180,
+            agreement: 1,
+          },
+          { progress: false },
+        )
           .then(async (b) => {
             const clips = b.clips.slice(0, o.samples ?? 4);
-            samples = await Promise.all(clips.map(async (c, i) => ({ name: `${i}.mp4`, file: c.file, faceBox: c.faceBox, probed: await probeUpload(c.file, { maxBytes: Infinity, maxSeconds: Infinity }) })));
+            samples = await Promise.all(
+              clips.map(async (c, i) => ({
+                name: `${i}.mp4`,
+                file: c.file,
+                faceBox: c.faceBox,
+                probed: await probeUpload(c.file, { maxBytes: Infinity, maxSeconds: Infinity }),
+              })),
+            );
           })
           .catch((err) => log(`serve: no sample clips (${(err as Error).message})`))
       : Promise.resolve();
@@ -154,7 +183,12 @@ export async function startServer(o: ServeOptions): Promise<Server> {
 
   const json = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const data = JSON.stringify(body);
-    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(data), 'Cache-Control': 'no-store', ...headers });
+    res.writeHead(status, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(data),
+      'Cache-Control': 'no-store',
+      ...headers,
+    });
     res.end(data);
   };
 
@@ -162,18 +196,30 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     const size = fs.statSync(file).size;
     res.writeHead(200, { 'Content-Type': type, 'Content-Length': size });
     if (head) return void res.end();
-    fs.createReadStream(file).on('error', () => res.destroy()).pipe(res);
+    fs.createReadStream(file)
+      .on('error', () => res.destroy())
+      .pipe(res);
   };
 
   const ms = (ns: number) => Math.round(ns / 1e4) / 100;
 
   async function predict(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
-    const shutting = () => new HttpError(503, 'the server is shutting down: send the video again later', { 'Retry-After': '30', Connection: 'close' });
-    if (closing || !pool) throw closing ? shutting() : new HttpError(503, 'the model is still loading', { 'Retry-After': '5', Connection: 'close' });
+    const shutting = () =>
+      new HttpError(503, 'the server is shutting down: send the video again later', {
+        'Retry-After': '30',
+        Connection: 'close',
+      });
+    if (closing || !pool)
+      throw closing
+        ? shutting()
+        : new HttpError(503, 'the model is still loading', { 'Retry-After': '5', Connection: 'close' });
     const num = (k: string) => {
       const v = url.searchParams.get(k);
       if (v === null) return undefined;
-      if (!(Number(v) > 0 && Number(v) <= o.maxSeconds)) throw new HttpError(400, `${k} must be a positive number of seconds up to ${o.maxSeconds}, not '${v}'`, { Connection: 'close' });
+      if (!(Number(v) > 0 && Number(v) <= o.maxSeconds))
+        throw new HttpError(400, `${k} must be a positive number of seconds up to ${o.maxSeconds}, not '${v}'`, {
+          Connection: 'close',
+        });
       return Number(v);
     };
     const [window, stride] = [num('window'), num('stride')];
@@ -190,16 +236,25 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       try {
         faceBox = parseBox(boxParam, 'box');
       } catch (err) {
-        if (err instanceof UsageError) throw new HttpError(400, `${err.message} (?box=x,y,w,h)`, { Connection: 'close' });
+        if (err instanceof UsageError)
+          throw new HttpError(400, `${err.message} (?box=x,y,w,h)`, { Connection: 'close' });
         throw err;
       }
     }
     // ?persons=all: a timeline for every person; ?person=ID: one of them (ids by first appearance, then left to right).
     const [allParam, personParam] = [url.searchParams.get('persons'), url.searchParams.get('person')];
-    if (allParam !== null && allParam !== 'all') throw new HttpError(400, `persons must be 'all', not '${allParam}' (?person=ID asks for one)`, { Connection: 'close' });
-    if (personParam !== null && !/^\d{1,6}$/.test(personParam)) throw new HttpError(400, `person must be a person's id (0, 1, ...), not '${personParam}'`, { Connection: 'close' });
-    if ((allParam !== null || personParam !== null) && boxParam !== null) throw new HttpError(400, 'box is one known face: it does not go with persons or person', { Connection: 'close' });
-    if (allParam !== null && personParam !== null) throw new HttpError(400, 'give persons=all or person=ID, not both', { Connection: 'close' });
+    if (allParam !== null && allParam !== 'all')
+      throw new HttpError(400, `persons must be 'all', not '${allParam}' (?person=ID asks for one)`, {
+        Connection: 'close',
+      });
+    if (personParam !== null && !/^\d{1,6}$/.test(personParam))
+      throw new HttpError(400, `person must be a person's id (0, 1, ...), not '${personParam}'`, {
+        Connection: 'close',
+      });
+    if ((allParam !== null || personParam !== null) && boxParam !== null)
+      throw new HttpError(400, 'box is one known face: it does not go with persons or person', { Connection: 'close' });
+    if (allParam !== null && personParam !== null)
+      throw new HttpError(400, 'give persons=all or person=ID, not both', { Connection: 'close' });
     const persons = allParam !== null ? ('all' as const) : personParam !== null ? Number(personParam) : undefined;
     const sample = url.searchParams.get('sample');
     if (sample !== null) {
@@ -211,15 +266,31 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const place = pool.admit();
       if (!place) throw new HttpError(503, `the queue is full: retry later`, { 'Retry-After': pool.retryAfter() });
       // The drawn face's box is known: no detection.
-      const job = pool.submit({ file: s.file, name: `sample ${s.name}`, duration: s.probed.duration, window, stride, ...(persons !== undefined ? { persons } : { faceBox: faceBox ?? s.faceBox }) });
+      const job = pool.submit({
+        file: s.file,
+        name: `sample ${s.name}`,
+        duration: s.probed.duration,
+        window,
+        stride,
+        ...(persons !== undefined ? { persons } : { faceBox: faceBox ?? s.faceBox }),
+      });
       place.release();
       return accepted(res, job);
     }
     // Refusals that need no body come before reading any of it; the connection then closes.
     const declared = Number(req.headers['content-length']);
-    if (declared > limit) throw new HttpError(413, `the upload (${(declared / 2 ** 20).toFixed(1)} MB) passes the limit of ${o.maxUploadMb} MB (--max-upload-mb)`, { Connection: 'close' });
+    if (declared > limit)
+      throw new HttpError(
+        413,
+        `the upload (${(declared / 2 ** 20).toFixed(1)} MB) passes the limit of ${o.maxUploadMb} MB (--max-upload-mb)`,
+        { Connection: 'close' },
+      );
     const place = pool.admit();
-    if (!place) throw new HttpError(503, `the queue is full (${o.queue} waiting): retry later`, { 'Retry-After': pool.retryAfter(), Connection: 'close' });
+    if (!place)
+      throw new HttpError(503, `the queue is full (${o.queue} waiting): retry later`, {
+        'Retry-After': pool.retryAfter(),
+        Connection: 'close',
+      });
     const dir = path.join(uploads, crypto.randomUUID());
     try {
       fs.mkdirSync(dir);
@@ -227,7 +298,16 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const probed = await probes.run(() => probeUpload(got.file, { maxBytes: limit, maxSeconds: o.maxSeconds }));
       if (faceBox) checkBox(faceBox, probed);
       if (closing) throw shutting();
-      const job = pool.submit({ file: got.file, dir, name: got.name, duration: probed.duration, window, stride, faceBox, persons });
+      const job = pool.submit({
+        file: got.file,
+        dir,
+        name: got.name,
+        duration: probed.duration,
+        window,
+        stride,
+        faceBox,
+        persons,
+      });
       return accepted(res, job);
     } catch (err) {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -246,20 +326,35 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   function checkCaller(req: http.IncomingMessage, method: string): void {
     const host = req.headers.host;
     // HTTP/1.0 may omit Host (Node refuses HTTP/1.1 without it); browsers always send it.
-    if (host !== undefined && !hosts.has(hostName(host))) throw new HttpError(421, `this server does not answer for the host '${host.slice(0, 100)}' (start it with --public-host NAME to add a name)`, { Connection: 'close' });
+    if (host !== undefined && !hosts.has(hostName(host)))
+      throw new HttpError(
+        421,
+        `this server does not answer for the host '${host.slice(0, 100)}' (start it with --public-host NAME to add a name)`,
+        { Connection: 'close' },
+      );
     if (method === 'GET' || method === 'HEAD') return;
     const origin = req.headers.origin;
     const site = req.headers['sec-fetch-site'];
-    if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new HttpError(403, `requests from other sites are refused (Sec-Fetch-Site: ${site})`, { Connection: 'close' });
+    if (site !== undefined && site !== 'same-origin' && site !== 'none')
+      throw new HttpError(403, `requests from other sites are refused (Sec-Fetch-Site: ${site})`, {
+        Connection: 'close',
+      });
     if (origin === undefined) return; // not from a browser (curl, scripts)
     let same = false;
     try {
       const u = new URL(origin);
-      same = (u.protocol === 'http:' || u.protocol === 'https:') && host !== undefined && u.host === host.toLowerCase() && hosts.has(hostName(u.host));
+      same =
+        (u.protocol === 'http:' || u.protocol === 'https:') &&
+        host !== undefined &&
+        u.host === host.toLowerCase() &&
+        hosts.has(hostName(u.host));
     } catch {
       // 'null' or garbage: not this origin
     }
-    if (!same) throw new HttpError(403, `requests from another origin (${origin.slice(0, 100)}) are refused`, { Connection: 'close' });
+    if (!same)
+      throw new HttpError(403, `requests from another origin (${origin.slice(0, 100)}) are refused`, {
+        Connection: 'close',
+      });
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -277,9 +372,14 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (method !== 'POST') throw new HttpError(405, 'POST a video to /api/predict', { Allow: 'POST' });
       return predict(req, res, url);
     }
-    if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not served here`, { Allow: 'GET', Connection: 'close' });
+    if (method !== 'GET' && method !== 'HEAD')
+      throw new HttpError(405, `${method} is not served here`, { Allow: 'GET', Connection: 'close' });
     if (p === '/api/health') {
-      const eventLoopDelayMs = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
+      const eventLoopDelayMs = {
+        p50: ms(loopDelay.percentile(50)),
+        p99: ms(loopDelay.percentile(99)),
+        max: ms(loopDelay.max),
+      };
       if (url.searchParams.has('reset')) loopDelay.reset();
       const h = pool?.health() ?? { workers: 0, busy: 0, queued: 0, uploading: 0, queue: o.queue };
       return json(res, 200, { ok: true, shuttingDown: closing, ...h, probing: probes.inFlight, eventLoopDelayMs });
@@ -288,10 +388,15 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (!pool?.model) throw new HttpError(503, 'the model is still loading', { 'Retry-After': '5' });
       return json(res, 200, pool.model);
     }
-    if (p === '/api/openapi.json') return json(res, 200, openApi({ maxUploadMb: o.maxUploadMb, maxSeconds: o.maxSeconds }));
+    if (p === '/api/openapi.json')
+      return json(res, 200, openApi({ maxUploadMb: o.maxUploadMb, maxSeconds: o.maxSeconds }));
     if (p === '/api/samples') {
       await samplesReady;
-      return json(res, 200, samples.map((s) => ({ name: s.name, url: `/api/samples/${s.name}` })));
+      return json(
+        res,
+        200,
+        samples.map((s) => ({ name: s.name, url: `/api/samples/${s.name}` })),
+      );
     }
     const sm = /^\/api\/samples\/([^/]+)$/.exec(p);
     if (sm) {
@@ -306,7 +411,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (job.status === 'done' || job.status === 'failed') endedWhileClosing.delete(job.id);
       return json(res, 200, pool!.view(job));
     }
-    if (p === '/' || p === '/index.html') return sendFile(res, staticFiles.get('index.html')!, TYPES['.html']!, method === 'HEAD');
+    if (p === '/' || p === '/index.html')
+      return sendFile(res, staticFiles.get('index.html')!, TYPES['.html']!, method === 'HEAD');
     if (p === '/favicon.ico') return sendFile(res, staticFiles.get('favicon.svg')!, TYPES['.svg']!, method === 'HEAD');
     const st = /^\/static\/([^/]+)$/.exec(p);
     const file = st ? staticFiles.get(st[1]!) : undefined; // a name in the map, never a path built from the request
@@ -345,7 +451,18 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   loopDelay.enable();
   samplesReady = makeSamples();
   try {
-    pool = await JobPool.start({ run: o.run, clip: o.clip, device: o.device, precision: o.precision ?? 'fp32', maxSeconds: o.maxSeconds, engine: o.engine, workers: o.workers, queue: o.queue, workerModule: o.workerModule, log });
+    pool = await JobPool.start({
+      run: o.run,
+      clip: o.clip,
+      device: o.device,
+      precision: o.precision ?? 'fp32',
+      maxSeconds: o.maxSeconds,
+      engine: o.engine,
+      workers: o.workers,
+      queue: o.queue,
+      workerModule: o.workerModule,
+      log,
+    });
   } catch (err) {
     loopDelay.disable();
     server.close();
@@ -363,7 +480,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     (closed ??= (async () => {
       closing = true;
       // Every job still open is owed one poll that shows how it ended (a poll before it ends does not count).
-      for (const j of pool!.jobs.values()) if (j.status === 'queued' || j.status === 'running') endedWhileClosing.add(j.id);
+      for (const j of pool!.jobs.values())
+        if (j.status === 'queued' || j.status === 'running') endedWhileClosing.add(j.id);
       await pool!.drain(s.graceMs ?? 0);
       // Answer polls a little longer, so each client sees how its job ended (or until all have).
       const until = Date.now() + (s.lingerMs ?? 0);

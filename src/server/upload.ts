@@ -65,11 +65,19 @@ export interface Received {
   bytes: number;
 }
 
-const tooBig = (limit: number) => new HttpError(413, `the upload passes the limit of ${+(limit / 2 ** 20).toFixed(2)} MB (--max-upload-mb)`, { Connection: 'close' });
+const tooBig = (limit: number) =>
+  new HttpError(413, `the upload passes the limit of ${+(limit / 2 ** 20).toFixed(2)} MB (--max-upload-mb)`, {
+    Connection: 'close',
+  });
 
 /** A client's file name as something to show: no folders, no control characters, at most 120 characters. */
 export function displayName(name: string | undefined): string {
-  const base = (name ?? '').split(/[\\/]/).pop()!.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const base = (name ?? '')
+    .split(/[\\/]/)
+    .pop()!
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes from an uploaded file's name
+    .replace(/[\u0000-\u001f\u007f]/g, '')
+    .trim();
   return base.slice(0, 120) || 'upload';
 }
 
@@ -79,14 +87,23 @@ export function displayName(name: string | undefined): string {
  * HttpError (400, 413, 422) the moment the body breaks a limit or its form is malformed; an
  * unterminated multipart body fails when the request ends. The caller deletes `dir` on failure.
  */
-export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: number, deadlineMs = 600_000): Promise<Received> {
+export function receiveUpload(
+  req: http.IncomingMessage,
+  dir: string,
+  maxBytes: number,
+  deadlineMs = 600_000,
+): Promise<Received> {
   const partial = path.join(dir, 'video.part');
   const file = path.join(dir, 'video');
   return new Promise<Received>((resolve, reject) => {
     let settled = false;
     // A body slower than this (or shorter than its Content-Length) gets a JSON 408, before Node's
     // own request timeout (a bare 408) would end it.
-    const timer = setTimeout(() => fail(new HttpError(408, `the upload did not arrive within ${deadlineMs / 1000} s`, { Connection: 'close' })), deadlineMs);
+    const timer = setTimeout(
+      () =>
+        fail(new HttpError(408, `the upload did not arrive within ${deadlineMs / 1000} s`, { Connection: 'close' })),
+      deadlineMs,
+    );
     let out: fs.WriteStream | undefined;
     let bytes = 0;
     let name = 'upload';
@@ -101,7 +118,8 @@ export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: 
     const done = () => {
       if (settled) return;
       if (!out) return fail(new HttpError(422, 'the multipart body has no file part: send the video as a file field'));
-      if (bytes === 0) return fail(new HttpError(422, 'the upload is empty: send the video as the body or as a multipart file'));
+      if (bytes === 0)
+        return fail(new HttpError(422, 'the upload is empty: send the video as the body or as a multipart file'));
       out.end(() => {
         if (settled) return;
         fs.rename(partial, file, (err) => {
@@ -115,7 +133,9 @@ export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: 
     };
     const write = (stream: NodeJS.ReadableStream) => {
       out = fs.createWriteStream(partial, { flags: 'wx' });
-      out.on('error', (e) => fail(new HttpError(500, `cannot store the upload (${(e as NodeJS.ErrnoException).code ?? e.message})`)));
+      out.on('error', (e) =>
+        fail(new HttpError(500, `cannot store the upload (${(e as NodeJS.ErrnoException).code ?? e.message})`)),
+      );
       stream.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
         if (bytes > maxBytes) fail(tooBig(maxBytes));
@@ -135,7 +155,15 @@ export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: 
     try {
       bb = busboy({
         headers: req.headers,
-        limits: { fileSize: maxBytes, files: 1, fields: 8, fieldSize: 4096, fieldNameSize: 100, parts: 10, headerPairs: 16 },
+        limits: {
+          fileSize: maxBytes,
+          files: 1,
+          fields: 8,
+          fieldSize: 4096,
+          fieldNameSize: 100,
+          parts: 10,
+          headerPairs: 16,
+        },
       });
     } catch (err) {
       return fail(new HttpError(400, `the multipart Content-Type is unusable (${(err as Error).message})`));
@@ -152,7 +180,8 @@ export function receiveUpload(req: http.IncomingMessage, dir: string, maxBytes: 
       write(stream);
     });
     bb.on('field', () => {});
-    const tooMany = (what: string) => () => fail(new HttpError(413, `the multipart body has too many ${what}: send one video file`, { Connection: 'close' }));
+    const tooMany = (what: string) => () =>
+      fail(new HttpError(413, `the multipart body has too many ${what}: send one video file`, { Connection: 'close' }));
     bb.on('partsLimit', tooMany('parts'));
     bb.on('filesLimit', tooMany('files'));
     bb.on('fieldsLimit', tooMany('fields'));
@@ -181,7 +210,12 @@ function tool(cmd: string, args: string[], timeoutMs: number): Promise<string> {
     p.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve(stdout);
-      else reject(Object.assign(new Error(`${cmd} failed`), { stderr: signal === 'SIGKILL' ? `${cmd} took longer than ${timeoutMs / 1000} s` : stderr }));
+      else
+        reject(
+          Object.assign(new Error(`${cmd} failed`), {
+            stderr: signal === 'SIGKILL' ? `${cmd} took longer than ${timeoutMs / 1000} s` : stderr,
+          }),
+        );
     });
   });
 }
@@ -194,7 +228,9 @@ export interface Probed {
 }
 
 const rate = (r: unknown) => {
-  const [a, b] = String(r ?? '').split('/').map(Number);
+  const [a, b] = String(r ?? '')
+    .split('/')
+    .map(Number);
   return a! > 0 && b! > 0 ? a! / b! : 0;
 };
 
@@ -206,17 +242,42 @@ const rate = (r: unknown) => {
  */
 export async function probeUpload(file: string, limits: UploadLimits): Promise<Probed> {
   const timeout = limits.probeTimeoutMs ?? 30_000;
-  const why = (err: unknown) => String((err as { stderr?: string }).stderr ?? '').split(file).join('the upload').trim().split('\n').pop() || 'unknown reason';
+  const why = (err: unknown) =>
+    String((err as { stderr?: string }).stderr ?? '')
+      .split(file)
+      .join('the upload')
+      .trim()
+      .split('\n')
+      .pop() || 'unknown reason';
   let probe: { streams?: Array<Record<string, unknown>>; format?: Record<string, unknown> };
   try {
-    const out = await tool('ffprobe', ['-v', 'error', ...SAFE_INPUT, '-count_packets', '-select_streams', 'v:0', '-show_entries', 'format=format_name,duration:stream=width,height,duration,avg_frame_rate,r_frame_rate,nb_read_packets:stream_tags=rotate:stream_side_data=rotation', '-of', 'json', file], timeout);
+    const out = await tool(
+      'ffprobe',
+      [
+        '-v',
+        'error',
+        ...SAFE_INPUT,
+        '-count_packets',
+        '-select_streams',
+        'v:0',
+        '-show_entries',
+        'format=format_name,duration:stream=width,height,duration,avg_frame_rate,r_frame_rate,nb_read_packets:stream_tags=rotate:stream_side_data=rotation',
+        '-of',
+        'json',
+        file,
+      ],
+      timeout,
+    );
     probe = JSON.parse(out);
   } catch (err) {
     const stderr = String((err as { stderr?: string }).stderr ?? '');
     const refused = /\[([\w,]+) @ [^\]]*\] Format not on whitelist/.exec(stderr)?.[1];
     if (refused) {
       const what = REFUSED_NAMES[refused] ? `${REFUSED_NAMES[refused]} (${refused})` : `the format ${refused}`;
-      throw new HttpError(422, `the upload is ${what}, which this server does not read: send a video file (${Object.values(CONTAINERS).join(', ')})`);
+      throw new HttpError(
+        422,
+        `the upload is ${what}, which this server does not read: send a video file (${Object.values(CONTAINERS).join(', ')})`,
+      );
     }
     throw new HttpError(422, `not a readable video (${why(err)})`);
   }
@@ -224,7 +285,9 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
   const s = probe.streams?.[0];
   if (!s) throw new HttpError(422, `not a video (no video stream in the ${CONTAINERS[format] ?? format} file)`);
   const side = (s.side_data_list as Array<Record<string, unknown>> | undefined)?.find((d) => d.rotation !== undefined);
-  const rotation = ((Math.round(Number(side?.rotation ?? (s.tags as Record<string, string> | undefined)?.rotate ?? 0)) % 360) + 360) % 360;
+  const rotation =
+    ((Math.round(Number(side?.rotation ?? (s.tags as Record<string, string> | undefined)?.rotate ?? 0)) % 360) + 360) %
+    360;
   let [width, height] = [Number(s.width), Number(s.height)];
   if (rotation === 90 || rotation === 270) [width, height] = [height, width];
   if (!(width > 0 && height > 0)) throw new HttpError(422, 'not a readable video (no frame size)');
@@ -234,9 +297,17 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
   const measured = fps > 0 && packets > 0 ? packets / fps : 0;
   const stated = Number(s.duration ?? probe.format?.duration);
   const duration = Math.max(measured, Number.isFinite(stated) ? stated : 0);
-  if (duration > limits.maxSeconds) throw new HttpError(422, `the video is ${duration.toFixed(1)} s long; this server takes at most ${limits.maxSeconds} s (--max-seconds)`);
+  if (duration > limits.maxSeconds)
+    throw new HttpError(
+      422,
+      `the video is ${duration.toFixed(1)} s long; this server takes at most ${limits.maxSeconds} s (--max-seconds)`,
+    );
   try {
-    await tool('ffmpeg', ['-v', 'error', '-nostdin', ...SAFE_INPUT, '-i', file, '-map', '0:v:0', '-frames:v', '1', '-f', 'null', '-'], timeout);
+    await tool(
+      'ffmpeg',
+      ['-v', 'error', '-nostdin', ...SAFE_INPUT, '-i', file, '-map', '0:v:0', '-frames:v', '1', '-f', 'null', '-'],
+      timeout,
+    );
   } catch (err) {
     throw new HttpError(422, `the video does not decode (${why(err)})`);
   }

@@ -14,7 +14,12 @@ const send = (m: FromWorker) => process.send!(m);
 async function load(settings: WorkerSettings): Promise<Predictor | undefined> {
   try {
     setNumThreads(settings.threads);
-    const predictor = Predictor.load(settings.run, { clip: settings.clip, device: settings.device, precision: settings.precision, engine: settings.engine });
+    const predictor = Predictor.load(settings.run, {
+      clip: settings.clip,
+      device: settings.device,
+      precision: settings.precision,
+      engine: settings.engine,
+    });
     await predictor.encoder.prepare(predictor.inference.polarityLayer); // onnxruntime's session before the first job
     return predictor;
   } catch (err) {
@@ -43,7 +48,15 @@ function main(): void {
             run: path.basename(path.resolve(settings.run)),
             classes: p.classNames,
             polarities: [...POLARITIES],
-            encoder: { clipHash: inference.clipHash, precision: encoder.precision, embed: encoder.dims.embed, visionWidth: encoder.dims.visionWidth, frames: inference.frames, scene: inference.scene, polarityLayer: inference.polarityLayer },
+            encoder: {
+              clipHash: inference.clipHash,
+              precision: encoder.precision,
+              embed: encoder.dims.embed,
+              visionWidth: encoder.dims.visionWidth,
+              frames: inference.frames,
+              scene: inference.scene,
+              polarityLayer: inference.polarityLayer,
+            },
             config: conf.ous as unknown as Record<string, unknown>,
           },
         });
@@ -68,7 +81,12 @@ function main(): void {
         send({ type: 'done', id: m.id, result });
       } catch (err) {
         const userError = err instanceof UserError;
-        send({ type: 'failed', id: m.id, error: userError ? (err as Error).message : `internal error: ${(err as Error).message}`, userError });
+        send({
+          type: 'failed',
+          id: m.id,
+          error: userError ? (err as Error).message : `internal error: ${(err as Error).message}`,
+          userError,
+        });
       }
     });
   });

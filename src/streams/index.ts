@@ -7,10 +7,22 @@ import { UserError } from '../util/errors.js';
 import { rng } from '../util/random.js';
 import { rescaleBox } from '../util/box.js';
 import { sampleIndices, type SamplingMode } from '../video/sampling.js';
-import { decodeFrames, forEachFrame, isImageFile, listFrameFiles, measureVideo, probeVideo, readFrameFiles, uprightSize, type DecodeOptions, type RgbFrame, type VideoInfo } from '../video/decode.js';
+import {
+  decodeFrames,
+  forEachFrame,
+  isImageFile,
+  listFrameFiles,
+  measureVideo,
+  probeVideo,
+  readFrameFiles,
+  uprightSize,
+  type DecodeOptions,
+  type RgbFrame,
+  type VideoInfo,
+} from '../video/decode.js';
 import { detectFacesBatch, type Box, type Detection, type DetectorEngine } from '../face/detector.js';
 import type { Device } from '../torch/index.js';
-import { fillTrack, holdEnds, squareBox, subjectTrack, type Subject, type Track } from '../face/tracks.js';
+import { fillTrack, holdEnds, squareBox, subjectTrack, type Subject } from '../face/tracks.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
 import { CLIP_MEAN } from '../clip/image-processor.js';
 
@@ -72,10 +84,14 @@ export interface ClipSource {
   /** The size boxes are reported in: the video's displayed size, or the frame image's upright size. */
   ownSize(index: number): Promise<{ width: number; height: number }>;
   /** Calls onFrame for each distinct frame of `indices`, ascending; one frame in memory at a time. */
-  forEach(indices: number[], onFrame: (index: number, frame: RgbFrame) => void | Promise<void>): Promise<{ delivered: number; undecoded: number }>;
+  forEach(
+    indices: number[],
+    onFrame: (index: number, frame: RgbFrame) => void | Promise<void>,
+  ): Promise<{ delivered: number; undecoded: number }>;
 }
 
-const decodeLimit = (o: { maxSeconds?: number }): DecodeOptions => (o.maxSeconds !== undefined ? { maxSeconds: o.maxSeconds } : {});
+const decodeLimit = (o: { maxSeconds?: number }): DecodeOptions =>
+  o.maxSeconds !== undefined ? { maxSeconds: o.maxSeconds } : {};
 
 /**
  * Opens a clip. A video longer than `maxSeconds` is refused here already, from its packets (see
@@ -87,7 +103,11 @@ export async function openClip(source: string, o: { maxSeconds?: number } = {}):
   if (isFolder || isImageFile(source)) {
     const files = isFolder ? listFrameFiles(source) : [source];
     return {
-      source, files, frameCount: files.length, fps: 0, limit,
+      source,
+      files,
+      frameCount: files.length,
+      fps: 0,
+      limit,
       ownSize: async (i) => {
         const [width, height] = await uprightSize(files[i]!);
         return { width, height };
@@ -102,23 +122,43 @@ export async function openClip(source: string, o: { maxSeconds?: number } = {}):
   const info = probeVideo(source);
   if (o.maxSeconds !== undefined) await measureVideo(source, info, limit);
   return {
-    source, info, frameCount: info.frameCount, fps: info.fps, limit,
+    source,
+    info,
+    frameCount: info.frameCount,
+    fps: info.fps,
+    limit,
     ownSize: async () => ({ width: info.width, height: info.height }),
     forEach: (indices, onFrame) => forEachFrame(source, info, indices, onFrame, limit),
   };
 }
 
 /** The clip's main face over `perFrame` detections (SPEC.md §2), as crop squares in the frames' pixels. */
-export function faceTrack(perFrame: Detection[][], size: { width: number; height: number }, enlarge = 0.25, subject: Subject = 'main') {
+export function faceTrack(
+  perFrame: Detection[][],
+  size: { width: number; height: number },
+  enlarge = 0.25,
+  subject: Subject = 'main',
+) {
   const { tracks, chosen: main } = subjectTrack(perFrame, subject, size);
   const faceMissing = main < 0;
-  const boxes: Box[] = faceMissing ? perFrame.map(() => centreSquare(size)) : fillTrack(tracks[main]!).map((b) => squareBox(b, enlarge));
+  const boxes: Box[] = faceMissing
+    ? perFrame.map(() => centreSquare(size))
+    : fillTrack(tracks[main]!).map((b) => squareBox(b, enlarge));
   const detected = perFrame.map((_, i) => !faceMissing && tracks[main]![i] !== null);
   return { tracks, main, faceMissing, boxes, detected };
 }
 
 /** Frame `i` of a clip cut into its face crop and its scene (the face masked unless `scene` is full). */
-function streamFrame(frame: RgbFrame, index: number, fps: number, face: ReturnType<typeof faceTrack>, i: number, own: { width: number; height: number }, scene: StreamsOptions['scene'], shipped?: RgbFrame): StreamFrame {
+function streamFrame(
+  frame: RgbFrame,
+  index: number,
+  fps: number,
+  face: ReturnType<typeof faceTrack>,
+  i: number,
+  own: { width: number; height: number },
+  scene: StreamsOptions['scene'],
+  shipped?: RgbFrame,
+): StreamFrame {
   const box = face.boxes[i]!;
   return {
     index,
@@ -133,7 +173,8 @@ function streamFrame(frame: RgbFrame, index: number, fps: number, face: ReturnTy
 export type ClipSummary = Omit<Streams, 'frames' | 'otherFaces' | 'timings' | 'faceMissing' | 'subject'>;
 
 const checkOrder = (indices: number[]) => {
-  for (let p = 1; p < indices.length; p++) if (indices[p]! < indices[p - 1]!) throw new RangeError('the frame indices must not decrease');
+  for (let p = 1; p < indices.length; p++)
+    if (indices[p]! < indices[p - 1]!) throw new RangeError('the frame indices must not decrease');
 };
 
 /**
@@ -142,13 +183,22 @@ const checkOrder = (indices: number[]) => {
  * position. Frames missing at the end of a damaged file take the last good frame's detections, as
  * they take its pixels in pass 2.
  */
-export async function detectClip(clip: ClipSource, indices: number[], opts: Pick<StreamsOptions, 'minConfidence' | 'detector' | 'device'> & { onDetect?: (done: number, total: number) => void }): Promise<Detection[][]> {
+export async function detectClip(
+  clip: ClipSource,
+  indices: number[],
+  opts: Pick<StreamsOptions, 'minConfidence' | 'detector' | 'device'> & {
+    onDetect?: (done: number, total: number) => void;
+  },
+): Promise<Detection[][]> {
   checkOrder(indices);
   const distinct = [...new Set(indices)];
   const found = new Map<number, Detection[]>();
   const batch: Array<[number, RgbFrame]> = [];
   const flush = async () => {
-    const dets = await detectFacesBatch(batch.map(([, f]) => f), { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device });
+    const dets = await detectFacesBatch(
+      batch.map(([, f]) => f),
+      { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device },
+    );
     batch.forEach(([i], k) => found.set(i, dets[k]!));
     batch.length = 0;
     opts.onDetect?.(found.size, distinct.length);
@@ -167,7 +217,11 @@ export async function detectClip(clip: ClipSource, indices: number[], opts: Pick
  * (memory holds what the consumer holds); frames missing at the end of a damaged file repeat the
  * last good one. Returns what the decoder could not deliver and the clip's summary.
  */
-export async function forEachPosition(clip: ClipSource, indices: number[], onFrame: (position: number, frame: RgbFrame, index: number) => void | Promise<void>): Promise<ClipSummary> {
+export async function forEachPosition(
+  clip: ClipSource,
+  indices: number[],
+  onFrame: (position: number, frame: RgbFrame, index: number) => void | Promise<void>,
+): Promise<ClipSummary> {
   checkOrder(indices);
   const distinct = [...new Set(indices)];
   const own = await clip.ownSize(indices[0]!);
@@ -179,14 +233,30 @@ export async function forEachPosition(clip: ClipSource, indices: number[], onFra
   });
   for (; p < indices.length; p++) await onFrame(p, last!, lastIndex);
   return {
-    source: clip.source, fps: clip.fps, frameCount: clip.frameCount, width: own.width, height: own.height, rotation: clip.info?.rotation ?? 0,
-    missingFrames: distinct.length - delivered, undecodedFrames: undecoded, still: clip.frameCount === 1,
+    source: clip.source,
+    fps: clip.fps,
+    frameCount: clip.frameCount,
+    width: own.width,
+    height: own.height,
+    rotation: clip.info?.rotation ?? 0,
+    missingFrames: distinct.length - delivered,
+    undecodedFrames: undecoded,
+    still: clip.frameCount === 1,
   };
 }
 
 /** One frame's face crop and scene for a crop square (SPEC.md §2): the scene masks that square only. */
-export function cutFrame(frame: RgbFrame, square: Box, scene: StreamsOptions['scene'], faceMissing = false, shipped?: RgbFrame): { face: RgbFrame; scene: RgbFrame } {
-  return { face: shipped ?? cropWithPadding(frame, square), scene: scene === 'full' || faceMissing ? frame : fillBox(frame, square, CLIP_MEAN_RGB) };
+export function cutFrame(
+  frame: RgbFrame,
+  square: Box,
+  scene: StreamsOptions['scene'],
+  faceMissing = false,
+  shipped?: RgbFrame,
+): { face: RgbFrame; scene: RgbFrame } {
+  return {
+    face: shipped ?? cropWithPadding(frame, square),
+    scene: scene === 'full' || faceMissing ? frame : fillBox(frame, square, CLIP_MEAN_RGB),
+  };
 }
 
 /** The one line that says a still stands for every sampled frame, or undefined. */
@@ -226,7 +296,9 @@ async function sampledFrames(source: string, t: number, samplings: Sampling[], o
   const byIndex = new Map(union.map((idx, k) => [idx, decoded[k]!]));
   // The data set's face crops (DFEW) are sampled after the frames, with the same generator.
   const faceFiles = opts.faceFrames ? listFrameFiles(opts.faceFrames) : undefined;
-  const shippedIdx = faceFiles ? samplings.map((v, k) => sampleIndices(faceFiles.length, t, v.mode, randoms[k]!)) : undefined;
+  const shippedIdx = faceFiles
+    ? samplings.map((v, k) => sampleIndices(faceFiles.length, t, v.mode, randoms[k]!))
+    : undefined;
   const shippedAll = faceFiles ? await readFrameFiles(faceFiles, shippedIdx!.flat()) : undefined;
   // Boxes are read and reported in the source's own pixels; the frames may be scaled down (MAX_SIDE).
   return {
@@ -248,7 +320,9 @@ async function sampledFrames(source: string, t: number, samplings: Sampling[], o
 
 /** The face and scene streams of one clip. */
 export async function buildStreams(source: string, opts: StreamsOptions = {}): Promise<Streams> {
-  return (await buildStreamViews(source, opts, [{ mode: opts.mode ?? 'test', seed: opts.seed ?? 0, indices: opts.indices }]))[0]!;
+  return (
+    await buildStreamViews(source, opts, [{ mode: opts.mode ?? 'test', seed: opts.seed ?? 0, indices: opts.indices }])
+  )[0]!;
 }
 
 /**
@@ -258,7 +332,11 @@ export async function buildStreams(source: string, opts: StreamsOptions = {}): P
  * (A mirrored view needs no sampling of its own: it is the flip of its unmirrored one.) The
  * decode and detect seconds are booked on the first result.
  */
-export async function buildStreamViews(source: string, opts: StreamsOptions, samplings: Sampling[]): Promise<Streams[]> {
+export async function buildStreamViews(
+  source: string,
+  opts: StreamsOptions,
+  samplings: Sampling[],
+): Promise<Streams[]> {
   const T = opts.frames ?? 16;
   let t0 = process.hrtime.bigint();
   const all = await sampledFrames(source, T, samplings, opts);
@@ -272,7 +350,12 @@ export async function buildStreamViews(source: string, opts: StreamsOptions, sam
     // A known box, given in the source's pixels; frames may have been scaled down while decoding.
     const b = rescaleBox(opts.faceBox, own, all.union[0]!);
     found = all.union.map(() => [{ box: b, score: 1 }]);
-  } else if (needBoxes) found = await detectFacesBatch(all.union, { minConfidence: opts.minConfidence, engine: opts.detector, device: opts.device });
+  } else if (needBoxes)
+    found = await detectFacesBatch(all.union, {
+      minConfidence: opts.minConfidence,
+      engine: opts.detector,
+      device: opts.device,
+    });
   const detect = seconds(t0);
 
   return all.views.map((s, v) => {
@@ -280,21 +363,48 @@ export async function buildStreamViews(source: string, opts: StreamsOptions, sam
     const shipped = s.shipped;
     const perFrame: Detection[][] = found ? s.indices.map((i) => found![all.unionIndex.get(i)!]!) : [];
     // A known face box is the subject itself (its one detection per frame): no rule to apply.
-    const subject = opts.faceBox ? 'main' : Array.isArray(opts.subject) ? rescaleBox(opts.subject, own, s.frames[0]!) : opts.subject ?? 'main';
+    const subject = opts.faceBox
+      ? 'main'
+      : Array.isArray(opts.subject)
+        ? rescaleBox(opts.subject, own, s.frames[0]!)
+        : (opts.subject ?? 'main');
     const face = faceTrack(perFrame, s.frames[0]!, opts.enlarge, subject);
-    const frames: StreamFrame[] = s.frames.map((frame, i) => streamFrame(frame, s.indices[i]!, all.fps, face, i, own, opts.scene, shipped?.[i]));
+    const frames: StreamFrame[] = s.frames.map((frame, i) =>
+      streamFrame(frame, s.indices[i]!, all.fps, face, i, own, opts.scene, shipped?.[i]),
+    );
     const { tracks, main, faceMissing } = face;
-    const otherFaces = s.frames.map((f, i) => tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])));
+    const otherFaces = s.frames.map((f, i) =>
+      tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])),
+    );
     const crop = seconds(t0);
     const timings = v === 0 ? { decode, detect, crop } : { decode: 0, detect: 0, crop };
-    return { source, frames, faceMissing, otherFaces, subject: { track: main, tracks: tracks.length }, fps: all.fps, frameCount: all.frameCount, width: own.width, height: own.height, rotation: all.rotation, missingFrames: s.missing, undecodedFrames: all.undecoded, still: all.frameCount === 1, timings };
+    return {
+      source,
+      frames,
+      faceMissing,
+      otherFaces,
+      subject: { track: main, tracks: tracks.length },
+      fps: all.fps,
+      frameCount: all.frameCount,
+      width: own.width,
+      height: own.height,
+      rotation: all.rotation,
+      missingFrames: s.missing,
+      undecodedFrames: all.undecoded,
+      still: all.frameCount === 1,
+      timings,
+    };
   });
 }
 
 /** One line for a clip the decoder could not read whole (truncated or corrupt), or undefined. */
-export function undecodedWarning(s: Pick<Streams, 'source' | 'undecodedFrames' | 'missingFrames' | 'frameCount'> & { frames: { length: number } }): string | undefined {
+export function undecodedWarning(
+  s: Pick<Streams, 'source' | 'undecodedFrames' | 'missingFrames' | 'frameCount'> & { frames: { length: number } },
+): string | undefined {
   if (!s.undecodedFrames) return undefined;
-  const repeated = s.missingFrames ? `; ${s.missingFrames} of the ${s.frames.length} sampled frames repeat the last good one` : '';
+  const repeated = s.missingFrames
+    ? `; ${s.missingFrames} of the ${s.frames.length} sampled frames repeat the last good one`
+    : '';
   return `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames could not be decoded (truncated or corrupt file)${repeated}`;
 }
 
@@ -336,12 +446,21 @@ export interface PersonFrame {
  * the other persons' faces are part of this person's scene, as a human labeller sees it. Null when
  * the person is in none of the frames.
  */
-export function personStreamFrames(frames: RgbFrame[], boxes: Array<Box | null>, opts: { scene?: 'mask' | 'full'; enlarge?: number } = {}): PersonFrame[] | null {
-  if (boxes.length !== frames.length) throw new Error(`personStreamFrames: ${frames.length} frames but ${boxes.length} boxes`);
+export function personStreamFrames(
+  frames: RgbFrame[],
+  boxes: Array<Box | null>,
+  opts: { scene?: 'mask' | 'full'; enlarge?: number } = {},
+): PersonFrame[] | null {
+  if (boxes.length !== frames.length)
+    throw new Error(`personStreamFrames: ${frames.length} frames but ${boxes.length} boxes`);
   const held = holdEnds(boxes);
   if (!held) return null;
   return frames.map((frame, i) => {
     const box = squareBox(held[i]!, opts.enlarge ?? 0.25);
-    return { box, face: cropWithPadding(frame, box), scene: opts.scene === 'full' ? frame : fillBox(frame, box, CLIP_MEAN_RGB) };
+    return {
+      box,
+      face: cropWithPadding(frame, box),
+      scene: opts.scene === 'full' ? frame : fillBox(frame, box, CLIP_MEAN_RGB),
+    };
   });
 }

@@ -18,13 +18,26 @@ import { UserError } from '../util/errors.js';
 import { canonicalClass, resolveClassSet, type ClassSet } from '../data/classes.js';
 
 /** The classes it can draw, as its manifests spell them: DFEW's seven (the default), then MAFW's four others. */
-export const CLASSES = ['happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear', 'contempt', 'anxiety', 'helplessness', 'disappointment'] as const;
+export const CLASSES = [
+  'happy',
+  'sad',
+  'neutral',
+  'angry',
+  'surprise',
+  'disgust',
+  'fear',
+  'contempt',
+  'anxiety',
+  'helplessness',
+  'disappointment',
+] as const;
 /** Which drawn face each class shows: classes sharing a face are indistinguishable by the face. */
 const FACE_OF = [0, 1, 1, 2, 3, 4, 3, 5, 6, 7, 8]; // happy | sad = neutral | angry | surprise = fear | disgust | one face each for the rest
 
 /** The class set of a benchmark with the first `n` classes: the prompt words and polarities (SPEC.md §1). */
 export function benchmarkClasses(n = 7): ClassSet {
-  if (!(Number.isInteger(n) && n >= 2 && n <= CLASSES.length)) throw new UserError(`the synthetic benchmark has 2..${CLASSES.length} classes, not ${n}`);
+  if (!(Number.isInteger(n) && n >= 2 && n <= CLASSES.length))
+    throw new UserError(`the synthetic benchmark has 2..${CLASSES.length} classes, not ${n}`);
   return resolveClassSet(CLASSES.slice(0, n).map(canonicalClass));
 }
 
@@ -93,7 +106,11 @@ type Rgb = [number, number, number];
 
 class Canvas {
   readonly data: Uint8Array;
-  constructor(readonly w: number, readonly h: number, bg: Rgb) {
+  constructor(
+    readonly w: number,
+    readonly h: number,
+    bg: Rgb,
+  ) {
     this.data = new Uint8Array(w * h * 3);
     for (let i = 0; i < w * h; i++) this.data.set(bg, i * 3);
   }
@@ -107,13 +124,20 @@ class Canvas {
   }
   line(x0: number, y0: number, x1: number, y1: number, c: Rgb, thick = 1): void {
     const n = Math.ceil(Math.hypot(x1 - x0, y1 - y0) * 2) + 1;
-    for (let i = 0; i <= n; i++) this.ellipse(x0 + ((x1 - x0) * i) / n, y0 + ((y1 - y0) * i) / n, thick / 2 + 0.3, thick / 2 + 0.3, c);
+    for (let i = 0; i <= n; i++)
+      this.ellipse(x0 + ((x1 - x0) * i) / n, y0 + ((y1 - y0) * i) / n, thick / 2 + 0.3, thick / 2 + 0.3, c);
   }
 }
 
 function lerp(a: Expression, b: Expression, t: number): Expression {
   const m = (k: keyof Expression) => a[k] + (b[k] - a[k]) * t;
-  return { mouthCurve: m('mouthCurve'), mouthOpen: m('mouthOpen'), brow: m('brow'), eyeOpen: m('eyeOpen'), skew: m('skew') };
+  return {
+    mouthCurve: m('mouthCurve'),
+    mouthOpen: m('mouthOpen'),
+    brow: m('brow'),
+    eyeOpen: m('eyeOpen'),
+    skew: m('skew'),
+  };
 }
 
 interface FaceDraw {
@@ -158,7 +182,8 @@ function drawFace(cv: Canvas, d: FaceDraw, t: number): void {
   // shows the face and the hood only, so the scene's cue cannot reach the face stream.
   const hood = r * 1.55;
   for (let y = Math.max(0, Math.floor(cy - hood)); y < Math.min(h, Math.ceil(cy + hood)); y++) {
-    for (let x = Math.max(0, Math.floor(cx - hood)); x < Math.min(w, Math.ceil(cx + hood)); x++) cv.data.set([70, 60, 55], (y * w + x) * 3);
+    for (let x = Math.max(0, Math.floor(cx - hood)); x < Math.min(w, Math.ceil(cx + hood)); x++)
+      cv.data.set([70, 60, 55], (y * w + x) * 3);
   }
   cv.ellipse(cx, cy, r, r * 1.1, d.skin);
   const dark: Rgb = [30, 20, 20];
@@ -191,7 +216,32 @@ function faceBoxOf(f: FaceDraw): [number, number, number, number] {
 function writeVideo(file: string, o: SyntheticOptions, frames: Uint8Array[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const tmp = `${file}.tmp-${process.pid}.mp4`;
-    const p = spawn('ffmpeg', ['-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${o.width}x${o.height}`, '-r', '8', '-i', 'pipe:0', '-c:v', 'libx264', '-crf', '12', '-pix_fmt', 'yuv444p', tmp], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const p = spawn(
+      'ffmpeg',
+      [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'rgb24',
+        '-s',
+        `${o.width}x${o.height}`,
+        '-r',
+        '8',
+        '-i',
+        'pipe:0',
+        '-c:v',
+        'libx264',
+        '-crf',
+        '12',
+        '-pix_fmt',
+        'yuv444p',
+        tmp,
+      ],
+      { stdio: ['pipe', 'ignore', 'pipe'] },
+    );
     trackTempFile(tmp, p); // ffmpeg writes it while we wait: stopped and removed if the process ends first
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -253,7 +303,7 @@ export function twoPersonCeilings(agreement: number, classes = 7): PersonCeiling
   const second = polarity.map(() => [0, 0, 0]);
   polarity.forEach((_, a) => {
     const pool = companions(a, polarity);
-    for (const b of pool) for (const s of [0, 1, 2]) second[b]![s]! += (cueGiven(a, s) / classes) / pool.length;
+    for (const b of pool) for (const s of [0, 1, 2]) second[b]![s]! += cueGiven(a, s) / classes / pool.length;
   });
   return { first: observer(first), second: observer(second) };
 }
@@ -295,7 +345,10 @@ export function ceilings(agreement: number, classes = 7): Ceilings {
  * (path,person,label,split,box,role) names both. `ceilings` are the first-drawn person's;
  * `personCeilings` gives both (the companion's labels are not balanced: never neutral among DFEW's seven).
  */
-export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: boolean } = {}): Promise<{ manifest: string; clips: SyntheticClip[]; ceilings: Ceilings; personCeilings?: PersonCeilings }> {
+export async function generateBenchmark(
+  o: SyntheticOptions,
+  opts: { progress?: boolean } = {},
+): Promise<{ manifest: string; clips: SyntheticClip[]; ceilings: Ceilings; personCeilings?: PersonCeilings }> {
   const n = o.classes ?? 7;
   const polarity = benchmarkClasses(n).polarityOfClass!;
   const random = rng(o.seed);
@@ -304,7 +357,8 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
   fs.mkdirSync(path.join(o.out, 'videos'), { recursive: true });
   const plan: Array<{ label: number; split: 'train' | 'test' }> = [];
   for (const split of ['train', 'test'] as const) {
-    for (let k = 0; k < (split === 'train' ? o.trainPerClass : o.testPerClass); k++) for (let c = 0; c < n; c++) plan.push({ label: c, split });
+    for (let k = 0; k < (split === 'train' ? o.trainPerClass : o.testPerClass); k++)
+      for (let c = 0; c < n; c++) plan.push({ label: c, split });
   }
   const progress = new Progress('generate', plan.length, { unit: 'videos', silent: opts.progress === false });
   const writing = new Set<Promise<void>>();
@@ -321,11 +375,31 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
       const other = pool[Math.floor(random() * pool.length)]!;
       // Smaller faces, one in each half (hoods 1.55 r wide apart); the first-drawn person's side at random.
       const labels = random() < 0.5 ? [label, other] : [other, label];
-      faces = labels.map((c, k) => ({ cx: (k === 0 ? u(0.25, 0.29) : u(0.71, 0.75)) * o.width, cy: u(0.5, 0.56) * o.height, r: u(0.15, 0.17) * o.height, skin: skin(), face: FACES[FACE_OF[c]!]!, drift: u(-0.01, 0.01) * o.width }));
-      persons = labels.map((c, k) => ({ label: c, role: c === label ? 'first' : 'second', faceBox: faceBoxOf(faces[k]!) }));
+      faces = labels.map((c, k) => ({
+        cx: (k === 0 ? u(0.25, 0.29) : u(0.71, 0.75)) * o.width,
+        cy: u(0.5, 0.56) * o.height,
+        r: u(0.15, 0.17) * o.height,
+        skin: skin(),
+        face: FACES[FACE_OF[c]!]!,
+        drift: u(-0.01, 0.01) * o.width,
+      }));
+      persons = labels.map((c, k) => ({
+        label: c,
+        role: c === label ? 'first' : 'second',
+        faceBox: faceBoxOf(faces[k]!),
+      }));
     } else {
       const r = u(0.23, 0.25) * o.height;
-      faces = [{ cx: u(0.47, 0.53) * o.width, cy: u(0.48, 0.52) * o.height, r, skin: skin(), face: FACES[FACE_OF[label]!]!, drift: u(-0.01, 0.01) * o.width }];
+      faces = [
+        {
+          cx: u(0.47, 0.53) * o.width,
+          cy: u(0.48, 0.52) * o.height,
+          r,
+          skin: skin(),
+          face: FACES[FACE_OF[label]!]!,
+          drift: u(-0.01, 0.01) * o.width,
+        },
+      ];
     }
     const d: ClipDraw = { cue, bg, faces, objects: Array.from({ length: 5 }, () => u(0.05, 0.95)) };
     const frames = Array.from({ length: o.frames }, (_, f) => drawFrame(o, d, o.frames > 1 ? f / (o.frames - 1) : 1));
@@ -344,13 +418,36 @@ export async function generateBenchmark(o: SyntheticOptions, opts: { progress?: 
   await Promise.all(writing);
   progress.finish();
   const manifest = path.join(o.out, 'manifest.csv');
-  writeFileAtomic(manifest, ['path,label,split,box', ...clips.map((c) => `${path.relative(o.out, c.file)},${CLASSES[c.label]},${c.split},${c.faceBox.join(' ')}`)].join('\n') + '\n');
+  writeFileAtomic(
+    manifest,
+    [
+      'path,label,split,box',
+      ...clips.map((c) => `${path.relative(o.out, c.file)},${CLASSES[c.label]},${c.split},${c.faceBox.join(' ')}`),
+    ].join('\n') + '\n',
+  );
   if (o.persons === 2) {
-    const rows = clips.flatMap((c) => c.persons!.map((p, k) => `${path.relative(o.out, c.file)},${k},${CLASSES[p.label]},${c.split},${p.faceBox.join(' ')},${p.role}`));
+    const rows = clips.flatMap((c) =>
+      c.persons!.map(
+        (p, k) =>
+          `${path.relative(o.out, c.file)},${k},${CLASSES[p.label]},${c.split},${p.faceBox.join(' ')},${p.role}`,
+      ),
+    );
     writeFileAtomic(path.join(o.out, 'persons.csv'), ['path,person,label,split,box,role', ...rows].join('\n') + '\n');
   }
   const personCeilings = o.persons === 2 ? { personCeilings: twoPersonCeilings(o.agreement, n) } : {};
   const result = { manifest, clips, ceilings: ceilings(o.agreement, n), ...personCeilings };
-  writeFileAtomic(path.join(o.out, 'benchmark.json'), JSON.stringify({ options: o, ceilings: result.ceilings, ...personCeilings, clips: clips.map((c) => ({ ...c, file: path.relative(o.out, c.file) })) }, null, 1) + '\n');
+  writeFileAtomic(
+    path.join(o.out, 'benchmark.json'),
+    JSON.stringify(
+      {
+        options: o,
+        ceilings: result.ceilings,
+        ...personCeilings,
+        clips: clips.map((c) => ({ ...c, file: path.relative(o.out, c.file) })),
+      },
+      null,
+      1,
+    ) + '\n',
+  );
   return result;
 }

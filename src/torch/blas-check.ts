@@ -24,7 +24,14 @@ export function checkGemm(m = 97, k = 203, n = 131, tol = 1e-10, seed = 1): { ok
 }
 
 /** max_ij |c_ij - Σ_k a_ik b_kj| / Σ_k |a_ik b_kj| for row-major a [m, k], b [k, n], c [m, n]; NaN gives Infinity. */
-export function gemmError(a: ArrayLike<number>, b: ArrayLike<number>, c: ArrayLike<number>, m: number, k: number, n: number): number {
+export function gemmError(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  c: ArrayLike<number>,
+  m: number,
+  k: number,
+  n: number,
+): number {
   let worst = 0;
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {

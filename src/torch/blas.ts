@@ -29,7 +29,11 @@ export interface BlasChoice {
 
 export function readCpuInfo(text = readProcCpuinfo()): CpuInfo {
   const field = (k: string) => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim() ?? '';
-  return { model: field('model name') || os.cpus()[0]?.model || 'unknown', vendor: field('vendor_id'), flags: new Set(field('flags').split(/\s+/).filter(Boolean)) };
+  return {
+    model: field('model name') || os.cpus()[0]?.model || 'unknown',
+    vendor: field('vendor_id'),
+    flags: new Set(field('flags').split(/\s+/).filter(Boolean)),
+  };
 }
 
 function readProcCpuinfo(): string {
@@ -66,7 +70,11 @@ export interface CoretypeCheck {
 
 export function checkCoretypeInChild(coretype: string): CoretypeCheck | { error: string } {
   const script = fileURLToPath(new URL('./blas-check.js', import.meta.url));
-  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: coretype, OMP_NUM_THREADS: '1' }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, [script], {
+    encoding: 'utf8',
+    env: { ...process.env, OPENBLAS_CORETYPE: coretype, OMP_NUM_THREADS: '1' },
+    timeout: 60_000,
+  });
   const last = r.stdout?.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(last) as CoretypeCheck;
@@ -76,17 +84,24 @@ export function checkCoretypeInChild(coretype: string): CoretypeCheck | { error:
 }
 
 /** Candidates in order; the first whose child reports that core (case aside) and passes the GEMM. */
-export function pickCoretype(candidates: string[], check: (c: string) => CoretypeCheck | { error: string }): BlasChoice {
+export function pickCoretype(
+  candidates: string[],
+  check: (c: string) => CoretypeCheck | { error: string },
+): BlasChoice {
   const notes: string[] = [];
   for (const c of candidates) {
     const r = check(c);
     if ('error' in r) notes.push(`${c}: ${r.error}`);
     else if (r.corename === '') return { source: 'openblas', note: "libtorch's BLAS is not OpenBLAS" };
-    else if (r.corename.toLowerCase() !== c.toLowerCase()) notes.push(`${c}: this OpenBLAS runs '${r.corename}' for it`);
+    else if (r.corename.toLowerCase() !== c.toLowerCase())
+      notes.push(`${c}: this OpenBLAS runs '${r.corename}' for it`);
     else if (!r.ok) notes.push(`${c}: float64 GEMM off by ${r.worst.toExponential(2)} relative`);
     else return { coretype: c, source: 'chosen', note: notes.length ? notes.join('; ') : undefined };
   }
-  return { source: 'openblas', note: candidates.length ? `no candidate passed (${notes.join('; ')})` : 'no candidate for this CPU' };
+  return {
+    source: 'openblas',
+    note: candidates.length ? `no candidate passed (${notes.join('; ')})` : 'no candidate for this CPU',
+  };
 }
 
 function cacheFile(cpu: CpuInfo, addon: string): string {
@@ -94,7 +109,10 @@ function cacheFile(cpu: CpuInfo, addon: string): string {
   try {
     stamp = String(fs.statSync(addon).mtimeMs);
   } catch {}
-  const key = createHash('sha256').update([cpu.model, [...cpu.flags].sort().join(' '), addon, stamp].join('\n')).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update([cpu.model, [...cpu.flags].sort().join(' '), addon, stamp].join('\n'))
+    .digest('hex')
+    .slice(0, 16);
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(base, 'ous', `blas-${key}.json`);
 }
@@ -115,7 +133,8 @@ export function chooseOpenBlasCoretype(addon: string): BlasChoice {
   } catch {
     choice = pickCoretype(coretypeCandidates(cpu), checkCoretypeInChild);
     // A wrong result or a crash is worth a line; an OpenBLAS that runs another core for a name is not.
-    if (choice.source === 'openblas' && /GEMM off|check exited/.test(choice.note ?? '')) process.stderr.write(`ous: OpenBLAS kernels left to OpenBLAS: ${choice.note}\n`);
+    if (choice.source === 'openblas' && /GEMM off|check exited/.test(choice.note ?? ''))
+      process.stderr.write(`ous: OpenBLAS kernels left to OpenBLAS: ${choice.note}\n`);
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(choice));

@@ -13,10 +13,18 @@ export function parseDevice(value: string, flag = '--device'): Device {
   const m = /^cuda(?::(\d+))?$/.exec(value);
   if (!m) throw new UserError(`${flag} '${value}': expected cpu, cuda or cuda:N`);
   const info = native.buildInfo();
-  if (!info.cuda) throw new UserError(`${flag} ${value}: this libtorch build has no CUDA (build against a CUDA libtorch with LIBTORCH=DIR npm run build:native), or use ${flag} cpu`);
-  if (info.cudaDevices === 0) throw new UserError(`${flag} ${value}: libtorch has CUDA but sees no GPU (driver, CUDA_VISIBLE_DEVICES); use ${flag} cpu`);
+  if (!info.cuda)
+    throw new UserError(
+      `${flag} ${value}: this libtorch build has no CUDA (build against a CUDA libtorch with LIBTORCH=DIR npm run build:native), or use ${flag} cpu`,
+    );
+  if (info.cudaDevices === 0)
+    throw new UserError(
+      `${flag} ${value}: libtorch has CUDA but sees no GPU (driver, CUDA_VISIBLE_DEVICES); use ${flag} cpu`,
+    );
   if (m[1] !== undefined && Number(m[1]) >= info.cudaDevices) {
-    throw new UserError(`${flag} ${value}: there ${info.cudaDevices === 1 ? 'is 1 GPU (cuda:0)' : `are ${info.cudaDevices} GPUs (cuda:0 to cuda:${info.cudaDevices - 1})`}`);
+    throw new UserError(
+      `${flag} ${value}: there ${info.cudaDevices === 1 ? 'is 1 GPU (cuda:0)' : `are ${info.cudaDevices} GPUs (cuda:0 to cuda:${info.cudaDevices - 1})`}`,
+    );
   }
   return value as Device;
 }

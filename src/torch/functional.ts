@@ -23,7 +23,17 @@ export interface ConvOptions {
 
 /** x [B, Cin, L], weight [Cout, Cin/groups, K] -> [B, Cout, L']. */
 export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor, o: ConvOptions = {}): Tensor {
-  return new Tensor(native.conv1d(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1, 1), pair(o.padding ?? 0, 1), pair(o.dilation ?? 1, 1), o.groups ?? 1));
+  return new Tensor(
+    native.conv1d(
+      x.handle,
+      weight.handle,
+      bias?.handle,
+      pair(o.stride ?? 1, 1),
+      pair(o.padding ?? 0, 1),
+      pair(o.dilation ?? 1, 1),
+      o.groups ?? 1,
+    ),
+  );
 }
 
 /**
@@ -36,7 +46,17 @@ export function pad(x: Tensor, pads: number[], value = 0): Tensor {
 
 /** x [B, Cin, H, W], weight [Cout, Cin/groups, Kh, Kw] -> [B, Cout, H', W']. */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, o: ConvOptions = {}): Tensor {
-  return new Tensor(native.conv2d(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1, 2), pair(o.padding ?? 0, 2), pair(o.dilation ?? 1, 2), o.groups ?? 1));
+  return new Tensor(
+    native.conv2d(
+      x.handle,
+      weight.handle,
+      bias?.handle,
+      pair(o.stride ?? 1, 2),
+      pair(o.padding ?? 0, 2),
+      pair(o.dilation ?? 1, 2),
+      o.groups ?? 1,
+    ),
+  );
 }
 
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {
@@ -55,7 +75,16 @@ export function crossEntropy(
   target: Tensor,
   o: { weight?: Tensor; reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {},
 ): Tensor {
-  return new Tensor(native.crossEntropy(logits.handle, target.handle, o.weight?.handle, o.reduction ?? 'mean', o.ignoreIndex ?? -100, o.labelSmoothing ?? 0));
+  return new Tensor(
+    native.crossEntropy(
+      logits.handle,
+      target.handle,
+      o.weight?.handle,
+      o.reduction ?? 'mean',
+      o.ignoreIndex ?? -100,
+      o.labelSmoothing ?? 0,
+    ),
+  );
 }
 
 export function mseLoss(a: Tensor, b: Tensor, reduction: Reduction = 'mean'): Tensor {
@@ -77,10 +106,18 @@ export function normalize(x: Tensor, dim = -1, p = 2, eps = 1e-12): Tensor {
   return out;
 }
 
-export function softmax(x: Tensor, dim: number): Tensor { return x.softmax(dim); }
-export function logSoftmax(x: Tensor, dim: number): Tensor { return x.logSoftmax(dim); }
-export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor { return x.gelu(approximate); }
-export function relu(x: Tensor): Tensor { return x.relu(); }
+export function softmax(x: Tensor, dim: number): Tensor {
+  return x.softmax(dim);
+}
+export function logSoftmax(x: Tensor, dim: number): Tensor {
+  return x.logSoftmax(dim);
+}
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return x.gelu(approximate);
+}
+export function relu(x: Tensor): Tensor {
+  return x.relu();
+}
 /**
  * x·sigmoid(1.702x): the GELU approximation OpenAI's CLIP was trained with, computed as
  * silu(1.702x)/1.702, because SiLU is one fused pass where sigmoid-then-multiply is two passes and
@@ -95,8 +132,12 @@ export function quickGelu(x: Tensor): Tensor {
   z.dispose();
   return out.div_(1.702);
 }
-export function embedding(weight: Tensor, ids: Tensor): Tensor { return new Tensor(native.embedding(weight.handle, ids.handle)); }
-export function oneHot(ids: Tensor, numClasses: number): Tensor { return new Tensor(native.oneHot(ids.handle, numClasses)); }
+export function embedding(weight: Tensor, ids: Tensor): Tensor {
+  return new Tensor(native.embedding(weight.handle, ids.handle));
+}
+export function oneHot(ids: Tensor, numClasses: number): Tensor {
+  return new Tensor(native.oneHot(ids.handle, numClasses));
+}
 
 /**
  * softmax(q kᵀ · scale + mask) v over the last two dims: q [..., Lq, d], k [..., Lk, d],
@@ -129,7 +170,9 @@ export function attention(
     scores = t(scores.maskedFill(t(ones.triu(1)), -Infinity)); // query i sees keys ≤ i
   }
   if (o.attnMask) {
-    scores = t(o.attnMask.dtype === 'bool' ? scores.maskedFill(t(o.attnMask.logicalNot()), -Infinity) : scores.add(o.attnMask));
+    scores = t(
+      o.attnMask.dtype === 'bool' ? scores.maskedFill(t(o.attnMask.logicalNot()), -Infinity) : scores.add(o.attnMask),
+    );
   }
   let weights = scores.softmax(-1);
   if (o.dropoutP && o.training) {

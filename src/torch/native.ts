@@ -166,7 +166,17 @@ export interface Native {
   conv1d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
   pad(x: H, pads: number[], value: number): H;
   conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
-  lstm(x: H, hx: H[], params: H[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean): [H, H, H];
+  lstm(
+    x: H,
+    hx: H[],
+    params: H[],
+    hasBiases: boolean,
+    numLayers: number,
+    dropout: number,
+    train: boolean,
+    bidirectional: boolean,
+    batchFirst: boolean,
+  ): [H, H, H];
   dropout(x: H, p: number, train: boolean): H;
   crossEntropy(logits: H, target: H, weight: Opt<H>, reduction: string, ignoreIndex: number, labelSmoothing: number): H;
   mseLoss(a: H, b: H, reduction: string): H;
@@ -194,7 +204,8 @@ const OPENMP_ENV = { OMP_WAIT_POLICY: 'PASSIVE', GOMP_SPINCOUNT: '1000' } as con
 // CLI edge (src/cli/env.ts) and passed down.
 
 function load(): Native {
-  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) Object.assign(process.env, OPENMP_ENV);
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
+    Object.assign(process.env, OPENMP_ENV);
   const file = path.join(packageRoot(), 'native', 'build', 'Release', 'ous_torch.node');
   if (!fs.existsSync(file)) {
     throw new Error(

@@ -44,7 +44,9 @@ class Fields implements Msg {
     return this.push(varint((field << 3) | 5)).push(b);
   }
   bytes(field: number, b: Uint8Array): this {
-    return this.push(varint((field << 3) | 2)).push(varint(b.length)).push(b);
+    return this.push(varint((field << 3) | 2))
+      .push(varint(b.length))
+      .push(b);
   }
   str(field: number, s: string): this {
     return this.bytes(field, new TextEncoder().encode(s));
@@ -57,7 +59,16 @@ class Fields implements Msg {
 }
 
 // onnx.proto's numbers
-const ELEM_TYPE: Partial<Record<DType, number>> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 };
+const ELEM_TYPE: Partial<Record<DType, number>> = {
+  float32: 1,
+  uint8: 2,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+  bfloat16: 16,
+};
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
@@ -68,7 +79,8 @@ export type Attr = number | number[] | { f: number };
 function attribute(name: string, a: Attr): Msg {
   const m = new Fields().str(1, name);
   if (typeof a === 'number') {
-    if (!Number.isInteger(a)) throw new TypeError(`ONNX attribute ${name}: ${a} is not an integer (write { f: ${a} } for a float)`);
+    if (!Number.isInteger(a))
+      throw new TypeError(`ONNX attribute ${name}: ${a} is not an integer (write { f: ${a} } for a float)`);
     return m.int(3, a).int(20, ATTR_INT);
   }
   if (Array.isArray(a)) {
@@ -98,7 +110,10 @@ export class OnnxGraph {
   private readonly opsets = new Map<string, number>();
   private count = 0;
 
-  constructor(readonly name: string, opset: number) {
+  constructor(
+    readonly name: string,
+    opset: number,
+  ) {
     this.opsets.set('', opset);
   }
 

@@ -30,13 +30,17 @@ export function onnxRuntime(want: EnginePreference = 'auto'): { ort: Ort | null;
       loaded = { ort: null, why: `onnxruntime-node is not installed (${(err as Error).message.split('\n')[0]})` };
     }
   }
-  if (want === 'onnxruntime' && !loaded.ort) throw new UserError(`OUS_ENGINE=onnxruntime: ${loaded.why}; install it (npm ci installs it) or unset OUS_ENGINE`);
+  if (want === 'onnxruntime' && !loaded.ort)
+    throw new UserError(`OUS_ENGINE=onnxruntime: ${loaded.why}; install it (npm ci installs it) or unset OUS_ENGINE`);
   return loaded;
 }
 
 /** An onnxruntime session on the CPU with libtorch's thread count; inputs and outputs float32. */
 export class OnnxSession {
-  private constructor(private readonly ort: Ort, private readonly session: import('onnxruntime-node').InferenceSession) {}
+  private constructor(
+    private readonly ort: Ort,
+    private readonly session: import('onnxruntime-node').InferenceSession,
+  ) {}
 
   static async create(model: Uint8Array): Promise<OnnxSession> {
     const { ort, why } = onnxRuntime();
@@ -60,10 +64,14 @@ export class OnnxSession {
    */
   async run(feeds: Record<string, Tensor | { data: Float32Array; shape: number[] }>): Promise<Record<string, Tensor>> {
     const input = (t: Tensor | { data: Float32Array; shape: number[] }) =>
-      t instanceof Tensor ? new this.ort.Tensor('float32', t.toTypedArray() as Float32Array, t.shape) : new this.ort.Tensor('float32', t.data, t.shape);
+      t instanceof Tensor
+        ? new this.ort.Tensor('float32', t.toTypedArray() as Float32Array, t.shape)
+        : new this.ort.Tensor('float32', t.data, t.shape);
     const inputs = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, input(t)]));
     const out = await this.session.run(inputs);
-    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, tensor(v.data as Float32Array, { shape: [...v.dims] })]));
+    return Object.fromEntries(
+      Object.entries(out).map(([k, v]) => [k, tensor(v.data as Float32Array, { shape: [...v.dims] })]),
+    );
   }
 
   release(): Promise<void> {

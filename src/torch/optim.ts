@@ -22,8 +22,13 @@ export abstract class Optimizer<H extends { lr: number }> {
   protected readonly state = new Map<Tensor, { step: number; buffers: Map<string, Tensor> }>();
 
   constructor(params: Tensor[] | GroupSpec<H>[], defaults: H) {
-    const specs = (params.length > 0 && params[0] instanceof Tensor ? [{ params: params as Tensor[] }] : params) as GroupSpec<H>[];
-    this.paramGroups = specs.map(({ params: ps, ...over }) => ({ params: ps, hyper: { ...defaults, ...(over as unknown as Partial<H>) } }));
+    const specs = (
+      params.length > 0 && params[0] instanceof Tensor ? [{ params: params as Tensor[] }] : params
+    ) as GroupSpec<H>[];
+    this.paramGroups = specs.map(({ params: ps, ...over }) => ({
+      params: ps,
+      hyper: { ...defaults, ...(over as unknown as Partial<H>) },
+    }));
     const seen = new Set<Tensor>();
     for (const g of this.paramGroups) {
       if (!(g.hyper.lr >= 0)) throw new RangeError(`invalid learning rate ${g.hyper.lr}`);
@@ -89,10 +94,16 @@ export abstract class Optimizer<H extends { lr: number }> {
 
   loadStateDict(sd: OptimizerState): void {
     const params = this.allParams();
-    if (sd.groups.length !== this.paramGroups.length) throw new Error(`optimizer state has ${sd.groups.length} parameter groups, this optimizer ${this.paramGroups.length}`);
+    if (sd.groups.length !== this.paramGroups.length)
+      throw new Error(
+        `optimizer state has ${sd.groups.length} parameter groups, this optimizer ${this.paramGroups.length}`,
+      );
     sd.groups.forEach((g, i) => {
       const n = (g.params as number[]).length;
-      if (n !== this.paramGroups[i]!.params.length) throw new Error(`optimizer state group ${i} has ${n} parameters, this optimizer ${this.paramGroups[i]!.params.length}`);
+      if (n !== this.paramGroups[i]!.params.length)
+        throw new Error(
+          `optimizer state group ${i} has ${n} parameters, this optimizer ${this.paramGroups[i]!.params.length}`,
+        );
       const { params: _, ...hyper } = g;
       Object.assign(this.paramGroups[i]!.hyper, hyper);
     });
@@ -101,7 +112,8 @@ export abstract class Optimizer<H extends { lr: number }> {
       const dot = key.indexOf('.');
       const p = params[Number(key.slice(0, dot))];
       if (!p) throw new Error(`optimizer state names parameter ${key.slice(0, dot)}, which does not exist`);
-      if (t.shape.join() !== p.shape.join()) throw new Error(`optimizer state ${key} has shape [${t.shape}], parameter [${p.shape}]`);
+      if (t.shape.join() !== p.shape.join())
+        throw new Error(`optimizer state ${key} has shape [${t.shape}], parameter [${p.shape}]`);
       let s = this.state.get(p);
       if (!s) this.state.set(p, (s = { step: sd.steps[key.slice(0, dot)] ?? 0, buffers: new Map() }));
       s.buffers.set(key.slice(dot + 1), keep(noGrad(() => t.detach().clone())));
@@ -159,7 +171,10 @@ export class Adam extends Optimizer<AdamOptions> {
     m.mul_(b1).add_(g, 1 - b1); // m = β1·m + (1-β1)·g
     v.mul_(b2).addcmul_(g, g, 1 - b2); // v = β2·v + (1-β2)·g²
     const stepSize = h.lr / (1 - b1 ** step);
-    const denom = v.sqrt().div_(Math.sqrt(1 - b2 ** step)).add_(h.eps); // √v̂ + eps
+    const denom = v
+      .sqrt()
+      .div_(Math.sqrt(1 - b2 ** step))
+      .add_(h.eps); // √v̂ + eps
     p.addcdiv_(m, denom, -stepSize);
   }
 }
@@ -207,7 +222,11 @@ abstract class EpochScheduler {
 
 /** lr = base · γ^⌊epoch / stepSize⌋. */
 export class StepLR extends EpochScheduler {
-  constructor(optimizer: AnyOptimizer, readonly stepSize: number, readonly gamma = 0.1) {
+  constructor(
+    optimizer: AnyOptimizer,
+    readonly stepSize: number,
+    readonly gamma = 0.1,
+  ) {
     super(optimizer);
   }
 
@@ -218,7 +237,11 @@ export class StepLR extends EpochScheduler {
 
 /** lr = ηmin + (base − ηmin)(1 + cos(π·epoch/Tmax))/2 (the closed form of PyTorch's schedule). */
 export class CosineAnnealingLR extends EpochScheduler {
-  constructor(optimizer: AnyOptimizer, readonly tMax: number, readonly etaMin = 0) {
+  constructor(
+    optimizer: AnyOptimizer,
+    readonly tMax: number,
+    readonly etaMin = 0,
+  ) {
     super(optimizer);
   }
 
@@ -245,8 +268,21 @@ export class ReduceLROnPlateau {
   numBadEpochs = 0;
   cooldownCounter = 0;
 
-  constructor(private readonly optimizer: AnyOptimizer, opts: Partial<PlateauOptions> = {}) {
-    this.opts = { mode: 'min', factor: 0.1, patience: 10, threshold: 1e-4, thresholdMode: 'rel', cooldown: 0, minLr: 0, eps: 1e-8, ...opts };
+  constructor(
+    private readonly optimizer: AnyOptimizer,
+    opts: Partial<PlateauOptions> = {},
+  ) {
+    this.opts = {
+      mode: 'min',
+      factor: 0.1,
+      patience: 10,
+      threshold: 1e-4,
+      thresholdMode: 'rel',
+      cooldown: 0,
+      minLr: 0,
+      eps: 1e-8,
+      ...opts,
+    };
     if (this.opts.factor >= 1) throw new RangeError('ReduceLROnPlateau: factor must be < 1');
     this.best = this.opts.mode === 'min' ? Infinity : -Infinity;
   }

@@ -30,13 +30,23 @@ export function cpuHasFastBf16(cpu: Pick<CpuInfo, 'flags'>): boolean {
  * device runs slowly or not at all is a UserError naming the flag, what is lacking and the fix.
  * `allowSlowBf16` runs bf16 on a CPU without fast kernels all the same.
  */
-export function parsePrecision(value: string, device: Device, o: { flag?: string; cpu?: Pick<CpuInfo, 'model' | 'flags'>; allowSlowBf16?: boolean } = {}): Precision {
+export function parsePrecision(
+  value: string,
+  device: Device,
+  o: { flag?: string; cpu?: Pick<CpuInfo, 'model' | 'flags'>; allowSlowBf16?: boolean } = {},
+): Precision {
   const flag = o.flag ?? '--precision';
-  if (!(PRECISIONS as readonly string[]).includes(value)) throw new UsageError(`${flag} must be fp32, bf16 or fp16, not '${value}'`);
+  if (!(PRECISIONS as readonly string[]).includes(value))
+    throw new UsageError(`${flag} must be fp32, bf16 or fp16, not '${value}'`);
   const p = value as Precision;
   if (p === 'fp32' || device.startsWith('cuda')) return p;
-  if (p === 'fp16') throw new UserError(`${flag} fp16 runs on CUDA only (libtorch has no CPU fp16 kernels), not on ${device}: use ${flag} fp32`);
+  if (p === 'fp16')
+    throw new UserError(
+      `${flag} fp16 runs on CUDA only (libtorch has no CPU fp16 kernels), not on ${device}: use ${flag} fp32`,
+    );
   const cpu = o.cpu ?? readCpuInfo();
   if (cpuHasFastBf16(cpu) || o.allowSlowBf16) return p;
-  throw new UserError(`${flag} bf16: this CPU (${cpu.model}) has no AVX512_BF16 or AMX, so libtorch would run bf16 in slow scalar loops: use ${flag} fp32 (or set OUS_ALLOW_SLOW_BF16=1 to run it anyway)`);
+  throw new UserError(
+    `${flag} bf16: this CPU (${cpu.model}) has no AVX512_BF16 or AMX, so libtorch would run bf16 in slow scalar loops: use ${flag} fp32 (or set OUS_ALLOW_SLOW_BF16=1 to run it anyway)`,
+  );
 }

@@ -10,8 +10,20 @@ import { Tensor, type Device, type DType } from './tensor.js';
 import { ensureDir, fsUserError, pathKind, writeChunksAtomic } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 
-const FROM_ST: Record<string, DType> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
-const TO_ST: Record<DType, string> = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<DType, string>;
+const FROM_ST: Record<string, DType> = {
+  F32: 'float32',
+  F64: 'float64',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  U8: 'uint8',
+  BOOL: 'bool',
+};
+const TO_ST: Record<DType, string> = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<
+  DType,
+  string
+>;
 const ITEM_SIZE: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I64: 8, I32: 4, U8: 1, BOOL: 1 };
 
 export interface TensorInfo {
@@ -35,7 +47,8 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   // Opening a FIFO for reading waits for a writer: what it is is said first, as is a folder.
   const kind = pathKind(file);
   if (kind === 'missing') throw new UserError(`cannot open ${file}: no such file`);
-  if (kind !== 'file') throw new UserError(`${file}: not a valid safetensors file: it is ${kind === 'folder' ? 'a folder' : kind.other}`);
+  if (kind !== 'file')
+    throw new UserError(`${file}: not a valid safetensors file: it is ${kind === 'folder' ? 'a folder' : kind.other}`);
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -68,13 +81,19 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
         continue;
       }
       const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e.dtype !== 'string' || !(e.dtype in ITEM_SIZE)) fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)} (supported: ${Object.keys(ITEM_SIZE).join(', ')})`);
+      if (typeof e.dtype !== 'string' || !(e.dtype in ITEM_SIZE))
+        fail(
+          `tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)} (supported: ${Object.keys(ITEM_SIZE).join(', ')})`,
+        );
       const shape = e.shape;
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor '${name}' has a bad shape ${JSON.stringify(shape)}`);
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+        fail(`tensor '${name}' has a bad shape ${JSON.stringify(shape)}`);
       const off = e.data_offsets as [number, number];
-      if (!Array.isArray(off) || off.length !== 2 || !(off[0] <= off[1]) || off[1] > dataLen) fail(`tensor '${name}' has data_offsets ${JSON.stringify(off)} outside the ${dataLen}-byte data section`);
+      if (!Array.isArray(off) || off.length !== 2 || !(off[0] <= off[1]) || off[1] > dataLen)
+        fail(`tensor '${name}' has data_offsets ${JSON.stringify(off)} outside the ${dataLen}-byte data section`);
       const want = (shape as number[]).reduce((a, b) => a * b, 1) * ITEM_SIZE[e.dtype as string]!;
-      if (off[1] - off[0] !== want) fail(`tensor '${name}' spans ${off[1] - off[0]} bytes, its dtype and shape need ${want}`);
+      if (off[1] - off[0] !== want)
+        fail(`tensor '${name}' spans ${off[1] - off[0]} bytes, its dtype and shape need ${want}`);
       tensors.set(name, { dtype: e.dtype as string, shape: shape as number[], dataOffsets: [off[0], off[1]] });
     }
     return { tensors, metadata, dataStart };
@@ -87,7 +106,10 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
  * Loads tensors from a safetensors file (all, or the names in `only`), in their stored dtype
  * unless `dtype` is given (floating tensors only are converted).
  */
-export function loadSafetensors(file: string, opts: { only?: Iterable<string>; dtype?: DType; device?: Device } = {}): Map<string, Tensor> {
+export function loadSafetensors(
+  file: string,
+  opts: { only?: Iterable<string>; dtype?: DType; device?: Device } = {},
+): Map<string, Tensor> {
   const header = readSafetensorsHeader(file);
   const names = opts.only ? [...opts.only] : [...header.tensors.keys()];
   const out = new Map<string, Tensor>();
@@ -110,8 +132,14 @@ export function loadSafetensors(file: string, opts: { only?: Iterable<string>; d
  * Writes tensors (sorted by name, as the Python library does) and string metadata, atomically.
  * Tensors are copied to the CPU one at a time, so peak memory is one tensor.
  */
-export function saveSafetensors(file: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>): void {
-  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+export function saveSafetensors(
+  file: string,
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): void {
+  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;

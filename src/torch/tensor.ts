@@ -52,7 +52,8 @@ function collect(value: unknown, out: Set<Tensor>, seen = new Set<unknown>()): v
   if (value instanceof Tensor) out.add(value);
   else if (Array.isArray(value)) for (const v of value) collect(v, out, seen);
   else if (value instanceof Map) for (const v of value.values()) collect(v, out, seen);
-  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, seen);
+  else if (Object.getPrototypeOf(value) === Object.prototype)
+    for (const v of Object.values(value)) collect(v, out, seen);
 }
 
 /**
@@ -131,11 +132,21 @@ export class Tensor {
   }
 
   // -- what it is --
-  get shape(): number[] { return native.shape(this.handle); }
-  get dtype(): DType { return native.dtype(this.handle) as DType; }
-  get device(): Device { return native.device(this.handle) as Device; }
-  get ndim(): number { return this.shape.length; }
-  get isDisposed(): boolean { return native.isFreed(this.handle); }
+  get shape(): number[] {
+    return native.shape(this.handle);
+  }
+  get dtype(): DType {
+    return native.dtype(this.handle) as DType;
+  }
+  get device(): Device {
+    return native.device(this.handle) as Device;
+  }
+  get ndim(): number {
+    return this.shape.length;
+  }
+  get isDisposed(): boolean {
+    return native.isFreed(this.handle);
+  }
   size(dim?: number): number {
     const s = this.shape;
     if (dim === undefined) return s.reduce((a, b) => a * b, 1);
@@ -143,44 +154,80 @@ export class Tensor {
     if (d < 0 || d >= s.length) throw new RangeError(`dim ${dim} out of range for a tensor of shape [${s}]`);
     return s[d]!;
   }
-  numel(): number { return this.size(); }
-  toString(): string { return `Tensor(shape=[${this.shape}], dtype=${this.dtype}, device=${this.device})`; }
+  numel(): number {
+    return this.size();
+  }
+  toString(): string {
+    return `Tensor(shape=[${this.shape}], dtype=${this.dtype}, device=${this.device})`;
+  }
 
   /** Drops this handle's reference now. Other handles on the same data stay valid. */
   dispose(): void {
     native.free(this.handle);
     if (this.watched) collected.unregister(this);
   }
-  keep(): this { return keep(this); }
+  keep(): this {
+    return keep(this);
+  }
 
   // -- autograd --
-  get requiresGrad(): boolean { return native.requiresGrad(this.handle); }
-  set requiresGrad(on: boolean) { native.setRequiresGrad(this.handle, on); }
-  requiresGrad_(on = true): this { native.setRequiresGrad(this.handle, on); return this; }
-  get isLeaf(): boolean { return native.isLeaf(this.handle); }
+  get requiresGrad(): boolean {
+    return native.requiresGrad(this.handle);
+  }
+  set requiresGrad(on: boolean) {
+    native.setRequiresGrad(this.handle, on);
+  }
+  requiresGrad_(on = true): this {
+    native.setRequiresGrad(this.handle, on);
+    return this;
+  }
+  get isLeaf(): boolean {
+    return native.isLeaf(this.handle);
+  }
   /** The accumulated gradient (a new handle on it), or undefined. */
   get grad(): Tensor | undefined {
     const g = native.grad(this.handle);
     return g === undefined ? undefined : new Tensor(g);
   }
-  set grad(g: Tensor | undefined) { native.setGrad(this.handle, g?.handle); }
+  set grad(g: Tensor | undefined) {
+    native.setGrad(this.handle, g?.handle);
+  }
   backward(grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
     native.backward(this.handle, grad?.handle, opts.retainGraph ?? false);
   }
-  detach(): Tensor { return new Tensor(native.detach(this.handle)); }
+  detach(): Tensor {
+    return new Tensor(native.detach(this.handle));
+  }
 
   // -- conversion and reading back --
   to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
-    const o = typeof target === 'string' ? (DTYPES.has(target) ? { dtype: target as DType } : { device: target as Device }) : target;
+    const o =
+      typeof target === 'string'
+        ? DTYPES.has(target)
+          ? { dtype: target as DType }
+          : { device: target as Device }
+        : target;
     return new Tensor(native.to(this.handle, o.dtype, o.device));
   }
-  float(): Tensor { return this.to('float32'); }
-  double(): Tensor { return this.to('float64'); }
-  long(): Tensor { return this.to('int64'); }
-  cpu(): Tensor { return this.to('cpu'); }
+  float(): Tensor {
+    return this.to('float32');
+  }
+  double(): Tensor {
+    return this.to('float64');
+  }
+  long(): Tensor {
+    return this.to('int64');
+  }
+  cpu(): Tensor {
+    return this.to('cpu');
+  }
   /** A contiguous copy (or this tensor's data if already so); 'channels_last' lays [N, C, H, W] out as NHWC. */
-  contiguous(memoryFormat?: 'channels_last'): Tensor { return new Tensor(native.contiguous(this.handle, memoryFormat)); }
-  clone(): Tensor { return new Tensor(native.clone(this.handle)); }
+  contiguous(memoryFormat?: 'channels_last'): Tensor {
+    return new Tensor(native.contiguous(this.handle, memoryFormat));
+  }
+  clone(): Tensor {
+    return new Tensor(native.clone(this.handle));
+  }
 
   /** A copy of the values: Float32Array for float32/float16/bfloat16, BigInt64Array for int64, ... */
   toTypedArray(): TypedArray {
@@ -191,11 +238,16 @@ export class Tensor {
     const whole = buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength;
     const ab = whole ? buf.buffer : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
     switch (dt) {
-      case 'float32': return new Float32Array(ab);
-      case 'float64': return new Float64Array(ab);
-      case 'int64': return new BigInt64Array(ab);
-      case 'int32': return new Int32Array(ab);
-      default: return new Uint8Array(ab); // uint8, bool
+      case 'float32':
+        return new Float32Array(ab);
+      case 'float64':
+        return new Float64Array(ab);
+      case 'int64':
+        return new BigInt64Array(ab);
+      case 'int32':
+        return new Int32Array(ab);
+      default:
+        return new Uint8Array(ab); // uint8, bool
     }
   }
   /** The values as plain numbers, flat. */
@@ -216,7 +268,9 @@ export class Tensor {
     };
     return build(0);
   }
-  item(): number { return native.item(this.handle); }
+  item(): number {
+    return native.item(this.handle);
+  }
 
   // -- elementwise --
   add(o: Operand, alpha = 1): Tensor {
@@ -228,46 +282,118 @@ export class Tensor {
     return new Tensor(native.sub(this.handle, h(o)));
   }
   /** other - this, for a number `other`. */
-  rsub(o: number): Tensor { return new Tensor(native.rsub(this.handle, o)); }
-  mul(o: Operand): Tensor { return new Tensor(native.mul(this.handle, h(o))); }
-  div(o: Operand): Tensor { return new Tensor(native.div(this.handle, h(o))); }
-  pow(o: Operand): Tensor { return new Tensor(native.pow(this.handle, h(o))); }
-  maximum(o: Tensor): Tensor { return new Tensor(native.maximum(this.handle, o.handle)); }
-  minimum(o: Tensor): Tensor { return new Tensor(native.minimum(this.handle, o.handle)); }
-  neg(): Tensor { return new Tensor(native.neg(this.handle)); }
-  exp(): Tensor { return new Tensor(native.exp(this.handle)); }
-  log(): Tensor { return new Tensor(native.log(this.handle)); }
-  sqrt(): Tensor { return new Tensor(native.sqrt(this.handle)); }
-  rsqrt(): Tensor { return new Tensor(native.rsqrt(this.handle)); }
-  abs(): Tensor { return new Tensor(native.abs(this.handle)); }
-  sin(): Tensor { return new Tensor(native.sin(this.handle)); }
-  cos(): Tensor { return new Tensor(native.cos(this.handle)); }
-  tanh(): Tensor { return new Tensor(native.tanh(this.handle)); }
-  sigmoid(): Tensor { return new Tensor(native.sigmoid(this.handle)); }
-  relu(): Tensor { return new Tensor(native.relu(this.handle)); }
+  rsub(o: number): Tensor {
+    return new Tensor(native.rsub(this.handle, o));
+  }
+  mul(o: Operand): Tensor {
+    return new Tensor(native.mul(this.handle, h(o)));
+  }
+  div(o: Operand): Tensor {
+    return new Tensor(native.div(this.handle, h(o)));
+  }
+  pow(o: Operand): Tensor {
+    return new Tensor(native.pow(this.handle, h(o)));
+  }
+  maximum(o: Tensor): Tensor {
+    return new Tensor(native.maximum(this.handle, o.handle));
+  }
+  minimum(o: Tensor): Tensor {
+    return new Tensor(native.minimum(this.handle, o.handle));
+  }
+  neg(): Tensor {
+    return new Tensor(native.neg(this.handle));
+  }
+  exp(): Tensor {
+    return new Tensor(native.exp(this.handle));
+  }
+  log(): Tensor {
+    return new Tensor(native.log(this.handle));
+  }
+  sqrt(): Tensor {
+    return new Tensor(native.sqrt(this.handle));
+  }
+  rsqrt(): Tensor {
+    return new Tensor(native.rsqrt(this.handle));
+  }
+  abs(): Tensor {
+    return new Tensor(native.abs(this.handle));
+  }
+  sin(): Tensor {
+    return new Tensor(native.sin(this.handle));
+  }
+  cos(): Tensor {
+    return new Tensor(native.cos(this.handle));
+  }
+  tanh(): Tensor {
+    return new Tensor(native.tanh(this.handle));
+  }
+  sigmoid(): Tensor {
+    return new Tensor(native.sigmoid(this.handle));
+  }
+  relu(): Tensor {
+    return new Tensor(native.relu(this.handle));
+  }
   /** x·σ(x) (SiLU, swish), one pass. */
-  silu(): Tensor { return new Tensor(native.silu(this.handle)); }
+  silu(): Tensor {
+    return new Tensor(native.silu(this.handle));
+  }
   /** GELU, exact (erf) by default or the tanh approximation. */
-  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return new Tensor(native.gelu(this.handle, approximate)); }
-  floor(): Tensor { return new Tensor(native.floor(this.handle)); }
-  clamp(min?: number, max?: number): Tensor { return new Tensor(native.clamp(this.handle, min, max)); }
-  clampMin(min: number): Tensor { return this.clamp(min, undefined); }
-  eq(o: Operand): Tensor { return new Tensor(native.eq(this.handle, h(o))); }
-  ne(o: Operand): Tensor { return new Tensor(native.ne(this.handle, h(o))); }
-  lt(o: Operand): Tensor { return new Tensor(native.lt(this.handle, h(o))); }
-  le(o: Operand): Tensor { return new Tensor(native.le(this.handle, h(o))); }
-  gt(o: Operand): Tensor { return new Tensor(native.gt(this.handle, h(o))); }
-  ge(o: Operand): Tensor { return new Tensor(native.ge(this.handle, h(o))); }
-  logicalNot(): Tensor { return new Tensor(native.logicalNot(this.handle)); }
-  logicalAnd(o: Tensor): Tensor { return new Tensor(native.logicalAnd(this.handle, o.handle)); }
-  logicalOr(o: Tensor): Tensor { return new Tensor(native.logicalOr(this.handle, o.handle)); }
-  isfinite(): Tensor { return new Tensor(native.isfinite(this.handle)); }
-  isnan(): Tensor { return new Tensor(native.isnan(this.handle)); }
-  maskedFill(mask: Tensor, value: number | boolean): Tensor { return new Tensor(native.maskedFill(this.handle, mask.handle, value)); }
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor {
+    return new Tensor(native.gelu(this.handle, approximate));
+  }
+  floor(): Tensor {
+    return new Tensor(native.floor(this.handle));
+  }
+  clamp(min?: number, max?: number): Tensor {
+    return new Tensor(native.clamp(this.handle, min, max));
+  }
+  clampMin(min: number): Tensor {
+    return this.clamp(min, undefined);
+  }
+  eq(o: Operand): Tensor {
+    return new Tensor(native.eq(this.handle, h(o)));
+  }
+  ne(o: Operand): Tensor {
+    return new Tensor(native.ne(this.handle, h(o)));
+  }
+  lt(o: Operand): Tensor {
+    return new Tensor(native.lt(this.handle, h(o)));
+  }
+  le(o: Operand): Tensor {
+    return new Tensor(native.le(this.handle, h(o)));
+  }
+  gt(o: Operand): Tensor {
+    return new Tensor(native.gt(this.handle, h(o)));
+  }
+  ge(o: Operand): Tensor {
+    return new Tensor(native.ge(this.handle, h(o)));
+  }
+  logicalNot(): Tensor {
+    return new Tensor(native.logicalNot(this.handle));
+  }
+  logicalAnd(o: Tensor): Tensor {
+    return new Tensor(native.logicalAnd(this.handle, o.handle));
+  }
+  logicalOr(o: Tensor): Tensor {
+    return new Tensor(native.logicalOr(this.handle, o.handle));
+  }
+  isfinite(): Tensor {
+    return new Tensor(native.isfinite(this.handle));
+  }
+  isnan(): Tensor {
+    return new Tensor(native.isnan(this.handle));
+  }
+  maskedFill(mask: Tensor, value: number | boolean): Tensor {
+    return new Tensor(native.maskedFill(this.handle, mask.handle, value));
+  }
 
   // -- linear algebra --
-  matmul(o: Tensor): Tensor { return new Tensor(native.matmul(this.handle, o.handle)); }
-  bmm(o: Tensor): Tensor { return new Tensor(native.bmm(this.handle, o.handle)); }
+  matmul(o: Tensor): Tensor {
+    return new Tensor(native.matmul(this.handle, o.handle));
+  }
+  bmm(o: Tensor): Tensor {
+    return new Tensor(native.bmm(this.handle, o.handle));
+  }
 
   // -- reductions (dim: one dim or several; all dims when omitted) --
   sum(dim?: number | number[], keepdim = false): Tensor {
@@ -285,10 +411,16 @@ export class Tensor {
     const d = dim === undefined ? [...this.shape.keys()] : [dim].flat();
     return new Tensor(native.norm(this.handle, p, d, keepdim));
   }
-  logsumexp(dim: number | number[], keepdim = false): Tensor { return new Tensor(native.logsumexp(this.handle, [dim].flat(), keepdim)); }
+  logsumexp(dim: number | number[], keepdim = false): Tensor {
+    return new Tensor(native.logsumexp(this.handle, [dim].flat(), keepdim));
+  }
   /** The largest value over all elements. */
-  max(): Tensor { return new Tensor(native.max(this.handle)); }
-  min(): Tensor { return new Tensor(native.min(this.handle)); }
+  max(): Tensor {
+    return new Tensor(native.max(this.handle));
+  }
+  min(): Tensor {
+    return new Tensor(native.min(this.handle));
+  }
   /** Largest values along dim and where they are, as PyTorch's `max(dim)`. */
   maxDim(dim: number, keepdim = false): { values: Tensor; indices: Tensor } {
     const [v, i] = native.maxDim(this.handle, dim, keepdim);
@@ -298,62 +430,158 @@ export class Tensor {
     const [v, i] = native.minDim(this.handle, dim, keepdim);
     return { values: new Tensor(v), indices: new Tensor(i) };
   }
-  argmax(dim?: number, keepdim = false): Tensor { return new Tensor(native.argmax(this.handle, dim, keepdim)); }
-  argmin(dim?: number, keepdim = false): Tensor { return new Tensor(native.argmin(this.handle, dim, keepdim)); }
+  argmax(dim?: number, keepdim = false): Tensor {
+    return new Tensor(native.argmax(this.handle, dim, keepdim));
+  }
+  argmin(dim?: number, keepdim = false): Tensor {
+    return new Tensor(native.argmin(this.handle, dim, keepdim));
+  }
   sort(dim = -1, descending = false): { values: Tensor; indices: Tensor } {
     const [v, i] = native.sort(this.handle, dim, descending);
     return { values: new Tensor(v), indices: new Tensor(i) };
   }
-  cumsum(dim: number): Tensor { return new Tensor(native.cumsum(this.handle, dim)); }
-  all(): Tensor { return new Tensor(native.all(this.handle)); }
-  any(): Tensor { return new Tensor(native.any(this.handle)); }
-  softmax(dim: number): Tensor { return new Tensor(native.softmax(this.handle, dim)); }
-  logSoftmax(dim: number): Tensor { return new Tensor(native.logSoftmax(this.handle, dim)); }
+  cumsum(dim: number): Tensor {
+    return new Tensor(native.cumsum(this.handle, dim));
+  }
+  all(): Tensor {
+    return new Tensor(native.all(this.handle));
+  }
+  any(): Tensor {
+    return new Tensor(native.any(this.handle));
+  }
+  softmax(dim: number): Tensor {
+    return new Tensor(native.softmax(this.handle, dim));
+  }
+  logSoftmax(dim: number): Tensor {
+    return new Tensor(native.logSoftmax(this.handle, dim));
+  }
 
   // -- shape --
-  view(...shape: Shape): Tensor { return new Tensor(native.view(this.handle, dims(shape))); }
-  reshape(...shape: Shape): Tensor { return new Tensor(native.reshape(this.handle, dims(shape))); }
-  permute(...order: Shape): Tensor { return new Tensor(native.permute(this.handle, dims(order))); }
-  transpose(d0: number, d1: number): Tensor { return new Tensor(native.transpose(this.handle, d0, d1)); }
+  view(...shape: Shape): Tensor {
+    return new Tensor(native.view(this.handle, dims(shape)));
+  }
+  reshape(...shape: Shape): Tensor {
+    return new Tensor(native.reshape(this.handle, dims(shape)));
+  }
+  permute(...order: Shape): Tensor {
+    return new Tensor(native.permute(this.handle, dims(order)));
+  }
+  transpose(d0: number, d1: number): Tensor {
+    return new Tensor(native.transpose(this.handle, d0, d1));
+  }
   /** The last two dims swapped (PyTorch's `mT`). */
-  get mT(): Tensor { return this.transpose(-2, -1); }
-  expand(...shape: Shape): Tensor { return new Tensor(native.expand(this.handle, dims(shape))); }
-  squeeze(dim?: number): Tensor { return new Tensor(native.squeeze(this.handle, dim)); }
-  unsqueeze(dim: number): Tensor { return new Tensor(native.unsqueeze(this.handle, dim)); }
-  flatten(start = 0, end = -1): Tensor { return new Tensor(native.flatten(this.handle, start, end)); }
-  narrow(dim: number, start: number, length: number): Tensor { return new Tensor(native.narrow(this.handle, dim, start, length)); }
-  select(dim: number, index: number): Tensor { return new Tensor(native.select(this.handle, dim, index)); }
+  get mT(): Tensor {
+    return this.transpose(-2, -1);
+  }
+  expand(...shape: Shape): Tensor {
+    return new Tensor(native.expand(this.handle, dims(shape)));
+  }
+  squeeze(dim?: number): Tensor {
+    return new Tensor(native.squeeze(this.handle, dim));
+  }
+  unsqueeze(dim: number): Tensor {
+    return new Tensor(native.unsqueeze(this.handle, dim));
+  }
+  flatten(start = 0, end = -1): Tensor {
+    return new Tensor(native.flatten(this.handle, start, end));
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return new Tensor(native.narrow(this.handle, dim, start, length));
+  }
+  select(dim: number, index: number): Tensor {
+    return new Tensor(native.select(this.handle, dim, index));
+  }
   /** Elements start..end (exclusive) with a step along dim, as `t[start:end:step]`. */
   slice(dim: number, start = 0, end = Number.MAX_SAFE_INTEGER, step = 1): Tensor {
     return new Tensor(native.slice(this.handle, dim, start, end, step));
   }
-  indexSelect(dim: number, index: Tensor): Tensor { return new Tensor(native.indexSelect(this.handle, dim, index.handle)); }
-  gather(dim: number, index: Tensor): Tensor { return new Tensor(native.gather(this.handle, dim, index.handle)); }
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return new Tensor(native.indexSelect(this.handle, dim, index.handle));
+  }
+  gather(dim: number, index: Tensor): Tensor {
+    return new Tensor(native.gather(this.handle, dim, index.handle));
+  }
   /** Advanced indexing `t[i0, i1, ...]`; undefined keeps a dim whole, a bool tensor selects by mask. */
   index(...indices: Array<Tensor | undefined>): Tensor {
-    return new Tensor(native.index(this.handle, indices.map((i) => i?.handle)));
+    return new Tensor(
+      native.index(
+        this.handle,
+        indices.map((i) => i?.handle),
+      ),
+    );
   }
-  split(sizes: number | number[], dim = 0): Tensor[] { return native.split(this.handle, sizes, dim).map((x) => new Tensor(x)); }
-  chunk(n: number, dim = 0): Tensor[] { return native.chunk(this.handle, n, dim).map((x) => new Tensor(x)); }
-  flip(...order: Shape): Tensor { return new Tensor(native.flip(this.handle, dims(order))); }
-  repeat(...reps: Shape): Tensor { return new Tensor(native.repeat(this.handle, dims(reps))); }
-  tril(k = 0): Tensor { return new Tensor(native.tril(this.handle, k)); }
-  triu(k = 0): Tensor { return new Tensor(native.triu(this.handle, k)); }
+  split(sizes: number | number[], dim = 0): Tensor[] {
+    return native.split(this.handle, sizes, dim).map((x) => new Tensor(x));
+  }
+  chunk(n: number, dim = 0): Tensor[] {
+    return native.chunk(this.handle, n, dim).map((x) => new Tensor(x));
+  }
+  flip(...order: Shape): Tensor {
+    return new Tensor(native.flip(this.handle, dims(order)));
+  }
+  repeat(...reps: Shape): Tensor {
+    return new Tensor(native.repeat(this.handle, dims(reps)));
+  }
+  tril(k = 0): Tensor {
+    return new Tensor(native.tril(this.handle, k));
+  }
+  triu(k = 0): Tensor {
+    return new Tensor(native.triu(this.handle, k));
+  }
 
   // -- in place (no new tensor; used by optimizers, initialisers and loading) --
-  copy_(src: Tensor): this { native.copy_(this.handle, src.handle); return this; }
-  zero_(): this { native.zero_(this.handle); return this; }
-  clamp_(min?: number, max?: number): this { native.clamp_(this.handle, min, max); return this; }
-  silu_(): this { native.silu_(this.handle); return this; }
-  fill_(v: number | boolean): this { native.fill_(this.handle, v); return this; }
-  mul_(o: Operand): this { native.mul_(this.handle, h(o)); return this; }
-  div_(o: Operand): this { native.div_(this.handle, h(o)); return this; }
-  add_(o: Operand, alpha = 1): this { native.add_(this.handle, h(o), alpha); return this; }
-  addcmul_(a: Tensor, b: Tensor, value = 1): this { native.addcmul_(this.handle, a.handle, b.handle, value); return this; }
-  addcdiv_(a: Tensor, b: Tensor, value = 1): this { native.addcdiv_(this.handle, a.handle, b.handle, value); return this; }
-  normal_(mean = 0, std = 1): this { native.normal_(this.handle, mean, std); return this; }
-  uniform_(lo = 0, hi = 1): this { native.uniform_(this.handle, lo, hi); return this; }
-  maximum_(o: Tensor): this { native.maximum_(this.handle, o.handle); return this; }
+  copy_(src: Tensor): this {
+    native.copy_(this.handle, src.handle);
+    return this;
+  }
+  zero_(): this {
+    native.zero_(this.handle);
+    return this;
+  }
+  clamp_(min?: number, max?: number): this {
+    native.clamp_(this.handle, min, max);
+    return this;
+  }
+  silu_(): this {
+    native.silu_(this.handle);
+    return this;
+  }
+  fill_(v: number | boolean): this {
+    native.fill_(this.handle, v);
+    return this;
+  }
+  mul_(o: Operand): this {
+    native.mul_(this.handle, h(o));
+    return this;
+  }
+  div_(o: Operand): this {
+    native.div_(this.handle, h(o));
+    return this;
+  }
+  add_(o: Operand, alpha = 1): this {
+    native.add_(this.handle, h(o), alpha);
+    return this;
+  }
+  addcmul_(a: Tensor, b: Tensor, value = 1): this {
+    native.addcmul_(this.handle, a.handle, b.handle, value);
+    return this;
+  }
+  addcdiv_(a: Tensor, b: Tensor, value = 1): this {
+    native.addcdiv_(this.handle, a.handle, b.handle, value);
+    return this;
+  }
+  normal_(mean = 0, std = 1): this {
+    native.normal_(this.handle, mean, std);
+    return this;
+  }
+  uniform_(lo = 0, hi = 1): this {
+    native.uniform_(this.handle, lo, hi);
+    return this;
+  }
+  maximum_(o: Tensor): this {
+    native.maximum_(this.handle, o.handle);
+    return this;
+  }
 }
 
 // ---- creation ----
@@ -403,7 +631,10 @@ export function tensor(data: NestedArray | TypedArray, opts: TensorOptions & { s
   const shape = inferShape(data);
   const flat = (Array.isArray(data) ? (data as unknown[]).flat(Infinity) : [data]) as Array<number | boolean>;
   const expected = shape.reduce((a, b) => a * b, 1);
-  if (flat.length !== expected) throw new RangeError(`tensor(): ragged nested array (shape [${shape}] needs ${expected} values, got ${flat.length})`);
+  if (flat.length !== expected)
+    throw new RangeError(
+      `tensor(): ragged nested array (shape [${shape}] needs ${expected} values, got ${flat.length})`,
+    );
   const isBool = flat.length > 0 && typeof flat[0] === 'boolean';
   const dtype = checkDtype(opts.dtype ?? (isBool ? 'bool' : 'float32'));
   const f64 = Float64Array.from(flat, Number);
@@ -426,7 +657,8 @@ export function full(shape: number[], value: number | boolean, opts: TensorOptio
 /** arange(end) or arange(start, end, step); int64 unless a dtype is given, as PyTorch does for integers. */
 export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
   const [lo, hi] = end === undefined ? [0, start] : [start, end];
-  const dtype = opts.dtype ?? (Number.isInteger(lo) && Number.isInteger(hi) && Number.isInteger(step) ? 'int64' : 'float32');
+  const dtype =
+    opts.dtype ?? (Number.isInteger(lo) && Number.isInteger(hi) && Number.isInteger(step) ? 'int64' : 'float32');
   return finish(new Tensor(native.arange(lo, hi, step, dtype, opts.device)), opts);
 }
 export function randn(shape: number[], opts: TensorOptions = {}): Tensor {
@@ -446,16 +678,45 @@ export function randperm(n: number, opts: { device?: Device } = {}): Tensor {
 export function manualSeed(seed: number): void {
   native.manualSeed(seed);
 }
-export function zerosLike(t: Tensor): Tensor { return zeros(t.shape, { dtype: t.dtype, device: t.device }); }
-export function onesLike(t: Tensor): Tensor { return ones(t.shape, { dtype: t.dtype, device: t.device }); }
+export function zerosLike(t: Tensor): Tensor {
+  return zeros(t.shape, { dtype: t.dtype, device: t.device });
+}
+export function onesLike(t: Tensor): Tensor {
+  return ones(t.shape, { dtype: t.dtype, device: t.device });
+}
 
 // ---- functions of several tensors ----
 
-export function cat(ts: Tensor[], dim = 0): Tensor { return new Tensor(native.cat(ts.map((t) => t.handle), dim)); }
-export function stack(ts: Tensor[], dim = 0): Tensor { return new Tensor(native.stack(ts.map((t) => t.handle), dim)); }
-export function where(cond: Tensor, a: Operand, b: Operand): Tensor { return new Tensor(native.where(cond.handle, h(a), h(b))); }
-export function einsum(equation: string, ...ts: Tensor[]): Tensor { return new Tensor(native.einsum(equation, ts.map((t) => t.handle))); }
-export function matmul(a: Tensor, b: Tensor): Tensor { return a.matmul(b); }
+export function cat(ts: Tensor[], dim = 0): Tensor {
+  return new Tensor(
+    native.cat(
+      ts.map((t) => t.handle),
+      dim,
+    ),
+  );
+}
+export function stack(ts: Tensor[], dim = 0): Tensor {
+  return new Tensor(
+    native.stack(
+      ts.map((t) => t.handle),
+      dim,
+    ),
+  );
+}
+export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  return new Tensor(native.where(cond.handle, h(a), h(b)));
+}
+export function einsum(equation: string, ...ts: Tensor[]): Tensor {
+  return new Tensor(
+    native.einsum(
+      equation,
+      ts.map((t) => t.handle),
+    ),
+  );
+}
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.matmul(b);
+}
 
 // ---- runtime ----
 
@@ -463,9 +724,17 @@ export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
   native.setNumThreads(n);
 }
-export function getNumThreads(): number { return native.getNumThreads(); }
-export function cudaIsAvailable(): boolean { return native.buildInfo().cuda; }
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+export function cudaIsAvailable(): boolean {
+  return native.buildInfo().cuda;
+}
 /** libtorch's build, OpenBLAS's kernels and how they were chosen (blas.ts), oneDNN, threads, CUDA. */
-export function buildInfo() { return { ...native.buildInfo(), blasChoice, threads: native.getNumThreads() }; }
+export function buildInfo() {
+  return { ...native.buildInfo(), blasChoice, threads: native.getNumThreads() };
+}
 /** How many native tensor handles are alive (neither disposed nor collected): what a leak test watches. */
-export function liveTensorCount(): number { return native.liveHandles(); }
+export function liveTensorCount(): number {
+  return native.liveHandles();
+}

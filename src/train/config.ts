@@ -11,7 +11,11 @@ export const TrainConfig = z
     beta2: z.number().min(0).max(1).default(0.999),
     batchSize: z.number().int().positive().default(16),
     epochs: z.number().int().positive().default(60), // at most this many epochs
-    plateauFactor: z.number().positive().lt(1).default(1 / 3), // ReduceLROnPlateau on the validation loss
+    plateauFactor: z
+      .number()
+      .positive()
+      .lt(1)
+      .default(1 / 3), // ReduceLROnPlateau on the validation loss
     plateauPatience: z.number().int().min(0).default(5),
     minLr: z.number().positive().default(1e-7), // stop once the lr falls below this
     valFraction: z.number().gt(0).lt(1).default(0.1), // stratified, seeded share of the training split used for validation

@@ -9,8 +9,13 @@ export interface Metrics {
   n: number;
 }
 
-export function confusionMatrix(labels: ArrayLike<number>, predictions: ArrayLike<number>, numClasses: number): number[][] {
-  if (labels.length !== predictions.length) throw new RangeError(`${labels.length} labels but ${predictions.length} predictions`);
+export function confusionMatrix(
+  labels: ArrayLike<number>,
+  predictions: ArrayLike<number>,
+  numClasses: number,
+): number[][] {
+  if (labels.length !== predictions.length)
+    throw new RangeError(`${labels.length} labels but ${predictions.length} predictions`);
   const m = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
   for (let i = 0; i < labels.length; i++) m[labels[i]!]![predictions[i]!]! += 1;
   return m;

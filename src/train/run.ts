@@ -15,8 +15,19 @@ import { resolveTrainConfig, type TrainConfig } from './config.js';
 import { evaluate, train, type TrainResult } from './trainer.js';
 import type { Metrics } from './metrics.js';
 import {
-  RUN_FILES, RUN_VERSION, checkpointFile, finishedEpochs, isRunFolder, loadHeadWeights, lockRun, readRunConfig, repairMetrics, runInference, writeRunConfig,
-  type InferenceInfo, type RunConfig,
+  RUN_FILES,
+  RUN_VERSION,
+  checkpointFile,
+  finishedEpochs,
+  isRunFolder,
+  loadHeadWeights,
+  lockRun,
+  readRunConfig,
+  repairMetrics,
+  runInference,
+  writeRunConfig,
+  type InferenceInfo,
+  type RunConfig,
 } from '../runs/folder.js';
 
 export { RUN_VERSION, readRunConfig, type InferenceInfo, type RunConfig };
@@ -27,15 +38,21 @@ export interface ConfigOverrides {
   train?: Partial<TrainConfig>;
 }
 
-const ConfigFile = z.object({ ous: z.record(z.unknown()).optional(), train: z.record(z.unknown()).optional() }).strict();
+const ConfigFile = z
+  .object({ ous: z.record(z.unknown()).optional(), train: z.record(z.unknown()).optional() })
+  .strict();
 
 /** Differences between two resolved configs, as "section.key: a -> b". */
-function configDiffs(was: { ous: OusConfig; train: TrainConfig }, now: { ous: OusConfig; train: TrainConfig }): Array<{ key: string; was: unknown; now: unknown }> {
+function configDiffs(
+  was: { ous: OusConfig; train: TrainConfig },
+  now: { ous: OusConfig; train: TrainConfig },
+): Array<{ key: string; was: unknown; now: unknown }> {
   const out: Array<{ key: string; was: unknown; now: unknown }> = [];
   for (const section of ['ous', 'train'] as const) {
     const a = was[section] as Record<string, unknown>;
     const b = now[section] as Record<string, unknown>;
-    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) out.push({ key: `${section}.${k}`, was: a[k], now: b[k] });
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)]))
+      if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) out.push({ key: `${section}.${k}`, was: a[k], now: b[k] });
   }
   return out;
 }
@@ -44,7 +61,11 @@ function configDiffs(was: { ous: OusConfig; train: TrainConfig }, now: { ous: Ou
 const divisors = (n: number) => [...Array(n).keys()].map((i) => i + 1).filter((d) => n % d === 0);
 
 /** The clips of a cache for training: validation is a stratified share of the training clips (their original view), never the test split. */
-export function splitsOf(cache: FeatureCache, valFraction: number, seed: number): { train: number[]; val: number[]; test: number[] } {
+export function splitsOf(
+  cache: FeatureCache,
+  valFraction: number,
+  seed: number,
+): { train: number[]; val: number[]; test: number[] } {
   const originals = cache.indices('train', true);
   const { val } = stratifiedSplit(originals, cache.data.labels, valFraction, seed);
   const valClips = new Set(val.map((i) => cache.records[i]!.key));
@@ -75,17 +96,25 @@ export interface TrainRunOptions {
 function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir: string): void {
   for (const key of ['classNames', 'polarityOfClass'] as const) {
     if (ous[key] !== undefined && JSON.stringify(ous[key]) !== JSON.stringify(info[key]))
-      throw new UserError(`${key} comes from the cache (${dir}: ${JSON.stringify(info[key])}), not ${JSON.stringify(ous[key])}: set the classes when extracting (ous extract --classes, --polarity)`);
+      throw new UserError(
+        `${key} comes from the cache (${dir}: ${JSON.stringify(info[key])}), not ${JSON.stringify(ous[key])}: set the classes when extracting (ous extract --classes, --polarity)`,
+      );
     ous[key] = info[key];
   }
   if (info.polarityOfClass === null) {
-    if (ous.polarity === true) throw new UserError(`polarity=true needs polarity labels, and ${dir} has none (extracted with --no-polarity)`);
+    if (ous.polarity === true)
+      throw new UserError(`polarity=true needs polarity labels, and ${dir} has none (extracted with --no-polarity)`);
     ous.polarity = false;
   }
 }
 
 /** Why a validation split cannot be made, per class, and what to do about it. */
-function splitProblem(dir: string, cache: FeatureCache, split: { train: number[]; val: number[] }, valFraction: number): string {
+function splitProblem(
+  dir: string,
+  cache: FeatureCache,
+  split: { train: number[]; val: number[] },
+  valFraction: number,
+): string {
   const names = cache.info.classNames;
   const perClass = names.map(() => 0);
   for (const i of cache.indices('train', true)) perClass[cache.data.labels[i]!]! += 1;
@@ -95,7 +124,9 @@ function splitProblem(dir: string, cache: FeatureCache, split: { train: number[]
   const parts = [
     `${split.train.length} training and ${split.val.length} validation clips`,
     none.length ? `no training clips of ${none.join(', ')}` : '',
-    one.length ? `one training clip of ${one.join(', ')} (a class needs 2: one of them is held out for validation)` : '',
+    one.length
+      ? `one training clip of ${one.join(', ')} (a class needs 2: one of them is held out for validation)`
+      : '',
     perClass.every((n) => n === 0) && test ? `all ${test} clips are in the test split` : '',
   ].filter(Boolean);
   return `${dir}: cannot make a validation split (valFraction ${valFraction}): ${parts.join('; ')}. Give every class at least 2 clips with split 'train' (a manifest's split column; a missing split is train) and extract again`;
@@ -104,7 +135,8 @@ function splitProblem(dir: string, cache: FeatureCache, split: { train: number[]
 export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   // Everything is checked before anything is written: a refused run leaves no folder behind.
   const kind = pathKind(o.out);
-  if (kind !== 'missing' && kind !== 'folder') throw new UserError(`train: --out ${o.out} is ${kind === 'file' ? 'a file' : kind.other}, not a run folder`);
+  if (kind !== 'missing' && kind !== 'folder')
+    throw new UserError(`train: --out ${o.out} is ${kind === 'file' ? 'a file' : kind.other}, not a run folder`);
   // Locked first: two `ous train --out R` at once would otherwise both pass the checks below and
   // write one folder (interleaved metrics, each other's checkpoints).
   const release = lockRun(o.out, o.log ? (l) => o.log!(l) : undefined);
@@ -121,10 +153,14 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
 async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   const existing = isRunFolder(o.out);
   if (existing && !o.resume && !o.force) {
-    throw new UserError(`train: ${o.out} already holds a run (${finishedEpochs(o.out)} epochs): pass --resume to continue it, --force to replace it, or choose another --out`);
+    throw new UserError(
+      `train: ${o.out} already holds a run (${finishedEpochs(o.out)} epochs): pass --resume to continue it, --force to replace it, or choose another --out`,
+    );
   }
   if (!existing && !o.force && fs.readdirSync(o.out).some((f) => RUN_FILES.includes(f))) {
-    throw new UserError(`train: ${o.out} holds files of an unfinished run but no config.json: pass --force to replace them, or choose another --out`);
+    throw new UserError(
+      `train: ${o.out} holds files of an unfinished run but no config.json: pass --force to replace them, or choose another --out`,
+    );
   }
   const stored = o.resume && existing ? readRunConfig(o.out) : undefined;
   if (stored) checkResumable(o.out);
@@ -141,39 +177,68 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   // T comes from the cache: its features have that many frames per clip. (Settings the face-only
   // baseline does not use, such as tfeLayers, are accepted: one set of --set serves both models.)
   if (raw.ous.frames !== undefined && raw.ous.frames !== info.frames) {
-    throw new UserError(`frames comes from the cache (${o.cache} has ${info.frames} frames per clip), not ${JSON.stringify(raw.ous.frames)}: extract again with --frames ${JSON.stringify(raw.ous.frames)} into another cache`);
+    throw new UserError(
+      `frames comes from the cache (${o.cache} has ${info.frames} frames per clip), not ${JSON.stringify(raw.ous.frames)}: extract again with --frames ${JSON.stringify(raw.ous.frames)} into another cache`,
+    );
   }
   raw.ous.frames = info.frames;
   const ous = resolveOusConfig(raw.ous, o.config ? `OUS config (${o.config} and --set)` : 'OUS config (--set)');
-  const cfg = resolveTrainConfig(raw.train, o.config ? `training config (${o.config} and --set)` : 'training config (--set)');
+  const cfg = resolveTrainConfig(
+    raw.train,
+    o.config ? `training config (${o.config} and --set)` : 'training config (--set)',
+  );
   if (stored) {
-    const diffs = configDiffs(stored, { ous, train: cfg }).filter((d) => !(d.key === 'train.epochs' && (d.now as number) > (d.was as number)));
+    const diffs = configDiffs(stored, { ous, train: cfg }).filter(
+      (d) => !(d.key === 'train.epochs' && (d.now as number) > (d.was as number)),
+    );
     const cachePath = path.resolve(o.cache);
     if (path.resolve(stored.cache) !== cachePath) diffs.unshift({ key: 'cache', was: stored.cache, now: cachePath });
     if (diffs.length) {
-      throw new UserError(`train --resume: ${o.out} was trained with other settings: ${diffs.map((d) => `${d.key} (run: ${JSON.stringify(d.was)}, now: ${JSON.stringify(d.now)})`).join('; ')}. Only a larger epochs may change on resume; train into another --out for the rest`);
+      throw new UserError(
+        `train --resume: ${o.out} was trained with other settings: ${diffs.map((d) => `${d.key} (run: ${JSON.stringify(d.was)}, now: ${JSON.stringify(d.now)})`).join('; ')}. Only a larger epochs may change on resume; train into another --out for the rest`,
+      );
     }
   }
   const cache = FeatureCache.open(o.cache);
   const E = cache.data.dims.embed;
-  if (E % ous.heads) throw new UserError(`heads = ${ous.heads} does not divide the encoder width E = ${E} of ${o.cache} (attention splits E among the heads): use one of ${divisors(E).join(', ')}`);
+  if (E % ous.heads)
+    throw new UserError(
+      `heads = ${ous.heads} does not divide the encoder width E = ${E} of ${o.cache} (attention splits E among the heads): use one of ${divisors(E).join(', ')}`,
+    );
   const C = ous.classNames.length;
   const maxLabel = cache.data.labels.reduce((m, l) => Math.max(m, l), -1);
   if (maxLabel >= C) throw new UserError(`${o.cache} has label ${maxLabel}, outside the ${C} classes of classNames`);
   const split = splitsOf(cache, cfg.valFraction, cfg.seed);
-  if (!split.train.length || !split.val.length) throw new UserError(splitProblem(o.cache, cache, split, cfg.valFraction));
+  if (!split.train.length || !split.val.length)
+    throw new UserError(splitProblem(o.cache, cache, split, cfg.valFraction));
   const clipDir = o.clip ?? cache.info.clip.path;
-  if (pathKind(clipDir) === 'missing') throw new UserError(o.clip ? `--clip ${clipDir}: no such folder` : `the cache was made with CLIP at ${clipDir}, which is gone: pass --clip DIR`);
+  if (pathKind(clipDir) === 'missing')
+    throw new UserError(
+      o.clip
+        ? `--clip ${clipDir}: no such folder`
+        : `the cache was made with CLIP at ${clipDir}, which is gone: pass --clip DIR`,
+    );
   // The text tower must be the one the features came from: other weights of the same widths would
   // train and predict silently wrong; other widths would fail deep in a matrix product.
-  const clip = loadClipFolder(clipDir, { device: o.device, textOnly: true, expectHash: { hash: cache.info.clip.hash, what: `${o.cache} was extracted with`, flag: o.clip ? '--clip' : 'the cache\'s CLIP' } });
+  const clip = loadClipFolder(clipDir, {
+    device: o.device,
+    textOnly: true,
+    expectHash: {
+      hash: cache.info.clip.hash,
+      what: `${o.cache} was extracted with`,
+      flag: o.clip ? '--clip' : "the cache's CLIP",
+    },
+  });
   if (o.force && !o.resume) for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
   if (stored) repairMetrics(o.out);
   if (stored && cfg.epochs !== stored.train.epochs) {
     // A larger epoch limit on resume is allowed, and recorded in the run.
     const afterEpoch = finishedEpochs(o.out);
     const json = readJson<Record<string, unknown>>(path.join(o.out, 'config.json'));
-    const resumes = [...(stored.resumes ?? []), { at: new Date().toISOString(), afterEpoch, epochs: [stored.train.epochs, cfg.epochs] as [number, number] }];
+    const resumes = [
+      ...(stored.resumes ?? []),
+      { at: new Date().toISOString(), afterEpoch, epochs: [stored.train.epochs, cfg.epochs] as [number, number] },
+    ];
     writeRunConfig(o.out, { ...json, train: { ...(json.train as object), epochs: cfg.epochs }, resumes });
   }
   manualSeed(cfg.seed);
@@ -183,14 +248,32 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   if (o.device) head.to({ device: o.device });
   try {
     return await train({
-      head, ous, train: cfg, data: cache.data, split, outDir: o.out, resume: o.resume, device: o.device, log: o.log,
-      info: { version: RUN_VERSION, cache: path.resolve(o.cache), clip: path.resolve(clipDir), test: split.test.length, inference: inferenceOf(cache) },
+      head,
+      ous,
+      train: cfg,
+      data: cache.data,
+      split,
+      outDir: o.out,
+      resume: o.resume,
+      device: o.device,
+      log: o.log,
+      info: {
+        version: RUN_VERSION,
+        cache: path.resolve(o.cache),
+        clip: path.resolve(clipDir),
+        test: split.test.length,
+        inference: inferenceOf(cache),
+      },
     });
   } catch (err) {
     // A fresh run that failed before its first epoch finished leaves nothing to resume: its files
     // go, so that the retry is not refused as "already holds a run (0 epochs)".
-    if (!stored && finishedEpochs(o.out) === 0) for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
-    if (/^loadStateDict\(/.test((err as Error).message ?? '')) throw new UserError(`${path.join(o.out, 'last.safetensors')} does not fit this run's config.json (another run's state?): ${(err as Error).message.replace(/^loadStateDict\([^)]*\): /, '').slice(0, 300)}`);
+    if (!stored && finishedEpochs(o.out) === 0)
+      for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
+    if (/^loadStateDict\(/.test((err as Error).message ?? ''))
+      throw new UserError(
+        `${path.join(o.out, 'last.safetensors')} does not fit this run's config.json (another run's state?): ${(err as Error).message.replace(/^loadStateDict\([^)]*\): /, '').slice(0, 300)}`,
+      );
     throw fsUserError(err, o.out, 'train:');
   }
 }
@@ -209,12 +292,24 @@ function checkResumable(runDir: string): void {
   const hasBest = isRegularFile(best, 'checkpoint');
   if (!n && !hasLast && !hasBest) return;
   const fix = `train it again with --force, or into another --out`;
-  if (!hasLast) throw new UserError(`train --resume: ${last} is missing (the training state after epoch ${n}), so ${runDir} cannot continue where it stopped: ${fix}`);
-  if (!hasBest) throw new UserError(`train --resume: ${best} is missing (the best epoch's weights), so ${runDir} cannot continue: ${fix}`);
+  if (!hasLast)
+    throw new UserError(
+      `train --resume: ${last} is missing (the training state after epoch ${n}), so ${runDir} cannot continue where it stopped: ${fix}`,
+    );
+  if (!hasBest)
+    throw new UserError(
+      `train --resume: ${best} is missing (the best epoch's weights), so ${runDir} cannot continue: ${fix}`,
+    );
 }
 
 export function inferenceOf(cache: FeatureCache): InferenceInfo {
-  return { frames: cache.info.frames, scene: cache.info.scene, polarityLayer: cache.info.polarityLayer, clipHash: cache.info.clip.hash, classNames: cache.info.classNames };
+  return {
+    frames: cache.info.frames,
+    scene: cache.info.scene,
+    polarityLayer: cache.info.polarityLayer,
+    clipHash: cache.info.clip.hash,
+    classNames: cache.info.classNames,
+  };
 }
 
 /** Where a run's cache and CLIP are, when they moved since training (`--cache`, `--clip`). */
@@ -233,16 +328,43 @@ export function loadRun(runDir: string, opts: { device?: Device } & RunPlaces = 
   const ckpt = checkpointFile(runDir);
   const inference = runInference(runDir, conf);
   const cacheDir = opts.cache ?? conf.cache;
-  if (pathKind(cacheDir) === 'missing') throw new UserError(opts.cache ? `--cache ${cacheDir}: no such folder` : `${runDir} was trained on the cache ${cacheDir}, which is not there: pass --cache DIR`);
+  if (pathKind(cacheDir) === 'missing')
+    throw new UserError(
+      opts.cache
+        ? `--cache ${cacheDir}: no such folder`
+        : `${runDir} was trained on the cache ${cacheDir}, which is not there: pass --cache DIR`,
+    );
   const info = cacheInfoOf(cacheDir);
   const theirs = { clipHash: info.clip.hash.slice(0, 12), classNames: info.classNames.join(','), frames: info.frames };
-  const mine = { clipHash: inference.clipHash.slice(0, 12), classNames: conf.ous.classNames.join(','), frames: inference.frames };
-  const diffs = (Object.keys(mine) as Array<keyof typeof mine>).filter((k) => theirs[k] !== mine[k]).map((k) => `${k} (run: ${mine[k]}, cache: ${theirs[k]})`);
-  if (diffs.length) throw new UserError(`${opts.cache ? '--cache ' : ''}${cacheDir} is not the cache ${runDir} was trained on: ${diffs.join('; ')}`);
+  const mine = {
+    clipHash: inference.clipHash.slice(0, 12),
+    classNames: conf.ous.classNames.join(','),
+    frames: inference.frames,
+  };
+  const diffs = (Object.keys(mine) as Array<keyof typeof mine>)
+    .filter((k) => theirs[k] !== mine[k])
+    .map((k) => `${k} (run: ${mine[k]}, cache: ${theirs[k]})`);
+  if (diffs.length)
+    throw new UserError(
+      `${opts.cache ? '--cache ' : ''}${cacheDir} is not the cache ${runDir} was trained on: ${diffs.join('; ')}`,
+    );
   const cache = FeatureCache.open(cacheDir);
   const clipDir = opts.clip ?? conf.clip;
-  if (pathKind(clipDir) === 'missing') throw new UserError(opts.clip ? `--clip ${clipDir}: no such folder` : `${runDir} was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`);
-  const clip = loadClipFolder(clipDir, { device: opts.device, textOnly: true, expectHash: { hash: inference.clipHash, what: `${runDir} was trained on`, flag: opts.clip ? '--clip' : "the run's CLIP" } });
+  if (pathKind(clipDir) === 'missing')
+    throw new UserError(
+      opts.clip
+        ? `--clip ${clipDir}: no such folder`
+        : `${runDir} was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`,
+    );
+  const clip = loadClipFolder(clipDir, {
+    device: opts.device,
+    textOnly: true,
+    expectHash: {
+      hash: inference.clipHash,
+      what: `${runDir} was trained on`,
+      flag: opts.clip ? '--clip' : "the run's CLIP",
+    },
+  });
   const head: Head = buildHead(conf.ous, cache.data.dims, clip.textTower);
   loadHeadWeights(head, ckpt);
   if (opts.device) head.to({ device: opts.device });
@@ -255,7 +377,11 @@ export type LoadedRun = ReturnType<typeof loadRun>;
 const splitIndices = (run: LoadedRun, split: 'test' | 'val') => (split === 'test' ? run.splits.test : run.splits.val);
 
 /** The best checkpoint of a loaded run on a split of its cache. */
-export function evalLoaded(run: LoadedRun, split: 'test' | 'val' = 'test', device?: Device): Metrics & { classNames: string[]; loss: number; predictions: number[]; labels: number[] } {
+export function evalLoaded(
+  run: LoadedRun,
+  split: 'test' | 'val' = 'test',
+  device?: Device,
+): Metrics & { classNames: string[]; loss: number; predictions: number[]; labels: number[] } {
   const idx = splitIndices(run, split);
   if (!idx.length) throw new UserError(`${run.conf.cache} has no ${split} clips`);
   const r = evaluate(run.head, run.cache.data, idx, { device });
@@ -268,9 +394,17 @@ export function evalRun(runDir: string, split: 'test' | 'val' = 'test', opts: { 
 }
 
 /** The clip features at the four stages of the paper's Fig. 4, for the clips of a split. */
-export function runStages(run: LoadedRun, split: 'test' | 'val' = 'test'): { labels: number[]; stages: Record<'encoder' | 'framesCls' | 'aligned' | 'fused', number[][]> } {
+export function runStages(
+  run: LoadedRun,
+  split: 'test' | 'val' = 'test',
+): { labels: number[]; stages: Record<'encoder' | 'framesCls' | 'aligned' | 'fused', number[][]> } {
   const idx = splitIndices(run, split);
-  const out = { encoder: [] as number[][], framesCls: [] as number[][], aligned: [] as number[][], fused: [] as number[][] };
+  const out = {
+    encoder: [] as number[][],
+    framesCls: [] as number[][],
+    aligned: [] as number[][],
+    fused: [] as number[][],
+  };
   noGrad(() =>
     tidy(() => {
       const s = run.head.forward(run.cache.data.batch(idx)).stages;

@@ -9,7 +9,19 @@
 // An interrupted run resumes from its last finished epoch and ends exactly as an uninterrupted one.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { F, Tensor, buildInfo, loadSafetensors, noGrad, optim, readSafetensorsHeader, saveSafetensors, tensor, tidy, type Device } from '../torch/index.js';
+import {
+  F,
+  type Tensor,
+  buildInfo,
+  loadSafetensors,
+  noGrad,
+  optim,
+  readSafetensorsHeader,
+  saveSafetensors,
+  tensor,
+  tidy,
+  type Device,
+} from '../torch/index.js';
 import type { FeatureDataset } from '../data/dataset.js';
 import type { Head } from '../ous/model.js';
 import { ousLoss, type LossPhase } from '../ous/losses.js';
@@ -53,7 +65,12 @@ export interface TrainOptions {
 }
 
 /** Loss and metrics of the head on some clips, without gradients. */
-export function evaluate(head: Head, data: FeatureDataset, indices: number[], opts: { batchSize?: number; device?: Device } = {}): Metrics & { loss: number; predictions: number[] } {
+export function evaluate(
+  head: Head,
+  data: FeatureDataset,
+  indices: number[],
+  opts: { batchSize?: number; device?: Device } = {},
+): Metrics & { loss: number; predictions: number[] } {
   const wasTraining = head.training;
   head.eval();
   const predictions: number[] = [];
@@ -71,7 +88,11 @@ export function evaluate(head: Head, data: FeatureDataset, indices: number[], op
   });
   head.train(wasTraining);
   const labels = indices.map((i) => data.labels[i]!);
-  return { ...metricsOf(labels, predictions, head.config.classNames.length), loss: lossSum / Math.max(1, indices.length), predictions };
+  return {
+    ...metricsOf(labels, predictions, head.config.classNames.length),
+    loss: lossSum / Math.max(1, indices.length),
+    predictions,
+  };
 }
 
 const argmaxOf = (logits: Tensor): number[] => logits.argmax(1).toFlatArray();
@@ -95,16 +116,32 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const polarityOf = (labels: Tensor) => labels.toFlatArray().map((c) => ous.polarityOfClass![c]!);
   const lossCfg = { ...ous, loss: ous.model === 'face-only' ? ('ce' as const) : ous.loss };
 
-  const opt = new optim.Adam(head.parameters().filter((p) => p.requiresGrad), { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] });
+  const opt = new optim.Adam(
+    head.parameters().filter((p) => p.requiresGrad),
+    { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] },
+  );
   const plateau = new optim.ReduceLROnPlateau(opt, { factor: cfg.plateauFactor, patience: cfg.plateauPatience });
   const lastFile = path.join(outDir, 'last.safetensors');
   const metricsFile = path.join(outDir, 'metrics.jsonl');
-  let state: LoopState = { epoch: 0, bestValLoss: Infinity, bestEpoch: 0, plateau: plateau.stateDict(), optimizer: { steps: {}, groups: [] } };
+  let state: LoopState = {
+    epoch: 0,
+    bestValLoss: Infinity,
+    bestEpoch: 0,
+    plateau: plateau.stateDict(),
+    optimizer: { steps: {}, groups: [] },
+  };
   const records: EpochRecord[] = [];
 
   if (o.resume && fs.existsSync(lastFile)) {
     state = resumeFrom(lastFile, head, opt, plateau);
-    const kept = fs.existsSync(metricsFile) ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as EpochRecord).filter((r) => r.epoch <= state.epoch) : [];
+    const kept = fs.existsSync(metricsFile)
+      ? fs
+          .readFileSync(metricsFile, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as EpochRecord)
+          .filter((r) => r.epoch <= state.epoch)
+      : [];
     records.push(...kept);
     writeFileAtomic(metricsFile, kept.map((r) => JSON.stringify(r) + '\n').join(''));
     log(`resumed after epoch ${state.epoch} (best ${state.bestValLoss.toFixed(4)} at epoch ${state.bestEpoch})`);
@@ -112,7 +149,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
     writeFileAtomic(
       path.join(outDir, 'config.json'),
-      JSON.stringify({ ous, train: cfg, dims: data.dims, split: { train: split.train.length, val: split.val.length }, ...o.info, versions: { torch: buildInfo().torchVersion, node: process.version } }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          ous,
+          train: cfg,
+          dims: data.dims,
+          split: { train: split.train.length, val: split.val.length },
+          ...o.info,
+          versions: { torch: buildInfo().torchVersion, node: process.version },
+        },
+        null,
+        2,
+      ) + '\n',
     );
   }
 
@@ -132,7 +180,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const step = tidy(() => {
         const b = data.batch(idx, o.device);
         const out = head.forward(b);
-        const polarity = ous.polarity ? tensor(polarityOf(b.labels), { dtype: 'int64', device: b.labels.device }) : null;
+        const polarity = ous.polarity
+          ? tensor(polarityOf(b.labels), { dtype: 'int64', device: b.labels.device })
+          : null;
         const r = ousLoss(out, b.labels, polarity, lossCfg);
         const value = r.loss.item();
         if (!Number.isFinite(value)) return { value, phase: r.phase, terms: r.terms, preds: [] as number[] };
@@ -143,9 +193,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       });
       if (!Number.isFinite(step.value)) {
         // Only claim a checkpoint that exists: a run can diverge before its first epoch ends.
-        const kept = state.bestEpoch > 0 && fs.existsSync(path.join(outDir, 'checkpoint.safetensors'))
-          ? `The last good checkpoint is kept in ${outDir} (epoch ${state.bestEpoch}).`
-          : 'No epoch finished, so there is no checkpoint.';
+        const kept =
+          state.bestEpoch > 0 && fs.existsSync(path.join(outDir, 'checkpoint.safetensors'))
+            ? `The last good checkpoint is kept in ${outDir} (epoch ${state.bestEpoch}).`
+            : 'No epoch finished, so there is no checkpoint.';
         const msg = `epoch ${epoch}, step ${steps + 1}: the loss is ${step.value} (terms ${JSON.stringify(step.terms)}); stopping. ${kept} Try a lower learning rate (--set lr=...).`;
         log(msg);
         throw new UserError(msg);
@@ -164,7 +215,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (best) {
       state.bestValLoss = val.loss;
       state.bestEpoch = epoch;
-      saveSafetensors(path.join(outDir, 'checkpoint.safetensors'), head.stateDict(), { epoch: String(epoch), valLoss: String(val.loss) });
+      saveSafetensors(path.join(outDir, 'checkpoint.safetensors'), head.stateDict(), {
+        epoch: String(epoch),
+        valLoss: String(val.loss),
+      });
     }
     plateau.step(val.loss);
     const record: EpochRecord = {
@@ -219,19 +273,27 @@ function saveLast(file: string, head: Head, opt: optim.Adam, plateau: optim.Redu
   for (const [k, t] of head.stateDict()) tensors.set(`model.${k}`, t);
   for (const [k, t] of Object.entries(os.tensors)) tensors.set(`optim.${k}`, t);
   const s: LoopState = { ...state, plateau: plateau.stateDict(), optimizer: { steps: os.steps, groups: os.groups } };
-  saveSafetensors(file, tensors, { state: JSON.stringify(s, (_, v) => (v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v)) });
+  saveSafetensors(file, tensors, {
+    state: JSON.stringify(s, (_, v) => (v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v)),
+  });
 }
 
 function resumeFrom(file: string, head: Head, opt: optim.Adam, plateau: optim.ReduceLROnPlateau): LoopState {
   const meta = readSafetensorsHeader(file).metadata.state;
   if (!meta) throw new Error(`${file} has no training state; delete it to start over`);
-  const state = JSON.parse(meta, (_, v) => (v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v)) as LoopState;
+  const state = JSON.parse(meta, (_, v) =>
+    v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v,
+  ) as LoopState;
   const all = loadSafetensors(file);
-  const pick = (prefix: string) => new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  const pick = (prefix: string) =>
+    new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   head.loadStateDict(pick('model.'));
-  opt.loadStateDict({ tensors: Object.fromEntries(pick('optim.')), steps: state.optimizer.steps, groups: state.optimizer.groups });
+  opt.loadStateDict({
+    tensors: Object.fromEntries(pick('optim.')),
+    steps: state.optimizer.steps,
+    groups: state.optimizer.groups,
+  });
   plateau.loadStateDict(state.plateau);
   for (const t of all.values()) t.dispose();
   return state;
 }
-

@@ -9,8 +9,10 @@ export function parseBox(text: string, flag = '--box'): BoxXywh {
   const parts = text.trim().split(/[\s,]+/);
   // Plain decimals: Number('0x10') is 16 and Number('1e9') a box a billion pixels wide.
   const b = parts.map((p) => (/^[+-]?(\d+\.?\d*|\.\d+)$/.test(p) ? Number(p) : NaN));
-  if (b.length !== 4 || !b.every(Number.isFinite)) throw new UsageError(`${flag} must be "x y w h" (four numbers, in the video's pixels), not '${text}'`);
-  if (!(b[2]! > 0 && b[3]! > 0)) throw new UsageError(`${flag} '${text}' has zero or negative size: w and h must be > 0`);
+  if (b.length !== 4 || !b.every(Number.isFinite))
+    throw new UsageError(`${flag} must be "x y w h" (four numbers, in the video's pixels), not '${text}'`);
+  if (!(b[2]! > 0 && b[3]! > 0))
+    throw new UsageError(`${flag} '${text}' has zero or negative size: w and h must be > 0`);
   return b as BoxXywh;
 }
 
@@ -24,15 +26,23 @@ export const MAX_BOX_TIMES_FRAME = 2;
 export function checkBoxInFrame(box: BoxXywh, width: number, height: number, flag = '--box'): void {
   const [x, y, w, h] = box;
   if (x >= width || y >= height || x + w <= 0 || y + h <= 0) {
-    throw new UsageError(`${flag} [${box.join(' ')}] lies outside the ${width}×${height} frame (x in [0, ${width}), y in [0, ${height}), in the video's own pixels)`);
+    throw new UsageError(
+      `${flag} [${box.join(' ')}] lies outside the ${width}×${height} frame (x in [0, ${width}), y in [0, ${height}), in the video's own pixels)`,
+    );
   }
   if (w > MAX_BOX_TIMES_FRAME * width || h > MAX_BOX_TIMES_FRAME * height) {
-    throw new UsageError(`${flag} [${box.join(' ')}] is larger than ${MAX_BOX_TIMES_FRAME}× the ${width}×${height} frame: give the face's box in the video's own pixels`);
+    throw new UsageError(
+      `${flag} [${box.join(' ')}] is larger than ${MAX_BOX_TIMES_FRAME}× the ${width}×${height} frame: give the face's box in the video's own pixels`,
+    );
   }
 }
 
 /** A box from a frame of size `from` to the same place in a frame of size `to` (e.g. decoded -> source). */
-export function rescaleBox(box: BoxXywh, from: { width: number; height: number }, to: { width: number; height: number }): BoxXywh {
+export function rescaleBox(
+  box: BoxXywh,
+  from: { width: number; height: number },
+  to: { width: number; height: number },
+): BoxXywh {
   const kx = to.width / from.width;
   const ky = to.height / from.height;
   return [box[0] * kx, box[1] * ky, box[2] * kx, box[3] * ky];

@@ -45,7 +45,13 @@ export function fsErrorLine(err: NodeJS.ErrnoException, file?: string): string {
 export function fsUserError(err: unknown, file: string, doing?: string): unknown {
   if (!isFsError(err)) return err;
   // A write's error has no path (it is on a file descriptor); the temporary name is ours, not the user's.
-  const e = { ...err, code: err.code, syscall: err.syscall, message: err.message, path: err.path && !err.path.includes('.tmp-') ? err.path : file };
+  const e = {
+    ...err,
+    code: err.code,
+    syscall: err.syscall,
+    message: err.message,
+    path: err.path && !err.path.includes('.tmp-') ? err.path : file,
+  };
   return new UserError(`${doing ? `${doing} ` : ''}${fsErrorLine(e)}`, { cause: err });
 }
 
@@ -88,7 +94,15 @@ export function pathKind(file: string): 'missing' | 'file' | 'folder' | { other:
   }
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'folder';
-  return { other: st.isFIFO() ? 'a FIFO (named pipe)' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file' };
+  return {
+    other: st.isFIFO()
+      ? 'a FIFO (named pipe)'
+      : st.isSocket()
+        ? 'a socket'
+        : st.isCharacterDevice() || st.isBlockDevice()
+          ? 'a device'
+          : 'not a regular file',
+  };
 }
 
 /** Throws unless `file` is a regular file: `what` names it in the message ("run config"). Returns false when missing. */
@@ -132,7 +146,11 @@ export function writeChunksAtomic(file: string, chunks: Iterable<Uint8Array>): v
     fs.closeSync(fd);
     fs.renameSync(tmp, file);
   } catch (err) {
-    try { fs.closeSync(fd); } catch { /* already closed */ }
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* already closed */
+    }
     fs.rmSync(tmp, { force: true });
     throw fsUserError(err, file, 'cannot write');
   }
@@ -167,11 +185,19 @@ export function zodIssues(error: z.ZodError): string {
  * Reads a JSON file and validates it with its schema (never a cast): a file written by a newer
  * version (`version` above `maxVersion`) or of the wrong shape is one error that names the file.
  */
-export function readJsonAs<S extends z.ZodTypeAny>(file: string, schema: S, what: string, maxVersion?: number): z.infer<S> {
+export function readJsonAs<S extends z.ZodTypeAny>(
+  file: string,
+  schema: S,
+  what: string,
+  maxVersion?: number,
+): z.infer<S> {
   const json = readJson<unknown>(file);
   if (maxVersion !== undefined && json && typeof json === 'object' && 'version' in json) {
     const v = (json as { version: unknown }).version;
-    if (typeof v !== 'number' || v > maxVersion) throw new UserError(`${file}: ${what} version ${JSON.stringify(v)} is not one this OUS-TS reads (up to ${maxVersion}); was it made by a newer version?`);
+    if (typeof v !== 'number' || v > maxVersion)
+      throw new UserError(
+        `${file}: ${what} version ${JSON.stringify(v)} is not one this OUS-TS reads (up to ${maxVersion}); was it made by a newer version?`,
+      );
   }
   const r = schema.safeParse(json);
   if (!r.success) throw new UserError(`${file} is not a valid ${what}: ${zodIssues(r.error)}`);

@@ -40,7 +40,10 @@ export function holderAlive(l: LockHolder): boolean {
  * Takes `file` for this process. Returns the release function, or the live holder when another
  * process has it. A dead holder's lock is removed (`onStale` is told) and taken.
  */
-export function tryLock(file: string, onStale?: (dead: LockHolder) => void): { release: () => void } | { holder: LockHolder | undefined } {
+export function tryLock(
+  file: string,
+  onStale?: (dead: LockHolder) => void,
+): { release: () => void } | { holder: LockHolder | undefined } {
   const me = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
   for (let attempt = 0; attempt < 3; attempt++) {
     const tmp = `${file}.tmp-${process.pid}`;
@@ -61,7 +64,13 @@ export function tryLock(file: string, onStale?: (dead: LockHolder) => void): { r
     if (holder && holderAlive(holder)) return { holder };
     if (!holder) {
       // Unreadable: being written this instant, or left empty by a crash. Only an old one is stale.
-      const age = (() => { try { return Date.now() - fs.statSync(file).mtimeMs; } catch { return Infinity; } })();
+      const age = (() => {
+        try {
+          return Date.now() - fs.statSync(file).mtimeMs;
+        } catch {
+          return Infinity;
+        }
+      })();
       if (age < 5000) return { holder: undefined };
     } else onStale?.(holder);
     fs.rmSync(file, { force: true });

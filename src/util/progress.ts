@@ -21,7 +21,11 @@ export class Progress {
   private readonly plainEveryMs: number;
   private readonly silent: boolean;
 
-  constructor(private readonly label: string, private readonly total: number, opts: ProgressOptions = {}) {
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    opts: ProgressOptions = {},
+  ) {
     this.stream = opts.stream ?? process.stderr;
     this.unit = opts.unit ?? 'items';
     this.plainEveryMs = opts.plainEveryMs ?? 5000;

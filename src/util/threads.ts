@@ -14,6 +14,9 @@ export function threadCount(env: NodeJS.ProcessEnv = process.env): number {
   const max = maxThreads();
   if (raw === undefined || raw.trim() === '') return os.availableParallelism();
   const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new UserError(`OUS_NUM_THREADS must be a whole number from 1 to ${max} (four times this machine's logical cores), not '${raw}'`);
+  if (!Number.isSafeInteger(n) || n < 1 || n > max)
+    throw new UserError(
+      `OUS_NUM_THREADS must be a whole number from 1 to ${max} (four times this machine's logical cores), not '${raw}'`,
+    );
   return n;
 }

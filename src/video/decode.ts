@@ -36,14 +36,20 @@ export function isImageFile(file: string): boolean {
 }
 
 function ffprobeJson(file: string, extra: string[]): Record<string, unknown> {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', ...extra, '-of', 'json', file], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  const r = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', ...extra, '-of', 'json', file], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
   if (r.error) throw new UserError(`cannot run ffprobe (${r.error.message}): install ffmpeg (apt-get install ffmpeg)`);
-  if (r.status !== 0) throw new UserError(`${file}: not a readable video (${(r.stderr || 'ffprobe failed').trim().split('\n').pop()})`);
+  if (r.status !== 0)
+    throw new UserError(`${file}: not a readable video (${(r.stderr || 'ffprobe failed').trim().split('\n').pop()})`);
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
 function rate(s: unknown): number {
-  const [a, b] = String(s ?? '0/1').split('/').map(Number);
+  const [a, b] = String(s ?? '0/1')
+    .split('/')
+    .map(Number);
   return b ? a! / b : a!;
 }
 
@@ -62,7 +68,9 @@ export function probeVideo(file: string): VideoInfo {
     frames = Number((counted.streams as Array<Record<string, unknown>>)[0]?.nb_read_packets);
   }
   if (!(frames > 0)) throw new UserError(`${file}: the video has no frames`);
-  const side = (stream.side_data_list as Array<Record<string, unknown>> | undefined)?.find((d) => d.rotation !== undefined);
+  const side = (stream.side_data_list as Array<Record<string, unknown>> | undefined)?.find(
+    (d) => d.rotation !== undefined,
+  );
   const tags = (stream.tags ?? {}) as Record<string, string>;
   const rotation = ((Math.round(Number(side?.rotation ?? tags.rotate ?? 0)) % 360) + 360) % 360;
   let [width, height] = [Number(stream.width), Number(stream.height)];
@@ -89,7 +97,9 @@ export interface DecodeOptions {
 export class VideoTooLongError extends UserError {}
 
 const tooLong = (file: string, seen: number, o: DecodeOptions) =>
-  new VideoTooLongError(`${file}: longer than ${o.limitName ?? '--max-seconds'} ${o.maxSeconds} (at least ${seen.toFixed(1)} s of video); raise ${o.limitName ?? '--max-seconds'} to read it`);
+  new VideoTooLongError(
+    `${file}: longer than ${o.limitName ?? '--max-seconds'} ${o.maxSeconds} (at least ${seen.toFixed(1)} s of video); raise ${o.limitName ?? '--max-seconds'} to read it`,
+  );
 
 /**
  * The video's length as its packets say, without decoding: the span of their timestamps (or the
@@ -97,10 +107,20 @@ const tooLong = (file: string, seen: number, o: DecodeOptions) =>
  * claim ten hours for two frames, a raw .h264 has no duration at all), packets less so; ffprobe is
  * stopped as soon as the length passes `maxSeconds`. Memory stays flat: lines are counted, not kept.
  */
-export async function measureVideo(file: string, info: VideoInfo, o: DecodeOptions = {}): Promise<{ packets: number; seconds: number }> {
-  const proc = spawn('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0', file], { stdio: ['ignore', 'pipe', 'ignore'] });
+export async function measureVideo(
+  file: string,
+  info: VideoInfo,
+  o: DecodeOptions = {},
+): Promise<{ packets: number; seconds: number }> {
+  const proc = spawn(
+    'ffprobe',
+    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0', file],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   const exited = new Promise<void>((resolve, reject) => {
-    proc.on('error', (err) => reject(new UserError(`cannot run ffprobe (${err.message}): install ffmpeg (apt-get install ffmpeg)`)));
+    proc.on('error', (err) =>
+      reject(new UserError(`cannot run ffprobe (${err.message}): install ffmpeg (apt-get install ffmpeg)`)),
+    );
     proc.on('close', () => resolve());
   });
   let packets = 0;
@@ -153,11 +173,32 @@ export async function forEachFrame(
   const [w, h] = decodedSize(info.width, info.height);
   // Verbose, with each line's level, for the "N frames decoded" summary; errors are the [error] lines.
   // -progress on fd 3 reports the output timestamp (out_time_us) as decoding goes.
-  const args = ['-loglevel', 'level+verbose', '-nostdin', '-i', file, '-map', '0:v:0', '-vf', `scale=${w}:${h}:flags=area`, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-progress', 'pipe:3', 'pipe:1'];
+  const args = [
+    '-loglevel',
+    'level+verbose',
+    '-nostdin',
+    '-i',
+    file,
+    '-map',
+    '0:v:0',
+    '-vf',
+    `scale=${w}:${h}:flags=area`,
+    '-vsync',
+    '0',
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    'rgb24',
+    '-progress',
+    'pipe:3',
+    'pipe:1',
+  ];
   const frameBytes = w * h * 3;
   const proc = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve, reject) => {
-    proc.on('error', (err) => reject(new UserError(`cannot run ffmpeg (${err.message}): install ffmpeg (apt-get install ffmpeg)`)));
+    proc.on('error', (err) =>
+      reject(new UserError(`cannot run ffmpeg (${err.message}): install ffmpeg (apt-get install ffmpeg)`)),
+    );
     proc.on('close', () => resolve());
   });
   // stderr: only what is needed is kept (the last error line, the decoded-frames summary), so a long
@@ -215,7 +256,14 @@ export async function forEachFrame(
     await exited.catch(() => {});
   }
   if (!next && wanted.length) throw new UserError(`${file}: no decodable frames${lastError ? ` (${lastError})` : ''}`);
-  return { delivered: next, undecoded: decodedCount !== undefined ? Math.max(wanted.length - next, info.frameCount - decodedCount) : wanted.length - next, lastError };
+  return {
+    delivered: next,
+    undecoded:
+      decodedCount !== undefined
+        ? Math.max(wanted.length - next, info.frameCount - decodedCount)
+        : wanted.length - next,
+    lastError,
+  };
 }
 
 /**
@@ -223,13 +271,24 @@ export async function forEachFrame(
  * frames are missing at the end of the stream (a truncated or corrupt file), the last decoded frame
  * stands in for them, and `missing` says how many. Long work streams with forEachFrame instead.
  */
-export async function decodeFrames(file: string, info: VideoInfo, indices: number[], o: DecodeOptions = {}): Promise<{ frames: RgbFrame[]; missing: number; undecoded: number }> {
+export async function decodeFrames(
+  file: string,
+  info: VideoInfo,
+  indices: number[],
+  o: DecodeOptions = {},
+): Promise<{ frames: RgbFrame[]; missing: number; undecoded: number }> {
   const got = new Map<number, RgbFrame>();
   let latest: RgbFrame | undefined;
-  const { delivered, undecoded } = await forEachFrame(file, info, indices, (i, f) => {
-    got.set(i, f);
-    latest = f;
-  }, o);
+  const { delivered, undecoded } = await forEachFrame(
+    file,
+    info,
+    indices,
+    (i, f) => {
+      got.set(i, f);
+      latest = f;
+    },
+    o,
+  );
   const frames = indices.map((i) => got.get(i) ?? latest!);
   return { frames, missing: new Set(indices).size - delivered, undecoded };
 }
@@ -253,16 +312,27 @@ export async function readFrameFiles(files: string[], indices: number[]): Promis
       // EXIF orientations 5..8 turn the image a quarter: width and height swap once it is upright.
       const quarter = (meta.orientation ?? 1) >= 5;
       const [w, h] = decodedSize(quarter ? meta.height! : meta.width!, quarter ? meta.width! : meta.height!);
-      const { data, info } = await img.resize(w, h, { fit: 'fill' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-      return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+      const { data, info } = await img
+        .resize(w, h, { fit: 'fill' })
+        .removeAlpha()
+        .toColourspace('srgb')
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      return {
+        data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+        width: info.width,
+        height: info.height,
+      };
     } catch (err) {
       throw new UserError(`${file}: not a readable image (${(err as Error).message})`);
     }
   };
-  return Promise.all(indices.map((i) => {
-    if (!cache.has(i)) cache.set(i, read(files[i]!));
-    return cache.get(i)!;
-  }));
+  return Promise.all(
+    indices.map((i) => {
+      if (!cache.has(i)) cache.set(i, read(files[i]!));
+      return cache.get(i)!;
+    }),
+  );
 }
 
 /** Reads one image file as RGB (for `ous faces` on a photo). */

@@ -5,8 +5,14 @@
 
 export type SamplingMode = 'test' | 'train';
 
-export function sampleIndices(n: number, t: number, mode: SamplingMode = 'test', random: () => number = Math.random): number[] {
-  if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`sampleIndices: a clip needs at least one frame, got ${n}`);
+export function sampleIndices(
+  n: number,
+  t: number,
+  mode: SamplingMode = 'test',
+  random: () => number = Math.random,
+): number[] {
+  if (!(Number.isInteger(n) && n >= 1))
+    throw new RangeError(`sampleIndices: a clip needs at least one frame, got ${n}`);
   if (!(Number.isInteger(t) && t >= 1)) throw new RangeError(`sampleIndices: T must be a positive integer, got ${t}`);
   if (n < t) return Array.from({ length: t }, (_, i) => Math.min(i, n - 1));
   return Array.from({ length: t }, (_, i) => {

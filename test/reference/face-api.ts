@@ -9,10 +9,17 @@ import type { RgbFrame } from '../../src/video/decode.js';
 
 // Typed loosely on purpose: only these few calls are used.
 interface FaceApi {
-  tf: { setBackend(name: string): Promise<boolean>; ready(): Promise<void>; tensor3d(data: Uint8Array, shape: [number, number, number], dtype: 'int32'): { dispose(): void } };
+  tf: {
+    setBackend(name: string): Promise<boolean>;
+    ready(): Promise<void>;
+    tensor3d(data: Uint8Array, shape: [number, number, number], dtype: 'int32'): { dispose(): void };
+  };
   nets: { ssdMobilenetv1: { loadFromDisk(dir: string): Promise<void> } };
   SsdMobilenetv1Options: new (o: { minConfidence: number; maxResults: number }) => unknown;
-  detectAllFaces(input: unknown, options: unknown): Promise<Array<{ score: number; box: { x: number; y: number; width: number; height: number } }>>;
+  detectAllFaces(
+    input: unknown,
+    options: unknown,
+  ): Promise<Array<{ score: number; box: { x: number; y: number; width: number; height: number } }>>;
 }
 
 let api: Promise<FaceApi> | undefined;
@@ -33,7 +40,11 @@ function load(): Promise<FaceApi> {
 
 async function detectOne(frame: RgbFrame, opts: { minConfidence: number; maxResults: number }): Promise<Detection[]> {
   const faceapi = await load();
-  const input = faceapi.tf.tensor3d(new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), [frame.height, frame.width, 3], 'int32');
+  const input = faceapi.tf.tensor3d(
+    new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength),
+    [frame.height, frame.width, 3],
+    'int32',
+  );
   try {
     const found = await faceapi.detectAllFaces(input, new faceapi.SsdMobilenetv1Options(opts));
     return found

@@ -61,7 +61,10 @@ export function readLines(file: string): string[] {
   if (kind === 'folder') throw new UserError(`${file} is a folder, not a list of clips`);
   if (kind !== 'file') throw new UserError(`${file} is ${kind.other}, not a list of clips (a regular file)`);
   try {
-    return fs.readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+    return fs
+      .readFileSync(file, 'utf8')
+      .split(/\r?\n/)
+      .filter((l) => l.trim() !== '');
   } catch (err) {
     throw fsUserError(err, file, 'cannot read');
   }
@@ -69,7 +72,9 @@ export function readLines(file: string): string[] {
 
 export function fail(what: string, problems: string[]): never {
   const shown = problems.slice(0, 50);
-  throw new UserError(`${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`);
+  throw new UserError(
+    `${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`,
+  );
 }
 
 /**
@@ -81,7 +86,10 @@ export function resolveUnder(base: string, listed: string): { source: string; id
   const source = path.resolve(base, listed);
   const rel = path.relative(path.resolve(base), source);
   const inside = rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
-  if (!inside && !path.isAbsolute(listed)) throw new Error(`'${listed}' leaves the root ${base} (a relative path must stay under --root; give an absolute path to read elsewhere)`);
+  if (!inside && !path.isAbsolute(listed))
+    throw new Error(
+      `'${listed}' leaves the root ${base} (a relative path must stay under --root; give an absolute path to read elsewhere)`,
+    );
   return { source, id: inside ? rel : source };
 }
 
@@ -118,8 +126,14 @@ export function duplicateProblems(items: Array<{ where: string; source: string; 
     const box = it.box ? ` (box ${it.box.join(' ')})` : '';
     const other = first.get(real + box);
     const mixed = boxed.get(real);
-    if (other) problems.push(`${other.where} and ${it.where} are the same clip${box} (${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`);
-    else if (mixed && mixed.box !== Boolean(it.box)) problems.push(`${mixed.where} and ${it.where} list the same clip (${real}), one with a box and one without: a clip listed once per person names each person's box on every row`);
+    if (other)
+      problems.push(
+        `${other.where} and ${it.where} are the same clip${box} (${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`,
+      );
+    else if (mixed && mixed.box !== Boolean(it.box))
+      problems.push(
+        `${mixed.where} and ${it.where} list the same clip (${real}), one with a box and one without: a clip listed once per person names each person's box on every row`,
+      );
     else first.set(real + box, it);
     if (!mixed) boxed.set(real, { where: it.where, box: Boolean(it.box) });
   }

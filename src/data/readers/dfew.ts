@@ -23,11 +23,18 @@ export function readDfew(root: string, fold: number): ClipEntry[] {
       const cols = parseCsvLine(line);
       const id = cols[iName]!.padStart(5, '0');
       const label = Number(cols[iLabel]);
-      if (!(Number.isInteger(label) && label >= 1 && label <= 7)) return void problems.push(`${csv}:${n + 2}: label '${cols[iLabel]}' is not 1..7`);
+      if (!(Number.isInteger(label) && label >= 1 && label <= 7))
+        return void problems.push(`${csv}:${n + 2}: label '${cols[iLabel]}' is not 1..7`);
       const video = path.join(root, 'Clip', 'original', `${id}.mp4`);
       if (!fs.existsSync(video)) return void problems.push(`${csv}:${n + 2}: ${video} is missing`);
       const faces = path.join(root, 'Clip', 'clip_224x224', id);
-      entries.push({ id, source: video, faceFrames: fs.existsSync(faces) ? faces : undefined, label: label - 1, split });
+      entries.push({
+        id,
+        source: video,
+        faceFrames: fs.existsSync(faces) ? faces : undefined,
+        label: label - 1,
+        split,
+      });
     });
   }
   problems.push(...duplicateProblems(entries.map((e) => ({ where: `video ${e.id} (${e.split})`, source: e.source }))));
@@ -35,4 +42,11 @@ export function readDfew(root: string, fold: number): ClipEntry[] {
   return entries;
 }
 
-export const dfew: Dataset = { name: 'dfew', title: 'DFEW', input: 'root', folds: 5, classes: DFEW_CLASSES, read: (o) => ({ entries: readDfew(o.root!, o.fold!) }) };
+export const dfew: Dataset = {
+  name: 'dfew',
+  title: 'DFEW',
+  input: 'root',
+  folds: 5,
+  classes: DFEW_CLASSES,
+  read: (o) => ({ entries: readDfew(o.root!, o.fold!) }),
+};

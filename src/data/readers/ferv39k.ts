@@ -39,4 +39,10 @@ export function readFerv39k(root: string): ClipEntry[] {
   return entries;
 }
 
-export const ferv39k: Dataset = { name: 'ferv39k', title: 'FERV39k', input: 'root', classes: DFEW_CLASSES, read: (o) => ({ entries: readFerv39k(o.root!) }) };
+export const ferv39k: Dataset = {
+  name: 'ferv39k',
+  title: 'FERV39k',
+  input: 'root',
+  classes: DFEW_CLASSES,
+  read: (o) => ({ entries: readFerv39k(o.root!) }),
+};

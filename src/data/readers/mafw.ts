@@ -50,4 +50,11 @@ export function readMafw(root: string, fold: number): ClipEntry[] {
   return entries;
 }
 
-export const mafw: Dataset = { name: 'mafw', title: 'MAFW', input: 'root', folds: 5, classes: MAFW_CLASSES, read: (o) => ({ entries: readMafw(o.root!, o.fold!) }) };
+export const mafw: Dataset = {
+  name: 'mafw',
+  title: 'MAFW',
+  input: 'root',
+  folds: 5,
+  classes: MAFW_CLASSES,
+  read: (o) => ({ entries: readMafw(o.root!, o.fold!) }),
+};

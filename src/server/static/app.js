@@ -16,7 +16,11 @@ const colour = (i, n) => `hsl(${Math.round((360 * i) / Math.max(1, n))}, 65%, 45
 async function getJson(url, opts) {
   const r = await fetch(url, opts);
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
-  if (!r.ok) throw Object.assign(new Error(body.error || `HTTP ${r.status}`), { status: r.status, retryAfter: r.headers.get('Retry-After') });
+  if (!r.ok)
+    throw Object.assign(new Error(body.error || `HTTP ${r.status}`), {
+      status: r.status,
+      retryAfter: r.headers.get('Retry-After'),
+    });
   return body;
 }
 
@@ -30,7 +34,8 @@ async function init() {
   try {
     state.model = await getJson('/api/model');
     const m = state.model;
-    $('model').textContent = `${m.config.model} run ${m.run}: ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
+    $('model').textContent =
+      `${m.config.model} run ${m.run}: ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
   } catch (e) {
     $('model').textContent = `the model is not available: ${e.message}`;
   }
@@ -39,7 +44,13 @@ async function init() {
     const b = document.createElement('button');
     b.textContent = `sample ${i + 1}`; // what a sample shows is for the model to say
     b.dataset.sample = s.name.replace(/\.mp4$/, '');
-    b.addEventListener('click', () => start(`/api/predict?sample=${encodeURIComponent(b.dataset.sample)}${everyone() && `&${everyone()}`}`, null, s.url));
+    b.addEventListener('click', () =>
+      start(
+        `/api/predict?sample=${encodeURIComponent(b.dataset.sample)}${everyone() && `&${everyone()}`}`,
+        null,
+        s.url,
+      ),
+    );
     $('samples').append(b);
   }
   const drop = $('drop');
@@ -56,6 +67,7 @@ async function init() {
   // copy of the video is still blank): seek to where it is, and 'seeked' draws them.
   $('video').addEventListener('loadeddata', () => {
     const v = $('video');
+    // biome-ignore lint/correctness/noSelfAssign: assigning the current time makes Chromium seek, and 'seeked' draws the crops
     v.currentTime = v.currentTime;
   });
   $('video').addEventListener('seeked', () => showTime($('video').currentTime));
@@ -85,7 +97,8 @@ function clearResult() {
   $('timeline').replaceChildren();
   $('emotion').textContent = '';
   $('face-missing').hidden = true;
-  for (const id of ['probabilities', 'polarity', 'scene-effect', 'window-range', 'window-emotion']) $(id).replaceChildren();
+  for (const id of ['probabilities', 'polarity', 'scene-effect', 'window-range', 'window-emotion'])
+    $(id).replaceChildren();
   for (const id of ['face-crop', 'scene-crop']) {
     const c = $(id);
     c.getContext('2d').clearRect(0, 0, c.width, c.height);
@@ -123,7 +136,10 @@ async function start(url, body, videoUrl) {
     else if (j.status === 'running') {
       const [base, share] = STAGES[j.stage] ?? [0, 0];
       const windows = j.windows?.length ? ` (window ${j.windows.length} of ${j.windowsTotal ?? '?'})` : '';
-      status(`${j.stage ?? 'starting'}: ${Math.round(100 * (j.progress ?? 0))}%${windows}`, base + share * (j.progress ?? 0));
+      status(
+        `${j.stage ?? 'starting'}: ${Math.round(100 * (j.progress ?? 0))}%${windows}`,
+        base + share * (j.progress ?? 0),
+      );
       showLive(j);
     } else if (j.status === 'failed') {
       document.body.dataset.state = 'error';
@@ -144,7 +160,12 @@ function showLive(j) {
   $('live').hidden = false;
   // With every person asked for, the windows of all persons arrive interleaved: show the first person's.
   const first = Math.min(...j.windows.map((w) => w.person ?? 0));
-  drawTimeline($('live-timeline'), state.model.classes, j.windows.filter((w) => (w.person ?? 0) === first), j.duration ?? 0);
+  drawTimeline(
+    $('live-timeline'),
+    state.model.classes,
+    j.windows.filter((w) => (w.person ?? 0) === first),
+    j.duration ?? 0,
+  );
 }
 
 function show(result, videoUrl) {
@@ -203,7 +224,19 @@ function drawPersonBoxes(t) {
     const f = nearestFace(p.faces, t);
     if (!f) continue;
     const [x, y, w, h] = f.box;
-    const rect = el('rect', { x, y, width: w, height: h, stroke: personColour(p.id), 'data-person': p.id, class: state.view === p ? 'selected' : '' }, g);
+    const rect = el(
+      'rect',
+      {
+        x,
+        y,
+        width: w,
+        height: h,
+        stroke: personColour(p.id),
+        'data-person': p.id,
+        class: state.view === p ? 'selected' : '',
+      },
+      g,
+    );
     rect.addEventListener('click', () => select(p));
     el('text', { x: x + 4, y: y + 16, fill: personColour(p.id) }, g).textContent = String(p.id);
   }
@@ -213,7 +246,8 @@ function drawPersonBoxes(t) {
 function windowAt(t) {
   const ws = state.view.windows;
   let best = 0;
-  for (let i = 1; i < ws.length; i++) if (Math.abs((ws[i].start + ws[i].end) / 2 - t) < Math.abs((ws[best].start + ws[best].end) / 2 - t)) best = i;
+  for (let i = 1; i < ws.length; i++)
+    if (Math.abs((ws[i].start + ws[i].end) / 2 - t) < Math.abs((ws[best].start + ws[best].end) / 2 - t)) best = i;
   return best;
 }
 
@@ -265,7 +299,8 @@ function showWindow(i) {
   $('scene-effect').textContent = e
     ? `The scene moved ${pct(e.totalVariation)} of the probability; without it: ${e.emotionWithoutScene}${e.changedDecision ? ' (the scene changed the decision)' : ''}.`
     : '';
-  for (const el of document.querySelectorAll('#timeline .win')) el.classList.toggle('current', Number(el.dataset.i) === i);
+  for (const el of document.querySelectorAll('#timeline .win'))
+    el.classList.toggle('current', Number(el.dataset.i) === i);
 }
 
 /** The face crop and the masked scene, drawn from the playing frame with the box the model used. */
@@ -319,24 +354,69 @@ function drawTimeline(svg, names, windows, duration) {
   el('rect', { class: 'plot', x: left, y: y(1), width: W - left - right, height: y(0) - y(1), fill: 'none' }, svg);
   for (const p of [0, 0.5, 1]) {
     el('line', { x1: left, x2: W - right, y1: y(p), y2: y(p), stroke: '#ddd' }, svg);
-    el('text', { class: 'axis', x: left - 4, y: y(p) + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#666' }, svg).textContent = p.toFixed(1);
+    el(
+      'text',
+      { class: 'axis', x: left - 4, y: y(p) + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#666' },
+      svg,
+    ).textContent = p.toFixed(1);
   }
   const ticks = Math.min(10, Math.ceil(end));
   for (let k = 0; k <= ticks; k++) {
     const t = (end * k) / ticks;
     const anchor = k === 0 ? 'start' : k === ticks ? 'end' : 'middle';
-    el('text', { class: 'axis', x: x(t), y: H - 6, 'text-anchor': anchor, 'font-size': 10, fill: '#666' }, svg).textContent = `${t.toFixed(t < 10 ? 1 : 0)} s`;
+    el(
+      'text',
+      { class: 'axis', x: x(t), y: H - 6, 'text-anchor': anchor, 'font-size': 10, fill: '#666' },
+      svg,
+    ).textContent = `${t.toFixed(t < 10 ? 1 : 0)} s`;
   }
   // The band: each window's top class.
   windows.forEach((w, i) => {
-    const rect = el('rect', { class: 'win', 'data-i': i, x: x(w.start), y: top, width: Math.max(1, x(w.end) - x(w.start)), height: band, fill: colour(names.indexOf(w.emotion), names.length), opacity: 0.8 }, svg);
+    const rect = el(
+      'rect',
+      {
+        class: 'win',
+        'data-i': i,
+        x: x(w.start),
+        y: top,
+        width: Math.max(1, x(w.end) - x(w.start)),
+        height: band,
+        fill: colour(names.indexOf(w.emotion), names.length),
+        opacity: 0.8,
+      },
+      svg,
+    );
     el('title', {}, rect).textContent = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${w.emotion}`;
   });
   // One line per class through the window centres (a dot for a single window).
   names.forEach((n, c) => {
     const pts = windows.map((w) => `${x((w.start + w.end) / 2).toFixed(1)},${y(w.probabilities[n]).toFixed(1)}`);
-    if (pts.length > 1) el('polyline', { class: 'line', 'data-class': n, points: pts.join(' '), fill: 'none', stroke: colour(c, names.length), 'stroke-width': 2 }, svg);
-    else el('circle', { class: 'line', 'data-class': n, cx: pts[0].split(',')[0], cy: pts[0].split(',')[1], r: 4, fill: colour(c, names.length) }, svg);
+    if (pts.length > 1)
+      el(
+        'polyline',
+        {
+          class: 'line',
+          'data-class': n,
+          points: pts.join(' '),
+          fill: 'none',
+          stroke: colour(c, names.length),
+          'stroke-width': 2,
+        },
+        svg,
+      );
+    else
+      el(
+        'circle',
+        {
+          class: 'line',
+          'data-class': n,
+          cx: pts[0].split(',')[0],
+          cy: pts[0].split(',')[1],
+          r: 4,
+          fill: colour(c, names.length),
+        },
+        svg,
+      );
   });
   const cursor = el('g', { class: 'cursor' }, svg);
   el('line', { x1: 0, x2: 0, y1: top, y2: H - bottom, stroke: '#222', 'stroke-width': 1.5 }, cursor);

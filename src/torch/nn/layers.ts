@@ -15,7 +15,11 @@ export class Linear extends Module {
   readonly weight: Parameter; // [out, in]
   readonly bias?: Parameter; // [out]
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean } = {},
+  ) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
     this.weight = uniform([outFeatures, inFeatures], bound);
@@ -32,7 +36,11 @@ export class LayerNorm extends Module {
   readonly bias?: Parameter;
   readonly shape: number[];
 
-  constructor(shape: number | number[], readonly eps = 1e-5, opts: { elementwiseAffine?: boolean } = {}) {
+  constructor(
+    shape: number | number[],
+    readonly eps = 1e-5,
+    opts: { elementwiseAffine?: boolean } = {},
+  ) {
     super();
     this.shape = [shape].flat();
     if (opts.elementwiseAffine ?? true) {
@@ -49,7 +57,10 @@ export class LayerNorm extends Module {
 export class Embedding extends Module {
   readonly weight: Parameter; // [num, dim], N(0, 1) as PyTorch
 
-  constructor(readonly numEmbeddings: number, readonly embeddingDim: number) {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+  ) {
     super();
     this.weight = new Parameter(empty([numEmbeddings, embeddingDim]).normal_(0, 1));
   }
@@ -71,10 +82,16 @@ abstract class ConvNd extends Module {
   readonly weight: Parameter; // [out, in/groups, ...kernel]
   readonly bias?: Parameter;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernel: number[], readonly opts: ConvLayerOptions) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernel: number[],
+    readonly opts: ConvLayerOptions,
+  ) {
     super();
     const groups = opts.groups ?? 1;
-    if (inChannels % groups || outChannels % groups) throw new RangeError(`conv: channels ${inChannels}->${outChannels} not divisible by groups ${groups}`);
+    if (inChannels % groups || outChannels % groups)
+      throw new RangeError(`conv: channels ${inChannels}->${outChannels} not divisible by groups ${groups}`);
     const bound = 1 / Math.sqrt((inChannels / groups) * kernel.reduce((a, b) => a * b, 1));
     this.weight = uniform([outChannels, inChannels / groups, ...kernel], bound);
     if (opts.bias ?? true) this.bias = uniform([outChannels], bound);
@@ -94,7 +111,12 @@ export class Conv1d extends ConvNd {
 
 /** x [B, Cin, H, W] -> [B, Cout, H', W']. */
 export class Conv2d extends ConvNd {
-  constructor(inChannels: number, outChannels: number, kernelSize: number | [number, number], opts: ConvLayerOptions = {}) {
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    kernelSize: number | [number, number],
+    opts: ConvLayerOptions = {},
+  ) {
     super(inChannels, outChannels, Array.isArray(kernelSize) ? kernelSize : [kernelSize, kernelSize], opts);
   }
 
@@ -122,7 +144,11 @@ export class LSTM extends Module {
   readonly dropout: number;
   readonly hasBias: boolean;
 
-  constructor(readonly inputSize: number, readonly hiddenSize: number, opts: LSTMOptions = {}) {
+  constructor(
+    readonly inputSize: number,
+    readonly hiddenSize: number,
+    opts: LSTMOptions = {},
+  ) {
     super();
     this.numLayers = opts.numLayers ?? 1;
     this.batchFirst = opts.batchFirst ?? false;
@@ -155,7 +181,17 @@ export class LSTM extends Module {
     const own = !state;
     const h0 = state?.h ?? zeros([this.numLayers * dirs, batch, this.hiddenSize], { dtype: x.dtype, device: x.device });
     const c0 = state?.c ?? zeros([this.numLayers * dirs, batch, this.hiddenSize], { dtype: x.dtype, device: x.device });
-    const [out, h, c] = native.lstm(x.handle, [h0.handle, c0.handle], params, this.hasBias, this.numLayers, this.dropout, this.training, this.bidirectional, this.batchFirst);
+    const [out, h, c] = native.lstm(
+      x.handle,
+      [h0.handle, c0.handle],
+      params,
+      this.hasBias,
+      this.numLayers,
+      this.dropout,
+      this.training,
+      this.bidirectional,
+      this.batchFirst,
+    );
     if (own) {
       h0.dispose();
       c0.dispose();
@@ -177,9 +213,14 @@ export class MultiheadAttention extends Module {
   readonly batchFirst: boolean;
   readonly dropout: number;
 
-  constructor(readonly embedDim: number, readonly numHeads: number, opts: { bias?: boolean; batchFirst?: boolean; dropout?: number } = {}) {
+  constructor(
+    readonly embedDim: number,
+    readonly numHeads: number,
+    opts: { bias?: boolean; batchFirst?: boolean; dropout?: number } = {},
+  ) {
     super();
-    if (embedDim % numHeads) throw new RangeError(`MultiheadAttention: embedDim ${embedDim} is not divisible by numHeads ${numHeads}`);
+    if (embedDim % numHeads)
+      throw new RangeError(`MultiheadAttention: embedDim ${embedDim} is not divisible by numHeads ${numHeads}`);
     this.headDim = embedDim / numHeads;
     this.batchFirst = opts.batchFirst ?? false;
     this.dropout = opts.dropout ?? 0;
@@ -191,7 +232,12 @@ export class MultiheadAttention extends Module {
     noGrad(() => this.out_proj.bias?.zero_());
   }
 
-  forward(query: Tensor, key: Tensor, value: Tensor, opts: { attnMask?: Tensor; keyPaddingMask?: Tensor } = {}): Tensor {
+  forward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    opts: { attnMask?: Tensor; keyPaddingMask?: Tensor } = {},
+  ): Tensor {
     // The per-head weights as computed, not their mean over heads: nothing reads them here.
     return this.forwardWithWeights(query, key, value, { ...opts, averageAttnWeights: false }).output;
   }
@@ -245,8 +291,16 @@ export class MultiheadAttention extends Module {
   }
 
   // Both masks as one float mask broadcastable to [B, H, L, S]: 0 where allowed, -inf where hidden.
-  private additiveMask(attnMask: Tensor | undefined, padMask: Tensor | undefined, B: number, L: number, S: number, dtype: string): Tensor | undefined {
-    const toFloat = (m: Tensor) => (m.dtype === 'bool' ? zeros(m.shape, { dtype: dtype as 'float32' }).maskedFill(m, -Infinity) : m);
+  private additiveMask(
+    attnMask: Tensor | undefined,
+    padMask: Tensor | undefined,
+    B: number,
+    L: number,
+    S: number,
+    dtype: string,
+  ): Tensor | undefined {
+    const toFloat = (m: Tensor) =>
+      m.dtype === 'bool' ? zeros(m.shape, { dtype: dtype as 'float32' }).maskedFill(m, -Infinity) : m;
     let mask: Tensor | undefined;
     if (attnMask) {
       const m = toFloat(attnMask);

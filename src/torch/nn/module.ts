@@ -50,7 +50,8 @@ export abstract class Module {
 
   *namedModules(prefix = ''): Generator<[string, Module]> {
     yield [prefix, this];
-    for (const [key, v] of this.entries()) if (v instanceof Module) yield* v.namedModules(prefix ? `${prefix}.${key}` : key);
+    for (const [key, v] of this.entries())
+      if (v instanceof Module) yield* v.namedModules(prefix ? `${prefix}.${key}` : key);
   }
 
   *namedParameters(prefix = ''): Generator<[string, Parameter]> {
@@ -75,7 +76,9 @@ export abstract class Module {
 
   /** Number of scalar parameters (trainable only, by default). */
   numParameters(trainableOnly = true): number {
-    return this.parameters().filter((p) => !trainableOnly || p.requiresGrad).reduce((n, p) => n + p.numel(), 0);
+    return this.parameters()
+      .filter((p) => !trainableOnly || p.requiresGrad)
+      .reduce((n, p) => n + p.numel(), 0);
   }
 
   train(on = true): this {
@@ -125,7 +128,8 @@ export abstract class Module {
     const mismatched: string[] = [];
     for (const [k, t] of own) {
       const s = src.get(k);
-      if (s && s.shape.join(',') !== t.shape.join(',')) mismatched.push(`${k}: checkpoint [${s.shape}] vs model [${t.shape}]`);
+      if (s && s.shape.join(',') !== t.shape.join(','))
+        mismatched.push(`${k}: checkpoint [${s.shape}] vs model [${t.shape}]`);
     }
     const problems: string[] = [];
     if (mismatched.length) problems.push(`shape mismatch: ${mismatched.join('; ')}`);
@@ -152,7 +156,8 @@ export abstract class Module {
       for (const [key, v] of Object.entries(m)) {
         if (v instanceof Parameter || v instanceof Buffer) {
           const moved = v.to(target);
-          const replacement = v instanceof Parameter ? new Parameter(moved) : new Buffer(moved, { persistent: v.persistent });
+          const replacement =
+            v instanceof Parameter ? new Parameter(moved) : new Buffer(moved, { persistent: v.persistent });
           if (v instanceof Parameter) replacement.requiresGrad_(v.requiresGrad);
           (m as unknown as Record<string, Tensor>)[key] = replacement;
           v.dispose();
