@@ -41,8 +41,7 @@ const FLAGS = {
   },
   classes: { type: { kind: 'int', min: 2, max: 11 }, value: 'N', help: "DFEW's seven by default; 11: MAFW's eleven" },
   persons: {
-    type: { kind: 'int', min: 1, max: 2 },
-    value: '1|2',
+    type: { kind: 'choice', of: ['1', '2'] },
     default: '1',
     help: '2: the two-person benchmark, scored per person (files under OUT/persons)',
   },
@@ -57,7 +56,7 @@ export const demo: Command = {
     const { values } = parseFlags('demo', argv, FLAGS);
     const { seed, seeds, agreement, classes } = values;
     outFolder('demo', values.out);
-    if (values.persons === 2) {
+    if (values.persons === '2') {
       if (seeds > 1) throw new UsageError('demo: --seeds is for the one-person demo; --persons 2 runs one seed');
       // The two-person benchmark, scored per person (src/demo/persons.ts); its files under OUT/persons.
       const p = await runPersonsDemo({
