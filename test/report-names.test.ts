@@ -31,6 +31,7 @@ test('writeReport refuses names that would share a figure, and runs with differe
         version: 1,
         ous: { classNames, polarityOfClass: classNames.map(() => 1) },
         train: {},
+        dims: { frames: 16, embed: 32, visionWidth: 128 },
         cache: '/nowhere',
         clip: '/nowhere',
       }),
