@@ -14,9 +14,14 @@ export function nativeInterfaceOps(ts: string): Map<string, { params: number; re
   const start = ts.indexOf('export interface Native {');
   assert.ok(start >= 0, 'src/torch/native.ts: no `export interface Native {`');
   // A signature the formatter wrapped (one parameter a line) is joined back onto one line first.
-  const body = ts
-    .slice(start, ts.indexOf('\n}', start))
-    .replace(/\(\n([^)]*?),?\n {2}\)/g, (_, inner: string) => `(${inner.trim().split(/,\s*\n\s*/).join(', ')})`);
+  const body = ts.slice(start, ts.indexOf('\n}', start)).replace(
+    /\(\n([^)]*?),?\n {2}\)/g,
+    (_, inner: string) =>
+      `(${inner
+        .trim()
+        .split(/,\s*\n\s*/)
+        .join(', ')})`,
+  );
   const ops = new Map<string, { params: number; required: number }>();
   for (const m of body.matchAll(/^ {2}(\w+)\((.*)\):/gm)) {
     const params = m[2]!.split(/,\s*(?![^<]*>)/).filter((p) => p.trim());
