@@ -295,7 +295,7 @@ test('videos that lie about their length: a container claiming 10 hours for two 
     at('raw.h264'),
   );
   for (const [args, seen] of [
-    [['predict', at('ten-hours.mp4'), '--run', t.run], /longer than --max-seconds 10800 \(at least 36000\.\d s/],
+    [['predict', at('ten-hours.mp4'), '--run', t.run], /longer than --max-seconds 10800 \(at least 3600[01]\.\d s/],
     [
       ['predict', at('raw.h264'), '--run', t.run, '--max-seconds', '60'],
       /longer than --max-seconds 60 \(at least 6\d\.\d s/,
