@@ -1,5 +1,5 @@
 // Shared by the tests: where the fixtures are, and small numeric comparisons with useful messages.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as assert from 'node:assert/strict';
@@ -27,6 +27,30 @@ export function runCli(
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The talking-face clip beside its mirror image (720×288, 6 s: two persons), written to `out`. */
+export function mirroredPair(out: string): string {
+  const r = spawnSync(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      fixture('media', 'franck_0-6s.mp4'),
+      '-filter_complex',
+      '[0:v]split[a][b];[b]hflip[m];[a][m]hstack',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      out,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  return out;
 }
 
 export function fixture(...parts: string[]): string {

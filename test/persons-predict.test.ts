@@ -4,12 +4,11 @@
 // --person picks one; --csv and --jsonl carry the person.
 import { before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Prediction } from '../src/predict/predictor.js';
-import { assertClose, fixture, runCli } from './helpers.js';
+import { assertClose, fixture, runCli, mirroredPair } from './helpers.js';
 import { tinyRun, type TinyRun } from './serve-helpers.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-persons-predict-'));
@@ -31,26 +30,7 @@ let pair: string;
 before(async () => {
   t = await tinyRun(at('tiny'));
   // 720×288: the clip on the left, its mirror image on the right; 6 s, 5 windows of 2 s.
-  pair = at('pair.mp4');
-  const r = spawnSync(
-    'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-y',
-      '-i',
-      franck,
-      '-filter_complex',
-      '[0:v]split[a][b];[b]hflip[m];[a][m]hstack',
-      '-c:v',
-      'libx264',
-      '-pix_fmt',
-      'yuv420p',
-      pair,
-    ],
-    { encoding: 'utf8' },
-  );
-  assert.equal(r.status, 0, r.stderr);
+  pair = mirroredPair(at('pair.mp4'));
 });
 
 test('two persons side by side: ids left to right, each followed in their own half; the main one is the one-person answer', async () => {

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { startServer, type Server } from '../src/server/server.js';
 import type { Prediction } from '../src/predict/predictor.js';
 import { packageRoot } from '../src/util/paths.js';
-import { assertClose, fixture } from './helpers.js';
+import { assertClose, mirroredPair } from './helpers.js';
 import { launchChromium, tinyRun, type TinyRun } from './serve-helpers.js';
 
 const CLI = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
@@ -24,26 +24,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-serve-persons-'));
   t = await tinyRun(path.join(dir, 'tiny'));
   // The talking-face clip beside its mirror image: two persons, 720×288, 6 s.
-  pair = path.join(dir, 'pair.mp4');
-  const ff = spawnSync(
-    'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-y',
-      '-i',
-      fixture('media', 'franck_0-6s.mp4'),
-      '-filter_complex',
-      '[0:v]split[a][b];[b]hflip[m];[a][m]hstack',
-      '-c:v',
-      'libx264',
-      '-pix_fmt',
-      'yuv420p',
-      pair,
-    ],
-    { encoding: 'utf8' },
-  );
-  assert.equal(ff.status, 0, ff.stderr);
+  pair = mirroredPair(path.join(dir, 'pair.mp4'));
   const r = spawnSync(process.execPath, [CLI, 'predict', pair, '--run', t.run, '--all-persons', '--json'], {
     encoding: 'utf8',
   });
