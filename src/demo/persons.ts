@@ -13,14 +13,11 @@ import {
   type SyntheticPerson,
 } from '../synthetic/benchmark.js';
 import { readManifest } from '../data/datasets.js';
-import { FrameEncoder } from '../data/encoder.js';
-import { extractFeatures } from '../data/extract.js';
-import { mergeCache } from '../data/cache.js';
 import { evalLoaded, loadRun, trainRun } from '../train/run.js';
 import { metricsOf } from '../train/metrics.js';
 import { writeReport } from '../report/report.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { DEMO_SIZES, demoEncoderDir, demoSettings, type DemoOptions, type DemoSize } from './run.js';
+import { DEMO_SIZES, demoSettings, extractDemoCache, type DemoOptions, type DemoSize } from './run.js';
 
 export type Role = SyntheticPerson['role'];
 export const ROLES: readonly Role[] = ['first', 'second'];
@@ -116,24 +113,8 @@ export async function runPersonsDemo(
   log(
     "demo: extracting features per person with the frozen encoder (each person's crop, the scene with their face masked)",
   );
-  const encoder = FrameEncoder.load(demoEncoderDir(), { engine: o.engine });
   const cache = path.join(dir, 'cache');
-  await extractFeatures({
-    entries,
-    encoder,
-    out: cache,
-    progress: o.progress,
-    info: {
-      clip: { path: demoEncoderDir(), hash: encoder.hash },
-      frames: size.frames,
-      scene: 'mask',
-      views: 1,
-      polarityLayer: 4,
-      dataset: 'synthetic',
-      ...classes,
-    },
-  });
-  mergeCache(cache);
+  await extractDemoCache(entries, classes, size, cache, { engine: o.engine, progress: o.progress });
   const runs = { ous: path.join(dir, 'runs', 'ous'), faceOnly: path.join(dir, 'runs', 'face-only') };
   const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
   log("demo: training OUS on every person's training rows");

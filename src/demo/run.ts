@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { benchmarkClasses, generateBenchmark, type Ceilings } from '../synthetic/benchmark.js';
-import { readManifest } from '../data/datasets.js';
+import { readManifest, type ClipEntry } from '../data/datasets.js';
 import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
@@ -136,12 +136,24 @@ export async function prepareDemo(
   const classes = benchmarkClasses(o.classes);
   const { entries, failed } = readManifest(bench.manifest, undefined, classes.classNames);
   if (failed.length) throw new Error(`the generated manifest has bad rows: ${failed.map((f) => f.error).join('; ')}`);
-  const encoder = FrameEncoder.load(demoEncoderDir(), { engine: extract.engine ?? o.engine });
   const cache = path.join(o.out, extract.cacheName ?? 'cache');
+  await extractDemoCache(entries, classes, size, cache, { engine: extract.engine ?? o.engine, progress: o.progress });
+  return { cache, bench };
+}
+
+/** The features of a demo benchmark's clips (one row each, or one per person) into the cache `out`, merged. */
+export async function extractDemoCache(
+  entries: ClipEntry[],
+  classes: ReturnType<typeof benchmarkClasses>,
+  size: DemoSize,
+  out: string,
+  o: { engine?: EnginePreference; progress?: boolean },
+): Promise<void> {
+  const encoder = FrameEncoder.load(demoEncoderDir(), { engine: o.engine });
   await extractFeatures({
     entries,
     encoder,
-    out: cache,
+    out,
     progress: o.progress,
     info: {
       clip: { path: demoEncoderDir(), hash: encoder.hash },
@@ -153,8 +165,7 @@ export async function prepareDemo(
       ...classes,
     },
   });
-  mergeCache(cache);
-  return { cache, bench };
+  mergeCache(out);
 }
 
 /** Trains OUS and the face-only baseline with one seed on the demo's features and scores both on the test split. */
