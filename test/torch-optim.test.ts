@@ -1,7 +1,7 @@
 // Optimizers and schedulers against their update rules computed by hand in plain JS doubles.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { type Tensor, tensor, optim, tidy } from '../src/torch/index.js';
+import { type Tensor, noGrad, tensor, optim, tidy } from '../src/torch/index.js';
 import { assertClose } from './helpers.js';
 
 // A small least-squares problem: loss(w) = Σ_i (x_i·w − y_i)², gradient 2Xᵀ(Xw − y).
@@ -170,4 +170,36 @@ test('ReduceLROnPlateau: patience, threshold, cooldown and the floor', () => {
     [0.002, 0.002, 0.002, third, third, third, third, ninth, ninth, ninth, ninth, floor, floor, floor, floor, floor],
     { rtol: 1e-12 },
   );
+});
+
+test('WeightAverage: the moving average with its warm-up, by hand; withAverages lends it and restores', () => {
+  const w = tensor([0.5, -1], { dtype: 'float64', requiresGrad: true });
+  const avg = new optim.WeightAverage([w], 0.3);
+  const values = [
+    [1, 2],
+    [3, -4],
+    [-2, 0.25],
+    [7, 7],
+    [0, 1],
+  ];
+  let a = [0.5, -1];
+  values.forEach((v, i) => {
+    noGrad(() => w.copy_(tensor(v, { dtype: 'float64' })));
+    avg.update();
+    const n = i + 1;
+    const d = Math.min(0.3, (1 + n) / (10 + n)); // 2/11, 3/12, then the decay 0.3 (4/13 is over it)
+    a = a.map((ai, j) => d * ai + (1 - d) * v[j]!);
+    assertClose(avg.averages[0]!.toFlatArray(), a, { atol: 1e-15, what: `average after update ${n}` });
+  });
+  const inside = avg.withAverages(() => w.toFlatArray());
+  assertClose(inside, a, { atol: 0, what: 'the parameter inside withAverages' });
+  assert.deepEqual(w.toFlatArray(), [0, 1], 'the trained weights are back');
+  assert.throws(() => avg.withAverages(() => assert.fail('boom')), /boom/);
+  assert.deepEqual(w.toFlatArray(), [0, 1], 'restored after a throw too');
+  const other = new optim.WeightAverage([tensor([9, 9], { dtype: 'float64' })], 0.3);
+  other.loadStateDict(avg.stateDict());
+  assert.deepEqual(other.averages[0]!.toFlatArray(), avg.averages[0]!.toFlatArray());
+  assert.equal(other.updates, 5);
+  assert.throws(() => other.loadStateDict({ tensors: {}, updates: 1 }), /average 0 is missing/);
+  assert.throws(() => new optim.WeightAverage([w], 1), /decay must be in \[0, 1\)/);
 });

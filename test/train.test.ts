@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { manualSeed, randn, noGrad, tensor, cat } from '../src/torch/index.js';
+import { manualSeed, randn, noGrad, tensor, cat, loadSafetensors } from '../src/torch/index.js';
 import { buildHead } from '../src/ous/model.js';
 import { resolveOusConfig } from '../src/ous/config.js';
 import { TensorDataset, stratifiedSplit } from '../src/data/dataset.js';
@@ -102,56 +102,101 @@ for (const scene of [true, false]) {
   });
 }
 
-test('a run interrupted after epoch 2 and resumed ends with the same checkpoint as one uninterrupted run', async () => {
+for (const emaDecay of [null, 0.9])
+  test(`a run interrupted after epoch 2 and resumed ends with the same checkpoint as one uninterrupted run (emaDecay ${emaDecay})`, async () => {
+    const data = synthetic(6, 2);
+    const split = stratifiedSplit([...Array(data.size).keys()], data.labels, 0.2, 0);
+    const ous = resolveOusConfig({ ...ousBase, tfeLayers: 1 });
+    const cfg = resolveTrainConfig({ epochs: 4, seed: 3, emaDecay });
+    const run = async (dir: string, opts: { stopAfter?: number; resume?: boolean }) => {
+      manualSeed(cfg.seed);
+      const head = buildHead(ous, dims, tower);
+      return train({
+        head,
+        ous,
+        train: cfg,
+        data,
+        split,
+        outDir: dir,
+        resume: opts.resume,
+        log: () => {},
+        onEpoch: (e) => {
+          if (e.epoch === opts.stopAfter) throw new Error('killed');
+        },
+      });
+    };
+    const a = tmp();
+    await run(a, {});
+    const b = tmp();
+    await assert.rejects(run(b, { stopAfter: 2 }), /killed/);
+    const resumed = await run(b, { resume: true });
+    assert.equal(resumed.epochs.length, 4);
+    assert.deepEqual(
+      fs.readFileSync(path.join(b, 'checkpoint.safetensors')),
+      fs.readFileSync(path.join(a, 'checkpoint.safetensors')),
+    );
+    assert.deepEqual(
+      fs.readFileSync(path.join(b, 'last.safetensors')),
+      fs.readFileSync(path.join(a, 'last.safetensors')),
+    );
+    const lines = (d: string) =>
+      fs
+        .readFileSync(path.join(d, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const r = JSON.parse(l);
+          delete r.seconds;
+          return r;
+        });
+    assert.deepEqual(lines(b), lines(a));
+    const config = JSON.parse(fs.readFileSync(path.join(a, 'config.json'), 'utf8'));
+    assert.equal(config.ous.tfeLayers, 1);
+    assert.equal(config.train.seed, 3);
+  });
+
+test('with emaDecay the checkpoint holds the weight average, and the trained weights go on training', async () => {
   const data = synthetic(6, 2);
   const split = stratifiedSplit([...Array(data.size).keys()], data.labels, 0.2, 0);
   const ous = resolveOusConfig({ ...ousBase, tfeLayers: 1 });
-  const cfg = resolveTrainConfig({ epochs: 4, seed: 3 });
-  const run = async (dir: string, opts: { stopAfter?: number; resume?: boolean }) => {
+  const dir = tmp();
+  const cfg = resolveTrainConfig({ epochs: 1, seed: 2, emaDecay: 0.9 });
+  manualSeed(cfg.seed);
+  const head = buildHead(ous, dims, tower);
+  await train({ head, ous, train: cfg, data, split, outDir: dir, log: () => {} });
+  // One epoch: it is the best, so the checkpoint is the average after that epoch's steps.
+  const ckpt = loadSafetensors(path.join(dir, 'checkpoint.safetensors'));
+  const last = loadSafetensors(path.join(dir, 'last.safetensors'));
+  const trainable = [...head.namedParameters()].filter(([, p]) => p.requiresGrad).map(([n]) => n);
+  assert.ok(trainable.length > 3);
+  trainable.forEach((name, i) => {
+    assert.deepEqual(ckpt.get(name)!.toFlatArray(), last.get(`average.${i}`)!.toFlatArray(), name);
+    assert.deepEqual(last.get(`model.${name}`)!.toFlatArray(), head.stateDict().get(name)!.toFlatArray(), name);
+  });
+  const moved = trainable.filter(
+    (n) =>
+      ckpt
+        .get(n)!
+        .sub(last.get(`model.${n}`)!)
+        .abs()
+        .max()
+        .item() > 1e-6,
+  );
+  assert.ok(moved.length > trainable.length / 2, `the average differs from the trained weights (${moved.length})`);
+});
+
+test('emaDecay 0 (the average is the weights) trains exactly as no average: lending and restoring change nothing', async () => {
+  const data = synthetic(6, 2);
+  const split = stratifiedSplit([...Array(data.size).keys()], data.labels, 0.2, 0);
+  const ous = resolveOusConfig({ ...ousBase, tfeLayers: 1 });
+  const run = async (emaDecay: number | null) => {
+    const dir = tmp();
+    const cfg = resolveTrainConfig({ epochs: 3, seed: 5, emaDecay });
     manualSeed(cfg.seed);
-    const head = buildHead(ous, dims, tower);
-    return train({
-      head,
-      ous,
-      train: cfg,
-      data,
-      split,
-      outDir: dir,
-      resume: opts.resume,
-      log: () => {},
-      onEpoch: (e) => {
-        if (e.epoch === opts.stopAfter) throw new Error('killed');
-      },
-    });
+    await train({ head: buildHead(ous, dims, tower), ous, train: cfg, data, split, outDir: dir, log: () => {} });
+    return fs.readFileSync(path.join(dir, 'checkpoint.safetensors'));
   };
-  const a = tmp();
-  await run(a, {});
-  const b = tmp();
-  await assert.rejects(run(b, { stopAfter: 2 }), /killed/);
-  const resumed = await run(b, { resume: true });
-  assert.equal(resumed.epochs.length, 4);
-  assert.deepEqual(
-    fs.readFileSync(path.join(b, 'checkpoint.safetensors')),
-    fs.readFileSync(path.join(a, 'checkpoint.safetensors')),
-  );
-  assert.deepEqual(
-    fs.readFileSync(path.join(b, 'last.safetensors')),
-    fs.readFileSync(path.join(a, 'last.safetensors')),
-  );
-  const lines = (d: string) =>
-    fs
-      .readFileSync(path.join(d, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => {
-        const r = JSON.parse(l);
-        delete r.seconds;
-        return r;
-      });
-  assert.deepEqual(lines(b), lines(a));
-  const config = JSON.parse(fs.readFileSync(path.join(a, 'config.json'), 'utf8'));
-  assert.equal(config.ous.tfeLayers, 1);
-  assert.equal(config.train.seed, 3);
+  assert.deepEqual(await run(0), await run(null));
 });
 
 test('a NaN loss stops the run with a clear message and keeps the last good checkpoint', async () => {

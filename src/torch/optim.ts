@@ -329,3 +329,74 @@ export class ReduceLROnPlateau {
     Object.assign(this, s);
   }
 }
+
+// ---- weight averaging ----
+
+/**
+ * An exponential moving average of parameters (Polyak averaging; PyTorch's swa_utils.AveragedModel
+ * with an EMA rule): after each optimizer step, avg = d·avg + (1 − d)·p. The n-th update uses
+ * d = min(decay, (1 + n) / (10 + n)), a warm-up that lets the average leave the initial weights
+ * within the first epochs. `withAverages` lends the averages to the parameters for a while
+ * (evaluation, saving) and puts the trained weights back.
+ */
+export class WeightAverage {
+  readonly averages: Tensor[];
+  updates = 0;
+
+  constructor(
+    readonly params: Tensor[],
+    readonly decay: number,
+  ) {
+    if (!(decay >= 0 && decay < 1)) throw new RangeError(`WeightAverage: decay must be in [0, 1), not ${decay}`);
+    this.averages = noGrad(() => params.map((p) => keep(p.detach().clone())));
+  }
+
+  /** Folds the parameters' current values into the averages (call after each optimizer step). */
+  update(): void {
+    this.updates += 1;
+    const d = Math.min(this.decay, (1 + this.updates) / (10 + this.updates));
+    noGrad(() =>
+      tidy(() => {
+        this.averages.forEach((a, i) => a.mul_(d).add_(this.params[i]!, 1 - d));
+      }),
+    );
+  }
+
+  /** Runs fn with the averaged weights in the parameters, then restores the trained ones. */
+  withAverages<T>(fn: () => T): T {
+    const trained = noGrad(() =>
+      this.params.map((p, i) => {
+        const kept = keep(p.detach().clone());
+        p.copy_(this.averages[i]!);
+        return kept;
+      }),
+    );
+    try {
+      return fn();
+    } finally {
+      noGrad(() =>
+        trained.forEach((t, i) => {
+          this.params[i]!.copy_(t);
+          t.dispose();
+        }),
+      );
+    }
+  }
+
+  /** The averages by parameter index ("0", "1", ...) and the update count, for a resumable state. */
+  stateDict(): { tensors: Record<string, Tensor>; updates: number } {
+    return { tensors: Object.fromEntries(this.averages.map((a, i) => [String(i), a])), updates: this.updates };
+  }
+
+  loadStateDict(s: { tensors: Record<string, Tensor>; updates: number }): void {
+    noGrad(() =>
+      this.averages.forEach((a, i) => {
+        const t = s.tensors[String(i)];
+        if (!t || t.shape.join(',') !== a.shape.join(','))
+          throw new Error(`loadStateDict(WeightAverage): average ${i} is missing or has another shape`);
+        a.copy_(t);
+      }),
+    );
+    this.updates = s.updates;
+  }
+}

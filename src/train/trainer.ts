@@ -1,9 +1,11 @@
 // The training loop (SPEC.md §7): Adam, ReduceLROnPlateau on the validation loss, stop when the lr
 // falls under minLr or at the epoch limit (or, optionally, when training accuracy passes a bar),
-// keep the checkpoint with the lowest validation loss. One run folder holds everything:
+// keep the checkpoint with the lowest validation loss. With `emaDecay` set, validation, the
+// checkpoint and the plateau rule see an exponential moving average of the weights instead of the
+// weights themselves (DECISIONS.md, "Training"). One run folder holds everything:
 //   config.json        the resolved configs, data sizes and versions
 //   checkpoint.safetensors   the best weights (metadata: epoch, valLoss)
-//   last.safetensors   weights + optimizer state + the loop's state, for --resume (one atomic file)
+//   last.safetensors   weights + optimizer state (+ the average) + the loop's state, for --resume (one atomic file)
 //   metrics.jsonl      one line per epoch: loss terms, phase shares, lr, train/val UAR and WAR
 //   train.log          what was printed
 // An interrupted run resumes from its last finished epoch and ends exactly as an uninterrupted one.
@@ -103,6 +105,7 @@ interface LoopState {
   bestEpoch: number;
   plateau: { best: number; numBadEpochs: number; cooldownCounter: number };
   optimizer: { steps: Record<string, number>; groups: Array<Record<string, unknown>> };
+  averageUpdates?: number; // the weight average's update count (emaDecay set)
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
@@ -116,10 +119,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const polarityOf = (labels: Tensor) => labels.toFlatArray().map((c) => ous.polarityOfClass![c]!);
   const lossCfg = { ...ous, loss: ous.model === 'face-only' ? ('ce' as const) : ous.loss };
 
-  const opt = new optim.Adam(
-    head.parameters().filter((p) => p.requiresGrad),
-    { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] },
-  );
+  const trainable = head.parameters().filter((p) => p.requiresGrad);
+  const opt = new optim.Adam(trainable, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] });
+  const average = cfg.emaDecay === null ? null : new optim.WeightAverage(trainable, cfg.emaDecay);
   const plateau = new optim.ReduceLROnPlateau(opt, { factor: cfg.plateauFactor, patience: cfg.plateauPatience });
   const lastFile = path.join(outDir, 'last.safetensors');
   const metricsFile = path.join(outDir, 'metrics.jsonl');
@@ -133,7 +135,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const records: EpochRecord[] = [];
 
   if (o.resume && fs.existsSync(lastFile)) {
-    state = resumeFrom(lastFile, head, opt, plateau);
+    state = resumeFrom(lastFile, head, opt, plateau, average);
     const kept = fs.existsSync(metricsFile)
       ? fs
           .readFileSync(metricsFile, 'utf8')
@@ -189,6 +191,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         opt.zeroGrad();
         r.loss.backward();
         opt.step();
+        average?.update();
         return { value, phase: r.phase, terms: r.terms, preds: argmaxOf(out.logits) };
       });
       if (!Number.isFinite(step.value)) {
@@ -209,16 +212,22 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
     const trainLabels = order.map((i) => data.labels[i]!);
     const trainM = metricsOf(trainLabels, preds, ous.classNames.length);
-    const val = evaluate(head, data, split.val, { device: o.device, batchSize: cfg.batchSize * 4 });
+    // Validation and the checkpoint see the weights the run keeps: the average, when there is one.
+    const validate = () => {
+      const v = evaluate(head, data, split.val, { device: o.device, batchSize: cfg.batchSize * 4 });
+      if (v.loss < state.bestValLoss)
+        saveSafetensors(path.join(outDir, 'checkpoint.safetensors'), head.stateDict(), {
+          epoch: String(epoch),
+          valLoss: String(v.loss),
+        });
+      return v;
+    };
+    const val = average ? average.withAverages(validate) : validate();
     const lr = opt.paramGroups[0]!.hyper.lr;
     const best = val.loss < state.bestValLoss;
     if (best) {
       state.bestValLoss = val.loss;
       state.bestEpoch = epoch;
-      saveSafetensors(path.join(outDir, 'checkpoint.safetensors'), head.stateDict(), {
-        epoch: String(epoch),
-        valLoss: String(val.loss),
-      });
     }
     plateau.step(val.loss);
     const record: EpochRecord = {
@@ -238,7 +247,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     records.push(record);
     fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
     state.epoch = epoch;
-    saveLast(lastFile, head, opt, plateau, state);
+    saveLast(lastFile, head, opt, plateau, average, state);
     log(
       `epoch ${epoch}/${cfg.epochs} lr ${lr.toExponential(2)} train loss ${record.train.loss.toFixed(4)} WAR ${(trainM.war * 100).toFixed(1)} ` +
         `| val loss ${val.loss.toFixed(4)} UAR ${(val.uar * 100).toFixed(1)} WAR ${(val.war * 100).toFixed(1)}${best ? ' *' : ''} ` +
@@ -267,18 +276,38 @@ function termsText(terms: Record<string, number>): string {
 
 // One file holds the weights, the optimizer's tensors and the loop state (in the metadata), so a
 // resume never sees weights from one epoch and state from another.
-function saveLast(file: string, head: Head, opt: optim.Adam, plateau: optim.ReduceLROnPlateau, state: LoopState): void {
+function saveLast(
+  file: string,
+  head: Head,
+  opt: optim.Adam,
+  plateau: optim.ReduceLROnPlateau,
+  average: optim.WeightAverage | null,
+  state: LoopState,
+): void {
   const os = opt.stateDict();
   const tensors = new Map<string, Tensor>();
   for (const [k, t] of head.stateDict()) tensors.set(`model.${k}`, t);
   for (const [k, t] of Object.entries(os.tensors)) tensors.set(`optim.${k}`, t);
-  const s: LoopState = { ...state, plateau: plateau.stateDict(), optimizer: { steps: os.steps, groups: os.groups } };
+  const avg = average?.stateDict();
+  for (const [k, t] of Object.entries(avg?.tensors ?? {})) tensors.set(`average.${k}`, t);
+  const s: LoopState = {
+    ...state,
+    plateau: plateau.stateDict(),
+    optimizer: { steps: os.steps, groups: os.groups },
+    ...(avg ? { averageUpdates: avg.updates } : {}),
+  };
   saveSafetensors(file, tensors, {
     state: JSON.stringify(s, (_, v) => (v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v)),
   });
 }
 
-function resumeFrom(file: string, head: Head, opt: optim.Adam, plateau: optim.ReduceLROnPlateau): LoopState {
+function resumeFrom(
+  file: string,
+  head: Head,
+  opt: optim.Adam,
+  plateau: optim.ReduceLROnPlateau,
+  average: optim.WeightAverage | null,
+): LoopState {
   const meta = readSafetensorsHeader(file).metadata.state;
   if (!meta) throw new Error(`${file} has no training state; delete it to start over`);
   const state = JSON.parse(meta, (_, v) =>
@@ -294,6 +323,11 @@ function resumeFrom(file: string, head: Head, opt: optim.Adam, plateau: optim.Re
     groups: state.optimizer.groups,
   });
   plateau.loadStateDict(state.plateau);
+  if (average) {
+    if (state.averageUpdates === undefined)
+      throw new Error(`loadStateDict(WeightAverage): ${file} has no weight average (trained without emaDecay)`);
+    average.loadStateDict({ tensors: Object.fromEntries(pick('average.')), updates: state.averageUpdates });
+  }
   for (const t of all.values()) t.dispose();
   return state;
 }
