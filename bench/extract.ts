@@ -97,7 +97,8 @@ export async function benchExtract(quick: boolean, prefer: EnginePreference = 'a
     `\nExtraction on CPU (${os.cpus()[0]?.model}, ${getNumThreads()} threads), T = 16 (32 frames a clip), ${clips} clips of 3 s 360x288, random-weight encoders`,
   );
   const b32 = modelFor('ViT-B/32');
-  for (const v of new Set([NEW, NEW_LIBTORCH, OLD])) await run(b32, v, entries.slice(0, 1)); // loads both detectors' weights and warms the encoders
+  // loads both detectors' weights and warms the encoders
+  for (const v of new Set([NEW, NEW_LIBTORCH, OLD])) await run(b32, v, entries.slice(0, 1));
   // old and new back to back, so that a noisy neighbour slows both alike
   const [old, now] = [await run(b32, OLD), await run(b32, NEW)];
   const nowLibtorch = engine === 'libtorch' ? null : await run(b32, NEW_LIBTORCH);

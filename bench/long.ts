@@ -41,7 +41,8 @@ function predict(args: string[]): Promise<{ seconds: number; rssMb: number; wind
 
 export async function benchLong(quick: boolean, engine: EnginePreference = 'auto'): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-long-'));
-  const { run, clip, faceBox } = await vitB32Run(dir, engine); // the children read OUS_ENGINE themselves, as the CLI does
+  // the children read OUS_ENGINE themselves, as the CLI does
+  const { run, clip, faceBox } = await vitB32Run(dir, engine);
   const minutes = quick ? [1, 5] : [1, 5, 20];
   const window = ['--window', '8', '--stride', '4'];
   console.log(

@@ -93,7 +93,10 @@ export async function benchServe(quick: boolean, engine: EnginePreference = 'aut
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** A POST on its own connection (node:http, as curl would: fetch's pooling adds ~150 ms a request in a burst); its status and time. */
+/**
+ * A POST on its own connection (node:http, as curl would: fetch's
+ * pooling adds ~150 ms a request in a burst); its status and time.
+ */
 function post(url: string, body: Buffer): Promise<{ status: number; id?: string; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {

@@ -36,7 +36,8 @@ export async function benchStreams(quick: boolean): Promise<void> {
   type Name = 'tfjs' | 'torch';
   const engines: Name[] = ['tfjs', 'torch'];
   const engineOf: Record<Name, DetectorEngine | undefined> = { tfjs: faceApiTfjs, torch: undefined }; // undefined: ours
-  for (const detector of engines) await buildStreams(video, { frames: 2, detector: engineOf[detector] }); // loads each detector
+  // loads each detector
+  for (const detector of engines) await buildStreams(video, { frames: 2, detector: engineOf[detector] });
   const runs = quick ? 1 : 3;
   type Timing = { total: number; decode: number; detect: number; crop: number };
   const best = new Map<Name, Timing>();

@@ -215,7 +215,8 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [['demo', '--seeds', '0'], 2, '--seeds must be an integer >= 1'],
   [['eval', '--seeds', '--folds', 'a', 'b'], 2, '--folds and --seeds'],
   [['ablate', '--table', 'IX'], 2, '--table'],
-  // Issue 24: the CLIP must be the cache's; resume needs both files; the run folder is checked, locked, and its checkpoint must fit.
+  // Issue 24: the CLIP must be the cache's; resume needs both files;
+  // the run folder is checked, locked, and its checkpoint must fit.
   [
     ['train', '--cache', 'c7', '--out', 'rx', '--clip', 'clip-other', ...small],
     1,
@@ -353,7 +354,8 @@ test('bad inputs: one line on stderr naming the flag, file or key, the right exi
       // Each case its own --out: two trainers into one folder at once are refused by its lock.
       const args = given.map((a) => (a === 'rx' ? `rx${k}` : a));
       const r = await run(args, env);
-      const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^epoch \d|^stopped:/.test(l)); // train.log lines of a run that ran
+      // train.log lines of a run that ran
+      const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^epoch \d|^stopped:/.test(l));
       const why = [
         r.code !== code && `exit ${r.code}, expected ${code}`,
         lines.length !== 1 && `${lines.length} lines on stderr`,
@@ -594,7 +596,8 @@ test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the p
     return t.skip('mounting a tmpfs was refused');
   }
   try {
-    fs.writeFileSync(path.join(full, 'fill'), Buffer.alloc(60 * 1024)); // leaves a few KB: config.json fits, a checkpoint does not
+    // leaves a few KB: config.json fits, a checkpoint does not
+    fs.writeFileSync(path.join(full, 'fill'), Buffer.alloc(60 * 1024));
     const cases: Array<[string[], string]> = [
       [
         ['train', '--cache', 'c7', '--out', path.join(full, 'run'), ...small],

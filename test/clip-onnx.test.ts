@@ -54,7 +54,8 @@ test('OnnxGraph: a Gemm with a float attribute, a negative reshape and two outpu
 
 test("the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at 1e-4, the low block as libtorch's", async () => {
   const clip = loadClip(path.join(dir, 'model'));
-  const px = cat(await Promise.all(golden.images.map((g) => goldenPixels(path.join(dir, g.preprocessed_png)))), 0); // [n, 3, R, R]
+  // [n, 3, R, R]
+  const px = cat(await Promise.all(golden.images.map((g) => goldenPixels(path.join(dir, g.preprocessed_png)))), 0);
   const L = clip.config.vision_config.num_hidden_layers;
   for (const k of [0, 1, L]) {
     const s = await OnnxSession.create(visionTowerOnnx(clip, { lowBlock: k }));
@@ -65,7 +66,8 @@ test("the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at
         what: `${g.name} image_embeds (low block ${k})`,
       }),
     );
-    const ref = noGrad(() => clip.encodeImage(px, [k]).blocks[0]!.mean(1)); // libtorch's, checked against the goldens in clip-model
+    // libtorch's, checked against the goldens in clip-model
+    const ref = noGrad(() => clip.encodeImage(px, [k]).blocks[0]!.mean(1));
     assertClose(out.low!.toFlatArray(), ref.toFlatArray(), { atol: 1e-4, what: `token-mean after block ${k}` });
     await s.release();
   }

@@ -174,7 +174,8 @@ test('3 minutes: 179 windows by hand; --csv and --jsonl stream the same windows 
     );
   }
 
-  // Window 150 (150–152 s), T = 4 on the grid every 0.5 s at (j + 0.5)·0.5 s: frames floor((j + 0.5)·12), j = 300..303.
+  // Window 150 (150–152 s), T = 4 on the grid every 0.5 s at
+  // (j + 0.5)·0.5 s: frames floor((j + 0.5)·12), j = 300..303.
   const frames = [300, 301, 302, 303].map((j) => Math.floor((j + 0.5) * 12));
   assert.deepEqual(frames, [3606, 3618, 3630, 3642]);
   fs.mkdirSync(at('w150'));

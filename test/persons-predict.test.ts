@@ -130,7 +130,8 @@ test("--csv and --jsonl carry each window's person; a person who is not there, -
 
   const missing = await run(['predict', pair, '--run', t.run, '--person', '7']);
   assert.equal(missing.code, 1);
-  // The detection's progress lines come first (the persons are known once every frame is seen); the error is the last line.
+  // The detection's progress lines come first (the persons are
+  // known once every frame is seen); the error is the last line.
   assert.match(
     missing.stderr,
     /\nous: --person 7: no such person in .*pair\.mp4 \(persons 0, 1; ous predict --all-persons lists them\)\n$/,

@@ -584,7 +584,8 @@ test('the two-person synthetic benchmark: two faces where it says, with the emot
     assert.deepEqual([first.label, first.faceBox], [c.label, c.faceBox]);
     if (CLASSES[c.label] !== 'neutral')
       assert.equal(polarity[CLASSES[second.label]!], polarity[CLASSES[c.label]!], `clip ${i}: ${names}`);
-    assert.equal(c.cue, { '+': 2, '0': 1, '-': 0 }[polarity[CLASSES[c.label]!]!]); // agreement 1: the scene shows the first person's polarity
+    // agreement 1: the scene shows the first person's polarity
+    assert.equal(c.cue, { '+': 2, '0': 1, '-': 0 }[polarity[CLASSES[c.label]!]!]);
     c.persons!.forEach((p, k) =>
       assert.equal(
         rows[2 * i + k],

@@ -105,7 +105,8 @@ test('bf16 patch embedding sums in float32: a 32×32 patch (3072 products) withi
   const px = randn([2, 3, 64, 64]);
   const [ea, eb] = noGrad(() => [a.vision_model.embeddings.forward(px), b.vision_model.embeddings.forward(px)]);
   assert.equal(eb.dtype, 'float32');
-  const rel = eb.sub(ea).norm().item() / ea.sub(a.vision_model.embeddings.position_embedding.weight).norm().item(); // of the patches' part
+  // of the patches' part
+  const rel = eb.sub(ea).norm().item() / ea.sub(a.vision_model.embeddings.position_embedding.weight).norm().item();
   assert.ok(rel < 1e-2, `relative error ${rel}`);
   assert.ok(rel > 0, 'bf16 equals float32');
 });

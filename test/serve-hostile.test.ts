@@ -73,7 +73,8 @@ test('an unterminated multipart body (132 bytes) is answered within 1 s; the ser
     assert.ok(r.ms < 1000, `answered in ${r.ms.toFixed(0)} ms`);
     process.stderr.write(`# unterminated multipart: 422 in ${r.ms.toFixed(0)} ms\n`);
     assert.match(r.body.error, /multipart body is malformed/);
-    // Also: bytes left equal to the boundary's length (the old parser's endless loop), and a big text field before the file.
+    // Also: bytes left equal to the boundary's length (the old
+    // parser's endless loop), and a big text field before the file.
     const tricky = Buffer.from(head + 'yyyy\r\n--b');
     assert.equal(
       (
@@ -407,7 +408,8 @@ test('ous serve on a port in use or a bad --host: one line, exit 1, no worker le
       { encoding: 'utf8', timeout: 20_000 },
     );
     assert.equal(p.status, 2, p.stderr);
-    assert.match(p.stderr, /--box must be "x y w h" \(four numbers, in the video's pixels\), not '0 0 1e9 1e9'/); // plain decimals only
+    // plain decimals only
+    assert.match(p.stderr, /--box must be "x y w h" \(four numbers, in the video's pixels\), not '0 0 1e9 1e9'/);
     const big = spawnSync(
       process.execPath,
       [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 8000 8000'],

@@ -66,7 +66,10 @@ export function multipart(data: Buffer, filename = 'clip.mp4', boundary = 'xYz01
   return { body, type: `multipart/form-data; boundary=${boundary}` };
 }
 
-/** Raw bytes on a TCP connection; resolves when the server closes it (with what it sent) or after `waitMs` (closed: false). */
+/**
+ * Raw bytes on a TCP connection; resolves when the server closes
+ * it (with what it sent) or after `waitMs` (closed: false).
+ */
 export function rawConnection(
   port: number,
   bytes: string,

@@ -261,7 +261,8 @@ test('the command itself: a burst of 30 uploads on --queue 2 (refusals under 1 s
       });
       proc.on('exit', (code) => reject(new Error(`ous serve exited ${code}: ${stderr}`)));
     });
-    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'))![1]) / 1024; // MB
+    // MB
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'))![1]) / 1024;
     await request(`${base}/api/samples`); // the sample clips are drawn at start: let that finish first
     await request(`${base}/api/health?reset`); // the server's event-loop delay, from here on
     const rssStart = rss();

@@ -49,7 +49,8 @@ export interface SystemInfo {
   threads: number;
   openmp: { waitPolicy: string | null; spinCount: string | null }; // as libgomp read them when libtorch loaded
   cuda: { available: boolean; devices: number };
-  onnxruntime: { version: string | null; note: string }; // the frozen CLIP tower's engine in float32 on the CPU, where installed
+  // the frozen CLIP tower's engine in float32 on the CPU, where installed
+  onnxruntime: { version: string | null; note: string };
   ffmpeg: string | null; // first line of `ffmpeg -version`
 }
 

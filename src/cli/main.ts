@@ -46,7 +46,8 @@ function parseArgsMessage(cmd: string, err: NodeJS.ErrnoException): string | und
   const see = `(see ous ${cmd} --help)`;
   if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `ous ${cmd}: unknown option '${quoted}' ${see}`;
   if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `ous ${cmd}: unexpected argument '${quoted}' ${see}`;
-  // ERR_PARSE_ARGS_INVALID_OPTION_VALUE: "Option '--out <value>' argument missing", "Option '--json' does not take an argument".
+  // ERR_PARSE_ARGS_INVALID_OPTION_VALUE: "Option '--out <value>' argument missing",
+  // "Option '--json' does not take an argument".
   return `ous ${cmd}: ${err.message
     .split('\n')[0]!
     .replace(/^Option /, 'option ')

@@ -173,7 +173,8 @@ export const predict: Command = {
     if (values.csv) return 0;
     if (values.jsonl) {
       const { windows: _timeline, ...summary } = r;
-      const persons = r.persons?.map(({ windows: w, ...p }) => ({ ...p, windowCount: w.length })); // their windows were the lines before
+      // their windows were the lines before
+      const persons = r.persons?.map(({ windows: w, ...p }) => ({ ...p, windowCount: w.length }));
       process.stdout.write(
         JSON.stringify({
           type: 'summary',

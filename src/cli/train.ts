@@ -8,7 +8,10 @@ import { parseSets } from './sets.js';
 import { evalRun, trainRun } from '../train/run.js';
 import { formatSpread, spreadOf } from '../train/metrics.js';
 
-/** A run's real path (symlinks followed) to tell two names of one run apart; a missing one stays as given (eval names it). */
+/**
+ * A run's real path (symlinks followed) to tell two names of
+ * one run apart; a missing one stays as given (eval names it).
+ */
 function realPath(p: string): string {
   try {
     return fs.realpathSync(p);

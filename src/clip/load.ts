@@ -165,7 +165,10 @@ export function textTowerOf(model: ClipModel, tokenizer: ClipTokenizer, device?:
   };
 }
 
-/** Everything a CLIP folder gives: the model, its image processor and tokenizer, the weights' hash, and its text tower. */
+/**
+ * Everything a CLIP folder gives: the model, its image processor
+ * and tokenizer, the weights' hash, and its text tower.
+ */
 export interface LoadedClip {
   dir: string;
   model: ClipModel;

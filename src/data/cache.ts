@@ -4,8 +4,10 @@
 //   CACHE/cache.json                  what made it: CLIP checkpoint hash, every preprocessing option
 //   CACHE/parts/<shard>-<nnnnn>.safetensors   groups of clips; the clip records are the metadata
 //   CACHE/failed-<shard>.json         clips that failed, with their errors
-//   CACHE/listing.json                the data set's current listing (every clip, label, split), rewritten by every extraction
-//   CACHE/index.json                  written by merge: the listed clips found in parts, with the listing's labels and splits
+//   CACHE/listing.json                the data set's current listing (every clip, label, split),
+//                                     rewritten by every extraction
+//   CACHE/index.json                  written by merge: the listed clips found in parts, with the
+//                                     listing's labels and splits
 //   CACHE/lock-<shard>                held (pid, host) while an extraction of that shard runs
 //
 // Parts are written whole and atomically, so an interrupted extraction resumes by skipping the
@@ -46,7 +48,8 @@ export interface CacheOptions {
   fold?: number;
   classNames: string[]; // the words the prompts use, in label order (classes.ts)
   polarityOfClass: number[] | null; // each class's polarity label; null: none (--no-polarity)
-  subject?: 'largest' | 'center' | [number, number, number, number]; // which face a clip is about (--subject); absent: main
+  // which face a clip is about (--subject); absent: main
+  subject?: 'largest' | 'center' | [number, number, number, number];
 }
 
 export interface CacheInfo extends CacheOptions {
@@ -64,7 +67,9 @@ export interface ClipRecord {
   view: number; // 0 = the original
   faceMissing: boolean;
   boxes: Array<[number, number, number, number] | null>; // face box per sampled frame, [x, y, w, h]
-  subject?: { track: number; tracks: number }; // the chosen face track (-1: none) among the clip's tracks, by the cache's subject rule (absent: made before --subject)
+  // the chosen face track (-1: none) among the clip's tracks,
+  // by the cache's subject rule (absent: made before --subject)
+  subject?: { track: number; tracks: number };
 }
 
 export interface ClipFeatures {
@@ -76,7 +81,9 @@ export interface ClipFeatures {
 export interface FailedClip {
   path: string;
   error: string;
-  key?: string; // the clip's id, only when its video is listed once per person (readers/common.ts personId): which person failed
+  // the clip's id, only when its video is listed once per
+  // person (readers/common.ts personId): which person failed
+  key?: string;
 }
 
 /** A clip's id from a record's or listing's key: the key without its view suffix ('#v<n>'). */

@@ -62,7 +62,8 @@ export interface ExtractSummary {
   failed: FailedClip[]; // key: which person, for a video listed once per person
   noFace: string[]; // clips extracted in this run where no face was found in any frame (centre-cropped instead)
   cache: string;
-  seconds: { decode: number; detect: number; encode: number; total: number }; // per stage (stages may overlap), and wall time
+  // per stage (stages may overlap), and wall time
+  seconds: { decode: number; detect: number; encode: number; total: number };
   clipsPerSecond: number; // done / total
 }
 

@@ -83,7 +83,8 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   // the embedded run, its stage features.
   const results = o.runs.map((r) => {
     const loaded = loadRun(r.dir, { clip: r.clip, cache: r.cache });
-    return { run: r, loaded, m: evalLoaded(loaded), epochs: readEpochs(r.dir) }; // a line cut short by a kill is dropped
+    // a line cut short by a kill is dropped
+    return { run: r, loaded, m: evalLoaded(loaded), epochs: readEpochs(r.dir) };
   });
   const classNames = results[0]!.m.classNames;
   const figures: Figure[] = [];

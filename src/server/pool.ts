@@ -19,7 +19,8 @@ export interface Job {
   status: Status;
   stage?: Stage;
   progress: number; // 0..1 within the stage
-  windows: Array<WindowPrediction & { person?: number }>; // classified so far, in order (each person's, with ?persons=all)
+  // classified so far, in order (each person's, with ?persons=all)
+  windows: Array<WindowPrediction & { person?: number }>;
   windowsTotal?: number;
   dir?: string; // its upload folder, deleted when it ends
   file: string;

@@ -84,7 +84,10 @@ export interface Server {
   url: string;
   model: ModelInfo;
   tempDir: string;
-  /** Stops accepting jobs, fails queued ones, gives running ones `graceMs` to finish, answers polls for up to `lingerMs` more so clients see how their jobs ended, then closes and deletes every temporary file. */
+  /**
+   * Stops accepting jobs, fails queued ones, gives running ones `graceMs` to finish, answers polls for up
+   * to `lingerMs` more so clients see how their jobs ended, then closes and deletes every temporary file.
+   */
   shutdown(o?: { graceMs?: number; lingerMs?: number }): Promise<void>;
   /** shutdown() without grace or linger. */
   close(): Promise<void>;

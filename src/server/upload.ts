@@ -75,7 +75,8 @@ export function displayName(name: string | undefined): string {
   const base = (name ?? '')
     .split(/[\\/]/)
     .pop()!
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes from an uploaded file's name
+    /* biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes
+       from an uploaded file's name */
     .replace(/[\u0000-\u001f\u007f]/g, '')
     .trim();
   return base.slice(0, 120) || 'upload';
@@ -191,7 +192,10 @@ export function receiveUpload(
   });
 }
 
-/** Runs an ffmpeg tool at the workers' priority, with a time limit; resolves with stdout, rejects with the last stderr line. */
+/**
+ * Runs an ffmpeg tool at the workers' priority, with a time
+ * limit; resolves with stdout, rejects with the last stderr line.
+ */
 function tool(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -105,7 +105,10 @@ export function pathKind(file: string): 'missing' | 'file' | 'folder' | { other:
   };
 }
 
-/** Throws unless `file` is a regular file: `what` names it in the message ("run config"). Returns false when missing. */
+/**
+ * Throws unless `file` is a regular file: `what` names it in
+ * the message ("run config"). Returns false when missing.
+ */
 export function isRegularFile(file: string, what = 'file'): boolean {
   const k = pathKind(file);
   if (k === 'missing') return false;

@@ -27,7 +27,8 @@ export interface VideoInfo {
 export const MAX_SIDE = 1280;
 
 const IMAGE_EXT = /\.(jpe?g|png|bmp|webp|tiff?)$/i;
-// Photos sharp reads (upright by their EXIF orientation); a GIF goes to ffmpeg, which reads every frame of an animation.
+// Photos sharp reads (upright by their EXIF orientation); a
+// GIF goes to ffmpeg, which reads every frame of an animation.
 const STILL_EXT = /\.(jpe?g|png|bmp|webp|tiff?|avif)$/i;
 
 /** An image file read as one frame with sharp (not a GIF: an animated one is a video). */

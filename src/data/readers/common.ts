@@ -93,7 +93,10 @@ export function resolveUnder(base: string, listed: string): { source: string; id
   return { source, id: inside ? rel : source };
 }
 
-/** A listed clip's real path (symlinks followed; as resolved when it cannot be followed): what makes two listings one clip. */
+/**
+ * A listed clip's real path (symlinks followed; as resolved when
+ * it cannot be followed): what makes two listings one clip.
+ */
 export function realClip(source: string): string {
   try {
     return fs.realpathSync(source);
@@ -119,7 +122,8 @@ export function personId(clipId: string, box: readonly number[]): string {
  */
 export function duplicateProblems(items: Array<{ where: string; source: string; box?: readonly number[] }>): string[] {
   const first = new Map<string, { where: string; source: string }>(); // real path + box -> its first listing
-  const boxed = new Map<string, { where: string; box: boolean }>(); // real path -> its first listing, and whether that had a box
+  // real path -> its first listing, and whether that had a box
+  const boxed = new Map<string, { where: string; box: boolean }>();
   const problems: string[] = [];
   for (const it of items) {
     const real = realClip(it.source);

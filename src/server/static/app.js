@@ -67,7 +67,8 @@ async function init() {
   // copy of the video is still blank): seek to where it is, and 'seeked' draws them.
   $('video').addEventListener('loadeddata', () => {
     const v = $('video');
-    // biome-ignore lint/correctness/noSelfAssign: assigning the current time makes Chromium seek, and 'seeked' draws the crops
+    /* biome-ignore lint/correctness/noSelfAssign: assigning the current time makes Chromium seek, and
+       'seeked' draws the crops */
     v.currentTime = v.currentTime;
   });
   $('video').addEventListener('seeked', () => showTime($('video').currentTime));
