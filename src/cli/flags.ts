@@ -55,7 +55,8 @@ export function secondsFlag(cmd: string, flag: string, raw: string, max = Infini
   const v = /^\s*(\d+\.?\d*|\.\d+)\s*$/.test(raw) ? Number(raw) : NaN;
   if (!(v > 0 && v <= max))
     throw new UsageError(
-      `${cmd}: --${flag} must be a positive number of seconds${Number.isFinite(max) ? ` up to ${max}` : ''}, not '${raw}'`,
+      `${cmd}: --${flag} must be a positive number of ` +
+        `seconds${Number.isFinite(max) ? ` up to ${max}` : ''}, not '${raw}'`,
     );
   return v;
 }

@@ -147,7 +147,10 @@ async function extractLocked(
   const seconds = { decode: 0, detect: 0, encode: 0, total: 0 };
   const share = () => {
     const total = seconds.decode + seconds.detect + seconds.encode || 1;
-    return `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`;
+    return (
+      `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ` +
+      `${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`
+    );
   };
   let done = 0;
   const noFace: string[] = []; // clips extracted now with no face found (centre-cropped)

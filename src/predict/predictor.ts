@@ -229,7 +229,9 @@ export class Predictor {
     const persons = perFrame && o.persons !== undefined ? trackPersons(perFrame) : undefined;
     if (persons && typeof o.persons === 'number' && !persons.some((p) => p.id === o.persons)) {
       throw new UserError(
-        `--person ${o.persons}: no such person in ${video} (${persons.length ? `persons ${persons.map((p) => p.id).join(', ')}` : 'no face found'}; ous predict --all-persons lists them)`,
+        `--person ${o.persons}: no such person in ${video} ` +
+          `(${persons.length ? `persons ${persons.map((p) => p.id).join(', ')}` : 'no face found'}; ` +
+          'ous predict --all-persons lists them)',
       );
     }
 

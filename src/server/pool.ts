@@ -178,7 +178,9 @@ export class JobPool {
       if (!w.job) continue;
       this.finish(w.job, {
         status: 'failed',
-        error: `the server shut down before this job finished (it waited ${graceMs / 1000} s, --grace-seconds): send it again later`,
+        error:
+          `the server shut down before this job finished (it waited ${graceMs / 1000} s, ` +
+          '--grace-seconds): send it again later',
       });
       w.job = undefined;
     }

@@ -265,7 +265,8 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
         '-select_streams',
         'v:0',
         '-show_entries',
-        'format=format_name,duration:stream=width,height,duration,avg_frame_rate,r_frame_rate,nb_read_packets:stream_tags=rotate:stream_side_data=rotation',
+        'format=format_name,duration:stream=width,height,duration,avg_frame_rate,' +
+          'r_frame_rate,nb_read_packets:stream_tags=rotate:stream_side_data=rotation',
         '-of',
         'json',
         file,
@@ -280,7 +281,8 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
       const what = REFUSED_NAMES[refused] ? `${REFUSED_NAMES[refused]} (${refused})` : `the format ${refused}`;
       throw new HttpError(
         422,
-        `the upload is ${what}, which this server does not read: send a video file (${Object.values(CONTAINERS).join(', ')})`,
+        `the upload is ${what}, which this server does not read: ` +
+          `send a video file (${Object.values(CONTAINERS).join(', ')})`,
       );
     }
     throw new HttpError(422, `not a readable video (${why(err)})`);

@@ -410,7 +410,10 @@ export function undecodedWarning(
   const repeated = s.missingFrames
     ? `; ${s.missingFrames} of the ${s.frames.length} sampled frames repeat the last good one`
     : '';
-  return `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames could not be decoded (truncated or corrupt file)${repeated}`;
+  return (
+    `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames ` +
+    `could not be decoded (truncated or corrupt file)${repeated}`
+  );
 }
 
 /**

@@ -199,7 +199,8 @@ export function readJsonAs<S extends z.ZodTypeAny>(
     const v = (json as { version: unknown }).version;
     if (typeof v !== 'number' || v > maxVersion)
       throw new UserError(
-        `${file}: ${what} version ${JSON.stringify(v)} is not one this OUS-TS reads (up to ${maxVersion}); was it made by a newer version?`,
+        `${file}: ${what} version ${JSON.stringify(v)} is not one this OUS-TS reads ` +
+          `(up to ${maxVersion}); was it made by a newer version?`,
       );
   }
   const r = schema.safeParse(json);

@@ -99,7 +99,8 @@ export class VideoTooLongError extends UserError {}
 
 const tooLong = (file: string, seen: number, o: DecodeOptions) =>
   new VideoTooLongError(
-    `${file}: longer than ${o.limitName ?? '--max-seconds'} ${o.maxSeconds} (at least ${seen.toFixed(1)} s of video); raise ${o.limitName ?? '--max-seconds'} to read it`,
+    `${file}: longer than ${o.limitName ?? '--max-seconds'} ${o.maxSeconds} ` +
+      `(at least ${seen.toFixed(1)} s of video); raise ${o.limitName ?? '--max-seconds'} to read it`,
   );
 
 /**

@@ -73,7 +73,8 @@ export function readLines(file: string): string[] {
 export function fail(what: string, problems: string[]): never {
   const shown = problems.slice(0, 50);
   throw new UserError(
-    `${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`,
+    `${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}` +
+      `${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`,
   );
 }
 
@@ -88,7 +89,8 @@ export function resolveUnder(base: string, listed: string): { source: string; id
   const inside = rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
   if (!inside && !path.isAbsolute(listed))
     throw new Error(
-      `'${listed}' leaves the root ${base} (a relative path must stay under --root; give an absolute path to read elsewhere)`,
+      `'${listed}' leaves the root ${base} (a relative path must stay under --root; ` +
+        'give an absolute path to read elsewhere)',
     );
   return { source, id: inside ? rel : source };
 }
@@ -132,11 +134,13 @@ export function duplicateProblems(items: Array<{ where: string; source: string; 
     const mixed = boxed.get(real);
     if (other)
       problems.push(
-        `${other.where} and ${it.where} are the same clip${box} (${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`,
+        `${other.where} and ${it.where} are the same clip${box} ` +
+          `(${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`,
       );
     else if (mixed && mixed.box !== Boolean(it.box))
       problems.push(
-        `${mixed.where} and ${it.where} list the same clip (${real}), one with a box and one without: a clip listed once per person names each person's box on every row`,
+        `${mixed.where} and ${it.where} list the same clip (${real}), one with a box and one without: ` +
+          "a clip listed once per person names each person's box on every row",
       );
     else first.set(real + box, it);
     if (!mixed) boxed.set(real, { where: it.where, box: Boolean(it.box) });
