@@ -52,7 +52,9 @@ test('OnnxGraph: a Gemm with a float attribute, a negative reshape and two outpu
   await s.release();
 });
 
-test("the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at 1e-4, the low block as libtorch's", async () => {
+const onnxGraphTitle =
+  "the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at 1e-4, the low block as libtorch's";
+test(onnxGraphTitle, async () => {
   const clip = loadClip(path.join(dir, 'model'));
   // [n, 3, R, R]
   const px = cat(await Promise.all(golden.images.map((g) => goldenPixels(path.join(dir, g.preprocessed_png)))), 0);
@@ -78,7 +80,10 @@ test("the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at
   assert.throws(() => visionTowerOnnx(clip, { lowBlock: L + 1 }), new RegExp(`lowBlock ${L + 1} is not in 0..${L}`));
 });
 
-test('FrameEncoder: onnxruntime and libtorch give the same features for real photos; the engine is chosen as documented', async () => {
+const frameEncoderTitle =
+  'FrameEncoder: onnxruntime and libtorch give the same ' +
+  'features for real photos; the engine is chosen as documented';
+test(frameEncoderTitle, async () => {
   // OUS_ENGINE as the CLI reads it (src/cli/env.ts), then the choice
   assert.equal(chooseEngine('cpu', 'fp32', enginePreference({})), 'onnxruntime'); // installed with the lockfile
   assert.equal(chooseEngine('cpu', 'fp32', enginePreference({ OUS_ENGINE: 'libtorch' })), 'libtorch');

@@ -90,7 +90,9 @@ test("face-api's NMS and box scaling on made-up boxes", () => {
   assert.equal(toDetections(boxes, scores, 200, 100, { minConfidence: 0.5, maxResults: 1 }).length, 1);
 });
 
-test('libtorch SSD equals face-api on tfjs on the shipped photos; 3/3 faces of the group photo at IoU ≥ 0.5', async () => {
+const photosTitle =
+  'libtorch SSD equals face-api on tfjs on the shipped photos; 3/3 faces of the group photo at IoU ≥ 0.5';
+test(photosTitle, async () => {
   for (const name of ['grace_hopper_512.jpg', 'opencvdoc_smiling_man_434.jpg', 'trackingjs_3faces_600x346.jpg']) {
     const img = await readImage(fixture('media', name));
     const torch = await detectFaces(img, { minConfidence: 0.3 });
@@ -113,7 +115,9 @@ test('libtorch SSD equals face-api on tfjs on the shipped photos; 3/3 faces of t
   );
 });
 
-test('libtorch SSD equals face-api on tfjs on the video frames, batched; every frame hits the box checked by eye', async () => {
+const videoFramesTitle =
+  'libtorch SSD equals face-api on tfjs on the video frames, batched; every frame hits the box checked by eye';
+test(videoFramesTitle, async () => {
   const golden = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')) as {
     samples: Array<{ frame: number; box: Box }>;
   };

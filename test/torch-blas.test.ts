@@ -78,7 +78,8 @@ test("a child checks a core type; the user's OPENBLAS_CORETYPE wins untouched", 
   assert.equal(r.corename, 'Prescott');
   assert.ok(r.ok && r.worst < 1e-13);
   const script =
-    "import('./dist/src/torch/index.js').then((t) => console.log(JSON.stringify([t.buildInfo().blasChoice, t.buildInfo().blasCorename, process.env.OPENBLAS_CORETYPE])))";
+    "import('./dist/src/torch/index.js').then((t) => console.log(JSON.stringify([t.buildInfo().blasChoice, " +
+    't.buildInfo().blasCorename, process.env.OPENBLAS_CORETYPE])))';
   const out = spawnSync(process.execPath, ['-e', script], {
     encoding: 'utf8',
     cwd: packageRoot(),
@@ -89,7 +90,8 @@ test("a child checks a core type; the user's OPENBLAS_CORETYPE wins untouched", 
 
 test("libgomp's wait policy: passive with a short spin, unless the user set either", () => {
   const script =
-    "import('./dist/src/torch/index.js').then((t) => { t.getNumThreads(); console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null])); })";
+    "import('./dist/src/torch/index.js').then((t) => { t.getNumThreads(); " +
+    'console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null])); })';
   const run = (vars: Record<string, string>) => {
     const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
     // this process's own were set by its loader

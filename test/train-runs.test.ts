@@ -85,7 +85,9 @@ test('--resume with a larger epochs trains on and records it in config.json', as
   );
 });
 
-test('3 class names on a 7-class cache, or heads that do not divide E: refused before the run folder exists', async () => {
+const refusedClassesTitle =
+  '3 class names on a 7-class cache, or heads that do not divide E: refused before the run folder exists';
+test(refusedClassesTitle, async () => {
   await assert.rejects(
     trainRun(opts(at('classes'), { overrides: over({ classNames: ['a', 'b', 'c'], polarityOfClass: [0, 1, 2] }) })),
     /classNames comes from the cache \(.*c7: \["happy",.*"fear"\]\), not \["a","b","c"\]/,
