@@ -106,7 +106,8 @@ export async function benchClip(
         const seconds = timeIt(step, { iters, warmup: 1 });
         const fp32 = rows[rows.length - 1]!.ours; // libtorch's float32 row: bf16 runs on libtorch
         bf16Lines.push(
-          `${name} --precision bf16: ${(batch / seconds).toFixed(1)} img/s, ${(fp32 / seconds).toFixed(2)}x float32 on libtorch`,
+          `${name} --precision bf16: ${(batch / seconds).toFixed(1)} img/s, ` +
+            `${(fp32 / seconds).toFixed(2)}x float32 on libtorch`,
         );
       }
       for (const p of model.parameters()) p.dispose();

@@ -73,7 +73,9 @@ export async function benchExtract(quick: boolean, prefer: EnginePreference = 'a
   const line = (v: Variant, s: ExtractSummary) => {
     const sec = s.seconds;
     console.log(
-      `  ${v.name}: ${s.clipsPerSecond.toFixed(3)} clips/s (${(sec.total / s.done).toFixed(1)} s a clip; decode ${sec.decode.toFixed(1)} s, detect ${sec.detect.toFixed(1)} s, encode ${sec.encode.toFixed(1)} s; DFEW ${(DFEW_CLIPS / s.clipsPerSecond / 3600).toFixed(1)} h)`,
+      `  ${v.name}: ${s.clipsPerSecond.toFixed(3)} clips/s (${(sec.total / s.done).toFixed(1)} s a clip; ` +
+        `decode ${sec.decode.toFixed(1)} s, detect ${sec.detect.toFixed(1)} s, ` +
+        `encode ${sec.encode.toFixed(1)} s; DFEW ${(DFEW_CLIPS / s.clipsPerSecond / 3600).toFixed(1)} h)`,
     );
   };
   const modelFor = (shape: keyof typeof CLIP_SHAPES) =>
@@ -94,10 +96,12 @@ export async function benchExtract(quick: boolean, prefer: EnginePreference = 'a
     return encoders.get(key)!;
   };
   console.log(
-    `\nExtraction on CPU (${os.cpus()[0]?.model}, ${getNumThreads()} threads), T = 16 (32 frames a clip), ${clips} clips of 3 s 360x288, random-weight encoders`,
+    `\nExtraction on CPU (${os.cpus()[0]?.model}, ${getNumThreads()} threads), ` +
+      `T = 16 (32 frames a clip), ${clips} clips of 3 s 360x288, random-weight encoders`,
   );
   const b32 = modelFor('ViT-B/32');
-  for (const v of new Set([NEW, NEW_LIBTORCH, OLD])) await run(b32, v, entries.slice(0, 1)); // loads both detectors' weights and warms the encoders
+  // loads both detectors' weights and warms the encoders
+  for (const v of new Set([NEW, NEW_LIBTORCH, OLD])) await run(b32, v, entries.slice(0, 1));
   // old and new back to back, so that a noisy neighbour slows both alike
   const [old, now] = [await run(b32, OLD), await run(b32, NEW)];
   const nowLibtorch = engine === 'libtorch' ? null : await run(b32, NEW_LIBTORCH);
@@ -106,7 +110,8 @@ export async function benchExtract(quick: boolean, prefer: EnginePreference = 'a
   line(NEW, now);
   if (nowLibtorch) line(NEW_LIBTORCH, nowLibtorch);
   console.log(
-    `  speed-up: ${(now.clipsPerSecond / old.clipsPerSecond).toFixed(2)}x${nowLibtorch ? ` (${(nowLibtorch.clipsPerSecond / old.clipsPerSecond).toFixed(2)}x with libtorch's tower)` : ''}`,
+    `  speed-up: ${(now.clipsPerSecond / old.clipsPerSecond).toFixed(2)}x` +
+      (nowLibtorch ? ` (${(nowLibtorch.clipsPerSecond / old.clipsPerSecond).toFixed(2)}x with libtorch's tower)` : ''),
   );
   if (!quick) {
     console.log('ViT-L/14:');

@@ -201,7 +201,8 @@ export function printTable(title: string, rows: Row[]): void {
   console.log(`speed vs X = X's time / our time (1.0 = same; above 1 = faster than X)`);
   if (rows.some((r) => (r.rounds?.torch?.length ?? 0) > 1))
     console.log(
-      `over several rounds: the median of the rounds' ratios (both sides back to back in each), their range in brackets; times are each side's best`,
+      "over several rounds: the median of the rounds' ratios (both sides back to back in each), " +
+        "their range in brackets; times are each side's best",
     );
 }
 

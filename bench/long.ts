@@ -41,11 +41,13 @@ function predict(args: string[]): Promise<{ seconds: number; rssMb: number; wind
 
 export async function benchLong(quick: boolean, engine: EnginePreference = 'auto'): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-long-'));
-  const { run, clip, faceBox } = await vitB32Run(dir, engine); // the children read OUS_ENGINE themselves, as the CLI does
+  // the children read OUS_ENGINE themselves, as the CLI does
+  const { run, clip, faceBox } = await vitB32Run(dir, engine);
   const minutes = quick ? [1, 5] : [1, 5, 20];
   const window = ['--window', '8', '--stride', '4'];
   console.log(
-    '\nous predict on long videos, ViT-B/32 shape (random weights), the 4 s 640x360 talking-face clip looped; T = 16, 8 s windows every 4 s (2 grid frames a second)',
+    '\nous predict on long videos, ViT-B/32 shape (random weights), ' +
+      'the 4 s 640x360 talking-face clip looped; T = 16, 8 s windows every 4 s (2 grid frames a second)',
   );
   console.log('| video | detector | windows | wall | seconds of video / s | peak RSS |');
   console.log('|---|---|---|---|---|---|');
@@ -69,13 +71,15 @@ export async function benchLong(quick: boolean, engine: EnginePreference = 'auto
       const rate = (60 * min) / r.seconds;
       if (!detect) rows.push({ min, rssMb: r.rssMb, rate });
       console.log(
-        `| ${min} min | ${detect ? 'SSD, every grid frame' : 'none (a known box)'} | ${r.windows} | ${r.seconds.toFixed(1)} s | ${rate.toFixed(2)} | ${r.rssMb.toFixed(0)} MB |`,
+        `| ${min} min | ${detect ? 'SSD, every grid frame' : 'none (a known box)'} | ${r.windows} ` +
+          `| ${r.seconds.toFixed(1)} s | ${rate.toFixed(2)} | ${r.rssMb.toFixed(0)} MB |`,
       );
     }
   }
   const [first, last] = [rows[0]!, rows[rows.length - 1]!];
   console.log(
-    `peak RSS at ${last.min} min / at ${first.min} min: ${(last.rssMb / first.rssMb).toFixed(3)}; rate at ${last.min} min / at ${first.min} min: ${(last.rate / first.rate).toFixed(3)}`,
+    `peak RSS at ${last.min} min / at ${first.min} min: ${(last.rssMb / first.rssMb).toFixed(3)}; ` +
+      `rate at ${last.min} min / at ${first.min} min: ${(last.rate / first.rate).toFixed(3)}`,
   );
   fs.rmSync(dir, { recursive: true, force: true });
 }

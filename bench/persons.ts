@@ -20,7 +20,8 @@ function tiled(src: string, n: number, out: string): void {
   const graph =
     n === 1
       ? '[0:v]scale=180:144[v]'
-      : `[0:v]scale=180:144,split=${n}${inputs};${inputs}xstack=inputs=${n}:layout=${Array.from({ length: n }, (_, k) => at(k)).join('|')}[v]`;
+      : `[0:v]scale=180:144,split=${n}${inputs};${inputs}xstack=inputs=${n}` +
+        `:layout=${Array.from({ length: n }, (_, k) => at(k)).join('|')}[v]`;
   execFileSync('ffmpeg', [
     '-v',
     'error',
@@ -61,7 +62,8 @@ export async function benchPersons(quick: boolean, engine: EnginePreference = 'a
   const src = path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4');
   const counts = quick ? [1, 3] : [1, 3, 10];
   console.log(
-    '\nous predict --all-persons, ViT-B/32 shape (random weights), the 6 s talking-face clip tiled N times (180x144 a face); T = 16, 2 s windows every 1 s, the SSD detector on every grid frame',
+    '\nous predict --all-persons, ViT-B/32 shape (random weights), the 6 s talking-face clip tiled N times ' +
+      '(180x144 a face); T = 16, 2 s windows every 1 s, the SSD detector on every grid frame',
   );
   console.log('| faces | persons found | wall | seconds of video / s | extra seconds per extra person |');
   console.log('|---|---|---|---|---|');
@@ -72,7 +74,8 @@ export async function benchPersons(quick: boolean, engine: EnginePreference = 'a
     const r = await predict([video, '--run', run]);
     if (n === 1) one = r.seconds;
     console.log(
-      `| ${n} | ${r.persons} | ${r.seconds.toFixed(1)} s | ${(6 / r.seconds).toFixed(3)} | ${n === 1 ? '' : ((r.seconds - one) / (n - 1)).toFixed(2) + ' s'} |`,
+      `| ${n} | ${r.persons} | ${r.seconds.toFixed(1)} s | ${(6 / r.seconds).toFixed(3)} ` +
+        `| ${n === 1 ? '' : ((r.seconds - one) / (n - 1)).toFixed(2) + ' s'} |`,
     );
   }
   fs.rmSync(dir, { recursive: true, force: true });

@@ -169,7 +169,9 @@ class EncoderBlock(torch.nn.Module):
         super().__init__()
         self.ln_1, self.ln_2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
         self.attn = torch.nn.MultiheadAttention(width, heads, batch_first=True)
-        self.mlp = torch.nn.Sequential(torch.nn.Linear(width, 4 * width), torch.nn.GELU(), torch.nn.Linear(4 * width, width))
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(width, 4 * width), torch.nn.GELU(), torch.nn.Linear(4 * width, width)
+        )
 
     def forward(self, x):
         h = self.ln_1(x)
@@ -184,7 +186,9 @@ class TypeFusionBlock(torch.nn.Module):
         super().__init__()
         self.ln_kv, self.ln_a, self.ln_c = (torch.nn.LayerNorm(width) for _ in range(3))
         self.attn = torch.nn.MultiheadAttention(width, heads, batch_first=True)
-        self.mlp = torch.nn.Sequential(torch.nn.Linear(width, 4 * width), torch.nn.ReLU(), torch.nn.Linear(4 * width, width))
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(width, 4 * width), torch.nn.ReLU(), torch.nn.Linear(4 * width, width)
+        )
 
     def forward(self, q, tokens):
         kv = self.ln_kv(tokens)
@@ -195,7 +199,10 @@ class TypeFusionBlock(torch.nn.Module):
 class OusStep(torch.nn.Module):
     """The OUS head of src/ous/model.ts with CoOp through the frozen text tower (src/ous/prompt.ts)."""
 
-    def __init__(self, embed, vision_width, text_width, text_layers, text_heads, prompt_length, eot, frames=16, heads=8, tfe_layers=12, queries=16):
+    def __init__(
+        self, embed, vision_width, text_width, text_layers, text_heads, prompt_length, eot,
+        frames=16, heads=8, tfe_layers=12, queries=16,
+    ):
         super().__init__()
         E, W, Wt, C, L = embed, vision_width, text_width, len(eot), max(eot) + 1
         self.eot = torch.tensor(eot)
@@ -237,7 +244,14 @@ class OusStep(torch.nn.Module):
         a_face = Fa[:, 0]
         a_scene = self.align(self.lstm(scene)[0]).mean(1)
         v_pol = self.pol2(torch.nn.functional.gelu(self.pol1(low))).mean(1)
-        tokens = torch.cat([Fa + self.type_embedding[0], (a_scene + self.type_embedding[1]).unsqueeze(1), (v_pol + self.type_embedding[2]).unsqueeze(1)], 1)
+        tokens = torch.cat(
+            [
+                Fa + self.type_embedding[0],
+                (a_scene + self.type_embedding[1]).unsqueeze(1),
+                (v_pol + self.type_embedding[2]).unsqueeze(1),
+            ],
+            1,
+        )
         Q = self.queries.unsqueeze(0).expand(B, -1, -1)
         x = None
         for blk in self.tfe:
@@ -253,7 +267,11 @@ def ous_train(embed, vision_width, text_width, text_layers, text_heads, prompt_l
     F = torch.nn.functional
     model = OusStep(embed, vision_width, text_width, text_layers, text_heads, prompt_length, eot, frames)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
-    face, scene, low = torch.randn(batch, frames, embed), torch.randn(batch, frames, embed), torch.randn(batch, frames, vision_width)
+    face, scene, low = (
+        torch.randn(batch, frames, embed),
+        torch.randn(batch, frames, embed),
+        torch.randn(batch, frames, vision_width),
+    )
     labels = torch.randint(0, len(eot), (batch,))
     polarity = labels % 3
 
@@ -272,7 +290,14 @@ def ous_train(embed, vision_width, text_width, text_layers, text_heads, prompt_l
     return step
 
 
-WORKLOADS = {"clip_vision": clip_vision, "small_ops": small_ops, "matmul": matmul, "transformer_block": transformer_block, "lstm": lstm, "ous_train": ous_train}
+WORKLOADS = {
+    "clip_vision": clip_vision,
+    "small_ops": small_ops,
+    "matmul": matmul,
+    "transformer_block": transformer_block,
+    "lstm": lstm,
+    "ous_train": ous_train,
+}
 
 EXPORTS = {"clip_vision": export_clip_vision}
 

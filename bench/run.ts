@@ -1,5 +1,6 @@
-// `npm run bench [-- engine|clip|streams|train|extract|serve|long|persons ...] [--quick]`: runs the benchmarks, each printed beside
-// the same work in PyTorch (Python) measured in the same run when python3-torch is installed.
+// `npm run bench [-- engine|clip|streams|train|extract|serve|long|persons ...] [--quick]`: runs the
+// benchmarks, each printed beside the same work in PyTorch (Python) measured in the same run when
+// python3-torch is installed.
 // `demo-seeds` (the demo's spread over seeds and engines) runs only when named.
 import { getNumThreads } from '../src/torch/index.js';
 import { TorchReference, printTable } from './lib.js';

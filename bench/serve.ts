@@ -41,11 +41,14 @@ export async function benchServe(quick: boolean, engine: EnginePreference = 'aut
   const video = fs.readFileSync(clip);
   const jobs = quick ? 2 : 8;
   console.log(
-    `\nous serve, ViT-B/32 shape (random weights), a 4 s 640x360 clip with one face, T = 16, 2 s windows every 1 s (3 windows)`,
+    '\nous serve, ViT-B/32 shape (random weights), ' +
+      'a 4 s 640x360 clip with one face, T = 16, 2 s windows every 1 s (3 windows)',
   );
   const backend = /ATen parallel backend: (\S+)/.exec(buildInfo().parallel)?.[1] ?? '?';
   console.log(
-    `${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores, libtorch ${buildInfo().torchVersion} (${backend}, OpenBLAS kernel: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? 'auto'}); each worker gets cores / workers threads, at nice 10`,
+    `${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores, libtorch ${buildInfo().torchVersion} ` +
+      `(${backend}, OpenBLAS kernel: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? 'auto'}); ` +
+      'each worker gets cores / workers threads, at nice 10',
   );
   console.log('| workers | jobs | predictions/s | p50 latency | p99 latency | health p50 | health p99 |');
   console.log('|---|---|---|---|---|---|---|');
@@ -86,14 +89,19 @@ export async function benchServe(quick: boolean, engine: EnginePreference = 'aut
     const times = await health.stop();
     await server.close();
     console.log(
-      `| ${workers} | ${jobs} | ${(jobs / total).toFixed(3)} | ${quantile(latencies, 0.5).toFixed(1)} s | ${quantile(latencies, 0.99).toFixed(1)} s | ${quantile(times, 0.5).toFixed(1)} ms | ${quantile(times, 0.99).toFixed(1)} ms |`,
+      `| ${workers} | ${jobs} | ${(jobs / total).toFixed(3)} | ` +
+        `${quantile(latencies, 0.5).toFixed(1)} s | ${quantile(latencies, 0.99).toFixed(1)} s | ` +
+        `${quantile(times, 0.5).toFixed(1)} ms | ${quantile(times, 0.99).toFixed(1)} ms |`,
     );
   }
   await burst(run, video, quick ? 30 : 50);
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** A POST on its own connection (node:http, as curl would: fetch's pooling adds ~150 ms a request in a burst); its status and time. */
+/**
+ * A POST on its own connection (node:http, as curl would: fetch's
+ * pooling adds ~150 ms a request in a burst); its status and time.
+ */
 function post(url: string, body: Buffer): Promise<{ status: number; id?: string; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
@@ -146,10 +154,15 @@ async function burst(run: string, video: Buffer, n: number): Promise<void> {
     `\nburst: ${n} concurrent uploads of that clip on --queue 2, 1 worker (all answered in ${answered.toFixed(2)} s)`,
   );
   console.log(
-    '| accepted | refused (503) | refusal p50 | refusal max | health p50 | health p95 | health p99 | health max | polls | server event loop p99 |',
+    '| accepted | refused (503) | refusal p50 | refusal max | health p50 | ' +
+      'health p95 | health p99 | health max | polls | server event loop p99 |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   console.log(
-    `| ${accepted.length} | ${refused.length} | ${refused.length ? quantile(refused, 0.5).toFixed(0) : '-'} ms | ${refused.length ? Math.max(...refused).toFixed(0) : '-'} ms | ${quantile(health, 0.5).toFixed(1)} ms | ${quantile(health, 0.95).toFixed(1)} ms | ${quantile(health, 0.99).toFixed(1)} ms | ${Math.max(...health).toFixed(1)} ms | ${health.length} (${duringBurst} during the burst) | ${loop.p99} ms |`,
+    `| ${accepted.length} | ${refused.length} | ${refused.length ? quantile(refused, 0.5).toFixed(0) : '-'} ` +
+      `ms | ${refused.length ? Math.max(...refused).toFixed(0) : '-'} ms | ` +
+      `${quantile(health, 0.5).toFixed(1)} ms | ${quantile(health, 0.95).toFixed(1)} ms | ` +
+      `${quantile(health, 0.99).toFixed(1)} ms | ${Math.max(...health).toFixed(1)} ms | ${health.length} ` +
+      `(${duringBurst} during the burst) | ${loop.p99} ms |`,
   );
 }

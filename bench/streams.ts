@@ -36,7 +36,8 @@ export async function benchStreams(quick: boolean): Promise<void> {
   type Name = 'tfjs' | 'torch';
   const engines: Name[] = ['tfjs', 'torch'];
   const engineOf: Record<Name, DetectorEngine | undefined> = { tfjs: faceApiTfjs, torch: undefined }; // undefined: ours
-  for (const detector of engines) await buildStreams(video, { frames: 2, detector: engineOf[detector] }); // loads each detector
+  // loads each detector
+  for (const detector of engines) await buildStreams(video, { frames: 2, detector: engineOf[detector] });
   const runs = quick ? 1 : 3;
   type Timing = { total: number; decode: number; detect: number; crop: number };
   const best = new Map<Name, Timing>();
@@ -55,20 +56,24 @@ export async function benchStreams(quick: boolean): Promise<void> {
     ratios.push(detect.get('tfjs')! / detect.get('torch')!);
   }
   console.log(
-    `\nStreams of a 10-second 640x360 video, 16 frames (best of ${runs}; ${os.cpus()[0]?.model}, ${getNumThreads()} threads)`,
+    `\nStreams of a 10-second 640x360 video, 16 frames (best of ${runs}; ` +
+      `${os.cpus()[0]?.model}, ${getNumThreads()} threads)`,
   );
   for (const detector of engines) {
     const b = best.get(detector)!;
     const pct = (v: number) => `${((100 * v) / b.total).toFixed(0)}%`;
     const name = detector === 'tfjs' ? 'face-api on tfjs wasm (before)' : 'SSD on libtorch (after) ';
     console.log(
-      `${name}: total ${b.total.toFixed(2)} s: decode ${b.decode.toFixed(2)} s (${pct(b.decode)}), detect ${b.detect.toFixed(2)} s (${pct(b.detect)}, ${((1000 * b.detect) / 16).toFixed(0)} ms/frame), crop ${b.crop.toFixed(3)} s (${pct(b.crop)})`,
+      `${name}: total ${b.total.toFixed(2)} s: decode ${b.decode.toFixed(2)} s (${pct(b.decode)}), ` +
+        `detect ${b.detect.toFixed(2)} s (${pct(b.detect)}, ` +
+        `${((1000 * b.detect) / 16).toFixed(0)} ms/frame), crop ${b.crop.toFixed(3)} s (${pct(b.crop)})`,
     );
   }
   const [before, after] = engines.map((e) => best.get(e)!.detect);
   const sorted = [...ratios].sort((a, b) => a - b);
   console.log(
-    `detector speed-up: ${median(ratios).toFixed(2)}x per frame, the median of the runs' ratios (${sorted.map((x) => x.toFixed(2)).join(', ')}); best against best ${(before! / after!).toFixed(2)}x`,
+    `detector speed-up: ${median(ratios).toFixed(2)}x per frame, the median of the runs' ratios ` +
+      `(${sorted.map((x) => x.toFixed(2)).join(', ')}); best against best ${(before! / after!).toFixed(2)}x`,
   );
   fs.rmSync(dir, { recursive: true, force: true });
 }

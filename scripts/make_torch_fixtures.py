@@ -28,7 +28,9 @@ def put_module(prefix, module):
 
 
 # --- MLP: Linear -> GELU -> Linear -> tanh-GELU, and the gradient of a weighted sum -------------
-mlp = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.GELU(), torch.nn.Linear(8, 3), torch.nn.GELU(approximate="tanh"))
+mlp = torch.nn.Sequential(
+    torch.nn.Linear(5, 8), torch.nn.GELU(), torch.nn.Linear(8, 3), torch.nn.GELU(approximate="tanh")
+)
 x = torch.randn(4, 5, requires_grad=True)
 y = mlp(x)
 w = torch.randn(4, 3)

@@ -85,7 +85,10 @@ const SPEC_MAFW = {
   polarityOfClass: [0, 0, 0, 2, 1, 0, 2, 0, 0, 0, 0],
 };
 
-test("labels match classes in any case and through synonyms; known classes get SPEC.md's polarities; DFEW's defaults are unchanged", () => {
+const labelMatchingTitle =
+  'labels match classes in any case and through synonyms; ' +
+  "known classes get SPEC.md's polarities; DFEW's defaults are unchanged";
+test(labelMatchingTitle, () => {
   assert.deepEqual(
     ['Happy', 'SADNESS', 'neutral', 'angry', 'Surprised', 'disgusted', 'fearful', '6'].map((l) =>
       labelIndex(l, DFEW_CLASSES),
@@ -149,7 +152,9 @@ test("labels match classes in any case and through synonyms; known classes get S
   );
 });
 
-test('a class with no known polarity and none given is a one-line error that says how to give it; nothing is written', async () => {
+const unknownPolarityTitle =
+  'a class with no known polarity and none given is a one-line error that says how to give it; nothing is written';
+test(unknownPolarityTitle, async () => {
   fs.writeFileSync(at('pain.csv'), 'path,label\nx.mp4,pain\n');
   const args = [
     'extract',
@@ -170,7 +175,8 @@ test('a class with no known polarity and none given is a one-line error that say
   assert.equal(r.status, 1);
   assert.equal(
     r.stderr,
-    "ous: no polarity is known for 'pain', 'no pain': give each with --polarity pain=negative,no pain=negative (negative, neutral or positive), or extract with --no-polarity to train without the polarity loss\n",
+    "ous: no polarity is known for 'pain', 'no pain': give each with --polarity pain=negative,no pain=negative " +
+      '(negative, neutral or positive), or extract with --no-polarity to train without the polarity loss\n',
   );
   assert.equal(fs.existsSync(at('cache-pain')), false);
   await assert.rejects(
@@ -179,7 +185,9 @@ test('a class with no known polarity and none given is a one-line error that say
   );
 });
 
-test('the synthetic benchmark with 11 classes: its ceilings by hand, then extract, train and evaluate end to end', async () => {
+const elevenClassesTitle =
+  'the synthetic benchmark with 11 classes: its ceilings by hand, then extract, train and evaluate end to end';
+test(elevenClassesTitle, async () => {
   // Face alone: 9 distinct faces for 11 balanced classes. Face and scene: the two ambiguous pairs
   // (different polarities) as in the 7-class case, every other class alone with its face.
   assert.equal(ceilings(0.9, 11).face.war, 9 / 11);
@@ -232,7 +240,10 @@ test('the synthetic benchmark with 11 classes: its ceilings by hand, then extrac
   assert.equal(readJson(at('run11'), 'config.json').ous.classNames.length, 11);
 });
 
-test('a manifest with its own labels and polarity map trains and predicts with those names; --no-polarity trains without L_pol', async () => {
+const ownLabelsTitle =
+  'a manifest with its own labels and polarity map trains and ' +
+  'predicts with those names; --no-polarity trains without L_pol';
+test(ownLabelsTitle, async () => {
   // Videos of three drawn faces, relabelled with the user's own words (mixed case).
   const bench = await generateBenchmark(
     {
@@ -302,7 +313,10 @@ test('a manifest with its own labels and polarity map trains and predicts with t
   // The classes come from the cache: a config naming others is an error.
   await assert.rejects(
     ous(['train', '--cache', at('cache-mine'), '--out', at('run-clash'), '--set', 'classNames=["a","b","c"]']),
-    /^UserError: classNames comes from the cache \(.*\["frown","smile","blank"\]\), not \["a","b","c"\]: set the classes when extracting/,
+    new RegExp(
+      /^UserError: classNames comes from the cache \(.*\["frown","smile","blank"\]\)/.source +
+        /, not \["a","b","c"\]: set the classes when extracting/.source,
+    ),
   );
 
   // Without polarity labels: the cache records none, training drops L_pol, predict shows no polarity.
@@ -368,7 +382,9 @@ function mafwTree(dir: string): void {
   });
 }
 
-test('MAFW: the reader checks everything first; two folds extract, train and evaluate; eval --folds averages them', async () => {
+const mafwTitle =
+  'MAFW: the reader checks everything first; two folds extract, train and evaluate; eval --folds averages them';
+test(mafwTitle, async () => {
   const mafw = at('MAFW');
   mafwTree(mafw);
   const f1 = readMafw(mafw, 1);

@@ -215,7 +215,8 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [['demo', '--seeds', '0'], 2, '--seeds must be an integer >= 1'],
   [['eval', '--seeds', '--folds', 'a', 'b'], 2, '--folds and --seeds'],
   [['ablate', '--table', 'IX'], 2, '--table'],
-  // Issue 24: the CLIP must be the cache's; resume needs both files; the run folder is checked, locked, and its checkpoint must fit.
+  // Issue 24: the CLIP must be the cache's; resume needs both files;
+  // the run folder is checked, locked, and its checkpoint must fit.
   [
     ['train', '--cache', 'c7', '--out', 'rx', '--clip', 'clip-other', ...small],
     1,
@@ -326,7 +327,8 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   ...['0', '-1', 'abc', '1e2', '100000'].map((v): [string[], number, string, Record<string, string>] => [
     ['info'],
     1,
-    `OUS_NUM_THREADS must be a whole number from 1 to ${4 * os.availableParallelism()} (four times this machine's logical cores), not '${v}'`,
+    `OUS_NUM_THREADS must be a whole number from 1 to ${4 * os.availableParallelism()} ` +
+      `(four times this machine's logical cores), not '${v}'`,
     { OUS_NUM_THREADS: v },
   ]),
   // A CLIP folder of the wrong kind, a manifest header naming a column twice.
@@ -353,7 +355,8 @@ test('bad inputs: one line on stderr naming the flag, file or key, the right exi
       // Each case its own --out: two trainers into one folder at once are refused by its lock.
       const args = given.map((a) => (a === 'rx' ? `rx${k}` : a));
       const r = await run(args, env);
-      const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^epoch \d|^stopped:/.test(l)); // train.log lines of a run that ran
+      // train.log lines of a run that ran
+      const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^epoch \d|^stopped:/.test(l));
       const why = [
         r.code !== code && `exit ${r.code}, expected ${code}`,
         lines.length !== 1 && `${lines.length} lines on stderr`,
@@ -409,7 +412,9 @@ test('--box "-10 -10 20 20" parses (a face partly outside the frame) and predict
   assert.ok(JSON.parse(r.stdout).emotion);
 });
 
-test('OUS_ENGINE: an unknown value, or onnxruntime where it cannot run, is one line and exit 1; libtorch predicts', async () => {
+const ousEngineTitle =
+  'OUS_ENGINE: an unknown value, or onnxruntime where it cannot run, is one line and exit 1; libtorch predicts';
+test(ousEngineTitle, async () => {
   for (const [env, want] of [
     [{ OUS_ENGINE: 'onnx' }, "OUS_ENGINE must be auto, libtorch or onnxruntime, not 'onnx'"],
     [
@@ -444,7 +449,10 @@ test('a demo stopped by SIGTERM exits 143 and leaves no *.mp4.tmp-PID.mp4 behind
   assert.deepEqual(temps(), []);
 });
 
-test('two `ous train --out R` at once: the second is refused naming the first pid; a lock left by a killed trainer is taken over', async () => {
+const trainLockTitle =
+  'two `ous train --out R` at once: the second is refused naming the first pid; ' +
+  'a lock left by a killed trainer is taken over';
+test(trainLockTitle, async () => {
   const args = (epochs: number) => [
     'train',
     '--cache',
@@ -490,7 +498,9 @@ test('two `ous train --out R` at once: the second is refused naming the first pi
   assert.ok(fs.existsSync(at('r-stale', 'checkpoint.safetensors')));
 });
 
-test('a last metrics line cut short by a kill: report reads the whole lines, --resume drops it and trains on', async () => {
+const cutMetricsTitle =
+  'a last metrics line cut short by a kill: report reads the whole lines, --resume drops it and trains on';
+test(cutMetricsTitle, async () => {
   fs.cpSync(at('r7'), at('r-cut'), { recursive: true });
   fs.appendFileSync(at('r-cut', 'metrics.jsonl'), '{"epoch":2,"lr":0.002,"tra');
   const rep = await run(['report', 'r-cut', '--out', 'rep-cut']);
@@ -509,7 +519,9 @@ test('a last metrics line cut short by a kill: report reads the whole lines, --r
   assert.match(bad.stderr, /^ous: r-cut\/metrics\.jsonl:1 is not an epoch record/);
 });
 
-test("a run whose cache and CLIP moved: eval and report take --cache and --clip, and check they are the run's", async () => {
+const movedRunTitle =
+  "a run whose cache and CLIP moved: eval and report take --cache and --clip, and check they are the run's";
+test(movedRunTitle, async () => {
   const moved = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-moved-'));
   try {
     fs.cpSync(at('c7'), path.join(moved, 'cache'), { recursive: true });
@@ -535,11 +547,15 @@ test("a run whose cache and CLIP moved: eval and report take --cache and --clip,
   }
 });
 
-test('extraction: NaN embeddings fail the clip naming the stage; a URL, a short row and a box outside the frame fail their rows', async () => {
+const extractionFailuresTitle =
+  'extraction: NaN embeddings fail the clip naming the stage; ' +
+  'a URL, a short row and a box outside the frame fail their rows';
+test(extractionFailuresTitle, async () => {
   fs.copyFileSync(video, at('copy.mp4'));
   fs.writeFileSync(
     at('rows.csv'),
-    `path,label,split,box\n${video},happy,train,\nhttps://example.org/a.mp4,sad,train,\n${video}\ncopy.mp4,sad,test,5000 10 50 50\n`,
+    `path,label,split,box\n${video},happy,train,\n` +
+      `https://example.org/a.mp4,sad,train,\n${video}\ncopy.mp4,sad,test,5000 10 50 50\n`,
   );
   const r = await run([
     'extract',
@@ -580,7 +596,10 @@ test('extraction: NaN embeddings fail the clip naming the stage; a URL, a short 
 
 // A full disk and a read-only folder, on real mounts: needs root (mount) and tmpfs; skipped elsewhere.
 const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
-test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the path and the real cause; nothing half-written', {
+const fullDiskTitle =
+  'a full disk (ENOSPC) and a read-only output (EROFS): ' +
+  'one line naming the path and the real cause; nothing half-written';
+test(fullDiskTitle, {
   skip: !canMount && 'needs root to mount a tmpfs',
 }, async (t) => {
   const full = at('mnt-full');
@@ -594,7 +613,8 @@ test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the p
     return t.skip('mounting a tmpfs was refused');
   }
   try {
-    fs.writeFileSync(path.join(full, 'fill'), Buffer.alloc(60 * 1024)); // leaves a few KB: config.json fits, a checkpoint does not
+    // leaves a few KB: config.json fits, a checkpoint does not
+    fs.writeFileSync(path.join(full, 'fill'), Buffer.alloc(60 * 1024));
     const cases: Array<[string[], string]> = [
       [
         ['train', '--cache', 'c7', '--out', path.join(full, 'run'), ...small],
@@ -644,7 +664,9 @@ test('a full disk (ENOSPC) and a read-only output (EROFS): one line naming the p
 });
 
 // Permissions: as root (who may read anything) the command runs as nobody; needs /work readable by all.
-test('a folder without permission (EACCES): "permission denied" naming it, not "config.json is missing" or ENOENT', async (t) => {
+const permissionTitle =
+  'a folder without permission (EACCES): "permission denied" naming it, not "config.json is missing" or ENOENT';
+test(permissionTitle, async (t) => {
   const open = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-eacces-'));
   try {
     fs.chmodSync(open, 0o755);

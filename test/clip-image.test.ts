@@ -40,7 +40,9 @@ test('Python rounding and torchvision geometry by hand', () => {
   assert.deepEqual(centerCropBox(55, 32, 32), [12, 0, 44, 32]); // round(11.5) = 12
 });
 
-test('every golden image: sizes, crop box, and pixels equal OpenAI (exact) or within one grey level (resized)', async () => {
+const goldenImagesTitle =
+  'every golden image: sizes, crop box, and pixels equal OpenAI (exact) or within one grey level (resized)';
+test(goldenImagesTitle, async () => {
   for (const g of golden.images) {
     const out = await proc.preprocessFile(path.join(dir, g.file));
     assert.deepEqual(out.resizedSize, g.resized_size, `${g.name} resized size`);
@@ -92,7 +94,9 @@ test('decoding agrees with PIL/libjpeg (sums of the decoded bytes)', async () =>
   }
 });
 
-test('resizing: identity at the same size, a constant image stays constant, grayscale becomes three equal channels', async () => {
+const resizingTitle =
+  'resizing: identity at the same size, a constant image stays constant, grayscale becomes three equal channels';
+test(resizingTitle, async () => {
   const img = new Uint8Array([1, 2, 3, 4, 5, 6]);
   assert.deepEqual(resizeBicubic(img, 2, 1, 3, 2, 1), img);
   const flat = resizeBicubic(new Uint8Array(40 * 30 * 3).fill(77), 40, 30, 3, 13, 9);

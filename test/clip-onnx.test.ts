@@ -52,9 +52,12 @@ test('OnnxGraph: a Gemm with a float attribute, a negative reshape and two outpu
   await s.release();
 });
 
-test("the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at 1e-4, the low block as libtorch's", async () => {
+const onnxGraphTitle =
+  "the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at 1e-4, the low block as libtorch's";
+test(onnxGraphTitle, async () => {
   const clip = loadClip(path.join(dir, 'model'));
-  const px = cat(await Promise.all(golden.images.map((g) => goldenPixels(path.join(dir, g.preprocessed_png)))), 0); // [n, 3, R, R]
+  // [n, 3, R, R]
+  const px = cat(await Promise.all(golden.images.map((g) => goldenPixels(path.join(dir, g.preprocessed_png)))), 0);
   const L = clip.config.vision_config.num_hidden_layers;
   for (const k of [0, 1, L]) {
     const s = await OnnxSession.create(visionTowerOnnx(clip, { lowBlock: k }));
@@ -65,7 +68,8 @@ test("the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at
         what: `${g.name} image_embeds (low block ${k})`,
       }),
     );
-    const ref = noGrad(() => clip.encodeImage(px, [k]).blocks[0]!.mean(1)); // libtorch's, checked against the goldens in clip-model
+    // libtorch's, checked against the goldens in clip-model
+    const ref = noGrad(() => clip.encodeImage(px, [k]).blocks[0]!.mean(1));
     assertClose(out.low!.toFlatArray(), ref.toFlatArray(), { atol: 1e-4, what: `token-mean after block ${k}` });
     await s.release();
   }
@@ -76,7 +80,10 @@ test("the vision tower's ONNX graph on onnxruntime: OpenAI's image embeddings at
   assert.throws(() => visionTowerOnnx(clip, { lowBlock: L + 1 }), new RegExp(`lowBlock ${L + 1} is not in 0..${L}`));
 });
 
-test('FrameEncoder: onnxruntime and libtorch give the same features for real photos; the engine is chosen as documented', async () => {
+const frameEncoderTitle =
+  'FrameEncoder: onnxruntime and libtorch give the same ' +
+  'features for real photos; the engine is chosen as documented';
+test(frameEncoderTitle, async () => {
   // OUS_ENGINE as the CLI reads it (src/cli/env.ts), then the choice
   assert.equal(chooseEngine('cpu', 'fp32', enginePreference({})), 'onnxruntime'); // installed with the lockfile
   assert.equal(chooseEngine('cpu', 'fp32', enginePreference({ OUS_ENGINE: 'libtorch' })), 'libtorch');

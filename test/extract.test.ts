@@ -114,7 +114,10 @@ test.before(() => {
   );
 });
 
-test('a manifest with a missing file, a corrupt video, an unknown label, an escaping path and a truncated video: the good clips extract, the bad are reported, exit 3', () => {
+const badRowsTitle =
+  'a manifest with a missing file, a corrupt video, an unknown label, ' +
+  'an escaping path and a truncated video: the good clips extract, the bad are reported, exit 3';
+test(badRowsTitle, () => {
   const r = ous(extractArgs(at('bad.csv'), at('cache-bad')));
   assert.equal(r.status, 3, r.stderr);
   const summary = lastJson(r.stdout);
@@ -242,7 +245,10 @@ test('two shards merged equal one unsharded run; a missing shard is refused, or 
   assert.match(other.stderr, /was made with other options: frames \(cache: 2, now: 3\)/);
 });
 
-test('labels and splits come from the current listing: relabelled clips keep their features, a dropped clip leaves the index', () => {
+const currentListingTitle =
+  'labels and splits come from the current listing: ' +
+  'relabelled clips keep their features, a dropped clip leaves the index';
+test(currentListingTitle, () => {
   const cache = at('cache-relabel');
   fs.cpSync(at('cache-clean'), cache, { recursive: true });
   const parts = () =>
@@ -283,11 +289,15 @@ test('labels and splits come from the current listing: relabelled clips keep the
   assert.equal(FeatureCache.open(cache).records.length, 4);
 });
 
-test('manifest paths: the same clip twice (./, symlink) is an error naming both rows; a relative path may not leave --root; a header-only manifest creates nothing', () => {
+const manifestPathsTitle =
+  'manifest paths: the same clip twice (./, symlink) is an error naming both rows; ' +
+  'a relative path may not leave --root; a header-only manifest creates nothing';
+test(manifestPathsTitle, () => {
   fs.symlinkSync(at('videos', 'red.mp4'), at('link.mp4'));
   fs.writeFileSync(
     at('twice.csv'),
-    `path,label\nvideos/red.mp4,happy\nvideos/blue.mp4,sad\n./videos/red.mp4,sad\nlink.mp4,angry\n${at('videos', 'blue.mp4')},sad\n`,
+    'path,label\nvideos/red.mp4,happy\nvideos/blue.mp4,sad\n' +
+      `./videos/red.mp4,sad\nlink.mp4,angry\n${at('videos', 'blue.mp4')},sad\n`,
   );
   assert.throws(
     () => readManifest(at('twice.csv')),
@@ -338,7 +348,9 @@ test('manifest paths: the same clip twice (./, symlink) is an error naming both 
   assert.equal(fs.existsSync(at('cache-header-only')), false);
 });
 
-test('a lock: a second extraction into the cache stops, or waits with --wait; train refuses a cache being written', async () => {
+const extractLockTitle =
+  'a lock: a second extraction into the cache stops, or waits with --wait; train refuses a cache being written';
+test(extractLockTitle, async () => {
   const cache = at('cache-lock');
   fs.mkdirSync(cache);
   fs.writeFileSync(at('one.csv'), 'path,label,split\nvideos/red.mp4,happy,train\n');
@@ -433,7 +445,9 @@ test('usage errors of ous extract exit 2 with one line naming the flag; a folder
   assert.equal(fs.existsSync(at('cache-usage')), false);
 });
 
-test('DFEW and FERV39k layouts: readers check everything first; DFEW face crops are used; frame folders extract', async () => {
+const layoutsTitle =
+  'DFEW and FERV39k layouts: readers check everything first; DFEW face crops are used; frame folders extract';
+test(layoutsTitle, async () => {
   const dfew = at('DFEW');
   const split = (s: string) => path.join(dfew, 'EmoLabel_DataSplit', `${s}(single-labeled)`);
   fs.mkdirSync(split('train'), { recursive: true });

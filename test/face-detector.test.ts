@@ -41,16 +41,19 @@ test('the tfjs weights manifest: every byte of the .bin read, uint8 weights dequ
   const entry = JSON.parse(fs.readFileSync(manifest, 'utf8'))[0].weights.find(
     (e: { name: string }) => e.name === 'MobilenetV1/Conv2d_0_pointwise/weights',
   );
-  const first = fs.readFileSync(path.join(faceApiModelDir(), 'ssd_mobilenetv1_model.bin'))[0]!; // the first weight's first byte
+  // the first weight's first byte
+  const first = fs.readFileSync(path.join(faceApiModelDir(), 'ssd_mobilenetv1_model.bin'))[0]!;
   const firstName = JSON.parse(fs.readFileSync(manifest, 'utf8'))[0].weights[0];
   const got = w.get(firstName.name)!;
   assert.ok(Math.abs(got.data[0]! - (first * firstName.quantization.scale + firstName.quantization.min)) < 1e-6);
   assert.deepEqual(w.get(entry.name)!.shape, [3, 3, 3, 32]);
-  assert.deepEqual(w.get('Output/extra_dim')!.shape, [1, 5118, 4]); // 32²·3 + 16²·6 + 8²·6 + 4²·6 + 2²·6 + 6 anchors
+  // 32²·3 + 16²·6 + 8²·6 + 4²·6 + 2²·6 + 6 anchors
+  assert.deepEqual(w.get('Output/extra_dim')!.shape, [1, 5118, 4]);
 });
 
 test("face-api's NMS and box scaling on made-up boxes", () => {
-  // (y1, x1, y2, x2) relative; box 0 overlaps box 1 with IoU 0.6 (suppressed), box 2 overlaps box 1 with IoU 0.2 (kept), box 3 scores at the threshold
+  // (y1, x1, y2, x2) relative; box 0 overlaps box 1 with IoU 0.6 (suppressed),
+  // box 2 overlaps box 1 with IoU 0.2 (kept), box 3 scores at the threshold
   const boxes = Float32Array.from([
     0,
     0,
@@ -87,7 +90,9 @@ test("face-api's NMS and box scaling on made-up boxes", () => {
   assert.equal(toDetections(boxes, scores, 200, 100, { minConfidence: 0.5, maxResults: 1 }).length, 1);
 });
 
-test('libtorch SSD equals face-api on tfjs on the shipped photos; 3/3 faces of the group photo at IoU ≥ 0.5', async () => {
+const photosTitle =
+  'libtorch SSD equals face-api on tfjs on the shipped photos; 3/3 faces of the group photo at IoU ≥ 0.5';
+test(photosTitle, async () => {
   for (const name of ['grace_hopper_512.jpg', 'opencvdoc_smiling_man_434.jpg', 'trackingjs_3faces_600x346.jpg']) {
     const img = await readImage(fixture('media', name));
     const torch = await detectFaces(img, { minConfidence: 0.3 });
@@ -110,7 +115,9 @@ test('libtorch SSD equals face-api on tfjs on the shipped photos; 3/3 faces of t
   );
 });
 
-test('libtorch SSD equals face-api on tfjs on the video frames, batched; every frame hits the box checked by eye', async () => {
+const videoFramesTitle =
+  'libtorch SSD equals face-api on tfjs on the video frames, batched; every frame hits the box checked by eye';
+test(videoFramesTitle, async () => {
   const golden = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')) as {
     samples: Array<{ frame: number; box: Box }>;
   };

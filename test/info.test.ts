@@ -28,8 +28,10 @@ test('ous info --json: versions, CPU, threads, BLAS kernel and CUDA from their s
   assert.equal(i.cpu.simd.includes('avx2'), flags.has('avx2'));
   assert.equal(i.cpu.simd.includes('avx512f'), flags.has('avx512f'));
   assert.equal(i.threads, 1);
-  assert.deepEqual(i.openmp, { waitPolicy: 'ACTIVE', spinCount: null }); // the user's policy, and no spin count overriding it
-  assert.equal(i.libtorch.version, i.libtorch.build.TORCH_VERSION ?? i.libtorch.version); // show_config agrees with torch/version.h
+  // the user's policy, and no spin count overriding it
+  assert.deepEqual(i.openmp, { waitPolicy: 'ACTIVE', spinCount: null });
+  // show_config agrees with torch/version.h
+  assert.equal(i.libtorch.version, i.libtorch.build.TORCH_VERSION ?? i.libtorch.version);
   assert.match(i.libtorch.version, /^\d+\.\d+\.\d+$/);
   if (process.arch === 'x64' && i.blas.config?.includes('DYNAMIC_ARCH')) {
     // OpenBLAS: the user's core type is the one that runs, and nothing was chosen over it.

@@ -114,7 +114,10 @@ test('a 101-frame and a 1,000-frame sample equal the frames ffmpeg gives one at 
     );
 });
 
-test('3 minutes: 179 windows by hand; --csv and --jsonl stream the same windows as --json; window 150 equals its frames alone', async () => {
+const threeMinutesTitle =
+  '3 minutes: 179 windows by hand; --csv and --jsonl stream the ' +
+  'same windows as --json; window 150 equals its frames alone';
+test(threeMinutesTitle, async () => {
   const video = looped('three.mp4', 30); // 180 s
   const box = '100 50 200 200';
   const json = await run(['predict', video, '--run', t.run, '--box', box, '--json']);
@@ -174,7 +177,8 @@ test('3 minutes: 179 windows by hand; --csv and --jsonl stream the same windows 
     );
   }
 
-  // Window 150 (150–152 s), T = 4 on the grid every 0.5 s at (j + 0.5)·0.5 s: frames floor((j + 0.5)·12), j = 300..303.
+  // Window 150 (150–152 s), T = 4 on the grid every 0.5 s at
+  // (j + 0.5)·0.5 s: frames floor((j + 0.5)·12), j = 300..303.
   const frames = [300, 301, 302, 303].map((j) => Math.floor((j + 0.5) * 12));
   assert.deepEqual(frames, [3606, 3618, 3630, 3642]);
   fs.mkdirSync(at('w150'));
@@ -231,7 +235,9 @@ test('20 minutes: 1,197 windows streamed as JSON lines, windows that saw the sam
   assert.match(r.stderr, /window 1197\/1197 windows/);
 });
 
-test('1 minute with the face detector: the face found on every grid frame, the track over the whole video', async () => {
+const oneMinuteDetectorTitle =
+  '1 minute with the face detector: the face found on every grid frame, the track over the whole video';
+test(oneMinuteDetectorTitle, async () => {
   const video = looped('one-minute.mp4', 10); // 60 s: 120 grid frames at T = 4
   const r = await run(['predict', video, '--run', t.run, '--json']);
   assert.equal(r.code, 0, r.stderr);
@@ -259,7 +265,10 @@ test('1 minute with the face detector: the face found on every grid frame, the t
   assert.match(r.stderr, /detect 120\/120 frames/);
 });
 
-test('videos that lie about their length: a container claiming 10 hours for two frames, a raw .h264 with no duration; refused in one line', async () => {
+const lyingVideosTitle =
+  'videos that lie about their length: a container claiming 10 hours for two frames, ' +
+  'a raw .h264 with no duration; refused in one line';
+test(lyingVideosTitle, async () => {
   // Two frames, the second stamped at 10 hours: the container says 36,001 s.
   ffmpeg(
     '-f',
@@ -313,7 +322,10 @@ test('videos that lie about their length: a container claiming 10 hours for two 
   assert.equal(ok.code, 0, ok.stderr);
 });
 
-test('one rule for stills; an animated GIF is a video everywhere; a window shorter than T frames is refused with the minimum', async () => {
+const stillsTitle =
+  'one rule for stills; an animated GIF is a video everywhere; ' +
+  'a window shorter than T frames is refused with the minimum';
+test(stillsTitle, async () => {
   ffmpeg('-i', franck, '-t', '2', '-vf', 'fps=10,scale=120:96', at('anim.gif')); // 20 frames
   ffmpeg('-i', franck, '-frames:v', '1', at('one.mp4'));
   const gif = await run(['faces', at('anim.gif'), '--frames', '20', '--json']);

@@ -304,7 +304,9 @@ test('OUS head by hand: one LSTM serves both streams, and a_s = mean_t A(H_s)', 
   assertClose(out.aFace!.toFlatArray(), A(mat(Zf.select(0, 0)))[0]!, { atol: 1e-5, what: 'a_f' });
 });
 
-test("FeatureStandardizer: the training features' per-dimension mean and std, by hand; it rides in the state dict", () => {
+const standardizerTitle =
+  "FeatureStandardizer: the training features' per-dimension mean and std, by hand; it rides in the state dict";
+test(standardizerTitle, () => {
   const dims = { embed: 2, visionWidth: 1 };
   const s = new FeatureStandardizer(dims);
   // Two clips of two frames: face dims (1, 10), (3, 10), (5, 10), (7, 10) -> mean (4, 10), std (√5, 0 -> 1e-6).

@@ -33,7 +33,10 @@ before(async () => {
   pair = mirroredPair(at('pair.mp4'));
 });
 
-test('two persons side by side: ids left to right, each followed in their own half; the main one is the one-person answer', async () => {
+const sideBySideTitle =
+  'two persons side by side: ids left to right, ' +
+  'each followed in their own half; the main one is the one-person answer';
+test(sideBySideTitle, async () => {
   const all = await json(['predict', pair, '--run', t.run, '--all-persons']);
   const persons = all.persons!;
   assert.deepEqual(
@@ -94,7 +97,10 @@ test('one face: --all-persons is one person, the main one, equal to the one-pers
     assertClose(probs(all.persons![0]!.windows[i]!), probs(w), { atol: 1e-6, what: `window ${i}` });
 });
 
-test("--csv and --jsonl carry each window's person; a person who is not there, --box with --all-persons, both flags: one line", async () => {
+const csvJsonlPersonsTitle =
+  "--csv and --jsonl carry each window's person; a person who is not there, " +
+  '--box with --all-persons, both flags: one line';
+test(csvJsonlPersonsTitle, async () => {
   const all = await json(['predict', pair, '--run', t.run, '--all-persons']);
   const csv = await run(['predict', pair, '--run', t.run, '--all-persons', '--csv']);
   assert.equal(csv.code, 0, csv.stderr);
@@ -130,7 +136,8 @@ test("--csv and --jsonl carry each window's person; a person who is not there, -
 
   const missing = await run(['predict', pair, '--run', t.run, '--person', '7']);
   assert.equal(missing.code, 1);
-  // The detection's progress lines come first (the persons are known once every frame is seen); the error is the last line.
+  // The detection's progress lines come first (the persons are
+  // known once every frame is seen); the error is the last line.
   assert.match(
     missing.stderr,
     /\nous: --person 7: no such person in .*pair\.mp4 \(persons 0, 1; ous predict --all-persons lists them\)\n$/,

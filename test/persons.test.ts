@@ -121,7 +121,9 @@ test('a miss of k frames: one person up to the gap (8), two past it', () => {
   assert.equal(trackPersons(seq(9), { maxGap: 9 }).length, 1); // the gap is an option
 });
 
-test('a face that leaves and comes back: the same id where its motion says and within the gap, a new id otherwise', () => {
+const leavesAndComesBackTitle =
+  'a face that leaves and comes back: the same id where its motion says and within the gap, a new id otherwise';
+test(leavesAndComesBackTitle, () => {
   // B stands still at x 300 throughout. A walks right 10 px a frame from x 0; it is not detected
   // at frames 6-9 (behind something) and comes back at x 100 at frame 10: where its velocity puts it.
   const walk = Array.from({ length: 16 }, (_, f) => [...(f >= 6 && f <= 9 ? [] : [det(10 * f, 50)]), det(300, 60)]);
@@ -157,7 +159,10 @@ test('a face that leaves and comes back: the same id where its motion says and w
   );
 });
 
-test("a crowd: ten faces walking to and fro, hiding each other as they pass, for 4,000 frames: 97% of detections on their person's own face", () => {
+const crowdTitle =
+  'a crowd: ten faces walking to and fro, hiding each other as they pass, ' +
+  "for 4,000 frames: 97% of detections on their person's own face";
+test(crowdTitle, () => {
   // Faces 60 × 70 on rows 8 px apart (alike as faces can be, with no appearance term), speeds 2-6 px
   // a frame, turning at the edges of a 1280-px frame. A face is not detected while one in front of
   // it (a lower number) covers it (IoU > 0.2), nor in 10% of other frames; a false detection
@@ -303,7 +308,10 @@ function pixels(f: RgbFrame, box: Box): number[][] {
   return out;
 }
 
-test("the three-faces photo panned slowly: 3 persons, continuous tracks on the hand-drawn faces; each person's scene masks their face only", async () => {
+const pannedPhotoTitle =
+  'the three-faces photo panned slowly: 3 persons, ' +
+  "continuous tracks on the hand-drawn faces; each person's scene masks their face only";
+test(pannedPhotoTitle, async () => {
   // The photo scaled to 360 px wide (× 0.6), a 330 × 206 window sliding right over it by half a
   // pixel a frame (x = floor(n / 2)): 5 s at 10 fps, so the faces drift left by 24 px.
   const video = path.join(tmp, 'pan.mp4');
@@ -382,7 +390,10 @@ test("the three-faces photo panned slowly: 3 persons, continuous tracks on the h
   assert.equal(personStreamFrames(window.slice(0, 2), [null, null]), null); // absent from the window
 });
 
-test('the talking-face video beside its mirror image: 2 persons followed through the clip, on the faces checked by eye', async () => {
+const mirrorImageTitle =
+  'the talking-face video beside its mirror image: ' +
+  '2 persons followed through the clip, on the faces checked by eye';
+test(mirrorImageTitle, async () => {
   // Each half is the clip at half size (180 × 144); the right half is mirrored.
   const video = path.join(tmp, 'pair.mp4');
   execFileSync('ffmpeg', [
@@ -424,7 +435,9 @@ test('the talking-face video beside its mirror image: 2 persons followed through
   }
 });
 
-test('two real faces crossing, one passing in front of the other: each keeps its id through the occlusion', async () => {
+const crossingFacesTitle =
+  'two real faces crossing, one passing in front of the other: each keeps its id through the occlusion';
+test(crossingFacesTitle, async () => {
   // The talking face at 120 × 96 (its face ~40 px wide) moving right 7.5 px a frame over a grey
   // 360 × 160 scene; its mirror image moving left in front of it, 4 px lower; 4 s at 8 fps. The
   // face is at x ≈ 67 of the small clip (the checked boxes' centre, / 3), 53 in the mirror, so
@@ -441,7 +454,8 @@ test('two real faces crossing, one passing in front of the other: each keeps its
     '-i',
     fixture('media', 'franck_0-6s.mp4'),
     '-filter_complex',
-    "[1]fps=8,scale=120:96,split[a][b];[b]hflip[m];[0][a]overlay=x='10+60*t':y=30:shortest=1[t1];[t1][m]overlay=x='230-60*t':y=34:shortest=1,format=yuv420p",
+    "[1]fps=8,scale=120:96,split[a][b];[b]hflip[m];[0][a]overlay=x='10+60*t':y=30:shortest=1[t1];" +
+      "[t1][m]overlay=x='230-60*t':y=34:shortest=1,format=yuv420p",
     '-t',
     '4',
     '-c:v',
@@ -470,7 +484,10 @@ test('two real faces crossing, one passing in front of the other: each keeps its
     assert.ok(p.track.some((d, i) => d && p.first + i < 11) && p.track.some((d, i) => d && p.first + i > 17));
 });
 
-test("ous extract --subject: the face a clip is about is the rule's, recorded per clip; main is today's; a cache keeps one rule", async () => {
+const subjectTitle =
+  "ous extract --subject: the face a clip is about is the rule's, " +
+  "recorded per clip; main is today's; a cache keeps one rule";
+test(subjectTitle, async () => {
   // The group photo as a still 1 s video at 0.6 scale: the faces are the hand-drawn boxes × 0.6.
   const video = path.join(tmp, 'group.mp4');
   execFileSync('ffmpeg', [
@@ -555,7 +572,9 @@ test("ous extract --subject: the face a clip is about is the rule's, recorded pe
   assert.equal(bad.stderr, `ous: extract: --subject must be main, largest, center or a box "x y w h", not 'biggest'\n`);
 });
 
-test('the two-person synthetic benchmark: two faces where it says, with the emotions it says, labelled per person', async () => {
+const twoPersonBenchmarkTitle =
+  'the two-person synthetic benchmark: two faces where it says, with the emotions it says, labelled per person';
+test(twoPersonBenchmarkTitle, async () => {
   const out = path.join(tmp, 'bench2');
   const bench = await generateBenchmark(
     { out, seed: 5, trainPerClass: 1, testPerClass: 0, frames: 2, width: 240, height: 180, agreement: 1, persons: 2 },
@@ -584,7 +603,8 @@ test('the two-person synthetic benchmark: two faces where it says, with the emot
     assert.deepEqual([first.label, first.faceBox], [c.label, c.faceBox]);
     if (CLASSES[c.label] !== 'neutral')
       assert.equal(polarity[CLASSES[second.label]!], polarity[CLASSES[c.label]!], `clip ${i}: ${names}`);
-    assert.equal(c.cue, { '+': 2, '0': 1, '-': 0 }[polarity[CLASSES[c.label]!]!]); // agreement 1: the scene shows the first person's polarity
+    // agreement 1: the scene shows the first person's polarity
+    assert.equal(c.cue, { '+': 2, '0': 1, '-': 0 }[polarity[CLASSES[c.label]!]!]);
     c.persons!.forEach((p, k) =>
       assert.equal(
         rows[2 * i + k],

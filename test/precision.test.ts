@@ -46,7 +46,10 @@ function ous(args: string[], env: Record<string, string> = {}): { status: number
 const pixelsOf = (file: string) => goldenPixels(path.join(dir, file));
 const cosine = (a: number[], b: number[]) => F.cosineSimilarity(tensor([a]), tensor([b])).item();
 
-test('bf16 vision tower: every golden image within cosine 0.999 of float32 (embedding, pooled, CLS after pre-LN and every block), outputs float32, text tower untouched', async () => {
+const bf16VisionTitle =
+  'bf16 vision tower: every golden image within cosine 0.999 of float32 (embedding, ' +
+  'pooled, CLS after pre-LN and every block), outputs float32, text tower untouched';
+test(bf16VisionTitle, async () => {
   const model = loadClip(path.join(dir, 'model')).setVisionDtype('bfloat16');
   const L = model.config.vision_config.num_hidden_layers;
   // Products in bf16; LayerNorm, the embeddings and the text tower stay float32.
@@ -92,7 +95,10 @@ test('bf16 vision tower: every golden image within cosine 0.999 of float32 (embe
   assert.ok(worst < 1);
 });
 
-test('bf16 patch embedding sums in float32: a 32×32 patch (3072 products) within 1e-2 of float32 (a bf16 sum is off by ~6e-2)', () => {
+const bf16PatchTitle =
+  'bf16 patch embedding sums in float32: a 32×32 patch ' +
+  '(3072 products) within 1e-2 of float32 (a bf16 sum is off by ~6e-2)';
+test(bf16PatchTitle, () => {
   manualSeed(0);
   const cfg = clipConfigFor({
     embed: 16,
@@ -105,12 +111,16 @@ test('bf16 patch embedding sums in float32: a 32×32 patch (3072 products) withi
   const px = randn([2, 3, 64, 64]);
   const [ea, eb] = noGrad(() => [a.vision_model.embeddings.forward(px), b.vision_model.embeddings.forward(px)]);
   assert.equal(eb.dtype, 'float32');
-  const rel = eb.sub(ea).norm().item() / ea.sub(a.vision_model.embeddings.position_embedding.weight).norm().item(); // of the patches' part
+  // of the patches' part
+  const rel = eb.sub(ea).norm().item() / ea.sub(a.vision_model.embeddings.position_embedding.weight).norm().item();
   assert.ok(rel < 1e-2, `relative error ${rel}`);
   assert.ok(rel > 0, 'bf16 equals float32');
 });
 
-test('parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX (else refused unless OUS_ALLOW_SLOW_BF16=1); fp16 on CUDA only', () => {
+const parsePrecisionTitle =
+  'parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX ' +
+  '(else refused unless OUS_ALLOW_SLOW_BF16=1); fp16 on CUDA only';
+test(parsePrecisionTitle, () => {
   const avx2 = { model: 'AMD EPYC 7B13', flags: new Set(['avx2', 'fma', 'avx512f']) };
   const bf16 = { model: 'Xeon', flags: new Set(['avx2', 'avx512f', 'avx512_bf16']) };
   const amx = { model: 'Xeon', flags: new Set(['amx_bf16', 'amx_tile']) };
@@ -132,7 +142,10 @@ test('parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX 
     });
   refused(
     () => parsePrecision('bf16', 'cpu', { cpu: avx2 }),
-    /^--precision bf16: this CPU \(AMD EPYC 7B13\) has no AVX512_BF16 or AMX.*use --precision fp32.*OUS_ALLOW_SLOW_BF16=1/,
+    new RegExp(
+      /^--precision bf16: this CPU \(AMD EPYC 7B13\) has no AVX512_BF16 or AMX/.source +
+        /.*use --precision fp32.*OUS_ALLOW_SLOW_BF16=1/.source,
+    ),
   );
   refused(
     () => parsePrecision('fp16', 'cpu', { cpu: bf16, allowSlowBf16: allowSlowBf16({ OUS_ALLOW_SLOW_BF16: '1' }) }),
@@ -144,7 +157,10 @@ test('parsePrecision: fp32 anywhere; bf16 on CUDA or a CPU with AVX512_BF16/AMX 
   );
 });
 
-test('--precision fp16 on the CPU: ous extract, predict, clip embed and serve exit 1 with one line, before reading or creating anything', () => {
+const fp16OnCpuTitle =
+  '--precision fp16 on the CPU: ous extract, predict, ' +
+  'clip embed and serve exit 1 with one line, before reading or creating anything';
+test(fp16OnCpuTitle, () => {
   const cases = [
     [
       'extract',
@@ -177,7 +193,10 @@ test('--precision fp16 on the CPU: ous extract, predict, clip embed and serve ex
     assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
     assert.match(
       r.stderr,
-      /^ous: --precision fp16 runs on CUDA only \(libtorch has no CPU fp16 kernels\), not on cpu: use --precision fp32\n$/,
+      new RegExp(
+        /^ous: --precision fp16 runs on CUDA only \(libtorch has no CPU fp16 kernels\)/.source +
+          /, not on cpu: use --precision fp32\n$/.source,
+      ),
       args[0],
     );
     assert.equal(r.stdout, '');
@@ -197,7 +216,10 @@ test('--precision fp16 on the CPU: ous extract, predict, clip embed and serve ex
   assert.equal(fs.existsSync(at('cache-fp16')), false);
 });
 
-test('a cache holds one precision: cache.json records it, a cache without the field is fp32, and extending one with another is refused in one line', () => {
+const cachePrecisionTitle =
+  'a cache holds one precision: cache.json records it, a cache without the field is fp32, ' +
+  'and extending one with another is refused in one line';
+test(cachePrecisionTitle, () => {
   // A cache as written before --precision: no field, read as fp32.
   const old = at('old-cache');
   tinyCache(old);
@@ -210,9 +232,10 @@ test('a cache holds one precision: cache.json records it, a cache without the fi
     () => checkCacheOptions(old, { ...options, precision: 'bf16' }),
     (e: Error) =>
       e instanceof UserError &&
-      /made with other options: precision \(cache: fp32, now: bf16; --precision fp32 extends it\)\. Use another --out folder/.test(
-        e.message,
-      ) &&
+      new RegExp(
+        /made with other options: precision \(cache: fp32, now: bf16; --precision fp32 extends it\)/.source +
+          /\. Use another --out folder/.source,
+      ).test(e.message) &&
       !e.message.includes('\n'),
   );
   assert.throws(
@@ -277,7 +300,10 @@ test('a cache holds one precision: cache.json records it, a cache without the fi
   assert.equal(r.status, 1, r.stderr);
   assert.match(
     r.stderr,
-    /^ous: \S+ was made with other options: precision \(cache: bf16, now: fp32; --precision bf16 extends it\)\. Use another --out folder, or delete this one to rebuild it\.\n$/,
+    new RegExp(
+      /^ous: \S+ was made with other options: precision \(cache: bf16, now: fp32; /.source +
+        /--precision bf16 extends it\)\. Use another --out folder, or delete this one to rebuild it\.\n$/.source,
+    ),
   );
   assert.equal(FeatureCache.open(at('bf16')).records.length, 1);
 });

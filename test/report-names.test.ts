@@ -20,7 +20,9 @@ test('runs in folders of the same name are named by as many parent folders as ne
   );
 });
 
-test('writeReport refuses names that would share a figure, and runs with different classes, before loading anything', async () => {
+const refusedNamesTitle =
+  'writeReport refuses names that would share a figure, and runs with different classes, before loading anything';
+test(refusedNamesTitle, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-report-names-'));
   const fakeRun = (name: string, classNames: string[]) => {
     fs.mkdirSync(path.join(dir, name));

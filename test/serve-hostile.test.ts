@@ -56,7 +56,9 @@ async function waitJob(base: string, id: string): Promise<any> {
   }
 }
 
-test('an unterminated multipart body (132 bytes) is answered within 1 s; the server stays healthy; nothing is left', async () => {
+const unterminatedMultipartTitle =
+  'an unterminated multipart body (132 bytes) is answered within 1 s; the server stays healthy; nothing is left';
+test(unterminatedMultipartTitle, async () => {
   const s = await serve();
   try {
     const head =
@@ -73,7 +75,8 @@ test('an unterminated multipart body (132 bytes) is answered within 1 s; the ser
     assert.ok(r.ms < 1000, `answered in ${r.ms.toFixed(0)} ms`);
     process.stderr.write(`# unterminated multipart: 422 in ${r.ms.toFixed(0)} ms\n`);
     assert.match(r.body.error, /multipart body is malformed/);
-    // Also: bytes left equal to the boundary's length (the old parser's endless loop), and a big text field before the file.
+    // Also: bytes left equal to the boundary's length (the old
+    // parser's endless loop), and a big text field before the file.
     const tricky = Buffer.from(head + 'yyyy\r\n--b');
     assert.equal(
       (
@@ -106,7 +109,10 @@ test('an unterminated multipart body (132 bytes) is answered within 1 s; the ser
   }
 });
 
-test('playlists, lists and image patterns are refused with 422 naming the format; a raw H.264 stream over --max-seconds is measured and refused', async () => {
+const refusedFormatsTitle =
+  'playlists, lists and image patterns are refused with 422 naming the format; ' +
+  'a raw H.264 stream over --max-seconds is measured and refused';
+test(refusedFormatsTitle, async () => {
   const s = await serve({ maxSeconds: 600 });
   try {
     const send = (data: Buffer | string, name = 'x.mp4') => {
@@ -169,7 +175,10 @@ test('playlists, lists and image patterns are refused with 422 naming the format
   }
 });
 
-test('a burst of 40 concurrent uploads on --queue 2: refusals before the body in under 1 s, /api/health p95 < 100 ms during it, every accepted job finishes', async () => {
+const burstTitle =
+  'a burst of 40 concurrent uploads on --queue 2: refusals before the body in under 1 s, ' +
+  '/api/health p95 < 100 ms during it, every accepted job finishes';
+test(burstTitle, async () => {
   const s = await serve({ queue: 2 });
   try {
     const health: number[] = [];
@@ -194,7 +203,10 @@ test('a burst of 40 concurrent uploads on --queue 2: refusals before the body in
     assert.equal(
       refused.length + accepted.length,
       40,
-      `other answers: ${JSON.stringify(answers.filter((a) => a.status !== 503 && a.status !== 202).map((a) => [a.status, a.error ?? a.body]))}`,
+      'other answers: ' +
+        JSON.stringify(
+          answers.filter((a) => a.status !== 503 && a.status !== 202).map((a) => [a.status, a.error ?? a.body]),
+        ),
     );
     assert.ok(accepted.length >= 1 && refused.length >= 30, `${accepted.length} accepted, ${refused.length} refused`);
     const slowest = Math.max(...refused.map((a) => a.ms));
@@ -202,7 +214,8 @@ test('a burst of 40 concurrent uploads on --queue 2: refusals before the body in
     for (const a of refused) assert.ok(Number(a.headers['retry-after']) >= 1, 'Retry-After in seconds');
     const p95 = quantile(health, 0.95);
     process.stderr.write(
-      `# burst of 40 on --queue 2: ${accepted.length} accepted, ${refused.length} refused (slowest ${slowest.toFixed(0)} ms); health p95 ${p95.toFixed(1)} ms over ${health.length}\n`,
+      `# burst of 40 on --queue 2: ${accepted.length} accepted, ${refused.length} refused ` +
+        `(slowest ${slowest.toFixed(0)} ms); health p95 ${p95.toFixed(1)} ms over ${health.length}\n`,
     );
     assert.ok(health.length >= 3, `health polled ${health.length} times`);
     assert.ok(p95 < 100, `health p95 ${p95.toFixed(1)} ms`);
@@ -213,7 +226,10 @@ test('a burst of 40 concurrent uploads on --queue 2: refusals before the body in
   }
 });
 
-test('slow clients: headers that never finish are closed by the header timeout; a body that never comes by the request timeout; its upload folder goes', async () => {
+const slowClientsTitle =
+  'slow clients: headers that never finish are closed by the header timeout; ' +
+  'a body that never comes by the request timeout; its upload folder goes';
+test(slowClientsTitle, async () => {
   const s = await serve({ headersTimeoutMs: 1000, requestTimeoutMs: 2000, idleTimeoutMs: 1500 });
   try {
     const slowHeaders = rawConnection(port(s), 'POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n', 8000);
@@ -235,7 +251,10 @@ test('slow clients: headers that never finish are closed by the header timeout; 
   }
 });
 
-test('the connection cap (256 by default, 4 here): silent connections past it are refused at once, and the idle timeout frees the places', async () => {
+const connectionCapTitle =
+  'the connection cap (256 by default, 4 here): ' +
+  'silent connections past it are refused at once, and the idle timeout frees the places';
+test(connectionCapTitle, async () => {
   const s = await serve({ maxConnections: 4, idleTimeoutMs: 1000, headersTimeoutMs: 5000 });
   try {
     const silent = Array.from({ length: 4 }, () => rawConnection(port(s), '', 8000));
@@ -258,7 +277,10 @@ test('the connection cap (256 by default, 4 here): silent connections past it ar
   }
 });
 
-test('Host and Origin: a foreign Host is 421, a cross-origin POST 403 (text/plain and multipart), this origin and --public-host pass; security headers on every answer; the model info from the worker', async () => {
+const hostOriginTitle =
+  'Host and Origin: a foreign Host is 421, a cross-origin POST 403 (text/plain and multipart), ' +
+  'this origin and --public-host pass; security headers on every answer; the model info from the worker';
+test(hostOriginTitle, async () => {
   const s = await serve({ publicHost: ['ous.example'] });
   try {
     const u = new URL(s.url);
@@ -339,7 +361,10 @@ test('Host and Origin: a foreign Host is 421, a cross-origin POST 403 (text/plai
   }
 });
 
-test("boxes: far larger than the frame, 1e9, or outside it are 400 at once (the CLI's check); a plausible one is taken", async () => {
+const boxesTitle =
+  'boxes: far larger than the frame, 1e9, ' +
+  "or outside it are 400 at once (the CLI's check); a plausible one is taken";
+test(boxesTitle, async () => {
   const s = await serve();
   try {
     for (const box of ['0,0,8000,8000', '0,0,1e9,1e9', '200,0,10,10', '1,2,3', '0,0,-5,5', 'a,b,c,d']) {
@@ -375,7 +400,10 @@ function workersRunning(): string[] {
     });
 }
 
-test('ous serve on a port in use or a bad --host: one line, exit 1, no worker left; ous predict refuses the same absurd box', async () => {
+const portInUseTitle =
+  'ous serve on a port in use or a bad --host: one line, exit 1, ' +
+  'no worker left; ous predict refuses the same absurd box';
+test(portInUseTitle, async () => {
   const blocker = net.createServer();
   await new Promise<void>((res) => blocker.listen(0, '127.0.0.1', () => res()));
   const used = (blocker.address() as net.AddressInfo).port;
@@ -407,7 +435,8 @@ test('ous serve on a port in use or a bad --host: one line, exit 1, no worker le
       { encoding: 'utf8', timeout: 20_000 },
     );
     assert.equal(p.status, 2, p.stderr);
-    assert.match(p.stderr, /--box must be "x y w h" \(four numbers, in the video's pixels\), not '0 0 1e9 1e9'/); // plain decimals only
+    // plain decimals only
+    assert.match(p.stderr, /--box must be "x y w h" \(four numbers, in the video's pixels\), not '0 0 1e9 1e9'/);
     const big = spawnSync(
       process.execPath,
       [CLI, 'predict', clip, '--run', path.join(dir, 'no-run'), '--box', '0 0 8000 8000'],

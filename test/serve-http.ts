@@ -58,7 +58,8 @@ export function request(
 export function multipart(data: Buffer, filename = 'clip.mp4', boundary = 'xYz0123'): { body: Buffer; type: string } {
   const body = Buffer.concat([
     Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="${filename}"\r\nContent-Type: video/mp4\r\n\r\n`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\n` +
+        `Content-Disposition: form-data; name="video"; filename="${filename}"\r\nContent-Type: video/mp4\r\n\r\n`,
     ),
     data,
     Buffer.from(`\r\n--${boundary}--\r\n`),
@@ -66,7 +67,10 @@ export function multipart(data: Buffer, filename = 'clip.mp4', boundary = 'xYz01
   return { body, type: `multipart/form-data; boundary=${boundary}` };
 }
 
-/** Raw bytes on a TCP connection; resolves when the server closes it (with what it sent) or after `waitMs` (closed: false). */
+/**
+ * Raw bytes on a TCP connection; resolves when the server closes
+ * it (with what it sent) or after `waitMs` (closed: false).
+ */
 export function rawConnection(
   port: number,
   bytes: string,

@@ -58,7 +58,10 @@ async function predict(query: string): Promise<{ status: number; body: any }> {
   }
 }
 
-test('the API: ?persons=all equals ous predict --all-persons --json; ?person=1 gives that person; bad combinations are 400', async () => {
+const personsApiTitle =
+  'the API: ?persons=all equals ous predict --all-persons --json; ' +
+  '?person=1 gives that person; bad combinations are 400';
+test(personsApiTitle, async () => {
   const all = await predict('?persons=all');
   assert.equal(all.body.status, 'done', all.body.error);
   const persons = all.body.result.persons as NonNullable<Prediction['persons']>;
@@ -94,7 +97,10 @@ test('the API: ?persons=all equals ous predict --all-persons --json; ?person=1 g
   }
 });
 
-test('the page: every person listed with their answer, their boxes in their colours on the video, a click on a box shows that person', async () => {
+const personsPageTitle =
+  'the page: every person listed with their answer, ' +
+  'their boxes in their colours on the video, a click on a box shows that person';
+test(personsPageTitle, async () => {
   const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 820 } });

@@ -58,7 +58,10 @@ test('settings reach the worker over IPC, not the environment; a run that does n
   await assert.rejects(start({ run: 'fatal' }), /no such run/);
 });
 
-test('a job streams its stages with moving fractions and its windows in order; the result equals them; admission counts uploads in flight', async () => {
+const stagesTitle =
+  'a job streams its stages with moving fractions and its windows in order; ' +
+  'the result equals them; admission counts uploads in flight';
+test(stagesTitle, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-pool-'));
   const pool = await start({ queue: 1 });
   try {
@@ -132,7 +135,10 @@ test('a crashed worker fails its job and is replaced; a failure names the upload
   }
 });
 
-test('shutdown: queued jobs fail at once with a reason, a running one finishes within the grace, one past it fails naming --grace-seconds; upload folders go', async () => {
+const shutdownTitle =
+  'shutdown: queued jobs fail at once with a reason, a running one finishes within the grace, ' +
+  'one past it fails naming --grace-seconds; upload folders go';
+test(shutdownTitle, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-pool-'));
   const pool = await start({ queue: 4 });
   try {

@@ -40,7 +40,10 @@ test('timeline plan by hand: a short video is sampled as a training clip, a long
   );
 });
 
-test('a run predicts with only its folder and CLIP; other CLIP weights are refused; each window equals that window alone', async () => {
+const runPredictsTitle =
+  'a run predicts with only its folder and CLIP; ' +
+  'other CLIP weights are refused; each window equals that window alone';
+test(runPredictsTitle, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-serve-predict-'));
   const t = await tinyRun(dir, 32); // 4 s clips
   fs.rmSync(path.join(dir, 'cache'), { recursive: true }); // inference must not need the training cache

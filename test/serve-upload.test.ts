@@ -29,7 +29,10 @@ const fresh = () => fs.mkdtempSync(path.join(dir, 'u-'));
 const rejectsWith = (p: Promise<unknown>, status: number, re: RegExp) =>
   assert.rejects(p, (e: unknown) => e instanceof HttpError && e.status === status && re.test(e.message));
 
-test("receive: a raw body and a multipart file land in the folder under the server's name, complete; limits and broken forms are refused", async () => {
+const receiveTitle =
+  "receive: a raw body and a multipart file land in the folder under the server's name, " +
+  'complete; limits and broken forms are refused';
+test(receiveTitle, async () => {
   const video = fs.readFileSync(clip);
   const d1 = fresh();
   const raw = await receiveUpload(fakeReq(video), d1, 1 << 20);
@@ -74,7 +77,10 @@ test("receive: a raw body and a multipart file land in the folder under the serv
   assert.equal(displayName('C:\\Users\\me\\clip.mp4'), 'clip.mp4');
 });
 
-test('probe: an allow-listed video is measured (size as displayed, length); a playlist is named and refused without being followed; a rotated phone video has its displayed size', async () => {
+const probeTitle =
+  'probe: an allow-listed video is measured (size as displayed, length); ' +
+  'a playlist is named and refused without being followed; a rotated phone video has its displayed size';
+test(probeTitle, async () => {
   const p = await probeUpload(clip, { maxBytes: Infinity, maxSeconds: 10 });
   assert.equal(p.format, 'mov,mp4,m4a,3gp,3g2,mj2');
   assert.deepEqual([p.width, p.height], [96, 72]);

@@ -107,7 +107,9 @@ async function waitJob(base: string, id: string): Promise<any> {
 
 const uploadsLeft = (s: Server) => fs.readdirSync(path.join(s.tempDir, 'uploads'));
 
-test('the API: predictions equal ous predict --json; every limit answers as documented; no temp file is left', async () => {
+const apiTitle =
+  'the API: predictions equal ous predict --json; every limit answers as documented; no temp file is left';
+test(apiTitle, async () => {
   const server = await startServer({
     run: t.run,
     host: '127.0.0.1',
@@ -158,7 +160,8 @@ test('the API: predictions equal ous predict --json; every limit answers as docu
     const boundary = 'xYz0123';
     const multipart = Buffer.concat([
       Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="clip.mp4"\r\nContent-Type: video/mp4\r\n\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\n` +
+          'Content-Disposition: form-data; name="video"; filename="clip.mp4"\r\nContent-Type: video/mp4\r\n\r\n',
       ),
       video,
       Buffer.from(`\r\n--${boundary}--\r\n`),
@@ -244,7 +247,11 @@ test('the API: predictions equal ous predict --json; every limit answers as docu
   assert.ok(!fs.existsSync(server.tempDir), 'the temp folder is gone after close');
 });
 
-test('the command itself: a burst of 30 uploads on --queue 2 (refusals under 1 s, health p95 < 100 ms, every accepted job done); SIGTERM with a running job delivers its result, fails the queued one with a reason, exits 0 and cleans', async () => {
+const commandTitle =
+  'the command itself: a burst of 30 uploads on --queue 2 (refusals under 1 s, ' +
+  'health p95 < 100 ms, every accepted job done); SIGTERM with a running job delivers its result, ' +
+  'fails the queued one with a reason, exits 0 and cleans';
+test(commandTitle, async () => {
   const tempBefore = new Set(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')));
   const proc = spawn(
     process.execPath,
@@ -261,7 +268,8 @@ test('the command itself: a burst of 30 uploads on --queue 2 (refusals under 1 s
       });
       proc.on('exit', (code) => reject(new Error(`ous serve exited ${code}: ${stderr}`)));
     });
-    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'))![1]) / 1024; // MB
+    // MB
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'))![1]) / 1024;
     await request(`${base}/api/samples`); // the sample clips are drawn at start: let that finish first
     await request(`${base}/api/health?reset`); // the server's event-loop delay, from here on
     const rssStart = rss();
@@ -292,7 +300,9 @@ test('the command itself: a burst of 30 uploads on --queue 2 (refusals under 1 s
     const p95 = [...health].sort((a, b) => a - b)[Math.floor(0.95 * health.length)]!;
     const loop = (await request(`${base}/api/health`)).body.eventLoopDelayMs;
     process.stderr.write(
-      `# serve burst: ${accepted.length} accepted, ${refused.length} refused (slowest ${slowest.toFixed(0)} ms); health p95 ${p95.toFixed(1)} ms over ${health.length}; server event loop p99 ${loop.p99} ms, max ${loop.max} ms\n`,
+      `# serve burst: ${accepted.length} accepted, ${refused.length} refused ` +
+        `(slowest ${slowest.toFixed(0)} ms); health p95 ${p95.toFixed(1)} ms over ${health.length}; ` +
+        `server event loop p99 ${loop.p99} ms, max ${loop.max} ms\n`,
     );
     assert.ok(
       p95 < 100,
@@ -329,7 +339,11 @@ test('the command itself: a burst of 30 uploads on --queue 2 (refusals under 1 s
   assert.deepEqual(tempAfter, [], `the server removed its temp folder (uploads, samples); server log: ${stderr}`);
 });
 
-test('the page in headless Chromium: nothing shown before a result; the emotion equals ous predict --json; crops drawn with the result; legend and labels clear of the plot; a new upload clears the old result; stage percentage and timeline move while the job runs; no 404, no CSP violation', async () => {
+const pageTitle =
+  'the page in headless Chromium: nothing shown before a result; the emotion equals ous predict --json; ' +
+  'crops drawn with the result; legend and labels clear of the plot; a new upload clears the old result; ' +
+  'stage percentage and timeline move while the job runs; no 404, no CSP violation';
+test(pageTitle, async () => {
   const server = await startServer({
     run: t.run,
     host: '127.0.0.1',

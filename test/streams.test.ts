@@ -56,7 +56,9 @@ test('tracks: linking by IoU, the main track, interpolation, the crop square', (
   assert.equal(iou([0, 0, 10, 10], [5, 0, 10, 10]), 50 / 150);
 });
 
-test('the real video: every sampled frame has the face, boxes match those checked by eye, crops are centred', async () => {
+const realVideoTitle =
+  'the real video: every sampled frame has the face, boxes match those checked by eye, crops are centred';
+test(realVideoTitle, async () => {
   const checked = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')).samples as Array<{
     frame: number;
     box: [number, number, number, number];
@@ -180,7 +182,10 @@ test('bad input: one clear error naming the file and the reason; a batch goes on
   );
 });
 
-test('corrupt data in the middle: the frames the decoder drops are counted (against ffprobe counting the decoded frames)', async () => {
+const corruptMiddleTitle =
+  'corrupt data in the middle: the frames the decoder drops are counted ' +
+  '(against ffprobe counting the decoded frames)';
+test(corruptMiddleTitle, async () => {
   const bytes = fs.readFileSync(video);
   const broken = Buffer.from(bytes);
   broken.fill(0, Math.floor(bytes.length / 2), Math.floor(bytes.length / 2) + 4000);
@@ -246,7 +251,10 @@ function truncated(file: string): void {
   fs.writeFileSync(file, fs.readFileSync(`${file}.whole.mp4`).subarray(0, pos[9]));
 }
 
-test("a video cut in half: the missing frames are counted; ous streams warns on stderr and replaces an earlier run's PNGs", async () => {
+const cutInHalfTitle =
+  'a video cut in half: the missing frames are counted; ' +
+  "ous streams warns on stderr and replaces an earlier run's PNGs";
+test(cutInHalfTitle, async () => {
   truncated(gen('cut.mp4'));
   const s = await buildStreams(gen('cut.mp4'), { frames: 4, scene: 'full' });
   // Sampled frames 2, 7, 12, 17 (SPEC.md): 12 and 17 are past the cut and repeat frame 7.
@@ -269,7 +277,8 @@ test("a video cut in half: the missing frames are counted; ous streams warns on 
   assert.equal(second.status, 0, second.stderr);
   assert.equal(
     second.stderr,
-    `ous: warning: ${gen('cut.mp4')}: 11 of 20 frames could not be decoded (truncated or corrupt file); 2 of the 4 sampled frames repeat the last good one\n`,
+    `ous: warning: ${gen('cut.mp4')}: 11 of 20 frames could not be decoded ` +
+      '(truncated or corrupt file); 2 of the 4 sampled frames repeat the last good one\n',
   );
   assert.deepEqual(fs.readdirSync(out).sort(), [
     'face_00.png',

@@ -19,11 +19,14 @@ test('core types from CPU flags', () => {
     'SkylakeX',
     'Haswell',
   ]); // Xeon (Cooper Lake, Sapphire Rapids)
-  assert.deepEqual(coretypeCandidates({ vendor: 'GenuineIntel', flags: flags(AVX512) }), ['SkylakeX', 'Haswell']); // Skylake-SP
-  assert.deepEqual(coretypeCandidates({ vendor: 'AuthenticAMD', flags: flags(AVX2) }), ['Zen', 'Haswell']); // EPYC Zen 2/3
+  // Skylake-SP
+  assert.deepEqual(coretypeCandidates({ vendor: 'GenuineIntel', flags: flags(AVX512) }), ['SkylakeX', 'Haswell']);
+  // EPYC Zen 2/3
+  assert.deepEqual(coretypeCandidates({ vendor: 'AuthenticAMD', flags: flags(AVX2) }), ['Zen', 'Haswell']);
   assert.deepEqual(coretypeCandidates({ vendor: 'GenuineIntel', flags: flags(AVX2) }), ['Haswell']);
   assert.deepEqual(coretypeCandidates({ vendor: 'GenuineIntel', flags: flags('sse sse2 avx avx2') }), []); // no FMA
-  assert.deepEqual(coretypeCandidates({ vendor: 'GenuineIntel', flags: flags(`${AVX2} avx512f`) }), ['Haswell']); // AVX-512 F alone (Knights Landing) is not SkylakeX
+  // AVX-512 F alone (Knights Landing) is not SkylakeX
+  assert.deepEqual(coretypeCandidates({ vendor: 'GenuineIntel', flags: flags(`${AVX2} avx512f`) }), ['Haswell']);
   assert.deepEqual(coretypeCandidates({ vendor: '', flags: new Set() }), []);
   const cpu = readCpuInfo('vendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n');
   assert.deepEqual([cpu.vendor, cpu.model, [...cpu.flags]], ['AuthenticAMD', 'AMD EPYC', ['fpu', 'avx2', 'fma']]);
@@ -75,7 +78,8 @@ test("a child checks a core type; the user's OPENBLAS_CORETYPE wins untouched", 
   assert.equal(r.corename, 'Prescott');
   assert.ok(r.ok && r.worst < 1e-13);
   const script =
-    "import('./dist/src/torch/index.js').then((t) => console.log(JSON.stringify([t.buildInfo().blasChoice, t.buildInfo().blasCorename, process.env.OPENBLAS_CORETYPE])))";
+    "import('./dist/src/torch/index.js').then((t) => console.log(JSON.stringify([t.buildInfo().blasChoice, " +
+    't.buildInfo().blasCorename, process.env.OPENBLAS_CORETYPE])))';
   const out = spawnSync(process.execPath, ['-e', script], {
     encoding: 'utf8',
     cwd: packageRoot(),
@@ -86,15 +90,18 @@ test("a child checks a core type; the user's OPENBLAS_CORETYPE wins untouched", 
 
 test("libgomp's wait policy: passive with a short spin, unless the user set either", () => {
   const script =
-    "import('./dist/src/torch/index.js').then((t) => { t.getNumThreads(); console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null])); })";
+    "import('./dist/src/torch/index.js').then((t) => { t.getNumThreads(); " +
+    'console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null])); })';
   const run = (vars: Record<string, string>) => {
     const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
-    for (const k of ['OMP_WAIT_POLICY', 'GOMP_SPINCOUNT']) if (!(k in vars)) delete env[k]; // this process's own were set by its loader
+    // this process's own were set by its loader
+    for (const k of ['OMP_WAIT_POLICY', 'GOMP_SPINCOUNT']) if (!(k in vars)) delete env[k];
     const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: packageRoot(), env });
     assert.equal(out.status, 0, out.stderr);
     return JSON.parse(out.stdout) as [string | null, string | null];
   };
   assert.deepEqual(run({}), ['PASSIVE', '1000']);
-  assert.deepEqual(run({ OMP_WAIT_POLICY: 'ACTIVE' }), ['ACTIVE', null]); // a spin count would override the user's policy
+  // a spin count would override the user's policy
+  assert.deepEqual(run({ OMP_WAIT_POLICY: 'ACTIVE' }), ['ACTIVE', null]);
   assert.deepEqual(run({ GOMP_SPINCOUNT: '0' }), [null, '0']);
 });

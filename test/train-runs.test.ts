@@ -45,7 +45,8 @@ test('an existing run is not overwritten without --force, and --force replaces i
   );
   assert.deepEqual(fs.readFileSync(at('run', 'checkpoint.safetensors')), ckpt);
   fs.cpSync(at('run'), at('forced'), { recursive: true });
-  fs.appendFileSync(at('forced', 'metrics.jsonl'), fs.readFileSync(at('forced', 'metrics.jsonl'))); // looks like 2 epochs
+  // looks like 2 epochs
+  fs.appendFileSync(at('forced', 'metrics.jsonl'), fs.readFileSync(at('forced', 'metrics.jsonl')));
   await trainRun(opts(at('forced'), { force: true, overrides: over({}, { lr: 0.001 }) }));
   assert.equal(lines(at('forced', 'metrics.jsonl')).length, 1, 'the old metrics are gone');
   assert.equal(JSON.parse(fs.readFileSync(at('forced', 'config.json'), 'utf8')).train.lr, 0.001);
@@ -84,7 +85,9 @@ test('--resume with a larger epochs trains on and records it in config.json', as
   );
 });
 
-test('3 class names on a 7-class cache, or heads that do not divide E: refused before the run folder exists', async () => {
+const refusedClassesTitle =
+  '3 class names on a 7-class cache, or heads that do not divide E: refused before the run folder exists';
+test(refusedClassesTitle, async () => {
   await assert.rejects(
     trainRun(opts(at('classes'), { overrides: over({ classNames: ['a', 'b', 'c'], polarityOfClass: [0, 1, 2] }) })),
     /classNames comes from the cache \(.*c7: \["happy",.*"fear"\]\), not \["a","b","c"\]/,

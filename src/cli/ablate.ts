@@ -112,7 +112,8 @@ export const ablate: Command = {
     const lines = [
       `# ${table.title}`,
       '',
-      `Cache: ${path.resolve(values.cache)}; seed ${values.seed}; common settings: ${values.set.join(' ') || '(defaults)'}`,
+      `Cache: ${path.resolve(values.cache)}; seed ${values.seed}; ` +
+        `common settings: ${values.set.join(' ') || '(defaults)'}`,
       '',
       '| setting | UAR (ours) | WAR (ours) | best epoch (ours) | UAR (paper) | WAR (paper) | best epoch (paper) |',
       '|---|---|---|---|---|---|---|',
@@ -130,7 +131,8 @@ export const ablate: Command = {
       });
       const m = evalRun(dir);
       lines.push(
-        `| ${row.name} | ${p(m.uar)} | ${p(m.war)} | ${r.bestEpoch} | ${p(row.paper.uar)} | ${p(row.paper.war)} | ${row.paper.bestEpoch ?? '-'} |`,
+        `| ${row.name} | ${p(m.uar)} | ${p(m.war)} | ${r.bestEpoch} | ` +
+          `${p(row.paper.uar)} | ${p(row.paper.war)} | ${row.paper.bestEpoch ?? '-'} |`,
       );
       writeFileAtomic(path.join(values.out, `table-${values.table!.toUpperCase()}.md`), lines.join('\n') + '\n');
     }

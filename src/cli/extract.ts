@@ -100,7 +100,8 @@ export const extract: Command = {
     notes:
       'ous extract --merge --out CACHE [--allow-partial] [--json] joins the shards of a sharded extraction.\n' +
       'Run it again after changing the data set: new clips are extracted, changed labels and splits are\n' +
-      'updated without recomputing, clips no longer listed leave the index. A cache holds one --precision and one --subject.\n' +
+      'updated without recomputing, clips no longer listed leave the index. ' +
+      'A cache holds one --precision and one --subject.\n' +
       'Exit status: 0 all clips extracted; 3 finished, but some clips failed (listed in the output and\n' +
       'CACHE/failed-*.json) or, with --allow-partial, are missing; 1 could not run; 2 usage error.',
   }),
@@ -115,11 +116,14 @@ export const extract: Command = {
       if (values.json) process.stdout.write(JSON.stringify(line) + '\n');
       else {
         process.stdout.write(
-          `merged ${m.parts} parts: ${m.clips} clips, ${m.failed.length} failed${missing.length ? `, ${missing.length} missing` : ''}${m.unlisted ? `, ${m.unlisted} no longer listed (left out)` : ''}\n`,
+          `merged ${m.parts} parts: ${m.clips} clips, ` +
+            `${m.failed.length} failed${missing.length ? `, ${missing.length} missing` : ''}` +
+            `${m.unlisted ? `, ${m.unlisted} no longer listed (left out)` : ''}\n`,
         );
         for (const s of m.missing)
           process.stdout.write(
-            `  missing: shard ${s.shard}: ${s.keys.length} clip(s): ${s.keys.slice(0, 5).join(', ')}${s.keys.length > 5 ? ', ...' : ''}\n`,
+            `  missing: shard ${s.shard}: ${s.keys.length} clip(s): ` +
+              `${s.keys.slice(0, 5).join(', ')}${s.keys.length > 5 ? ', ...' : ''}\n`,
           );
       }
       return m.failed.length || missing.length ? EXTRACT_EXIT.failures : EXTRACT_EXIT.ok;
@@ -177,15 +181,19 @@ export const extract: Command = {
         JSON.stringify({ done, skipped, updated, unlisted, failed, noFace, cache, seconds, clipsPerSecond }) + '\n',
       );
     } else {
-      const changed = `${summary.updated ? `, updated labels of ${summary.updated} clips` : ''}${summary.unlisted ? `, ${summary.unlisted} no longer listed (left out of the index)` : ''}`;
+      const changed =
+        `${summary.updated ? `, updated labels of ${summary.updated} clips` : ''}` +
+        `${summary.unlisted ? `, ${summary.unlisted} no longer listed (left out of the index)` : ''}`;
       process.stdout.write(
-        `extracted ${summary.done} clips, skipped ${summary.skipped} already cached${changed}, ${summary.failed.length} failed -> ${summary.cache}\n`,
+        `extracted ${summary.done} clips, skipped ${summary.skipped} already cached${changed}, ` +
+          `${summary.failed.length} failed -> ${summary.cache}\n`,
       );
       for (const f of summary.failed) process.stdout.write(`  failed: ${f.error}${f.key ? ` (${f.key})` : ''}\n`);
       // Not failures, but worth knowing: these clips' face stream is the centre of the frame.
       if (summary.noFace.length) {
         process.stdout.write(
-          `${summary.noFace.length} clip(s) had no face found in any frame and were centre-cropped (the cache records faceMissing):\n`,
+          `${summary.noFace.length} clip(s) had no face found in any frame ` +
+            'and were centre-cropped (the cache records faceMissing):\n',
         );
         for (const p of summary.noFace.slice(0, 20)) process.stdout.write(`  no face: ${p}\n`);
         if (summary.noFace.length > 20)

@@ -28,7 +28,8 @@ export const faces: Command = {
   usage: usageText('faces', FLAGS, {
     positionals: 'FILE',
     notes:
-      "Boxes [x, y, w, h] are in the file's own pixels. A photo, or a one-frame GIF or video, is a still: its one frame is looked at once. An animated GIF is a video.",
+      "Boxes [x, y, w, h] are in the file's own pixels. A photo, or a one-frame GIF or video, " +
+      'is a still: its one frame is looked at once. An animated GIF is a video.',
   }),
   async run(argv) {
     const { values, positionals } = parseFlags('faces', argv, FLAGS, { positionals: 'FILE' });

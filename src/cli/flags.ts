@@ -12,7 +12,10 @@ import { parseOptionalDevice, type Device } from '../torch/index.js';
 // ---------------------------------------------------------------------------------------------
 // The checks.
 
-/** An integer flag in [min, max]. Number('') is 0, Number('1e3') is 1000 and Number('0x10') is 16: only plain digits pass. */
+/**
+ * An integer flag in [min, max]. Number('') is 0, Number('1e3')
+ * is 1000 and Number('0x10') is 16: only plain digits pass.
+ */
 export function intFlag(cmd: string, flag: string, raw: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const v = /^[+-]?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(v) || v < min || v > max) {
@@ -52,7 +55,8 @@ export function secondsFlag(cmd: string, flag: string, raw: string, max = Infini
   const v = /^\s*(\d+\.?\d*|\.\d+)\s*$/.test(raw) ? Number(raw) : NaN;
   if (!(v > 0 && v <= max))
     throw new UsageError(
-      `${cmd}: --${flag} must be a positive number of seconds${Number.isFinite(max) ? ` up to ${max}` : ''}, not '${raw}'`,
+      `${cmd}: --${flag} must be a positive number of ` +
+        `seconds${Number.isFinite(max) ? ` up to ${max}` : ''}, not '${raw}'`,
     );
   return v;
 }
@@ -214,7 +218,8 @@ export function usageText(cmd: string, flags: Flags, o: { positionals?: string; 
 export const COMMON = {
   json: { type: { kind: 'switch' }, help: 'one JSON object on stdout' },
   device: { type: { kind: 'device' }, value: 'cpu|cuda', help: 'cpu, or cuda[:N] with a CUDA build of libtorch' },
-  precision: { type: { kind: 'text' }, value: 'fp32|bf16|fp16', default: 'fp32', help: PRECISION_HELP }, // checked against the device by parsePrecision
+  // checked against the device by parsePrecision
+  precision: { type: { kind: 'text' }, value: 'fp32|bf16|fp16', default: 'fp32', help: PRECISION_HELP },
   maxSeconds: { type: { kind: 'seconds' }, value: 'S', default: String(DEFAULT_MAX_SECONDS), help: MAX_SECONDS_HELP },
   frames: {
     type: { kind: 'int', min: 1, max: MAX_FRAMES },

@@ -49,7 +49,8 @@ export interface SystemInfo {
   threads: number;
   openmp: { waitPolicy: string | null; spinCount: string | null }; // as libgomp read them when libtorch loaded
   cuda: { available: boolean; devices: number };
-  onnxruntime: { version: string | null; note: string }; // the frozen CLIP tower's engine in float32 on the CPU, where installed
+  // the frozen CLIP tower's engine in float32 on the CPU, where installed
+  onnxruntime: { version: string | null; note: string };
   ffmpeg: string | null; // first line of `ffmpeg -version`
 }
 
@@ -136,7 +137,13 @@ const openmp = (i: SystemInfo) =>
 
 /** One line for benchmark headers: CPU, threads, libtorch, BLAS kernel, oneDNN. */
 export function infoHeader(i = systemInfo()): string {
-  return `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads (${openmp(i)}); libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); oneDNN ${i.onednn.available ? (i.onednn.version ?? 'yes') : 'no'}; ${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}; onnxruntime ${i.onnxruntime.version ?? 'no'}`;
+  return (
+    `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads (${openmp(i)}); ` +
+    `libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); ` +
+    `oneDNN ${i.onednn.available ? (i.onednn.version ?? 'yes') : 'no'}; ` +
+    `${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}; ` +
+    `onnxruntime ${i.onnxruntime.version ?? 'no'}`
+  );
 }
 
 export const info: Command = {
@@ -160,7 +167,8 @@ export const info: Command = {
       ['os', i.os],
       [
         'cpu',
-        `${i.cpu.model} (${i.cpu.vendor || '?'}), ${i.cpu.cores} cores; ${i.cpu.simd.join(' ') || 'no SIMD flags known'}`,
+        `${i.cpu.model} (${i.cpu.vendor || '?'}), ${i.cpu.cores} cores; ` +
+          `${i.cpu.simd.join(' ') || 'no SIMD flags known'}`,
       ],
       ['libtorch', i.libtorch.version],
       ['  build', flags.join(' ')],
@@ -171,7 +179,8 @@ export const info: Command = {
       [
         'cuda',
         i.cuda.available
-          ? `yes, ${i.cuda.devices} device(s)${i.cuda.devices ? ` (cuda:0${i.cuda.devices > 1 ? ` to cuda:${i.cuda.devices - 1}` : ''})` : ''}`
+          ? `yes, ${i.cuda.devices} device(s)` +
+            `${i.cuda.devices ? ` (cuda:0${i.cuda.devices > 1 ? ` to cuda:${i.cuda.devices - 1}` : ''})` : ''}`
           : 'no (this libtorch build is CPU only)',
       ],
       [

@@ -46,7 +46,8 @@ function parseArgsMessage(cmd: string, err: NodeJS.ErrnoException): string | und
   const see = `(see ous ${cmd} --help)`;
   if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `ous ${cmd}: unknown option '${quoted}' ${see}`;
   if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `ous ${cmd}: unexpected argument '${quoted}' ${see}`;
-  // ERR_PARSE_ARGS_INVALID_OPTION_VALUE: "Option '--out <value>' argument missing", "Option '--json' does not take an argument".
+  // ERR_PARSE_ARGS_INVALID_OPTION_VALUE: "Option '--out <value>' argument missing",
+  // "Option '--json' does not take an argument".
   return `ous ${cmd}: ${err.message
     .split('\n')[0]!
     .replace(/^Option /, 'option ')
@@ -79,7 +80,9 @@ async function main(argv: string[]): Promise<number> {
   const group = commands.filter((c) => c.name.split(' ').length > 1 && c.name.split(' ')[0] === argv[0]);
   if (group.length) {
     const asked = argv.length === 1 || argv[1] === '--help' || argv[1] === '-h';
-    const text = `usage: ${group.map((c) => c.usage).join('\n       ')}\n\n${group.map((c) => `${c.name}: ${c.summary}`).join('\n')}\n`;
+    const text =
+      `usage: ${group.map((c) => c.usage).join('\n       ')}\n` +
+      `\n${group.map((c) => `${c.name}: ${c.summary}`).join('\n')}\n`;
     if (asked && argv.length > 1) {
       process.stdout.write(text);
       return 0;
@@ -87,7 +90,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(
       asked
         ? `ous ${argv[0]}: give a subcommand (${group.map((c) => c.name).join(', ')})\n`
-        : `ous ${argv[0]}: unknown subcommand '${argv[1]}' (${group.map((c) => c.name).join(', ')}; see ous ${argv[0]} --help)\n`,
+        : `ous ${argv[0]}: unknown subcommand '${argv[1]}' ` +
+            `(${group.map((c) => c.name).join(', ')}; see ous ${argv[0]} --help)\n`,
     );
     return 2;
   }

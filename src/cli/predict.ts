@@ -85,7 +85,9 @@ const FLAGS = {
   box: { type: { kind: 'box' }, value: '"x y w h"', help: "a known face box in the video's own pixels (no detection)" },
   'all-persons': {
     type: { kind: 'switch' },
-    help: 'a timeline for every person in the video, each with their own face and scene (persons[] in the JSON; a person column in CSV and JSON lines)',
+    help:
+      'a timeline for every person in the video, each with their own face and scene ' +
+      '(persons[] in the JSON; a person column in CSV and JSON lines)',
   },
   person: {
     type: { kind: 'int', min: 0 },
@@ -105,11 +107,15 @@ const FLAGS = {
   json: { type: { kind: 'switch' }, help: 'one JSON object at the end; windows[] is the timeline' },
   jsonl: {
     type: { kind: 'switch' },
-    help: 'one JSON object per window as soon as it is classified ({"type":"window",...}), then the summary ({"type":"summary",...})',
+    help:
+      'one JSON object per window as soon as it is classified ' +
+      '({"type":"window",...}), then the summary ({"type":"summary",...})',
   },
   csv: {
     type: { kind: 'switch' },
-    help: "one row per window as soon as it is classified: start, end, emotion, each class's probability, polarity, the scene's effect, the face box",
+    help:
+      'one row per window as soon as it is classified: start, end, emotion, ' +
+      "each class's probability, polarity, the scene's effect, the face box",
   },
 } as const satisfies Flags;
 
@@ -173,7 +179,8 @@ export const predict: Command = {
     if (values.csv) return 0;
     if (values.jsonl) {
       const { windows: _timeline, ...summary } = r;
-      const persons = r.persons?.map(({ windows: w, ...p }) => ({ ...p, windowCount: w.length })); // their windows were the lines before
+      // their windows were the lines before
+      const persons = r.persons?.map(({ windows: w, ...p }) => ({ ...p, windowCount: w.length }));
       process.stdout.write(
         JSON.stringify({
           type: 'summary',
@@ -190,7 +197,8 @@ export const predict: Command = {
     }
     const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
     process.stdout.write(
-      `${r.video}: ${r.emotion} (${pct(r.probabilities[r.emotion]!)})${r.faceMissing ? ' [no face found: centre crop]' : ''}\n`,
+      `${r.video}: ${r.emotion} (${pct(r.probabilities[r.emotion]!)})` +
+        `${r.faceMissing ? ' [no face found: centre crop]' : ''}\n`,
     );
     process.stdout.write(
       '  ' +
@@ -210,19 +218,26 @@ export const predict: Command = {
       );
     if (r.sceneEffect) {
       process.stdout.write(
-        `  the scene moved ${pct(r.sceneEffect.totalVariation)} of the probability; without it: ${r.sceneEffect.emotionWithoutScene}${r.sceneEffect.changedDecision ? ' (the scene changed the decision)' : ''}\n`,
+        `  the scene moved ${pct(r.sceneEffect.totalVariation)} of the probability; without it: ` +
+          `${r.sceneEffect.emotionWithoutScene}` +
+          `${r.sceneEffect.changedDecision ? ' (the scene changed the decision)' : ''}\n`,
       );
     }
     for (const p of r.persons ?? []) {
       process.stdout.write(
-        `  person ${p.id}${p.main ? ' (main)' : ''}, ${p.first.toFixed(1)}–${p.last.toFixed(1)} s: ${p.emotion} (${pct(p.probabilities[p.emotion]!)}) over ${p.windows.length} windows${p.sceneEffect?.changedDecision ? `; without the scene: ${p.sceneEffect.emotionWithoutScene}` : ''}\n`,
+        `  person ${p.id}${p.main ? ' (main)' : ''}, ${p.first.toFixed(1)}–${p.last.toFixed(1)} s: ` +
+          `${p.emotion} (${pct(p.probabilities[p.emotion]!)}) over ${p.windows.length} windows` +
+          `${p.sceneEffect?.changedDecision ? `; without the scene: ${p.sceneEffect.emotionWithoutScene}` : ''}\n`,
       );
     }
     if (r.windows.length > 1 && !r.persons) {
       process.stdout.write(`  timeline (${r.summary.window} s windows every ${r.summary.stride} s):\n`);
       for (const w of r.windows)
         process.stdout.write(
-          `    ${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ${w.emotion} (${pct(w.probabilities[w.emotion]!)})${w.sceneEffect?.changedDecision ? ` [without the scene: ${w.sceneEffect.emotionWithoutScene}]` : ''}\n`,
+          `    ${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ${w.emotion} ` +
+            `(${pct(w.probabilities[w.emotion]!)})` +
+            `${w.sceneEffect?.changedDecision ? ` [without the scene: ${w.sceneEffect.emotionWithoutScene}]` : ''}` +
+            '\n',
         );
     }
     return 0;

@@ -53,7 +53,10 @@ export const report: Command = {
   },
 };
 
-/** A run's name in the report: its folder name, with as many parent folders as it takes to tell it from the other runs (a/ous, b/ous). */
+/**
+ * A run's name in the report: its folder name, with as many parent
+ * folders as it takes to tell it from the other runs (a/ous, b/ous).
+ */
 export function runName(dir: string, all: string[]): string {
   const parts = (d: string) => path.resolve(d).split(path.sep).filter(Boolean);
   const mine = parts(dir);

@@ -47,7 +47,9 @@ const FLAGS = {
     type: { kind: 'text' },
     value: 'NAME',
     multiple: true,
-    help: "a name clients reach this server by (a proxy's, a LAN name); repeatable. Other hosts get 421 (DNS rebinding)",
+    help:
+      "a name clients reach this server by (a proxy's, a LAN name); " +
+      'repeatable. Other hosts get 421 (DNS rebinding)',
   },
 } as const satisfies Flags;
 

@@ -39,7 +39,8 @@ export function parseSets(sets: readonly string[]): ConfigOverrides {
     const field = fields[section][key];
     if (!field)
       throw new UsageError(
-        `--set: '${key}' is not a field of the ${section === 'ous' ? 'OUS' : 'training'} config (${Object.keys(fields[section]).join(', ')})`,
+        `--set: '${key}' is not a field of the ${section === 'ous' ? 'OUS' : 'training'} config ` +
+          `(${Object.keys(fields[section]).join(', ')})`,
       );
     // A count or a seed is plain digits: epochs=1e9 or seed=1e3 is a slip, not a number one means
     // (a whole-number field is one that takes 1 but not 0.5). lr=1e-3 stays fine.

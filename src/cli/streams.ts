@@ -38,7 +38,8 @@ export const streams: Command = {
   usage: usageText('streams', FLAGS, {
     positionals: 'VIDEO',
     notes:
-      'Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier run.\nA photo, or a one-frame GIF or video, is a still: its one frame stands for every sampled frame.',
+      'Writes DIR/face_NN.png, DIR/scene_NN.png and DIR/streams.json, replacing the stream PNGs of an earlier ' +
+      'run.\nA photo, or a one-frame GIF or video, is a still: its one frame stands for every sampled frame.',
   }),
   async run(argv) {
     const { values, positionals } = parseFlags('streams', argv, FLAGS, { positionals: 'VIDEO' });
@@ -82,7 +83,9 @@ export const streams: Command = {
     else {
       const found = s.frames.filter((f) => f.detected).length;
       process.stdout.write(
-        `${video}: ${s.frames.length} frames of ${s.frameCount}; face ${s.faceMissing ? 'not found (centre crop)' : `detected in ${found}/${s.frames.length}`}; wrote ${values.out}\n`,
+        `${video}: ${s.frames.length} frames of ${s.frameCount}; ` +
+          `face ${s.faceMissing ? 'not found (centre crop)' : `detected in ${found}/${s.frames.length}`}; ` +
+          `wrote ${values.out}\n`,
       );
     }
     return 0;

@@ -8,7 +8,10 @@ import { parseSets } from './sets.js';
 import { evalRun, trainRun } from '../train/run.js';
 import { formatSpread, spreadOf } from '../train/metrics.js';
 
-/** A run's real path (symlinks followed) to tell two names of one run apart; a missing one stays as given (eval names it). */
+/**
+ * A run's real path (symlinks followed) to tell two names of
+ * one run apart; a missing one stays as given (eval names it).
+ */
 function realPath(p: string): string {
   try {
     return fs.realpathSync(p);
@@ -51,7 +54,8 @@ export const trainCommand: Command = {
   summary: 'train OUS or the face-only baseline on a feature cache (writes a run folder)',
   usage: usageText('train', TRAIN_FLAGS, {
     notes:
-      'An existing run is never overwritten without --resume or --force. A run folder is locked (RUN/lock) while it trains: a second ous train into it is refused; the lock of a killed trainer is taken over.',
+      'An existing run is never overwritten without --resume or --force. A run folder is locked (RUN/lock) ' +
+      'while it trains: a second ous train into it is refused; the lock of a killed trainer is taken over.',
   }),
   async run(argv) {
     const { values } = parseFlags('train', argv, TRAIN_FLAGS);
@@ -70,7 +74,8 @@ export const trainCommand: Command = {
       force: values.force,
     });
     process.stdout.write(
-      `best epoch ${r.bestEpoch} (validation loss ${r.bestValLoss.toFixed(4)}); ${r.stopReason}; run in ${values.out}\n`,
+      `best epoch ${r.bestEpoch} (validation loss ${r.bestValLoss.toFixed(4)}); ` +
+        `${r.stopReason}; run in ${values.out}\n`,
     );
     return 0;
   },
@@ -84,7 +89,9 @@ const EVAL_FLAGS = {
   },
   seeds: {
     type: { kind: 'switch' },
-    help: 'the RUNs given after the flags are one setting with different seeds: each, and mean ± std (n − 1), min and max',
+    help:
+      'the RUNs given after the flags are one setting with different seeds: ' +
+      'each, and mean ± std (n − 1), min and max',
   },
   split: { type: { kind: 'choice', of: ['test', 'val'] }, default: 'test', help: 'the split to evaluate' },
   device: COMMON.device,
@@ -118,7 +125,8 @@ export const evalCommand: Command = {
       const first = seen.get(real);
       if (first !== undefined)
         throw new UsageError(
-          `eval ${values.seeds ? '--seeds' : '--folds'}: ${r} is the same run as ${first}${r !== first ? ` (${real})` : ''}: give each run once`,
+          `eval ${values.seeds ? '--seeds' : '--folds'}: ` +
+            `${r} is the same run as ${first}${r !== first ? ` (${real})` : ''}: give each run once`,
         );
       seen.set(real, r);
     }
@@ -137,7 +145,8 @@ export const evalCommand: Command = {
     const other = results.find((r) => Object.keys(r.perClassRecall).join() !== names.join());
     if (other)
       throw new UserError(
-        `eval ${values.seeds ? '--seeds' : '--folds'}: ${other.run} has other classes (${Object.keys(other.perClassRecall).join(', ')}) than ${results[0]!.run} (${names.join(', ')})`,
+        `eval ${values.seeds ? '--seeds' : '--folds'}: ${other.run} has other classes ` +
+          `(${Object.keys(other.perClassRecall).join(', ')}) than ${results[0]!.run} (${names.join(', ')})`,
       );
     const mean = (f: (r: (typeof results)[number]) => number) => results.reduce((s, r) => s + f(r), 0) / results.length;
     // A class absent from one fold's test split has no recall there: average over the folds that have it.
@@ -186,11 +195,13 @@ export const evalCommand: Command = {
     }
     if (values.folds)
       process.stdout.write(
-        `mean of ${results.length} folds: UAR ${(100 * mean((r) => r.uar)).toFixed(2)}  WAR ${(100 * mean((r) => r.war)).toFixed(2)}\n`,
+        `mean of ${results.length} folds: UAR ${(100 * mean((r) => r.uar)).toFixed(2)}  ` +
+          `WAR ${(100 * mean((r) => r.war)).toFixed(2)}\n`,
       );
     if (spread)
       process.stdout.write(
-        `over ${results.length} seeds (mean ± std, min, max): UAR ${formatSpread(spread.uar, 2)}  WAR ${formatSpread(spread.war, 2)}\n`,
+        `over ${results.length} seeds (mean ± std, min, max): ` +
+          `UAR ${formatSpread(spread.uar, 2)}  WAR ${formatSpread(spread.war, 2)}\n`,
       );
     return 0;
   },

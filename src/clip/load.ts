@@ -89,7 +89,8 @@ export function loadClip(dir: string, opts: LoadOptions = {}): ClipModel {
   if (missing.length === own.size) {
     const some = [...files.keys()].slice(0, 3);
     throw new UserError(
-      `${dir}: not a CLIP checkpoint: none of its ${files.size} tensors is one of CLIP's ${own.size}${some.length ? ` (it has ${some.join(', ')}${files.size > 3 ? ', ...' : ''})` : ''}`,
+      `${dir}: not a CLIP checkpoint: none of its ${files.size} tensors is one of CLIP's ` +
+        `${own.size}${some.length ? ` (it has ${some.join(', ')}${files.size > 3 ? ', ...' : ''})` : ''}`,
     );
   }
   const problems: string[] = [];
@@ -165,7 +166,10 @@ export function textTowerOf(model: ClipModel, tokenizer: ClipTokenizer, device?:
   };
 }
 
-/** Everything a CLIP folder gives: the model, its image processor and tokenizer, the weights' hash, and its text tower. */
+/**
+ * Everything a CLIP folder gives: the model, its image processor
+ * and tokenizer, the weights' hash, and its text tower.
+ */
 export interface LoadedClip {
   dir: string;
   model: ClipModel;
@@ -189,7 +193,9 @@ export function loadClipFolder(
   const hash = hashCheckpoint(dir);
   if (opts.expectHash && opts.expectHash.hash !== hash) {
     throw new UserError(
-      `${opts.expectHash.flag ? `${opts.expectHash.flag} ` : ''}${dir}: its weights (sha256 ${hash.slice(0, 12)}) are not the ones ${opts.expectHash.what} (${opts.expectHash.hash.slice(0, 12)}): give the CLIP folder the features were extracted with`,
+      `${opts.expectHash.flag ? `${opts.expectHash.flag} ` : ''}${dir}: ` +
+        `its weights (sha256 ${hash.slice(0, 12)}) are not the ones ${opts.expectHash.what} ` +
+        `(${opts.expectHash.hash.slice(0, 12)}): give the CLIP folder the features were extracted with`,
     );
   }
   const model = loadClip(dir, opts);

@@ -54,12 +54,14 @@ export class ClipAttention extends nn.Module {
     // relative error of the weight. They are O(L²·W) of the block's O(L·W²) work: this costs little.
     const low = this.q_proj.weight.dtype !== 'float32';
     const xin = inputOf(this.q_proj, x);
-    const split = (t: Tensor) => (low ? t.float() : t).view(B, L, this.heads, W / this.heads).transpose(1, 2); // [B, H, L, d]
+    // [B, H, L, d]
+    const split = (t: Tensor) => (low ? t.float() : t).view(B, L, this.heads, W / this.heads).transpose(1, 2);
     const q = split(this.q_proj.forward(xin));
     const k = split(this.k_proj.forward(xin));
     const v = split(this.v_proj.forward(xin));
     const o = F.scaledDotProductAttention(q, k, v, { attnMask: mask }); // [B, H, L, d]
-    return this.out_proj.forward(inputOf(this.out_proj, o.transpose(1, 2).reshape(B, L, W))); // in the weights' dtype; the residual add promotes to float32
+    // in the weights' dtype; the residual add promotes to float32
+    return this.out_proj.forward(inputOf(this.out_proj, o.transpose(1, 2).reshape(B, L, W)));
   }
 
   /**
@@ -251,7 +253,9 @@ export class ClipVisionTransformer extends nn.Module {
 export interface TextOutput {
   textEmbeds: Tensor; // [N, E], not normalised
   pooled: Tensor; // [N, Wt], final LN at the end-of-text token
-  blocks: Tensor[]; // residual streams [N, L', Wt] after the requested blocks (0 = token + position embeddings; L' = longest EOT + 1)
+  // residual streams [N, L', Wt] after the requested blocks
+  // (0 = token + position embeddings; L' = longest EOT + 1)
+  blocks: Tensor[];
 }
 
 export class ClipTextEmbeddings extends nn.Module {
@@ -320,7 +324,8 @@ export class ClipTextTransformer extends nn.Module {
       Float32Array.from({ length: N * L }, (_, i) => (i % L <= eotIndex[Math.floor(i / L)]! ? 0 : -Infinity)),
       { shape: [N, 1, 1, L], device: x.device },
     ); // row i sees keys ≤ eot_i
-    const atEot = tidy(() => this.encoder.layers[last - 1]!.forwardRow(output, rows, eotMask.to(x.dtype)).squeeze(1)); // [N, Wt]
+    // [N, Wt]
+    const atEot = tidy(() => this.encoder.layers[last - 1]!.forwardRow(output, rows, eotMask.to(x.dtype)).squeeze(1));
     return { pooled: this.final_layer_norm.forward(atEot), blocks: kept };
   }
 }

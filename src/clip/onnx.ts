@@ -55,7 +55,8 @@ export function visionTowerOnnx(clip: ClipModel, opts: { lowBlock?: number } = {
   const patches = g.op('Transpose', [g.op('Reshape', [conv, ints('shape_patches', [0, W, -1])])], { perm: [0, 2, 1] });
   const batch = g.op('Slice', [g.op('Shape', [pixels]), ints('zero', [0]), ints('one', [1])]); // [N]
   const clsShape = g.op('Concat', [batch, ints('one_w', [1, W])], { axis: 0 });
-  const cls = g.op('Expand', [c('class_embedding', () => vm.embeddings.class_embedding.view(1, 1, W)), clsShape]); // [N, 1, W]
+  // [N, 1, W]
+  const cls = g.op('Expand', [c('class_embedding', () => vm.embeddings.class_embedding.view(1, 1, W)), clsShape]);
   const tokens = g.op('Add', [
     g.op('Concat', [cls, patches], { axis: 1 }),
     c('position_embedding', () => vm.embeddings.position_embedding.weight),
@@ -63,7 +64,8 @@ export function visionTowerOnnx(clip: ClipModel, opts: { lowBlock?: number } = {
   let x = g.op('Reshape', [ln(tokens, vm.pre_layrnorm, 'pre_layrnorm'), rows]); // [N·L, W]
 
   let low: string | undefined;
-  const tokenMean = (v: string) => g.op('ReduceMean', [g.op('Reshape', [v, seqs])], { axes: [1], keepdims: 0 }); // [N, W]
+  // [N, W]
+  const tokenMean = (v: string) => g.op('ReduceMean', [g.op('Reshape', [v, seqs])], { axes: [1], keepdims: 0 });
   if (k === 0) low = tokenMean(x);
   layers.forEach((layer, i) => {
     const name = `layers.${i}`;
@@ -86,7 +88,8 @@ export function visionTowerOnnx(clip: ClipModel, opts: { lowBlock?: number } = {
   const clsOut = g.op('Gather', [g.op('Reshape', [x, seqs]), g.constant('cls_index', { int64: [0], dims: [] })], {
     axis: 1,
   }); // [N, W]
-  const embeds = linear(ln(clsOut, vm.post_layernorm, 'post_layernorm'), clip.visual_projection, 'visual_projection'); // [N, E]
+  // [N, E]
+  const embeds = linear(ln(clsOut, vm.post_layernorm, 'post_layernorm'), clip.visual_projection, 'visual_projection');
   g.output(embeds, 'image_embeds', 'float32', ['N', E]);
   if (low !== undefined) g.output(low, 'low', 'float32', ['N', W]);
   return g.toBytes();

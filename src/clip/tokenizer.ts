@@ -236,12 +236,14 @@ export class ClipTokenizer {
 function vocabOf(json: unknown, where: string): Record<string, number> {
   if (!json || typeof json !== 'object' || Array.isArray(json))
     throw new UserError(
-      `${where} is not a CLIP vocabulary: expected an object of token -> id, not ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`,
+      `${where} is not a CLIP vocabulary: expected an object of token -> id, ` +
+        `not ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`,
     );
   const bad = Object.entries(json).find(([, v]) => !Number.isInteger(v) || (v as number) < 0);
   if (bad)
     throw new UserError(
-      `${where} is not a CLIP vocabulary: token ${JSON.stringify(bad[0])} has id ${JSON.stringify(bad[1])}, not a whole number`,
+      `${where} is not a CLIP vocabulary: ` +
+        `token ${JSON.stringify(bad[0])} has id ${JSON.stringify(bad[1])}, not a whole number`,
     );
   return json as Record<string, number>;
 }

@@ -4,8 +4,10 @@
 //   CACHE/cache.json                  what made it: CLIP checkpoint hash, every preprocessing option
 //   CACHE/parts/<shard>-<nnnnn>.safetensors   groups of clips; the clip records are the metadata
 //   CACHE/failed-<shard>.json         clips that failed, with their errors
-//   CACHE/listing.json                the data set's current listing (every clip, label, split), rewritten by every extraction
-//   CACHE/index.json                  written by merge: the listed clips found in parts, with the listing's labels and splits
+//   CACHE/listing.json                the data set's current listing (every clip, label, split),
+//                                     rewritten by every extraction
+//   CACHE/index.json                  written by merge: the listed clips found in parts, with the
+//                                     listing's labels and splits
 //   CACHE/lock-<shard>                held (pid, host) while an extraction of that shard runs
 //
 // Parts are written whole and atomically, so an interrupted extraction resumes by skipping the
@@ -46,7 +48,8 @@ export interface CacheOptions {
   fold?: number;
   classNames: string[]; // the words the prompts use, in label order (classes.ts)
   polarityOfClass: number[] | null; // each class's polarity label; null: none (--no-polarity)
-  subject?: 'largest' | 'center' | [number, number, number, number]; // which face a clip is about (--subject); absent: main
+  // which face a clip is about (--subject); absent: main
+  subject?: 'largest' | 'center' | [number, number, number, number];
 }
 
 export interface CacheInfo extends CacheOptions {
@@ -64,7 +67,9 @@ export interface ClipRecord {
   view: number; // 0 = the original
   faceMissing: boolean;
   boxes: Array<[number, number, number, number] | null>; // face box per sampled frame, [x, y, w, h]
-  subject?: { track: number; tracks: number }; // the chosen face track (-1: none) among the clip's tracks, by the cache's subject rule (absent: made before --subject)
+  // the chosen face track (-1: none) among the clip's tracks,
+  // by the cache's subject rule (absent: made before --subject)
+  subject?: { track: number; tracks: number };
 }
 
 export interface ClipFeatures {
@@ -76,7 +81,9 @@ export interface ClipFeatures {
 export interface FailedClip {
   path: string;
   error: string;
-  key?: string; // the clip's id, only when its video is listed once per person (readers/common.ts personId): which person failed
+  // the clip's id, only when its video is listed once per
+  // person (readers/common.ts personId): which person failed
+  key?: string;
 }
 
 /** A clip's id from a record's or listing's key: the key without its view suffix ('#v<n>'). */
@@ -131,13 +138,15 @@ export function checkCacheOptions(dir: string, want: CacheOptions): CacheInfo | 
     if (key === 'clip') {
       if (have.clip.hash !== want.clip.hash)
         diffs.push(
-          `CLIP checkpoint (cache: ${have.clip.path}, hash ${have.clip.hash.slice(0, 12)}; now: ${want.clip.path}, hash ${want.clip.hash.slice(0, 12)})`,
+          `CLIP checkpoint (cache: ${have.clip.path}, hash ${have.clip.hash.slice(0, 12)}; ` +
+            `now: ${want.clip.path}, hash ${want.clip.hash.slice(0, 12)})`,
         );
     } else if (a !== b) diffs.push(`${key} (cache: ${a}, now: ${b})`);
   }
   if (diffs.length)
     throw new UserError(
-      `${dir} was made with other options: ${diffs.join('; ')}. Use another --out folder, or delete this one to rebuild it.`,
+      `${dir} was made with other options: ${diffs.join('; ')}. ` +
+        'Use another --out folder, or delete this one to rebuild it.',
     );
   return have;
 }
@@ -296,7 +305,8 @@ export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): 
   const listing = readListing(dir);
   if (!listing)
     throw new UserError(
-      `${dir} has no ${LISTING} (made by an older ous): run the same ous extract again to write it (nothing is recomputed)`,
+      `${dir} has no ${LISTING} (made by an older ous): ` +
+        'run the same ous extract again to write it (nothing is recomputed)',
     );
   const parts = partFiles(dir);
   const seen = new Map<string, { file: string; record: ClipRecord }>();
@@ -305,7 +315,8 @@ export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): 
       const other = seen.get(r.key);
       if (other)
         throw new UserError(
-          `clip ${r.key} is in both ${path.basename(other.file)} and ${path.basename(f)}: were two shards given the same I/N?`,
+          `clip ${r.key} is in both ${path.basename(other.file)} and ${path.basename(f)}: ` +
+            'were two shards given the same I/N?',
         );
       seen.set(r.key, { file: f, record: r });
     }
@@ -338,7 +349,8 @@ export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): 
       .map((m) => `shard ${m.shard} (${m.keys.length} clip${m.keys.length > 1 ? 's' : ''}, e.g. ${m.keys[0]})`)
       .join(', ');
     throw new UserError(
-      `${dir}: clips of ${which} are in no part and did not fail: that shard has not run or not finished. Run it (ous extract ... --shard I/N --out ${dir}), or merge with --allow-partial to use what is there`,
+      `${dir}: clips of ${which} are in no part and did not fail: that shard has not run or not finished. ` +
+        `Run it (ous extract ... --shard I/N --out ${dir}), or merge with --allow-partial to use what is there`,
     );
   }
   // Parts order, then each part's order: the index keeps the order the clips were extracted in.
@@ -403,7 +415,8 @@ export async function lockCache(
     const holder = r.holder;
     if (!opts.wait) {
       throw new UserError(
-        `${dir} is being written by another ous extract (${holder ? describeLock(holder) : file}): wait for it to finish, pass --wait, or use another --out; if no such process runs, delete ${file}`,
+        `${dir} is being written by another ous extract (${holder ? describeLock(holder) : file}): ` +
+          `wait for it to finish, pass --wait, or use another --out; if no such process runs, delete ${file}`,
       );
     }
     if (!waited)
@@ -457,25 +470,29 @@ export class FeatureCache {
     if (!fs.existsSync(indexFile)) {
       if (!onDisk.length) throw new UserError(`${dir} holds no clips yet`);
       throw new UserError(
-        `${dir} has parts but no ${INDEX}: its extraction did not finish, or its shards were not merged; finish it (run the same ous extract again) or ${merge(dir)}`,
+        `${dir} has parts but no ${INDEX}: its extraction did not finish, ` +
+          `or its shards were not merged; finish it (run the same ous extract again) or ${merge(dir)}`,
       );
     }
     const index = readJson<CacheIndex>(indexFile);
     if (index.version !== 2)
       throw new UserError(
-        `${indexFile} was written by an older ous: run the same ous extract again (nothing is recomputed), then ${merge(dir)} if it was sharded`,
+        `${indexFile} was written by an older ous: run the same ous extract again ` +
+          `(nothing is recomputed), then ${merge(dir)} if it was sharded`,
       );
     if (!fs.existsSync(path.join(dir, LISTING)) || listingHash(dir) !== index.listing)
       throw new UserError(`${dir}: an extraction ran after the last merge, so ${INDEX} is out of date: ${merge(dir)}`);
     const unindexed = onDisk.filter((p) => !index.parts.includes(p));
     if (unindexed.length)
       throw new UserError(
-        `${dir} has parts that ${INDEX} does not list (${unindexed.slice(0, 3).join(', ')}${unindexed.length > 3 ? ', ...' : ''}): ${merge(dir)}`,
+        `${dir} has parts that ${INDEX} does not list ` +
+          `(${unindexed.slice(0, 3).join(', ')}${unindexed.length > 3 ? ', ...' : ''}): ${merge(dir)}`,
       );
     const gone = index.parts.filter((p) => !fs.existsSync(path.join(dir, p)));
     if (gone.length)
       throw new UserError(
-        `${dir}: ${gone.length} part(s) named by ${INDEX} are missing (${gone.slice(0, 3).join(', ')}): extract again into this folder, then ${merge(dir)}`,
+        `${dir}: ${gone.length} part(s) named by ${INDEX} are missing (${gone.slice(0, 3).join(', ')}): ` +
+          `extract again into this folder, then ${merge(dir)}`,
       );
     const wanted = new Map<string, CacheIndex['clips'][number]>();
     for (const c of index.clips) {
@@ -517,7 +534,11 @@ export class FeatureCache {
     );
     if (odd >= 0 || info.dims.frames !== info.frames) {
       const i = Math.max(odd, 0);
-      const msg = `${path.join(dir, CACHE_FILE)} does not describe its features: it says frames = ${info.frames} (dims.frames ${info.dims.frames}), embed ${info.dims.embed}, visionWidth ${info.dims.visionWidth}, but clip ${records[i]!.key} has face features [${faces[i]!.shape}] and scene_low [${lows[i]!.shape}] (was cache.json edited? extract again into a new --out)`;
+      const msg =
+        `${path.join(dir, CACHE_FILE)} does not describe its features: it says frames = ${info.frames} ` +
+        `(dims.frames ${info.dims.frames}), embed ${info.dims.embed}, visionWidth ${info.dims.visionWidth}, ` +
+        `but clip ${records[i]!.key} has face features [${faces[i]!.shape}] and scene_low ` +
+        `[${lows[i]!.shape}] (was cache.json edited? extract again into a new --out)`;
       for (const t of [...faces, ...scenes, ...lows]) t.dispose();
       throw new UserError(msg);
     }

@@ -131,7 +131,9 @@ export function resolveClassSet(
   if (missing.length) {
     const example = missing.map((c) => `${c}=negative`).join(',');
     throw new UserError(
-      `no polarity is known for ${missing.map((c) => `'${c}'`).join(', ')}: give each with --polarity ${example} (negative, neutral or positive), or extract with --no-polarity to train without the polarity loss`,
+      `no polarity is known for ${missing.map((c) => `'${c}'`).join(', ')}: ` +
+        `give each with --polarity ${example} (negative, neutral or positive), ` +
+        'or extract with --no-polarity to train without the polarity loss',
     );
   }
   return { classNames: [...classNames], polarityOfClass };

@@ -137,7 +137,8 @@ export class FrameEncoder {
   }
 
   private async runOnnx(frames: RgbFrame[], lowBlock?: number): Promise<{ emb: Tensor; low?: Tensor }> {
-    const out = await (await this.session(lowBlock)).run({ pixels: this.pixelData(frames) }); // straight from the array, no tensor
+    // straight from the array, no tensor
+    const out = await (await this.session(lowBlock)).run({ pixels: this.pixelData(frames) });
     return { emb: out.image_embeds!, low: out.low };
   }
 

@@ -62,7 +62,8 @@ export interface ExtractSummary {
   failed: FailedClip[]; // key: which person, for a video listed once per person
   noFace: string[]; // clips extracted in this run where no face was found in any frame (centre-cropped instead)
   cache: string;
-  seconds: { decode: number; detect: number; encode: number; total: number }; // per stage (stages may overlap), and wall time
+  // per stage (stages may overlap), and wall time
+  seconds: { decode: number; detect: number; encode: number; total: number };
   clipsPerSecond: number; // done / total
 }
 
@@ -146,7 +147,10 @@ async function extractLocked(
   const seconds = { decode: 0, detect: 0, encode: 0, total: 0 };
   const share = () => {
     const total = seconds.decode + seconds.detect + seconds.encode || 1;
-    return `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`;
+    return (
+      `decode ${((100 * seconds.decode) / total).toFixed(0)}% detect ` +
+      `${((100 * seconds.detect) / total).toFixed(0)}% encode ${((100 * seconds.encode) / total).toFixed(0)}%`
+    );
   };
   let done = 0;
   const noFace: string[] = []; // clips extracted now with no face found (centre-cropped)

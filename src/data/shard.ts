@@ -51,7 +51,8 @@ export function resolveShard(spec: string, env: NodeJS.ProcessEnv = process.env)
       int(env, 'SLURM_ARRAY_TASK_COUNT') ?? (max !== undefined ? Math.floor((max - min) / step) + 1 : given);
     if (count === undefined)
       throw new UserError(
-        '--shard auto: SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX: give --shard auto/N',
+        '--shard auto: SLURM_ARRAY_TASK_ID is set but neither ' +
+          'SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX: give --shard auto/N',
       );
     if ((id - min) % step)
       throw new UserError(`--shard auto: SLURM_ARRAY_TASK_ID=${id} is not on the array's step ${step} from ${min}`);
@@ -61,11 +62,13 @@ export function resolveShard(spec: string, env: NodeJS.ProcessEnv = process.env)
   if (k8s !== undefined) {
     if (given === undefined)
       throw new UserError(
-        `--shard auto: JOB_COMPLETION_INDEX=${k8s} gives the index but not the count: use --shard auto/N with N the Job's completions`,
+        `--shard auto: JOB_COMPLETION_INDEX=${k8s} gives the index but not the count: ` +
+          "use --shard auto/N with N the Job's completions",
       );
     return check({ index: k8s + 1, count: given, from: `JOB_COMPLETION_INDEX=${k8s}` });
   }
   throw new UserError(
-    `--shard ${spec}: no scheduler index in the environment (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX): run it as a Slurm array task or a Kubernetes Indexed Job, or give --shard I/N`,
+    `--shard ${spec}: no scheduler index in the environment (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX): ` +
+      'run it as a Slurm array task or a Kubernetes Indexed Job, or give --shard I/N',
   );
 }

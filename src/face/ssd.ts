@@ -70,7 +70,8 @@ interface Conv {
   bias: Tensor; // [Cout]
   k: number;
   groups: number;
-  grown?: Tensor; // [Cout, Cin/groups, K + 1, K + 1]: zero first row and column (stride-2 depthwise layers, see convSame)
+  // [Cout, Cin/groups, K + 1, K + 1]: zero first row and column (stride-2 depthwise layers, see convSame)
+  grown?: Tensor;
 }
 
 /**
@@ -215,7 +216,8 @@ export class SsdMobilenetV1 {
       x.indexSelect(2, idx(hi, w)).float(),
       frac.view(1, 1, INPUT, 1),
     ); // [B, h + 1, 512, 3]
-    const out = lerp(rows.indexSelect(1, idx(lo, h)), rows.indexSelect(1, idx(hi, h)), frac.view(1, INPUT, 1, 1)); // [B, 512, 512, 3]
+    // [B, 512, 512, 3]
+    const out = lerp(rows.indexSelect(1, idx(lo, h)), rows.indexSelect(1, idx(hi, h)), frac.view(1, INPUT, 1, 1));
     return out.div(127.5).sub(1).permute(0, 3, 1, 2); // [B, 3, 512, 512], NHWC in memory
   }
 

@@ -101,11 +101,16 @@ export function squareBox(box: Box, enlarge = 0.25): Box {
 // term. The one-person path above (linkTracks + mainTrack) is unchanged.
 
 export interface PersonTrackOptions {
-  minIou?: number; // a detection continues a track when the IoU of its square with the track's predicted square is ≥ this (0.3)
+  // a detection continues a track when the IoU of its square
+  // with the track's predicted square is ≥ this (0.3)
+  minIou?: number;
   maxGap?: number; // frames a track may miss and still continue (8: one second on the default timeline grid)
-  minLength?: number; // detections a track needs to count as a person; shorter ones are dropped (3, at most the frame count)
+  // detections a track needs to count as a person; shorter ones are dropped (3, at most the frame count)
+  minLength?: number;
   velocityFrom?: number; // the velocity is measured over the track's last this-many detections (4)
-  buffer?: number; // boxes are compared as squares (side: the longer side) enlarged by this: 0.25, the face stream's crop squares
+  // boxes are compared as squares (side: the longer side)
+  // enlarged by this: 0.25, the face stream's crop squares
+  buffer?: number;
 }
 
 /**

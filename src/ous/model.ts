@@ -254,7 +254,8 @@ export class FeatureStandardizer extends nn.Module {
         ] as const) {
           const rows = x.reshape([-1, x.size(-1)]); // [N·T, D]
           mean.copy_(rows.mean(0));
-          std.copy_(rows.var(0, { unbiased: false }).sqrt().clampMin(1e-6)); // a constant dimension stays as it is, centred
+          // a constant dimension stays as it is, centred
+          std.copy_(rows.var(0, { unbiased: false }).sqrt().clampMin(1e-6));
         }
       }),
     );

@@ -57,10 +57,12 @@ export interface Prediction {
   height: number;
   windows: WindowPrediction[]; // one for a video no longer than a window
   faces: Array<{ time: number; box: Box; detected: boolean }>; // the face track at every frame looked at
-  summary: { window: number; stride: number; frames: number; share: Record<string, number>; precision: Precision }; // share: part of the windows each class tops; precision: CLIP's vision tower's
+  // share: part of the windows each class tops; precision: CLIP's vision tower's
+  summary: { window: number; stride: number; frames: number; share: Record<string, number>; precision: Precision };
   warning?: string; // frames the decoder could not deliver (a truncated or corrupt file)
   note?: string; // a still image: its one frame stands for every sampled frame
-  persons?: PersonPrediction[]; // with `persons` asked for: each person's timeline (the fields above are the main person's)
+  // with `persons` asked for: each person's timeline (the fields above are the main person's)
+  persons?: PersonPrediction[];
 }
 
 /** One person of the video (`--all-persons`, `--person ID`): their own face stream and their own scene. */
@@ -83,8 +85,10 @@ export type Stage = 'decode' | 'detect' | 'encode' | 'classify';
 export interface PredictOptions extends Partial<TimelineOptions> {
   faceBox?: Box; // a known face box (source pixels): no detection
   maxSeconds?: number; // refuse a video whose decoded length passes this (measured while decoding, not from metadata)
-  onProgress?: (stage: Stage, fraction: number, count?: { done: number; total: number }) => void; // fraction of the stage done, 0..1, moving as the work goes (count: frames detected, windows classified)
-  onWindow?: (w: WindowPrediction, k: number, total: number, person?: number) => void; // each window as soon as it is classified, in order (per person)
+  // fraction of the stage done, 0..1, moving as the work goes (count: frames detected, windows classified)
+  onProgress?: (stage: Stage, fraction: number, count?: { done: number; total: number }) => void;
+  // each window as soon as it is classified, in order (per person)
+  onWindow?: (w: WindowPrediction, k: number, total: number, person?: number) => void;
   persons?: 'all' | number; // every person in the video, or the one with this id: a timeline each
 }
 
@@ -149,7 +153,10 @@ export class Predictor {
     readonly device: Device,
   ) {}
 
-  /** Loads a run and CLIP (from `clip`, else where the run says); CLIP's weights must be the run's. Its vision tower runs in `precision` (fp32). */
+  /**
+   * Loads a run and CLIP (from `clip`, else where the run says); CLIP's
+   * weights must be the run's. Its vision tower runs in `precision` (fp32).
+   */
   static load(
     runDir: string,
     opts: { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {},
@@ -207,7 +214,8 @@ export class Predictor {
     const k = this.inference.polarityLayer;
     const scene = this.inference.scene;
     const withBlank = this.conf.ous.model === 'ous' && this.conf.ous.scene;
-    const usePolarity = this.conf.ous.polarity !== false; // a run trained without polarity labels has an untrained polarity head
+    // a run trained without polarity labels has an untrained polarity head
+    const usePolarity = this.conf.ous.polarity !== false;
     const timeOf = (pos: number) => (clip.fps ? plan.indices[pos]! / clip.fps : 0);
     const round = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box;
 
@@ -221,7 +229,9 @@ export class Predictor {
     const persons = perFrame && o.persons !== undefined ? trackPersons(perFrame) : undefined;
     if (persons && typeof o.persons === 'number' && !persons.some((p) => p.id === o.persons)) {
       throw new UserError(
-        `--person ${o.persons}: no such person in ${video} (${persons.length ? `persons ${persons.map((p) => p.id).join(', ')}` : 'no face found'}; ous predict --all-persons lists them)`,
+        `--person ${o.persons}: no such person in ${video} ` +
+          `(${persons.length ? `persons ${persons.map((p) => p.id).join(', ')}` : 'no face found'}; ` +
+          'ous predict --all-persons lists them)',
       );
     }
 
@@ -238,7 +248,8 @@ export class Predictor {
       faces: [],
     });
     const everyWindow = plan.windows.map((_, i) => i);
-    let decoded: { width: number; height: number } | undefined; // the frames' size as decoded, and the source's: boxes are reported in the latter
+    // the frames' size as decoded, and the source's: boxes are reported in the latter
+    let decoded: { width: number; height: number } | undefined;
     let own: { width: number; height: number } | undefined;
     /** The subjects, made once the decoded frame's size is known (a centre square needs it). */
     const subjectsFor = (frame: RgbFrame): Subject[] => {

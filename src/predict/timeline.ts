@@ -46,7 +46,8 @@ export function planTimeline(
     // A window samples T distinct frames of the source; fewer would repeat frames the model never saw repeated.
     const least = Math.ceil((100 * T) / fps) / 100;
     throw new UserError(
-      `--window ${o.window}: ${o.window} s hold ${(o.window * fps).toFixed(1)} frames at ${+fps.toFixed(3)} fps, fewer than the ${T} frames a window needs; use --window ${least} or more`,
+      `--window ${o.window}: ${o.window} s hold ${(o.window * fps).toFixed(1)} frames at ` +
+        `${+fps.toFixed(3)} fps, fewer than the ${T} frames a window needs; use --window ${least} or more`,
     );
   }
   const step = o.window / T; // seconds between grid frames

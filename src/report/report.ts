@@ -67,7 +67,8 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
     const other = bySlug.get(slug(r.name));
     if (other !== undefined)
       throw new UserError(
-        `report: two runs would share the name '${r.name}'${other !== r.name ? ` (and '${other}')` : ''} and one figure would overwrite the other: give each a --name`,
+        `report: two runs would share the name '${r.name}'${other !== r.name ? ` (and '${other}')` : ''} ` +
+          'and one figure would overwrite the other: give each a --name',
       );
     bySlug.set(slug(r.name), r.name);
   }
@@ -76,14 +77,17 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   if (odd) {
     const first = classesOf[0]!;
     throw new UserError(
-      `report: ${odd.r.dir} has ${odd.classes.length} classes (${odd.classes.join(', ')}) but ${first.r.dir} has ${first.classes.length} (${first.classes.join(', ')}): one report compares runs over the same classes; report them separately`,
+      `report: ${odd.r.dir} has ${odd.classes.length} classes (${odd.classes.join(', ')}) ` +
+        `but ${first.r.dir} has ${first.classes.length} (${first.classes.join(', ')}): ` +
+        'one report compares runs over the same classes; report them separately',
     );
   }
   // Each run is loaded once (CLIP's text tower, the cache, the checkpoint) for its metrics and, for
   // the embedded run, its stage features.
   const results = o.runs.map((r) => {
     const loaded = loadRun(r.dir, { clip: r.clip, cache: r.cache });
-    return { run: r, loaded, m: evalLoaded(loaded), epochs: readEpochs(r.dir) }; // a line cut short by a kill is dropped
+    // a line cut short by a kill is dropped
+    return { run: r, loaded, m: evalLoaded(loaded), epochs: readEpochs(r.dir) };
   });
   const classNames = results[0]!.m.classNames;
   const figures: Figure[] = [];
@@ -149,7 +153,8 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   );
   await add(
     'embedding.svg',
-    `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.run.name}, coloured by class (the paper's Fig. 4).`,
+    `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.run.name}, ` +
+      "coloured by class (the paper's Fig. 4).",
     embeddingSpec(`Feature space: ${embedded.run.name}`, points, Object.values(stageNames), classNames),
   );
 
@@ -159,7 +164,9 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   for (const [name, v] of Object.entries(o.ceilings ?? {}))
     rows.push([`ceiling: ${name}`, pct(v), pct(v), ...classNames.map(() => '')]);
   const mdTable = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-  const htmlTable = `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  const htmlTable =
+    `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>` +
+    `${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 
   const seeds = o.seeds ? await seedsSection(o.seeds) : undefined;
   if (seeds) figures.push(seeds.figure);
@@ -173,7 +180,10 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
   const htmlExtra = extra
     .map(
       (t) =>
-        `<h2>${esc(t.title)}</h2>\n<table><thead><tr>${t.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>\n`,
+        `<h2>${esc(t.title)}</h2>\n<table><thead><tr>` +
+        `${t.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>` +
+        `${t.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}` +
+        '</tbody></table>\n',
     )
     .join('');
 
@@ -193,10 +203,19 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
     ...figures.flatMap((f) => [`![${f.caption}](figures/${f.file})`, '', `*${f.caption}*`, '']),
   ].join('\n');
   const img = (f: Figure) =>
-    `<figure><img alt="${esc(f.caption)}" src="data:image/svg+xml;base64,${Buffer.from(f.svg).toString('base64')}"><figcaption>${esc(f.caption)}</figcaption></figure>`;
+    `<figure><img alt="${esc(f.caption)}" ` +
+    `src="data:image/svg+xml;base64,${Buffer.from(f.svg).toString('base64')}">` +
+    `<figcaption>${esc(f.caption)}</figcaption></figure>`;
+  const style =
+    'body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}' +
+    'table{border-collapse:collapse;margin:1em 0}' +
+    'td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}' +
+    'td:first-child,th:first-child{text-align:left}' +
+    'figure{display:inline-block;margin:1em;vertical-align:top}' +
+    'figcaption{font-size:.85em;color:#555;max-width:420px}';
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(o.title)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:1em;vertical-align:top}figcaption{font-size:.85em;color:#555;max-width:420px}</style>
+<style>${style}</style>
 </head><body>
 <h1>${esc(o.title)}</h1>
 ${notes.map((n) => `<p>${esc(n)}</p>`).join('\n')}
@@ -247,7 +266,9 @@ async function seedsSection(
   const points = o.rows.flatMap((r) => all.map((n) => ({ seed: r.seed, run: n, uar: 100 * value(r, n, 'uar') })));
   const figure: Figure = {
     file: 'seeds.svg',
-    caption: `Test UAR of each seed (points) and the mean (tick) over ${o.rows.length} seeds${gapName ? `; ${gapName} is paired by seed` : ''}.`,
+    caption:
+      'Test UAR of each seed (points) and the mean (tick) ' +
+      `over ${o.rows.length} seeds${gapName ? `; ${gapName} is paired by seed` : ''}.`,
     svg: await toSvg(seedsSpec('UAR per seed', points, all)),
   };
   return {

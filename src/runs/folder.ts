@@ -116,7 +116,9 @@ export function readRunConfig(runDir: string, flag = ''): RunConfig {
   const trainedOn = c.inference?.classNames;
   if (trainedOn && JSON.stringify(trainedOn) !== JSON.stringify(ous.classNames)) {
     throw new UserError(
-      `${file}: ous.classNames ${JSON.stringify(ous.classNames)} are not the classes the run was trained on (inference.classNames ${JSON.stringify(trainedOn)}): was config.json edited? Restore it, or train a new run on a cache with these classes`,
+      `${file}: ous.classNames ${JSON.stringify(ous.classNames)} are not the classes ` +
+        `the run was trained on (inference.classNames ${JSON.stringify(trainedOn)}): ` +
+        'was config.json edited? Restore it, or train a new run on a cache with these classes',
     );
   }
   if (c.inference && c.inference.frames !== c.dims.frames)
@@ -134,12 +136,14 @@ export function runInference(runDir: string, conf: RunConfig): InferenceInfo {
   if (conf.inference) return conf.inference;
   if (pathKind(path.join(conf.cache, 'cache.json')) === 'missing')
     throw new UserError(
-      `${configFile(runDir)} records no inference settings and its cache ${conf.cache} is gone: retrain with this version`,
+      `${configFile(runDir)} records no inference settings and ` +
+        `its cache ${conf.cache} is gone: retrain with this version`,
     );
   const c = cacheInfoOf(conf.cache);
   if (JSON.stringify(c.classNames) !== JSON.stringify(conf.ous.classNames))
     throw new UserError(
-      `${configFile(runDir)}: ous.classNames ${JSON.stringify(conf.ous.classNames)} are not its cache's classes (${conf.cache}: ${JSON.stringify(c.classNames)}): was config.json edited?`,
+      `${configFile(runDir)}: ous.classNames ${JSON.stringify(conf.ous.classNames)} are not its ` +
+        `cache's classes (${conf.cache}: ${JSON.stringify(c.classNames)}): was config.json edited?`,
     );
   return {
     frames: c.frames,
@@ -168,7 +172,8 @@ export function loadHeadWeights(head: { loadStateDict(sd: Map<string, Tensor>): 
   } catch (err) {
     const why = (err as Error).message.replace(/^loadStateDict\([^)]*\): /, '');
     throw new UserError(
-      `${file} does not fit its run's config.json (is it another run's checkpoint?): ${why.length > 300 ? `${why.slice(0, 300)}...` : why}`,
+      `${file} does not fit its run's config.json (is it another run's checkpoint?): ` +
+        `${why.length > 300 ? `${why.slice(0, 300)}...` : why}`,
     );
   } finally {
     for (const t of sd.values()) t.dispose();
@@ -237,7 +242,8 @@ export function lockRun(
   const r = tryLock(file, (dead) => log(`${runDir}: took over the lock of a dead ous train (${describeHolder(dead)})`));
   if ('holder' in r) {
     throw new UserError(
-      `${runDir} is being trained by another ous train (${r.holder ? describeHolder(r.holder) : file}): wait for it to finish, or use another --out; if no such process runs, delete ${file}`,
+      `${runDir} is being trained by another ous train (${r.holder ? describeHolder(r.holder) : file}): ` +
+        `wait for it to finish, or use another --out; if no such process runs, delete ${file}`,
     );
   }
   return (removeIfEmpty = false) => {

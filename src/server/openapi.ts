@@ -39,7 +39,8 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
       title: 'ous serve',
       version: '1',
       description:
-        "Emotion in a video with OUS (scene-guided dynamic facial expression recognition): the emotion, scene polarity, the scene's effect, and a timeline of windows.",
+        'Emotion in a video with OUS (scene-guided dynamic facial expression recognition): ' +
+        "the emotion, scene polarity, the scene's effect, and a timeline of windows.",
     },
     paths: {
       '/api/predict': {
@@ -74,7 +75,9 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
             { name: 'stride', in: 'query', schema: { type: 'number' }, description: 'seconds between windows (1)' },
           ],
           requestBody: {
-            description: `the video, as the body or the file of a multipart/form-data body; at most ${limits.maxUploadMb} MB and ${limits.maxSeconds} s`,
+            description:
+              'the video, as the body or the file of a multipart/form-data body; ' +
+              `at most ${limits.maxUploadMb} MB and ${limits.maxSeconds} s`,
             content: {
               'video/*': { schema: { type: 'string', format: 'binary' } },
               'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
@@ -105,7 +108,8 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
             '422': {
               ...error,
               description:
-                'not a video this server reads: a malformed form, a format outside the allow-list (playlists, lists, images), undecodable, or longer than --max-seconds',
+                'not a video this server reads: a malformed form, a format outside the allow-list (playlists, ' +
+                'lists, images), undecodable, or longer than --max-seconds',
             },
             '503': {
               ...error,
@@ -169,7 +173,8 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
             persons: {
               type: 'array',
               description:
-                "with ?persons=all or ?person=ID: each person's own answer and timeline (the fields above are the main person's)",
+                "with ?persons=all or ?person=ID: each person's own answer " +
+                "and timeline (the fields above are the main person's)",
               items: {
                 type: 'object',
                 properties: {

@@ -19,7 +19,8 @@ export interface Job {
   status: Status;
   stage?: Stage;
   progress: number; // 0..1 within the stage
-  windows: Array<WindowPrediction & { person?: number }>; // classified so far, in order (each person's, with ?persons=all)
+  // classified so far, in order (each person's, with ?persons=all)
+  windows: Array<WindowPrediction & { person?: number }>;
   windowsTotal?: number;
   dir?: string; // its upload folder, deleted when it ends
   file: string;
@@ -177,7 +178,9 @@ export class JobPool {
       if (!w.job) continue;
       this.finish(w.job, {
         status: 'failed',
-        error: `the server shut down before this job finished (it waited ${graceMs / 1000} s, --grace-seconds): send it again later`,
+        error:
+          `the server shut down before this job finished (it waited ${graceMs / 1000} s, ` +
+          '--grace-seconds): send it again later',
       });
       w.job = undefined;
     }

@@ -73,7 +73,8 @@ export const SECURITY_HEADERS: Record<string, string> = {
   'X-Content-Type-Options': 'nosniff',
   // media-src blob: plays the user's own file from the page; nothing else leaves this origin.
   'Content-Security-Policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; " +
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
   'Cross-Origin-Opener-Policy': 'same-origin',
@@ -84,7 +85,10 @@ export interface Server {
   url: string;
   model: ModelInfo;
   tempDir: string;
-  /** Stops accepting jobs, fails queued ones, gives running ones `graceMs` to finish, answers polls for up to `lingerMs` more so clients see how their jobs ended, then closes and deletes every temporary file. */
+  /**
+   * Stops accepting jobs, fails queued ones, gives running ones `graceMs` to finish, answers polls for up
+   * to `lingerMs` more so clients see how their jobs ended, then closes and deletes every temporary file.
+   */
   shutdown(o?: { graceMs?: number; lingerMs?: number }): Promise<void>;
   /** shutdown() without grace or linger. */
   close(): Promise<void>;
@@ -114,11 +118,17 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
   return new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const why: Record<string, string> = {
-        EADDRINUSE: `serve: port ${port} on ${host} is in use: stop what uses it, or pick another with --port (0 picks a free one)`,
-        EADDRNOTAVAIL: `serve: --host ${host} is not an address of this machine (127.0.0.1 for this machine only, 0.0.0.0 for every interface)`,
+        EADDRINUSE:
+          `serve: port ${port} on ${host} is in use: stop what uses it, ` +
+          'or pick another with --port (0 picks a free one)',
+        EADDRNOTAVAIL:
+          `serve: --host ${host} is not an address of this machine ` +
+          '(127.0.0.1 for this machine only, 0.0.0.0 for every interface)',
         ENOTFOUND: `serve: --host ${host} is not an address or a name this machine resolves`,
         EAI_AGAIN: `serve: --host ${host} cannot be resolved now (name service unavailable)`,
-        EACCES: `serve: not allowed to listen on port ${port} of ${host} (ports below 1024 need privileges): pick another with --port`,
+        EACCES:
+          `serve: not allowed to listen on port ${port} of ${host} ` +
+          '(ports below 1024 need privileges): pick another with --port',
       };
       reject(why[err.code ?? ''] ? new UserError(why[err.code!]!) : err);
     });
@@ -329,7 +339,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     if (host !== undefined && !hosts.has(hostName(host)))
       throw new HttpError(
         421,
-        `this server does not answer for the host '${host.slice(0, 100)}' (start it with --public-host NAME to add a name)`,
+        `this server does not answer for the host '${host.slice(0, 100)}' ` +
+          '(start it with --public-host NAME to add a name)',
         { Connection: 'close' },
       );
     if (method === 'GET' || method === 'HEAD') return;

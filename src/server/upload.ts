@@ -75,7 +75,8 @@ export function displayName(name: string | undefined): string {
   const base = (name ?? '')
     .split(/[\\/]/)
     .pop()!
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes from an uploaded file's name
+    /* biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes
+       from an uploaded file's name */
     .replace(/[\u0000-\u001f\u007f]/g, '')
     .trim();
   return base.slice(0, 120) || 'upload';
@@ -191,7 +192,10 @@ export function receiveUpload(
   });
 }
 
-/** Runs an ffmpeg tool at the workers' priority, with a time limit; resolves with stdout, rejects with the last stderr line. */
+/**
+ * Runs an ffmpeg tool at the workers' priority, with a time
+ * limit; resolves with stdout, rejects with the last stderr line.
+ */
 function tool(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -261,7 +265,8 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
         '-select_streams',
         'v:0',
         '-show_entries',
-        'format=format_name,duration:stream=width,height,duration,avg_frame_rate,r_frame_rate,nb_read_packets:stream_tags=rotate:stream_side_data=rotation',
+        'format=format_name,duration:stream=width,height,duration,avg_frame_rate,' +
+          'r_frame_rate,nb_read_packets:stream_tags=rotate:stream_side_data=rotation',
         '-of',
         'json',
         file,
@@ -276,7 +281,8 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
       const what = REFUSED_NAMES[refused] ? `${REFUSED_NAMES[refused]} (${refused})` : `the format ${refused}`;
       throw new HttpError(
         422,
-        `the upload is ${what}, which this server does not read: send a video file (${Object.values(CONTAINERS).join(', ')})`,
+        `the upload is ${what}, which this server does not read: ` +
+          `send a video file (${Object.values(CONTAINERS).join(', ')})`,
       );
     }
     throw new HttpError(422, `not a readable video (${why(err)})`);

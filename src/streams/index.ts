@@ -38,11 +38,15 @@ export interface StreamsOptions {
   faceBox?: Box; // a known face box for every frame (in the source's pixels): detection is skipped
   enlarge?: number; // the crop square is the face box's longer side × (1 + enlarge): 0.25
   minConfidence?: number; // detector threshold (0.5)
-  indices?: number[]; // the frames to take, in place of T sampled ones (a timeline's frame grid): one detection pass links them into one track
+  // the frames to take, in place of T sampled ones (a timeline's
+  // frame grid): one detection pass links them into one track
+  indices?: number[];
   detector?: DetectorEngine; // another detector implementation (tests, benchmarks); default: SSD on libtorch
   device?: Device; // where the libtorch detector runs ('cpu')
   maxSeconds?: number; // refuse a video longer than this, measured from its packets and while decoding
-  subject?: Subject; // which face the clip is about (face/tracks.ts subjectTrack): 'main' (default), 'largest', 'center', or a box in the source's pixels
+  // which face the clip is about (face/tracks.ts subjectTrack): 'main'
+  // (default), 'largest', 'center', or a box in the source's pixels
+  subject?: Subject;
 }
 
 export interface StreamFrame {
@@ -59,7 +63,8 @@ export interface Streams {
   frames: StreamFrame[];
   faceMissing: boolean; // no face in any sampled frame: the centre square stands in
   otherFaces: Box[][]; // per frame, the boxes of the faces not chosen
-  subject: { track: number; tracks: number }; // the chosen track's index among the clip's face tracks (-1: none) and their number
+  // the chosen track's index among the clip's face tracks (-1: none) and their number
+  subject: { track: number; tracks: number };
   fps: number;
   frameCount: number;
   width: number; // of the source (before any downscaling while decoding): the pixels boxes are in
@@ -405,7 +410,10 @@ export function undecodedWarning(
   const repeated = s.missingFrames
     ? `; ${s.missingFrames} of the ${s.frames.length} sampled frames repeat the last good one`
     : '';
-  return `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames could not be decoded (truncated or corrupt file)${repeated}`;
+  return (
+    `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames ` +
+    `could not be decoded (truncated or corrupt file)${repeated}`
+  );
 }
 
 /**

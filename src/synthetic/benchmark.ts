@@ -32,7 +32,8 @@ export const CLASSES = [
   'disappointment',
 ] as const;
 /** Which drawn face each class shows: classes sharing a face are indistinguishable by the face. */
-const FACE_OF = [0, 1, 1, 2, 3, 4, 3, 5, 6, 7, 8]; // happy | sad = neutral | angry | surprise = fear | disgust | one face each for the rest
+// happy | sad = neutral | angry | surprise = fear | disgust | one face each for the rest
+const FACE_OF = [0, 1, 1, 2, 3, 4, 3, 5, 6, 7, 8];
 
 /** The class set of a benchmark with the first `n` classes: the prompt words and polarities (SPEC.md §1). */
 export function benchmarkClasses(n = 7): ClassSet {
@@ -70,7 +71,9 @@ export interface SyntheticOptions {
   frames: number; // frames per video
   width: number;
   height: number;
-  agreement: number; // the scene shows the true polarity with this probability, else a uniformly random one (0: an uninformative scene)
+  // the scene shows the true polarity with this probability,
+  // else a uniformly random one (0: an uninformative scene)
+  agreement: number;
   classes?: number; // the first N of CLASSES (7)
   persons?: 1 | 2; // faces per scene (1); 2: two faces side by side, each with its own label
 }
@@ -78,7 +81,9 @@ export interface SyntheticOptions {
 /** One face of a two-person clip. */
 export interface SyntheticPerson {
   label: number;
-  role: 'first' | 'second'; // first: drawn first (labels balanced over the classes; the cue follows their polarity); second: their companion
+  // first: drawn first (labels balanced over the classes;
+  // the cue follows their polarity); second: their companion
+  role: 'first' | 'second';
   faceBox: [number, number, number, number]; // the drawn face's box, the same in every frame
 }
 
@@ -88,7 +93,9 @@ export interface SyntheticClip {
   split: 'train' | 'test';
   cue: number; // the polarity the scene shows
   faceBox: [number, number, number, number]; // the drawn face's box, the same in every frame
-  persons?: SyntheticPerson[]; // two-person clips: both faces, left to right; label and faceBox above are the first-drawn person's (the scene follows their polarity)
+  // two-person clips: both faces, left to right; label and faceBox above
+  // are the first-drawn person's (the scene follows their polarity)
+  persons?: SyntheticPerson[];
 }
 
 export interface Ceilings {
@@ -202,7 +209,8 @@ function drawFace(cv: Canvas, d: FaceDraw, t: number): void {
   for (let i = -10; i <= 10; i++) {
     const u = i / 10;
     const x = cx + u * hw;
-    const y = my + e.mouthCurve * r * 0.3 * (1 - u * u) - e.skew * r * 0.2 * u - e.mouthCurve * r * 0.15; // a smile dips in the middle
+    // a smile dips in the middle
+    const y = my + e.mouthCurve * r * 0.3 * (1 - u * u) - e.skew * r * 0.2 * u - e.mouthCurve * r * 0.15;
     cv.ellipse(x, y, 1.4, 1.4, [120, 20, 30]);
   }
 }

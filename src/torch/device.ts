@@ -15,7 +15,8 @@ export function parseDevice(value: string, flag = '--device'): Device {
   const info = native.buildInfo();
   if (!info.cuda)
     throw new UserError(
-      `${flag} ${value}: this libtorch build has no CUDA (build against a CUDA libtorch with LIBTORCH=DIR npm run build:native), or use ${flag} cpu`,
+      `${flag} ${value}: this libtorch build has no CUDA (build against a CUDA ` +
+        `libtorch with LIBTORCH=DIR npm run build:native), or use ${flag} cpu`,
     );
   if (info.cudaDevices === 0)
     throw new UserError(
@@ -23,7 +24,10 @@ export function parseDevice(value: string, flag = '--device'): Device {
     );
   if (m[1] !== undefined && Number(m[1]) >= info.cudaDevices) {
     throw new UserError(
-      `${flag} ${value}: there ${info.cudaDevices === 1 ? 'is 1 GPU (cuda:0)' : `are ${info.cudaDevices} GPUs (cuda:0 to cuda:${info.cudaDevices - 1})`}`,
+      `${flag} ${value}: there ` +
+        (info.cudaDevices === 1
+          ? 'is 1 GPU (cuda:0)'
+          : `are ${info.cudaDevices} GPUs (cuda:0 to cuda:${info.cudaDevices - 1})`),
     );
   }
   return value as Device;

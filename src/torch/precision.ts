@@ -47,6 +47,7 @@ export function parsePrecision(
   const cpu = o.cpu ?? readCpuInfo();
   if (cpuHasFastBf16(cpu) || o.allowSlowBf16) return p;
   throw new UserError(
-    `${flag} bf16: this CPU (${cpu.model}) has no AVX512_BF16 or AMX, so libtorch would run bf16 in slow scalar loops: use ${flag} fp32 (or set OUS_ALLOW_SLOW_BF16=1 to run it anyway)`,
+    `${flag} bf16: this CPU (${cpu.model}) has no AVX512_BF16 or AMX, so libtorch would run ` +
+      `bf16 in slow scalar loops: use ${flag} fp32 (or set OUS_ALLOW_SLOW_BF16=1 to run it anyway)`,
   );
 }

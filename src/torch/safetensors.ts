@@ -83,7 +83,8 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
       const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       if (typeof e.dtype !== 'string' || !(e.dtype in ITEM_SIZE))
         fail(
-          `tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)} (supported: ${Object.keys(ITEM_SIZE).join(', ')})`,
+          `tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)} ` +
+            `(supported: ${Object.keys(ITEM_SIZE).join(', ')})`,
         );
       const shape = e.shape;
       if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))

@@ -8,7 +8,10 @@
 import { blasChoice, native, type Handle } from './native.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
-/** Where a tensor lives. 'meta' is libtorch's device of shapes without data (tests use it to see that `.to()` moves everything). */
+/**
+ * Where a tensor lives. 'meta' is libtorch's device of shapes
+ * without data (tests use it to see that `.to()` moves everything).
+ */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'meta';
 export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
 export type NestedArray = number | boolean | NestedArray[];

@@ -27,12 +27,14 @@ export function checkBoxInFrame(box: BoxXywh, width: number, height: number, fla
   const [x, y, w, h] = box;
   if (x >= width || y >= height || x + w <= 0 || y + h <= 0) {
     throw new UsageError(
-      `${flag} [${box.join(' ')}] lies outside the ${width}×${height} frame (x in [0, ${width}), y in [0, ${height}), in the video's own pixels)`,
+      `${flag} [${box.join(' ')}] lies outside the ${width}×${height} frame ` +
+        `(x in [0, ${width}), y in [0, ${height}), in the video's own pixels)`,
     );
   }
   if (w > MAX_BOX_TIMES_FRAME * width || h > MAX_BOX_TIMES_FRAME * height) {
     throw new UsageError(
-      `${flag} [${box.join(' ')}] is larger than ${MAX_BOX_TIMES_FRAME}× the ${width}×${height} frame: give the face's box in the video's own pixels`,
+      `${flag} [${box.join(' ')}] is larger than ${MAX_BOX_TIMES_FRAME}× the ${width}×${height} frame: ` +
+        "give the face's box in the video's own pixels",
     );
   }
 }

@@ -105,7 +105,10 @@ export function pathKind(file: string): 'missing' | 'file' | 'folder' | { other:
   };
 }
 
-/** Throws unless `file` is a regular file: `what` names it in the message ("run config"). Returns false when missing. */
+/**
+ * Throws unless `file` is a regular file: `what` names it in
+ * the message ("run config"). Returns false when missing.
+ */
 export function isRegularFile(file: string, what = 'file'): boolean {
   const k = pathKind(file);
   if (k === 'missing') return false;
@@ -196,7 +199,8 @@ export function readJsonAs<S extends z.ZodTypeAny>(
     const v = (json as { version: unknown }).version;
     if (typeof v !== 'number' || v > maxVersion)
       throw new UserError(
-        `${file}: ${what} version ${JSON.stringify(v)} is not one this OUS-TS reads (up to ${maxVersion}); was it made by a newer version?`,
+        `${file}: ${what} version ${JSON.stringify(v)} is not one this OUS-TS reads ` +
+          `(up to ${maxVersion}); was it made by a newer version?`,
       );
   }
   const r = schema.safeParse(json);

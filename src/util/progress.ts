@@ -65,7 +65,9 @@ export class Progress {
     const left = this.total - this.done;
     const eta = rate > 0 && left > 0 ? formatSeconds(left / rate) : final ? '0s' : '?';
     const pct = this.total > 0 ? Math.floor((100 * this.done) / this.total) : 100;
-    const text = `${this.label} ${this.done}/${this.total} ${this.unit} (${pct}%) ${rate.toFixed(2)} ${this.unit}/s ETA ${eta}${note ? ' ' + note : ''}`;
+    const text =
+      `${this.label} ${this.done}/${this.total} ${this.unit} ` +
+      `(${pct}%) ${rate.toFixed(2)} ${this.unit}/s ETA ${eta}${note ? ' ' + note : ''}`;
     if (tty) {
       const width = 24;
       const filled = this.total > 0 ? Math.round((width * this.done) / this.total) : width;

@@ -8,7 +8,10 @@ import { UserError } from './errors.js';
 /** The most threads OUS_NUM_THREADS may ask for on this machine. */
 export const maxThreads = (): number => 4 * os.availableParallelism();
 
-/** The thread count OUS_NUM_THREADS asks for (plain decimal digits, 1..4×cores), or the number of cores when unset or empty. */
+/**
+ * The thread count OUS_NUM_THREADS asks for (plain decimal digits,
+ * 1..4×cores), or the number of cores when unset or empty.
+ */
 export function threadCount(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.OUS_NUM_THREADS;
   const max = maxThreads();

@@ -27,7 +27,8 @@ export interface VideoInfo {
 export const MAX_SIDE = 1280;
 
 const IMAGE_EXT = /\.(jpe?g|png|bmp|webp|tiff?)$/i;
-// Photos sharp reads (upright by their EXIF orientation); a GIF goes to ffmpeg, which reads every frame of an animation.
+// Photos sharp reads (upright by their EXIF orientation); a
+// GIF goes to ffmpeg, which reads every frame of an animation.
 const STILL_EXT = /\.(jpe?g|png|bmp|webp|tiff?|avif)$/i;
 
 /** An image file read as one frame with sharp (not a GIF: an animated one is a video). */
@@ -98,7 +99,8 @@ export class VideoTooLongError extends UserError {}
 
 const tooLong = (file: string, seen: number, o: DecodeOptions) =>
   new VideoTooLongError(
-    `${file}: longer than ${o.limitName ?? '--max-seconds'} ${o.maxSeconds} (at least ${seen.toFixed(1)} s of video); raise ${o.limitName ?? '--max-seconds'} to read it`,
+    `${file}: longer than ${o.limitName ?? '--max-seconds'} ${o.maxSeconds} ` +
+      `(at least ${seen.toFixed(1)} s of video); raise ${o.limitName ?? '--max-seconds'} to read it`,
   );
 
 /**

@@ -73,7 +73,8 @@ export function readLines(file: string): string[] {
 export function fail(what: string, problems: string[]): never {
   const shown = problems.slice(0, 50);
   throw new UserError(
-    `${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`,
+    `${what}: ${problems.length} problem(s):\n  ${shown.join('\n  ')}` +
+      `${problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : ''}`,
   );
 }
 
@@ -88,12 +89,16 @@ export function resolveUnder(base: string, listed: string): { source: string; id
   const inside = rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
   if (!inside && !path.isAbsolute(listed))
     throw new Error(
-      `'${listed}' leaves the root ${base} (a relative path must stay under --root; give an absolute path to read elsewhere)`,
+      `'${listed}' leaves the root ${base} (a relative path must stay under --root; ` +
+        'give an absolute path to read elsewhere)',
     );
   return { source, id: inside ? rel : source };
 }
 
-/** A listed clip's real path (symlinks followed; as resolved when it cannot be followed): what makes two listings one clip. */
+/**
+ * A listed clip's real path (symlinks followed; as resolved when
+ * it cannot be followed): what makes two listings one clip.
+ */
 export function realClip(source: string): string {
   try {
     return fs.realpathSync(source);
@@ -119,7 +124,8 @@ export function personId(clipId: string, box: readonly number[]): string {
  */
 export function duplicateProblems(items: Array<{ where: string; source: string; box?: readonly number[] }>): string[] {
   const first = new Map<string, { where: string; source: string }>(); // real path + box -> its first listing
-  const boxed = new Map<string, { where: string; box: boolean }>(); // real path -> its first listing, and whether that had a box
+  // real path -> its first listing, and whether that had a box
+  const boxed = new Map<string, { where: string; box: boolean }>();
   const problems: string[] = [];
   for (const it of items) {
     const real = realClip(it.source);
@@ -128,11 +134,13 @@ export function duplicateProblems(items: Array<{ where: string; source: string; 
     const mixed = boxed.get(real);
     if (other)
       problems.push(
-        `${other.where} and ${it.where} are the same clip${box} (${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`,
+        `${other.where} and ${it.where} are the same clip${box} ` +
+          `(${real}${other.source !== it.source ? `, listed as ${other.source} and ${it.source}` : ''})`,
       );
     else if (mixed && mixed.box !== Boolean(it.box))
       problems.push(
-        `${mixed.where} and ${it.where} list the same clip (${real}), one with a box and one without: a clip listed once per person names each person's box on every row`,
+        `${mixed.where} and ${it.where} list the same clip (${real}), one with a box and one without: ` +
+          "a clip listed once per person names each person's box on every row",
       );
     else first.set(real + box, it);
     if (!mixed) boxed.set(real, { where: it.where, box: Boolean(it.box) });

@@ -34,7 +34,8 @@ export function readManifest(
   const lines = readLines(file);
   if (lines.length < 2)
     throw new UserError(
-      `${file}: no clips (${lines.length ? 'only the header line' : 'the file is empty'}); expected a header path,label[,split][,box] and one row per clip`,
+      `${file}: no clips (${lines.length ? 'only the header line' : 'the file is empty'}); ` +
+        'expected a header path,label[,split][,box] and one row per clip',
     );
   const header = parseCsvLine(lines[0]!).map((h) => h.trim().toLowerCase());
   const [iPath, iLabel, iSplit, iBox] = ['path', 'label', 'split', 'box'].map((c) => header.indexOf(c));
@@ -44,7 +45,8 @@ export function readManifest(
   const twiceNamed = header.filter((h, i) => h && header.indexOf(h) !== i);
   if (twiceNamed.length)
     throw new UserError(
-      `${file}: the header names the column '${twiceNamed[0]}' twice (${header.join(',')}); each of path,label,split,box at most once`,
+      `${file}: the header names the column '${twiceNamed[0]}' twice ` +
+        `(${header.join(',')}); each of path,label,split,box at most once`,
     );
   const base = root ?? path.dirname(file);
   const entries: ClipEntry[] = [];

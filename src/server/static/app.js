@@ -35,7 +35,8 @@ async function init() {
     state.model = await getJson('/api/model');
     const m = state.model;
     $('model').textContent =
-      `${m.config.model} run ${m.run}: ${m.classes.length} classes (${m.classes.join(', ')}), ${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
+      `${m.config.model} run ${m.run}: ${m.classes.length} classes (${m.classes.join(', ')}), ` +
+      `${m.encoder.frames} frames per window, CLIP ${m.encoder.clipHash.slice(0, 10)}`;
   } catch (e) {
     $('model').textContent = `the model is not available: ${e.message}`;
   }
@@ -67,7 +68,8 @@ async function init() {
   // copy of the video is still blank): seek to where it is, and 'seeked' draws them.
   $('video').addEventListener('loadeddata', () => {
     const v = $('video');
-    // biome-ignore lint/correctness/noSelfAssign: assigning the current time makes Chromium seek, and 'seeked' draws the crops
+    /* biome-ignore lint/correctness/noSelfAssign: assigning the current time makes Chromium seek, and
+       'seeked' draws the crops */
     v.currentTime = v.currentTime;
   });
   $('video').addEventListener('seeked', () => showTime($('video').currentTime));
@@ -185,7 +187,9 @@ function show(result, videoUrl) {
       const b = document.createElement('button');
       b.dataset.person = p.id;
       b.style.color = personColour(p.id);
-      b.textContent = `person ${p.id}${p.main ? ' (main)' : ''}: ${p.emotion} ${pct(p.probabilities[p.emotion])}, ${p.first.toFixed(1)}–${p.last.toFixed(1)} s`;
+      b.textContent =
+        `person ${p.id}${p.main ? ' (main)' : ''}: ${p.emotion} ${pct(p.probabilities[p.emotion])}, ` +
+        `${p.first.toFixed(1)}–${p.last.toFixed(1)} s`;
       b.addEventListener('click', () => select(p));
       return b;
     }),
@@ -297,7 +301,8 @@ function showWindow(i) {
   else $('polarity').textContent = 'no scene (face-only model)';
   const e = w.sceneEffect;
   $('scene-effect').textContent = e
-    ? `The scene moved ${pct(e.totalVariation)} of the probability; without it: ${e.emotionWithoutScene}${e.changedDecision ? ' (the scene changed the decision)' : ''}.`
+    ? `The scene moved ${pct(e.totalVariation)} of the probability; without it: ` +
+      `${e.emotionWithoutScene}${e.changedDecision ? ' (the scene changed the decision)' : ''}.`
     : '';
   for (const el of document.querySelectorAll('#timeline .win'))
     el.classList.toggle('current', Number(el.dataset.i) === i);
