@@ -19,7 +19,8 @@ export async function benchDemoSeeds(quick: boolean): Promise<void> {
   const first = Number(process.env.OUS_BENCH_SEED ?? 0);
   if (!Number.isInteger(n) || n < 1 || !Number.isInteger(first) || first < 0)
     throw new Error(
-      `OUS_BENCH_SEEDS (${process.env.OUS_BENCH_SEEDS}) and OUS_BENCH_SEED (${process.env.OUS_BENCH_SEED}) must be integers, ≥ 1 and ≥ 0`,
+      `OUS_BENCH_SEEDS (${process.env.OUS_BENCH_SEEDS}) and OUS_BENCH_SEED (${process.env.OUS_BENCH_SEED}) must be ` +
+        `integers, ≥ 1 and ≥ 0`,
     );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-demo-seeds-'));
   const size = DEMO_SIZES.quick;
@@ -37,7 +38,8 @@ export async function benchDemoSeeds(quick: boolean): Promise<void> {
     for (let s = first; s < first + n; s++) {
       rows.push(await trainDemoSeed(cache, path.join(dir, 'runs', engine, `seed-${s}`), size, s, log));
       process.stderr.write(
-        `  ${engine} seed ${s}: OUS ${(100 * rows.at(-1)!.ous.uar).toFixed(1)}, face only ${(100 * rows.at(-1)!.faceOnly.uar).toFixed(1)} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
+        `  ${engine} seed ${s}: OUS ${(100 * rows.at(-1)!.ous.uar).toFixed(1)}, face only ` +
+          `${(100 * rows.at(-1)!.faceOnly.uar).toFixed(1)} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
       );
     }
     bySeed.set(engine, rows);
@@ -47,7 +49,8 @@ export async function benchDemoSeeds(quick: boolean): Promise<void> {
   const A = bySeed.get(a!)!;
   const B = b ? bySeed.get(b)! : undefined;
   console.log(
-    `\n## ous demo --quick over ${n} seeds (${first}..${first + n - 1}; benchmark: seed ${first}), test UAR (%), ${getNumThreads()} threads, ${((Date.now() - t0) / 60000).toFixed(1)} min`,
+    `\n## ous demo --quick over ${n} seeds (${first}..${first + n - 1}; benchmark: seed ${first}), test UAR (%), ` +
+      `${getNumThreads()} threads, ${((Date.now() - t0) / 60000).toFixed(1)} min`,
   );
   const head = [
     'seed',
@@ -72,14 +75,17 @@ export async function benchDemoSeeds(quick: boolean): Promise<void> {
     const s = demoSummary(rows);
     const wide = rows.filter((r) => r.ous.uar - r.faceOnly.uar >= 0.15).length;
     console.log(
-      `${engine}: OUS ${formatSpread(s.ous.uar)}; face only ${formatSpread(s.faceOnly.uar)}; gap ${formatSpread(s.gap.uar)}; gap ≥ 15 in ${wide}/${n}`,
+      `${engine}: OUS ${formatSpread(s.ous.uar)}; face only ${formatSpread(s.faceOnly.uar)}; gap ` +
+        `${formatSpread(s.gap.uar)}; gap ≥ 15 in ${wide}/${n}`,
     );
   }
   if (B) {
     const d = A.map((r, i) => B[i]!.ous.uar - r.ous.uar);
     const dFace = A.map((r, i) => B[i]!.faceOnly.uar - r.faceOnly.uar);
     console.log(
-      `${b} − ${a}, per seed: OUS ${formatSpread(spreadOf(d))}, within 3 points in ${d.filter((x) => Math.abs(x) <= 0.03 + 1e-9).length}/${n}; face only ${formatSpread(spreadOf(dFace))}, within 3 points in ${dFace.filter((x) => Math.abs(x) <= 0.03 + 1e-9).length}/${n}`,
+      `${b} − ${a}, per seed: OUS ${formatSpread(spreadOf(d))}, within 3 points in ` +
+        `${d.filter((x) => Math.abs(x) <= 0.03 + 1e-9).length}/${n}; face only ${formatSpread(spreadOf(dFace))}, ` +
+        `within 3 points in ${dFace.filter((x) => Math.abs(x) <= 0.03 + 1e-9).length}/${n}`,
     );
   }
   fs.rmSync(dir, { recursive: true, force: true });

@@ -21,7 +21,7 @@ import { CLASSES, generateBenchmark } from '../src/synthetic/benchmark.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-demo-persons-'));
 
-test('a manifest lists a clip once per person: each box its own id (path#xywh=x,y,w,h), the same box twice or a box beside none refused', async () => {
+test('a clip listed once per person: each box its own id (path#xywh=...), a box twice or alone refused', async () => {
   const out = path.join(tmp, 'reader');
   await generateBenchmark(
     {
@@ -81,7 +81,7 @@ test('a manifest lists a clip once per person: each box its own id (path#xywh=x,
   );
 });
 
-test("extraction of a clip listed once per person: a clip each, their own boxes and crops; one person's failure is theirs alone", async () => {
+test("extracting a clip listed per person: a clip each, their own crops; one person's failure is theirs", async () => {
   const out = path.join(tmp, 'rows');
   const bench = await generateBenchmark(
     {
@@ -105,7 +105,8 @@ test("extraction of a clip listed once per person: a clip each, their own boxes 
   const write = (rightBox: string) =>
     fs.writeFileSync(
       path.join(out, 'rows.csv'),
-      `path,label,box\n${rel},${names[left!.label]},${left!.faceBox.join(' ')}\n${rel},${names[right!.label]},${rightBox}\n`,
+      `path,label,box\n${rel},${names[left!.label]},${left!.faceBox.join(' ')}\n` +
+        `${rel},${names[right!.label]},${rightBox}\n`,
     );
   const encoder = FrameEncoder.load(demoEncoderDir());
   const cache = path.join(out, 'cache');
@@ -180,7 +181,7 @@ test('scores by role: UAR and WAR per role and over all rows, worked out by hand
   assert.ok(Math.abs(s.all.uar - 2 / 3) < 1e-12 && s.all.war === 0.6);
 });
 
-test('ous demo --persons 2 at a tiny size: a row per person, both models scored per role from their own predictions, the per-person table in the report', async () => {
+test('ous demo --persons 2, tiny: a row per person, both models scored per role, the per-person table', async () => {
   const out = path.join(tmp, 'demo');
   const size = { trainPerClass: 3, testPerClass: 2, frames: 2, epochs: 2 };
   const r = await runPersonsDemo({ out, seed: 3, agreement: 0.9, classes: 3, progress: false, log: () => {} }, size);
@@ -247,7 +248,9 @@ test('ous demo --persons 2 at a tiny size: a row per person, both models scored 
   assert.ok(md.includes('## Per person on the test split (%)'));
   assert.ok(
     md.includes(
-      `| first-drawn person | ${r.ous.first.n} | ${p(r.ous.first.uar)} | ${p(r.ous.first.war)} | ${p(r.faceOnly.first.uar)} | ${p(r.faceOnly.first.war)} | ${p(r.ceilings.first.face)} | ${p(r.ceilings.first.faceScene)} |`,
+      `| first-drawn person | ${r.ous.first.n} | ${p(r.ous.first.uar)} | ${p(r.ous.first.war)} | ` +
+        `${p(r.faceOnly.first.uar)} | ${p(r.faceOnly.first.war)} | ${p(r.ceilings.first.face)} | ` +
+        `${p(r.ceilings.first.faceScene)} |`,
     ),
     md,
   );

@@ -25,7 +25,7 @@ test('spread of values by hand: mean, sample std (n − 1), min, max; one value 
   assert.throws(() => spreadOf([]), RangeError);
 });
 
-test("demo summary by hand: each model over the seeds, and the gap paired by seed (not the difference of the means' spreads)", () => {
+test('demo summary by hand: each model over the seeds, the gap paired by seed (not a difference of spreads)', () => {
   const s = demoSummary([
     { ous: { uar: 0.9, war: 0.92 }, faceOnly: { uar: 0.7, war: 0.71 } },
     { ous: { uar: 0.8, war: 0.8 }, faceOnly: { uar: 0.72, war: 0.7 } },
@@ -42,7 +42,7 @@ test("demo summary by hand: each model over the seeds, and the gap paired by see
   );
 });
 
-test('demo with 2 seeds: one cache, each seed its runs, the summary computed from the per-seed values; the report shows them', async () => {
+test('demo, 2 seeds: one cache, each seed its runs, the summary from the per-seed values, in the report', async () => {
   const out = path.join(tmp, 'demo');
   const r = await runDemo(
     { out, seed: 3, seeds: 2, agreement: 0.9, progress: false, log: () => {} },

@@ -103,7 +103,7 @@ for (const scene of [true, false]) {
 }
 
 for (const emaDecay of [null, 0.9])
-  test(`a run interrupted after epoch 2 and resumed ends with the same checkpoint as one uninterrupted run (emaDecay ${emaDecay})`, async () => {
+  test(`an interrupted run resumed ends as one uninterrupted run (emaDecay ${emaDecay}): same checkpoint`, async () => {
     const data = synthetic(6, 2);
     const split = stratifiedSplit([...Array(data.size).keys()], data.labels, 0.2, 0);
     const ous = resolveOusConfig({ ...ousBase, tfeLayers: 1 });
@@ -185,7 +185,7 @@ test('with emaDecay the checkpoint holds the weight average, and the trained wei
   assert.ok(moved.length > trainable.length / 2, `the average differs from the trained weights (${moved.length})`);
 });
 
-test('emaDecay 0 (the average is the weights) trains exactly as no average: lending and restoring change nothing', async () => {
+test('emaDecay 0 (the average is the weights) trains as no average: lending and restoring change nothing', async () => {
   const data = synthetic(6, 2);
   const split = stratifiedSplit([...Array(data.size).keys()], data.labels, 0.2, 0);
   const ous = resolveOusConfig({ ...ousBase, tfeLayers: 1 });

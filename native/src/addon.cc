@@ -131,7 +131,8 @@ c10::optional<at::Tensor> Args::optT(size_t i) const {
 }
 
 std::vector<at::Tensor> Args::tensors(size_t i) const {
-  if (!has(i) || !info_[i].IsArray()) throw ArgError("argument " + std::to_string(i) + ": expected an array of tensors");
+  if (!has(i) || !info_[i].IsArray())
+    throw ArgError("argument " + std::to_string(i) + ": expected an array of tensors");
   auto arr = info_[i].As<Napi::Array>();
   std::vector<at::Tensor> out;
   out.reserve(arr.Length());
@@ -163,12 +164,14 @@ std::string Args::s(size_t i) const {
 
 std::vector<int64_t> Args::ints(size_t i) const {
   if (has(i) && info_[i].IsNumber()) return {i64(i)};
-  if (!has(i) || !info_[i].IsArray()) throw ArgError("argument " + std::to_string(i) + ": expected an array of integers");
+  if (!has(i) || !info_[i].IsArray())
+    throw ArgError("argument " + std::to_string(i) + ": expected an array of integers");
   auto arr = info_[i].As<Napi::Array>();
   std::vector<int64_t> out(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); k++) {
     Napi::Value v = arr.Get(k);
-    if (!v.IsNumber()) throw ArgError("argument " + std::to_string(i) + "[" + std::to_string(k) + "]: expected an integer");
+    if (!v.IsNumber())
+      throw ArgError("argument " + std::to_string(i) + "[" + std::to_string(k) + "]: expected an integer");
     out[k] = v.As<Napi::Number>().Int64Value();
   }
   return out;

@@ -76,7 +76,8 @@ V toBytes(A& a) {
 V shape(A& a) {
   const at::Tensor& t = a.t(0);
   auto arr = Napi::Array::New(a.env(), t.dim());
-  for (int64_t k = 0; k < t.dim(); k++) arr.Set(static_cast<uint32_t>(k), Napi::Number::New(a.env(), static_cast<double>(t.size(k))));
+  for (int64_t k = 0; k < t.dim(); k++)
+    arr.Set(static_cast<uint32_t>(k), Napi::Number::New(a.env(), static_cast<double>(t.size(k))));
   return arr;
 }
 
@@ -172,7 +173,9 @@ const OpEntry kOps[] = {
     {"arange", [](A& a) -> V { return a.ret(at::arange(a.scalar(0), a.scalar(1), a.scalar(2), a.options(3, 4))); }},
     {"randn", [](A& a) -> V { return a.ret(at::randn(a.ints(0), a.options(1, 2))); }},
     {"rand", [](A& a) -> V { return a.ret(at::rand(a.ints(0), a.options(1, 2))); }},
-    {"randint", [](A& a) -> V { return a.ret(at::randint(a.i64(0), a.i64(1), a.ints(2), a.options(3, 4).dtype(at::kLong))); }},
+    {"randint", [](A& a) -> V {
+       return a.ret(at::randint(a.i64(0), a.i64(1), a.ints(2), a.options(3, 4).dtype(at::kLong)));
+     }},
     {"randperm", [](A& a) -> V { return a.ret(at::randperm(a.i64(0), a.options(1, 2).dtype(at::kLong))); }},
     {"manualSeed", [](A& a) -> V { at::manual_seed(static_cast<uint64_t>(a.i64(0))); return a.none(); }},
 
@@ -215,7 +218,8 @@ const OpEntry kOps[] = {
     {"zero_", [](A& a) -> V { a.t(0).zero_(); return a.none(); }},
     {"silu_", [](A& a) -> V { at::Tensor t = a.t(0); at::silu_(t); return a.none(); }},
     {"clamp_", [](A& a) -> V {
-       a.t(0).clamp_(a.has(1) ? c10::optional<at::Scalar>(a.scalar(1)) : c10::nullopt, a.has(2) ? c10::optional<at::Scalar>(a.scalar(2)) : c10::nullopt);
+       a.t(0).clamp_(a.has(1) ? c10::optional<at::Scalar>(a.scalar(1)) : c10::nullopt,
+                     a.has(2) ? c10::optional<at::Scalar>(a.scalar(2)) : c10::nullopt);
        return a.none();
      }},
     {"fill_", [](A& a) -> V { a.t(0).fill_(a.scalar(1)); return a.none(); }},
@@ -240,7 +244,8 @@ const OpEntry kOps[] = {
     {"cat", [](A& a) -> V { return a.ret(at::cat(a.tensors(0), a.i64(1))); }},
     {"stack", [](A& a) -> V { return a.ret(at::stack(a.tensors(0), a.i64(1))); }},
     {"split", [](A& a) -> V {
-       return a.raw(1).IsNumber() ? a.ret(a.t(0).split(a.i64(1), a.i64(2))) : a.ret(a.t(0).split_with_sizes(a.ints(1), a.i64(2)));
+       return a.raw(1).IsNumber() ? a.ret(a.t(0).split(a.i64(1), a.i64(2)))
+                                  : a.ret(a.t(0).split_with_sizes(a.ints(1), a.i64(2)));
      }},
     {"chunk", [](A& a) -> V { return a.ret(a.t(0).chunk(a.i64(1), a.i64(2))); }},
     {"indexSelect", [](A& a) -> V { return a.ret(a.t(0).index_select(a.i64(1), a.t(2))); }},

@@ -10,12 +10,18 @@ import { writeReport } from '../report/report.js';
 import { personsText, runPersonsDemo, writePersonsReport } from '../demo/persons.js';
 
 export const DEMO_NOTES = [
-  'The benchmark is synthetic, made by this project: short h264 videos of a drawn face whose expression unfolds over time, in a scene. ' +
-    'Surprise and fear share one face, sadness and neutral another, so the face alone cannot tell them apart; the scene (sunny with flowers, grey, or dark with rain) ' +
-    "shows the true emotion's polarity with a set probability, else a random one. The ceilings are a perfect observer's accuracy from the face alone and from face and scene.",
-  "The frozen encoder is the project's small development CLIP (CLIP's architecture with random weights; 32 px input): real CLIP weights cannot be shipped. " +
-    'Random-weight features are random but fixed functions of the pixels, so this shows that the pipeline runs end to end and that OUS uses the scene where the face is ambiguous; ' +
-    'it does not show how OUS does with real CLIP features on real videos (for that: a Hugging Face CLIP folder and DFEW or FERV39k, see the README).',
+  'The benchmark is synthetic, made by this project: short h264 videos of a drawn face whose expression unfolds ' +
+    'over time, in a scene. ' +
+    'Surprise and fear share one face, sadness and neutral another, so the face alone cannot tell them apart; ' +
+    'the scene (sunny with flowers, grey, or dark with rain) ' +
+    "shows the true emotion's polarity with a set probability, else a random one. The ceilings are a perfect " +
+    "observer's accuracy from the face alone and from face and scene.",
+  "The frozen encoder is the project's small development CLIP (CLIP's architecture with random weights; 32 px " +
+    'input): real CLIP weights cannot be shipped. ' +
+    'Random-weight features are random but fixed functions of the pixels, so this shows that the pipeline runs ' +
+    'end to end and that OUS uses the scene where the face is ambiguous; ' +
+    'it does not show how OUS does with real CLIP features on real videos (for that: a Hugging Face CLIP folder ' +
+    'and DFEW or FERV39k, see the README).',
 ];
 
 const FLAGS = {
@@ -68,7 +74,9 @@ export const demo: Command = {
         engine: enginePreference(),
       });
       const rep = await writePersonsReport(p, {
-        title: `OUS per person on the two-person synthetic benchmark (${values.quick ? 'quick' : 'full'} size, seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
+        title:
+          `OUS per person on the two-person synthetic benchmark (${values.quick ? 'quick' : 'full'} size, ` +
+          `seed ${seed}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
         out: path.join(values.out, 'persons', 'report'),
         notes: DEMO_NOTES,
         seed,
@@ -92,7 +100,9 @@ export const demo: Command = {
     });
     const seedText = seeds > 1 ? `seeds ${seed}..${seed + seeds - 1} (benchmark: seed ${seed})` : `seed ${seed}`;
     const report = await writeReport({
-      title: `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, ${seedText}, scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
+      title:
+        `OUS on the synthetic scene-guided benchmark (${values.quick ? 'quick' : 'full'} size, ${seedText}, ` +
+        `scene agreement ${agreement}${classes ? `, ${classes} classes` : ''})`,
       runs: [
         { name: 'OUS', dir: r.runs.ous },
         { name: 'face only', dir: r.runs.faceOnly },
@@ -133,13 +143,15 @@ export function demoText(r: Pick<DemoResult, 'ous' | 'faceOnly' | 'ceilings' | '
   const ceilings = `ceilings   face alone ${p(r.ceilings.face)}, face + scene ${p(r.ceilings.faceScene)}\n`;
   if (r.seeds.length === 1)
     return (
-      `OUS        UAR ${p(r.ous.uar)}  WAR ${p(r.ous.war)}\nface only  UAR ${p(r.faceOnly.uar)}  WAR ${p(r.faceOnly.war)}\n` +
+      `OUS        UAR ${p(r.ous.uar)}  WAR ${p(r.ous.war)}\nface only  UAR ${p(r.faceOnly.uar)}  WAR ` +
+      `${p(r.faceOnly.war)}\n` +
       ceilings
     );
   const rows = r.seeds
     .map(
       (s) =>
-        `  ${String(s.seed).padStart(6)}  ${p(s.ous.uar).padStart(7)}  ${p(s.faceOnly.uar).padStart(9)}  ${p(s.ous.uar - s.faceOnly.uar).padStart(6)}\n`,
+        `  ${String(s.seed).padStart(6)}  ${p(s.ous.uar).padStart(7)}  ${p(s.faceOnly.uar).padStart(9)}  ` +
+        `${p(s.ous.uar - s.faceOnly.uar).padStart(6)}\n`,
     )
     .join('');
   const s = r.summary;

@@ -81,7 +81,8 @@ export async function runPersonsDemo(
   const dir = path.join(o.out, 'persons');
   fs.mkdirSync(dir, { recursive: true });
   log(
-    `demo: generating the two-person benchmark (${size.trainPerClass}+${size.testPerClass} clips per class of the first-drawn person, scene agreement ${agreement}, seed ${seed})`,
+    `demo: generating the two-person benchmark (${size.trainPerClass}+${size.testPerClass} clips per class of the ` +
+      `first-drawn person, scene agreement ${agreement}, seed ${seed})`,
   );
   const bench = await generateBenchmark(
     {
@@ -111,7 +112,8 @@ export async function runPersonsDemo(
   );
   const roleOf = new Map(entries.map((e) => [e.id, roleAt.get(`${path.resolve(e.source)} ${e.faceBox!.join(' ')}`)!]));
   log(
-    "demo: extracting features per person with the frozen encoder (each person's crop, the scene with their face masked)",
+    "demo: extracting features per person with the frozen encoder (each person's crop, the scene with their face " +
+      'masked)',
   );
   const cache = path.join(dir, 'cache');
   await extractDemoCache(entries, classes, size, cache, { engine: o.engine, progress: o.progress });
@@ -177,7 +179,10 @@ export async function runPersonsDemo(
 
 const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
 
-/** The per-person table: a row per role and one for all persons; UAR and WAR of both models, the role's ceilings (UAR). */
+/**
+ * The per-person table: a row per role and one for all persons; UAR and WAR of both models, the role's
+ * ceilings (UAR).
+ */
 export function personsTable(r: PersonsDemoResult): { head: string[]; rows: string[][] } {
   const head = [
     'person',
@@ -215,9 +220,12 @@ export function personsText(r: PersonsDemoResult, report: string): string {
 }
 
 export const PERSONS_NOTE =
-  "Two persons per clip: two drawn faces of different emotions side by side in one scene of one mood. The first-drawn person's classes are balanced and the scene shows " +
-  'their polarity with the set agreement; their companion has another class of the same polarity where there is one (so the scene tells them less). Each person is one row ' +
-  "(their own face box: their crop, and the scene with only their face masked, the other face visible); both models train on every person's training rows. " +
+  'Two persons per clip: two drawn faces of different emotions side by side in one scene of one mood. The ' +
+  "first-drawn person's classes are balanced and the scene shows " +
+  'their polarity with the set agreement; their companion has another class of the same polarity where there is ' +
+  'one (so the scene tells them less). Each person is one row ' +
+  '(their own face box: their crop, and the scene with only their face masked, the other face visible); both ' +
+  "models train on every person's training rows. " +
   "The tables score each person of the test clips; the ceilings are a perfect observer's UAR for that role.";
 
 /** report.md and report.html of a two-person demo: both runs over all persons, and the per-person table. */

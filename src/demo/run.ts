@@ -116,7 +116,8 @@ export async function prepareDemo(
   const agreement = o.agreement ?? 0.9;
   fs.mkdirSync(o.out, { recursive: true });
   log(
-    `demo: generating the synthetic benchmark (${size.trainPerClass}+${size.testPerClass} clips per class, scene agreement ${agreement}, seed ${seed})`,
+    `demo: generating the synthetic benchmark (${size.trainPerClass}+${size.testPerClass} clips per class, scene ` +
+      `agreement ${agreement}, seed ${seed})`,
   );
   const bench = await generateBenchmark(
     {

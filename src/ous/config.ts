@@ -11,14 +11,18 @@ const DFEW = resolveClassSet(DFEW_CLASSES);
 export const OusConfig = z
   .object({
     model: z.enum(['ous', 'face-only']).default('ous'), // OUS, or the DFER-CLIP-like face-only baseline (SPEC.md §8)
-    classNames: z.array(z.string().min(1)).min(2).default(DFEW.classNames), // words in the prompts, in label order (training takes them from the cache)
-    polarityOfClass: z.array(z.number().int().min(0).max(2)).nullable().default(DFEW.polarityOfClass), // polarity label of each class (SPEC.md §1 choice; from the cache; null: none)
-    polarity: z.boolean().default(true), // train the polarity head with L_pol (false: the ablation without polarity labels)
+    // words in the prompts, in label order (training takes them from the cache)
+    classNames: z.array(z.string().min(1)).min(2).default(DFEW.classNames),
+    // polarity label of each class (SPEC.md §1 choice; from the cache; null: none)
+    polarityOfClass: z.array(z.number().int().min(0).max(2)).nullable().default(DFEW.polarityOfClass),
+    // train the polarity head with L_pol (false: the ablation without polarity labels)
+    polarity: z.boolean().default(true),
     frames: z.number().int().positive().default(16), // T, frames per clip
     framesLayers: z.number().int().positive().default(1), // Frames Encoder depth
     heads: z.number().int().positive().default(8), // attention heads of the Frames Encoder and the TFE
     scene: z.boolean().default(true), // use the scene stream (false: face features alone feed the TFE)
-    fusion: z.enum(['tfe', 'avgpool']).default('tfe'), // Type Fusion Encoder, or average pooling of its tokens (ablation "w/o TFE")
+    // Type Fusion Encoder, or average pooling of its tokens (ablation "w/o TFE")
+    fusion: z.enum(['tfe', 'avgpool']).default('tfe'),
     tfeLayers: z.number().int().positive().default(12), // L, TFE blocks
     tfeQueries: z.number().int().positive().default(16), // N_q, learnable queries shared by every block
     tfeResidual: z.boolean().default(false), // add residuals around attention and MLP (the paper's eqs. have none)
@@ -29,7 +33,9 @@ export const OusConfig = z
     lambdaNce: z.number().min(0).default(1), // weight of L_nce in L_contrast
     loss: z.enum(['global', 'ce']).default('global'), // the α-switched multi-loss, or L_cls alone (ablation "L_ce")
     alpha: z.number().positive().default(2.0), // switch: back-propagate L_global while it exceeds α, else L_contrast
-    standardize: z.boolean().default(false), // (choice) the frozen features minus the training split's per-dimension mean, over its std (kept in the checkpoint); off: SPEC
+    // (choice) the frozen features minus the training split's per-dimension mean, over its std (kept in the
+    // checkpoint); off: SPEC
+    standardize: z.boolean().default(false),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -18,12 +18,15 @@ export const TrainConfig = z
       .default(1 / 3), // ReduceLROnPlateau on the validation loss
     plateauPatience: z.number().int().min(0).default(5),
     minLr: z.number().positive().default(1e-7), // stop once the lr falls below this
-    valFraction: z.number().gt(0).lt(1).default(0.1), // stratified, seeded share of the training split used for validation
+    // stratified, seeded share of the training split used for validation
+    valFraction: z.number().gt(0).lt(1).default(0.1),
     // (choice) validation, the checkpoint and the plateau rule see an exponential moving average of the weights
     // with this decay per step (optim.WeightAverage); null: off, the trained weights themselves (SPEC)
     emaDecay: z.number().min(0).lt(1).nullable().default(null),
-    stopTrainAcc: z.number().gt(0).max(1).nullable().default(null), // the paper's overfitting rule (0.8), off by default
-    seed: z.number().int().min(0).max(SEED_MAX).default(0), // initialisation, data order and the validation split (32-bit)
+    // the paper's overfitting rule (0.8), off by default
+    stopTrainAcc: z.number().gt(0).max(1).nullable().default(null),
+    // initialisation, data order and the validation split (32-bit)
+    seed: z.number().int().min(0).max(SEED_MAX).default(0),
   })
   .strict();
 

@@ -60,7 +60,10 @@ function configDiffs(
 /** The divisors of n, for a message. */
 const divisors = (n: number) => [...Array(n).keys()].map((i) => i + 1).filter((d) => n % d === 0);
 
-/** The clips of a cache for training: validation is a stratified share of the training clips (their original view), never the test split. */
+/**
+ * The clips of a cache for training: validation is a stratified share of the training clips (their
+ * original view), never the test split.
+ */
 export function splitsOf(
   cache: FeatureCache,
   valFraction: number,
@@ -97,7 +100,8 @@ function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir
   for (const key of ['classNames', 'polarityOfClass'] as const) {
     if (ous[key] !== undefined && JSON.stringify(ous[key]) !== JSON.stringify(info[key]))
       throw new UserError(
-        `${key} comes from the cache (${dir}: ${JSON.stringify(info[key])}), not ${JSON.stringify(ous[key])}: set the classes when extracting (ous extract --classes, --polarity)`,
+        `${key} comes from the cache (${dir}: ${JSON.stringify(info[key])}), not ${JSON.stringify(ous[key])}: set ` +
+          `the classes when extracting (ous extract --classes, --polarity)`,
       );
     ous[key] = info[key];
   }
@@ -129,7 +133,10 @@ function splitProblem(
       : '',
     perClass.every((n) => n === 0) && test ? `all ${test} clips are in the test split` : '',
   ].filter(Boolean);
-  return `${dir}: cannot make a validation split (valFraction ${valFraction}): ${parts.join('; ')}. Give every class at least 2 clips with split 'train' (a manifest's split column; a missing split is train) and extract again`;
+  return (
+    `${dir}: cannot make a validation split (valFraction ${valFraction}): ${parts.join('; ')}. Give every ` +
+    `class at least 2 clips with split 'train' (a manifest's split column; a missing split is train) and extract again`
+  );
 }
 
 export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
@@ -154,12 +161,14 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   const existing = isRunFolder(o.out);
   if (existing && !o.resume && !o.force) {
     throw new UserError(
-      `train: ${o.out} already holds a run (${finishedEpochs(o.out)} epochs): pass --resume to continue it, --force to replace it, or choose another --out`,
+      `train: ${o.out} already holds a run (${finishedEpochs(o.out)} epochs): pass --resume to continue it, ` +
+        `--force to replace it, or choose another --out`,
     );
   }
   if (!existing && !o.force && fs.readdirSync(o.out).some((f) => RUN_FILES.includes(f))) {
     throw new UserError(
-      `train: ${o.out} holds files of an unfinished run but no config.json: pass --force to replace them, or choose another --out`,
+      `train: ${o.out} holds files of an unfinished run but no config.json: pass --force to replace them, or ` +
+        `choose another --out`,
     );
   }
   const stored = o.resume && existing ? readRunConfig(o.out) : undefined;
@@ -178,7 +187,9 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   // baseline does not use, such as tfeLayers, are accepted: one set of --set serves both models.)
   if (raw.ous.frames !== undefined && raw.ous.frames !== info.frames) {
     throw new UserError(
-      `frames comes from the cache (${o.cache} has ${info.frames} frames per clip), not ${JSON.stringify(raw.ous.frames)}: extract again with --frames ${JSON.stringify(raw.ous.frames)} into another cache`,
+      `frames comes from the cache (${o.cache} has ${info.frames} frames per clip), not ` +
+        `${JSON.stringify(raw.ous.frames)}: extract again with --frames ${JSON.stringify(raw.ous.frames)} into ` +
+        `another cache`,
     );
   }
   raw.ous.frames = info.frames;
@@ -194,8 +205,10 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
     const cachePath = path.resolve(o.cache);
     if (path.resolve(stored.cache) !== cachePath) diffs.unshift({ key: 'cache', was: stored.cache, now: cachePath });
     if (diffs.length) {
+      const listed = diffs.map((d) => `${d.key} (run: ${JSON.stringify(d.was)}, now: ${JSON.stringify(d.now)})`);
       throw new UserError(
-        `train --resume: ${o.out} was trained with other settings: ${diffs.map((d) => `${d.key} (run: ${JSON.stringify(d.was)}, now: ${JSON.stringify(d.now)})`).join('; ')}. Only a larger epochs may change on resume; train into another --out for the rest`,
+        `train --resume: ${o.out} was trained with other settings: ${listed.join('; ')}. ` +
+          'Only a larger epochs may change on resume; train into another --out for the rest',
       );
     }
   }
@@ -203,7 +216,8 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   const E = cache.data.dims.embed;
   if (E % ous.heads)
     throw new UserError(
-      `heads = ${ous.heads} does not divide the encoder width E = ${E} of ${o.cache} (attention splits E among the heads): use one of ${divisors(E).join(', ')}`,
+      `heads = ${ous.heads} does not divide the encoder width E = ${E} of ${o.cache} (attention splits E among the ` +
+        `heads): use one of ${divisors(E).join(', ')}`,
     );
   const C = ous.classNames.length;
   const maxLabel = cache.data.labels.reduce((m, l) => Math.max(m, l), -1);
@@ -272,7 +286,8 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
       for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
     if (/^loadStateDict\(/.test((err as Error).message ?? ''))
       throw new UserError(
-        `${path.join(o.out, 'last.safetensors')} does not fit this run's config.json (another run's state?): ${(err as Error).message.replace(/^loadStateDict\([^)]*\): /, '').slice(0, 300)}`,
+        `${path.join(o.out, 'last.safetensors')} does not fit this run's config.json (another run's state?): ` +
+          `${(err as Error).message.replace(/^loadStateDict\([^)]*\): /, '').slice(0, 300)}`,
       );
     throw fsUserError(err, o.out, 'train:');
   }
@@ -294,7 +309,8 @@ function checkResumable(runDir: string): void {
   const fix = `train it again with --force, or into another --out`;
   if (!hasLast)
     throw new UserError(
-      `train --resume: ${last} is missing (the training state after epoch ${n}), so ${runDir} cannot continue where it stopped: ${fix}`,
+      `train --resume: ${last} is missing (the training state after epoch ${n}), so ${runDir} cannot continue ` +
+        `where it stopped: ${fix}`,
     );
   if (!hasBest)
     throw new UserError(

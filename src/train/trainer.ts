@@ -200,7 +200,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           state.bestEpoch > 0 && fs.existsSync(path.join(outDir, 'checkpoint.safetensors'))
             ? `The last good checkpoint is kept in ${outDir} (epoch ${state.bestEpoch}).`
             : 'No epoch finished, so there is no checkpoint.';
-        const msg = `epoch ${epoch}, step ${steps + 1}: the loss is ${step.value} (terms ${JSON.stringify(step.terms)}); stopping. ${kept} Try a lower learning rate (--set lr=...).`;
+        const msg =
+          `epoch ${epoch}, step ${steps + 1}: the loss is ${step.value} (terms ` +
+          `${JSON.stringify(step.terms)}); stopping. ${kept} Try a lower learning rate (--set lr=...).`;
         log(msg);
         throw new UserError(msg);
       }
@@ -249,9 +251,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     state.epoch = epoch;
     saveLast(lastFile, head, opt, plateau, average, state);
     log(
-      `epoch ${epoch}/${cfg.epochs} lr ${lr.toExponential(2)} train loss ${record.train.loss.toFixed(4)} WAR ${(trainM.war * 100).toFixed(1)} ` +
-        `| val loss ${val.loss.toFixed(4)} UAR ${(val.uar * 100).toFixed(1)} WAR ${(val.war * 100).toFixed(1)}${best ? ' *' : ''} ` +
-        `| phases global ${(record.train.phases.global * 100).toFixed(0)}% contrast ${(record.train.phases.contrast * 100).toFixed(0)}% | ${termsText(record.train.terms)}| ${record.seconds.toFixed(1)}s`,
+      `epoch ${epoch}/${cfg.epochs} lr ${lr.toExponential(2)} train loss ${record.train.loss.toFixed(4)} WAR ` +
+        `${(trainM.war * 100).toFixed(1)} ` +
+        `| val loss ${val.loss.toFixed(4)} UAR ${(val.uar * 100).toFixed(1)} WAR ` +
+        `${(val.war * 100).toFixed(1)}${best ? ' *' : ''} ` +
+        `| phases global ${(record.train.phases.global * 100).toFixed(0)}% contrast ` +
+        `${(record.train.phases.contrast * 100).toFixed(0)}% | ${termsText(record.train.terms)}| ` +
+        `${record.seconds.toFixed(1)}s`,
     );
     o.onEpoch?.(record);
     if (opt.paramGroups[0]!.hyper.lr < cfg.minLr) {
