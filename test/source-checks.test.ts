@@ -1,6 +1,7 @@
 // Checks on the source itself, where the compiler cannot see: the `Native` interface
 // (src/torch/native.ts) against the addon's export table (native/src/ops.cc), by name and by the
-// number of arguments each op reads; and that src/torch reads no environment variable of ours.
+// number of arguments each op reads; that src/torch reads no environment variable of ours; and
+// that no line of the code is over 120 characters.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -121,4 +122,23 @@ test('src/torch reads no environment variable of ours; only the addon loader set
         `src/torch/${f} reads process.env: read it in src/cli/env.ts and pass it down`,
       );
   }
+});
+
+test('no line of the code is over 120 characters (Biome wraps code; strings and comments are ours)', () => {
+  const exts = /\.(ts|js|cjs|mjs|py|sh|css|html|cc|h)$/;
+  const long: string[] = [];
+  for (const top of ['src', 'test', 'bench', 'scripts', path.join('native', 'src')]) {
+    const dir = path.join(packageRoot(), top);
+    for (const f of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      if (!exts.test(f) || f.split(path.sep).includes('fixtures')) continue;
+      const file = path.join(dir, f);
+      if (!fs.statSync(file).isFile()) continue;
+      fs.readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if ([...line].length > 120) long.push(`${path.join(top, f)}:${i + 1} (${[...line].length})`);
+        });
+    }
+  }
+  assert.deepEqual(long, []);
 });
