@@ -174,12 +174,14 @@ test('ReduceLROnPlateau: patience, threshold, cooldown and the floor', () => {
 
 test('WeightAverage: the moving average with its warm-up, by hand; withAverages lends it and restores', () => {
   const w = tensor([0.5, -1], { dtype: 'float64', requiresGrad: true });
-  const avg = new optim.WeightAverage([w], 0.3);
+  const avg = new optim.WeightAverage([w], 0.7);
   const values = [
     [1, 2],
     [3, -4],
     [-2, 0.25],
     [7, 7],
+    [0.5, -3],
+    [-1, 2],
     [0, 1],
   ];
   let a = [0.5, -1];
@@ -187,7 +189,7 @@ test('WeightAverage: the moving average with its warm-up, by hand; withAverages 
     noGrad(() => w.copy_(tensor(v, { dtype: 'float64' })));
     avg.update();
     const n = i + 1;
-    const d = Math.min(0.3, (1 + n) / (10 + n)); // 2/11, 3/12, then the decay 0.3 (4/13 is over it)
+    const d = Math.min(0.7, (1 + n) / (4 + n)); // 2/5, 3/6, 4/7, 5/8, 6/9, 7/10, then the decay 0.7 (8/11 is over it)
     a = a.map((ai, j) => d * ai + (1 - d) * v[j]!);
     assertClose(avg.averages[0]!.toFlatArray(), a, { atol: 1e-15, what: `average after update ${n}` });
   });
@@ -196,10 +198,10 @@ test('WeightAverage: the moving average with its warm-up, by hand; withAverages 
   assert.deepEqual(w.toFlatArray(), [0, 1], 'the trained weights are back');
   assert.throws(() => avg.withAverages(() => assert.fail('boom')), /boom/);
   assert.deepEqual(w.toFlatArray(), [0, 1], 'restored after a throw too');
-  const other = new optim.WeightAverage([tensor([9, 9], { dtype: 'float64' })], 0.3);
+  const other = new optim.WeightAverage([tensor([9, 9], { dtype: 'float64' })], 0.7);
   other.loadStateDict(avg.stateDict());
   assert.deepEqual(other.averages[0]!.toFlatArray(), avg.averages[0]!.toFlatArray());
-  assert.equal(other.updates, 5);
+  assert.equal(other.updates, 7);
   assert.throws(() => other.loadStateDict({ tensors: {}, updates: 1 }), /average 0 is missing/);
   assert.throws(() => new optim.WeightAverage([w], 1), /decay must be in \[0, 1\)/);
 });

@@ -335,9 +335,11 @@ export class ReduceLROnPlateau {
 /**
  * An exponential moving average of parameters (Polyak averaging; PyTorch's swa_utils.AveragedModel
  * with an EMA rule): after each optimizer step, avg = d·avg + (1 − d)·p. The n-th update uses
- * d = min(decay, (1 + n) / (10 + n)), a warm-up that lets the average leave the initial weights
- * within the first epochs. `withAverages` lends the averages to the parameters for a while
- * (evaluation, saving) and puts the trained weights back.
+ * d = min(decay, (1 + n) / (4 + n)): until the decay caps it, the average spans about the last third
+ * of the steps so far (1 / (1 − d) = (4 + n) / 3), so it leaves the initial weights early and still
+ * averages over many steps. (TensorFlow's (1 + n) / (10 + n) spans a ninth; on the demo it left the
+ * runs more path-dependent: docs/DECISIONS.md, "The demo".) `withAverages` lends the averages to the
+ * parameters for a while (evaluation, saving) and puts the trained weights back.
  */
 export class WeightAverage {
   readonly averages: Tensor[];
@@ -354,7 +356,7 @@ export class WeightAverage {
   /** Folds the parameters' current values into the averages (call after each optimizer step). */
   update(): void {
     this.updates += 1;
-    const d = Math.min(this.decay, (1 + this.updates) / (10 + this.updates));
+    const d = Math.min(this.decay, (1 + this.updates) / (4 + this.updates));
     noGrad(() =>
       tidy(() => {
         this.averages.forEach((a, i) => a.mul_(d).add_(this.params[i]!, 1 - d));
