@@ -1,7 +1,7 @@
 // The built-in benchmark measures what the paper claims: with informative scenes OUS beats the
 // face-only baseline by at least 10 UAR points and the baseline stays under what a face can tell;
 // with uninformative scenes (the cue at chance) the gap closes to within noise. Run at the demo's
-// quick size (about 4 minutes each on 2 cores), then `ous demo --json`'s last line is checked.
+// quick size (about 3 minutes each on 2 cores), then `ous demo --json`'s last line is checked.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

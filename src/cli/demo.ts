@@ -31,7 +31,7 @@ const FLAGS = {
     default: path.join('out', 'demo'),
     help: 'where the benchmark, cache, runs and report go',
   },
-  quick: { type: { kind: 'switch' }, help: 'the quick size (about 4 minutes a seed on 2 cores)' },
+  quick: { type: { kind: 'switch' }, help: 'the quick size (about 3 minutes on 2 cores; each further seed about 1)' },
   seed: { ...COMMON.seed, default: '0', help: "the benchmark's seed, and the first training seed" },
   seeds: {
     type: { kind: 'int', min: 1 },
