@@ -13,7 +13,7 @@ import { readDfew, readFerv39k, readManifest } from '../src/data/datasets.js';
 import { FrameEncoder } from '../src/data/encoder.js';
 import { readImage } from '../src/video/decode.js';
 import { packageRoot } from '../src/util/paths.js';
-import { assertClose, fixture } from './helpers.js';
+import { assertClose, fixture, truncatedClip } from './helpers.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const clip = fixture('clip-dev', 'model');
@@ -58,36 +58,6 @@ function featureBytes(dir: string): Map<string, string> {
     );
   });
   return out;
-}
-
-// A 20-frame video of independent frames (every frame a keyframe, the index at the front) cut
-// where frame 9's packet starts: frames 0..8 decode, 11 do not (packet positions from ffprobe).
-function truncatedClip(file: string): { frames: number; decodable: number } {
-  ffmpeg(
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc=size=64x48:rate=10',
-    '-t',
-    '2',
-    '-pix_fmt',
-    'yuv420p',
-    '-g',
-    '1',
-    '-movflags',
-    '+faststart',
-    `${file}.whole.mp4`,
-  );
-  const pos = execFileSync(
-    'ffprobe',
-    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pos', '-of', 'csv=p=0', `${file}.whole.mp4`],
-    { encoding: 'utf8' },
-  )
-    .trim()
-    .split('\n')
-    .map(Number);
-  fs.writeFileSync(file, fs.readFileSync(`${file}.whole.mp4`).subarray(0, pos[9]));
-  return { frames: pos.length, decodable: 9 };
 }
 
 // The manifest data set: four good clips, then a missing file, a corrupt video, an unknown label,

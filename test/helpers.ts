@@ -1,5 +1,5 @@
 // Shared by the tests: where the fixtures are, and small numeric comparisons with useful messages.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as assert from 'node:assert/strict';
@@ -51,6 +51,42 @@ export function mirroredPair(out: string): string {
   );
   assert.equal(r.status, 0, r.stderr);
   return out;
+}
+
+/**
+ * A 20-frame video of independent frames (every frame a keyframe; the index at the front, as a phone
+ * or a web download writes it) cut where frame 9's packet starts (packet positions from ffprobe):
+ * frames 0..8 decode, 11 do not. Writes `file` (and `file`.whole.mp4, the uncut video).
+ */
+export function truncatedClip(file: string): { frames: number; decodable: number } {
+  execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=64x48:rate=10',
+    '-t',
+    '2',
+    '-pix_fmt',
+    'yuv420p',
+    '-g',
+    '1',
+    '-movflags',
+    '+faststart',
+    `${file}.whole.mp4`,
+  ]);
+  const pos = execFileSync(
+    'ffprobe',
+    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pos', '-of', 'csv=p=0', `${file}.whole.mp4`],
+    { encoding: 'utf8' },
+  )
+    .trim()
+    .split('\n')
+    .map(Number);
+  fs.writeFileSync(file, fs.readFileSync(`${file}.whole.mp4`).subarray(0, pos[9]));
+  return { frames: pos.length, decodable: 9 };
 }
 
 export function fixture(...parts: string[]): string {

@@ -15,7 +15,7 @@ import { fillTrack, iou, linkTracks, mainTrack, squareBox } from '../src/face/tr
 import { buildStreams, buildStreamsBatch, CLIP_MEAN_RGB, undecodedWarning } from '../src/streams/index.js';
 import { packageRoot } from '../src/util/paths.js';
 import { readImage } from '../src/video/decode.js';
-import { fixture } from './helpers.js';
+import { fixture, truncatedClip } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-streams-'));
 const ffmpeg = (...args: string[]) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...args]);
@@ -221,41 +221,11 @@ test(corruptMiddleTitle, async () => {
   assert.equal((await buildStreams(video, { frames: 2, scene: 'full' })).undecodedFrames, 0);
 });
 
-// 20 independent frames (every frame a keyframe; the index at the front, as a phone or a web
-// download writes it), cut where frame 9's packet starts (positions from ffprobe): 9 frames decode.
-function truncated(file: string): void {
-  ffmpeg(
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc=size=64x48:rate=10',
-    '-t',
-    '2',
-    '-pix_fmt',
-    'yuv420p',
-    '-g',
-    '1',
-    '-movflags',
-    '+faststart',
-    `${file}.whole.mp4`,
-  );
-  const pos = execFileSync(
-    'ffprobe',
-    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pos', '-of', 'csv=p=0', `${file}.whole.mp4`],
-    { encoding: 'utf8' },
-  )
-    .trim()
-    .split('\n')
-    .map(Number);
-  assert.equal(pos.length, 20);
-  fs.writeFileSync(file, fs.readFileSync(`${file}.whole.mp4`).subarray(0, pos[9]));
-}
-
 const cutInHalfTitle =
   'a video cut in half: the missing frames are counted; ' +
   "ous streams warns on stderr and replaces an earlier run's PNGs";
 test(cutInHalfTitle, async () => {
-  truncated(gen('cut.mp4'));
+  assert.deepEqual(truncatedClip(gen('cut.mp4')), { frames: 20, decodable: 9 });
   const s = await buildStreams(gen('cut.mp4'), { frames: 4, scene: 'full' });
   // Sampled frames 2, 7, 12, 17 (SPEC.md): 12 and 17 are past the cut and repeat frame 7.
   assert.deepEqual(

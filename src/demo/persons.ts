@@ -17,7 +17,14 @@ import { evalLoaded, loadRun, trainRun } from '../train/run.js';
 import { metricsOf } from '../train/metrics.js';
 import { writeReport } from '../report/report.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { DEMO_SIZES, demoSettings, extractDemoCache, type DemoOptions, type DemoSize } from './run.js';
+import {
+  DEMO_SIZES,
+  demoBenchmarkOptions,
+  demoSettings,
+  extractDemoCache,
+  type DemoOptions,
+  type DemoSize,
+} from './run.js';
 
 export type Role = SyntheticPerson['role'];
 export const ROLES: readonly Role[] = ['first', 'second'];
@@ -85,18 +92,7 @@ export async function runPersonsDemo(
       `first-drawn person, scene agreement ${agreement}, seed ${seed})`,
   );
   const bench = await generateBenchmark(
-    {
-      out: path.join(dir, 'benchmark'),
-      seed,
-      trainPerClass: size.trainPerClass,
-      testPerClass: size.testPerClass,
-      frames: size.frames,
-      width: 96,
-      height: 72,
-      agreement,
-      classes: o.classes,
-      persons: 2,
-    },
+    demoBenchmarkOptions(path.join(dir, 'benchmark'), size, { seed, agreement, classes: o.classes }, 2),
     { progress: o.progress },
   );
   // persons.csv lists each clip once per person with their box: the reader makes each row its own

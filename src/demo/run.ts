@@ -5,7 +5,7 @@
 // seed training both models: one run is one draw, and the field reports mean ± std over seeds.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { benchmarkClasses, generateBenchmark, type Ceilings } from '../synthetic/benchmark.js';
+import { benchmarkClasses, generateBenchmark, type Ceilings, type SyntheticOptions } from '../synthetic/benchmark.js';
 import { readManifest, type ClipEntry } from '../data/datasets.js';
 import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
@@ -106,6 +106,27 @@ export function demoSettings(size: DemoSize): ConfigOverrides {
   };
 }
 
+/** The synthetic benchmark a demo of this size draws into `out` (96×72 px clips, one or two persons). */
+export function demoBenchmarkOptions(
+  out: string,
+  size: DemoSize,
+  o: { seed: number; agreement: number; classes?: number },
+  persons?: 2,
+): SyntheticOptions {
+  return {
+    out,
+    seed: o.seed,
+    trainPerClass: size.trainPerClass,
+    testPerClass: size.testPerClass,
+    frames: size.frames,
+    width: 96,
+    height: 72,
+    agreement: o.agreement,
+    classes: o.classes,
+    ...(persons ? { persons } : {}),
+  };
+}
+
 /**
  * The benchmark and its feature cache in `o.out` (made once; a second call in the same folder reuses
  * them). `engine` runs CLIP's tower (default: chosen as extraction does), into the folder `cacheName`.
@@ -124,17 +145,7 @@ export async function prepareDemo(
       `agreement ${agreement}, seed ${seed})`,
   );
   const bench = await generateBenchmark(
-    {
-      out: path.join(o.out, 'benchmark'),
-      seed,
-      trainPerClass: size.trainPerClass,
-      testPerClass: size.testPerClass,
-      frames: size.frames,
-      width: 96,
-      height: 72,
-      agreement,
-      classes: o.classes,
-    },
+    demoBenchmarkOptions(path.join(o.out, 'benchmark'), size, { seed, agreement, classes: o.classes }),
     { progress: o.progress },
   );
   log('demo: extracting features with the frozen encoder (CLIP architecture, random weights)');
