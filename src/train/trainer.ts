@@ -217,20 +217,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     // Validation and the checkpoint see the weights the run keeps: the average, when there is one.
     const validate = () => {
       const v = evaluate(head, data, split.val, { device: o.device, batchSize: cfg.batchSize * 4 });
-      if (v.loss < state.bestValLoss)
+      const best = v.loss < state.bestValLoss;
+      if (best) {
         saveSafetensors(path.join(outDir, 'checkpoint.safetensors'), head.stateDict(), {
           epoch: String(epoch),
           valLoss: String(v.loss),
         });
-      return v;
+        state.bestValLoss = v.loss;
+        state.bestEpoch = epoch;
+      }
+      return { ...v, best };
     };
     const val = average ? average.withAverages(validate) : validate();
+    const { best } = val;
     const lr = opt.paramGroups[0]!.hyper.lr;
-    const best = val.loss < state.bestValLoss;
-    if (best) {
-      state.bestValLoss = val.loss;
-      state.bestEpoch = epoch;
-    }
     plateau.step(val.loss);
     const record: EpochRecord = {
       epoch,
