@@ -50,6 +50,8 @@ function install(): string {
 test("the packed package runs the README's examples through its exports", () => {
   const ous = install();
   assert.ok(!fs.existsSync(path.join(ous, 'dist', 'test')), 'the tests are not packed');
+  const bin = JSON.parse(fs.readFileSync(path.join(ous, 'package.json'), 'utf8')).bin.ous;
+  assert.match(sh(process.execPath, [path.join(ous, bin), '--help'], scratch), /^usage: ous <command>/);
   const run = (name: string, code: string) => {
     fs.writeFileSync(path.join(scratch, name), code);
     return sh(process.execPath, [name], scratch);
