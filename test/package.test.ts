@@ -1,7 +1,7 @@
 // The package as a user gets it: `npm pack`, the tarball unpacked into a scratch project's
 // node_modules/ous, and the README's two code examples run there as written ('ous' and 'ous/torch'
-// through package.json's exports). Offline: the dependencies are symlinks to this checkout's
-// node_modules (what npm would install from the lockfile), and the addon is the one built here
+// through package.json's exports). Offline: the package's node_modules is a symlink to this
+// checkout's (what npm would install from the lockfile), and the addon is the one built here
 // (an install builds it against the machine's libtorch: scripts/setup, npm run build:native).
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -32,7 +32,7 @@ function readmeExample(heading: string): string {
   return block[1]!;
 }
 
-/** npm pack, then the tarball unpacked as scratch/node_modules/ous with its dependencies beside it. */
+/** npm pack, then the tarball unpacked as scratch/node_modules/ous with its dependencies under it. */
 function install(): string {
   const packed = JSON.parse(sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], root));
   const modules = path.join(scratch, 'node_modules');
@@ -40,8 +40,7 @@ function install(): string {
   sh('tar', ['-xzf', path.join(scratch, packed[0].filename), '-C', modules], scratch);
   const ous = path.join(modules, 'ous');
   fs.renameSync(path.join(modules, 'package'), ous);
-  for (const dep of fs.readdirSync(path.join(root, 'node_modules')))
-    if (!dep.startsWith('.')) fs.symlinkSync(path.join(root, 'node_modules', dep), path.join(modules, dep));
+  fs.symlinkSync(path.join(root, 'node_modules'), path.join(ous, 'node_modules')); // never run npm in scratch
   fs.symlinkSync(path.join(root, 'native', 'build'), path.join(ous, 'native', 'build'));
   fs.writeFileSync(path.join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', type: 'module' }));
   return ous;
