@@ -2,8 +2,8 @@
 // made once, its features extracted twice (CLIP's tower on onnxruntime and on libtorch: the same
 // float32 model, features that differ only in rounding), then OUS and the face-only baseline trained
 // with each seed on each. Prints each seed's test UAR, the gap's distribution, each seed's difference
-// between the two engines, and the issue 27 bar: gap ≥ 15 points in ≥ 9 of 10 seeds, OUS std ≤ 5,
-// the engines within 3 points in ≥ 8 of 10.
+// between the two engines, and whether the demo meets its bar: gap ≥ 15 points in ≥ 9 of 10 seeds,
+// OUS std ≤ 5, the engines within 3 points in ≥ 8 of 10.
 // OUS_BENCH_SEEDS: how many seeds (10; --quick: 3); OUS_BENCH_SEED: the first (0), also the benchmark's.
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -1,8 +1,8 @@
 // Extraction benchmark: clips/s of `ous extract` with CLIP-shaped encoders (random weights) on CPU,
-// T = 16, face and scene streams, and each stage's seconds. ViT-B/32: the old extractor (face-api
-// on tfjs, one clip at a time, libtorch's tower) and the new one (SSD on libtorch, one decode per
-// clip, pipeline, the default engine for the tower: onnxruntime where installed) alternate in one
-// run, with the new one on libtorch's tower beside them; ViT-L/14 (not with --quick): the new one.
+// T = 16, face and scene streams, and each stage's seconds. ViT-B/32: the reference extractor ("old":
+// face-api on tfjs, one clip at a time, libtorch's tower) and ours ("new": SSD on libtorch, one
+// decode per clip, pipelined, the default engine for the tower: onnxruntime where installed)
+// alternate in one run, with ours on libtorch's tower beside them; ViT-L/14 (not with --quick): ours.
 // With the time DFEW would take.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';

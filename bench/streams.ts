@@ -1,5 +1,6 @@
 // Streams benchmark: for a 10-second 360p video, the time to decode + detect + crop 16 frames, and
-// each step's share, with the face detector on tfjs (before) and on libtorch (after) in one run.
+// each step's share, with the face detector on tfjs (face-api, the reference) and on libtorch (our
+// SSD) in one run.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -62,18 +63,18 @@ export async function benchStreams(quick: boolean): Promise<void> {
   for (const detector of engines) {
     const b = best.get(detector)!;
     const pct = (v: number) => `${((100 * v) / b.total).toFixed(0)}%`;
-    const name = detector === 'tfjs' ? 'face-api on tfjs wasm (before)' : 'SSD on libtorch (after) ';
+    const name = (detector === 'tfjs' ? 'face-api on tfjs wasm (reference)' : 'SSD on libtorch (ours)').padEnd(33);
     console.log(
       `${name}: total ${b.total.toFixed(2)} s: decode ${b.decode.toFixed(2)} s (${pct(b.decode)}), ` +
         `detect ${b.detect.toFixed(2)} s (${pct(b.detect)}, ` +
         `${((1000 * b.detect) / 16).toFixed(0)} ms/frame), crop ${b.crop.toFixed(3)} s (${pct(b.crop)})`,
     );
   }
-  const [before, after] = engines.map((e) => best.get(e)!.detect);
+  const [reference, ours] = engines.map((e) => best.get(e)!.detect);
   const sorted = [...ratios].sort((a, b) => a - b);
   console.log(
     `detector speed-up: ${median(ratios).toFixed(2)}x per frame, the median of the runs' ratios ` +
-      `(${sorted.map((x) => x.toFixed(2)).join(', ')}); best against best ${(before! / after!).toFixed(2)}x`,
+      `(${sorted.map((x) => x.toFixed(2)).join(', ')}); best against best ${(reference! / ours!).toFixed(2)}x`,
   );
   fs.rmSync(dir, { recursive: true, force: true });
 }

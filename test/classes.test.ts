@@ -34,7 +34,7 @@ const at = (...p: string[]) => path.join(root, ...p);
 // the text they print is captured. The test runner's own messages to its parent (buffers, written
 // whenever the event loop turns) pass through. `ous(...)` rejects with the command's error.
 async function ous(args: string[]): Promise<string> {
-  const cmd = commands.find((c) => c.name === args[0])!;
+  const cmd = await commands.find((c) => c.name === args[0])!.load();
   const out: string[] = [];
   const write = process.stdout.write;
   process.stdout.write = ((s: string | Uint8Array, ...rest: never[]) =>

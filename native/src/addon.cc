@@ -31,11 +31,14 @@ Slot* lookup(Napi::Value v, uint32_t* indexOut = nullptr) {
 // Every call goes through here: one place turns a libtorch or argument error into a JS error
 // carrying libtorch's own message (never a crash, never a C++ backtrace).
 Napi::Value call(const Napi::CallbackInfo& info) {
-  auto fn = reinterpret_cast<OpFn>(info.Data());
+  const auto& op = *static_cast<const OpEntry*>(info.Data());
   Napi::Env env = info.Env();
   try {
-    Args args(info);
-    return fn(args);
+    if (info.Length() > op.arity)
+      throw ArgError(std::string(op.name) + " takes at most " + std::to_string(op.arity) + " argument(s), got " +
+                     std::to_string(info.Length()));
+    Args args(info, op.arity);
+    return op.fn(args);
   } catch (const ArgError& e) {
     Napi::TypeError::New(env, e.what()).ThrowAsJavaScriptException();
   } catch (const c10::Error& e) {
@@ -110,11 +113,18 @@ void reportToGc(Napi::Env env, Napi::Value handle) {
 
 bool isLive(Napi::Env env, Napi::Value handle) { return lookup(handle) != nullptr; }
 
-bool Args::has(size_t i) const {
-  return i < info_.Length() && !info_[i].IsUndefined() && !info_[i].IsNull();
+Napi::Value Args::arg(size_t i) const {
+  if (i >= arity_)
+    throw std::logic_error("the op reads argument " + std::to_string(i) + ", past the arity in its table row");
+  return info_[i];
 }
 
-bool Args::isTensor(size_t i) const { return has(i) && info_[i].IsBigInt(); }
+bool Args::has(size_t i) const {
+  Napi::Value v = arg(i);  // undefined past the arguments given
+  return !v.IsUndefined() && !v.IsNull();
+}
+
+bool Args::isTensor(size_t i) const { return has(i) && arg(i).IsBigInt(); }
 
 const at::Tensor& Args::tensorOf(Napi::Value v, const std::string& what) const {
   if (!v.IsBigInt()) throw ArgError(what + ": expected a tensor handle");
@@ -123,7 +133,7 @@ const at::Tensor& Args::tensorOf(Napi::Value v, const std::string& what) const {
   return s->tensor;
 }
 
-const at::Tensor& Args::t(size_t i) const { return tensorOf(info_[i], "argument " + std::to_string(i)); }
+const at::Tensor& Args::t(size_t i) const { return tensorOf(arg(i), "argument " + std::to_string(i)); }
 
 c10::optional<at::Tensor> Args::optT(size_t i) const {
   if (!has(i)) return c10::nullopt;
@@ -212,10 +222,13 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
   }
+  auto arities = Napi::Object::New(env);
   for (size_t k = 0; k < ous::kNumOps; k++) {
     const auto& op = ous::kOps[k];
-    exports.Set(op.name, Napi::Function::New(env, ous::call, op.name, reinterpret_cast<void*>(op.fn)));
+    exports.Set(op.name, Napi::Function::New(env, ous::call, op.name, const_cast<ous::OpEntry*>(&op)));
+    arities.Set(op.name, static_cast<double>(op.arity));
   }
+  exports.Set("opArities", arities);
   return exports;
 }
 

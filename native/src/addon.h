@@ -37,7 +37,7 @@ std::string dtypeName(at::ScalarType type);
 // Reads the arguments of one native call; each accessor names the argument in its error.
 class Args {
  public:
-  explicit Args(const Napi::CallbackInfo& info) : info_(info), env_(info.Env()) {}
+  Args(const Napi::CallbackInfo& info, size_t arity) : info_(info), env_(info.Env()), arity_(arity) {}
 
   Napi::Env env() const { return env_; }
   size_t size() const { return info_.Length(); }
@@ -60,7 +60,7 @@ class Args {
   at::Device device(size_t i) const;
   // dtype and device from two argument slots, either of which may be absent.
   at::TensorOptions options(size_t dtypeAt, size_t deviceAt) const;
-  Napi::Value raw(size_t i) const { return info_[i]; }
+  Napi::Value raw(size_t i) const { return arg(i); }
 
   // Results: a tensor becomes a new handle; a list becomes an array of handles.
   Napi::Value ret(const at::Tensor& t) const;
@@ -71,8 +71,11 @@ class Args {
   Napi::Value none() const { return env_.Undefined(); }
 
  private:
+  // Argument i; reading past the op's arity (its table row) is a bug in that row, reported as one.
+  Napi::Value arg(size_t i) const;
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
+  size_t arity_;
 };
 
 Napi::Value wrapTensor(Napi::Env env, at::Tensor t);
@@ -87,9 +90,13 @@ void reportToGc(Napi::Env env, Napi::Value handle);
 bool isLive(Napi::Env env, Napi::Value handle);
 
 using OpFn = Napi::Value (*)(Args&);
+// One row of the operation table: the JS name, the function, and its arity (how many arguments it
+// reads, optional ones included). The addon exports the names and arities as `opArities`; the
+// loader (src/torch/native.ts) checks them against its own table before the first op runs.
 struct OpEntry {
   const char* name;
   OpFn fn;
+  size_t arity;
 };
 // The operation table (ops.cc).
 extern const OpEntry kOps[];

@@ -1,6 +1,8 @@
-// The operation table: one row per exported function, each a direct call into ATen. Argument
-// order follows PyTorch's; optional arguments may be undefined. The TypeScript layer
-// (src/torch) gives these names, types and defaults; nothing here knows about models.
+// The operation table: one row per exported function, each a direct call into ATen, with its arity
+// (the arguments it reads; Args refuses a read past it, and a call with more). Argument order
+// follows PyTorch's; optional arguments may be undefined. The TypeScript side's one list of the
+// ops, OPS in src/torch/native.ts, gives them types; the loader checks the names and arities here
+// against it. src/torch gives them defaults; nothing here knows about models.
 #include "addon.h"
 
 #include <ATen/Context.h>
@@ -32,8 +34,8 @@ int64_t reduction(const std::string& r) {
 #define BINARY(name, fn)                                                    \
   {name, [](A& a) -> V {                                                    \
      return a.isTensor(1) ? a.ret(fn(a.t(0), a.t(1))) : a.ret(fn(a.t(0), a.scalar(1))); \
-   }}
-#define UNARY(name, fn) {name, [](A& a) -> V { return a.ret(fn(a.t(0))); }}
+   }, 2}
+#define UNARY(name, fn) {name, [](A& a) -> V { return a.ret(fn(a.t(0))); }, 1}
 
 V fromBytes(A& a) {
   // (bytes: TypedArray | Buffer, dtype, shape, device?) -> a copy of the bytes as a tensor.
@@ -162,32 +164,32 @@ V buildInfo(A& a) {
 
 const OpEntry kOps[] = {
     // --- creation and data ---
-    {"fromBytes", fromBytes},
-    {"fromFile", fromFile},
-    {"toBytes", toBytes},
-    {"item", [](A& a) -> V { return a.retNumber(a.t(0).item().toDouble()); }},
-    {"zeros", [](A& a) -> V { return a.ret(at::zeros(a.ints(0), a.options(1, 2))); }},
-    {"ones", [](A& a) -> V { return a.ret(at::ones(a.ints(0), a.options(1, 2))); }},
-    {"empty", [](A& a) -> V { return a.ret(at::empty(a.ints(0), a.options(1, 2))); }},
-    {"full", [](A& a) -> V { return a.ret(at::full(a.ints(0), a.scalar(1), a.options(2, 3))); }},
-    {"arange", [](A& a) -> V { return a.ret(at::arange(a.scalar(0), a.scalar(1), a.scalar(2), a.options(3, 4))); }},
-    {"randn", [](A& a) -> V { return a.ret(at::randn(a.ints(0), a.options(1, 2))); }},
-    {"rand", [](A& a) -> V { return a.ret(at::rand(a.ints(0), a.options(1, 2))); }},
+    {"fromBytes", fromBytes, 4},
+    {"fromFile", fromFile, 4},
+    {"toBytes", toBytes, 1},
+    {"item", [](A& a) -> V { return a.retNumber(a.t(0).item().toDouble()); }, 1},
+    {"zeros", [](A& a) -> V { return a.ret(at::zeros(a.ints(0), a.options(1, 2))); }, 3},
+    {"ones", [](A& a) -> V { return a.ret(at::ones(a.ints(0), a.options(1, 2))); }, 3},
+    {"empty", [](A& a) -> V { return a.ret(at::empty(a.ints(0), a.options(1, 2))); }, 3},
+    {"full", [](A& a) -> V { return a.ret(at::full(a.ints(0), a.scalar(1), a.options(2, 3))); }, 4},
+    {"arange", [](A& a) -> V { return a.ret(at::arange(a.scalar(0), a.scalar(1), a.scalar(2), a.options(3, 4))); }, 5},
+    {"randn", [](A& a) -> V { return a.ret(at::randn(a.ints(0), a.options(1, 2))); }, 3},
+    {"rand", [](A& a) -> V { return a.ret(at::rand(a.ints(0), a.options(1, 2))); }, 3},
     {"randint", [](A& a) -> V {
        return a.ret(at::randint(a.i64(0), a.i64(1), a.ints(2), a.options(3, 4).dtype(at::kLong)));
-     }},
-    {"randperm", [](A& a) -> V { return a.ret(at::randperm(a.i64(0), a.options(1, 2).dtype(at::kLong))); }},
-    {"manualSeed", [](A& a) -> V { at::manual_seed(static_cast<uint64_t>(a.i64(0))); return a.none(); }},
+     }, 5},
+    {"randperm", [](A& a) -> V { return a.ret(at::randperm(a.i64(0), a.options(1, 2).dtype(at::kLong))); }, 3},
+    {"manualSeed", [](A& a) -> V { at::manual_seed(static_cast<uint64_t>(a.i64(0))); return a.none(); }, 1},
 
     // --- what a tensor is ---
-    {"shape", shape},
-    {"dtype", [](A& a) -> V { return a.retString(dtypeName(a.t(0).scalar_type())); }},
-    {"device", [](A& a) -> V { return a.retString(a.t(0).device().str()); }},
-    {"requiresGrad", [](A& a) -> V { return a.retBool(a.t(0).requires_grad()); }},
-    {"isLeaf", [](A& a) -> V { return a.retBool(a.t(0).is_leaf()); }},
-    {"free", [](A& a) -> V { freeHandle(a.env(), a.raw(0)); return a.none(); }},
-    {"isFreed", [](A& a) -> V { return a.retBool(!isLive(a.env(), a.raw(0))); }},
-    {"reportToGc", [](A& a) -> V { reportToGc(a.env(), a.raw(0)); return a.none(); }},
+    {"shape", shape, 1},
+    {"dtype", [](A& a) -> V { return a.retString(dtypeName(a.t(0).scalar_type())); }, 1},
+    {"device", [](A& a) -> V { return a.retString(a.t(0).device().str()); }, 1},
+    {"requiresGrad", [](A& a) -> V { return a.retBool(a.t(0).requires_grad()); }, 1},
+    {"isLeaf", [](A& a) -> V { return a.retBool(a.t(0).is_leaf()); }, 1},
+    {"free", [](A& a) -> V { freeHandle(a.env(), a.raw(0)); return a.none(); }, 1},
+    {"isFreed", [](A& a) -> V { return a.retBool(!isLive(a.env(), a.raw(0))); }, 1},
+    {"reportToGc", [](A& a) -> V { reportToGc(a.env(), a.raw(0)); return a.none(); }, 1},
 
     // --- conversion ---
     {"to", [](A& a) -> V {
@@ -195,75 +197,75 @@ const OpEntry kOps[] = {
        if (a.has(1)) t = t.to(a.dtype(1));
        if (a.has(2)) t = t.to(a.device(2));
        return a.ret(t);
-     }},
+     }, 3},
     {"contiguous", [](A& a) -> V {
        // (t, memoryFormat?: 'channels_last'): NHWC strides for convolutions that run faster on them
        if (!a.has(1)) return a.ret(a.t(0).contiguous());
        if (a.s(1) != "channels_last") throw ArgError("memory format must be 'channels_last', not '" + a.s(1) + "'");
        return a.ret(a.t(0).contiguous(at::MemoryFormat::ChannelsLast));
-     }},
+     }, 2},
     UNARY("clone", [](const at::Tensor& t) { return t.clone(); }),
     UNARY("detach", [](const at::Tensor& t) { return t.detach(); }),
 
     // --- autograd ---
-    {"setRequiresGrad", [](A& a) -> V { a.t(0).requires_grad_(a.b(1)); return a.none(); }},
-    {"backward", backward},
-    {"grad", [](A& a) -> V { const at::Tensor& g = a.t(0).grad(); return g.defined() ? a.ret(g) : a.none(); }},
-    {"setGrad", [](A& a) -> V { a.t(0).mutable_grad() = a.has(1) ? a.t(1) : at::Tensor(); return a.none(); }},
-    {"gradEnabled", [](A& a) -> V { return a.retBool(at::GradMode::is_enabled()); }},
-    {"setGradEnabled", [](A& a) -> V { at::GradMode::set_enabled(a.b(0)); return a.none(); }},
+    {"setRequiresGrad", [](A& a) -> V { a.t(0).requires_grad_(a.b(1)); return a.none(); }, 2},
+    {"backward", backward, 3},
+    {"grad", [](A& a) -> V { const at::Tensor& g = a.t(0).grad(); return g.defined() ? a.ret(g) : a.none(); }, 1},
+    {"setGrad", [](A& a) -> V { a.t(0).mutable_grad() = a.has(1) ? a.t(1) : at::Tensor(); return a.none(); }, 2},
+    {"gradEnabled", [](A& a) -> V { return a.retBool(at::GradMode::is_enabled()); }, 0},
+    {"setGradEnabled", [](A& a) -> V { at::GradMode::set_enabled(a.b(0)); return a.none(); }, 1},
 
     // --- in place (optimizers, initialisation, loading) ---
-    {"copy_", [](A& a) -> V { a.t(0).copy_(a.t(1)); return a.none(); }},
-    {"zero_", [](A& a) -> V { a.t(0).zero_(); return a.none(); }},
-    {"silu_", [](A& a) -> V { at::Tensor t = a.t(0); at::silu_(t); return a.none(); }},
+    {"copy_", [](A& a) -> V { a.t(0).copy_(a.t(1)); return a.none(); }, 2},
+    {"zero_", [](A& a) -> V { a.t(0).zero_(); return a.none(); }, 1},
+    {"silu_", [](A& a) -> V { at::Tensor t = a.t(0); at::silu_(t); return a.none(); }, 1},
     {"clamp_", [](A& a) -> V {
        a.t(0).clamp_(a.has(1) ? c10::optional<at::Scalar>(a.scalar(1)) : c10::nullopt,
                      a.has(2) ? c10::optional<at::Scalar>(a.scalar(2)) : c10::nullopt);
        return a.none();
-     }},
-    {"fill_", [](A& a) -> V { a.t(0).fill_(a.scalar(1)); return a.none(); }},
-    {"mul_", [](A& a) -> V { a.isTensor(1) ? a.t(0).mul_(a.t(1)) : a.t(0).mul_(a.scalar(1)); return a.none(); }},
-    {"div_", [](A& a) -> V { a.isTensor(1) ? a.t(0).div_(a.t(1)) : a.t(0).div_(a.scalar(1)); return a.none(); }},
+     }, 3},
+    {"fill_", [](A& a) -> V { a.t(0).fill_(a.scalar(1)); return a.none(); }, 2},
+    {"mul_", [](A& a) -> V { a.isTensor(1) ? a.t(0).mul_(a.t(1)) : a.t(0).mul_(a.scalar(1)); return a.none(); }, 2},
+    {"div_", [](A& a) -> V { a.isTensor(1) ? a.t(0).div_(a.t(1)) : a.t(0).div_(a.scalar(1)); return a.none(); }, 2},
     {"add_", [](A& a) -> V {
        at::Scalar alpha = a.has(2) ? a.scalar(2) : at::Scalar(1);
        a.isTensor(1) ? a.t(0).add_(a.t(1), alpha) : a.t(0).add_(a.scalar(1), alpha);
        return a.none();
-     }},
-    {"addcmul_", [](A& a) -> V { a.t(0).addcmul_(a.t(1), a.t(2), a.scalar(3)); return a.none(); }},
-    {"addcdiv_", [](A& a) -> V { a.t(0).addcdiv_(a.t(1), a.t(2), a.scalar(3)); return a.none(); }},
-    {"normal_", [](A& a) -> V { a.t(0).normal_(a.f(1), a.f(2)); return a.none(); }},
-    {"uniform_", [](A& a) -> V { a.t(0).uniform_(a.f(1), a.f(2)); return a.none(); }},
-    {"maximum_", [](A& a) -> V { at::Tensor out = a.t(0); at::maximum_out(out, out, a.t(1)); return a.none(); }},
+     }, 3},
+    {"addcmul_", [](A& a) -> V { a.t(0).addcmul_(a.t(1), a.t(2), a.scalar(3)); return a.none(); }, 4},
+    {"addcdiv_", [](A& a) -> V { a.t(0).addcdiv_(a.t(1), a.t(2), a.scalar(3)); return a.none(); }, 4},
+    {"normal_", [](A& a) -> V { a.t(0).normal_(a.f(1), a.f(2)); return a.none(); }, 3},
+    {"uniform_", [](A& a) -> V { a.t(0).uniform_(a.f(1), a.f(2)); return a.none(); }, 3},
+    {"maximum_", [](A& a) -> V { at::Tensor out = a.t(0); at::maximum_out(out, out, a.t(1)); return a.none(); }, 2},
 
     // --- shape ---
-    {"reshape", [](A& a) -> V { return a.ret(a.t(0).reshape(a.ints(1))); }},
-    {"view", [](A& a) -> V { return a.ret(a.t(0).view(a.ints(1))); }},
-    {"permute", [](A& a) -> V { return a.ret(a.t(0).permute(a.ints(1))); }},
-    {"transpose", [](A& a) -> V { return a.ret(a.t(0).transpose(a.i64(1), a.i64(2))); }},
-    {"cat", [](A& a) -> V { return a.ret(at::cat(a.tensors(0), a.i64(1))); }},
-    {"stack", [](A& a) -> V { return a.ret(at::stack(a.tensors(0), a.i64(1))); }},
+    {"reshape", [](A& a) -> V { return a.ret(a.t(0).reshape(a.ints(1))); }, 2},
+    {"view", [](A& a) -> V { return a.ret(a.t(0).view(a.ints(1))); }, 2},
+    {"permute", [](A& a) -> V { return a.ret(a.t(0).permute(a.ints(1))); }, 2},
+    {"transpose", [](A& a) -> V { return a.ret(a.t(0).transpose(a.i64(1), a.i64(2))); }, 3},
+    {"cat", [](A& a) -> V { return a.ret(at::cat(a.tensors(0), a.i64(1))); }, 2},
+    {"stack", [](A& a) -> V { return a.ret(at::stack(a.tensors(0), a.i64(1))); }, 2},
     {"split", [](A& a) -> V {
        return a.raw(1).IsNumber() ? a.ret(a.t(0).split(a.i64(1), a.i64(2)))
                                   : a.ret(a.t(0).split_with_sizes(a.ints(1), a.i64(2)));
-     }},
-    {"chunk", [](A& a) -> V { return a.ret(a.t(0).chunk(a.i64(1), a.i64(2))); }},
-    {"indexSelect", [](A& a) -> V { return a.ret(a.t(0).index_select(a.i64(1), a.t(2))); }},
-    {"gather", [](A& a) -> V { return a.ret(a.t(0).gather(a.i64(1), a.t(2))); }},
-    {"index", index},
-    {"narrow", [](A& a) -> V { return a.ret(a.t(0).narrow(a.i64(1), a.i64(2), a.i64(3))); }},
-    {"select", [](A& a) -> V { return a.ret(a.t(0).select(a.i64(1), a.i64(2))); }},
-    {"slice", [](A& a) -> V { return a.ret(a.t(0).slice(a.i64(1), a.i64(2), a.i64(3), a.i64(4))); }},
-    {"expand", [](A& a) -> V { return a.ret(a.t(0).expand(a.ints(1))); }},
-    {"squeeze", [](A& a) -> V { return a.ret(a.has(1) ? a.t(0).squeeze(a.i64(1)) : a.t(0).squeeze()); }},
-    {"unsqueeze", [](A& a) -> V { return a.ret(a.t(0).unsqueeze(a.i64(1))); }},
-    {"flatten", [](A& a) -> V { return a.ret(a.t(0).flatten(a.i64(1), a.i64(2))); }},
-    {"flip", [](A& a) -> V { return a.ret(a.t(0).flip(a.ints(1))); }},
-    {"repeat", [](A& a) -> V { return a.ret(a.t(0).repeat(a.ints(1))); }},
-    {"tril", [](A& a) -> V { return a.ret(a.t(0).tril(a.i64(1))); }},
-    {"triu", [](A& a) -> V { return a.ret(a.t(0).triu(a.i64(1))); }},
-    {"embedding", [](A& a) -> V { return a.ret(at::embedding(a.t(0), a.t(1))); }},
-    {"oneHot", [](A& a) -> V { return a.ret(at::one_hot(a.t(0), a.i64(1))); }},
+     }, 3},
+    {"chunk", [](A& a) -> V { return a.ret(a.t(0).chunk(a.i64(1), a.i64(2))); }, 3},
+    {"indexSelect", [](A& a) -> V { return a.ret(a.t(0).index_select(a.i64(1), a.t(2))); }, 3},
+    {"gather", [](A& a) -> V { return a.ret(a.t(0).gather(a.i64(1), a.t(2))); }, 3},
+    {"index", index, 2},
+    {"narrow", [](A& a) -> V { return a.ret(a.t(0).narrow(a.i64(1), a.i64(2), a.i64(3))); }, 4},
+    {"select", [](A& a) -> V { return a.ret(a.t(0).select(a.i64(1), a.i64(2))); }, 3},
+    {"slice", [](A& a) -> V { return a.ret(a.t(0).slice(a.i64(1), a.i64(2), a.i64(3), a.i64(4))); }, 5},
+    {"expand", [](A& a) -> V { return a.ret(a.t(0).expand(a.ints(1))); }, 2},
+    {"squeeze", [](A& a) -> V { return a.ret(a.has(1) ? a.t(0).squeeze(a.i64(1)) : a.t(0).squeeze()); }, 2},
+    {"unsqueeze", [](A& a) -> V { return a.ret(a.t(0).unsqueeze(a.i64(1))); }, 2},
+    {"flatten", [](A& a) -> V { return a.ret(a.t(0).flatten(a.i64(1), a.i64(2))); }, 3},
+    {"flip", [](A& a) -> V { return a.ret(a.t(0).flip(a.ints(1))); }, 2},
+    {"repeat", [](A& a) -> V { return a.ret(a.t(0).repeat(a.ints(1))); }, 2},
+    {"tril", [](A& a) -> V { return a.ret(a.t(0).tril(a.i64(1))); }, 2},
+    {"triu", [](A& a) -> V { return a.ret(a.t(0).triu(a.i64(1))); }, 2},
+    {"embedding", [](A& a) -> V { return a.ret(at::embedding(a.t(0), a.t(1))); }, 2},
+    {"oneHot", [](A& a) -> V { return a.ret(at::one_hot(a.t(0), a.i64(1))); }, 2},
 
     // --- elementwise ---
     BINARY("add", at::add),
@@ -277,9 +279,9 @@ const OpEntry kOps[] = {
     BINARY("le", at::le),
     BINARY("gt", at::gt),
     BINARY("ge", at::ge),
-    {"rsub", [](A& a) -> V { return a.ret(at::rsub(a.t(0), a.scalar(1))); }},
-    {"maximum", [](A& a) -> V { return a.ret(at::maximum(a.t(0), a.t(1))); }},
-    {"minimum", [](A& a) -> V { return a.ret(at::minimum(a.t(0), a.t(1))); }},
+    {"rsub", [](A& a) -> V { return a.ret(at::rsub(a.t(0), a.scalar(1))); }, 2},
+    {"maximum", [](A& a) -> V { return a.ret(at::maximum(a.t(0), a.t(1))); }, 2},
+    {"minimum", [](A& a) -> V { return a.ret(at::minimum(a.t(0), a.t(1))); }, 2},
     UNARY("neg", at::neg),
     UNARY("exp", at::exp),
     UNARY("log", at::log),
@@ -296,71 +298,75 @@ const OpEntry kOps[] = {
     UNARY("isfinite", at::isfinite),
     UNARY("isnan", at::isnan),
     UNARY("logicalNot", at::logical_not),
-    {"logicalAnd", [](A& a) -> V { return a.ret(at::logical_and(a.t(0), a.t(1))); }},
-    {"logicalOr", [](A& a) -> V { return a.ret(at::logical_or(a.t(0), a.t(1))); }},
-    {"gelu", [](A& a) -> V { return a.ret(at::gelu(a.t(0), a.has(1) ? a.s(1) : std::string("none"))); }},
+    {"logicalAnd", [](A& a) -> V { return a.ret(at::logical_and(a.t(0), a.t(1))); }, 2},
+    {"logicalOr", [](A& a) -> V { return a.ret(at::logical_or(a.t(0), a.t(1))); }, 2},
+    {"gelu", [](A& a) -> V { return a.ret(at::gelu(a.t(0), a.has(1) ? a.s(1) : std::string("none"))); }, 2},
     {"clamp", [](A& a) -> V {
        c10::optional<at::Scalar> lo, hi;
        if (a.has(1)) lo = a.scalar(1);
        if (a.has(2)) hi = a.scalar(2);
        return a.ret(at::clamp(a.t(0), lo, hi));
-     }},
+     }, 3},
     {"where", [](A& a) -> V {
        if (a.isTensor(1) && a.isTensor(2)) return a.ret(at::where(a.t(0), a.t(1), a.t(2)));
        if (a.isTensor(1)) return a.ret(at::where(a.t(0), a.t(1), a.scalar(2)));
        if (a.isTensor(2)) return a.ret(at::where(a.t(0), a.scalar(1), a.t(2)));
        return a.ret(at::where(a.t(0), a.scalar(1), a.scalar(2)));
-     }},
-    {"maskedFill", [](A& a) -> V { return a.ret(a.t(0).masked_fill(a.t(1), a.scalar(2))); }},
+     }, 3},
+    {"maskedFill", [](A& a) -> V { return a.ret(a.t(0).masked_fill(a.t(1), a.scalar(2))); }, 3},
 
     // --- linear algebra ---
-    {"matmul", [](A& a) -> V { return a.ret(at::matmul(a.t(0), a.t(1))); }},
-    {"bmm", [](A& a) -> V { return a.ret(at::bmm(a.t(0), a.t(1))); }},
-    {"linear", [](A& a) -> V { return a.ret(at::linear(a.t(0), a.t(1), a.optT(2))); }},
-    {"einsum", [](A& a) -> V { return a.ret(at::einsum(a.s(0), a.tensors(1))); }},
+    {"matmul", [](A& a) -> V { return a.ret(at::matmul(a.t(0), a.t(1))); }, 2},
+    {"bmm", [](A& a) -> V { return a.ret(at::bmm(a.t(0), a.t(1))); }, 2},
+    {"linear", [](A& a) -> V { return a.ret(at::linear(a.t(0), a.t(1), a.optT(2))); }, 3},
+    {"einsum", [](A& a) -> V { return a.ret(at::einsum(a.s(0), a.tensors(1))); }, 2},
 
     // --- reductions ---
-    {"sum", [](A& a) -> V { return a.ret(a.has(1) ? at::sum(a.t(0), a.ints(1), a.b(2)) : at::sum(a.t(0))); }},
-    {"mean", [](A& a) -> V { return a.ret(a.has(1) ? at::mean(a.t(0), a.ints(1), a.b(2)) : at::mean(a.t(0))); }},
-    {"var", [](A& a) -> V { return a.ret(at::var(a.t(0), a.ints(1), a.b(2), a.b(3))); }},
-    {"norm", [](A& a) -> V { return a.ret(at::norm(a.t(0), a.scalar(1), a.ints(2), a.b(3))); }},
-    {"logsumexp", [](A& a) -> V { return a.ret(at::logsumexp(a.t(0), a.ints(1), a.b(2))); }},
+    {"sum", [](A& a) -> V { return a.ret(a.has(1) ? at::sum(a.t(0), a.ints(1), a.b(2)) : at::sum(a.t(0))); }, 3},
+    {"mean", [](A& a) -> V { return a.ret(a.has(1) ? at::mean(a.t(0), a.ints(1), a.b(2)) : at::mean(a.t(0))); }, 3},
+    {"var", [](A& a) -> V { return a.ret(at::var(a.t(0), a.ints(1), a.b(2), a.b(3))); }, 4},
+    {"norm", [](A& a) -> V { return a.ret(at::norm(a.t(0), a.scalar(1), a.ints(2), a.b(3))); }, 4},
+    {"logsumexp", [](A& a) -> V { return a.ret(at::logsumexp(a.t(0), a.ints(1), a.b(2))); }, 3},
     UNARY("max", at::max),
     UNARY("min", at::min),
-    {"maxDim", maxDim},
-    {"minDim", minDim},
-    {"argmax", [](A& a) -> V { return a.ret(a.has(1) ? at::argmax(a.t(0), a.i64(1), a.b(2)) : at::argmax(a.t(0))); }},
-    {"argmin", [](A& a) -> V { return a.ret(a.has(1) ? at::argmin(a.t(0), a.i64(1), a.b(2)) : at::argmin(a.t(0))); }},
-    {"sort", sortOp},
-    {"cumsum", [](A& a) -> V { return a.ret(at::cumsum(a.t(0), a.i64(1))); }},
+    {"maxDim", maxDim, 3},
+    {"minDim", minDim, 3},
+    {"argmax", [](A& a) -> V {
+       return a.ret(a.has(1) ? at::argmax(a.t(0), a.i64(1), a.b(2)) : at::argmax(a.t(0)));
+     }, 3},
+    {"argmin", [](A& a) -> V {
+       return a.ret(a.has(1) ? at::argmin(a.t(0), a.i64(1), a.b(2)) : at::argmin(a.t(0)));
+     }, 3},
+    {"sort", sortOp, 3},
+    {"cumsum", [](A& a) -> V { return a.ret(at::cumsum(a.t(0), a.i64(1))); }, 2},
     UNARY("all", at::all),
     UNARY("any", at::any),
 
     // --- neural network functions ---
-    {"softmax", [](A& a) -> V { return a.ret(at::softmax(a.t(0), a.i64(1))); }},
-    {"logSoftmax", [](A& a) -> V { return a.ret(at::log_softmax(a.t(0), a.i64(1))); }},
-    {"layerNorm", [](A& a) -> V { return a.ret(at::layer_norm(a.t(0), a.ints(1), a.optT(2), a.optT(3), a.f(4))); }},
+    {"softmax", [](A& a) -> V { return a.ret(at::softmax(a.t(0), a.i64(1))); }, 2},
+    {"logSoftmax", [](A& a) -> V { return a.ret(at::log_softmax(a.t(0), a.i64(1))); }, 2},
+    {"layerNorm", [](A& a) -> V { return a.ret(at::layer_norm(a.t(0), a.ints(1), a.optT(2), a.optT(3), a.f(4))); }, 5},
     {"conv1d", [](A& a) -> V {
        return a.ret(at::conv1d(a.t(0), a.t(1), a.optT(2), a.ints(3), a.ints(4), a.ints(5), a.i64(6)));
-     }},
-    {"pad", [](A& a) -> V { return a.ret(at::constant_pad_nd(a.t(0), a.ints(1), a.scalar(2))); }},
+     }, 7},
+    {"pad", [](A& a) -> V { return a.ret(at::constant_pad_nd(a.t(0), a.ints(1), a.scalar(2))); }, 3},
     {"conv2d", [](A& a) -> V {
        return a.ret(at::conv2d(a.t(0), a.t(1), a.optT(2), a.ints(3), a.ints(4), a.ints(5), a.i64(6)));
-     }},
-    {"lstm", lstm},
-    {"dropout", [](A& a) -> V { return a.ret(at::dropout(a.t(0), a.f(1), a.b(2))); }},
+     }, 7},
+    {"lstm", lstm, 9},
+    {"dropout", [](A& a) -> V { return a.ret(at::dropout(a.t(0), a.f(1), a.b(2))); }, 3},
     {"crossEntropy", [](A& a) -> V {
        // (logits, target, weight?, reduction, ignoreIndex, labelSmoothing)
        return a.ret(at::cross_entropy_loss(a.t(0), a.t(1), a.optT(2), reduction(a.s(3)), a.i64(4), a.f(5)));
-     }},
-    {"mseLoss", [](A& a) -> V { return a.ret(at::mse_loss(a.t(0), a.t(1), reduction(a.s(2)))); }},
-    {"cosineSimilarity", [](A& a) -> V { return a.ret(at::cosine_similarity(a.t(0), a.t(1), a.i64(2), a.f(3))); }},
+     }, 6},
+    {"mseLoss", [](A& a) -> V { return a.ret(at::mse_loss(a.t(0), a.t(1), reduction(a.s(2)))); }, 3},
+    {"cosineSimilarity", [](A& a) -> V { return a.ret(at::cosine_similarity(a.t(0), a.t(1), a.i64(2), a.f(3))); }, 4},
 
     // --- runtime ---
-    {"setNumThreads", [](A& a) -> V { at::set_num_threads(static_cast<int>(a.i64(0))); return a.none(); }},
-    {"getNumThreads", [](A& a) -> V { return a.retNumber(at::get_num_threads()); }},
-    {"buildInfo", buildInfo},
-    {"liveHandles", [](A& a) -> V { return a.retNumber(static_cast<double>(liveHandles())); }},
+    {"setNumThreads", [](A& a) -> V { at::set_num_threads(static_cast<int>(a.i64(0))); return a.none(); }, 1},
+    {"getNumThreads", [](A& a) -> V { return a.retNumber(at::get_num_threads()); }, 0},
+    {"buildInfo", buildInfo, 0},
+    {"liveHandles", [](A& a) -> V { return a.retNumber(static_cast<double>(liveHandles())); }, 0},
 };
 
 const size_t kNumOps = sizeof(kOps) / sizeof(kOps[0]);

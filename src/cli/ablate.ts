@@ -95,8 +95,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const ablate: Command = {
-  name: 'ablate',
-  summary: "run one of the paper's ablation tables (III, IV, V, VI) and write it beside the paper's numbers",
   usage: usageText('ablate', FLAGS),
   async run(argv) {
     const { values } = parseFlags('ablate', argv, FLAGS);

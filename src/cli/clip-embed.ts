@@ -73,8 +73,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const clipEmbedCommand: Command = {
-  name: 'clip embed',
-  summary: 'CLIP image/text embeddings, per-block class tokens and logits (Hugging Face CLIP folder)',
   usage: usageText('clip embed', FLAGS),
   async run(argv) {
     const { values } = parseFlags('clip embed', argv, FLAGS);

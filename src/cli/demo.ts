@@ -55,8 +55,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const demo: Command = {
-  name: 'demo',
-  summary: 'run OUS end to end on the built-in synthetic benchmark (no downloads)',
   usage: usageText('demo', FLAGS),
   async run(argv) {
     const { values } = parseFlags('demo', argv, FLAGS);

@@ -1,7 +1,8 @@
 // The environment variables of ours, read here at the CLI edge and passed down as options: no
 // module under src/torch, src/data or below reads them. Each command reads the ones it needs when
-// it starts (so a bad OUS_ENGINE stops only the commands that choose an engine); main.ts applies
-// the thread count before any command runs. `ous serve` hands its workers the same policy
+// it starts (so a bad OUS_ENGINE stops only the commands that choose an engine); main.ts checks the
+// thread count before anything else and applies it when a command runs (not for --help, which
+// loads no libtorch). `ous serve` hands its workers the same policy
 // explicitly (ServeOptions.engine; each worker's thread count is the server's).
 //   OUS_ENGINE=auto|libtorch|onnxruntime  which engine runs CLIP's vision tower (encoder.ts)
 //   OUS_ALLOW_SLOW_BF16=1                 --precision bf16 on a CPU without fast bf16 kernels

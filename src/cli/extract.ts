@@ -94,8 +94,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const extract: Command = {
-  name: 'extract',
-  summary: 'encode a data set with the frozen CLIP into a feature cache (resumable, shardable)',
   usage: usageText('extract', FLAGS, {
     notes:
       'ous extract --merge --out CACHE [--allow-partial] [--json] joins the shards of a sharded extraction.\n' +

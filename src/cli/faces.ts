@@ -23,8 +23,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const faces: Command = {
-  name: 'faces',
-  summary: 'detect faces in an image, or in the sampled frames of a video',
   usage: usageText('faces', FLAGS, {
     positionals: 'FILE',
     notes:

@@ -147,9 +147,6 @@ export function infoHeader(i = systemInfo()): string {
 }
 
 export const info: Command = {
-  name: 'info',
-  summary:
-    'versions, build flags, BLAS kernel, oneDNN, threads, CUDA devices, onnxruntime, ffmpeg, CPU: for bug reports',
   usage: usageText('info', { json: COMMON.json }),
   async run(argv) {
     const { values } = parseFlags('info', argv, { json: COMMON.json });

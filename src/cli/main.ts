@@ -2,10 +2,13 @@
 // The `ous` command line: finds the subcommand (one or two words) and runs it. A user error prints
 // one line and exits 1 (2 for usage: a flag or its value); anything else is a bug and prints its
 // stack. OUS_DEBUG=1 prints the stack of user errors too. Our other environment variables: env.ts.
+// Nothing heavy is imported here: a command's module (and libtorch, when it uses tensors) loads only
+// when that command runs or shows its usage.
 import { commands } from './commands.js';
 import { UserError } from '../util/errors.js';
 import { fsErrorLine, isFsError, removeTempFiles } from '../util/fs.js';
-import { applyThreads } from './env.js';
+import { numThreads } from './env.js';
+import { setNumThreads } from '../torch/index.js';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -57,7 +60,7 @@ function parseArgsMessage(cmd: string, err: NodeJS.ErrnoException): string | und
 let running = '';
 
 async function main(argv: string[]): Promise<number> {
-  applyThreads(); // OUS_NUM_THREADS, checked (one line when bad) before any command runs
+  const threads = numThreads(); // OUS_NUM_THREADS, checked (one line when bad) before anything else
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
     process.stdout.write(help());
     return argv.length === 0 ? 2 : 0;
@@ -68,23 +71,25 @@ async function main(argv: string[]): Promise<number> {
     const words = cmd.name.split(' ');
     if (words.every((w, i) => argv[i] === w)) {
       const rest = argv.slice(words.length);
+      const command = await cmd.load();
       if (rest.includes('--help') || rest.includes('-h')) {
-        process.stdout.write(`usage: ${cmd.usage}\n\n${cmd.summary}\n`);
+        process.stdout.write(`usage: ${command.usage}\n\n${cmd.summary}\n`);
         return 0;
       }
       running = cmd.name;
-      return cmd.run(joinNegativeValues(rest));
+      if (threads !== undefined) setNumThreads(threads); // loads libtorch
+      return command.run(joinNegativeValues(rest));
     }
   }
   // A group word alone ("ous clip", "ous clip --help"): its subcommands.
   const group = commands.filter((c) => c.name.split(' ').length > 1 && c.name.split(' ')[0] === argv[0]);
   if (group.length) {
     const asked = argv.length === 1 || argv[1] === '--help' || argv[1] === '-h';
-    const text =
-      `usage: ${group.map((c) => c.usage).join('\n       ')}\n` +
-      `\n${group.map((c) => `${c.name}: ${c.summary}`).join('\n')}\n`;
     if (asked && argv.length > 1) {
-      process.stdout.write(text);
+      const usages = await Promise.all(group.map(async (c) => (await c.load()).usage));
+      process.stdout.write(
+        `usage: ${usages.join('\n       ')}\n\n${group.map((c) => `${c.name}: ${c.summary}`).join('\n')}\n`,
+      );
       return 0;
     }
     process.stderr.write(

@@ -120,8 +120,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const predict: Command = {
-  name: 'predict',
-  summary: 'emotion, scene polarity, and how much the scene changed the decision, for one video',
   usage: usageText('predict', FLAGS, {
     positionals: 'VIDEO',
     notes: 'Progress (the frames being detected, then window k of N with an ETA) goes to stderr.',

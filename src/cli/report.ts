@@ -29,8 +29,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const report: Command = {
-  name: 'report',
-  summary: 'an HTML + Markdown report (table, confusion matrices, curves, embeddings) of runs',
   usage: usageText('report', FLAGS, { positionals: 'RUN...' }),
   async run(argv) {
     const { values, positionals } = parseFlags('report', argv, FLAGS, { positionals: 'RUN...' });

@@ -2,7 +2,6 @@
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
-import { startServer } from '../server/server.js';
 import { parsePrecision } from '../torch/index.js';
 import { allowSlowBf16, enginePreference } from './env.js';
 
@@ -54,8 +53,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const serve: Command = {
-  name: 'serve',
-  summary: 'a web page and HTTP API: emotion and its timeline for any video (workers hold the model)',
   usage: usageText('serve', FLAGS),
   async run(argv) {
     const { values } = parseFlags('serve', argv, FLAGS);
@@ -66,6 +63,7 @@ export const serve: Command = {
     for (const h of values['public-host'])
       if (!/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/i.test(h))
         throw new UsageError(`serve: --public-host must be a host name (no scheme or port), not '${h}'`);
+    const { startServer } = await import('../server/server.js'); // busboy and the worker pool: only when serving
     const server = await startServer({
       run: values.run,
       clip: values.clip,

@@ -4,16 +4,16 @@
 // files not named like ours (face_NN.png, scene_NN.png, streams.json) are never touched.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { buildStreams, stillNote, undecodedWarning } from '../streams/index.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import type { RgbFrame } from '../video/decode.js';
+import { loadSharp } from '../util/sharp.js';
 
 async function png(frame: RgbFrame): Promise<Buffer> {
-  return sharp(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), {
+  return loadSharp()(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), {
     raw: { width: frame.width, height: frame.height, channels: 3 },
   })
     .png()
@@ -33,8 +33,6 @@ const FLAGS = {
 } as const satisfies Flags;
 
 export const streams: Command = {
-  name: 'streams',
-  summary: 'the face stream and the scene stream of a video (PNGs + streams.json)',
   usage: usageText('streams', FLAGS, {
     positionals: 'VIDEO',
     notes:

@@ -50,8 +50,6 @@ const TRAIN_FLAGS = {
 } as const satisfies Flags;
 
 export const trainCommand: Command = {
-  name: 'train',
-  summary: 'train OUS or the face-only baseline on a feature cache (writes a run folder)',
   usage: usageText('train', TRAIN_FLAGS, {
     notes:
       'An existing run is never overwritten without --resume or --force. A run folder is locked (RUN/lock) ' +
@@ -105,8 +103,6 @@ const EVAL_FLAGS = {
 } as const satisfies Flags;
 
 export const evalCommand: Command = {
-  name: 'eval',
-  summary: 'UAR, WAR, per-class recall and confusion matrix of a run (or the mean of folds, the spread of seeds)',
   usage: usageText('eval', EVAL_FLAGS, { positionals: '[RUN...]' }),
   async run(argv) {
     const { values, positionals } = parseFlags('eval', argv, EVAL_FLAGS, { positionals: 'RUN...' });

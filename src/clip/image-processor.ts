@@ -4,7 +4,8 @@
 // (x − mean)/std, CHW. Files are decoded with sharp; raw frames (from video) go in directly.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import type sharp from 'sharp';
+import { loadSharp } from '../util/sharp.js';
 import { UserError } from '../util/errors.js';
 import { readJsonAs } from '../util/fs.js';
 import { ClipPreprocessorConfig } from './config.js';
@@ -85,7 +86,7 @@ export class ClipImageProcessor {
     let decoded: { data: Buffer; info: sharp.OutputInfo };
     try {
       // Grayscale stays one channel through the resize (as PIL's mode L); alpha is dropped.
-      const img = sharp(file, { failOn: 'error' });
+      const img = loadSharp()(file, { failOn: 'error' });
       const meta = await img.metadata();
       const gray = meta.channels !== undefined && meta.channels <= 2;
       decoded = await (gray ? img.extractChannel(0) : img.removeAlpha()).raw().toBuffer({ resolveWithObject: true });

@@ -19,7 +19,7 @@ export interface PipelineOptions<T> {
   onClip(item: T, error?: unknown): void; // all views done, or the clip failed; in the items' order
   batchSize: number; // frames per encoder call
   ahead: number; // clips prepared beyond the one being encoded (0: one clip at a time)
-  crossClips: boolean; // false: one encoder call per view (the frames of one view, as before)
+  crossClips: boolean; // false: one encoder call per view (the frames of that view only)
 }
 
 interface Pending<T> {

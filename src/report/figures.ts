@@ -1,13 +1,15 @@
 // The report's figures, as Vega-Lite specifications rendered to SVG headlessly (no browser, no
 // canvas): confusion matrices (the paper's Fig. 5), training curves (Fig. 6), loss-phase shares,
 // and 2-D embeddings of clip features at four stages (Fig. 4).
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
-import { UMAP } from 'umap-js';
+// vega, vega-lite and umap-js (a hundred modules) load on first use, not when a command imports this.
+import { createRequire } from 'node:module';
+import type { TopLevelSpec } from 'vega-lite';
+import type { UMAP } from 'umap-js';
 import { rowNormalised } from '../train/metrics.js';
 import { rng } from '../util/random.js';
 
 export async function toSvg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   return view.toSVG();
 }
@@ -114,7 +116,8 @@ export function seedsSpec(
 
 /** A seeded 2-D UMAP embedding of the rows of `data`. */
 export function embed2d(data: number[][], seed: number): number[][] {
-  const umap = new UMAP({
+  const { UMAP: Umap } = createRequire(import.meta.url)('umap-js') as { UMAP: typeof UMAP }; // CommonJS
+  const umap = new Umap({
     nComponents: 2,
     nNeighbors: Math.min(15, Math.max(2, data.length - 1)),
     minDist: 0.1,

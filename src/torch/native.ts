@@ -25,168 +25,191 @@ export interface BuildInfo {
   config: string; // at::show_config(): libtorch's build flags
 }
 
-/** The addon's exports: one function per row of native/src/ops.cc. */
-export interface Native {
-  fromBytes(bytes: ArrayBufferView, dtype: string, shape: number[], device?: string): H;
-  fromFile(path: string, offset: number, dtype: string, shape: number[]): H;
-  toBytes(t: H): Buffer;
-  item(t: H): number;
-  zeros(shape: number[], dtype?: string, device?: string): H;
-  ones(shape: number[], dtype?: string, device?: string): H;
-  empty(shape: number[], dtype?: string, device?: string): H;
-  full(shape: number[], value: Num, dtype?: string, device?: string): H;
-  arange(start: number, end: number, step: number, dtype?: string, device?: string): H;
-  randn(shape: number[], dtype?: string, device?: string): H;
-  rand(shape: number[], dtype?: string, device?: string): H;
-  randint(low: number, high: number, shape: number[], dtype?: string, device?: string): H;
-  randperm(n: number, dtype?: string, device?: string): H;
-  manualSeed(seed: number): void;
-
-  shape(t: H): number[];
-  dtype(t: H): string;
-  device(t: H): string;
-  requiresGrad(t: H): boolean;
-  isLeaf(t: H): boolean;
-  free(t: H): void;
-  isFreed(t: H): boolean;
-  reportToGc(t: H): void;
-
-  to(t: H, dtype: Opt<string>, device: Opt<string>): H;
-  contiguous(t: H, memoryFormat?: 'channels_last'): H;
-  clone(t: H): H;
-  detach(t: H): H;
-
-  setRequiresGrad(t: H, on: boolean): void;
-  backward(t: H, grad: Opt<H>, retainGraph: boolean): void;
-  grad(t: H): H | undefined;
-  setGrad(t: H, g: Opt<H>): void;
-  gradEnabled(): boolean;
-  setGradEnabled(on: boolean): void;
-
-  copy_(dst: H, src: H): void;
-  zero_(t: H): void;
-  clamp_(t: H, min: Opt<number>, max: Opt<number>): void;
-  silu_(t: H): void;
-  fill_(t: H, v: Num): void;
-  mul_(t: H, o: HN): void;
-  div_(t: H, o: HN): void;
-  add_(t: H, o: HN, alpha?: number): void;
-  addcmul_(t: H, a: H, b: H, value: number): void;
-  addcdiv_(t: H, a: H, b: H, value: number): void;
-  normal_(t: H, mean: number, std: number): void;
-  uniform_(t: H, lo: number, hi: number): void;
-  maximum_(t: H, o: H): void;
-
-  reshape(t: H, shape: number[]): H;
-  view(t: H, shape: number[]): H;
-  permute(t: H, dims: number[]): H;
-  transpose(t: H, d0: number, d1: number): H;
-  cat(ts: H[], dim: number): H;
-  stack(ts: H[], dim: number): H;
-  split(t: H, sizes: number | number[], dim: number): H[];
-  chunk(t: H, n: number, dim: number): H[];
-  indexSelect(t: H, dim: number, index: H): H;
-  gather(t: H, dim: number, index: H): H;
-  index(t: H, indices: Array<H | undefined>): H;
-  narrow(t: H, dim: number, start: number, length: number): H;
-  select(t: H, dim: number, i: number): H;
-  slice(t: H, dim: number, start: number, end: number, step: number): H;
-  expand(t: H, shape: number[]): H;
-  squeeze(t: H, dim?: number): H;
-  unsqueeze(t: H, dim: number): H;
-  flatten(t: H, start: number, end: number): H;
-  flip(t: H, dims: number[]): H;
-  repeat(t: H, reps: number[]): H;
-  tril(t: H, k: number): H;
-  triu(t: H, k: number): H;
-  embedding(weight: H, ids: H): H;
-  oneHot(t: H, n: number): H;
-
-  add(a: H, b: HN): H;
-  sub(a: H, b: HN): H;
-  mul(a: H, b: HN): H;
-  div(a: H, b: HN): H;
-  pow(a: H, b: HN): H;
-  eq(a: H, b: HN): H;
-  ne(a: H, b: HN): H;
-  lt(a: H, b: HN): H;
-  le(a: H, b: HN): H;
-  gt(a: H, b: HN): H;
-  ge(a: H, b: HN): H;
-  rsub(a: H, b: number): H;
-  maximum(a: H, b: H): H;
-  minimum(a: H, b: H): H;
-  neg(t: H): H;
-  exp(t: H): H;
-  log(t: H): H;
-  sqrt(t: H): H;
-  rsqrt(t: H): H;
-  abs(t: H): H;
-  sin(t: H): H;
-  cos(t: H): H;
-  tanh(t: H): H;
-  sigmoid(t: H): H;
-  relu(t: H): H;
-  silu(t: H): H;
-  floor(t: H): H;
-  isfinite(t: H): H;
-  isnan(t: H): H;
-  logicalNot(t: H): H;
-  logicalAnd(a: H, b: H): H;
-  logicalOr(a: H, b: H): H;
-  gelu(t: H, approximate: string): H;
-  clamp(t: H, lo: Opt<number>, hi: Opt<number>): H;
-  where(cond: H, a: HN, b: HN): H;
-  maskedFill(t: H, mask: H, v: Num): H;
-
-  matmul(a: H, b: H): H;
-  bmm(a: H, b: H): H;
-  linear(x: H, w: H, b: Opt<H>): H;
-  einsum(eq: string, ts: H[]): H;
-
-  sum(t: H, dims?: number[], keepdim?: boolean): H;
-  mean(t: H, dims?: number[], keepdim?: boolean): H;
-  var(t: H, dims: number[], unbiased: boolean, keepdim: boolean): H;
-  norm(t: H, p: number, dims: number[], keepdim: boolean): H;
-  logsumexp(t: H, dims: number[], keepdim: boolean): H;
-  max(t: H): H;
-  min(t: H): H;
-  maxDim(t: H, dim: number, keepdim: boolean): [H, H];
-  minDim(t: H, dim: number, keepdim: boolean): [H, H];
-  argmax(t: H, dim?: number, keepdim?: boolean): H;
-  argmin(t: H, dim?: number, keepdim?: boolean): H;
-  sort(t: H, dim: number, descending: boolean): [H, H];
-  cumsum(t: H, dim: number): H;
-  all(t: H): H;
-  any(t: H): H;
-
-  softmax(t: H, dim: number): H;
-  logSoftmax(t: H, dim: number): H;
-  layerNorm(x: H, shape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
-  conv1d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
-  pad(x: H, pads: number[], value: number): H;
-  conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
-  lstm(
-    x: H,
-    hx: H[],
-    params: H[],
-    hasBiases: boolean,
-    numLayers: number,
-    dropout: number,
-    train: boolean,
-    bidirectional: boolean,
-    batchFirst: boolean,
-  ): [H, H, H];
-  dropout(x: H, p: number, train: boolean): H;
-  crossEntropy(logits: H, target: H, weight: Opt<H>, reduction: string, ignoreIndex: number, labelSmoothing: number): H;
-  mseLoss(a: H, b: H, reduction: string): H;
-  cosineSimilarity(a: H, b: H, dim: number, eps: number): H;
-
-  setNumThreads(n: number): void;
-  getNumThreads(): number;
-  buildInfo(): BuildInfo;
-  liveHandles(): number;
+/**
+ * One row of the op table: the op's signature, for the compiler, and its arity (the number of
+ * arguments it takes, optional ones included), which the compiler checks against the signature and
+ * the loader against the addon's own row.
+ */
+interface Op<F> {
+  readonly arity: number;
+  readonly signature?: F;
 }
+const op = <F extends (...args: never[]) => unknown>(arity: Required<Parameters<F>>['length']): Op<F> => ({ arity });
+const unary = op<(t: H) => H>(1);
+const binary = op<(a: H, b: HN) => H>(2);
+
+/**
+ * The addon's ops: one row per row of native/src/ops.cc's table, in its order. The one list of
+ * them on this side: `Native` is derived from it, `native`'s functions are made from it, and the
+ * loader checks the addon's names and arities against it.
+ */
+export const OPS = {
+  fromBytes: op<(bytes: ArrayBufferView, dtype: string, shape: number[], device?: string) => H>(4),
+  fromFile: op<(path: string, offset: number, dtype: string, shape: number[]) => H>(4),
+  toBytes: op<(t: H) => Buffer>(1),
+  item: op<(t: H) => number>(1),
+  zeros: op<(shape: number[], dtype?: string, device?: string) => H>(3),
+  ones: op<(shape: number[], dtype?: string, device?: string) => H>(3),
+  empty: op<(shape: number[], dtype?: string, device?: string) => H>(3),
+  full: op<(shape: number[], value: Num, dtype?: string, device?: string) => H>(4),
+  arange: op<(start: number, end: number, step: number, dtype?: string, device?: string) => H>(5),
+  randn: op<(shape: number[], dtype?: string, device?: string) => H>(3),
+  rand: op<(shape: number[], dtype?: string, device?: string) => H>(3),
+  randint: op<(low: number, high: number, shape: number[], dtype?: string, device?: string) => H>(5),
+  randperm: op<(n: number, dtype?: string, device?: string) => H>(3),
+  manualSeed: op<(seed: number) => void>(1),
+
+  shape: op<(t: H) => number[]>(1),
+  dtype: op<(t: H) => string>(1),
+  device: op<(t: H) => string>(1),
+  requiresGrad: op<(t: H) => boolean>(1),
+  isLeaf: op<(t: H) => boolean>(1),
+  free: op<(t: H) => void>(1),
+  isFreed: op<(t: H) => boolean>(1),
+  reportToGc: op<(t: H) => void>(1),
+
+  to: op<(t: H, dtype: Opt<string>, device: Opt<string>) => H>(3),
+  contiguous: op<(t: H, memoryFormat?: 'channels_last') => H>(2),
+  clone: unary,
+  detach: unary,
+
+  setRequiresGrad: op<(t: H, on: boolean) => void>(2),
+  backward: op<(t: H, grad: Opt<H>, retainGraph: boolean) => void>(3),
+  grad: op<(t: H) => H | undefined>(1),
+  setGrad: op<(t: H, g: Opt<H>) => void>(2),
+  gradEnabled: op<() => boolean>(0),
+  setGradEnabled: op<(on: boolean) => void>(1),
+
+  copy_: op<(dst: H, src: H) => void>(2),
+  zero_: op<(t: H) => void>(1),
+  clamp_: op<(t: H, min: Opt<number>, max: Opt<number>) => void>(3),
+  silu_: op<(t: H) => void>(1),
+  fill_: op<(t: H, v: Num) => void>(2),
+  mul_: op<(t: H, o: HN) => void>(2),
+  div_: op<(t: H, o: HN) => void>(2),
+  add_: op<(t: H, o: HN, alpha?: number) => void>(3),
+  addcmul_: op<(t: H, a: H, b: H, value: number) => void>(4),
+  addcdiv_: op<(t: H, a: H, b: H, value: number) => void>(4),
+  normal_: op<(t: H, mean: number, std: number) => void>(3),
+  uniform_: op<(t: H, lo: number, hi: number) => void>(3),
+  maximum_: op<(t: H, o: H) => void>(2),
+
+  reshape: op<(t: H, shape: number[]) => H>(2),
+  view: op<(t: H, shape: number[]) => H>(2),
+  permute: op<(t: H, dims: number[]) => H>(2),
+  transpose: op<(t: H, d0: number, d1: number) => H>(3),
+  cat: op<(ts: H[], dim: number) => H>(2),
+  stack: op<(ts: H[], dim: number) => H>(2),
+  split: op<(t: H, sizes: number | number[], dim: number) => H[]>(3),
+  chunk: op<(t: H, n: number, dim: number) => H[]>(3),
+  indexSelect: op<(t: H, dim: number, index: H) => H>(3),
+  gather: op<(t: H, dim: number, index: H) => H>(3),
+  index: op<(t: H, indices: Array<H | undefined>) => H>(2),
+  narrow: op<(t: H, dim: number, start: number, length: number) => H>(4),
+  select: op<(t: H, dim: number, i: number) => H>(3),
+  slice: op<(t: H, dim: number, start: number, end: number, step: number) => H>(5),
+  expand: op<(t: H, shape: number[]) => H>(2),
+  squeeze: op<(t: H, dim?: number) => H>(2),
+  unsqueeze: op<(t: H, dim: number) => H>(2),
+  flatten: op<(t: H, start: number, end: number) => H>(3),
+  flip: op<(t: H, dims: number[]) => H>(2),
+  repeat: op<(t: H, reps: number[]) => H>(2),
+  tril: op<(t: H, k: number) => H>(2),
+  triu: op<(t: H, k: number) => H>(2),
+  embedding: op<(weight: H, ids: H) => H>(2),
+  oneHot: op<(t: H, n: number) => H>(2),
+
+  add: binary,
+  sub: binary,
+  mul: binary,
+  div: binary,
+  pow: binary,
+  eq: binary,
+  ne: binary,
+  lt: binary,
+  le: binary,
+  gt: binary,
+  ge: binary,
+  rsub: op<(a: H, b: number) => H>(2),
+  maximum: op<(a: H, b: H) => H>(2),
+  minimum: op<(a: H, b: H) => H>(2),
+  neg: unary,
+  exp: unary,
+  log: unary,
+  sqrt: unary,
+  rsqrt: unary,
+  abs: unary,
+  sin: unary,
+  cos: unary,
+  tanh: unary,
+  sigmoid: unary,
+  relu: unary,
+  silu: unary,
+  floor: unary,
+  isfinite: unary,
+  isnan: unary,
+  logicalNot: unary,
+  logicalAnd: op<(a: H, b: H) => H>(2),
+  logicalOr: op<(a: H, b: H) => H>(2),
+  gelu: op<(t: H, approximate: string) => H>(2),
+  clamp: op<(t: H, lo: Opt<number>, hi: Opt<number>) => H>(3),
+  where: op<(cond: H, a: HN, b: HN) => H>(3),
+  maskedFill: op<(t: H, mask: H, v: Num) => H>(3),
+
+  matmul: op<(a: H, b: H) => H>(2),
+  bmm: op<(a: H, b: H) => H>(2),
+  linear: op<(x: H, w: H, b: Opt<H>) => H>(3),
+  einsum: op<(eq: string, ts: H[]) => H>(2),
+
+  sum: op<(t: H, dims?: number[], keepdim?: boolean) => H>(3),
+  mean: op<(t: H, dims?: number[], keepdim?: boolean) => H>(3),
+  var: op<(t: H, dims: number[], unbiased: boolean, keepdim: boolean) => H>(4),
+  norm: op<(t: H, p: number, dims: number[], keepdim: boolean) => H>(4),
+  logsumexp: op<(t: H, dims: number[], keepdim: boolean) => H>(3),
+  max: unary,
+  min: unary,
+  maxDim: op<(t: H, dim: number, keepdim: boolean) => [H, H]>(3),
+  minDim: op<(t: H, dim: number, keepdim: boolean) => [H, H]>(3),
+  argmax: op<(t: H, dim?: number, keepdim?: boolean) => H>(3),
+  argmin: op<(t: H, dim?: number, keepdim?: boolean) => H>(3),
+  sort: op<(t: H, dim: number, descending: boolean) => [H, H]>(3),
+  cumsum: op<(t: H, dim: number) => H>(2),
+  all: unary,
+  any: unary,
+
+  softmax: op<(t: H, dim: number) => H>(2),
+  logSoftmax: op<(t: H, dim: number) => H>(2),
+  layerNorm: op<(x: H, shape: number[], w: Opt<H>, b: Opt<H>, eps: number) => H>(5),
+  conv1d: op<(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number) => H>(7),
+  pad: op<(x: H, pads: number[], value: number) => H>(3),
+  conv2d: op<(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number) => H>(7),
+  lstm: op<
+    (
+      x: H,
+      hx: H[],
+      params: H[],
+      hasBiases: boolean,
+      numLayers: number,
+      dropout: number,
+      train: boolean,
+      bidirectional: boolean,
+      batchFirst: boolean,
+    ) => [H, H, H]
+  >(9),
+  dropout: op<(x: H, p: number, train: boolean) => H>(3),
+  crossEntropy:
+    op<(logits: H, target: H, weight: Opt<H>, reduction: string, ignoreIndex: number, labelSmoothing: number) => H>(6),
+  mseLoss: op<(a: H, b: H, reduction: string) => H>(3),
+  cosineSimilarity: op<(a: H, b: H, dim: number, eps: number) => H>(4),
+
+  setNumThreads: op<(n: number) => void>(1),
+  getNumThreads: op<() => number>(0),
+  buildInfo: op<() => BuildInfo>(0),
+  liveHandles: op<() => number>(0),
+};
+
+/** The addon's functions, typed by OPS. */
+export type Native = { [K in keyof typeof OPS]: (typeof OPS)[K] extends Op<infer F> ? F : never };
 
 /**
  * libgomp's wait policy, read once when libtorch loads it. Its default (threads spin ~300k
@@ -203,21 +226,36 @@ const OPENMP_ENV = { OMP_WAIT_POLICY: 'PASSIVE', GOMP_SPINCOUNT: '1000' } as con
 // here, before that. None of them is ours; ours (OUS_ENGINE, OUS_NUM_THREADS, ...) are read at the
 // CLI edge (src/cli/env.ts) and passed down.
 
+/** The addon's table (name → arity, its `opArities`) against OPS: every difference, one line each. */
+export function opTableDifferences(addon: Record<string, number>, ours: Record<string, Op<unknown>>): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(addon)) if (!(name in ours)) out.push(`${name}: in the addon, not in OPS`);
+  for (const [name, { arity }] of Object.entries(ours)) {
+    const n = addon[name];
+    if (n === undefined) out.push(`${name}: in OPS, not in the addon`);
+    else if (n !== arity) out.push(`${name}: the addon takes ${n} argument(s), OPS ${arity}`);
+  }
+  return out;
+}
+
+function addonFile(): string {
+  const file = path.join(packageRoot(), 'native', 'build', 'Release', 'ous_torch.node');
+  if (fs.existsSync(file)) return file;
+  throw new Error(
+    `the libtorch addon is not built (${file} is missing). Run 'bash scripts/setup' ` +
+      `(installs libtorch-dev and builds), or 'npm run build:native' if libtorch is already installed.`,
+  );
+}
+
+/** Loads the addon (setting OpenMP's and OpenBLAS's variables first) and checks its table against OPS. */
 function load(): Native {
   if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
     Object.assign(process.env, OPENMP_ENV);
-  const file = path.join(packageRoot(), 'native', 'build', 'Release', 'ous_torch.node');
-  if (!fs.existsSync(file)) {
-    throw new Error(
-      `the libtorch addon is not built (${file} is missing). Run 'bash scripts/setup' ` +
-        `(installs libtorch-dev and builds), or 'npm run build:native' if libtorch is already installed.`,
-    );
-  }
+  const file = addonFile();
   blasChoice = chooseOpenBlasCoretype(file);
+  let addon: Native & { opArities?: Record<string, number> };
   try {
-    const addon = createRequire(import.meta.url)(file) as Native;
-    addon.setNumThreads(os.availableParallelism()); // the CLI applies OUS_NUM_THREADS (src/cli/env.ts)
-    return addon;
+    addon = createRequire(import.meta.url)(file);
   } catch (err) {
     throw new Error(
       `cannot load the libtorch addon ${file}: ${(err as Error).message}\n` +
@@ -225,8 +263,39 @@ function load(): Native {
         `LIBTORCH=<dir>, keep that folder in place; after changing libtorch, rebuild with 'npm run build:native'.`,
     );
   }
+  const differences = opTableDifferences(addon.opArities ?? {}, OPS);
+  if (differences.length)
+    throw new Error(
+      `the libtorch addon ${file} does not match src/torch/native.ts's OPS (${differences.slice(0, 5).join('; ')}` +
+        `${differences.length > 5 ? `; ${differences.length - 5} more` : ''}): rebuild it with 'npm run build:native'`,
+    );
+  addon.setNumThreads(os.availableParallelism()); // the CLI applies OUS_NUM_THREADS (src/cli/env.ts)
+  return addon;
 }
 
-/** How OPENBLAS_CORETYPE was decided for this process (blas.ts). */
+/** How OPENBLAS_CORETYPE was decided for this process (blas.ts); set when the addon loads. */
 export let blasChoice: BlasChoice = { source: 'openblas' };
-export const native: Native = load();
+
+/**
+ * The addon's functions. Importing this file loads nothing: each function starts as a stub that
+ * loads the addon (libtorch, OpenBLAS, the BLAS check's child process: about a second) on the first
+ * call of any op and then puts the addon's own functions in place, so later calls go straight to C++.
+ * `ous --help` and programs that never touch a tensor never pay for it.
+ */
+export const native = Object.fromEntries(
+  Object.keys(OPS).map((name) => [
+    name,
+    (...args: unknown[]) => {
+      loadOnce();
+      return (native[name as keyof Native] as (...a: unknown[]) => unknown)(...args);
+    },
+  ]),
+) as Native;
+
+let loaded = false;
+function loadOnce(): void {
+  if (loaded) return;
+  const addon = load();
+  for (const name of Object.keys(OPS) as Array<keyof Native>) (native as Record<string, unknown>)[name] = addon[name];
+  loaded = true;
+}

@@ -1,6 +1,6 @@
-// OUS_NUM_THREADS: how many threads libtorch and OpenBLAS use. Checked, not coerced: `0`, `-1`
-// or `abc` used to mean one thread silently, and `1000` made every start take a minute (a pool of
-// a thousand spinning threads on a few cores). More threads than logical cores never helps; the
+// OUS_NUM_THREADS: how many threads libtorch and OpenBLAS use. Checked, not coerced: coercing `0`,
+// `-1` or `abc` to one thread would hide the mistake, and `1000` makes every start take a minute (a
+// pool of a thousand spinning threads on a few cores). More threads than logical cores never helps; the
 // limit is four times the cores, so that a setting copied from a bigger machine still runs.
 import * as os from 'node:os';
 import { UserError } from './errors.js';

@@ -4,7 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../util/sharp.js';
 import { UserError } from '../util/errors.js';
 
 /** A decoded frame: 8-bit RGB, row-major, width·height·3 bytes. */
@@ -309,7 +309,7 @@ export async function readFrameFiles(files: string[], indices: number[]): Promis
   const cache = new Map<number, Promise<RgbFrame>>();
   const read = async (file: string): Promise<RgbFrame> => {
     try {
-      const img = sharp(file, { failOn: 'error' }).rotate();
+      const img = loadSharp()(file, { failOn: 'error' }).rotate();
       const meta = await img.metadata();
       // EXIF orientations 5..8 turn the image a quarter: width and height swap once it is upright.
       const quarter = (meta.orientation ?? 1) >= 5;
@@ -346,7 +346,7 @@ export async function readImage(file: string): Promise<RgbFrame> {
 /** An image file's size as displayed (EXIF orientations 5..8 swap width and height), before any downscaling. */
 export async function uprightSize(file: string): Promise<[number, number]> {
   try {
-    const meta = await sharp(file).metadata();
+    const meta = await loadSharp()(file).metadata();
     return (meta.orientation ?? 1) >= 5 ? [meta.height!, meta.width!] : [meta.width!, meta.height!];
   } catch (err) {
     throw new UserError(`${file}: not a readable image (${(err as Error).message})`);

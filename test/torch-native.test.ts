@@ -1,0 +1,35 @@
+// The op table has one source, OPS (src/torch/native.ts): the loader checks the addon's names and
+// arities (native/src/ops.cc's rows) against it, and the addon holds each op to its arity.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { native, OPS, opTableDifferences } from '../src/torch/native.js';
+import { tensor } from '../src/torch/index.js';
+import { packageRoot } from '../src/util/paths.js';
+
+const arities = (): Record<string, number> =>
+  Object.fromEntries(Object.entries(OPS).map(([name, row]) => [name, row.arity]));
+
+test('the difference check names an op on one side only and an arity that differs', () => {
+  assert.deepEqual(opTableDifferences(arities(), OPS), []);
+  assert.deepEqual(opTableDifferences({ ...arities(), frobnicate: 1 }, OPS), ['frobnicate: in the addon, not in OPS']);
+  const { liveHandles: _, ...less } = arities();
+  assert.deepEqual(opTableDifferences(less, OPS), ['liveHandles: in OPS, not in the addon']);
+  assert.deepEqual(opTableDifferences({ ...arities(), getNumThreads: 1 }, OPS), [
+    'getNumThreads: the addon takes 1 argument(s), OPS 0',
+  ]);
+});
+
+test("the built addon's table is OPS, and the addon refuses more arguments than an op's arity", () => {
+  tensor([1]).dispose(); // the first op loads the addon (and checks its table: a mismatch throws here)
+  const file = path.join(packageRoot(), 'native', 'build', 'Release', 'ous_torch.node');
+  const addon = createRequire(import.meta.url)(file) as { opArities: Record<string, number> };
+  assert.equal(Object.keys(addon.opArities).length, Object.keys(OPS).length);
+  assert.deepEqual(opTableDifferences(addon.opArities, OPS), []);
+  assert.equal(native.add, (addon as unknown as typeof native).add, 'after loading, native holds the addon functions');
+  assert.throws(
+    () => (native.getNumThreads as (...a: unknown[]) => number)(1),
+    (e: Error) => e instanceof TypeError && e.message === 'getNumThreads takes at most 0 argument(s), got 1',
+  );
+});
