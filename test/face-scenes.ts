@@ -29,7 +29,7 @@ export async function photoFaces(): Promise<SourceFace[]> {
   ];
 }
 
-/** `count` frames of the talking-face clip, evenly spread, each with the box checked by eye on the nearest checked frame. */
+/** `count` frames of the talking-face clip, evenly spread, each with the box checked by eye nearest to it. */
 export async function talkingFaces(count: number): Promise<SourceFace[]> {
   const file = fixture('media', 'franck_0-6s.mp4');
   const info = probeVideo(file);
