@@ -235,33 +235,22 @@ export class SsdMobilenetV1 {
     }
   }
 
-  /**
-   * The anchors of an inH × inW input whose six maps have the given sizes: the 512² table's own at
-   * 512², else the same anchors regenerated (TF's grid anchors: centre ((i + ½)/rows, (j + ½)/cols),
-   * each anchor's size in pixels as at 512², since the network's filters see pixels), cell by cell
-   * in NHWC order as the heads' outputs. [N, 4] as (y1, x1, y2, x2) relative to the input.
-   */
+  /** The anchors of an inH × inW input whose six maps have the given sizes: the table's own at 512² (gridAnchors). */
   anchorsFor(inH: number, inW: number, maps: Array<[number, number]>): Tensor {
     if (inH === INPUT && inW === INPUT) return this.anchors;
     const key = `${inH}x${inW}`;
     let out = this.anchorsBySize.get(key);
     if (!out) {
-      const n = maps.reduce((s, [r, c], m) => s + r * c * this.anchorSizes[m]!.length, 0);
-      const data = new Float32Array(4 * n);
-      let o = 0;
-      maps.forEach(([rows, cols], m) => {
-        for (let i = 0; i < rows; i++)
-          for (let j = 0; j < cols; j++)
-            for (const [sh, sw] of this.anchorSizes[m]!) {
-              const [cy, cx, hh, hw] = [(i + 0.5) / rows, (j + 0.5) / cols, sh / inH / 2, sw / inW / 2];
-              data.set([cy - hh, cx - hw, cy + hh, cx + hw], o);
-              o += 4;
-            }
-      });
-      out = keep(tensor(data, { shape: [n, 4], device: this.device }));
+      const data = gridAnchors(this.anchorSizes, inH, inW, maps);
+      out = keep(tensor(data, { shape: [data.length / 4, 4], device: this.device }));
       this.anchorsBySize.set(key, out);
     }
     return out;
+  }
+
+  /** Per map, its anchors' (height, width) in input pixels, read from face-api's 512² table. */
+  get anchorShapes(): Array<Array<[number, number]>> {
+    return this.anchorSizes;
   }
 
   /**
@@ -399,6 +388,33 @@ export class SsdMobilenetV1 {
     }
     return result;
   }
+}
+
+/**
+ * TF's grid anchors for an inH × inW input whose six maps have the given sizes: centre
+ * ((i + ½)/rows, (j + ½)/cols), each anchor's size in pixels as at 512² (`sizes`, per map: the
+ * network's filters see pixels), cell by cell in NHWC order as the heads' outputs. At 512² this is
+ * face-api's table. [N · 4] as (y1, x1, y2, x2) relative to the input.
+ */
+export function gridAnchors(
+  sizes: Array<Array<[number, number]>>,
+  inH: number,
+  inW: number,
+  maps: Array<[number, number]>,
+): Float32Array {
+  const n = maps.reduce((s, [r, c], m) => s + r * c * sizes[m]!.length, 0);
+  const data = new Float32Array(4 * n);
+  let o = 0;
+  maps.forEach(([rows, cols], m) => {
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < cols; j++)
+        for (const [sh, sw] of sizes[m]!) {
+          const [cy, cx, hh, hw] = [(i + 0.5) / rows, (j + 0.5) / cols, sh / inH / 2, sw / inW / 2];
+          data.set([cy - hh, cx - hw, cy + hh, cx + hw], o);
+          o += 4;
+        }
+  });
+  return data;
 }
 
 /** face-api's IoU of two (y1, x1, y2, x2) boxes, corners in either order. */
