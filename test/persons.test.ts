@@ -222,7 +222,8 @@ test(crowdTitle, () => {
     return own / all;
   };
   const persons = trackPersons(frames);
-  assert.ok(purity(persons) >= 0.97, `purity ${purity(persons)}`); // measured 0.974
+  // measured 0.972 (0.974 with the velocity over 4 detections)
+  assert.ok(purity(persons) >= 0.97, `purity ${purity(persons)}`);
   assert.ok(
     persons.every((p) => p.track.every((d) => !d || who.has(d))),
     'no false detection in a person',
