@@ -479,6 +479,46 @@ test(mirrorImageTitle, async () => {
   }
 });
 
+const threeWideTitle =
+  'three talking faces side by side in 1080×288 for 8 s, the third from 5.3 s: ' +
+  'the two on screen throughout are followed throughout, and the main person is one of them';
+test(threeWideTitle, async () => {
+  // The clip (looped to 8 s, 8 fps) at x 0, its mirror image at x 360, the clip again at x 720 from 5.33 s
+  // (a third of the video). face-api's look at these frames (padded to a square) found 82 of the 149 faces:
+  // the left face in 26 frames, in three tracks, the right one never.
+  const video = path.join(tmp, 'three-wide.mp4');
+  execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-stream_loop',
+    '1',
+    '-i',
+    fixture('media', 'franck_0-6s.mp4'),
+    '-filter_complex',
+    '[0]fps=8,split=3[a][b][c];[b]hflip[m];[a][m]hstack[ab];[ab]pad=1080:288[p];' +
+      "[p][c]overlay=x=720:y=0:enable='gte(t,5.33)',format=yuv420p",
+    '-t',
+    '8',
+    '-c:v',
+    'libx264',
+    video,
+  ]);
+  const { frames } = await decodeFrames(video, probeVideo(video), [...Array(64).keys()]);
+  const persons = trackPersons(await detectFacesBatch(frames));
+  const at = (p: Person) => p.track.find((d) => d)!.box[0];
+  assert.deepEqual(
+    persons.map((p) => [Math.floor(at(p) / 360), p.first, p.last]),
+    [
+      [0, 0, 63],
+      [1, 0, 63],
+      [2, 43, 63],
+    ],
+  );
+  assert.ok(persons[0]!.detections >= 60 && persons[1]!.detections >= 60, 'followed in nearly every frame');
+  assert.ok(mainPerson(persons) < 2, 'the main person is on screen throughout');
+});
+
 const crossingFacesTitle =
   'two real faces crossing, one passing in front of the other: each keeps its id through the occlusion';
 test(crossingFacesTitle, async () => {
