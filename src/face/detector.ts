@@ -52,8 +52,9 @@ export async function detectFacesBatch(frames: RgbFrame[], opts: DetectorOptions
 
 // A candidate this sure or more of a face this small (in input pixels) is a hint that a larger
 // scale would find it: below the smallest anchor (51 px) the whole-frame pass misses about one face
-// in five and scores most of those it misses above 0.1 (docs/BENCHMARKS.md, Face finder).
-const HINT_SCORE = 0.1;
+// in five and scores most of those it misses above 0.2; at 0.1 a hat's brim above a large face
+// cost a tile too (docs/DECISIONS.md, Face detector).
+const HINT_SCORE = 0.2;
 const HINT_HEIGHT = 64;
 const TILE_FACE = 80; // a hinted face is this tall (input pixels) in its tile
 const TILE = 512; // a tile's side in input pixels: one face-api pass
