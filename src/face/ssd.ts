@@ -5,6 +5,9 @@
 // (depthwise 3x3 + batch norm, pointwise 1x1 with batch norm already folded in, ReLU6, TF "SAME"
 // padding); six box predictors over 5118 anchors; box decoding with variances 10/10/5/5; the
 // face class sigmoid; and face-api's own greedy NMS (IoU 0.5). Frames of one size are batched.
+// That is the 'square' layout; the default, 'aspect' (issue 36), resizes the frame at its own
+// aspect ratio into as many input pixels (aspectGeometry) with anchors made for that input's maps
+// (gridAnchors): the network is convolutional, only its anchor table assumed 512².
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
