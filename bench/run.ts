@@ -1,4 +1,4 @@
-// `npm run bench [-- engine|clip|streams|train|extract|serve|long|persons ...] [--quick]`: runs the
+// `npm run bench [-- engine|clip|streams|faces|train|extract|serve|long|persons ...] [--quick]`: runs the
 // benchmarks, each printed beside the same work in PyTorch (Python) measured in the same run when
 // python3-torch is installed.
 // `demo-seeds` (the demo's spread over seeds and engines) runs only when named.
@@ -10,6 +10,7 @@ import type { EnginePreference } from '../src/data/encoder.js';
 import { benchEngine, title as engineTitle } from './engine.js';
 import { benchClip } from './clip.js';
 import { benchStreams } from './streams.js';
+import { benchFaces } from './faces.js';
 import { benchTrain } from './train.js';
 import { benchExtract } from './extract.js';
 import { benchServe } from './serve.js';
@@ -24,6 +25,7 @@ const suites: Record<
 > = {
   engine: async (torch, quick) => printTable(engineTitle(), await benchEngine(torch, quick)),
   streams: async (_torch, quick) => benchStreams(quick),
+  faces: async (_torch, quick) => benchFaces(quick),
   train: async (torch, quick) => benchTrain(torch, quick),
   extract: async (_torch, quick, engine) => benchExtract(quick, engine),
   serve: async (_torch, quick, engine) => benchServe(quick, engine),

@@ -76,3 +76,23 @@ test("ous faces on a 2560×576 video reports the face in the video's own pixels"
     `the crop from a known box ${given.frames[0]!.box} is centred on it (${expected})`,
   );
 });
+
+test('ous faces: every face by default, --max-faces N the N most confident', () => {
+  const photo = fixture('media', 'trackingjs_3faces_600x346.jpg');
+  const run = (...flags: string[]) =>
+    JSON.parse(
+      execFileSync(process.execPath, [cli, 'faces', photo, '--json', ...flags], { encoding: 'utf8' }),
+    ) as Array<{
+      score: number;
+    }>;
+  const all = run();
+  assert.equal(all.length, 3);
+  const two = run('--max-faces', '2');
+  assert.deepEqual(
+    two.map((d) => d.score),
+    all
+      .map((d) => d.score)
+      .sort((a, b) => b - a)
+      .slice(0, 2),
+  );
+});

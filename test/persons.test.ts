@@ -104,13 +104,18 @@ test('two faces crossing keep their ids, through the frames where the detector s
   assert.equal(swapped[12]!.box[0], 120);
 });
 
-test('a miss of k frames: one person up to the gap (8), two past it', () => {
+test('a miss of k frames: one person up to the gap (8), two past it unless it comes back where it was', () => {
   const seq = (k: number) => Array.from({ length: 20 }, (_, f) => (f >= 5 && f < 5 + k ? [] : [det(100, 100)]));
   const under = trackPersons(seq(8));
   assert.equal(under.length, 1);
   assert.deepEqual([under[0]!.first, under[0]!.last, under[0]!.detections], [0, 19, 12]);
   assert.deepEqual(personBoxes(under[0]!)[7], [100, 100, 40, 40]);
-  const over = trackPersons(seq(9));
+  // Past the gap the track ends, and the face found again where it was takes it up (rejoin).
+  assert.deepEqual(
+    trackPersons(seq(9)).map((p) => [p.id, p.first, p.last, p.detections]),
+    [[0, 0, 19, 11]],
+  );
+  const over = trackPersons(seq(9), { maxRejoin: 9 }); // back 10 frames after its last detection: too late
   assert.deepEqual(
     over.map((p) => [p.id, p.first, p.last]),
     [
@@ -147,10 +152,22 @@ test(leavesAndComesBackTitle, () => {
       [2, 10, 15],
     ],
   );
-  // Standing still, away for 12 frames (> 8), back at the same place: a new person (no appearance term).
+  // Standing still, away for 12 frames (> 8), back at the same place: the same person (rejoin)...
   const away = Array.from({ length: 20 }, (_, f) => [...(f >= 4 && f < 16 ? [] : [det(0, 50)]), det(300, 60)]);
   assert.deepEqual(
     trackPersons(away).map((p) => [p.id, p.first, p.last]),
+    [
+      [0, 0, 19],
+      [1, 0, 19],
+    ],
+  );
+  // ... back at another place (x 100: squares of 50 px, IoU 0): a new person (no appearance term).
+  const moved = Array.from({ length: 20 }, (_, f) => [
+    ...(f >= 4 && f < 16 ? [] : [det(f < 4 ? 0 : 100, 50)]),
+    det(300, 60),
+  ]);
+  assert.deepEqual(
+    trackPersons(moved).map((p) => [p.id, p.first, p.last]),
     [
       [0, 0, 3],
       [1, 0, 19],
@@ -205,7 +222,8 @@ test(crowdTitle, () => {
     return own / all;
   };
   const persons = trackPersons(frames);
-  assert.ok(purity(persons) >= 0.97, `purity ${purity(persons)}`); // measured 0.974
+  // measured 0.972 (0.974 with the velocity over 4 detections)
+  assert.ok(purity(persons) >= 0.97, `purity ${purity(persons)}`);
   assert.ok(
     persons.every((p) => p.track.every((d) => !d || who.has(d))),
     'no false detection in a person',
@@ -242,6 +260,32 @@ test('the main person: longest × largest (share of frames × mean area × score
   assert.equal(mainPerson(trackPersons(video(8))), 0);
   assert.equal(mainPerson(trackPersons(video(10))), 1);
   assert.equal(mainPerson([]), -1);
+});
+
+const gapsTitle =
+  'the main person holds across detection gaps: on screen throughout but missed 12 frames in 20 ' +
+  'beats a larger face on screen a third of the time';
+test(gapsTitle, () => {
+  // A (40², score 1) is on screen for all 120 frames, detected 8 frames in every 20 (gaps of 12 > maxGap 8):
+  // 48 detections, Σ area × score = 48 · 1600 = 76,800, each 8-frame fragment 12,800. B (40², score 0.9)
+  // is detected in frames 80-119, a third of the video: 40 · 1440 = 57,600.
+  const frames = Array.from({ length: 120 }, (_, f) => [
+    ...(f % 20 < 8 ? [det(0, 0)] : []),
+    ...(f >= 80 ? [det(200, 0, 40, 0.9)] : []),
+  ]);
+  const persons = trackPersons(frames);
+  assert.deepEqual(
+    persons.map((p) => [p.first, p.last, p.detections]),
+    [
+      [0, 107, 48],
+      [80, 119, 40],
+    ],
+  );
+  assert.equal(mainPerson(persons), 0);
+  // Without rejoining, A is six people of 8 detections (12,800 each) and B (57,600) is the main person.
+  const fragments = trackPersons(frames, { maxRejoin: 0 });
+  assert.equal(fragments.length, 7);
+  assert.equal(fragments[mainPerson(fragments)]!.first, 80);
 });
 
 test("a window of a person's boxes: held before they enter and after they leave, null when absent", () => {
@@ -433,6 +477,46 @@ test(mirrorImageTitle, async () => {
       ),
     );
   }
+});
+
+const threeWideTitle =
+  'three talking faces side by side in 1080×288 for 8 s, the third from 5.3 s: ' +
+  'the two on screen throughout are followed throughout, and the main person is one of them';
+test(threeWideTitle, async () => {
+  // The clip (looped to 8 s, 8 fps) at x 0, its mirror image at x 360, the clip again at x 720 from 5.33 s
+  // (a third of the video). face-api's look at these frames (padded to a square) found 82 of the 149 faces:
+  // the left face in 26 frames, in three tracks, the right one never.
+  const video = path.join(tmp, 'three-wide.mp4');
+  execFileSync('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-stream_loop',
+    '1',
+    '-i',
+    fixture('media', 'franck_0-6s.mp4'),
+    '-filter_complex',
+    '[0]fps=8,split=3[a][b][c];[b]hflip[m];[a][m]hstack[ab];[ab]pad=1080:288[p];' +
+      "[p][c]overlay=x=720:y=0:enable='gte(t,5.33)',format=yuv420p",
+    '-t',
+    '8',
+    '-c:v',
+    'libx264',
+    video,
+  ]);
+  const { frames } = await decodeFrames(video, probeVideo(video), [...Array(64).keys()]);
+  const persons = trackPersons(await detectFacesBatch(frames));
+  const at = (p: Person) => p.track.find((d) => d)!.box[0];
+  assert.deepEqual(
+    persons.map((p) => [Math.floor(at(p) / 360), p.first, p.last]),
+    [
+      [0, 0, 63],
+      [1, 0, 63],
+      [2, 43, 63],
+    ],
+  );
+  assert.ok(persons[0]!.detections >= 60 && persons[1]!.detections >= 60, 'followed in nearly every frame');
+  assert.ok(mainPerson(persons) < 2, 'the main person is on screen throughout');
 });
 
 const crossingFacesTitle =

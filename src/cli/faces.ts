@@ -1,5 +1,6 @@
 // `ous faces FILE`: every face the detector finds in a photo, or in the sampled frames of a video.
 // Boxes are in the file's own pixels, though frames wider than MAX_SIDE are detected scaled down.
+// Every face found by default: a cap is --max-faces (face/detector.ts says how a frame is looked at).
 import * as fs from 'node:fs';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
@@ -18,6 +19,12 @@ const FLAGS = {
     default: '0.5',
     help: "the detector's threshold",
   },
+  'max-faces': {
+    type: { kind: 'int', min: 0 },
+    value: 'N',
+    default: '0',
+    help: 'at most this many faces a frame, the most confident; 0 is no limit',
+  },
   'max-seconds': COMMON.maxSeconds,
   json: COMMON.json,
 } as const satisfies Flags;
@@ -34,13 +41,14 @@ export const faces: Command = {
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('faces: give one FILE (an image or a video)');
     const [frameCount, minConfidence, maxSeconds] = [values.frames, values['min-confidence'], values['max-seconds']];
+    const maxResults = values['max-faces'] || Infinity;
     if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
     const clip = await openClip(file, { maxSeconds });
     const own = await clip.ownSize(0);
     const detections: Array<{ frame: number; box: number[]; score: number }> = [];
     // Every sampled frame once (a still's one frame once), read one at a time.
     await clip.forEach(sampleIndices(clip.frameCount, frameCount), async (index, frame) => {
-      for (const d of await detectFaces(frame, { minConfidence }))
+      for (const d of await detectFaces(frame, { minConfidence, maxResults }))
         detections.push({
           frame: index,
           box: rescaleBox(d.box, frame, own).map((v) => Math.round(v * 10) / 10),

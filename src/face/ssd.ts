@@ -5,6 +5,9 @@
 // (depthwise 3x3 + batch norm, pointwise 1x1 with batch norm already folded in, ReLU6, TF "SAME"
 // padding); six box predictors over 5118 anchors; box decoding with variances 10/10/5/5; the
 // face class sigmoid; and face-api's own greedy NMS (IoU 0.5). Frames of one size are batched.
+// That is the 'square' layout; the default, 'aspect' (issue 36), resizes the frame at its own
+// aspect ratio into as many input pixels (aspectGeometry) with anchors made for that input's maps
+// (gridAnchors): the network is convolutional, only its anchor table assumed 512².
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -15,6 +18,15 @@ import type { Box, Detection } from './detector.js';
 const INPUT = 512; // face-api's input size
 const BN_EPS = 0.0010000000474974513; // face-api mobileNetV1.ts
 const IOU_THRESHOLD = 0.5; // face-api SsdMobilenetv1.locateFaces
+// the six maps at 512²: cells per side, anchors per cell
+const ANCHOR_MAPS: Array<[number, number]> = [
+  [32, 3],
+  [16, 6],
+  [8, 6],
+  [4, 6],
+  [2, 6],
+  [1, 6],
+];
 
 interface ManifestEntry {
   name: string;
@@ -99,8 +111,39 @@ const relu6 = (x: Tensor) => x.clamp_(0, 6);
 
 export interface SsdDetectOptions {
   minConfidence?: number; // face-api's scoreThreshold: a box must score above it (0.5)
-  maxResults?: number; // at most this many faces per frame (100, face-api's default)
+  maxResults?: number; // at most this many faces per frame, best first (no limit)
   batch?: number; // frames per forward pass: 1 on CPU, 16 on CUDA
+  // 'aspect' (default): the frame at its own aspect ratio (aspectGeometry); 'square': face-api's
+  // own preprocessing, padded to a square of 512 (the detector before issue 36, for comparisons)
+  layout?: 'aspect' | 'square';
+  zoom?: number; // 'aspect' only: the input's side × this (a second scale for small faces; 1)
+  gains?: number[]; // per frame, its pixels × this before the network (contrast stretch; 1)
+}
+
+/** Where a frame lies in the network's input: the input's size, and source pixels per input pixel. */
+export interface InputGeometry {
+  width: number;
+  height: number;
+  step: number;
+}
+
+/** face-api's: the frame padded at the bottom/right to a square, resized to 512². */
+export function squareGeometry(width: number, height: number): InputGeometry {
+  return { width: INPUT, height: INPUT, step: Math.max(width, height) / INPUT };
+}
+
+/**
+ * The frame at its own aspect ratio in as many input pixels as face-api's 512² (× zoom²): a frame
+ * costs what a square one does, and a wide or tall frame's faces shrink no more than those of a
+ * square frame of the same area (padded to a square, a 1080×288 frame's shrink by 2.1 instead).
+ * Sides are multiples of 32 (the backbone's stride), rounded down; the frame fits inside, the rest
+ * (under 32 px) is zero padding at the bottom or right.
+ */
+export function aspectGeometry(width: number, height: number, zoom = 1): InputGeometry {
+  const s = (zoom * INPUT) / Math.sqrt(width * height);
+  const side = (n: number) => Math.max(32, 32 * Math.floor((n * s) / 32));
+  const [w, h] = [side(width), side(height)];
+  return { width: w, height: h, step: Math.max(width / w, height / h) };
 }
 
 /** The network with its weights on one device. */
@@ -108,7 +151,10 @@ export class SsdMobilenetV1 {
   private readonly backbone: Array<{ dw?: Conv; pw: Conv; stride: number }> = [];
   private readonly extra: Array<{ conv: Conv; stride: number }> = [];
   private readonly heads: Array<{ box: Conv; cls: Conv }> = [];
-  private readonly anchors: Tensor; // [5118, 4] as (y1, x1, y2, x2), relative
+  private readonly anchors: Tensor; // [5118, 4] as (y1, x1, y2, x2), relative to the 512² input
+  // per map, its anchors' (height, width) in input pixels, the same in every cell (face-api's table at 512²)
+  private readonly anchorSizes: Array<Array<[number, number]>> = [];
+  private readonly anchorsBySize = new Map<string, Tensor>();
 
   constructor(
     readonly device: Device = 'cpu',
@@ -180,50 +226,87 @@ export class SsdMobilenetV1 {
     }
     const a = get('Output/extra_dim');
     this.anchors = t(a.data, [a.shape[1]!, 4]);
+    let first = 0; // the first cell's anchors of each map: 32², 16², ... cells, 3 anchors on the first map, 6 after
+    for (const [cells, k] of ANCHOR_MAPS) {
+      this.anchorSizes.push(
+        Array.from({ length: k }, (_, q) => {
+          const n = 4 * (first + q);
+          return [(a.data[n + 2]! - a.data[n]!) * INPUT, (a.data[n + 3]! - a.data[n + 1]!) * INPUT];
+        }),
+      );
+      first += cells * cells * k;
+    }
+  }
+
+  /** The anchors of an inH × inW input whose six maps have the given sizes: the table's own at 512² (gridAnchors). */
+  anchorsFor(inH: number, inW: number, maps: Array<[number, number]>): Tensor {
+    if (inH === INPUT && inW === INPUT) return this.anchors;
+    const key = `${inH}x${inW}`;
+    let out = this.anchorsBySize.get(key);
+    if (!out) {
+      const data = gridAnchors(this.anchorSizes, inH, inW, maps);
+      out = keep(tensor(data, { shape: [data.length / 4, 4], device: this.device }));
+      this.anchorsBySize.set(key, out);
+    }
+    return out;
+  }
+
+  /** Per map, its anchors' (height, width) in input pixels, read from face-api's 512² table. */
+  get anchorShapes(): Array<Array<[number, number]>> {
+    return this.anchorSizes;
   }
 
   /**
-   * face-api's preprocessing for same-sized frames: zero padding at the bottom or right to a
-   * square, TF's legacy bilinear resize to 512 (source = dst · side/512, no half-pixel offset;
-   * along x, then along y, as tfjs's kernel), then x/127.5 − 1. [B, 3, 512, 512] with NHWC
-   * strides: libtorch's depthwise and pointwise convolutions run faster on them on CPU (oneDNN),
-   * and every convolution's output keeps its input's layout.
+   * Same-sized frames resized by `step` (source pixels per input pixel, both axes) into an
+   * [B, 3, inH, inW] input, the part past the frame zero (padding at the bottom/right), with TF's
+   * legacy bilinear resize (source = dst · step, no half-pixel offset; along x, then along y, as
+   * tfjs's kernel), then x·gain/127.5 − 1 (a frame's gain > 1 stretches a dark frame's contrast). `hiCap`
+   * (per axis) is the last source pixel the upper neighbour may be: face-api caps it at the padded
+   * square's side − 1, so its right/bottom edge blends with the padding; ours at the frame's last
+   * pixel. NHWC strides: libtorch's depthwise and pointwise convolutions run faster on them on CPU
+   * (oneDNN), and every convolution's output keeps its input's layout.
    */
-  private preprocess(frames: RgbFrame[]): Tensor {
+  private preprocess(frames: RgbFrame[], g: InputGeometry, hiCap: [number, number], gains?: number[]): Tensor {
     const { width: w, height: h } = frames[0]!;
-    const side = Math.max(w, h);
     const pixels = new Uint8Array(frames.length * h * w * 3);
     frames.forEach((f, i) => pixels.set(f.data, i * h * w * 3));
     // [B, h + 1, w + 1, 3]: one zero row and column stand for the whole padding
     const x = F.pad(tensor(pixels, { shape: [frames.length, h, w, 3], device: this.device }), [0, 0, 0, 1, 0, 1]);
     // the source coordinate in float32, as tfjs's kernel computes it
-    const scale = Math.fround(side / INPUT);
-    const src = Array.from({ length: INPUT }, (_, r) => Math.fround(r * scale));
-    const lo = src.map(Math.floor);
-    const hi = src.map((s) => Math.min(side - 1, Math.ceil(s)));
-    const frac = tensor(
-      Float32Array.from(src, (s, i) => s - lo[i]!),
-      { device: this.device },
-    );
-    const idx = (v: number[], n: number) =>
-      tensor(
-        Int32Array.from(v, (i) => Math.min(i, n)),
-        { dtype: 'int64', device: this.device },
-      ); // n: the zero row/column
+    const step = Math.fround(g.step);
+    const axis = (size: number, n: number, cap: number) => {
+      const src = Array.from({ length: size }, (_, r) => Math.fround(r * step));
+      const lo = src.map(Math.floor);
+      const hi = src.map((s) => Math.min(cap, Math.ceil(s)));
+      const idx = (v: number[]) =>
+        tensor(
+          Int32Array.from(v, (i) => Math.min(i, n)),
+          { dtype: 'int64', device: this.device },
+        ); // n: the zero row/column
+      const frac = tensor(
+        Float32Array.from(src, (s, i) => s - lo[i]!),
+        { device: this.device },
+      );
+      return { lo: idx(lo), hi: idx(hi), frac };
+    };
+    const [ax, ay] = [axis(g.width, w, hiCap[0]), axis(g.height, h, hiCap[1])];
     const lerp = (a: Tensor, b: Tensor, f: Tensor) => a.add(b.sub(a).mul(f));
-    const rows = lerp(
-      x.indexSelect(2, idx(lo, w)).float(),
-      x.indexSelect(2, idx(hi, w)).float(),
-      frac.view(1, 1, INPUT, 1),
-    ); // [B, h + 1, 512, 3]
-    // [B, 512, 512, 3]
-    const out = lerp(rows.indexSelect(1, idx(lo, h)), rows.indexSelect(1, idx(hi, h)), frac.view(1, INPUT, 1, 1));
-    return out.div(127.5).sub(1).permute(0, 3, 1, 2); // [B, 3, 512, 512], NHWC in memory
+    // [B, h + 1, inW, 3]
+    const rows = lerp(x.indexSelect(2, ax.lo).float(), x.indexSelect(2, ax.hi).float(), ax.frac.view(1, 1, -1, 1));
+    // [B, inH, inW, 3]
+    const out = lerp(rows.indexSelect(1, ay.lo), rows.indexSelect(1, ay.hi), ay.frac.view(1, -1, 1, 1));
+    const scaled = gains?.some((v) => v !== 1)
+      ? out
+          .mul(tensor(Float32Array.from(gains), { device: this.device }).view(-1, 1, 1, 1))
+          .clamp_(0, 255)
+          .div(127.5)
+      : out.div(127.5);
+    return scaled.sub(1).permute(0, 3, 1, 2); // [B, 3, inH, inW], NHWC in memory
   }
 
-  /** Decoded boxes [B, 5118, 4] as (y1, x1, y2, x2) relative to the padded square, and face scores [B, 5118]. */
+  /** Decoded boxes [B, N, 4] as (y1, x1, y2, x2) relative to the input, and face scores [B, N] (N: 5118 at 512²). */
   forward(x: Tensor): { boxes: Tensor; scores: Tensor } {
-    const b = x.shape[0]!;
+    const [b, , inH, inW] = x.shape as [number, number, number, number];
     let out = x;
     let conv11: Tensor | undefined;
     this.backbone.forEach((layer, i) => {
@@ -246,7 +329,11 @@ export class SsdMobilenetV1 {
       maps.map((m, i) => convSame(m, this.heads[i]!.cls, 1).permute(0, 2, 3, 1).reshape(b, -1, 3)),
       1,
     );
-    const a = this.anchors;
+    const a = this.anchorsFor(
+      inH,
+      inW,
+      maps.map((m) => [m.shape[2]!, m.shape[3]!] as [number, number]),
+    );
     const sizeY = a.select(1, 2).sub(a.select(1, 0));
     const sizeX = a.select(1, 3).sub(a.select(1, 1));
     const centreY = a.select(1, 0).add(sizeY.div(2));
@@ -259,11 +346,17 @@ export class SsdMobilenetV1 {
     return { boxes, scores: cls.select(2, 1).sigmoid() };
   }
 
-  /** The faces in each frame, best first, in the frame's pixels (face-api's boxes). */
+  /** Frame pixels per input pixel in the 'aspect' layout (zoom 1). */
+  inputStep(frame: { width: number; height: number }): number {
+    return aspectGeometry(frame.width, frame.height).step;
+  }
+
+  /** The faces in each frame, best first, in the frame's pixels. */
   detect(frames: RgbFrame[], opts: SsdDetectOptions = {}): Detection[][] {
     // On CPU a batch is slower per frame: activations past the addon's 32 MB mmap threshold
     // (one 512x512 frame's first layer is 8 MB) are page-faulted in anew on every call.
     const batch = opts.batch ?? (this.device === 'cpu' ? 1 : 16);
+    const square = opts.layout === 'square';
     const result: Detection[][] = [];
     for (let start = 0; start < frames.length; ) {
       // a run of same-sized frames, at most `batch`
@@ -276,31 +369,55 @@ export class SsdMobilenetV1 {
       )
         end++;
       const chunk = frames.slice(start, end);
+      const { width: w, height: h } = chunk[0]!;
+      const g = square ? squareGeometry(w, h) : aspectGeometry(w, h, opts.zoom);
+      // face-api's upper neighbour may reach the padded square's last pixel; ours stops at the frame's
+      const hiCap: [number, number] = square ? [Math.max(w, h) - 1, Math.max(w, h) - 1] : [w - 1, h - 1];
       const { boxes, scores } = noGrad(() =>
         tidy(() => {
-          const r = this.forward(this.preprocess(chunk));
+          const r = this.forward(this.preprocess(chunk, g, hiCap, opts.gains?.slice(start, end)));
           return {
             boxes: r.boxes.cpu().toTypedArray() as Float32Array,
             scores: r.scores.cpu().toTypedArray() as Float32Array,
           };
         }),
       );
-      const n = this.anchors.shape[0]!;
+      const n = scores.length / chunk.length;
       chunk.forEach((f, i) => {
-        result.push(
-          toDetections(
-            boxes.subarray(i * n * 4, (i + 1) * n * 4),
-            scores.subarray(i * n, (i + 1) * n),
-            f.width,
-            f.height,
-            opts,
-          ),
-        );
+        const [bi, si] = [boxes.subarray(i * n * 4, (i + 1) * n * 4), scores.subarray(i * n, (i + 1) * n)];
+        result.push(square ? toDetections(bi, si, f.width, f.height, opts) : toDetectionsIn(bi, si, f, g, opts));
       });
       start = end;
     }
     return result;
   }
+}
+
+/**
+ * TF's grid anchors for an inH × inW input whose six maps have the given sizes: centre
+ * ((i + ½)/rows, (j + ½)/cols), each anchor's size in pixels as at 512² (`sizes`, per map: the
+ * network's filters see pixels), cell by cell in NHWC order as the heads' outputs. At 512² this is
+ * face-api's table. [N · 4] as (y1, x1, y2, x2) relative to the input.
+ */
+export function gridAnchors(
+  sizes: Array<Array<[number, number]>>,
+  inH: number,
+  inW: number,
+  maps: Array<[number, number]>,
+): Float32Array {
+  const n = maps.reduce((s, [r, c], m) => s + r * c * sizes[m]!.length, 0);
+  const data = new Float32Array(4 * n);
+  let o = 0;
+  maps.forEach(([rows, cols], m) => {
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < cols; j++)
+        for (const [sh, sw] of sizes[m]!) {
+          const [cy, cx, hh, hw] = [(i + 0.5) / rows, (j + 0.5) / cols, sh / inH / 2, sw / inW / 2];
+          data.set([cy - hh, cx - hw, cy + hh, cx + hw], o);
+          o += 4;
+        }
+  });
+  return data;
 }
 
 /** face-api's IoU of two (y1, x1, y2, x2) boxes, corners in either order. */
@@ -323,19 +440,12 @@ function iouCorners(b: Float32Array, i: number, j: number): number {
 }
 
 /**
- * face-api's nonMaxSuppression and box scaling: candidates above the threshold by falling
- * score, each kept unless it overlaps a kept one by more than IoU 0.5; boxes clipped to the unit
- * square and scaled by the padded square's side (face-api's padX/padY).
+ * face-api's nonMaxSuppression: candidates above the threshold by falling score, each kept unless
+ * it overlaps a kept one by more than IoU 0.5, at most maxResults. Indices of the kept ones.
  */
-export function toDetections(
-  boxes: Float32Array,
-  scores: Float32Array,
-  width: number,
-  height: number,
-  opts: SsdDetectOptions = {},
-): Detection[] {
+function nms(boxes: Float32Array, scores: Float32Array, opts: SsdDetectOptions): number[] {
   const threshold = opts.minConfidence ?? 0.5;
-  const maxResults = Math.min(opts.maxResults ?? 100, scores.length);
+  const maxResults = opts.maxResults ?? Infinity;
   const candidates: number[] = [];
   scores.forEach((s, i) => {
     if (s > threshold) candidates.push(i);
@@ -346,14 +456,47 @@ export function toDetections(
     if (kept.length >= maxResults) break;
     if (!kept.some((k) => iouCorners(boxes, c, k) > IOU_THRESHOLD)) kept.push(c);
   }
+  return kept;
+}
+
+/**
+ * face-api's NMS and box scaling: boxes clipped to the unit square and scaled by the padded
+ * square's side (face-api's padX/padY). The 'square' layout's.
+ */
+export function toDetections(
+  boxes: Float32Array,
+  scores: Float32Array,
+  width: number,
+  height: number,
+  opts: SsdDetectOptions = {},
+): Detection[] {
   const scale = INPUT / Math.max(width, height);
   const padX = INPUT / Math.round(width * scale);
   const padY = INPUT / Math.round(height * scale);
-  return kept.map((k) => {
+  return nms(boxes, scores, opts).map((k) => {
     const top = Math.max(0, boxes[4 * k]!) * padY * height;
     const bottom = Math.min(1, boxes[4 * k + 2]!) * padY * height;
     const left = Math.max(0, boxes[4 * k + 1]!) * padX * width;
     const right = Math.min(1, boxes[4 * k + 3]!) * padX * width;
+    return { box: [left, top, right - left, bottom - top] as Box, score: scores[k]! };
+  });
+}
+
+/** face-api's NMS, boxes relative to the input g scaled to the frame's pixels and clipped to the frame. */
+export function toDetectionsIn(
+  boxes: Float32Array,
+  scores: Float32Array,
+  frame: { width: number; height: number },
+  g: InputGeometry,
+  opts: SsdDetectOptions = {},
+): Detection[] {
+  const clip = (v: number, max: number) => Math.min(max, Math.max(0, v));
+  const [sx, sy] = [g.width * g.step, g.height * g.step];
+  return nms(boxes, scores, opts).map((k) => {
+    const top = clip(boxes[4 * k]! * sy, frame.height);
+    const bottom = clip(boxes[4 * k + 2]! * sy, frame.height);
+    const left = clip(boxes[4 * k + 1]! * sx, frame.width);
+    const right = clip(boxes[4 * k + 3]! * sx, frame.width);
     return { box: [left, top, right - left, bottom - top] as Box, score: scores[k]! };
   });
 }

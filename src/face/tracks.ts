@@ -107,7 +107,12 @@ export interface PersonTrackOptions {
   maxGap?: number; // frames a track may miss and still continue (8: one second on the default timeline grid)
   // detections a track needs to count as a person; shorter ones are dropped (3, at most the frame count)
   minLength?: number;
-  velocityFrom?: number; // the velocity is measured over the track's last this-many detections (4)
+  // the velocity is measured over the track's last this-many detections (6: a face going behind
+  // another is boxed narrower and off-centre as it goes, and over 4 such boxes its velocity halves)
+  velocityFrom?: number;
+  // an ended track (missed for more than maxGap frames) of a still face is taken up again by a face found
+  // where it was (squares' IoU ≥ 0.5) up to this many frames after its last detection (80: 10 s)
+  maxRejoin?: number;
   // boxes are compared as squares (side: the longer side)
   // enlarged by this: 0.25, the face stream's crop squares
   buffer?: number;
@@ -219,17 +224,19 @@ export function assign(cost: number[][]): number[] {
  * with IoU below `minIou` is refused. Boxes are compared as the crop squares (square on the longer
  * side, enlarged by `buffer`): a face half hidden by another is detected narrow and off-centre,
  * its height survives, and the margin absorbs the shift (as buffered IoU does in C-BIoU
- * trackers). Unmatched detections start tracks; a track missing for more than `maxGap` frames
- * ends for good (a face back after that is a new person: without appearance nothing says it is
- * the same one). Tracks with fewer than `minLength` detections are dropped (false detections
+ * trackers). Unmatched detections start tracks, unless one continues a track that ended (missing
+ * for more than `maxGap` frames) at most `maxRejoin` frames before, of a face that stood still where
+ * the detection is (rejoin); a face back elsewhere is a new person (without appearance nothing says it is the
+ * same one). Tracks with fewer than `minLength` detections are dropped (false detections
  * rarely persist). Ids: by first detection, then left to right. docs/DECISIONS.md says why.
  */
 export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions = {}): Person[] {
   const minIou = opts.minIou ?? 0.3;
   const maxGap = opts.maxGap ?? 8;
   const minLength = Math.min(opts.minLength ?? 3, perFrame.length);
-  const from = opts.velocityFrom ?? 4;
+  const from = opts.velocityFrom ?? 6;
   const buffer = opts.buffer ?? 0.25;
+  const maxRejoin = opts.maxRejoin ?? 80;
   let live: Live[] = [];
   const ended: Live[] = [];
   perFrame.forEach((dets, f) => {
@@ -265,9 +272,16 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
       t.dets.push(dets[i]!);
       taken.add(i);
     });
-    dets.forEach((d, i) => {
-      if (!taken.has(i)) live.push({ frames: [f], dets: [d] });
-    });
+    const fresh = dets.flatMap((d, i) => (taken.has(i) ? [] : [d]));
+    for (const d of fresh) {
+      const back = rejoin(ended, d, f, maxRejoin, from, buffer);
+      if (back) {
+        ended.splice(ended.indexOf(back), 1);
+        back.frames.push(f);
+        back.dets.push(d);
+        live.push(back);
+      } else live.push({ frames: [f], dets: [d] });
+    }
   });
   return [...ended, ...live]
     .filter((t) => t.frames.length >= minLength)
@@ -280,6 +294,35 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
     })
     .sort((a, b) => a.first - b.first || centre(a.track[0]!.box)[0] - centre(b.track[0]!.box)[0])
     .map((p, id) => ({ id, ...p }));
+}
+
+const REJOIN_IOU = 0.5; // stricter than linking's 0.3: nothing but place says it is the same face
+// only a still face is taken up again: centre speed under this share of its box's side a frame (a seated
+// face's detector jitter is ~1%; the simulated crowd walks 3-10%, and rejoining walkers swaps faces)
+const REJOIN_SPEED = 0.02;
+
+/**
+ * The ended track a fresh detection in frame f continues, if any: ended at most maxRejoin frames
+ * ago, still when it ended (REJOIN_SPEED), its last box overlapping the detection's (squares, IoU ≥
+ * REJOIN_IOU); the best overlap wins. A seated face missed for a while (turned away, a detector
+ * gap) stays one person, so "longest × largest" sees it whole; a face back elsewhere is new.
+ */
+function rejoin(ended: Live[], d: Detection, f: number, maxRejoin: number, from: number, buffer: number) {
+  let best: Live | undefined;
+  let bestIou = REJOIN_IOU;
+  const found = squareBox(d.box, buffer);
+  for (const t of ended) {
+    const last = t.frames[t.frames.length - 1]!;
+    if (f - last > maxRejoin) continue;
+    const boxes = t.dets.slice(-from).map((x) => x.box);
+    const moved = predictBox(t.frames.slice(-from), boxes, last + 1, from); // one frame on
+    const box = boxes[boxes.length - 1]!;
+    const speed = Math.hypot(moved[0] - box[0], moved[1] - box[1]) / Math.max(box[2], box[3]);
+    if (speed >= REJOIN_SPEED) continue;
+    const o = iou(squareBox(box, buffer), found);
+    if (o >= bestIou) [best, bestIou] = [t, o];
+  }
+  return best;
 }
 
 /**
