@@ -12,7 +12,7 @@ import { sampleIndices } from '../src/video/sampling.js';
 import { listFrameFiles, probeVideo } from '../src/video/decode.js';
 import { detectFaces } from '../src/face/detector.js';
 import { fillTrack, iou, linkTracks, mainTrack, squareBox } from '../src/face/tracks.js';
-import { buildStreams, buildStreamsBatch, CLIP_MEAN_RGB, undecodedWarning } from '../src/streams/index.js';
+import { buildStreams, CLIP_MEAN_RGB, undecodedWarning } from '../src/streams/index.js';
 import { packageRoot } from '../src/util/paths.js';
 import { readImage } from '../src/video/decode.js';
 import { fixture, truncatedClip } from './helpers.js';
@@ -161,7 +161,7 @@ test('no face, huge resolution, frame folders in natural order', async () => {
   );
 });
 
-test('bad input: one clear error naming the file and the reason; a batch goes on and lists the bad ones', async () => {
+test('bad input: one clear error naming the file and the reason', async () => {
   fs.writeFileSync(gen('text.mp4'), 'this is not a video');
   fs.writeFileSync(gen('empty.mp4'), '');
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=10', '-frames:v', '0', gen('zero.mp4'));
@@ -174,12 +174,6 @@ test('bad input: one clear error naming the file and the reason; a batch goes on
     [gen('audio.m4a'), /audio\.m4a: not a video \(no video stream\)/],
   ];
   for (const [file, why] of cases) await assert.rejects(buildStreams(file, { frames: 2 }), why);
-  const batch = await buildStreamsBatch([gen('missing.mp4'), gen('noface.mp4'), gen('text.mp4')], { frames: 2 });
-  assert.equal(batch.results.length, 1);
-  assert.deepEqual(
-    batch.failed.map((f) => path.basename(f.path)),
-    ['missing.mp4', 'text.mp4'],
-  );
 });
 
 const corruptMiddleTitle =

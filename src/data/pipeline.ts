@@ -1,8 +1,9 @@
 // The extraction pipeline: while the encoder works on clip i, clips i+1..i+ahead are being decoded
-// (ffmpeg runs in its own process) and detected; the encoder is fed full batches of frames taken
-// across view and clip boundaries. Memory stays bounded: at most `ahead` clips prepared beyond
-// the ones whose frames wait for the encoder (less than one batch). Results come back in the
-// clips' order, so what is written is the same, in the same order, as one clip at a time.
+// (ffmpeg runs in its own process) and detected; the encoder takes one view's frames a call (a
+// frame's features would differ in the last bit with the batch it shares, so a resumed or sharded
+// cache equals one clean run). Memory stays bounded: at most `ahead` clips prepared beyond the one
+// being encoded. Results come back in the clips' order, so what is written is the same, in the
+// same order, as one clip at a time.
 import { cat, type Tensor } from '../torch/index.js';
 import type { RgbFrame } from '../video/decode.js';
 
@@ -17,9 +18,7 @@ export interface PipelineOptions<T> {
   prepare(item: T): Promise<ViewWork[]>; // decode + detect + crops
   encode(frames: RgbFrame[]): Promise<{ emb: Tensor; low: Tensor }>; // one encoder call
   onClip(item: T, error?: unknown): void; // all views done, or the clip failed; in the items' order
-  batchSize: number; // frames per encoder call
   ahead: number; // clips prepared beyond the one being encoded (0: one clip at a time)
-  crossClips: boolean; // false: one encoder call per view (the frames of one view, as before)
 }
 
 interface Pending<T> {
@@ -97,16 +96,7 @@ export async function runPipeline<T>(items: T[], o: PipelineOptions<T>): Promise
       continue;
     }
     clip.views.forEach((v, view) => v.work.frames.forEach((_, frame) => queue.push({ clip, view, frame })));
-    if (o.crossClips) {
-      while (queue.length >= o.batchSize) {
-        await encodeBatch(o.batchSize);
-        await new Promise<void>((r) => setImmediate(r)); // lets ffmpeg's output and the next clips' decoding move on
-      }
-    } else {
-      for (const v of clip.views) await encodeBatch(v.work.frames.length);
-    }
+    for (const v of clip.views) await encodeBatch(v.work.frames.length);
     report();
   }
-  while (queue.length) await encodeBatch(Math.min(o.batchSize, queue.length));
-  report();
 }
