@@ -183,8 +183,7 @@ export const predict: Command = {
     windows?.finish();
     for (const line of [r.warning, r.note])
       if (line) process.stderr.write(`ous: ${line === r.warning ? 'warning' : 'note'}: ${line}\n`);
-    for (const line of recipeNotes(r.recipe, predictor.recipe.subject))
-      process.stderr.write(`ous: note: ${line}\n`);
+    for (const line of recipeNotes(r.recipe, predictor.recipe.subject)) process.stderr.write(`ous: note: ${line}\n`);
     if (values.csv) return 0;
     if (values.jsonl) {
       const { windows: _timeline, ...summary } = r;

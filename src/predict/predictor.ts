@@ -26,7 +26,13 @@ import {
   type InferenceInfo,
   type RunConfig,
 } from '../runs/folder.js';
-import { describeFaces, predictionCrop, type Crop, type Recipe, type Subject as SubjectRule } from '../streams/recipe.js';
+import {
+  describeFaces,
+  predictionCrop,
+  type Crop,
+  type Recipe,
+  type Subject as SubjectRule,
+} from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import type { RgbFrame } from '../video/decode.js';
 import type { Box, Detection } from '../face/detector.js';
@@ -313,7 +319,9 @@ class PredictionJob {
     this.persons = persons;
   }
 
-  private newSubject(init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>): Subject {
+  private newSubject(
+    init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>,
+  ): Subject {
     const { plan, T } = this;
     const C = this.p.classNames.length;
     return {
@@ -337,7 +345,8 @@ class PredictionJob {
     const { o, plan, T } = this;
     const everyWindow = plan.windows.map((_, i) => i);
     if (!this.persons?.length) {
-      const dets = this.perFrame ?? plan.indices.map(() => [{ box: rescaleBox(o.faceBox!, this.own!, frame), score: 1 }]);
+      const dets =
+        this.perFrame ?? plan.indices.map(() => [{ box: rescaleBox(o.faceBox!, this.own!, frame), score: 1 }]);
       // A known box is the subject itself (its one detection per frame): no rule to apply.
       const rule = o.faceBox ? 'main' : (o.subject ?? this.p.recipe.subject);
       const subject = Array.isArray(rule) ? rescaleBox(rule, this.own!, frame) : rule;
@@ -462,7 +471,9 @@ class PredictionJob {
             : null;
         if (!this.withBlank) return { p: probs, pol, q: null };
         const blank = (v: Float32Array, width: number) =>
-          tensor(v, { shape: [1, 1, width] }).to({ device: p.device }).expand(count, T, width);
+          tensor(v, { shape: [1, 1, width] })
+            .to({ device: p.device })
+            .expand(count, T, width);
         const without = p.head.forward({ face, scene: blank(this.blank!.scene, E), low: blank(this.blank!.low, W) });
         return { p: probs, pol, q: without.logits.softmax(-1).toArray() as number[][] };
       }),

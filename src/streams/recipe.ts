@@ -84,7 +84,10 @@ export function fitCrop(box: Box, image: { width: number; height: number }): Cro
   return {
     shape: 'square',
     enlarge: round(S / Math.max(box[2], box[3]) - 1),
-    shift: [round((image.width / 2 - (box[0] + box[2] / 2)) / S), round((image.height / 2 - (box[1] + box[3] / 2)) / S)],
+    shift: [
+      round((image.width / 2 - (box[0] + box[2] / 2)) / S),
+      round((image.height / 2 - (box[1] + box[3] / 2)) / S),
+    ],
     padding: 'black',
   };
 }
