@@ -10,8 +10,7 @@ import * as path from 'node:path';
 import { FrameEncoder } from '../src/data/encoder.js';
 import { extractFeatures, type ExtractOptions } from '../src/data/extract.js';
 import { resolveOusConfig } from '../src/ous/config.js';
-import { FeatureCache, mergeCache } from '../src/data/cache.js';
-import { assertClose, fixture } from './helpers.js';
+import { fixture } from './helpers.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-pipeline-'));
 const at = (...p: string[]) => path.join(root, ...p);
