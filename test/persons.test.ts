@@ -327,7 +327,7 @@ test(pannedPhotoTitle, async () => {
     video,
   ]);
   const grid = Array.from({ length: 25 }, (_, i) => 2 * i); // every other frame: the pan is n / 2 px exactly
-  const { frames } = await decodeFrames(video, probeVideo(video), grid);
+  const { frames } = await decodeFrames(video, await probeVideo(video), grid);
   const persons = trackPersons(await detectFacesBatch(frames));
   assert.equal(persons.length, 3);
   // Where each face is in frame n: the hand-drawn box × 0.6, moved left by the pan.
@@ -406,7 +406,7 @@ test(mirrorImageTitle, async () => {
   }>;
   const { frames } = await decodeFrames(
     video,
-    probeVideo(video),
+    await probeVideo(video),
     checked.map((c) => c.frame),
   ); // 16 frames, 0.375 s apart
   const persons = trackPersons(await detectFacesBatch(frames));
@@ -454,7 +454,7 @@ test(crossingFacesTitle, async () => {
     'libx264',
     video,
   ]);
-  const { frames } = await decodeFrames(video, probeVideo(video), [...Array(32).keys()]);
+  const { frames } = await decodeFrames(video, await probeVideo(video), [...Array(32).keys()]);
   const found = await detectFacesBatch(frames);
   // While one face covers the other, the one behind is lost for a few frames (7 here, under the gap of 8).
   const persons = trackPersons(found);
@@ -604,7 +604,7 @@ test(twoPersonBenchmarkTitle, async () => {
       ),
     );
     // The last frame (full expression), read back from the video file.
-    const { frames } = await decodeFrames(c.file, probeVideo(c.file), [1]);
+    const { frames } = await decodeFrames(c.file, await probeVideo(c.file), [1]);
     const f = frames[0]!;
     const at = (x: number, y: number) => [
       ...f.data.subarray(

@@ -113,7 +113,7 @@ test('a rotated phone video is decoded upright and its face found', async () => 
   } catch {
     ffmpeg('-i', gen('side.mp4'), '-c', 'copy', '-metadata:s:v:0', 'rotate=90', gen('rotated.mp4'));
   }
-  const info = probeVideo(gen('rotated.mp4'));
+  const info = await probeVideo(gen('rotated.mp4'));
   assert.equal(info.rotation % 180, 90);
   assert.deepEqual([info.width, info.height], [360, 288]);
   const s = await buildStreams(gen('rotated.mp4'), { frames: 3 });

@@ -146,7 +146,7 @@ export const predict: Command = {
     if (subject !== undefined && (box !== undefined || persons !== undefined))
       throw new UsageError('predict: --subject chooses one face; it does not go with --box, --all-persons or --person');
     if (box) {
-      const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
+      const { width, height } = await probeVideo(positionals[0]!); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
     const predictor = Predictor.load(values.run, { clip: values.clip, device, precision, engine: enginePreference() });

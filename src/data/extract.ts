@@ -157,7 +157,7 @@ async function extractLocked(
       const views = viewPlan(e.split, info.views).filter((v) => !writer.done.has(keyOf(e, v.view)));
       // A manifest's box entirely outside the frame would extract an empty crop (predict's --box refuses it too).
       if (e.faceBox && pathKind(e.source) === 'file') {
-        const { width, height } = probeVideo(e.source);
+        const { width, height } = await probeVideo(e.source);
         try {
           checkBoxInFrame(e.faceBox, width, height, 'box');
         } catch (err) {

@@ -34,7 +34,7 @@ import {
   type Subject as SubjectRule,
 } from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
-import type { RgbFrame } from '../video/decode.js';
+import { VideoTooLongError, type ReadOptions, type RgbFrame } from '../video/decode.js';
 import type { Box, Detection } from '../face/detector.js';
 import { pathKind } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
@@ -115,6 +115,7 @@ export interface PredictOptions extends Partial<TimelineOptions> {
   onWindow?: (w: WindowPrediction, k: number, total: number, person?: number) => void;
   persons?: 'all' | number; // every person in the video, or the one with this id: a timeline each
   subject?: SubjectRule; // whose face (a rule of ous extract --subject) in place of the run's recipe's
+  read?: ReadOptions; // how ffprobe and ffmpeg open the video (the server's: an upload's allow-list)
 }
 
 /** Embedding rows of one grid frame for one subject: its face crop, its scene, the scene's low block. */
@@ -290,7 +291,14 @@ class PredictionJob {
   static async open(p: Predictor, video: string, o: PredictOptions): Promise<PredictionJob> {
     const timeline = { window: o.window ?? DEFAULT_TIMELINE.window, stride: o.stride ?? DEFAULT_TIMELINE.stride };
     o.onProgress?.('decode', 0);
-    const clip = await openClip(video, { maxSeconds: o.maxSeconds });
+    const clip = await openClip(video, { ...o.read, maxSeconds: o.maxSeconds });
+    // The plan's length, whatever the header said: a longer one is refused before anything decodes.
+    const length = clip.fps > 0 ? clip.frameCount / clip.fps : 0;
+    if (o.maxSeconds !== undefined && length > o.maxSeconds)
+      throw new VideoTooLongError(
+        `${video}: longer than --max-seconds ${o.maxSeconds} (${clip.frameCount} frames at ` +
+          `${+clip.fps.toFixed(3)} fps: ${length.toFixed(1)} s); raise --max-seconds to read it`,
+      );
     const plan = planTimeline(clip.frameCount, clip.fps, p.inference.frames, timeline);
     return new PredictionJob(p, video, o, clip, plan, timeline);
   }

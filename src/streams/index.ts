@@ -98,14 +98,20 @@ export interface ClipSource {
   ): Promise<{ delivered: number; undecoded: number }>;
 }
 
-const decodeLimit = (o: { maxSeconds?: number }): DecodeOptions =>
-  o.maxSeconds !== undefined ? { maxSeconds: o.maxSeconds } : {};
+const decodeLimit = (o: Pick<DecodeOptions, 'maxSeconds' | 'input' | 'nice'>): DecodeOptions => ({
+  ...(o.maxSeconds !== undefined ? { maxSeconds: o.maxSeconds } : {}),
+  ...(o.input ? { input: o.input } : {}),
+  ...(o.nice ? { nice: o.nice } : {}),
+});
 
 /**
  * Opens a clip. A video longer than `maxSeconds` is refused here already, from its packets (see
  * measureVideo), before anything is decoded; decoding enforces the limit again.
  */
-export async function openClip(source: string, o: { maxSeconds?: number } = {}): Promise<ClipSource> {
+export async function openClip(
+  source: string,
+  o: Pick<DecodeOptions, 'maxSeconds' | 'input' | 'nice'> = {},
+): Promise<ClipSource> {
   const isFolder = fs.existsSync(source) && fs.statSync(source).isDirectory();
   const limit = decodeLimit(o);
   if (isFolder || isImageFile(source)) {
@@ -127,7 +133,7 @@ export async function openClip(source: string, o: { maxSeconds?: number } = {}):
       },
     };
   }
-  const info = probeVideo(source);
+  const info = await probeVideo(source, limit);
   if (o.maxSeconds !== undefined) await measureVideo(source, info, limit);
   return {
     source,
