@@ -74,24 +74,6 @@ export function predictionCrop(r: Recipe): Crop {
   return r.face.source === 'dataset-crops' && r.face.matched ? r.face.matched.crop : r.crop;
 }
 
-/**
- * How a data set's face crop sits around the detector's box found in it: the crop (a square of
- * side S, the whole image) as a Crop of that box. One clip's measurement; training takes the median.
- */
-export function fitCrop(box: Box, image: { width: number; height: number }): Crop {
-  const S = Math.max(image.width, image.height);
-  const round = (v: number) => Math.round(v * 1e4) / 1e4;
-  return {
-    shape: 'square',
-    enlarge: round(S / Math.max(box[2], box[3]) - 1),
-    shift: [
-      round((image.width / 2 - (box[0] + box[2] / 2)) / S),
-      round((image.height / 2 - (box[1] + box[3] / 2)) / S),
-    ],
-    padding: 'black',
-  };
-}
-
 const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
   const m = s.length >> 1;
