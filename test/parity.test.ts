@@ -101,3 +101,39 @@ test('two persons: ous predict --person ID = the run on a cache extracted with t
   // The check tells the persons apart: one person's answer is not the other's cached features'.
   assert.ok(maxLogDiff(got[0]!, cached[1]!) > 1e-2, `person 0's ${got[0]} vs person 1's cache ${cached[1]}`);
 });
+
+const recipeTitle =
+  "the run carries its cache's recipe; predict follows its subject rule (--subject overrides it, " +
+  'and says so); a run from before the recipe predicts as before, with a note of what is assumed';
+test(recipeTitle, async () => {
+  const config = JSON.parse(fs.readFileSync(path.join(t.run, 'config.json'), 'utf8'));
+  const cache = JSON.parse(fs.readFileSync(path.join(config.cache, 'cache.json'), 'utf8'));
+  assert.deepEqual(config.recipe, cache.recipe);
+  assert.deepEqual([config.recipe.subject, config.recipe.frames, config.recipe.scene], ['main', 4, 'mask']);
+  // The same run with its recipe's subject edited, on the three-faces photo (faces at x 52, 228, 458).
+  const photo = fixture('media', 'trackingjs_3faces_600x346.jpg');
+  const withSubject = (name: string, subject: unknown) => {
+    const run = at(name);
+    fs.cpSync(t.run, run, { recursive: true });
+    const c = { ...config, recipe: subject === undefined ? undefined : { ...config.recipe, subject } };
+    fs.writeFileSync(path.join(run, 'config.json'), JSON.stringify(c));
+    return run;
+  };
+  const go = async (run: string, extra: string[] = []) => {
+    const r = await runCli(['predict', photo, '--run', run, '--json', ...extra], dir);
+    assert.equal(r.code, 0, r.stderr);
+    return { p: JSON.parse(r.stdout) as Prediction, stderr: r.stderr };
+  };
+  const centreX = (b: number[]) => b[0]! + b[2]! / 2;
+  const centre = await go(withSubject('run-center', 'center'));
+  assert.equal(centre.p.recipe.subject, 'center');
+  assert.ok(Math.abs(centreX(centre.p.faces[0]!.box) - 272) < 15, `the centre face: ${centre.p.faces[0]!.box}`);
+  const right = await go(withSubject('run-box', [440, 40, 120, 140]));
+  assert.ok(Math.abs(centreX(right.p.faces[0]!.box) - 501) < 15, `the face the box names: ${right.p.faces[0]!.box}`);
+  const over = await go(withSubject('run-center-2', 'center'), ['--subject', '440 40 120 140']);
+  assert.deepEqual(over.p.faces[0]!.box, right.p.faces[0]!.box);
+  assert.equal(over.p.recipe.subjectOverridden, true);
+  assert.match(over.stderr, /--subject "440 40 120 140" replaces the subject the run was trained on \(center\)/);
+  const old = await go(withSubject('run-old', undefined));
+  assert.match(old.stderr, /config\.json records no stream recipe \(made before it\): assuming the main face/);
+});
