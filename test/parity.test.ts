@@ -83,7 +83,7 @@ test('one person: ous predict on the clip = the run on its cached features (≤ 
   assert.deepEqual(p.recipe.subject, 'main');
 });
 
-test('two persons: ous predict --person ID = the run on a cache extracted with that person as the subject', async () => {
+test('two persons: ous predict --person ID = the run on a cache extracted with that person as subject', async () => {
   const halves: Array<[number, string]> = [
     [0, '0 0 360 288'],
     [1, '360 0 360 288'],

@@ -141,7 +141,7 @@ test('the limiter runs at most n at once, the rest in order', async () => {
   assert.equal(l.inFlight, 0);
 });
 
-test('ffmpeg 7: a rotation given only as a display matrix turns the displayed size (one probe for CLI and server)', () => {
+test('ffmpeg 7: a rotation given only as a display matrix turns the displayed size (one probe for all)', () => {
   // The side data as ffprobe 7 prints it without a `rotation` field, and the older `rotate` tag.
   const matrix = '\n00000000:            0       65536           0\n00000001:      -65536           0           0\n';
   const quarter = { side_data_list: [{ side_data_type: 'Display Matrix', displaymatrix: matrix }] };

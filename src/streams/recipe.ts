@@ -142,7 +142,8 @@ export function describeFaces(r: Recipe, subject: Subject = r.subject): string {
   const from =
     r.face.source === 'dataset-crops'
       ? r.face.matched
-        ? `detector crops matched to the data set's crops (${cropWords(crop)}, measured on ${r.face.matched.clips} clips)`
+        ? `detector crops matched to the data set's crops ` +
+          `(${cropWords(crop)}, measured on ${r.face.matched.clips} clips)`
         : `detector crops (${cropWords(crop)}; the data set's crops were not measured)`
       : `detector crops (${cropWords(crop)})`;
   return `${subjectWords(subject)}, ${from}`;
