@@ -130,6 +130,12 @@ test(recipeTitle, async () => {
   assert.ok(Math.abs(centreX(centre.p.faces[0]!.box) - 272) < 15, `the centre face: ${centre.p.faces[0]!.box}`);
   const right = await go(withSubject('run-box', [440, 40, 120, 140]));
   assert.ok(Math.abs(centreX(right.p.faces[0]!.box) - 501) < 15, `the face the box names: ${right.p.faces[0]!.box}`);
+  // ous streams --run shows the streams that run predicts on: the same face square
+  const shown = await runCli(['streams', photo, '--run', at('run-box'), '--out', at('streams-box')], dir);
+  assert.equal(shown.code, 0, shown.stderr);
+  const streams = JSON.parse(fs.readFileSync(at('streams-box', 'streams.json'), 'utf8'));
+  assert.equal(streams.frames.length, 4, "the run's T");
+  assert.deepEqual(streams.frames[0].box, right.p.faces[0]!.box);
   const over = await go(withSubject('run-center-2', 'center'), ['--subject', '440 40 120 140']);
   assert.deepEqual(over.p.faces[0]!.box, right.p.faces[0]!.box);
   assert.equal(over.p.recipe.subjectOverridden, true);
