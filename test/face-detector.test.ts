@@ -144,7 +144,7 @@ test(videoFramesTitle, async () => {
   const file = fixture('media', 'franck_0-6s.mp4');
   const { frames } = await decodeFrames(
     file,
-    probeVideo(file),
+    await probeVideo(file),
     samples.map((s) => s.frame),
   );
   const torch = await detectFacesBatch(frames, { layout: 'square' });

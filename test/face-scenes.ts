@@ -32,7 +32,7 @@ export async function photoFaces(): Promise<SourceFace[]> {
 /** `count` frames of the talking-face clip, evenly spread, each with the box checked by eye nearest to it. */
 export async function talkingFaces(count: number): Promise<SourceFace[]> {
   const file = fixture('media', 'franck_0-6s.mp4');
-  const info = probeVideo(file);
+  const info = await probeVideo(file);
   const golden = JSON.parse(fs.readFileSync(fixture('media', 'franck_0-6s.faces.json'), 'utf8')) as {
     samples: Array<{ frame: number; box: Box }>;
   };

@@ -85,7 +85,7 @@ test('a 101-frame and a 1,000-frame sample equal the frames ffmpeg gives one at 
     'yuv420p',
     file,
   );
-  const info = probeVideo(file);
+  const info = await probeVideo(file);
   assert.equal(info.frameCount, 1080);
   const few = sampleIndices(info.frameCount, 101);
   const got = await decodeFrames(file, info, few);

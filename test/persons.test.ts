@@ -10,7 +10,6 @@ import * as path from 'node:path';
 import { detectFacesBatch, type Box, type Detection } from '../src/face/detector.js';
 import {
   assign,
-  holdEnds,
   iou,
   linkTracks,
   mainPerson,
@@ -18,10 +17,9 @@ import {
   squareBox,
   subjectTrack,
   trackPersons,
-  windowBoxes,
   type Person,
 } from '../src/face/tracks.js';
-import { buildStreams, CLIP_MEAN_RGB, personStreamFrames } from '../src/streams/index.js';
+import { buildStreams, CLIP_MEAN_RGB, cutFrame, personSquares } from '../src/streams/index.js';
 import { FeatureCache } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
 import { CLASSES, ceilings, generateBenchmark, twoPersonCeilings } from '../src/synthetic/benchmark.js';
@@ -288,10 +286,7 @@ test(gapsTitle, () => {
   assert.equal(fragments[mainPerson(fragments)]!.first, 80);
 });
 
-test("a window of a person's boxes: held before they enter and after they leave, null when absent", () => {
-  const b = (x: number): Box => [x, 0, 10, 10];
-  assert.deepEqual(holdEnds([null, b(1), b(2), null]), [b(1), b(1), b(2), b(2)]);
-  assert.equal(holdEnds([null, null]), null);
+test("a person's crop squares: interpolated in their span, held before they enter and after they leave", () => {
   // Seen at frames 2-7 but 4 and 5: the span is 2..7, the gap interpolated; a window 0..9 has nulls outside it.
   const p = trackPersons(
     Array.from({ length: 10 }, (_, f) => (f >= 2 && f <= 7 && f !== 4 && f !== 5 ? [det(10 * f, 0)] : [])),
@@ -302,13 +297,11 @@ test("a window of a person's boxes: held before they enter and after they leave,
     boxes.map((x) => x[0]),
     [20, 30, 40, 50, 60, 70],
   );
+  // det(x, 0) is a 40 px box: its square ×1.25 is 50 px, centred (x + 20 - 25).
+  const square = personSquares(p);
   assert.deepEqual(
-    windowBoxes(p, boxes, 0, 10).map((x) => (x ? x[0] : null)),
-    [null, null, 20, 30, 40, 50, 60, 70, null, null],
-  );
-  assert.deepEqual(
-    holdEnds(windowBoxes(p, boxes, 6, 4))!.map((x) => x[0]),
-    [60, 70, 70, 70],
+    Array.from({ length: 10 }, (_, f) => square(f)[0]),
+    [15, 15, 15, 25, 35, 45, 55, 65, 65, 65],
   );
 });
 
@@ -378,7 +371,7 @@ test(pannedPhotoTitle, async () => {
     video,
   ]);
   const grid = Array.from({ length: 25 }, (_, i) => 2 * i); // every other frame: the pan is n / 2 px exactly
-  const { frames } = await decodeFrames(video, probeVideo(video), grid);
+  const { frames } = await decodeFrames(video, await probeVideo(video), grid);
   const persons = trackPersons(await detectFacesBatch(frames));
   assert.equal(persons.length, 3);
   // Where each face is in frame n: the hand-drawn box × 0.6, moved left by the pan.
@@ -408,8 +401,8 @@ test(pannedPhotoTitle, async () => {
   // in their scene; the others' faces are untouched there.
   const window = frames.slice(8, 16);
   for (const p of persons) {
-    const made = personStreamFrames(window, windowBoxes(p, personBoxes(p), 8, 8))!;
-    assert.equal(made.length, 8);
+    const square = personSquares(p);
+    const made = window.map((f, k) => ({ box: square(8 + k), ...cutFrame(f, square(8 + k), 'mask') }));
     made.forEach((m, k) => {
       const n = grid[8 + k]!;
       assert.ok(
@@ -431,7 +424,6 @@ test(pannedPhotoTitle, async () => {
       );
     });
   }
-  assert.equal(personStreamFrames(window.slice(0, 2), [null, null]), null); // absent from the window
 });
 
 const mirrorImageTitle =
@@ -458,7 +450,7 @@ test(mirrorImageTitle, async () => {
   }>;
   const { frames } = await decodeFrames(
     video,
-    probeVideo(video),
+    await probeVideo(video),
     checked.map((c) => c.frame),
   ); // 16 frames, 0.375 s apart
   const persons = trackPersons(await detectFacesBatch(frames));
@@ -504,7 +496,7 @@ test(threeWideTitle, async () => {
     'libx264',
     video,
   ]);
-  const { frames } = await decodeFrames(video, probeVideo(video), [...Array(64).keys()]);
+  const { frames } = await decodeFrames(video, await probeVideo(video), [...Array(64).keys()]);
   const persons = trackPersons(await detectFacesBatch(frames));
   const at = (p: Person) => p.track.find((d) => d)!.box[0];
   assert.deepEqual(
@@ -546,7 +538,7 @@ test(crossingFacesTitle, async () => {
     'libx264',
     video,
   ]);
-  const { frames } = await decodeFrames(video, probeVideo(video), [...Array(32).keys()]);
+  const { frames } = await decodeFrames(video, await probeVideo(video), [...Array(32).keys()]);
   const found = await detectFacesBatch(frames);
   // While one face covers the other, the one behind is lost for a few frames (7 here, under the gap of 8).
   const persons = trackPersons(found);
@@ -696,7 +688,7 @@ test(twoPersonBenchmarkTitle, async () => {
       ),
     );
     // The last frame (full expression), read back from the video file.
-    const { frames } = await decodeFrames(c.file, probeVideo(c.file), [1]);
+    const { frames } = await decodeFrames(c.file, await probeVideo(c.file), [1]);
     const f = frames[0]!;
     const at = (x: number, y: number) => [
       ...f.data.subarray(

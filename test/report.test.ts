@@ -15,7 +15,7 @@ import { resolveOusConfig } from '../src/ous/config.js';
 import { trainRun } from '../src/train/run.js';
 import { writeReport } from '../src/report/report.js';
 import { demoEncoderDir } from '../src/demo/run.js';
-import { predictVideo } from '../src/cli/predict.js';
+import { Predictor } from '../src/predict/predictor.js';
 
 test('ceilings of the benchmark by hand', () => {
   // Face alone: 5 distinct faces for 7 balanced classes -> 5/7.
@@ -88,6 +88,7 @@ test('the report of two runs opens in headless Chromium with every figure loaded
   assert.match(md, /\| OUS \| \d+\.\d \| \d+\.\d \|/);
   assert.match(md, /\| ceiling: face alone \| 71\.4 \| 71\.4 \|/);
   // ous predict on one of the clips: probabilities, polarity, and the scene's effect.
+  const predictVideo = (video: string, run: string, o = {}) => Predictor.load(run).predict(video, o);
   const p = await predictVideo(bench.clips[0]!.file, path.join(dir, 'ous'), { faceBox: bench.clips[0]!.faceBox });
   assert.ok(Math.abs(Object.values(p.probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-5);
   assert.ok(Math.abs(Object.values(p.polarity!).reduce((a, b) => a + b, 0) - 1) < 1e-5);

@@ -93,6 +93,15 @@ process.on('message', (m: ToWorker) => {
         windows,
         faces: [{ time: 0, box: [20, 10, 40, 40], detected: true }],
         summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' },
+        recipe: {
+          faces: 'the main face, detector crops (square crop ×1.25)',
+          subject: 'main',
+          subjectOverridden: false,
+          trainedOn: 'detector',
+          crop: { shape: 'square', enlarge: 0.25, shift: [0, 0], padding: 'black' },
+          scene: 'mask',
+          frames: 4,
+        },
       },
     });
   });

@@ -8,7 +8,17 @@ import type * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { displayName, HttpError, Limiter, probeUpload, receiveUpload } from '../src/server/upload.js';
+import {
+  displayName,
+  HttpError,
+  Limiter,
+  probeUpload,
+  receiveUpload,
+  refusedFormat,
+  uploadRead,
+} from '../src/server/upload.js';
+import { forEachFrame, probeVideo, rotationOf, VideoTooLongError } from '../src/video/decode.js';
+import { openClip } from '../src/streams/index.js';
 import { ffmpeg, multipart } from './serve-http.js';
 
 let dir: string;
@@ -129,4 +139,48 @@ test('the limiter runs at most n at once, the rest in order', async () => {
   assert.equal(peak, 2);
   assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
   assert.equal(l.inFlight, 0);
+});
+
+test('ffmpeg 7: a rotation given only as a display matrix turns the displayed size (one probe for all)', () => {
+  // The side data as ffprobe 7 prints it without a `rotation` field, and the older `rotate` tag.
+  const matrix = '\n00000000:            0       65536           0\n00000001:      -65536           0           0\n';
+  const quarter = { side_data_list: [{ side_data_type: 'Display Matrix', displaymatrix: matrix }] };
+  assert.equal(rotationOf(quarter), 270); // -atan2(65536, 0) = -90°
+  assert.equal(rotationOf({ side_data_list: [{ side_data_type: 'Display Matrix', rotation: -90 }] }), 270);
+  assert.equal(rotationOf({ tags: { rotate: '90' } }), 90);
+  assert.equal(rotationOf({}), 0);
+});
+
+test('ffmpeg 7: an HLS playlist refused with "Invalid data" only is still named, from its first bytes', () => {
+  const file = path.join(dir, 'playlist');
+  fs.writeFileSync(file, '#EXTM3U\n#EXT-X-TARGETDURATION:10\n');
+  assert.equal(refusedFormat('the upload: Invalid data found when processing input', file), 'hls');
+  fs.writeFileSync(file, '<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011">');
+  assert.equal(refusedFormat('', file), 'dash');
+  fs.writeFileSync(file, 'just text\n');
+  assert.equal(refusedFormat('', file), undefined);
+});
+
+const lyingTitle =
+  "a header that claims 3 s for 60 s of video: refused by the upload's probe, by the worker's " +
+  'open of the clip, and by decoding alone (at the limit, whatever the header says)';
+test(lyingTitle, async () => {
+  const long = path.join(dir, 'long.avi');
+  ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=10', '-t', '60', '-c:v', 'mpeg4', long);
+  // AVI keeps its frame count in the avih and strh headers: both say 30 frames (3 s at 10 fps).
+  const bytes = fs.readFileSync(long);
+  bytes.writeUInt32LE(30, bytes.indexOf('avih') + 8 + 16);
+  bytes.writeUInt32LE(30, bytes.indexOf('strh') + 8 + 32);
+  const lying = path.join(dir, 'lying.avi');
+  fs.writeFileSync(lying, bytes);
+  const info = await probeVideo(lying, uploadRead());
+  assert.deepEqual([info.frameCount, info.duration], [30, 3]); // what the header says
+  await rejectsWith(probeUpload(lying, { maxBytes: Infinity, maxSeconds: 10 }), 422, /60\.0 s long/);
+  await assert.rejects(openClip(lying, { maxSeconds: 10, ...uploadRead() }), VideoTooLongError);
+  let frames = 0;
+  await assert.rejects(
+    forEachFrame(lying, info, [0, 29], () => void frames++, { maxSeconds: 10, ...uploadRead() }),
+    (e: unknown) => e instanceof VideoTooLongError && /longer than --max-seconds 10/.test((e as Error).message),
+  );
+  assert.equal(frames, 2, 'the wanted frames came out before the limit stopped decoding');
 });

@@ -12,7 +12,7 @@ import { sampleIndices } from '../src/video/sampling.js';
 import { listFrameFiles, probeVideo } from '../src/video/decode.js';
 import { detectFaces } from '../src/face/detector.js';
 import { fillTrack, iou, linkTracks, mainTrack, squareBox } from '../src/face/tracks.js';
-import { buildStreams, buildStreamsBatch, CLIP_MEAN_RGB, undecodedWarning } from '../src/streams/index.js';
+import { buildStreams, CLIP_MEAN_RGB, undecodedWarning } from '../src/streams/index.js';
 import { packageRoot } from '../src/util/paths.js';
 import { readImage } from '../src/video/decode.js';
 import { fixture, truncatedClip } from './helpers.js';
@@ -114,7 +114,7 @@ test('a rotated phone video is decoded upright and its face found', async () => 
   } catch {
     ffmpeg('-i', gen('side.mp4'), '-c', 'copy', '-metadata:s:v:0', 'rotate=90', gen('rotated.mp4'));
   }
-  const info = probeVideo(gen('rotated.mp4'));
+  const info = await probeVideo(gen('rotated.mp4'));
   assert.equal(info.rotation % 180, 90);
   assert.deepEqual([info.width, info.height], [360, 288]);
   const s = await buildStreams(gen('rotated.mp4'), { frames: 3 });
@@ -162,7 +162,7 @@ test('no face, huge resolution, frame folders in natural order', async () => {
   );
 });
 
-test('bad input: one clear error naming the file and the reason; a batch goes on and lists the bad ones', async () => {
+test('bad input: one clear error naming the file and the reason', async () => {
   fs.writeFileSync(gen('text.mp4'), 'this is not a video');
   fs.writeFileSync(gen('empty.mp4'), '');
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=10', '-frames:v', '0', gen('zero.mp4'));
@@ -175,12 +175,6 @@ test('bad input: one clear error naming the file and the reason; a batch goes on
     [gen('audio.m4a'), /audio\.m4a: not a video \(no video stream\)/],
   ];
   for (const [file, why] of cases) await assert.rejects(buildStreams(file, { frames: 2 }), why);
-  const batch = await buildStreamsBatch([gen('missing.mp4'), gen('noface.mp4'), gen('text.mp4')], { frames: 2 });
-  assert.equal(batch.results.length, 1);
-  assert.deepEqual(
-    batch.failed.map((f) => path.basename(f.path)),
-    ['missing.mp4', 'text.mp4'],
-  );
 });
 
 const corruptMiddleTitle =

@@ -4,30 +4,17 @@
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
-import { Predictor, type Prediction, type PredictOptions, type WindowPrediction } from '../predict/predictor.js';
+import { Predictor, type RecipeReport, type WindowPrediction } from '../predict/predictor.js';
+import type { Subject } from '../streams/recipe.js';
 import { POLARITIES } from '../ous/config.js';
 import { Progress } from '../util/progress.js';
-import type { EnginePreference } from '../data/encoder.js';
 import { allowSlowBf16, enginePreference } from './env.js';
-import { parsePrecision, type Device, type Precision } from '../torch/index.js';
+import { parsePrecision } from '../torch/index.js';
+import { parseSubjectRule } from './extract.js';
 import { probeVideo } from '../video/decode.js';
 import { checkBoxInFrame } from '../util/box.js';
 
 export type { Prediction } from '../predict/predictor.js';
-
-/** One prediction with a freshly loaded run (the server keeps a Predictor instead). */
-export async function predictVideo(
-  video: string,
-  runDir: string,
-  opts: PredictOptions & { clip?: string; device?: Device; precision?: Precision; engine?: EnginePreference } = {},
-): Promise<Prediction> {
-  return Predictor.load(runDir, {
-    clip: opts.clip,
-    device: opts.device,
-    precision: opts.precision,
-    engine: opts.engine,
-  }).predict(video, opts);
-}
 
 /** RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
 const csvField = (v: string | number | boolean) => {
@@ -74,6 +61,17 @@ export function csvRow(w: WindowPrediction, classes: string[], person?: number):
     .join(',');
 }
 
+/** What the user should know about the streams: an assumed recipe, a subject other than the run's. */
+function recipeNotes(r: RecipeReport, trained: Subject): string[] {
+  const words = (s: Subject) => (Array.isArray(s) ? `"${s.join(' ')}"` : s);
+  return [
+    ...(r.note ? [r.note] : []),
+    ...(r.subjectOverridden
+      ? [`--subject ${words(r.subject)} replaces the subject the run was trained on (${words(trained)})`]
+      : []),
+  ];
+}
+
 const FLAGS = {
   run: {
     type: { kind: 'text' },
@@ -83,6 +81,11 @@ const FLAGS = {
   },
   clip: COMMON.clip,
   box: { type: { kind: 'box' }, value: '"x y w h"', help: "a known face box in the video's own pixels (no detection)" },
+  subject: {
+    type: { kind: 'text' },
+    value: 'main|largest|center|"x y w h"',
+    help: "which face to follow, in place of the run's (it follows the rule its cache was extracted with)",
+  },
   'all-persons': {
     type: { kind: 'switch' },
     help:
@@ -137,8 +140,11 @@ export const predict: Command = {
     if (persons !== undefined && values.box !== undefined)
       throw new UsageError('predict: --box is one known face; it does not go with --all-persons or --person');
     const box = values.box;
+    const subject = values.subject !== undefined ? parseSubjectRule(values.subject, 'predict') : undefined;
+    if (subject !== undefined && (box !== undefined || persons !== undefined))
+      throw new UsageError('predict: --subject chooses one face; it does not go with --box, --all-persons or --person');
     if (box) {
-      const { width, height } = probeVideo(positionals[0]!); // the box is in the video's own pixels
+      const { width, height } = await probeVideo(positionals[0]!); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
     const predictor = Predictor.load(values.run, { clip: values.clip, device, precision, engine: enginePreference() });
@@ -152,6 +158,7 @@ export const predict: Command = {
       stride: values.stride,
       maxSeconds: values['max-seconds'],
       persons,
+      subject,
       onProgress: (stage, _fraction, count) => {
         if (!count) return;
         if (stage === 'detect') {
@@ -174,6 +181,7 @@ export const predict: Command = {
     windows?.finish();
     for (const line of [r.warning, r.note])
       if (line) process.stderr.write(`ous: ${line === r.warning ? 'warning' : 'note'}: ${line}\n`);
+    for (const line of recipeNotes(r.recipe, predictor.recipe.subject)) process.stderr.write(`ous: note: ${line}\n`);
     if (values.csv) return 0;
     if (values.jsonl) {
       const { windows: _timeline, ...summary } = r;
@@ -205,6 +213,7 @@ export const predict: Command = {
           .join('  ') +
         '\n',
     );
+    process.stdout.write(`  faces: ${r.recipe.faces}\n`);
     if (r.summary.precision !== 'fp32') process.stdout.write(`  CLIP's vision tower in ${r.summary.precision}\n`);
     if (r.polarity)
       process.stdout.write(

@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { buildStreams, stillNote, undecodedWarning } from '../streams/index.js';
+import { buildStreams, stillNote, undecodedWarning, type StreamsOptions } from '../streams/index.js';
+import { predictionCrop } from '../streams/recipe.js';
+import { readRunConfig, runRecipe } from '../runs/folder.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import type { RgbFrame } from '../video/decode.js';
 import { loadSharp } from '../util/sharp.js';
@@ -28,9 +30,21 @@ const FLAGS = {
     default: 'mask',
     help: 'the scene with the face masked (SPEC), or whole',
   },
+  run: {
+    type: { kind: 'text' },
+    value: 'RUN',
+    help: "the streams as this run predicts on them: its recipe's T, scene, subject rule and face crop",
+  },
   'max-seconds': COMMON.maxSeconds,
   json: COMMON.json,
 } as const satisfies Flags;
+
+/** The stream options a run's recipe gives (`--run`), with its note when the run predates the recipe. */
+function runOptions(runDir: string): StreamsOptions {
+  const { recipe, note } = runRecipe(runDir, readRunConfig(runDir, '--run'));
+  if (note) process.stderr.write(`ous: note: ${note}\n`);
+  return { frames: recipe.frames, scene: recipe.scene, subject: recipe.subject, crop: predictionCrop(recipe) };
+}
 
 export const streams: Command = {
   usage: usageText('streams', FLAGS, {
@@ -46,8 +60,9 @@ export const streams: Command = {
       throw new UsageError('streams: give one VIDEO (a video file or a folder of frames)');
     if (fs.existsSync(values.out) && !fs.statSync(values.out).isDirectory())
       throw new UserError(`streams: --out ${values.out} is a file; give a folder`);
-    const frames = values.frames;
-    const s = await buildStreams(video, { frames, scene: values.scene, maxSeconds: values['max-seconds'] });
+    const opts = values.run !== undefined ? runOptions(values.run) : { frames: values.frames, scene: values.scene };
+    const frames = opts.frames!;
+    const s = await buildStreams(video, { ...opts, maxSeconds: values['max-seconds'] });
     const warning = undecodedWarning(s);
     if (warning) process.stderr.write(`ous: warning: ${warning}\n`);
     const note = stillNote(s);

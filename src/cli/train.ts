@@ -5,7 +5,8 @@ import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import { parseSets } from './sets.js';
-import { evalRun, trainRun } from '../train/run.js';
+import { evalRun, loadRun, trainRun } from '../train/run.js';
+import { writePerClip } from '../train/per-clip.js';
 import { formatSpread, spreadOf } from '../train/metrics.js';
 
 /**
@@ -100,6 +101,11 @@ const EVAL_FLAGS = {
   },
   cache: { type: { kind: 'text' }, value: 'DIR', help: "where the run's feature cache is now (one --run only)" },
   json: COMMON.json,
+  'per-clip': {
+    type: { kind: 'text' },
+    value: 'FILE.csv',
+    help: "one row per clip: its id, true label, predicted label and each class's probability (one --run only)",
+  },
 } as const satisfies Flags;
 
 export const evalCommand: Command = {
@@ -126,8 +132,16 @@ export const evalCommand: Command = {
         );
       seen.set(real, r);
     }
+    if (values['per-clip'] !== undefined && runs.length !== 1)
+      throw new UsageError('eval: --per-clip is for one --run');
     const results = runs.map((r) => {
       const m = evalRun(r, values.split, { device: values.device, clip: values.clip, cache: values.cache });
+      if (values['per-clip'] !== undefined)
+        writePerClip(
+          values['per-clip'],
+          loadRun(r, { device: values.device, clip: values.clip, cache: values.cache }),
+          values.split,
+        );
       return {
         run: r,
         uar: m.uar,

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { readJsonAs } from '../util/fs.js';
 import { PRECISIONS } from '../torch/index.js';
 import type { CacheInfo } from './cache.js';
+import { RecipeSchema } from '../streams/recipe.js';
 
 export const CACHE_VERSION = 1;
 
@@ -23,6 +24,7 @@ export const CacheInfoSchema = z
     subject: z
       .union([z.enum(['largest', 'center']), z.tuple([z.number(), z.number(), z.number(), z.number()])])
       .optional(), // absent: main
+    recipe: RecipeSchema.optional(), // absent: made before the recipe
     dims: z.object({
       frames: z.number().int().positive(),
       embed: z.number().int().positive(),

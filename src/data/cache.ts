@@ -33,6 +33,7 @@ import { describeHolder, holderAlive, readLockFile, tryLock, type LockHolder } f
 import { UserError } from '../util/errors.js';
 import { TensorDataset } from './dataset.js';
 import { readCacheInfo } from './cache-schema.js';
+import type { Crop, Recipe } from '../streams/recipe.js';
 
 export type Split = 'train' | 'test';
 
@@ -55,6 +56,7 @@ export interface CacheOptions {
 export interface CacheInfo extends CacheOptions {
   version: 1;
   dims: { frames: number; embed: number; visionWidth: number };
+  recipe?: Recipe; // how the streams were made, as data (streams/recipe.ts); absent: made before it
 }
 
 /** One clip of the cache (one view of it when views > 1). */
@@ -70,6 +72,9 @@ export interface ClipRecord {
   // the chosen face track (-1: none) among the clip's tracks,
   // by the cache's subject rule (absent: made before --subject)
   subject?: { track: number; tracks: number };
+  // the data set's face crop as a crop of the detector's box found in it (recipe.ts fitCrop): the
+  // measurements training takes the median of, for the detector crop prediction uses
+  shippedFit?: Crop;
 }
 
 export interface ClipFeatures {
@@ -134,6 +139,7 @@ export function checkCacheOptions(dir: string, want: CacheOptions): CacheInfo | 
   if (hs !== ws) diffs.push(`subject (cache: ${hs}, now: ${ws})`);
   for (const key of Object.keys(want) as Array<keyof CacheOptions>) {
     if (key === 'precision' || key === 'subject') continue; // compared above, with their defaults
+    if ((key as string) === 'recipe') continue; // made from the options compared here
     const [a, b] = [JSON.stringify(have[key]), JSON.stringify(want[key])];
     if (key === 'clip') {
       if (have.clip.hash !== want.clip.hash)

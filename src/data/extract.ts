@@ -27,6 +27,7 @@ import { checkBoxInFrame } from '../util/box.js';
 import { probeVideo } from '../video/decode.js';
 import { tidy, type Tensor } from '../torch/index.js';
 import { Progress } from '../util/progress.js';
+import { DEFAULT_CROP, RECIPE_VERSION, type Recipe } from '../streams/recipe.js';
 
 export interface ExtractOptions {
   entries: ClipEntry[];
@@ -38,13 +39,8 @@ export interface ExtractOptions {
   progress?: boolean;
   /** Clips that failed before extraction (e.g. bad manifest rows), reported with the rest. */
   preFailed?: Array<{ path: string; error: string }>;
-  /**
-   * Decode and detect `ahead` clips while one is encoded (default 2); false: one clip at a time.
-   * crossClips fills encoder batches across views and clips. It is off unless asked for: a frame's
-   * features can then differ in the last bit with the batch it shares (BLAS kernels sum in an order
-   * that depends on the batch), so a resumed or sharded cache would no longer equal one clean run.
-   */
-  pipeline?: { ahead?: number; crossClips?: boolean } | false;
+  /** Decode and detect `ahead` clips while one is encoded (default 2); false: one clip at a time. */
+  pipeline?: { ahead?: number } | false;
   detector?: DetectorEngine; // another face detector implementation (tests, benchmarks); default: SSD on libtorch
   /** Frames of a clip the decoder may fail to deliver before the clip fails (0). */
   allowMissingFrames?: number;
@@ -109,7 +105,8 @@ async function extractLocked(
 ): Promise<ExtractSummary> {
   const { encoder, info } = o;
   const dims = { frames: info.frames, ...encoder.dims };
-  const writer = new CacheWriter(o.out, { version: 1, ...info, dims }, name, o.partSize);
+  const recipe = cacheRecipe(info, o.entries, encoder.processor.size);
+  const writer = new CacheWriter(o.out, { version: 1, ...info, dims, recipe }, name, o.partSize);
   const keyOf = (e: ClipEntry, view: number) => (view === 0 ? e.id : `${e.id}#v${view}`);
   // The listing as it is now; what changed since the last one (or since the parts, for a cache without one).
   const listed: ListedClip[] = o.entries.flatMap((e, i) =>
@@ -154,18 +151,13 @@ async function extractLocked(
   };
   let done = 0;
   const noFace: string[] = []; // clips extracted now with no face found (centre-cropped)
-  const pipe =
-    o.pipeline === false
-      ? { ahead: 0, crossClips: false }
-      : { ahead: o.pipeline?.ahead ?? 2, crossClips: o.pipeline?.crossClips ?? false };
   await runPipeline(todo, {
-    ...pipe,
-    batchSize: encoder.batchSize,
+    ahead: o.pipeline === false ? 0 : (o.pipeline?.ahead ?? 2),
     async prepare(e) {
       const views = viewPlan(e.split, info.views).filter((v) => !writer.done.has(keyOf(e, v.view)));
       // A manifest's box entirely outside the frame would extract an empty crop (predict's --box refuses it too).
       if (e.faceBox && pathKind(e.source) === 'file') {
-        const { width, height } = probeVideo(e.source);
+        const { width, height } = await probeVideo(e.source);
         try {
           checkBoxInFrame(e.faceBox, width, height, 'box');
         } catch (err) {
@@ -182,7 +174,8 @@ async function extractLocked(
           scene: info.scene,
           faceFrames: e.faceFrames,
           faceBox: e.faceBox,
-          subject: info.subject,
+          subject: recipe.subject,
+          crop: recipe.crop,
           detector: o.detector,
           device: encoder.device,
         },
@@ -210,6 +203,7 @@ async function extractLocked(
           faceMissing: s.faceMissing,
           boxes: s.frames.map((f) => (s.faceMissing ? null : f.box)),
           subject: s.subject,
+          ...(s.shippedFit ? { shippedFit: s.shippedFit } : {}),
         };
         // Face and scene frames through the shared tower; scene_low from block k.
         if (v.view === 0 && s.faceMissing) noFace.push(e.source);
@@ -256,6 +250,36 @@ async function extractLocked(
     cache: o.out,
     seconds,
     clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0,
+  };
+}
+
+/**
+ * The stream recipe of a cache: its options as data, and where its faces come from (the data set's
+ * crops when any clip ships them, a manifest's boxes when any row gives one, else the detector).
+ */
+export function cacheRecipe(
+  info: ExtractOptions['info'],
+  entries: Array<Pick<ClipEntry, 'faceFrames' | 'faceBox'>>,
+  processorSize: number,
+): Recipe {
+  const source = entries.some((e) => e.faceFrames)
+    ? 'dataset-crops'
+    : entries.some((e) => e.faceBox)
+      ? 'known-box'
+      : 'detector';
+  return {
+    version: RECIPE_VERSION,
+    frames: info.frames,
+    sampling: 'segment-middles',
+    subject: info.subject ?? 'main',
+    face: { source },
+    crop: DEFAULT_CROP,
+    scene: info.scene,
+    processor: { resize: processorSize, crop: processorSize },
+    polarityLayer: info.polarityLayer,
+    clipHash: info.clip.hash,
+    classNames: info.classNames,
+    precision: info.precision ?? 'fp32',
   };
 }
 

@@ -357,26 +357,6 @@ export function personBoxes(person: Person): Box[] {
   return out;
 }
 
-/** A person's boxes (personBoxes) on grid frames start..start+length-1: null where the frame is outside their span. */
-export function windowBoxes(person: Person, boxes: Box[], start: number, length: number): Array<Box | null> {
-  return Array.from({ length }, (_, k) => {
-    const f = start + k;
-    return f < person.first || f > person.last ? null : boxes[f - person.first]!;
-  });
-}
-
-/**
- * Boxes for a window of frames (a slice of personBoxes): a frame without a box holds the one
- * before it, or the first one when none comes before (a window the person enters or leaves in);
- * null when the person is in no frame of it.
- */
-export function holdEnds(boxes: Array<Box | null>): Box[] | null {
-  const first = boxes.find((b) => b !== null);
-  if (!first) return null;
-  let held: Box = first;
-  return boxes.map((b) => (held = b ?? held));
-}
-
 /**
  * Which face a clip is about, for extraction (`ous extract --subject`): `main` is the one-person
  * path (linkTracks, then mainTrack: longest × largest); the others choose among person tracks:

@@ -6,10 +6,13 @@ import {
   faceTrack,
   forEachPosition,
   openClip,
+  personSquares,
+  type ClipSource,
+  type ClipSummary,
   stillNote,
   undecodedWarning,
 } from '../streams/index.js';
-import { mainPerson, personBoxes, squareBox, trackPersons, type Person } from '../face/tracks.js';
+import { mainPerson, trackPersons, type Person } from '../face/tracks.js';
 import { rescaleBox } from '../util/box.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { POLARITIES } from '../ous/config.js';
@@ -19,15 +22,23 @@ import {
   loadHeadWeights,
   readRunConfig,
   runInference,
+  runRecipe,
   type InferenceInfo,
   type RunConfig,
 } from '../runs/folder.js';
+import {
+  describeFaces,
+  predictionCrop,
+  type Crop,
+  type Recipe,
+  type Subject as SubjectRule,
+} from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
-import type { RgbFrame } from '../video/decode.js';
-import type { Box } from '../face/detector.js';
+import { VideoTooLongError, type ReadOptions, type RgbFrame } from '../video/decode.js';
+import type { Box, Detection } from '../face/detector.js';
 import { pathKind } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
-import { DEFAULT_TIMELINE, planTimeline, type TimelineOptions } from './timeline.js';
+import { DEFAULT_TIMELINE, planTimeline, type TimelinePlan, type TimelineOptions } from './timeline.js';
 
 export interface SceneEffect {
   totalVariation: number; // ½·Σ|p_with − p_without|
@@ -63,6 +74,19 @@ export interface Prediction {
   note?: string; // a still image: its one frame stands for every sampled frame
   // with `persons` asked for: each person's timeline (the fields above are the main person's)
   persons?: PersonPrediction[];
+  recipe: RecipeReport;
+}
+
+/** The streams a prediction was made on: the run's recipe as followed here, in data and in words. */
+export interface RecipeReport {
+  faces: string; // in words: whose face, from where, which crop
+  subject: SubjectRule; // the rule followed (the run's, or --subject's)
+  subjectOverridden: boolean; // --subject replaced the run's rule
+  trainedOn: Recipe['face']['source']; // where the training faces came from
+  crop: Crop; // the detector crop made here
+  scene: Recipe['scene'];
+  frames: number;
+  note?: string; // a run from before the recipe: what is assumed
 }
 
 /** One person of the video (`--all-persons`, `--person ID`): their own face stream and their own scene. */
@@ -90,6 +114,8 @@ export interface PredictOptions extends Partial<TimelineOptions> {
   // each window as soon as it is classified, in order (per person)
   onWindow?: (w: WindowPrediction, k: number, total: number, person?: number) => void;
   persons?: 'all' | number; // every person in the video, or the one with this id: a timeline each
+  subject?: SubjectRule; // whose face (a rule of ous extract --subject) in place of the run's recipe's
+  read?: ReadOptions; // how ffprobe and ffmpeg open the video (the server's: an upload's allow-list)
 }
 
 /** Embedding rows of one grid frame for one subject: its face crop, its scene, the scene's low block. */
@@ -119,6 +145,9 @@ interface Subject {
   faces: Array<{ time: number; box: Box; detected: boolean }>;
 }
 
+/** Features as the cache stores them (float16): the head sees at prediction what it was trained on. */
+const asCached = (v: Float32Array): Float32Array => tidy(() => tensor(v).to('float16').toTypedArray()) as Float32Array;
+
 const blankLike = (f: RgbFrame): RgbFrame => {
   const data = new Uint8Array(f.data.length);
   for (let i = 0; i < data.length; i += 3) data.set(CLIP_MEAN_RGB, i);
@@ -126,6 +155,7 @@ const blankLike = (f: RgbFrame): RgbFrame => {
 };
 
 const top = (v: number[]) => v.indexOf(Math.max(...v));
+const round = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box;
 
 /** A probability vector (and its polarity, and its blank-scene twin) as the answer reads it. */
 function result(names: string[], p: number[], pol: number[] | null, q: number[] | null) {
@@ -148,6 +178,8 @@ export class Predictor {
     readonly runDir: string,
     readonly conf: RunConfig,
     readonly inference: InferenceInfo,
+    readonly recipe: Recipe,
+    readonly recipeNote: string | undefined, // a run from before the recipe: what is assumed
     readonly encoder: FrameEncoder,
     readonly head: Head,
     readonly device: Device,
@@ -165,6 +197,7 @@ export class Predictor {
     const conf = readRunConfig(runDir, '--run');
     const ckpt = checkpointFile(runDir, '--run');
     const inference = runInference(runDir, conf);
+    const { recipe, note } = runRecipe(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
     if (pathKind(clipDir) === 'missing')
       throw new UserError(
@@ -185,268 +218,357 @@ export class Predictor {
     loadHeadWeights(head, ckpt);
     if (opts.device) head.to({ device: opts.device });
     head.eval();
-    return new Predictor(runDir, conf, inference, encoder, head, opts.device ?? 'cpu');
+    return new Predictor(runDir, conf, inference, recipe, note, encoder, head, opts.device ?? 'cpu');
   }
 
   get classNames(): string[] {
     return this.conf.ous.classNames;
   }
 
+  /** The run's recipe as a prediction with these options follows it. */
+  recipeReport(o: Pick<PredictOptions, 'subject'> = {}): RecipeReport {
+    const r = this.recipe;
+    const subject = o.subject ?? r.subject;
+    return {
+      faces: describeFaces(r, subject),
+      subject,
+      subjectOverridden: o.subject !== undefined && JSON.stringify(o.subject) !== JSON.stringify(r.subject),
+      trainedOn: r.face.source,
+      crop: predictionCrop(r),
+      scene: r.scene,
+      frames: r.frames,
+      ...(this.recipeNote ? { note: this.recipeNote } : {}),
+    };
+  }
+
   /**
    * Emotion, polarity and the scene's effect for a video (per window on a long one), streamed: the
    * frames are decoded and their faces detected in one pass (only the detections are kept), the face
-   * track is linked over the whole video (or one track per person), then a second pass crops and
-   * encodes the frames a chunk at a time and classifies each window as soon as its frames are
-   * encoded. Memory holds a chunk of frames and the embeddings of the windows under way, whatever
-   * the video's length.
+   * track is linked over the whole video by the run's recipe (or one track per person), then a
+   * second pass crops and encodes the frames a chunk at a time and classifies each window as soon
+   * as its frames are encoded. Memory holds a chunk of frames and the embeddings of the windows
+   * under way, whatever the video's length.
    */
   async predict(video: string, o: PredictOptions = {}): Promise<Prediction> {
-    const progress = o.onProgress ?? (() => {});
-    const T = this.inference.frames;
-    const timeline = { window: o.window ?? DEFAULT_TIMELINE.window, stride: o.stride ?? DEFAULT_TIMELINE.stride };
     if (o.persons !== undefined && o.faceBox)
       throw new UserError('a known face box (--box) is one person: it does not go with --all-persons or --person');
-    progress('decode', 0);
-    const clip = await openClip(video, { maxSeconds: o.maxSeconds });
-    const plan = planTimeline(clip.frameCount, clip.fps, T, timeline);
-    const G = plan.indices.length;
-    const names = this.classNames;
-    const k = this.inference.polarityLayer;
-    const scene = this.inference.scene;
-    const withBlank = this.conf.ous.model === 'ous' && this.conf.ous.scene;
-    // a run trained without polarity labels has an untrained polarity head
-    const usePolarity = this.conf.ous.polarity !== false;
-    const timeOf = (pos: number) => (clip.fps ? plan.indices[pos]! / clip.fps : 0);
-    const round = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box;
+    const job = await PredictionJob.open(this, video, o);
+    await job.detect();
+    await job.encodeAndClassify();
+    return job.answer();
+  }
+}
 
+/** One prediction under way: pass 1 (detect), pass 2 (crop, encode, classify), the answer. */
+class PredictionJob {
+  private perFrame?: Detection[][]; // per grid position; absent with a known box
+  private persons?: Person[];
+  private subjects?: Subject[];
+  private blank?: { scene: Float32Array; low: Float32Array }; // every blank scene is the same image
+  private readonly pending: Array<{ s: Subject; pos: number; face: RgbFrame; scene: RgbFrame }> = [];
+  private decoded?: { width: number; height: number }; // the frames' size as decoded
+  private own?: { width: number; height: number }; // the source's: boxes are reported in it
+  private summary?: ClipSummary; // what pass 2 found the clip to be
+  private readonly T: number;
+  private readonly crop: Crop;
+  private readonly withBlank: boolean;
+  private readonly progress: NonNullable<PredictOptions['onProgress']>;
+
+  private constructor(
+    private readonly p: Predictor,
+    private readonly video: string,
+    private readonly o: PredictOptions,
+    private readonly clip: ClipSource,
+    private readonly plan: TimelinePlan,
+    private readonly timeline: TimelineOptions,
+  ) {
+    this.T = p.inference.frames;
+    this.crop = predictionCrop(p.recipe);
+    this.withBlank = p.conf.ous.model === 'ous' && p.conf.ous.scene;
+    this.progress = o.onProgress ?? (() => {});
+  }
+
+  static async open(p: Predictor, video: string, o: PredictOptions): Promise<PredictionJob> {
+    const timeline = { window: o.window ?? DEFAULT_TIMELINE.window, stride: o.stride ?? DEFAULT_TIMELINE.stride };
+    o.onProgress?.('decode', 0);
+    const clip = await openClip(video, { ...o.read, maxSeconds: o.maxSeconds });
+    // The plan's length, whatever the header said: a longer one is refused before anything decodes.
+    const length = clip.fps > 0 ? clip.frameCount / clip.fps : 0;
+    if (o.maxSeconds !== undefined && length > o.maxSeconds)
+      throw new VideoTooLongError(
+        `${video}: longer than --max-seconds ${o.maxSeconds} (${clip.frameCount} frames at ` +
+          `${+clip.fps.toFixed(3)} fps: ${length.toFixed(1)} s); raise --max-seconds to read it`,
+      );
+    const plan = planTimeline(clip.frameCount, clip.fps, p.inference.frames, timeline);
+    return new PredictionJob(p, video, o, clip, plan, timeline);
+  }
+
+  private timeOf(pos: number): number {
+    return this.clip.fps ? this.plan.indices[pos]! / this.clip.fps : 0;
+  }
+
+  /** Pass 1: every grid frame's faces, and the persons when asked for. */
+  async detect(): Promise<void> {
+    const { o, progress } = this;
     progress('detect', 0);
-    const perFrame = o.faceBox
-      ? undefined
-      : await detectClip(clip, plan.indices, {
-          device: this.device === 'cpu' ? undefined : this.device,
-          onDetect: (done, total) => progress('detect', done / total, { done, total }),
-        });
-    const persons = perFrame && o.persons !== undefined ? trackPersons(perFrame) : undefined;
-    if (persons && typeof o.persons === 'number' && !persons.some((p) => p.id === o.persons)) {
+    if (o.faceBox) return;
+    this.perFrame = await detectClip(this.clip, this.plan.indices, {
+      device: this.p.device === 'cpu' ? undefined : this.p.device,
+      onDetect: (done, total) => progress('detect', done / total, { done, total }),
+    });
+    if (o.persons === undefined) return;
+    const persons = trackPersons(this.perFrame);
+    if (typeof o.persons === 'number' && !persons.some((x) => x.id === o.persons))
       throw new UserError(
-        `--person ${o.persons}: no such person in ${video} ` +
-          `(${persons.length ? `persons ${persons.map((p) => p.id).join(', ')}` : 'no face found'}; ` +
+        `--person ${o.persons}: no such person in ${this.video} ` +
+          `(${persons.length ? `persons ${persons.map((x) => x.id).join(', ')}` : 'no face found'}; ` +
           'ous predict --all-persons lists them)',
       );
-    }
+    this.persons = persons;
+  }
 
-    const subject = (
-      init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>,
-    ): Subject => ({
+  private newSubject(
+    init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>,
+  ): Subject {
+    const { plan, T } = this;
+    const C = this.p.classNames.length;
+    return {
       ...init,
       from: plan.windows[init.windows[0]!]!.first,
       to: plan.windows[init.windows[init.windows.length - 1]!]!.first + T - 1,
       rows: new Map(),
       next: 0,
-      sums: { p: new Array<number>(names.length).fill(0), pol: [0, 0, 0], q: new Array<number>(names.length).fill(0) },
+      sums: { p: new Array<number>(C).fill(0), pol: [0, 0, 0], q: new Array<number>(C).fill(0) },
       results: [],
       faces: [],
-    });
+    };
+  }
+
+  /**
+   * The subjects, made once the decoded frame's size is known (a centre square needs it): the face
+   * by the recipe's subject rule (streams/index.ts faceTrack), or each person asked for
+   * (personSquares), cropped by the recipe's crop.
+   */
+  private subjectsFor(frame: RgbFrame): Subject[] {
+    const { o, plan, T } = this;
     const everyWindow = plan.windows.map((_, i) => i);
-    // the frames' size as decoded, and the source's: boxes are reported in the latter
-    let decoded: { width: number; height: number } | undefined;
-    let own: { width: number; height: number } | undefined;
-    /** The subjects, made once the decoded frame's size is known (a centre square needs it). */
-    const subjectsFor = (frame: RgbFrame): Subject[] => {
-      if (!persons?.length) {
-        const dets = perFrame ?? plan.indices.map(() => [{ box: rescaleBox(o.faceBox!, own!, frame), score: 1 }]);
-        const face = faceTrack(dets, frame);
-        return [
-          subject({
-            main: true,
-            faceMissing: face.faceMissing,
-            windows: everyWindow,
-            square: (pos) => face.boxes[pos]!,
-            detected: (pos) => face.detected[pos]!,
-          }),
-        ];
-      }
-      const main = persons[mainPerson(persons)]!;
-      return persons
-        .filter((p) => o.persons === 'all' || p.id === o.persons)
-        .map((p) => {
-          const boxes = personBoxes(p);
-          // A grid frame before they enter or after they leave holds their nearest box (holdEnds).
-          const square = (pos: number) => squareBox(boxes[Math.min(Math.max(pos, p.first), p.last) - p.first]!);
-          const windows = everyWindow.filter(
-            (w) => plan.windows[w]!.first <= p.last && plan.windows[w]!.first + T - 1 >= p.first,
-          );
-          return subject({
-            person: p,
-            main: p === main,
-            faceMissing: false,
-            windows,
-            square,
-            detected: (pos) => pos >= p.first && pos <= p.last && p.track[pos - p.first] !== null,
-          });
-        });
-    };
-
-    let subjects: Subject[] | undefined;
-    let blank: { scene: Float32Array; low: Float32Array } | undefined; // every blank scene is the same image
-    const pending: Array<{ s: Subject; pos: number; face: RgbFrame; scene: RgbFrame }> = [];
-
-    const classify = (s: Subject, count: number) => {
-      const first = s.next;
-      const at = (w: number, t: number) => s.rows.get(plan.windows[s.windows[first + w]!]!.first + t)!;
-      const scored = noGrad(() =>
-        tidy(() => {
-          const [E, W] = [at(0, 0).face.length, at(0, 0).low.length];
-          const gather = (pick: (r: Rows) => Float32Array, width: number) => {
-            const data = new Float32Array(count * T * width);
-            for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(at(w, t)), (w * T + t) * width);
-            return tensor(data, { shape: [count, T, width] }).to({ device: this.device });
-          };
-          const face = gather((r) => r.face, E); // [K', T, E]
-          const sceneEmb = gather((r) => r.scene, E); // [K', T, E]
-          const sceneLow = gather((r) => r.low, W); // [K', T, W]
-          const withScene = this.head.forward({ face, scene: sceneEmb, low: sceneLow });
-          const p = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
-          const pol =
-            withScene.polarityLogits && usePolarity
-              ? (withScene.polarityLogits.softmax(-1).toArray() as number[][])
-              : null;
-          let q: number[][] | null = null;
-          if (withBlank) {
-            const blankScene = tensor(blank!.scene, { shape: [1, 1, E] })
-              .to({ device: this.device })
-              .expand(count, T, E);
-            const blankLow = tensor(blank!.low, { shape: [1, 1, W] })
-              .to({ device: this.device })
-              .expand(count, T, W);
-            q = this.head
-              .forward({ face, scene: blankScene, low: blankLow })
-              .logits.softmax(-1)
-              .toArray() as number[][];
-          }
-          return { p, pol, q };
+    if (!this.persons?.length) {
+      const dets =
+        this.perFrame ?? plan.indices.map(() => [{ box: rescaleBox(o.faceBox!, this.own!, frame), score: 1 }]);
+      // A known box is the subject itself (its one detection per frame): no rule to apply.
+      const rule = o.faceBox ? 'main' : (o.subject ?? this.p.recipe.subject);
+      const subject = Array.isArray(rule) ? rescaleBox(rule, this.own!, frame) : rule;
+      const face = faceTrack(dets, frame, this.crop, subject);
+      return [
+        this.newSubject({
+          main: true,
+          faceMissing: face.faceMissing,
+          windows: everyWindow,
+          square: (pos) => face.boxes[pos]!,
+          detected: (pos) => face.detected[pos]!,
+        }),
+      ];
+    }
+    const main = this.persons[mainPerson(this.persons)]!;
+    return this.persons
+      .filter((x) => o.persons === 'all' || x.id === o.persons)
+      .map((x) =>
+        this.newSubject({
+          person: x,
+          main: x === main,
+          faceMissing: false,
+          windows: everyWindow.filter(
+            (w) => plan.windows[w]!.first <= x.last && plan.windows[w]!.first + T - 1 >= x.first,
+          ),
+          square: personSquares(x, this.crop),
+          detected: (pos) => pos >= x.first && pos <= x.last && x.track[pos - x.first] !== null,
         }),
       );
-      for (let w = 0; w < count; w++) {
-        const planned = plan.windows[s.windows[first + w]!]!;
-        const [p, pol, q] = [scored.p[w]!, scored.pol?.[w] ?? null, scored.q?.[w] ?? null];
-        p.forEach((v, c) => (s.sums.p[c]! += v));
-        pol?.forEach((v, c) => (s.sums.pol[c]! += v));
-        q?.forEach((v, c) => (s.sums.q[c]! += v));
-        const win: WindowPrediction = {
-          start: planned.start,
-          end: planned.end,
-          ...result(names, p, pol, q),
-          faceBox: round(rescaleBox(s.square(planned.first + Math.floor(T / 2)), decoded!, own!)),
-        };
-        s.results.push(win);
-        o.onWindow?.(win, first + w, s.windows.length, s.person?.id);
-      }
-      s.next += count;
-    };
+  }
 
-    const encodePending = async () => {
-      const n = pending.length;
-      const frames = [...pending.map((x) => x.face), ...pending.map((x) => x.scene)];
-      if (withBlank && !blank) frames.push(blankLike(pending[0]!.scene));
-      const out = await this.encoder.encode(frames, k);
-      const [E, W] = [out.emb.size(1), out.low!.size(1)];
-      const emb = out.emb.toTypedArray() as Float32Array; // [2n(+1), E]
-      const low = out.low!.toTypedArray() as Float32Array; // [2n(+1), W]
-      out.emb.dispose();
-      out.low!.dispose();
-      pending.forEach(({ s, pos }, j) =>
-        s.rows.set(pos, {
-          face: emb.subarray(j * E, (j + 1) * E),
-          scene: emb.subarray((n + j) * E, (n + j + 1) * E),
-          low: low.subarray((n + j) * W, (n + j + 1) * W),
-        }),
-      );
-      if (withBlank && !blank)
-        blank = { scene: emb.slice(2 * n * E, (2 * n + 1) * E), low: low.slice(2 * n * W, (2 * n + 1) * W) };
-      progress('encode', (pending[n - 1]!.pos + 1) / G);
-      pending.length = 0;
-      for (const s of subjects!) {
-        let ready = 0;
-        while (s.next + ready < s.windows.length && s.rows.has(plan.windows[s.windows[s.next + ready]!]!.first + T - 1))
-          ready++;
-        if (ready) {
-          classify(s, ready);
-          const [done, total] = subjects!.reduce(([d, t], x) => [d + x.next, t + x.windows.length], [0, 0]);
-          progress('classify', done / total, { done, total });
-        }
-        const keepFrom = s.next < s.windows.length ? plan.windows[s.windows[s.next]!]!.first : Infinity;
-        for (const pos of s.rows.keys()) if (pos < keepFrom) s.rows.delete(pos);
-      }
-    };
-
+  /** Pass 2: each grid frame cut into each subject's face and scene, encoded a chunk at a time. */
+  async encodeAndClassify(): Promise<ClipSummary> {
     const chunk = 16; // crops encoded at a time (32 images: faces and scenes)
-    const summary = await forEachPosition(clip, plan.indices, async (pos, frame) => {
-      if (!subjects) {
-        decoded = frame;
-        own = await clip.ownSize(plan.indices[0]!);
-        subjects = subjectsFor(frame);
-        progress('encode', 0);
+    const scene = this.p.recipe.scene;
+    const summary = await forEachPosition(this.clip, this.plan.indices, async (pos, frame) => {
+      if (!this.subjects) {
+        this.decoded = frame;
+        this.own = await this.clip.ownSize(this.plan.indices[0]!);
+        this.subjects = this.subjectsFor(frame);
+        this.progress('encode', 0);
       }
-      for (const s of subjects) {
+      for (const s of this.subjects) {
         if (pos < s.from || pos > s.to) continue;
         const square = s.square(pos);
         s.faces.push({
-          time: Math.round(timeOf(pos) * 1000) / 1000,
-          box: round(rescaleBox(square, frame, own!)),
+          time: Math.round(this.timeOf(pos) * 1000) / 1000,
+          box: round(rescaleBox(square, frame, this.own!)),
           detected: s.detected(pos),
         });
-        pending.push({ s, pos, ...cutFrame(frame, square, scene, s.faceMissing) });
-        if (pending.length === chunk) await encodePending();
+        this.pending.push({ s, pos, ...cutFrame(frame, square, scene, s.faceMissing) });
+        if (this.pending.length === chunk) await this.encodePending();
       }
     });
-    if (pending.length) await encodePending();
-    progress('classify', 1);
+    if (this.pending.length) await this.encodePending();
+    this.progress('classify', 1);
+    this.summary = summary;
+    return summary;
+  }
 
-    const answer = (s: Subject) => {
-      const K = s.results.length;
-      const mean = (v: number[]) => v.map((x) => x / K);
-      return {
-        ...result(
-          names,
-          mean(s.sums.p),
-          s.results[0]?.polarity ? mean(s.sums.pol) : null,
-          s.results[0]?.sceneEffect ? mean(s.sums.q) : null,
-        ),
-        share: Object.fromEntries(names.map((n) => [n, s.results.filter((w) => w.emotion === n).length / K])),
+  /** Encodes the pending crops (and the blank scene once), stores their rows, classifies what is ready. */
+  private async encodePending(): Promise<void> {
+    const { pending, withBlank } = this;
+    const n = pending.length;
+    const frames = [...pending.map((x) => x.face), ...pending.map((x) => x.scene)];
+    if (withBlank && !this.blank) frames.push(blankLike(pending[0]!.scene));
+    const out = await this.p.encoder.encode(frames, this.p.inference.polarityLayer);
+    const [E, W] = [out.emb.size(1), out.low!.size(1)];
+    const emb = asCached(out.emb.toTypedArray() as Float32Array); // [2n(+1), E]
+    const low = asCached(out.low!.toTypedArray() as Float32Array); // [2n(+1), W]
+    out.emb.dispose();
+    out.low!.dispose();
+    pending.forEach(({ s, pos }, j) =>
+      s.rows.set(pos, {
+        face: emb.subarray(j * E, (j + 1) * E),
+        scene: emb.subarray((n + j) * E, (n + j + 1) * E),
+        low: low.subarray((n + j) * W, (n + j + 1) * W),
+      }),
+    );
+    if (withBlank && !this.blank)
+      this.blank = { scene: emb.slice(2 * n * E, (2 * n + 1) * E), low: low.slice(2 * n * W, (2 * n + 1) * W) };
+    this.progress('encode', (pending[n - 1]!.pos + 1) / this.plan.indices.length);
+    pending.length = 0;
+    for (const s of this.subjects!) this.classifyReady(s);
+  }
+
+  /** Classifies the subject's windows whose frames are all encoded, and drops the rows no window needs. */
+  private classifyReady(s: Subject): void {
+    const { plan, T } = this;
+    const firstOf = (k: number) => plan.windows[s.windows[k]!]!.first;
+    let ready = 0;
+    while (s.next + ready < s.windows.length && s.rows.has(firstOf(s.next + ready) + T - 1)) ready++;
+    if (ready) {
+      this.classify(s, ready);
+      const [done, total] = this.subjects!.reduce(([d, t], x) => [d + x.next, t + x.windows.length], [0, 0]);
+      this.progress('classify', done / total, { done, total });
+    }
+    const keepFrom = s.next < s.windows.length ? firstOf(s.next) : Infinity;
+    for (const pos of s.rows.keys()) if (pos < keepFrom) s.rows.delete(pos);
+  }
+
+  /** The head on `count` windows of the subject from its next one: with the scene, and with a blank one. */
+  private score(s: Subject, count: number): { p: number[][]; pol: number[][] | null; q: number[][] | null } {
+    const { plan, T, p } = this;
+    const at = (w: number, t: number) => s.rows.get(plan.windows[s.windows[s.next + w]!]!.first + t)!;
+    // a run trained without polarity labels has an untrained polarity head
+    const usePolarity = p.conf.ous.polarity !== false;
+    return noGrad(() =>
+      tidy(() => {
+        const [E, W] = [at(0, 0).face.length, at(0, 0).low.length];
+        const gather = (pick: (r: Rows) => Float32Array, width: number) => {
+          const data = new Float32Array(count * T * width);
+          for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(at(w, t)), (w * T + t) * width);
+          return tensor(data, { shape: [count, T, width] }).to({ device: p.device });
+        };
+        const face = gather((r) => r.face, E); // [K', T, E]
+        const withScene = p.head.forward({ face, scene: gather((r) => r.scene, E), low: gather((r) => r.low, W) });
+        const probs = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
+        const pol =
+          withScene.polarityLogits && usePolarity
+            ? (withScene.polarityLogits.softmax(-1).toArray() as number[][])
+            : null;
+        if (!this.withBlank) return { p: probs, pol, q: null };
+        const blank = (v: Float32Array, width: number) =>
+          tensor(v, { shape: [1, 1, width] })
+            .to({ device: p.device })
+            .expand(count, T, width);
+        const without = p.head.forward({ face, scene: blank(this.blank!.scene, E), low: blank(this.blank!.low, W) });
+        return { p: probs, pol, q: without.logits.softmax(-1).toArray() as number[][] };
+      }),
+    );
+  }
+
+  private classify(s: Subject, count: number): void {
+    const { plan, T } = this;
+    const names = this.p.classNames;
+    const scored = this.score(s, count);
+    for (let w = 0; w < count; w++) {
+      const planned = plan.windows[s.windows[s.next + w]!]!;
+      const [p, pol, q] = [scored.p[w]!, scored.pol?.[w] ?? null, scored.q?.[w] ?? null];
+      p.forEach((v, c) => (s.sums.p[c]! += v));
+      pol?.forEach((v, c) => (s.sums.pol[c]! += v));
+      q?.forEach((v, c) => (s.sums.q[c]! += v));
+      const win: WindowPrediction = {
+        start: planned.start,
+        end: planned.end,
+        ...result(names, p, pol, q),
+        faceBox: round(rescaleBox(s.square(planned.first + Math.floor(T / 2)), this.decoded!, this.own!)),
       };
-    };
-    const lead = subjects!.find((s) => s.main) ?? subjects![0]!;
-    const { share, ...whole } = answer(lead);
-    const warning = undecodedWarning({ ...summary, frames: { length: G } });
-    const note = stillNote(summary);
+      s.results.push(win);
+      this.o.onWindow?.(win, s.next + w, s.windows.length, s.person?.id);
+    }
+    s.next += count;
+  }
+
+  /** A subject's whole answer: the mean over its windows, and the share of windows each class tops. */
+  private subjectAnswer(s: Subject) {
+    const names = this.p.classNames;
+    const K = s.results.length;
+    const mean = (v: number[]) => v.map((x) => x / K);
     return {
-      video,
+      ...result(
+        names,
+        mean(s.sums.p),
+        s.results[0]?.polarity ? mean(s.sums.pol) : null,
+        s.results[0]?.sceneEffect ? mean(s.sums.q) : null,
+      ),
+      share: Object.fromEntries(names.map((n) => [n, s.results.filter((w) => w.emotion === n).length / K])),
+    };
+  }
+
+  answer(): Prediction {
+    const subjects = this.subjects!;
+    const summary = this.summary!;
+    const lead = subjects.find((s) => s.main) ?? subjects[0]!;
+    const { share, ...whole } = this.subjectAnswer(lead);
+    const warning = undecodedWarning({ ...summary, frames: { length: this.plan.indices.length } });
+    const note = stillNote(summary);
+    const at = (pos: number) => Math.round(this.timeOf(pos) * 1000) / 1000;
+    const p = this.p;
+    return {
+      video: this.video,
       ...whole,
       faceMissing: lead.faceMissing,
       ...(warning ? { warning } : {}),
       ...(note ? { note } : {}),
-      duration: clip.info?.duration ?? 0,
+      duration: this.clip.info?.duration ?? 0,
       width: summary.width,
       height: summary.height,
       windows: lead.results,
       faces: lead.faces,
-      summary: { window: timeline.window, stride: plan.stride, frames: T, share, precision: this.encoder.precision },
-      ...(persons
+      summary: {
+        window: this.timeline.window,
+        stride: this.plan.stride,
+        frames: this.T,
+        share,
+        precision: p.encoder.precision,
+      },
+      ...(this.persons
         ? {
-            persons: subjects!
+            persons: subjects
               .filter((s) => s.person)
               .map((s) => ({
                 id: s.person!.id,
                 main: s.main,
-                first: Math.round(timeOf(s.person!.first) * 1000) / 1000,
-                last: Math.round(timeOf(s.person!.last) * 1000) / 1000,
-                ...answer(s),
+                first: at(s.person!.first),
+                last: at(s.person!.last),
+                ...this.subjectAnswer(s),
                 windows: s.results,
                 faces: s.faces,
               })),
           }
         : {}),
+      recipe: p.recipeReport(this.o.faceBox ? {} : this.o),
     };
   }
 }

@@ -20,6 +20,7 @@ import { resolveOusConfig, type OusConfig } from '../ous/config.js';
 import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
 import type { EpochRecord } from '../train/trainer.js';
 import { cacheInfoOf } from '../data/cache.js';
+import { assumedRecipe, RecipeSchema, type Recipe } from '../streams/recipe.js';
 import { loadSafetensors, type Tensor } from '../torch/index.js';
 import { UserError } from '../util/errors.js';
 import { ensureDir, fsUserError, isRegularFile, pathKind, readJsonAs, writeFileAtomic } from '../util/fs.js';
@@ -58,6 +59,7 @@ const RunConfigFile = z
     cache: z.string().min(1), // the feature cache, resolved
     clip: z.string().min(1), // the CLIP folder, resolved
     inference: InferenceInfoSchema.optional(),
+    recipe: RecipeSchema.optional(), // how the training streams were made (absent: a run from before it)
     resumes: z
       .array(
         z.object({ at: z.string(), afterEpoch: z.number().int().min(0), epochs: z.tuple([z.number(), z.number()]) }),
@@ -73,6 +75,7 @@ export interface RunConfig {
   cache: string;
   clip: string;
   inference?: InferenceInfo;
+  recipe?: Recipe;
   resumes?: Array<{ at: string; afterEpoch: number; epochs: [number, number] }>;
 }
 
@@ -109,6 +112,7 @@ export function readRunConfig(runDir: string, flag = ''): RunConfig {
     clip: c.clip,
     dims: c.dims,
     inference: c.inference,
+    recipe: c.recipe,
     resumes: c.resumes,
     ous,
     train: resolveTrainConfig(c.train, `${file}: train`),
@@ -152,6 +156,19 @@ export function runInference(runDir: string, conf: RunConfig): InferenceInfo {
     clipHash: c.clip.hash,
     classNames: c.classNames,
   };
+}
+
+/**
+ * The stream recipe a run was trained on, which prediction follows. A run from before the recipe
+ * gets what that version did (its cache's subject when the cache is still there), with the one
+ * line that says what is assumed.
+ */
+export function runRecipe(runDir: string, conf: RunConfig): { recipe: Recipe; note?: string } {
+  if (conf.recipe) return { recipe: conf.recipe };
+  const inference = runInference(runDir, conf);
+  const cacheFile = path.join(conf.cache, 'cache.json');
+  const subject = pathKind(cacheFile) === 'file' ? cacheInfoOf(conf.cache).subject : undefined;
+  return assumedRecipe({ ...inference, classNames: conf.ous.classNames, subject }, configFile(runDir));
 }
 
 /** The best checkpoint's file; a run with none (no epoch finished, or deleted) is refused. */

@@ -170,6 +170,12 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
               items: { type: 'object', properties: { time: { type: 'number' }, box, detected: { type: 'boolean' } } },
             },
             summary: { type: 'object' },
+            recipe: {
+              type: 'object',
+              description:
+                "the streams the answer was made on, as the run's recipe says: `faces` in words, " +
+                '`subject`, `trainedOn` (detector, known-box, dataset-crops), `crop`, `scene`, `frames`',
+            },
             persons: {
               type: 'array',
               description:

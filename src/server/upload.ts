@@ -10,6 +10,8 @@ import type * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import busboy from 'busboy';
+import { measureVideo, ProbeError, probeVideo, type ReadOptions } from '../video/decode.js';
+import { UserError } from '../util/errors.js';
 
 export class HttpError extends Error {
   constructor(
@@ -231,52 +233,37 @@ export interface Probed {
   duration: number; // seconds: the longer of what the container says and what its packets measure
 }
 
-const rate = (r: unknown) => {
-  const [a, b] = String(r ?? '')
-    .split('/')
-    .map(Number);
-  return a! > 0 && b! > 0 ? a! / b! : 0;
-};
+/** How the server's ffprobe and ffmpeg read an upload: the allow-list, a time limit, the workers' priority. */
+export const uploadRead = (timeoutMs = 30_000): ReadOptions => ({ input: SAFE_INPUT, timeoutMs, nice: 10 });
 
 /**
- * Checks an upload is a video this server reads: an allow-listed container (playlists, lists and
- * images refused with 422 naming what they are), at most `maxSeconds` long — measured by counting
- * its packets (no decoding) as well as from the metadata, so a raw stream without a duration is
- * measured too — and one frame decodes.
+ * The format an allow-list refused, from ffprobe's words or, where ffmpeg says only "Invalid data"
+ * (ffmpeg 7 no longer probes a demuxer off the list), from the file's first bytes.
  */
-export async function probeUpload(file: string, limits: UploadLimits): Promise<Probed> {
-  const timeout = limits.probeTimeoutMs ?? 30_000;
-  const why = (err: unknown) =>
-    String((err as { stderr?: string }).stderr ?? '')
-      .split(file)
-      .join('the upload')
-      .trim()
-      .split('\n')
-      .pop() || 'unknown reason';
-  let probe: { streams?: Array<Record<string, unknown>>; format?: Record<string, unknown> };
+export function refusedFormat(stderr: string, file: string): string | undefined {
+  const named = /\[([\w,]+) @ [^\]]*\] Format not on whitelist/.exec(stderr)?.[1];
+  if (named) return named;
+  const head = Buffer.alloc(64);
+  const fd = fs.openSync(file, 'r');
   try {
-    const out = await tool(
-      'ffprobe',
-      [
-        '-v',
-        'error',
-        ...SAFE_INPUT,
-        '-count_packets',
-        '-select_streams',
-        'v:0',
-        '-show_entries',
-        'format=format_name,duration:stream=width,height,duration,avg_frame_rate,' +
-          'r_frame_rate,nb_read_packets:stream_tags=rotate:stream_side_data=rotation',
-        '-of',
-        'json',
-        file,
-      ],
-      timeout,
-    );
-    probe = JSON.parse(out);
+    fs.readSync(fd, head, 0, head.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const text = head.toString('latin1').replace(/^\uFEFF|^\xEF\xBB\xBF/, '');
+  if (text.startsWith('#EXTM3U')) return 'hls';
+  if (/^\s*(<\?xml[^>]*>\s*)?<MPD/.test(text)) return 'dash';
+  if (text.startsWith('ffconcat')) return 'concat';
+  return undefined;
+}
+
+/** The one video probe (video/decode.ts probeVideo) on an upload, its refusals as 422s naming what the upload is. */
+async function probeAllowed(file: string, timeoutMs: number) {
+  try {
+    return await probeVideo(file, uploadRead(timeoutMs));
   } catch (err) {
-    const stderr = String((err as { stderr?: string }).stderr ?? '');
-    const refused = /\[([\w,]+) @ [^\]]*\] Format not on whitelist/.exec(stderr)?.[1];
+    if (!(err instanceof UserError)) throw err;
+    const refused = refusedFormat(err instanceof ProbeError ? err.stderr : '', file);
     if (refused) {
       const what = REFUSED_NAMES[refused] ? `${REFUSED_NAMES[refused]} (${refused})` : `the format ${refused}`;
       throw new HttpError(
@@ -285,24 +272,24 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
           `send a video file (${Object.values(CONTAINERS).join(', ')})`,
       );
     }
-    throw new HttpError(422, `not a readable video (${why(err)})`);
+    throw new HttpError(422, err.message.split(`${file}: `).join('').split(file).join('the upload'));
   }
-  const format = String(probe.format?.format_name ?? '');
-  const s = probe.streams?.[0];
-  if (!s) throw new HttpError(422, `not a video (no video stream in the ${CONTAINERS[format] ?? format} file)`);
-  const side = (s.side_data_list as Array<Record<string, unknown>> | undefined)?.find((d) => d.rotation !== undefined);
-  const rotation =
-    ((Math.round(Number(side?.rotation ?? (s.tags as Record<string, string> | undefined)?.rotate ?? 0)) % 360) + 360) %
-    360;
-  let [width, height] = [Number(s.width), Number(s.height)];
-  if (rotation === 90 || rotation === 270) [width, height] = [height, width];
-  if (!(width > 0 && height > 0)) throw new HttpError(422, 'not a readable video (no frame size)');
-  // The metadata may be missing (a raw stream) or lie: the packets at the frame rate measure it too.
-  const fps = rate(s.avg_frame_rate) || rate(s.r_frame_rate);
-  const packets = Number(s.nb_read_packets);
-  const measured = fps > 0 && packets > 0 ? packets / fps : 0;
-  const stated = Number(s.duration ?? probe.format?.duration);
-  const duration = Math.max(measured, Number.isFinite(stated) ? stated : 0);
+}
+
+/**
+ * Checks an upload is a video this server reads: an allow-listed container (playlists, lists and
+ * images refused with 422 naming what they are), at most `maxSeconds` long — measured by counting
+ * its packets (no decoding) as well as from the metadata, so a raw stream without a duration is
+ * measured too — and one frame decodes. The worker holds the limit again while decoding.
+ */
+export async function probeUpload(file: string, limits: UploadLimits): Promise<Probed> {
+  const timeout = limits.probeTimeoutMs ?? 30_000;
+  const info = await probeAllowed(file, timeout);
+  // The metadata may be missing (a raw stream) or lie: the packets measure it too.
+  const measured = await measureVideo(file, info, uploadRead(timeout)).catch((err: Error) => {
+    throw new HttpError(422, `not a readable video (${err.message.split(file).join('the upload')})`);
+  });
+  const duration = Math.max(measured.seconds, Number.isFinite(info.duration) ? info.duration : 0);
   if (duration > limits.maxSeconds)
     throw new HttpError(
       422,
@@ -315,9 +302,16 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
       timeout,
     );
   } catch (err) {
-    throw new HttpError(422, `the video does not decode (${why(err)})`);
+    const why =
+      String((err as { stderr?: string }).stderr ?? '')
+        .split(file)
+        .join('the upload')
+        .trim()
+        .split('\n')
+        .pop() || 'unknown reason';
+    throw new HttpError(422, `the video does not decode (${why})`);
   }
-  return { format, width, height, duration };
+  return { format: info.format, width: info.width, height: info.height, duration };
 }
 
 /** At most `n` at once; the rest wait in order. */

@@ -8,6 +8,7 @@ import { POLARITIES } from '../ous/config.js';
 import { UserError } from '../util/errors.js';
 import { setNumThreads } from '../torch/index.js';
 import type { FromWorker, ToWorker, WorkerSettings } from './protocol.js';
+import { uploadRead } from './upload.js';
 
 const send = (m: FromWorker) => process.send!(m);
 
@@ -75,6 +76,8 @@ function main(): void {
           faceBox: m.faceBox,
           persons: m.persons,
           maxSeconds: settings.maxSeconds,
+          // every ffprobe and ffmpeg on the upload reads it as the server's probe did: allow-listed
+          read: uploadRead(),
           onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }),
           onWindow: (window, k, total, person) => send({ type: 'window', id: m.id, window, k, total, person }),
         });

@@ -3,7 +3,6 @@
 // scene stream (the whole frame, with the face masked out by default). Everything stays in memory
 // as raw RGB; the CLI writes PNGs, the feature extractor encodes them.
 import * as fs from 'node:fs';
-import { UserError } from '../util/errors.js';
 import { rng } from '../util/random.js';
 import { rescaleBox } from '../util/box.js';
 import { sampleIndices, type SamplingMode } from '../video/sampling.js';
@@ -22,7 +21,8 @@ import {
 } from '../video/decode.js';
 import { detectFacesBatch, type Box, type Detection, type DetectorEngine } from '../face/detector.js';
 import type { Device } from '../torch/index.js';
-import { fillTrack, holdEnds, squareBox, subjectTrack, type Subject } from '../face/tracks.js';
+import { fillTrack, personBoxes, subjectTrack, type Person } from '../face/tracks.js';
+import { cropSquare, DEFAULT_CROP, type Crop, type Subject } from './recipe.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
 import { CLIP_MEAN } from '../clip/image-processor.js';
 
@@ -36,7 +36,7 @@ export interface StreamsOptions {
   seed?: number; // for train sampling
   faceFrames?: string; // a folder of face crops the data set ships (DFEW): the face stream comes from it
   faceBox?: Box; // a known face box for every frame (in the source's pixels): detection is skipped
-  enlarge?: number; // the crop square is the face box's longer side × (1 + enlarge): 0.25
+  crop?: Crop; // the crop square around a face box (recipe.ts; default: the longer side × 1.25, centred)
   minConfidence?: number; // detector threshold (0.5)
   // the frames to take, in place of T sampled ones (a timeline's
   // frame grid): one detection pass links them into one track
@@ -74,6 +74,9 @@ export interface Streams {
   undecodedFrames: number; // frames of the whole clip the decoder could not deliver (truncated or corrupt file)
   still: boolean; // the source has one frame (an image, a one-frame GIF or video): it stands for every sampled frame
   timings: { decode: number; detect: number; crop: number }; // seconds
+  // with the data set's face crops: where its middle crop sits around the detector's box in the
+  // same scene frame (matchShipped); absent when no face was detected in that frame
+  shippedFit?: Crop;
 }
 
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
@@ -95,14 +98,20 @@ export interface ClipSource {
   ): Promise<{ delivered: number; undecoded: number }>;
 }
 
-const decodeLimit = (o: { maxSeconds?: number }): DecodeOptions =>
-  o.maxSeconds !== undefined ? { maxSeconds: o.maxSeconds } : {};
+const decodeLimit = (o: Pick<DecodeOptions, 'maxSeconds' | 'input' | 'nice'>): DecodeOptions => ({
+  ...(o.maxSeconds !== undefined ? { maxSeconds: o.maxSeconds } : {}),
+  ...(o.input ? { input: o.input } : {}),
+  ...(o.nice ? { nice: o.nice } : {}),
+});
 
 /**
  * Opens a clip. A video longer than `maxSeconds` is refused here already, from its packets (see
  * measureVideo), before anything is decoded; decoding enforces the limit again.
  */
-export async function openClip(source: string, o: { maxSeconds?: number } = {}): Promise<ClipSource> {
+export async function openClip(
+  source: string,
+  o: Pick<DecodeOptions, 'maxSeconds' | 'input' | 'nice'> = {},
+): Promise<ClipSource> {
   const isFolder = fs.existsSync(source) && fs.statSync(source).isDirectory();
   const limit = decodeLimit(o);
   if (isFolder || isImageFile(source)) {
@@ -124,7 +133,7 @@ export async function openClip(source: string, o: { maxSeconds?: number } = {}):
       },
     };
   }
-  const info = probeVideo(source);
+  const info = await probeVideo(source, limit);
   if (o.maxSeconds !== undefined) await measureVideo(source, info, limit);
   return {
     source,
@@ -137,20 +146,34 @@ export async function openClip(source: string, o: { maxSeconds?: number } = {}):
   };
 }
 
-/** The clip's main face over `perFrame` detections (SPEC.md §2), as crop squares in the frames' pixels. */
+/**
+ * The clip's face by the subject rule over `perFrame` detections (SPEC.md §2), as crop squares in
+ * the frames' pixels: the one face-track builder of extraction, `ous streams`, predict and serve.
+ */
 export function faceTrack(
   perFrame: Detection[][],
   size: { width: number; height: number },
-  enlarge = 0.25,
+  crop: Crop = DEFAULT_CROP,
   subject: Subject = 'main',
 ) {
   const { tracks, chosen: main } = subjectTrack(perFrame, subject, size);
   const faceMissing = main < 0;
   const boxes: Box[] = faceMissing
     ? perFrame.map(() => centreSquare(size))
-    : fillTrack(tracks[main]!).map((b) => squareBox(b, enlarge));
+    : fillTrack(tracks[main]!).map((b) => cropSquare(b, crop));
   const detected = perFrame.map((_, i) => !faceMissing && tracks[main]![i] !== null);
   return { tracks, main, faceMissing, boxes, detected };
+}
+
+/**
+ * One person's crop square at each grid position (`ous predict --all-persons`): their box where
+ * detected, interpolated between detections, and the nearest one before they enter or after they
+ * leave (as faceTrack's fillTrack holds a track's ends), so that a one-window clip's person gets
+ * the squares extraction with that person as the subject gives.
+ */
+export function personSquares(person: Person, crop: Crop = DEFAULT_CROP): (pos: number) => Box {
+  const boxes = personBoxes(person);
+  return (pos) => cropSquare(boxes[Math.min(Math.max(pos, person.first), person.last) - person.first]!, crop);
 }
 
 /** Frame `i` of a clip cut into its face crop and its scene (the face masked unless `scene` is full). */
@@ -299,12 +322,11 @@ async function sampledFrames(source: string, t: number, samplings: Sampling[], o
     lost = new Set(union.slice(union.length - d.missing)); // decodeFrames loses frames at the end
   }
   const byIndex = new Map(union.map((idx, k) => [idx, decoded[k]!]));
-  // The data set's face crops (DFEW) are sampled after the frames, with the same generator.
+  // The data set's face crops (DFEW) at the scene frames' positions: crop folder and video may hold
+  // different frame counts, so a frame's position in the clip picks the crop.
   const faceFiles = opts.faceFrames ? listFrameFiles(opts.faceFrames) : undefined;
-  const shippedIdx = faceFiles
-    ? samplings.map((v, k) => sampleIndices(faceFiles.length, t, v.mode, randoms[k]!))
-    : undefined;
-  const shippedAll = faceFiles ? await readFrameFiles(faceFiles, shippedIdx!.flat()) : undefined;
+  const atCrop = (i: number) => Math.min(faceFiles!.length - 1, Math.floor(((i + 0.5) * faceFiles!.length) / n));
+  const shippedAll = faceFiles ? await readFrameFiles(faceFiles, indices.flat().map(atCrop)) : undefined;
   // Boxes are read and reported in the source's own pixels; the frames may be scaled down (MAX_SIDE).
   return {
     union: union.map((i) => byIndex.get(i)!),
@@ -373,7 +395,7 @@ export async function buildStreamViews(
       : Array.isArray(opts.subject)
         ? rescaleBox(opts.subject, own, s.frames[0]!)
         : (opts.subject ?? 'main');
-    const face = faceTrack(perFrame, s.frames[0]!, opts.enlarge, subject);
+    const face = faceTrack(perFrame, s.frames[0]!, opts.crop, subject);
     const frames: StreamFrame[] = s.frames.map((frame, i) =>
       streamFrame(frame, s.indices[i]!, all.fps, face, i, own, opts.scene, shipped?.[i]),
     );
@@ -381,6 +403,7 @@ export async function buildStreamViews(
     const otherFaces = s.frames.map((f, i) =>
       tracks.flatMap((t, k) => (k !== main && t[i] ? [rescaleBox(t[i]!.box, f, own)] : [])),
     );
+    const shippedFit = v === 0 && shipped ? matchShipped(s.frames, shipped, face) : undefined;
     const crop = seconds(t0);
     const timings = v === 0 ? { decode, detect, crop } : { decode: 0, detect: 0, crop };
     return {
@@ -398,8 +421,75 @@ export async function buildStreamViews(
       undecodedFrames: all.undecoded,
       still: all.frameCount === 1,
       timings,
+      ...(shippedFit ? { shippedFit } : {}),
     };
   });
+}
+
+/** An image's square region (x, y, side; black outside it) as N×N grey levels, each the mean of 2×2 samples. */
+function thumbnail(img: RgbFrame, x: number, y: number, side: number, N = 32): Float32Array {
+  const out = new Float32Array(N * N);
+  for (let j = 0; j < N; j++)
+    for (let i = 0; i < N; i++) {
+      let sum = 0;
+      for (const [di, dj] of [
+        [0.25, 0.25],
+        [0.75, 0.25],
+        [0.25, 0.75],
+        [0.75, 0.75],
+      ]) {
+        const [px, py] = [Math.floor(x + ((i + di!) * side) / N), Math.floor(y + ((j + dj!) * side) / N)];
+        if (px < 0 || py < 0 || px >= img.width || py >= img.height) continue; // black padding
+        const k = (py * img.width + px) * 3;
+        sum += img.data[k]! + img.data[k + 1]! + img.data[k + 2]!;
+      }
+      out[j * N + i] = sum / 12;
+    }
+  return out;
+}
+
+/**
+ * Where the data set's face crop sits around the detector's face box in the same frame (the
+ * sampling's middle one): the crop geometry (recipe.ts Crop) whose cut of the frame looks most like
+ * the shipped crop, searched coarse to fine over enlarge and shift. The detector is not run on the
+ * crop itself: on a crop the face fills, SSD's box is larger than on the whole frame (measured:
+ * 0.09 where the crop was cut at 0.30), so only the frame's own box says what prediction will see.
+ */
+function matchShipped(frames: RgbFrame[], shipped: RgbFrame[], face: ReturnType<typeof faceTrack>): Crop | undefined {
+  const mid = frames.length >> 1;
+  const box = face.main >= 0 ? face.tracks[face.main]![mid]?.box : undefined;
+  if (!box) return undefined;
+  const target = thumbnail(shipped[mid]!, 0, 0, Math.max(shipped[mid]!.width, shipped[mid]!.height));
+  const cost = (c: Crop) => {
+    const [x, y, side] = cropSquare(box, c);
+    const t = thumbnail(frames[mid]!, x, y, side);
+    let d = 0;
+    for (let k = 0; k < t.length; k++) d += Math.abs(t[k]! - target[k]!);
+    return d;
+  };
+  const crop = (enlarge: number, sx: number, sy: number): Crop => ({
+    shape: 'square',
+    enlarge: Math.round(enlarge * 1e4) / 1e4,
+    shift: [Math.round(sx * 1e4) / 1e4, Math.round(sy * 1e4) / 1e4],
+    padding: 'black',
+  });
+  let best = crop(0.25, 0, 0);
+  let bestCost = cost(best);
+  // enlarge −0.2..1.5 and shift ±0.3, then three rounds at half the step around the best
+  let [stepE, stepS, spanE, spanS] = [0.1, 0.05, 9, 6];
+  let centre = crop(0.65, 0, 0);
+  for (let round = 0; round < 4; round++) {
+    for (let a = -spanE; a <= spanE; a++)
+      for (let b = -spanS; b <= spanS; b++)
+        for (let c = -spanS; c <= spanS; c++) {
+          const cand = crop(centre.enlarge + a * stepE, centre.shift[0] + b * stepS, centre.shift[1] + c * stepS);
+          if (cand.enlarge <= -0.5) continue;
+          const d = cost(cand);
+          if (d < bestCost) [best, bestCost] = [cand, d];
+        }
+    [centre, stepE, stepS, spanE, spanS] = [best, stepE / 2, stepS / 2, 2, 2];
+  }
+  return best;
 }
 
 /** One line for a clip the decoder could not read whole (truncated or corrupt), or undefined. */
@@ -414,61 +504,4 @@ export function undecodedWarning(
     `${s.source}: ${s.undecodedFrames} of ${s.frameCount} frames ` +
     `could not be decoded (truncated or corrupt file)${repeated}`
   );
-}
-
-/**
- * Streams of many clips; a clip that fails is recorded with its error and the batch goes on.
- * `onClip` is called after each clip (for progress).
- */
-export async function buildStreamsBatch(
-  sources: string[],
-  opts: StreamsOptions = {},
-  onClip?: (done: number, source: string, error?: string) => void,
-): Promise<{ results: Streams[]; failed: Array<{ path: string; error: string }> }> {
-  const results: Streams[] = [];
-  const failed: Array<{ path: string; error: string }> = [];
-  for (const [i, src] of sources.entries()) {
-    try {
-      results.push(await buildStreams(src, opts));
-      onClip?.(i + 1, src);
-    } catch (err) {
-      const error = err instanceof UserError ? err.message : `${src}: ${(err as Error).message}`;
-      failed.push({ path: src, error });
-      onClip?.(i + 1, src, error);
-    }
-  }
-  return { results, failed };
-}
-
-/** One person's streams on one frame. */
-export interface PersonFrame {
-  box: Box; // the crop square, in the frame's pixels
-  face: RgbFrame; // the square crop, padded with black
-  scene: RgbFrame; // the frame with this person's crop square filled with CLIP's mean colour (or whole: scene 'full')
-}
-
-/**
- * One person's face and scene streams on some frames (a window of the grid), from their boxes on
- * those frames (a slice of face/tracks.ts personBoxes): SPEC.md §2 applied to this person. A frame
- * before they enter or after they leave holds their nearest box. Only their own face is masked:
- * the other persons' faces are part of this person's scene, as a human labeller sees it. Null when
- * the person is in none of the frames.
- */
-export function personStreamFrames(
-  frames: RgbFrame[],
-  boxes: Array<Box | null>,
-  opts: { scene?: 'mask' | 'full'; enlarge?: number } = {},
-): PersonFrame[] | null {
-  if (boxes.length !== frames.length)
-    throw new Error(`personStreamFrames: ${frames.length} frames but ${boxes.length} boxes`);
-  const held = holdEnds(boxes);
-  if (!held) return null;
-  return frames.map((frame, i) => {
-    const box = squareBox(held[i]!, opts.enlarge ?? 0.25);
-    return {
-      box,
-      face: cropWithPadding(frame, box),
-      scene: opts.scene === 'full' ? frame : fillBox(frame, box, CLIP_MEAN_RGB),
-    };
-  });
 }

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FeatureCache, cacheInfoOf, type CacheInfo } from '../data/cache.js';
+import { assumedRecipe, matchCrops, type Recipe } from '../streams/recipe.js';
 import { stratifiedSplit } from '../data/dataset.js';
 import { loadClipFolder } from '../clip/load.js';
 import { buildHead, type Head } from '../ous/model.js';
@@ -277,6 +278,7 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
         clip: path.resolve(clipDir),
         test: split.test.length,
         inference: inferenceOf(cache),
+        recipe: recipeOf(cache, o.cache, o.log ?? ((l) => process.stderr.write(`ous: ${l}\n`))),
       },
     });
   } catch (err) {
@@ -326,6 +328,28 @@ export function inferenceOf(cache: FeatureCache): InferenceInfo {
     clipHash: cache.info.clip.hash,
     classNames: cache.info.classNames,
   };
+}
+
+/**
+ * The recipe a run records: its cache's (a cache from before the recipe: what that version did,
+ * said in one line), with the detector crop matched to the data set's crops, the median of the
+ * training clips' measurements, when the faces were the data set's.
+ */
+export function recipeOf(cache: FeatureCache, dir: string, log: (line: string) => void): Recipe {
+  let recipe = cache.info.recipe;
+  if (!recipe) {
+    const c = cache.info;
+    const assumed = assumedRecipe(
+      { ...c, clipHash: c.clip.hash, precision: c.precision },
+      path.join(dir, 'cache.json'),
+    );
+    log(`note: ${assumed.note}`);
+    recipe = assumed.recipe;
+  }
+  if (recipe.face.source !== 'dataset-crops') return recipe;
+  const fits = cache.records.filter((r) => r.split === 'train' && r.view === 0 && r.shippedFit);
+  const matched = matchCrops(fits.map((r) => r.shippedFit!));
+  return { ...recipe, face: { ...recipe.face, ...(matched ? { matched } : {}) } };
 }
 
 /** Where a run's cache and CLIP are, when they moved since training (`--cache`, `--clip`). */

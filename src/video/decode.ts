@@ -1,8 +1,9 @@
 // Reading clips with the system's ffmpeg: ffprobe for what a video is, and one ffmpeg process
 // per clip that decodes and pipes out only the sampled frames as raw RGB (no temporary images).
 // A folder of frame images (DFEW, FERV39k) is read with sharp, in natural order.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadSharp } from '../util/sharp.js';
 import { UserError } from '../util/errors.js';
@@ -36,15 +37,52 @@ export function isImageFile(file: string): boolean {
   return STILL_EXT.test(file) && fs.existsSync(file) && fs.statSync(file).isFile();
 }
 
-function ffprobeJson(file: string, extra: string[]): Record<string, unknown> {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', ...extra, '-of', 'json', file], {
-    encoding: 'utf8',
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  if (r.error) throw new UserError(`cannot run ffprobe (${r.error.message}): install ffmpeg (apt-get install ffmpeg)`);
-  if (r.status !== 0)
-    throw new UserError(`${file}: not a readable video (${(r.stderr || 'ffprobe failed').trim().split('\n').pop()})`);
-  return JSON.parse(r.stdout) as Record<string, unknown>;
+/** How ffprobe and ffmpeg open a file: the command line's as it is, an upload's with its allow-list. */
+export interface ReadOptions {
+  input?: string[]; // options before the file (an upload's protocol and format allow-lists)
+  timeoutMs?: number; // ffprobe is stopped past this (an upload's probe)
+  nice?: number; // ffprobe and ffmpeg at this priority (an upload's: the workers')
+}
+
+/** ffprobe could not read the file; `stderr` holds what it said (an allow-list's refusal names the format). */
+export class ProbeError extends UserError {
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
+const lower = (pid: number | undefined, nice: number | undefined) => {
+  try {
+    if (pid && nice) os.setPriority(pid, nice);
+  } catch {
+    // not allowed here: it runs at our priority
+  }
+};
+
+/** ffprobe's JSON for the first video stream, with `extra` entries; run as a child process (no blocking). */
+async function ffprobeJson(file: string, extra: string[], o: ReadOptions): Promise<Record<string, unknown>> {
+  const args = ['-v', 'error', ...(o.input ?? []), '-select_streams', 'v:0', ...extra, '-of', 'json', file];
+  const p = spawn('ffprobe', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  lower(p.pid, o.nice);
+  let [stdout, stderr, late] = ['', '', false];
+  p.stdout.on('data', (d) => (stdout += d));
+  p.stderr.on('data', (d) => stderr.length < 1 << 16 && (stderr += d));
+  const timer = o.timeoutMs ? setTimeout(() => ((late = true), p.kill('SIGKILL')), o.timeoutMs) : undefined;
+  const code = await new Promise<number | null>((resolve, reject) => {
+    p.on('error', (err) =>
+      reject(new UserError(`cannot run ffprobe (${err.message}): install ffmpeg (apt-get install ffmpeg)`)),
+    );
+    p.on('close', resolve);
+  }).finally(() => clearTimeout(timer));
+  if (late) throw new ProbeError(`${file}: ffprobe took longer than ${o.timeoutMs! / 1000} s`, stderr);
+  if (code !== 0) {
+    const why = stderr.trim().split('\n').pop() || 'ffprobe failed';
+    throw new ProbeError(`${file}: not a readable video (${why})`, stderr);
+  }
+  return JSON.parse(stdout) as Record<string, unknown>;
 }
 
 function rate(s: unknown): number {
@@ -54,31 +92,49 @@ function rate(s: unknown): number {
   return b ? a! / b : a!;
 }
 
-/** What a video is: frame count, fps, duration, displayed size and rotation. */
-export function probeVideo(file: string): VideoInfo {
+/**
+ * Degrees the player turns the stored frames by: the display matrix (ffmpeg 5 to 7 give its angle
+ * as the side data's `rotation`; else it is read from the matrix itself), or the older `rotate` tag.
+ */
+export function rotationOf(stream: Record<string, unknown>): number {
+  const sides = (stream.side_data_list as Array<Record<string, unknown>> | undefined) ?? [];
+  const side = sides.find((d) => d.rotation !== undefined);
+  let degrees = side ? Number(side.rotation) : Number.NaN;
+  const matrix = sides.find((d) => typeof d.displaymatrix === 'string')?.displaymatrix as string | undefined;
+  if (!Number.isFinite(degrees) && matrix) {
+    // "00000000: a b u\n00000001: c d v\n...": the angle of the first row (av_display_rotation_get)
+    const [a, b] = matrix.trim().split(/\s+/).slice(1, 3).map(Number);
+    if (Number.isFinite(a) && Number.isFinite(b)) degrees = (-Math.atan2(b!, a!) * 180) / Math.PI;
+  }
+  if (!Number.isFinite(degrees)) degrees = Number((stream.tags as Record<string, string> | undefined)?.rotate ?? 0);
+  return ((Math.round(degrees || 0) % 360) + 360) % 360;
+}
+
+/**
+ * What a video is: its container format, frame count, fps, duration, displayed size and rotation:
+ * the one probe of the command line and the server (an upload's with its allow-list in `o`).
+ */
+export async function probeVideo(file: string, o: ReadOptions = {}): Promise<VideoInfo & { format: string }> {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
   if (fs.statSync(file).size === 0) throw new UserError(`${file}: the file is empty`);
-  const info = ffprobeJson(file, ['-show_streams', '-show_format']);
+  const info = await ffprobeJson(file, ['-show_streams', '-show_format'], o);
   const stream = (info.streams as Array<Record<string, unknown>> | undefined)?.[0];
-  if (!stream) throw new UserError(`${file}: not a video (no video stream)`);
   const format = (info.format ?? {}) as Record<string, unknown>;
+  if (!stream) throw new UserError(`${file}: not a video (no video stream)`);
   let frames = Number(stream.nb_frames);
   if (!(frames > 0)) {
     // Containers without a frame count (webm, some mkv): count packets, which needs no decoding.
-    const counted = ffprobeJson(file, ['-count_packets', '-show_entries', 'stream=nb_read_packets']);
+    const counted = await ffprobeJson(file, ['-count_packets', '-show_entries', 'stream=nb_read_packets'], o);
     frames = Number((counted.streams as Array<Record<string, unknown>>)[0]?.nb_read_packets);
   }
   if (!(frames > 0)) throw new UserError(`${file}: the video has no frames`);
-  const side = (stream.side_data_list as Array<Record<string, unknown>> | undefined)?.find(
-    (d) => d.rotation !== undefined,
-  );
-  const tags = (stream.tags ?? {}) as Record<string, string>;
-  const rotation = ((Math.round(Number(side?.rotation ?? tags.rotate ?? 0)) % 360) + 360) % 360;
+  const rotation = rotationOf(stream);
   let [width, height] = [Number(stream.width), Number(stream.height)];
+  if (!(width > 0 && height > 0)) throw new UserError(`${file}: not a readable video (no frame size)`);
   if (rotation === 90 || rotation === 270) [width, height] = [height, width];
   const fps = rate(stream.avg_frame_rate) || rate(stream.r_frame_rate);
   const duration = Number(stream.duration ?? format.duration) || (fps ? frames / fps : 0);
-  return { frameCount: frames, fps, duration, width, height, rotation };
+  return { format: String(format.format_name ?? ''), frameCount: frames, fps, duration, width, height, rotation };
 }
 
 /** The size frames come out at: the displayed size, the longer side capped at MAX_SIDE (even numbers). */
@@ -89,7 +145,7 @@ export function decodedSize(width: number, height: number): [number, number] {
   return [even(width), even(height)];
 }
 
-export interface DecodeOptions {
+export interface DecodeOptions extends ReadOptions {
   maxSeconds?: number; // refuse the video once what decodes passes this many seconds
   limitName?: string; // how the refusal names the limit ('--max-seconds')
 }
@@ -116,9 +172,18 @@ export async function measureVideo(
 ): Promise<{ packets: number; seconds: number }> {
   const proc = spawn(
     'ffprobe',
-    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0', file],
+    ['-v', 'error', ...(o.input ?? []), '-select_streams', 'v:0'].concat([
+      '-show_entries',
+      'packet=pts_time,duration_time',
+      '-of',
+      'csv=p=0',
+      file,
+    ]),
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
+  lower(proc.pid, o.nice);
+  let late = false;
+  const timer = o.timeoutMs ? setTimeout(() => ((late = true), proc.kill('SIGKILL')), o.timeoutMs) : undefined;
   const exited = new Promise<void>((resolve, reject) => {
     proc.on('error', (err) =>
       reject(new UserError(`cannot run ffprobe (${err.message}): install ffmpeg (apt-get install ffmpeg)`)),
@@ -146,9 +211,11 @@ export async function measureVideo(
       if (o.maxSeconds !== undefined && length() > o.maxSeconds) throw tooLong(file, length(), o);
     }
   } finally {
+    clearTimeout(timer);
     proc.kill('SIGKILL');
     await exited;
   }
+  if (late) throw new UserError(`${file}: ffprobe took longer than ${o.timeoutMs! / 1000} s to measure it`);
   return { packets, seconds: length() };
 }
 
@@ -179,6 +246,7 @@ export async function forEachFrame(
     '-loglevel',
     'level+verbose',
     '-nostdin',
+    ...(o.input ?? []),
     '-i',
     file,
     '-map',
@@ -197,6 +265,7 @@ export async function forEachFrame(
   ];
   const frameBytes = w * h * 3;
   const proc = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  lower(proc.pid, o.nice);
   const exited = new Promise<void>((resolve, reject) => {
     proc.on('error', (err) =>
       reject(new UserError(`cannot run ffmpeg (${err.message}): install ffmpeg (apt-get install ffmpeg)`)),
