@@ -7,6 +7,7 @@ import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import { parseSets } from './sets.js';
 import { evalRun, trainRun } from '../train/run.js';
 import { formatSpread, spreadOf } from '../train/metrics.js';
+import { DEFAULT_PRESET, PRESETS, PRESET_NAMES } from '../ous/presets.js';
 
 /**
  * A run's real path (symlinks followed) to tell two names of
@@ -23,10 +24,16 @@ function realPath(p: string): string {
 const TRAIN_FLAGS = {
   cache: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'the feature cache (ous extract)' },
   out: { type: { kind: 'text' }, value: 'RUN', required: true, help: 'the run folder to write' },
+  preset: {
+    type: { kind: 'choice', of: PRESET_NAMES },
+    help:
+      `the named settings under --config and --set (src/ous/presets.ts; default ${DEFAULT_PRESET}, a resumed run ` +
+      `keeps its own): ${PRESET_NAMES.map((n) => `${n}, ${PRESETS[n].summary}`).join('; ')}`,
+  },
   config: {
     type: { kind: 'text' },
     value: 'FILE.json',
-    help: '{"ous": {...}, "train": {...}}: settings over the defaults',
+    help: '{"ous": {...}, "train": {...}}: settings over the preset',
   },
   set: {
     type: { kind: 'text' },
@@ -64,6 +71,7 @@ export const trainCommand: Command = {
     const r = await trainRun({
       cache: values.cache,
       out: values.out,
+      preset: values.preset,
       config: values.config,
       overrides: parseSets(values.set),
       model: values.model,

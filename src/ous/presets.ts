@@ -25,8 +25,6 @@ const paper: Preset = {
     tfeLayers: 12,
     loss: 'global',
     fusion: 'tfe',
-    scene: true,
-    polarity: true,
     reduction: 'sum',
     alignLstm: false,
   },
