@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { OusConfig } from '../src/ous/config.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { trainRun } from '../src/train/run.js';
+import { evalRun, trainRun } from '../src/train/run.js';
 import { UserError } from '../src/util/errors.js';
 import { tinyCache } from './helpers.js';
 
@@ -109,4 +109,60 @@ test('a run that diverges before its first epoch ends says there is no checkpoin
       !/is kept/.test(e.message),
   );
   assert.equal(fs.existsSync(at('diverged', 'checkpoint.safetensors')), false);
+});
+
+test("no settings: the paper's configuration (§IV-A, Table VI's M = 64), and config.json shows it", async () => {
+  // Stopped after its first epoch (the whole run is 60): the configuration is what is checked.
+  const stop = new Error('stop after epoch 1');
+  await assert.rejects(
+    trainRun({
+      cache: at('c7'),
+      out: at('paper'),
+      log: (l) => {
+        if (l.startsWith('epoch 1/')) throw stop;
+      },
+    }),
+    (e) => e === stop,
+  );
+  const c = JSON.parse(fs.readFileSync(at('paper', 'config.json'), 'utf8'));
+  assert.equal(c.preset, 'paper');
+  const { promptLength, tfeLayers, loss, fusion, scene, polarity, reduction, alignLstm } = c.ous;
+  assert.deepEqual(
+    { promptLength, tfeLayers, loss, fusion, scene, polarity, reduction, alignLstm },
+    {
+      promptLength: 64,
+      tfeLayers: 12,
+      loss: 'global',
+      fusion: 'tfe',
+      scene: true,
+      polarity: true,
+      reduction: 'sum',
+      alignLstm: false,
+    },
+  );
+  const { lr, batchSize, epochs, plateauFactor, plateauPatience, minLr, emaDecay } = c.train;
+  assert.deepEqual(
+    { lr, batchSize, epochs, plateauFactor, plateauPatience, minLr, emaDecay },
+    { lr: 0.002, batchSize: 16, epochs: 60, plateauFactor: 1 / 3, plateauPatience: 5, minLr: 1e-7, emaDecay: null },
+  );
+});
+
+test('a config.json edited after training (classes renamed consistently) is refused at eval, naming the keys', () => {
+  fs.cpSync(at('run'), at('renamed'), { recursive: true });
+  const file = at('renamed', 'config.json');
+  const c = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const renamed = (names: string[]) => names.map((n) => `${n}-ish`);
+  c.ous.classNames = renamed(c.ous.classNames);
+  c.inference.classNames = renamed(c.inference.classNames);
+  fs.writeFileSync(file, JSON.stringify(c, null, 2));
+  assert.throws(
+    () => evalRun(at('renamed')),
+    (e: Error) =>
+      e instanceof UserError &&
+      /config\.json is not the config .*checkpoint\.safetensors was trained with \(inference\.classNames, ous\.classNames differ\)/.test(
+        e.message,
+      ),
+  );
+  // the run as trained still loads
+  assert.ok(evalRun(at('run')).n > 0);
 });
