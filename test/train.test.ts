@@ -102,7 +102,7 @@ for (const scene of [true, false]) {
   });
 }
 
-test('an epoch is one pass over the clips whatever their views (one view of each): ceil(clips / batch) steps', async () => {
+test('an epoch is one pass over the clips whatever their views: ceil(clips / batch) steps', async () => {
   // 17 training clips of 3 views each (51 rows), batch 8: 8 + 8 + 1, the clip left over joins the
   // second batch, so 2 steps an epoch and 17 clips, not 51 rows in 7 steps.
   const data = synthetic(10, 4); // 70 rows
