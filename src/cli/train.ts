@@ -5,7 +5,9 @@ import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import { parseSets } from './sets.js';
-import { evalRun, trainRun } from '../train/run.js';
+import { evalRun, readRunConfig, trainRun } from '../train/run.js';
+import { cacheInfoOf } from '../data/cache.js';
+import { pathKind } from '../util/fs.js';
 import { formatSpread, spreadOf } from '../train/metrics.js';
 import { DEFAULT_PRESET, PRESETS, PRESET_NAMES } from '../ous/presets.js';
 
@@ -89,6 +91,54 @@ export const trainCommand: Command = {
   },
 };
 
+/**
+ * What `eval --folds` averages must be one experiment: runs of distinct folds of one data set, with
+ * one configuration and features made alike. Else one line names what differs (the first run is
+ * the reference). A run whose cache is gone is left to evalRun, which names it.
+ */
+function checkFolds(runs: string[]): void {
+  const facts = runs.map((r) => {
+    const conf = readRunConfig(r);
+    const info = pathKind(path.join(conf.cache, 'cache.json')) === 'missing' ? undefined : cacheInfoOf(conf.cache);
+    const { seed: _, ...train } = conf.train;
+    const flat: Record<string, unknown> = {};
+    if (info) {
+      flat.dataset = info.dataset;
+      for (const k of ['frames', 'scene', 'views', 'polarityLayer', 'precision'] as const) flat[`cache.${k}`] = info[k];
+      flat['cache.clip'] = info.clip.hash.slice(0, 12);
+    }
+    for (const [k, v] of Object.entries(conf.ous)) flat[`ous.${k}`] = v;
+    for (const [k, v] of Object.entries(train)) flat[`train.${k}`] = v;
+    return { run: r, fold: info?.fold, dataset: info?.dataset, flat };
+  });
+  const [first, ...rest] = facts;
+  const differs: string[] = [];
+  for (const f of rest) {
+    const keys = Object.keys(first!.flat).filter(
+      (k) => k in f.flat && JSON.stringify(first!.flat[k]) !== JSON.stringify(f.flat[k]),
+    );
+    differs.push(
+      ...keys.map(
+        (k) => `${k} (${first!.run}: ${JSON.stringify(first!.flat[k])}, ${f.run}: ${JSON.stringify(f.flat[k])})`,
+      ),
+    );
+  }
+  const noFold = facts.find((f) => f.dataset !== undefined && f.fold === undefined);
+  if (noFold) differs.push(`${noFold.run}'s cache (${noFold.dataset}) has no fold`);
+  const byFold = new Map<number, string>();
+  for (const f of facts) {
+    if (f.fold === undefined) continue;
+    const other = byFold.get(f.fold);
+    if (other !== undefined) differs.push(`${other} and ${f.run} are both fold ${f.fold}`);
+    byFold.set(f.fold, f.run);
+  }
+  if (differs.length)
+    throw new UserError(
+      `eval --folds averages distinct folds of one data set with one configuration (the seed aside): ` +
+        `${differs.slice(0, 4).join('; ')}${differs.length > 4 ? `; ... ${differs.length} differences in all` : ''}`,
+    );
+}
+
 const EVAL_FLAGS = {
   run: { type: { kind: 'text' }, value: 'RUN', help: 'the run to evaluate' },
   folds: {
@@ -138,6 +188,7 @@ export const evalCommand: Command = {
         );
       seen.set(real, r);
     }
+    if (values.folds) checkFolds(runs);
     const results = runs.map((r) => {
       const m = evalRun(r, values.split, { device: values.device, clip: values.clip, cache: values.cache });
       return {
