@@ -12,6 +12,7 @@ import type { TrainConfig } from '../src/train/config.js';
 import { evalRun, trainRun } from '../src/train/run.js';
 import { UserError } from '../src/util/errors.js';
 import { tinyCache } from './helpers.js';
+import { ablate } from '../src/cli/ablate.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-train-runs-'));
 const at = (...p: string[]) => path.join(dir, ...p);
@@ -164,4 +165,34 @@ test('a config.json edited after training (classes renamed consistently) is refu
   );
   // the run as trained still loads
   assert.ok(evalRun(at('run')).n > 0);
+});
+
+test("ous ablate --table IV: every row at the paper's settings (M = 64), printed beside the paper's numbers", async () => {
+  const out = at('ablate-IV');
+  const write = process.stdout.write;
+  process.stdout.write = () => true; // the table is printed too; the file is checked
+  const errWrite = process.stderr.write;
+  process.stderr.write = () => true;
+  try {
+    const argv = ['--table', 'IV', '--cache', at('c7'), '--out', out, '--set', 'epochs=1', '--set', 'tfeLayers=1'];
+    assert.equal(await ablate.run([...argv, '--set', 'heads=2']), 0);
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = errWrite;
+  }
+  const table = fs.readFileSync(path.join(out, 'table-IV.md'), 'utf8');
+  assert.match(table, /Every row: the paper preset \(promptLength 64, tfeLayers 12, .*lr 0\.002, batchSize 16/);
+  const rows = table.split('\n').filter((l) => /^\| L_/.test(l));
+  assert.deepEqual(
+    rows.map((l) => l.split(' | ').slice(0, 2).join(' | ')),
+    [
+      '| L_ce | M 64, TFE 1, L_ce, avgpool, ≤1 epochs',
+      '| L_global | M 64, TFE 1, L_global, avgpool, ≤1 epochs',
+      '| L_ce + TFE | M 64, TFE 1, L_ce, tfe, ≤1 epochs',
+      '| L_global + TFE | M 64, TFE 1, L_global, tfe, ≤1 epochs',
+    ],
+  );
+  assert.match(rows[3]!, /\| 42\.43 \| 53\.30 \| 6 \|$/);
+  for (const d of ['L_ce', 'L_global', 'L_ce_TFE', 'L_global_TFE'])
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, d, 'config.json'), 'utf8')).ous.promptLength, 64);
 });
