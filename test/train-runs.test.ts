@@ -167,7 +167,7 @@ test('a config.json edited after training (classes renamed consistently) is refu
   assert.ok(evalRun(at('run')).n > 0);
 });
 
-test("ous ablate --table IV: every row at the paper's settings (M = 64), printed beside the paper's numbers", async () => {
+test("ous ablate --table IV: each row at the paper's settings (M = 64), beside the paper's numbers", async () => {
   const out = at('ablate-IV');
   const write = process.stdout.write;
   process.stdout.write = () => true; // the table is printed too; the file is checked
