@@ -158,6 +158,8 @@ test(unknownPolarityTitle, async () => {
   fs.writeFileSync(at('pain.csv'), 'path,label\nx.mp4,pain\n');
   const args = [
     'extract',
+    '--views', // one view (the default is 5): these tests are not about augmentation
+    '1',
     '--dataset',
     'manifest',
     '--manifest',
@@ -214,6 +216,8 @@ test(elevenClassesTitle, async () => {
   const e = lastJson(
     await ous([
       'extract',
+      '--views',
+      '1',
       '--dataset',
       'manifest',
       '--manifest',
@@ -267,6 +271,8 @@ test(ownLabelsTitle, async () => {
   const classes = ['frown', 'smile', 'blank']; // label order is the --classes order, not the manifest's
   const base = [
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'manifest',
     '--manifest',
@@ -435,6 +441,8 @@ test(mafwTitle, async () => {
     const e = lastJson(
       await ous([
         'extract',
+        '--views',
+        '1',
         '--dataset',
         'mafw',
         '--root',

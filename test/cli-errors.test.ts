@@ -129,6 +129,8 @@ before(async () => {
 
 const extractTo = (manifest: string, ...more: string[]) => [
   'extract',
+  '--views', // one view (the default is 5): these tests are not about augmentation
+  '1',
   '--dataset',
   'manifest',
   '--manifest',
@@ -559,6 +561,8 @@ test(extractionFailuresTitle, async () => {
   );
   const r = await run([
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'manifest',
     '--manifest',
@@ -629,6 +633,8 @@ test(fullDiskTitle, {
       [
         [
           'extract',
+          '--views',
+          '1',
           '--dataset',
           'manifest',
           '--manifest',

@@ -31,6 +31,8 @@ function ous(args: string[]): { status: number; stdout: string; stderr: string }
 }
 const extractArgs = (manifest: string, out: string, ...more: string[]) => [
   'extract',
+  '--views', // one view (the default is 5): these tests are not about augmentation
+  '1',
   '--dataset',
   'manifest',
   '--manifest',
@@ -456,6 +458,8 @@ test(layoutsTitle, async () => {
   );
   const r = ous([
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'dfew',
     '--root',
@@ -518,6 +522,8 @@ test(layoutsTitle, async () => {
   fs.cpSync(path.join(ferv, '4_setups'), path.join(ferv + '-crops', '4_setups'), { recursive: true });
   const cropped = ous([
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'ferv39k',
     '--root',
@@ -541,6 +547,8 @@ test(layoutsTitle, async () => {
   assert.throws(() => readFerv39k(at('f', '2_ClipsforFaceCrop')), /their path has the folder '2_ClipsforFaceCrop'/);
   const f = ous([
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'ferv39k',
     '--root',
