@@ -417,3 +417,13 @@ test(standardizerTitle, () => {
   );
   assert.ok(![...off.stateDict().keys()].some((k) => k.startsWith('standardizer')));
 });
+
+test('the schema defaults are the paper preset: a config resolved without a preset is the paper method', async () => {
+  const { PRESETS } = await import('../src/ous/presets.js');
+  const { resolveTrainConfig } = await import('../src/train/config.js');
+  assert.deepEqual(resolveOusConfig(PRESETS.paper.ous), resolveOusConfig({}));
+  assert.deepEqual(resolveTrainConfig(PRESETS.paper.train), resolveTrainConfig({}));
+  // and each of its fields says where it comes from
+  for (const k of [...Object.keys(PRESETS.paper.ous), ...Object.keys(PRESETS.paper.train)])
+    assert.match(PRESETS.paper.why[k] ?? '', /^paper/, k);
+});

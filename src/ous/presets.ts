@@ -63,7 +63,9 @@ const demo: Preset = {
   },
   train: { plateauPatience: 25, emaDecay: 0.998 },
   why: {
-    tfeLayers: 'choice: 2 blocks (with 8 queries and 4 heads) train in a minute on 2 cores',
+    tfeLayers: 'choice: 2 blocks train in a minute on 2 cores',
+    tfeQueries: 'choice: 8 queries, with the 2 blocks, for a head ~200 clips can fit',
+    heads: "choice: 4 heads of 8 dimensions over the dev CLIP's E = 32",
     promptLength: 'choice: 8 context vectors suffice for 7 synthetic classes, and are 8 times cheaper than 64',
     standardize:
       "choice: the dev CLIP's embeddings of any two clips are nearly collinear; standardised, every " +
