@@ -215,8 +215,8 @@ export function checkpointFile(runDir: string, flag = ''): string {
       const keys = recipeDiffs(JSON.parse(recorded), JSON.parse(now.recipe));
       throw new UserError(
         `${configFile(runDir)} is not the config ${file} was trained with (${keys.slice(0, 5).join(', ')}` +
-          `${keys.length > 5 ? `, ... ${keys.length} in all` : ''} differ): was config.json edited? ` +
-          'Restore it, or train a new run with these settings',
+          `${keys.length > 5 ? `, ... ${keys.length} in all` : ''} differ): was config.json edited, or the ` +
+          "checkpoint copied from another run? Restore the run's own, or train a new run with these settings",
       );
     }
   }
