@@ -5,7 +5,7 @@
 // writing one folder at once.
 //
 //   config.json              the resolved configs, dims, cache and CLIP paths, inference settings
-//   checkpoint.safetensors   the best weights
+//   checkpoint.safetensors   the best weights, and the recipe they were trained with (checked on load)
 //   last.safetensors         weights + optimizer + loop state, for --resume
 //   metrics.jsonl            one line per finished epoch
 //   train.log                what was printed
