@@ -158,6 +158,8 @@ test(unknownPolarityTitle, async () => {
   fs.writeFileSync(at('pain.csv'), 'path,label\nx.mp4,pain\n');
   const args = [
     'extract',
+    '--views', // one view (the default is 5): these tests are not about augmentation
+    '1',
     '--dataset',
     'manifest',
     '--manifest',
@@ -214,6 +216,8 @@ test(elevenClassesTitle, async () => {
   const e = lastJson(
     await ous([
       'extract',
+      '--views',
+      '1',
       '--dataset',
       'manifest',
       '--manifest',
@@ -267,6 +271,8 @@ test(ownLabelsTitle, async () => {
   const classes = ['frown', 'smile', 'blank']; // label order is the --classes order, not the manifest's
   const base = [
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'manifest',
     '--manifest',
@@ -435,6 +441,8 @@ test(mafwTitle, async () => {
     const e = lastJson(
       await ous([
         'extract',
+        '--views',
+        '1',
         '--dataset',
         'mafw',
         '--root',
@@ -477,9 +485,24 @@ test(mafwTitle, async () => {
   assert.equal(recall(all.mean, 10), recall(each[1], 10));
   assert.ok(Math.abs(recall(all.mean, 6)! - (recall(each[0], 6)! + recall(each[1], 6)!) / 2) < 1e-12);
   assert.equal(recall(all.mean, 0), null);
-  // Folds of different data sets do not average.
+  // Folds of different data sets, the same fold twice, or other settings do not average: one line says what differs.
   await assert.rejects(
     ous(['eval', '--folds', runs[0]!, at('run11'), '--json']),
-    /eval --folds: .*run11 has other classes \(happiness, .*\) than .*run-mafw-1 \(anger, /,
+    /eval --folds averages distinct folds of one data set .*: dataset \(.*run-mafw-1: "mafw", .*run11: "\w+"\)/,
+  );
+  fs.cpSync(runs[0]!, at('run-mafw-1b'), { recursive: true });
+  await assert.rejects(
+    ous(['eval', '--folds', ...runs, at('run-mafw-1b'), '--json']),
+    /eval --folds .*: .*run-mafw-1 and .*run-mafw-1b are both fold 1$/m,
+  );
+  fs.cpSync(runs[1]!, at('run-mafw-2b'), { recursive: true });
+  const edited = JSON.parse(fs.readFileSync(at('run-mafw-2b', 'config.json'), 'utf8'));
+  fs.writeFileSync(
+    at('run-mafw-2b', 'config.json'),
+    JSON.stringify({ ...edited, train: { ...edited.train, lr: 0.1 } }),
+  );
+  await assert.rejects(
+    ous(['eval', '--folds', runs[0]!, at('run-mafw-2b'), '--json']),
+    /eval --folds .*: train\.lr \(.*run-mafw-1: 0\.002, .*run-mafw-2b: 0\.1\)$/m,
   );
 });

@@ -129,6 +129,8 @@ before(async () => {
 
 const extractTo = (manifest: string, ...more: string[]) => [
   'extract',
+  '--views', // one view (the default is 5): these tests are not about augmentation
+  '1',
   '--dataset',
   'manifest',
   '--manifest',
@@ -262,8 +264,9 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
     1,
     'r-types/config.json is not a valid run config: dims.embed: Expected number, received string',
   ],
-  [['eval', '--run', 'r-other'], 1, "r-other/checkpoint.safetensors does not fit its run's config.json"],
-  [['predict', video, '--run', 'r-other'], 1, "r-other/checkpoint.safetensors does not fit its run's config.json"],
+  // another run's checkpoint: its recorded settings name what differs (ous.tfeLayers)
+  [['eval', '--run', 'r-other'], 1, 'r-other/config.json is not the config r-other/checkpoint.safetensors was'],
+  [['predict', video, '--run', 'r-other'], 1, '(ous.tfeLayers differ): was config.json edited, or the checkpoint'],
   [['eval', '--run', 'r-moved'], 1, 'which is not there: pass --cache DIR'],
   [['eval', '--run', 'r7', '--clip', 'clip-other'], 1, 'are not the ones r7 was trained on'],
   [
@@ -559,6 +562,8 @@ test(extractionFailuresTitle, async () => {
   );
   const r = await run([
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'manifest',
     '--manifest',
@@ -629,6 +634,8 @@ test(fullDiskTitle, {
       [
         [
           'extract',
+          '--views',
+          '1',
           '--dataset',
           'manifest',
           '--manifest',

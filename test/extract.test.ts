@@ -31,6 +31,8 @@ function ous(args: string[]): { status: number; stdout: string; stderr: string }
 }
 const extractArgs = (manifest: string, out: string, ...more: string[]) => [
   'extract',
+  '--views', // one view (the default is 5): these tests are not about augmentation
+  '1',
   '--dataset',
   'manifest',
   '--manifest',
@@ -456,6 +458,8 @@ test(layoutsTitle, async () => {
   );
   const r = ous([
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'dfew',
     '--root',
@@ -492,7 +496,18 @@ test(layoutsTitle, async () => {
     ['1_Crime/Fear/0002', 'purple'],
   ]) {
     fs.mkdirSync(path.join(ferv, dir), { recursive: true });
-    ffmpeg('-f', 'lavfi', '-i', `color=c=${c2}:size=48x48:rate=5`, '-frames:v', '4', path.join(ferv, dir, '%d.jpg'));
+    ffmpeg('-f', 'lavfi', '-i', `color=c=${c2}:size=64x48:rate=5`, '-frames:v', '4', path.join(ferv, dir, '%d.jpg'));
+    // the same tree of square face crops, as FERV39k's face-crop folders hold them
+    fs.mkdirSync(path.join(ferv + '-crops', dir), { recursive: true });
+    ffmpeg(
+      '-f',
+      'lavfi',
+      '-i',
+      `color=c=${c2}:size=48x48:rate=5`,
+      '-frames:v',
+      '2',
+      path.join(ferv + '-crops', dir, '%d.jpg'),
+    );
   }
   fs.writeFileSync(path.join(ferv, '4_setups', 'All_scenes', 'train_All.csv'), '0_Daily/Happy/0001 Happy\n');
   fs.writeFileSync(path.join(ferv, '4_setups', 'All_scenes', 'test_All.csv'), '1_Crime/Fear/0002 Fear\n');
@@ -503,8 +518,37 @@ test(layoutsTitle, async () => {
       [6, 'test'],
     ],
   );
+  // A face-crop tree cannot give the scene stream: refused in one line, by its frames or by its folder's name.
+  fs.cpSync(path.join(ferv, '4_setups'), path.join(ferv + '-crops', '4_setups'), { recursive: true });
+  const cropped = ous([
+    'extract',
+    '--views',
+    '1',
+    '--dataset',
+    'ferv39k',
+    '--root',
+    ferv + '-crops',
+    '--clip',
+    clip,
+    '--out',
+    at('cx'),
+  ]);
+  assert.equal(cropped.status, 1);
+  assert.match(
+    cropped.stderr,
+    /^ous: FERV39k at .*-crops: the clips listed are face crops \(their frames are square, 48x48\)/,
+  );
+  assert.match(
+    cropped.stderr,
+    /the scene stream cannot be built .* point --root at the folder of the full video frames/,
+  );
+  assert.equal(cropped.stderr.trim().split('\n').length, 1);
+  fs.cpSync(ferv, at('f', '2_ClipsforFaceCrop'), { recursive: true });
+  assert.throws(() => readFerv39k(at('f', '2_ClipsforFaceCrop')), /their path has the folder '2_ClipsforFaceCrop'/);
   const f = ous([
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'ferv39k',
     '--root',
@@ -583,6 +627,9 @@ test('ous ablate --table VI runs the grid and writes it beside the paper', () =>
   const table = fs.readFileSync(path.join(out, 'table-VI.md'), 'utf8');
   const rows = table.split('\n').filter((l) => l.startsWith('| length'));
   assert.equal(rows.length, 3);
-  assert.match(rows[2]!, /^\| length 64 \| \d+\.\d\d \| \d+\.\d\d \| 1 \| 60\.94 \| 74\.10 \| - \|$/);
+  assert.match(
+    rows[2]!,
+    /^\| length 64 \| M 64, TFE 1, L_global, tfe, ≤1 epochs \| \d+\.\d\d \| \d+\.\d\d \| 1 \| 60\.94 \| 74\.10 \| - \|/,
+  );
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'length_64', 'config.json'), 'utf8')).ous.promptLength, 64);
 });

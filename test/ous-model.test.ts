@@ -100,6 +100,8 @@ test('losses equal their formulas computed by hand', () => {
     nce += -(row[i]! - lse) / 3;
   }
   assertClose([nceLoss(tensor(aS), tensor(aF), tau).item()], [nce], { rtol: 1e-5, what: 'L_nce' });
+  // eq. (3) as the paper writes it: the sum over the batch's N = 3 clips
+  assertClose([nceLoss(tensor(aS), tensor(aF), tau, 'sum').item()], [3 * nce], { rtol: 1e-5, what: 'L_nce sum' });
   const sim = 1 - (cos(aF[0]!, aS[0]!) + cos(aF[1]!, aS[1]!) + cos(aF[2]!, aS[2]!)) / 3;
   assertClose([similarityLoss(tensor(aF), tensor(aS)).item()], [sim], { atol: 1e-6, what: 'L_sim' });
 });
@@ -126,8 +128,17 @@ test('the α switch back-propagates L_global above α and L_contrast below; "ce"
   };
   const labels = tensor([0, 1], { dtype: 'int64' });
   const pol = tensor([2, 0], { dtype: 'int64' });
-  const cfg = { loss: 'global' as const, tauNce: 0.07, lambdaNce: 1, alpha: 2 };
+  const cfg = { loss: 'global' as const, tauNce: 0.07, lambdaNce: 1, alpha: 2, reduction: 'mean' as const };
   const r = ousLoss(out, labels, pol, cfg);
+  // reduction 'sum' (eqs. 1 and 3): L_pol and L_nce are N = 2 times their means; L_cls and L_sim are not
+  const summed = ousLoss(out, labels, pol, { ...cfg, reduction: 'sum' }).terms;
+  assertClose(
+    [summed.pol, summed.nce, summed.cls, summed.sim],
+    [2 * r.terms.pol, 2 * r.terms.nce, r.terms.cls, r.terms.sim],
+    {
+      rtol: 1e-6,
+    },
+  );
   const cls = F.crossEntropy(out.logits, labels).item();
   assertClose([r.terms.cls], [cls], { atol: 1e-7 });
   assertClose([r.terms.contrast], [r.terms.cls + r.terms.nce], { atol: 1e-6 });
@@ -213,6 +224,44 @@ test('OUS head and the face-only baseline: shapes, parameters, and the scene swi
   assert.deepEqual(face.forward(batch).logits.shape, [3, 7]);
   assert.throws(() => resolveOusConfig({ tfeLayer: 3 }), /Unrecognized key/);
   assert.throws(() => resolveOusConfig({ polarityOfClass: [0, 1] }), /polarityOfClass: has 2 entries for 7 classes/);
+});
+
+test('alignLstm false: L_sim and L_nce reach the Frames Encoder and the alignment but not the LSTM', () => {
+  const dims = { embed: 32, visionWidth: 128 };
+  const base = {
+    classNames: golden.coop.classnames,
+    promptLength: 4,
+    frames: 4,
+    tfeLayers: 1,
+    tfeQueries: 2,
+    heads: 2,
+  };
+  const batch = { face: randn([3, 4, 32]), scene: randn([3, 4, 32]), low: randn([3, 4, 128]) };
+  const gradNorms = (alignLstm: boolean) => {
+    manualSeed(9);
+    const head = new OusHead(resolveOusConfig({ ...base, alignLstm }), dims, tower);
+    head.train();
+    const out = head.forward(batch);
+    similarityLoss(out.aFace!, out.aScene!)
+      .add(nceLoss(out.aScene!, out.aFace!, 0.07))
+      .backward();
+    const norm = (name: string) => {
+      const p = [...head.namedParameters()].find(([n]) => n === name)![1];
+      return p.grad ? p.grad.abs().sum().item() : 0;
+    };
+    return {
+      lstm: norm('lstm.weight_ih_l0'),
+      frames: norm('frames_encoder.cls'),
+      conv: norm('alignment.conv.weight'),
+      aFace: out.aFace!.toFlatArray(),
+    };
+  };
+  const apart = gradNorms(false);
+  const through = gradNorms(true);
+  assert.equal(apart.lstm, 0);
+  assert.ok(apart.frames > 0 && apart.conv > 0, JSON.stringify(apart));
+  assert.ok(through.lstm > 0);
+  assertClose(apart.aFace, through.aFace, { atol: 0, what: 'the same a_f either way' });
 });
 
 // ---- the OUS head by hand: one LSTM for both streams, a_s = mean_t A(H_s) ----
@@ -367,4 +416,14 @@ test(standardizerTitle, () => {
     text,
   );
   assert.ok(![...off.stateDict().keys()].some((k) => k.startsWith('standardizer')));
+});
+
+test('the schema defaults are the paper preset: a config resolved without a preset is the paper method', async () => {
+  const { PRESETS } = await import('../src/ous/presets.js');
+  const { resolveTrainConfig } = await import('../src/train/config.js');
+  assert.deepEqual(resolveOusConfig(PRESETS.paper.ous), resolveOusConfig({}));
+  assert.deepEqual(resolveTrainConfig(PRESETS.paper.train), resolveTrainConfig({}));
+  // and each of its fields says where it comes from
+  for (const k of [...Object.keys(PRESETS.paper.ous), ...Object.keys(PRESETS.paper.train)])
+    assert.match(PRESETS.paper.why[k] ?? '', /^paper/, k);
 });

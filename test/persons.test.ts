@@ -593,6 +593,8 @@ test(subjectTitle, async () => {
       [
         cli,
         'extract',
+        '--views', // one view (the default is 5): these tests are not about augmentation
+        '1',
         '--dataset',
         'manifest',
         '--manifest',

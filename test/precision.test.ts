@@ -164,6 +164,8 @@ test(fp16OnCpuTitle, () => {
   const cases = [
     [
       'extract',
+      '--views', // one view (the default is 5): these tests are not about augmentation
+      '1',
       '--dataset',
       'manifest',
       '--manifest',
@@ -267,6 +269,8 @@ test(cachePrecisionTitle, () => {
   fs.writeFileSync(at('two.csv'), 'path,label,split\nvideos/red.mp4,happy,test\nvideos/blue.mp4,sad,test\n');
   const args = (manifest: string, out: string, ...more: string[]) => [
     'extract',
+    '--views',
+    '1',
     '--dataset',
     'manifest',
     '--manifest',

@@ -9,9 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { OusConfig } from '../src/ous/config.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { trainRun } from '../src/train/run.js';
+import { evalRun, trainRun } from '../src/train/run.js';
 import { UserError } from '../src/util/errors.js';
 import { tinyCache } from './helpers.js';
+import { ablate } from '../src/cli/ablate.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-train-runs-'));
 const at = (...p: string[]) => path.join(dir, ...p);
@@ -109,4 +110,89 @@ test('a run that diverges before its first epoch ends says there is no checkpoin
       !/is kept/.test(e.message),
   );
   assert.equal(fs.existsSync(at('diverged', 'checkpoint.safetensors')), false);
+});
+
+test("no settings: the paper's configuration (§IV-A, Table VI's M = 64), and config.json shows it", async () => {
+  // Stopped after its first epoch (the whole run is 60): the configuration is what is checked.
+  const stop = new Error('stop after epoch 1');
+  await assert.rejects(
+    trainRun({
+      cache: at('c7'),
+      out: at('paper'),
+      log: (l) => {
+        if (l.startsWith('epoch 1/')) throw stop;
+      },
+    }),
+    (e) => e === stop,
+  );
+  const c = JSON.parse(fs.readFileSync(at('paper', 'config.json'), 'utf8'));
+  assert.equal(c.preset, 'paper');
+  const { promptLength, tfeLayers, loss, fusion, scene, polarity, reduction, alignLstm } = c.ous;
+  assert.deepEqual(
+    { promptLength, tfeLayers, loss, fusion, scene, polarity, reduction, alignLstm },
+    {
+      promptLength: 64,
+      tfeLayers: 12,
+      loss: 'global',
+      fusion: 'tfe',
+      scene: true,
+      polarity: true,
+      reduction: 'sum',
+      alignLstm: false,
+    },
+  );
+  const { lr, batchSize, epochs, plateauFactor, plateauPatience, minLr, emaDecay } = c.train;
+  assert.deepEqual(
+    { lr, batchSize, epochs, plateauFactor, plateauPatience, minLr, emaDecay },
+    { lr: 0.002, batchSize: 16, epochs: 60, plateauFactor: 1 / 3, plateauPatience: 5, minLr: 1e-7, emaDecay: null },
+  );
+});
+
+test('a config.json edited after training (classes renamed consistently) is refused at eval, naming the keys', () => {
+  fs.cpSync(at('run'), at('renamed'), { recursive: true });
+  const file = at('renamed', 'config.json');
+  const c = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const renamed = (names: string[]) => names.map((n) => `${n}-ish`);
+  c.ous.classNames = renamed(c.ous.classNames);
+  c.inference.classNames = renamed(c.inference.classNames);
+  fs.writeFileSync(file, JSON.stringify(c, null, 2));
+  assert.throws(
+    () => evalRun(at('renamed')),
+    (e: Error) =>
+      e instanceof UserError &&
+      /config\.json is not the config .*checkpoint\.safetensors was trained with/.test(e.message) &&
+      /\(inference\.classNames, ous\.classNames differ\)/.test(e.message),
+  );
+  // the run as trained still loads
+  assert.ok(evalRun(at('run')).n > 0);
+});
+
+test("ous ablate --table IV: each row at the paper's settings (M = 64), beside the paper's numbers", async () => {
+  const out = at('ablate-IV');
+  const write = process.stdout.write;
+  process.stdout.write = () => true; // the table is printed too; the file is checked
+  const errWrite = process.stderr.write;
+  process.stderr.write = () => true;
+  try {
+    const argv = ['--table', 'IV', '--cache', at('c7'), '--out', out, '--set', 'epochs=1', '--set', 'tfeLayers=1'];
+    assert.equal(await ablate.run([...argv, '--set', 'heads=2']), 0);
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = errWrite;
+  }
+  const table = fs.readFileSync(path.join(out, 'table-IV.md'), 'utf8');
+  assert.match(table, /Every row: the paper preset \(promptLength 64, tfeLayers 12, .*lr 0\.002, batchSize 16/);
+  const rows = table.split('\n').filter((l) => /^\| L_/.test(l));
+  assert.deepEqual(
+    rows.map((l) => l.split(' | ').slice(0, 2).join(' | ')),
+    [
+      '| L_ce | M 64, TFE 1, L_ce, avgpool, ≤1 epochs',
+      '| L_global | M 64, TFE 1, L_global, avgpool, ≤1 epochs',
+      '| L_ce + TFE | M 64, TFE 1, L_ce, tfe, ≤1 epochs',
+      '| L_global + TFE | M 64, TFE 1, L_global, tfe, ≤1 epochs',
+    ],
+  );
+  assert.match(rows[3]!, /\| 42\.43 \| 53\.30 \| 6 \|$/);
+  for (const d of ['L_ce', 'L_global', 'L_ce_TFE', 'L_global_TFE'])
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, d, 'config.json'), 'utf8')).ous.promptLength, 64);
 });

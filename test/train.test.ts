@@ -11,7 +11,7 @@ import { buildHead } from '../src/ous/model.js';
 import { resolveOusConfig } from '../src/ous/config.js';
 import { TensorDataset, stratifiedSplit } from '../src/data/dataset.js';
 import { resolveTrainConfig } from '../src/train/config.js';
-import { train, evaluate } from '../src/train/trainer.js';
+import { train, evaluate, epochOrder, batchesOf } from '../src/train/trainer.js';
 import { metricsOf, rowNormalised } from '../src/train/metrics.js';
 import { fixture, goldenTextTower } from './helpers.js';
 
@@ -101,6 +101,48 @@ for (const scene of [true, false]) {
       );
   });
 }
+
+test('an epoch is one pass over the clips whatever their views: ceil(clips / batch) steps', async () => {
+  // 17 training clips of 3 views each (51 rows), batch 8: 8 + 8 + 1, the clip left over joins the
+  // second batch, so 2 steps an epoch and 17 clips, not 51 rows in 7 steps.
+  const data = synthetic(10, 4); // 70 rows
+  const clips = Array.from({ length: 17 }, (_, c) => [3 * c, 3 * c + 1, 3 * c + 2]);
+  const val = [60, 61, 62, 63, 64, 65, 66];
+  for (let epoch = 1; epoch <= 6; epoch++) {
+    const order = epochOrder(clips, 0, epoch);
+    assert.deepEqual(
+      order.map((i) => Math.floor(i / 3)).sort((a, b) => a - b),
+      [...Array(17).keys()],
+    );
+  }
+  const seen = new Set([1, 2, 3, 4, 5, 6].flatMap((e) => epochOrder(clips, 0, e)));
+  assert.ok(seen.size > 17, `the views are drawn: ${seen.size} rows seen over 6 epochs`);
+  assert.deepEqual(
+    batchesOf([...Array(17).keys()], 8).map((b) => b.length),
+    [8, 9],
+  );
+  assert.deepEqual(
+    batchesOf([...Array(16).keys()], 8).map((b) => b.length),
+    [8, 8],
+  );
+  const ous = resolveOusConfig({ ...ousBase, tfeLayers: 1 });
+  const r = await train({
+    head: buildHead(ous, dims, tower),
+    ous,
+    train: resolveTrainConfig({ epochs: 2, batchSize: 8 }),
+    data,
+    split: { train: clips, val },
+    outDir: tmp(),
+    log: () => {},
+  });
+  assert.deepEqual(
+    r.epochs.map((e) => [e.train.clips, e.train.steps]),
+    [
+      [17, 2],
+      [17, 2],
+    ],
+  );
+});
 
 for (const emaDecay of [null, 0.9])
   test(`an interrupted run resumed ends as one uninterrupted run (emaDecay ${emaDecay}): same checkpoint`, async () => {
@@ -194,7 +236,9 @@ test('emaDecay 0 (the average is the weights) trains as no average: lending and 
     const cfg = resolveTrainConfig({ epochs: 3, seed: 5, emaDecay });
     manualSeed(cfg.seed);
     await train({ head: buildHead(ous, dims, tower), ous, train: cfg, data, split, outDir: dir, log: () => {} });
-    return fs.readFileSync(path.join(dir, 'checkpoint.safetensors'));
+    // the weights (the metadata records each run's own config, emaDecay included)
+    const sd = loadSafetensors(path.join(dir, 'checkpoint.safetensors'));
+    return [...sd].map(([k, t]) => [k, t.toFlatArray()]);
   };
   assert.deepEqual(await run(0), await run(null));
 });

@@ -1,5 +1,9 @@
 // `ous ablate --table III|IV|V|VI`: runs one of the paper's ablation grids on a feature cache and
-// writes our numbers beside the paper's (SPEC.md §9).
+// writes our numbers beside the paper's (SPEC.md §9). Every row trains from the `paper` preset
+// (src/ous/presets.ts: the settings of the paper's own runs, M = 64 and TFE 12 where a table does
+// not vary them) with the row's settings on top; the settings each row ran with are printed
+// beside the paper's numbers, read back from its config.json.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
@@ -7,6 +11,7 @@ import { COMMON, outFolder, parseFlags, usageText, type Flags } from './flags.js
 import { writeFileAtomic } from '../util/fs.js';
 import { evalRun, trainRun } from '../train/run.js';
 import type { OusConfig } from '../ous/config.js';
+import { PRESETS } from '../ous/presets.js';
 import { parseSets } from './sets.js';
 
 interface Row {
@@ -110,11 +115,12 @@ export const ablate: Command = {
     const lines = [
       `# ${table.title}`,
       '',
-      `Cache: ${path.resolve(values.cache)}; seed ${values.seed}; ` +
-        `common settings: ${values.set.join(' ') || '(defaults)'}`,
+      `Cache: ${path.resolve(values.cache)}; seed ${values.seed}. Every row: the paper preset ` +
+        `(${presetText()})${values.set.length ? `, then ${values.set.join(' ')}` : ''}, then the row's setting.`,
       '',
-      '| setting | UAR (ours) | WAR (ours) | best epoch (ours) | UAR (paper) | WAR (paper) | best epoch (paper) |',
-      '|---|---|---|---|---|---|---|',
+      '| setting | ran with (ours) | UAR (ours) | WAR (ours) | best epoch (ours) | UAR (paper) | WAR (paper) | ' +
+        'best epoch (paper) |',
+      '|---|---|---|---|---|---|---|---|',
     ];
     const p = (v: number) => (100 * v).toFixed(2);
     for (const row of table.rows) {
@@ -123,13 +129,14 @@ export const ablate: Command = {
       const r = await trainRun({
         cache: values.cache,
         out: dir,
+        preset: 'paper',
         overrides: { ous: { ...common.ous, ...row.ous }, train: common.train },
         seed,
         resume: true,
       });
       const m = evalRun(dir);
       lines.push(
-        `| ${row.name} | ${p(m.uar)} | ${p(m.war)} | ${r.bestEpoch} | ` +
+        `| ${row.name} | ${ranWith(dir)} | ${p(m.uar)} | ${p(m.war)} | ${r.bestEpoch} | ` +
           `${p(row.paper.uar)} | ${p(row.paper.war)} | ${row.paper.bestEpoch ?? '-'} |`,
       );
       writeFileAtomic(path.join(values.out, `table-${values.table!.toUpperCase()}.md`), lines.join('\n') + '\n');
@@ -138,3 +145,20 @@ export const ablate: Command = {
     return 0;
   },
 };
+
+/** The paper preset's settings, as `key value` pairs. */
+function presetText(): string {
+  const { ous, train } = PRESETS.paper;
+  return Object.entries({ ...ous, ...train })
+    .map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`)
+    .join(', ');
+}
+
+/** The settings a table varies (and the batch reduction, epochs), as the row's run resolved them. */
+function ranWith(dir: string): string {
+  const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  return (
+    `M ${c.ous.promptLength}, TFE ${c.ous.tfeLayers}, ${c.ous.loss === 'ce' ? 'L_ce' : 'L_global'}, ` +
+    `${c.ous.fusion}, ≤${c.train.epochs} epochs`
+  );
+}

@@ -54,8 +54,10 @@ const FLAGS = {
   views: {
     type: { kind: 'int', min: 1 },
     value: 'N',
-    default: '1',
-    help: 'views of each training clip: as evaluated, mirrored, train-mode samplings',
+    default: '5',
+    help:
+      'views of each training clip: view 0 as evaluated (validation reads it), then N - 1 train-mode samplings ' +
+      '(a random frame per segment, every second one mirrored) that training draws one of per clip per epoch',
   },
   'polarity-layer': {
     type: { kind: 'int', min: 0 },

@@ -5,9 +5,12 @@ import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import { parseSets } from './sets.js';
-import { evalRun, loadRun, trainRun } from '../train/run.js';
+import { evalRun, loadRun, readRunConfig, trainRun } from '../train/run.js';
 import { writePerClip } from '../train/per-clip.js';
+import { cacheInfoOf } from '../data/cache.js';
+import { pathKind } from '../util/fs.js';
 import { formatSpread, spreadOf } from '../train/metrics.js';
+import { DEFAULT_PRESET, PRESETS, PRESET_NAMES } from '../ous/presets.js';
 
 /**
  * A run's real path (symlinks followed) to tell two names of
@@ -24,10 +27,16 @@ function realPath(p: string): string {
 const TRAIN_FLAGS = {
   cache: { type: { kind: 'text' }, value: 'DIR', required: true, help: 'the feature cache (ous extract)' },
   out: { type: { kind: 'text' }, value: 'RUN', required: true, help: 'the run folder to write' },
+  preset: {
+    type: { kind: 'choice', of: PRESET_NAMES },
+    help:
+      `the named settings under --config and --set (src/ous/presets.ts; default ${DEFAULT_PRESET}, a resumed run ` +
+      `keeps its own): ${PRESET_NAMES.map((n) => `${n}, ${PRESETS[n].summary}`).join('; ')}`,
+  },
   config: {
     type: { kind: 'text' },
     value: 'FILE.json',
-    help: '{"ous": {...}, "train": {...}}: settings over the defaults',
+    help: '{"ous": {...}, "train": {...}}: settings over the preset',
   },
   set: {
     type: { kind: 'text' },
@@ -63,6 +72,7 @@ export const trainCommand: Command = {
     const r = await trainRun({
       cache: values.cache,
       out: values.out,
+      preset: values.preset,
       config: values.config,
       overrides: parseSets(values.set),
       model: values.model,
@@ -79,6 +89,54 @@ export const trainCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * What `eval --folds` averages must be one experiment: runs of distinct folds of one data set, with
+ * one configuration and features made alike. Else one line names what differs (the first run is
+ * the reference). A run whose cache is gone is left to evalRun, which names it.
+ */
+function checkFolds(runs: string[]): void {
+  const facts = runs.map((r) => {
+    const conf = readRunConfig(r);
+    const info = pathKind(path.join(conf.cache, 'cache.json')) === 'missing' ? undefined : cacheInfoOf(conf.cache);
+    const { seed: _, ...train } = conf.train;
+    const flat: Record<string, unknown> = {};
+    if (info) {
+      flat.dataset = info.dataset;
+      for (const k of ['frames', 'scene', 'views', 'polarityLayer', 'precision'] as const) flat[`cache.${k}`] = info[k];
+      flat['cache.clip'] = info.clip.hash.slice(0, 12);
+    }
+    for (const [k, v] of Object.entries(conf.ous)) flat[`ous.${k}`] = v;
+    for (const [k, v] of Object.entries(train)) flat[`train.${k}`] = v;
+    return { run: r, fold: info?.fold, dataset: info?.dataset, flat };
+  });
+  const [first, ...rest] = facts;
+  const differs: string[] = [];
+  for (const f of rest) {
+    const keys = Object.keys(first!.flat).filter(
+      (k) => k in f.flat && JSON.stringify(first!.flat[k]) !== JSON.stringify(f.flat[k]),
+    );
+    differs.push(
+      ...keys.map(
+        (k) => `${k} (${first!.run}: ${JSON.stringify(first!.flat[k])}, ${f.run}: ${JSON.stringify(f.flat[k])})`,
+      ),
+    );
+  }
+  const noFold = facts.find((f) => f.dataset !== undefined && f.fold === undefined);
+  if (noFold) differs.push(`${noFold.run}'s cache (${noFold.dataset}) has no fold`);
+  const byFold = new Map<number, string>();
+  for (const f of facts) {
+    if (f.fold === undefined) continue;
+    const other = byFold.get(f.fold);
+    if (other !== undefined) differs.push(`${other} and ${f.run} are both fold ${f.fold}`);
+    byFold.set(f.fold, f.run);
+  }
+  if (differs.length)
+    throw new UserError(
+      `eval --folds averages distinct folds of one data set with one configuration (the seed aside): ` +
+        `${differs.slice(0, 4).join('; ')}${differs.length > 4 ? `; ... ${differs.length} differences in all` : ''}`,
+    );
+}
 
 const EVAL_FLAGS = {
   run: { type: { kind: 'text' }, value: 'RUN', help: 'the run to evaluate' },
@@ -134,6 +192,7 @@ export const evalCommand: Command = {
     }
     if (values['per-clip'] !== undefined && runs.length !== 1)
       throw new UsageError('eval: --per-clip is for one --run');
+    if (values.folds) checkFolds(runs);
     const results = runs.map((r) => {
       const m = evalRun(r, values.split, { device: values.device, clip: values.clip, cache: values.cache });
       if (values['per-clip'] !== undefined)

@@ -64,16 +64,21 @@ export interface ExtractSummary {
 }
 
 /**
- * The views of a clip: view 0 is the clip as evaluated (test-mode sampling); view 1 its mirror
- * image; views 2, 3, ... are train-mode samplings (a random frame per segment), mirrored when odd.
- * Only training clips get more than one view.
+ * The views of a clip: view 0 is the clip as evaluated (test-mode sampling: validation reads it);
+ * views 1, 2, ... are train-mode samplings (a random frame per segment, SPEC.md §2; seeded by the
+ * view), mirrored when even. Only training clips get more than one view; the trainer draws one of
+ * views 1.. per clip per epoch (train/run.ts, splitsOf).
  */
 function viewPlan(split: Split, views: number): Array<{ view: number; mode: 'test' | 'train'; flip: boolean }> {
   const n = split === 'train' ? views : 1;
-  return Array.from({ length: n }, (_, v) => ({ view: v, mode: v < 2 ? 'test' : 'train', flip: v % 2 === 1 }));
+  return Array.from({ length: n }, (_, v) => ({
+    view: v,
+    mode: v === 0 ? 'test' : 'train',
+    flip: v > 0 && v % 2 === 0,
+  }));
 }
 
-// A test-mode sampling draws nothing at random: every test view (0 and its mirror 1) shares one.
+// A test-mode sampling draws nothing at random: every test view shares one.
 const samplingKey = (v: { view: number; mode: 'test' | 'train' }) => (v.mode === 'test' ? 'test' : `train:${v.view}`);
 
 function uniqueSamplings(

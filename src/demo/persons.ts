@@ -116,12 +116,12 @@ export async function runPersonsDemo(
   const runs = { ous: path.join(dir, 'runs', 'ous'), faceOnly: path.join(dir, 'runs', 'face-only') };
   const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
   log("demo: training OUS on every person's training rows");
-  await trainRun({ cache, out: runs.ous, overrides: demoSettings(size), seed, force: true, log: quiet('ous') });
+  await trainRun({ cache, out: runs.ous, ...demoSettings(size), seed, force: true, log: quiet('ous') });
   log('demo: training the face-only baseline');
   await trainRun({
     cache,
     out: runs.faceOnly,
-    overrides: demoSettings(size),
+    ...demoSettings(size),
     model: 'face-only',
     seed,
     force: true,

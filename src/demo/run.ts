@@ -10,7 +10,7 @@ import { readManifest, type ClipEntry } from '../data/datasets.js';
 import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
-import { evalRun, trainRun, type ConfigOverrides } from '../train/run.js';
+import { evalRun, trainRun, type TrainRunOptions } from '../train/run.js';
 import { spreadOf, type Spread } from '../train/metrics.js';
 import { packageRoot } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -89,21 +89,11 @@ export function demoEncoderDir(): string {
 }
 
 /**
- * The head and training settings of the demo: small, so that it trains in a minute on 2 cores.
- * - standardize: the dev CLIP's face embeddings of any two clips are nearly collinear; standardised,
- *   every seed leaves the scene-only plateau within ~10 epochs.
- * - emaDecay 0.998: validation and the checkpoint see a moving average of the weights. On ~200
- *   training clips the head reaches 100% training accuracy and the weights it ends with (or the
- *   epoch the ~22 validation clips pick) depend on the path, so features that differ in float
- *   rounding gave results as far apart as two seeds; averaged, a seed's two engines agree.
- * - Patience 25 (SPEC: 5): the plateau rule on the loss of ~22 validation clips cut the rate on the
- *   plateau otherwise. docs/DECISIONS.md, "The demo", has the measurements.
+ * How the demo trains: the `demo` preset (src/ous/presets.ts says why each setting), with the
+ * epochs of the demo's size. docs/DECISIONS.md, "The demo", has the measurements.
  */
-export function demoSettings(size: DemoSize): ConfigOverrides {
-  return {
-    ous: { tfeLayers: 2, tfeQueries: 8, heads: 4, promptLength: 8, standardize: true },
-    train: { epochs: size.epochs, plateauPatience: 25, emaDecay: 0.998 },
-  };
+export function demoSettings(size: DemoSize): Pick<TrainRunOptions, 'preset' | 'overrides'> {
+  return { preset: 'demo', overrides: { train: { epochs: size.epochs } } };
 }
 
 /** The synthetic benchmark a demo of this size draws into `out` (96×72 px clips, one or two persons). */
@@ -196,12 +186,12 @@ export async function trainDemoSeed(
   const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
   // The demo's runs are its own outputs: a second demo in the same folder trains them again (force).
   log(`demo: training OUS (seed ${seed})`);
-  await trainRun({ cache, out: runs.ous, overrides: demoSettings(size), seed, force: true, log: quiet('ous') });
+  await trainRun({ cache, out: runs.ous, ...demoSettings(size), seed, force: true, log: quiet('ous') });
   log(`demo: training the face-only baseline (seed ${seed})`);
   await trainRun({
     cache,
     out: runs.faceOnly,
-    overrides: demoSettings(size),
+    ...demoSettings(size),
     model: 'face-only',
     seed,
     force: true,

@@ -26,13 +26,18 @@ export const OusConfig = z
     tfeLayers: z.number().int().positive().default(12), // L, TFE blocks
     tfeQueries: z.number().int().positive().default(16), // N_q, learnable queries shared by every block
     tfeResidual: z.boolean().default(false), // add residuals around attention and MLP (the paper's eqs. have none)
-    promptLength: z.number().int().positive().default(16), // M, learned context vectors (the paper's best is 64)
+    promptLength: z.number().int().positive().default(64), // M, learned context vectors (the paper's, Table VI)
     promptPerClass: z.boolean().default(false), // one set of context vectors per class instead of one shared set
     tauCls: z.number().positive().default(0.01), // temperature of the prompt classifier
     tauNce: z.number().positive().default(0.07), // temperature of L_nce
     lambdaNce: z.number().min(0).default(1), // weight of L_nce in L_contrast
     loss: z.enum(['global', 'ce']).default('global'), // the α-switched multi-loss, or L_cls alone (ablation "L_ce")
     alpha: z.number().positive().default(2.0), // switch: back-propagate L_global while it exceeds α, else L_contrast
+    // L_pol and L_nce over the batch: 'sum' as the paper's eqs. (1) and (3), or 'mean' (per clip, batch-size free)
+    reduction: z.enum(['mean', 'sum']).default('sum'),
+    // L_sim and L_nce also update the shared LSTM (false: as the paper lists what L_sim optimizes, the frame
+    // encoder, linear and convolutional layers: the LSTM learns from L_cls and L_pol's path only)
+    alignLstm: z.boolean().default(false),
     // (choice) the frozen features minus the training split's per-dimension mean, over its std (kept in the
     // checkpoint); off: SPEC
     standardize: z.boolean().default(false),

@@ -194,17 +194,23 @@ export class OusHead extends nn.Module {
     const Hf = this.lstm.forward(b.face).output; // [B, T, E]
     const Zf = this.frames_encoder.forward(Hf); // [B, T+1, E]
     const Fa = this.alignment.forward(Zf); // [B, T+1, E]
-    const aFace = Fa.select(1, 0); // [B, E]
+    // alignLstm false: L_sim and L_nce see the same values through a copy of the path that starts
+    // after the LSTM, so their gradients reach the Frames Encoder and the alignment but not the LSTM.
+    const apart = !this.config.alignLstm && this.training;
+    const aFace = apart
+      ? this.alignment.forward(this.frames_encoder.forward(Hf.detach())).select(1, 0)
+      : Fa.select(1, 0);
     const type = (i: number) => this.type_embedding.select(0, i);
     let tokens = Fa.add(type(0));
     let aScene: Tensor | undefined;
     let polarityLogits: Tensor | undefined;
     if (this.config.scene) {
       const Hs = this.lstm.forward(b.scene).output; // [B, T, E], the same LSTM
-      aScene = this.alignment.forward(Hs).mean(1); // Frames Mean after alignment: V_st [B, E]
+      const Vst = this.alignment.forward(Hs).mean(1); // Frames Mean after alignment: V_st [B, E]
+      aScene = apart ? this.alignment.forward(Hs.detach()).mean(1) : Vst;
       const vPol = this.polarity_encoder.forward(b.low); // [B, E]
       polarityLogits = this.polarity_head.forward(vPol); // [B, 3]
-      tokens = cat([tokens, aScene.add(type(1)).unsqueeze(1), vPol.add(type(2)).unsqueeze(1)], 1); // [B, T+3, E]
+      tokens = cat([tokens, Vst.add(type(1)).unsqueeze(1), vPol.add(type(2)).unsqueeze(1)], 1); // [B, T+3, E]
     }
     const z = this.fusion ? this.fusion.forward(tokens) : tokens.mean(1); // [B, E]
     const logits = promptLogits(z, this.prompt_learner.textFeatures(), this.config.tauCls);

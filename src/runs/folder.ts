@@ -5,7 +5,7 @@
 // writing one folder at once.
 //
 //   config.json              the resolved configs, dims, cache and CLIP paths, inference settings
-//   checkpoint.safetensors   the best weights
+//   checkpoint.safetensors   the best weights, and the recipe they were trained with (checked on load)
 //   last.safetensors         weights + optimizer + loop state, for --resume
 //   metrics.jsonl            one line per finished epoch
 //   train.log                what was printed
@@ -13,6 +13,7 @@
 //
 // This sits below train/ and predict/ so that inference needs nothing of training; it reads
 // train/config.ts, a schema with no other dependency.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -21,7 +22,7 @@ import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
 import type { EpochRecord } from '../train/trainer.js';
 import { cacheInfoOf } from '../data/cache.js';
 import { assumedRecipe, RecipeSchema, type Recipe } from '../streams/recipe.js';
-import { loadSafetensors, type Tensor } from '../torch/index.js';
+import { loadSafetensors, readSafetensorsHeader, type Tensor } from '../torch/index.js';
 import { UserError } from '../util/errors.js';
 import { ensureDir, fsUserError, isRegularFile, pathKind, readJsonAs, writeFileAtomic } from '../util/fs.js';
 import { describeHolder, tryLock } from '../util/lock.js';
@@ -53,6 +54,7 @@ const Dims = z.object({
 const RunConfigFile = z
   .object({
     version: z.literal(RUN_VERSION).optional(),
+    preset: z.string().optional(), // the named settings it started from (src/ous/presets.ts); absent: before them
     ous: z.record(z.unknown()),
     train: z.record(z.unknown()),
     dims: Dims,
@@ -69,6 +71,7 @@ const RunConfigFile = z
   .passthrough();
 
 export interface RunConfig {
+  preset?: string;
   ous: OusConfig;
   train: TrainConfig;
   dims: z.infer<typeof Dims>;
@@ -108,6 +111,7 @@ export function readRunConfig(runDir: string, flag = ''): RunConfig {
   const c = readJsonAs(file, RunConfigFile, 'run config', RUN_VERSION);
   const ous = resolveOusConfig(c.ous, `${file}: ous`);
   const conf: RunConfig = {
+    preset: c.preset,
     cache: c.cache,
     clip: c.clip,
     dims: c.dims,
@@ -171,13 +175,68 @@ export function runRecipe(runDir: string, conf: RunConfig): { recipe: Recipe; no
   return assumedRecipe({ ...inference, classNames: conf.ous.classNames, subject }, configFile(runDir));
 }
 
-/** The best checkpoint's file; a run with none (no epoch finished, or deleted) is refused. */
+/**
+ * What a checkpoint was trained with, as config.json says it: both configs (the classes, the head's
+ * shape, the stream recipe), the encoder's widths and how the features were made. Not the epoch limit (a
+ * resume may raise it, and records that), nor where the cache and CLIP are (they may move).
+ */
+export function trainedSettings(config: Record<string, unknown>): Record<string, unknown> {
+  const { epochs: _, ...train } = (config.train ?? {}) as Record<string, unknown>;
+  return { ous: config.ous, train, dims: config.dims, inference: config.inference ?? null };
+}
+
+/** JSON with sorted keys: one text for one config, whatever order its file wrote the keys in. */
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_, x) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(
+          Object.keys(x as object)
+            .sort()
+            .map((k) => [k, (x as Record<string, unknown>)[k]]),
+        )
+      : x,
+  );
+
+/** The checkpoint's record of its run's config (safetensors metadata): its trained settings and their sha256. */
+export function settingsFingerprint(config: Record<string, unknown>): { trainedConfig: string; trainedConfigSha256: string } {
+  const trainedConfig = canonical(trainedSettings(config));
+  return { trainedConfig, trainedConfigSha256: createHash("sha256").update(trainedConfig).digest('hex') };
+}
+
+/** "ous.classNames", ... : the leaves where two configs differ (arrays compared whole). */
+function settingsDiffs(a: unknown, b: unknown, at = ''): string[] {
+  const isObj = (x: unknown) => x !== null && typeof x === 'object' && !Array.isArray(x);
+  if (!isObj(a) || !isObj(b)) return canonical(a) === canonical(b) ? [] : [at || '(all)'];
+  const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
+  return [...keys].flatMap((k) =>
+    settingsDiffs((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], at ? `${at}.${k}` : k),
+  );
+}
+
+/**
+ * The best checkpoint's file; a run with none (no epoch finished, or deleted) is refused, and so is
+ * one whose config.json is not the config its checkpoint recorded (edited after training: renamed
+ * classes would label the head's outputs with words it was not trained on). Checkpoints from before
+ * the record have none to compare.
+ */
 export function checkpointFile(runDir: string, flag = ''): string {
   const file = path.join(runDir, 'checkpoint.safetensors');
   if (!isRegularFile(file, 'checkpoint'))
     throw new UserError(
       `${flag ? `${flag} ` : ''}${runDir} has no checkpoint.safetensors (no epoch finished, or it was deleted)`,
     );
+  const recorded = readSafetensorsHeader(file).metadata.trainedConfig;
+  if (recorded !== undefined) {
+    const now = settingsFingerprint(JSON.parse(fs.readFileSync(configFile(runDir), 'utf8')) as Record<string, unknown>);
+    if (now.trainedConfig !== recorded) {
+      const keys = settingsDiffs(JSON.parse(recorded), JSON.parse(now.trainedConfig));
+      throw new UserError(
+        `${configFile(runDir)} is not the config ${file} was trained with (${keys.slice(0, 5).join(', ')}` +
+          `${keys.length > 5 ? `, ... ${keys.length} in all` : ''} differ): was config.json edited, or the ` +
+          "checkpoint copied from another run? Restore the run's own, or train a new run with these settings",
+      );
+    }
+  }
   return file;
 }
 

@@ -9,6 +9,7 @@ import { loadClipFolder } from '../clip/load.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { z } from 'zod';
 import { resolveOusConfig, type OusConfig } from '../ous/config.js';
+import { DEFAULT_PRESET, PRESETS, type PresetName } from '../ous/presets.js';
 import { manualSeed, noGrad, tidy, type Device } from '../torch/index.js';
 import { fsUserError, isRegularFile, pathKind, readJson, readJsonAs } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
@@ -63,25 +64,40 @@ const divisors = (n: number) => [...Array(n).keys()].map((i) => i + 1).filter((d
 
 /**
  * The clips of a cache for training: validation is a stratified share of the training clips (their
- * original view), never the test split.
+ * original view), never the test split. Each training clip comes with the views the trainer draws
+ * one of per epoch: its train-mode samplings (views 1, 2, ... of a cache extracted with --views),
+ * or the original view where it has none.
  */
 export function splitsOf(
   cache: FeatureCache,
   valFraction: number,
   seed: number,
-): { train: number[]; val: number[]; test: number[] } {
+): { train: number[][]; val: number[]; test: number[] } {
   const originals = cache.indices('train', true);
   const { val } = stratifiedSplit(originals, cache.data.labels, valFraction, seed);
   const valClips = new Set(val.map((i) => cache.records[i]!.key));
   // Every view of a validation clip stays out of training (a view's key is the clip's and '#v<n>';
   // a person's clip id has a '#' of its own, personId's '#xywh=', so only the view suffix goes).
-  const train = cache.indices('train').filter((i) => !valClips.has(cache.records[i]!.key.replace(/#v\d+$/, '')));
+  const views = new Map<string, Array<{ index: number; view: number }>>();
+  for (const i of cache.indices('train')) {
+    const key = cache.records[i]!.key;
+    const clip = key.replace(/#v\d+$/, '');
+    if (valClips.has(clip)) continue;
+    if (!views.has(clip)) views.set(clip, []);
+    views.get(clip)!.push({ index: i, view: Number(/#v(\d+)$/.exec(key)?.[1] ?? 0) });
+  }
+  const train = [...views.values()].map((vs) => {
+    const augmented = vs.filter((v) => v.view > 0);
+    return (augmented.length ? augmented : vs).map((v) => v.index);
+  });
   return { train, val, test: cache.indices('test', true) };
 }
 
 export interface TrainRunOptions {
   cache: string;
   out: string;
+  /** The named settings under the config file and --set (src/ous/presets.ts); default 'paper'. */
+  preset?: PresetName;
   config?: string; // a JSON file: {"ous": {...}, "train": {...}}
   overrides?: ConfigOverrides; // the command line's --set arrive here parsed (src/cli/sets.ts)
   model?: OusConfig['model'];
@@ -117,7 +133,7 @@ function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir
 function splitProblem(
   dir: string,
   cache: FeatureCache,
-  split: { train: number[]; val: number[] },
+  split: { train: unknown[]; val: number[] },
   valFraction: number,
 ): string {
   const names = cache.info.classNames;
@@ -175,9 +191,19 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   const stored = o.resume && existing ? readRunConfig(o.out) : undefined;
   if (stored) checkResumable(o.out);
   const file = o.config ? readJsonAs(o.config, ConfigFile, 'config file ({"ous": {...}, "train": {...}})') : {};
+  // A resumed run keeps its own preset (its settings are stored whole; the name is for the reader).
+  if (stored && o.preset && stored.preset && o.preset !== stored.preset)
+    throw new UserError(
+      `train --resume: ${o.out} was trained from the preset '${stored.preset}', not '${o.preset}': ` +
+        'train into another --out for the other preset',
+    );
+  const presetName = (
+    stored?.preset && stored.preset in PRESETS ? stored.preset : (o.preset ?? DEFAULT_PRESET)
+  ) as PresetName;
+  const preset = PRESETS[presetName];
   const raw: { ous: Record<string, unknown>; train: Record<string, unknown> } = {
-    ous: { ...(stored?.ous ?? {}), ...(file.ous ?? {}), ...o.overrides?.ous },
-    train: { ...(stored?.train ?? {}), ...(file.train ?? {}), ...o.overrides?.train },
+    ous: { ...preset.ous, ...(stored?.ous ?? {}), ...(file.ous ?? {}), ...o.overrides?.ous },
+    train: { ...preset.train, ...(stored?.train ?? {}), ...(file.train ?? {}), ...o.overrides?.train },
   };
   if (o.model) raw.ous.model = o.model;
   if (o.seed !== undefined) raw.train.seed = o.seed;
@@ -259,7 +285,7 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
   manualSeed(cfg.seed);
   const head = buildHead(ous, cache.data.dims, clip.textTower);
   // The statistics come from the training clips once; a resumed run reads them from its state.
-  if (head.standardizer && !stored) tidy(() => head.standardizer!.fit(cache.data.batch(split.train)));
+  if (head.standardizer && !stored) tidy(() => head.standardizer!.fit(cache.data.batch(split.train.flat())));
   if (o.device) head.to({ device: o.device });
   try {
     return await train({
@@ -274,6 +300,7 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
       log: o.log,
       info: {
         version: RUN_VERSION,
+        preset: presetName,
         cache: path.resolve(o.cache),
         clip: path.resolve(clipDir),
         test: split.test.length,

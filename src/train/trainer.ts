@@ -4,7 +4,7 @@
 // checkpoint and the plateau rule see an exponential moving average of the weights instead of the
 // weights themselves (DECISIONS.md, "Training"). One run folder holds everything:
 //   config.json        the resolved configs, data sizes and versions
-//   checkpoint.safetensors   the best weights (metadata: epoch, valLoss)
+//   checkpoint.safetensors   the best weights (metadata: epoch, valLoss, the settings of config.json it was trained with)
 //   last.safetensors   weights + optimizer state (+ the average) + the loop's state, for --resume (one atomic file)
 //   metrics.jsonl      one line per epoch: loss terms, phase shares, lr, train/val UAR and WAR
 //   train.log          what was printed
@@ -31,13 +31,22 @@ import type { OusConfig } from '../ous/config.js';
 import { metricsOf, type Metrics } from './metrics.js';
 import type { TrainConfig } from './config.js';
 import { rng, shuffled } from '../util/random.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { readJson, writeFileAtomic } from '../util/fs.js';
+import { settingsFingerprint } from '../runs/folder.js';
 import { UserError } from '../util/errors.js';
 
 export interface EpochRecord {
   epoch: number;
   lr: number;
-  train: { loss: number; terms: Record<string, number>; phases: Record<LossPhase, number>; uar: number; war: number };
+  train: {
+    loss: number;
+    terms: Record<string, number>;
+    phases: Record<LossPhase, number>;
+    uar: number;
+    war: number;
+    clips?: number; // clips seen (one view of each training clip); absent in runs from before it
+    steps?: number; // optimizer steps
+  };
   val: { loss: number; uar: number; war: number };
   best: boolean;
   seconds: number;
@@ -55,7 +64,12 @@ export interface TrainOptions {
   ous: OusConfig;
   train: TrainConfig;
   data: FeatureDataset;
-  split: { train: number[]; val: number[] };
+  /**
+   * The training clips, each one index or the indices of its views (augmented samplings: one is
+   * drawn per clip per epoch, so an epoch is one pass over the clips whatever their views); the
+   * validation clips.
+   */
+  split: { train: ReadonlyArray<number | readonly number[]>; val: number[] };
   outDir: string;
   resume?: boolean;
   device?: Device;
@@ -166,19 +180,21 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     );
   }
 
+  // The checkpoint records the config it was trained with (config.json as written), so that a
+  // config.json edited afterwards is found out (runs/folder.ts, checkpointFile).
+  const trainedConfig = settingsFingerprint(readJson<Record<string, unknown>>(path.join(outDir, 'config.json')));
   let stopReason = `reached the epoch limit (${cfg.epochs})`;
   for (let epoch = state.epoch + 1; epoch <= cfg.epochs; epoch++) {
     const t0 = Date.now();
     // Data order depends only on the seed and the epoch, so a resumed run sees the same batches.
-    const order = shuffled(split.train, rng(cfg.seed * 1000003 + epoch));
+    const order = epochOrder(split.train, cfg.seed, epoch);
     head.train();
     const phases: Record<LossPhase, number> = { global: 0, contrast: 0, ce: 0 };
     const sums: Record<string, number> = {};
     let lossSum = 0;
     let steps = 0;
     const preds: number[] = [];
-    for (let i = 0; i < order.length; i += cfg.batchSize) {
-      const idx = order.slice(i, i + cfg.batchSize);
+    for (const idx of batchesOf(order, cfg.batchSize)) {
       const step = tidy(() => {
         const b = data.batch(idx, o.device);
         const out = head.forward(b);
@@ -222,6 +238,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         saveSafetensors(path.join(outDir, 'checkpoint.safetensors'), head.stateDict(), {
           epoch: String(epoch),
           valLoss: String(v.loss),
+          ...trainedConfig,
         });
         state.bestValLoss = v.loss;
         state.bestEpoch = epoch;
@@ -241,6 +258,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         phases: { global: phases.global / steps, contrast: phases.contrast / steps, ce: phases.ce / steps },
         uar: trainM.uar,
         war: trainM.war,
+        clips: order.length,
+        steps,
       },
       val: { loss: val.loss, uar: val.uar, war: val.war },
       best,
@@ -272,6 +291,28 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   log(`stopped: ${stopReason}; best epoch ${state.bestEpoch} (validation loss ${state.bestValLoss.toFixed(4)})`);
   return { epochs: records, bestEpoch: state.bestEpoch, bestValLoss: state.bestValLoss, stopReason };
+}
+
+/**
+ * One epoch's training clips in the order they are trained: the clips shuffled by (seed, epoch),
+ * then one view of each drawn by (seed, epoch) as well (clips of one view draw nothing).
+ */
+export function epochOrder(clips: ReadonlyArray<number | readonly number[]>, seed: number, epoch: number): number[] {
+  const draw = rng(seed * 1000003 + epoch + 0x5eed);
+  return shuffled(clips, rng(seed * 1000003 + epoch)).map((c) =>
+    typeof c === 'number' ? c : c.length === 1 ? c[0]! : c[Math.floor(draw() * c.length)]!,
+  );
+}
+
+/**
+ * Batches of `size` in order; a last batch of one clip joins the one before it: alone it would
+ * give L_nce = 0 (one scene against one face) and a batch statistic of one clip to the α switch.
+ */
+export function batchesOf(order: readonly number[], size: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < order.length; i += size) out.push(order.slice(i, i + size));
+  if (out.length > 1 && out.at(-1)!.length === 1) out.at(-2)!.push(...out.pop()!);
+  return out;
 }
 
 /** The loss terms of an epoch (means over its steps) that are present: a plateau shows in which term sits still. */

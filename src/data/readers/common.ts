@@ -147,3 +147,34 @@ export function duplicateProblems(items: Array<{ where: string; source: string; 
   }
   return problems;
 }
+
+/**
+ * Width and height of a JPEG or PNG from its header (no decoding), or undefined for another format
+ * or a header it cannot read: enough to tell a face crop (square) from a video frame.
+ */
+export function imageSize(file: string): [number, number] | undefined {
+  let b: Buffer;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      b = Buffer.alloc(65536);
+      b = b.subarray(0, fs.readSync(fd, b, 0, b.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  // PNG: the signature, then IHDR's width and height (big-endian)
+  if (b.length >= 24 && b.readUInt32BE(0) === 0x89504e47) return [b.readUInt32BE(16), b.readUInt32BE(20)];
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
+  // JPEG: walk the segments to a start-of-frame marker (SOF0..SOF15 less DHT, JPG, DAC): height, then width
+  for (let i = 2; i + 9 < b.length; ) {
+    if (b[i] !== 0xff) return undefined;
+    const marker = b[i + 1]!;
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker))
+      return [b.readUInt16BE(i + 7), b.readUInt16BE(i + 5)];
+    i += 2 + b.readUInt16BE(i + 2);
+  }
+  return undefined;
+}
