@@ -197,10 +197,13 @@ const canonical = (v: unknown): string =>
       : x,
   );
 
-/** The checkpoint's record of its run's config (safetensors metadata): its trained settings and their sha256. */
-export function settingsFingerprint(config: Record<string, unknown>): { trainedConfig: string; trainedConfigSha256: string } {
+/** The checkpoint's record of its run's config (safetensors metadata): the trained settings and their sha256. */
+export function settingsFingerprint(config: Record<string, unknown>): {
+  trainedConfig: string;
+  trainedConfigSha256: string;
+} {
   const trainedConfig = canonical(trainedSettings(config));
-  return { trainedConfig, trainedConfigSha256: createHash("sha256").update(trainedConfig).digest('hex') };
+  return { trainedConfig, trainedConfigSha256: createHash('sha256').update(trainedConfig).digest('hex') };
 }
 
 /** "ous.classNames", ... : the leaves where two configs differ (arrays compared whole). */
