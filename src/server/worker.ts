@@ -75,7 +75,14 @@ function main(): void {
           faceBox: m.faceBox,
           persons: m.persons,
           maxSeconds: settings.maxSeconds,
-          onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }),
+          onProgress: (stage, fraction, count) =>
+            send({
+              type: 'progress',
+              id: m.id,
+              stage,
+              fraction,
+              ...(stage === 'classify' && count ? { total: count.total } : {}),
+            }),
           onWindow: (window, k, total, person) => send({ type: 'window', id: m.id, window, k, total, person }),
         });
         send({ type: 'done', id: m.id, result });
