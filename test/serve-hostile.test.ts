@@ -484,7 +484,10 @@ test(nodeErrorsTitle, async () => {
       5000,
     );
     assert.equal(status(short.got), 408, short.got);
-    assert.match(jsonOf(short.got).error, /the upload arrived too slowly: 3 bytes in the last 0.5 s, below this server.s minimum of 8 KB\/s/);
+    assert.match(
+      jsonOf(short.got).error,
+      /the upload arrived too slowly: 3 bytes in the last 0.5 s, below this server.s minimum of 8 KB\/s/,
+    );
     const del = await request(`${s.url}/api/health`, { method: 'DELETE' });
     assert.equal(del.status, 405);
     assert.equal(del.headers.allow, 'GET, HEAD');

@@ -27,6 +27,7 @@ import { checkBoxInFrame } from '../util/box.js';
 import { probeVideo } from '../video/decode.js';
 import { tidy, type Tensor } from '../torch/index.js';
 import { Progress } from '../util/progress.js';
+import { onInterrupt } from '../util/interrupt.js';
 
 export interface ExtractOptions {
   entries: ClipEntry[];
@@ -110,6 +111,7 @@ async function extractLocked(
   const { encoder, info } = o;
   const dims = { frames: info.frames, ...encoder.dims };
   const writer = new CacheWriter(o.out, { version: 1, ...info, dims }, name, o.partSize);
+  const unhook = onInterrupt(() => keepOnInterrupt(writer, o.out)); // Ctrl-C keeps every finished clip
   const keyOf = (e: ClipEntry, view: number) => (view === 0 ? e.id : `${e.id}#v${view}`);
   // The listing as it is now; what changed since the last one (or since the parts, for a cache without one).
   const listed: ListedClip[] = o.entries.flatMap((e, i) =>
@@ -243,6 +245,7 @@ async function extractLocked(
     },
   });
   writer.flush();
+  unhook();
   progress.finish(share());
   seconds.total = Number(process.hrtime.bigint() - started) / 1e9;
   const failedNow = new Set(writer.failures.map((f) => f.path));
@@ -257,6 +260,15 @@ async function extractLocked(
     seconds,
     clipsPerSecond: seconds.total > 0 ? done / seconds.total : 0,
   };
+}
+
+/** On a signal: the clips extracted since the last part written become a part (their lock goes after). */
+function keepOnInterrupt(writer: CacheWriter, out: string): string {
+  writer.flush();
+  return (
+    `${out} keeps the ${writer.done.size} clip(s) extracted so far; ` +
+    'run the same ous extract again to extract the rest'
+  );
 }
 
 /** Throws a UserError naming `what` when `t` holds a NaN or an infinity. */
