@@ -126,7 +126,19 @@ async function twoPersons(id: string, k: number, step: number): Promise<void> {
       await sleep(step);
     }
   }
-  const persons = [0, 1].map((p) => ({ id: p, main: p === 0, windows: windows[p] }));
+  const persons = [0, 1].map((p) => ({
+    id: p,
+    main: p === 0,
+    first: 0,
+    last: k,
+    emotion: 'a',
+    probabilities: { a: 0.6, b: 0.4 },
+    polarity: null,
+    sceneEffect: null,
+    share: { a: 1, b: 0 },
+    windows: windows[p],
+    faces: [{ time: 0, box: [10 + 40 * p, 10, 30, 30], detected: true }],
+  }));
   send({
     type: 'done',
     id,
@@ -141,7 +153,7 @@ async function twoPersons(id: string, k: number, step: number): Promise<void> {
       width: 96,
       height: 72,
       windows: windows[0],
-      faces: [],
+      faces: [{ time: 0, box: [10, 10, 30, 30], detected: true }],
       summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' },
       persons,
     } as never,

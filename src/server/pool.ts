@@ -113,6 +113,25 @@ export class JobPool {
     return { release: () => void (released || ((released = true), this.reserved--)) };
   }
 
+  /**
+   * Cancels a job its client no longer wants (the page's "cancel" after a reload): a queued one leaves
+   * the queue; a running one's worker is stopped (and replaced), so it does not stay busy. False when
+   * the job has already ended.
+   */
+  cancel(job: Job): boolean {
+    if (job.status !== 'queued' && job.status !== 'running') return false;
+    const i = this.queue.indexOf(job);
+    if (i >= 0) this.queue.splice(i, 1);
+    const w = this.workers.find((x) => x.job === job);
+    this.finish(job, { status: 'failed', error: 'cancelled by its client' });
+    if (w) {
+      w.job = undefined;
+      w.ready = false; // until its replacement has loaded the model
+      w.proc.kill('SIGKILL');
+    }
+    return true;
+  }
+
   /** Forgets jobs that ended more than keepJobsMs ago. */
   sweep(now = Date.now()): void {
     const keep = this.o.keepJobsMs ?? KEEP_JOBS_MS;

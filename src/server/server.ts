@@ -406,6 +406,14 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     }
   };
 
+  /** DELETE /api/jobs/{id}: the job's id is its only key (a random UUID), as for reading it. */
+  const cancelJob = (res: http.ServerResponse, id: string) => {
+    const job = pool?.jobs.get(id);
+    if (!job) throw new HttpError(404, `no job '${id.slice(0, 100)}'`);
+    if (!pool!.cancel(job)) throw new HttpError(409, `the job has already ended (${job.status})`);
+    json(res, 200, pool!.view(job));
+  };
+
   const accepted = (res: http.ServerResponse, job: Job) => {
     const v = pool!.view(job);
     json(res, 202, { id: v.id, status: v.status, position: v.position }, { Location: `/api/jobs/${job.id}` });
@@ -464,8 +472,13 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (method !== 'POST') throw new HttpError(405, 'POST a video to /api/predict', { Allow: 'POST' });
       return predict(req, res, url);
     }
+    const jm = /^\/api\/jobs\/([^/]+)$/.exec(p);
+    if (jm && method === 'DELETE') return cancelJob(res, jm[1]!);
     if (method !== 'GET' && method !== 'HEAD')
-      throw new HttpError(405, `${method} is not served here`, { Allow: 'GET, HEAD', Connection: 'close' });
+      throw new HttpError(405, `${method} is not served here`, {
+        Allow: jm ? 'GET, HEAD, DELETE' : 'GET, HEAD',
+        Connection: 'close',
+      });
     if (p === '/api/health') {
       const eventLoopDelayMs = {
         p50: ms(loopDelay.percentile(50)),
@@ -503,7 +516,6 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (!s) throw new HttpError(404, `no sample clip '${sm[1]!.slice(0, 100)}'`);
       return sendFile(res, s.file, 'video/mp4', method === 'HEAD');
     }
-    const jm = /^\/api\/jobs\/([^/]+)$/.exec(p);
     if (jm) {
       pool?.sweep();
       const job = pool?.jobs.get(jm[1]!);
