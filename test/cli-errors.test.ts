@@ -744,3 +744,37 @@ test(dashTitle, async () => {
   );
   assert.deepEqual(JSON.parse(embed.stdout).texts[0].truncated, { tokens: 102, kept: 77 });
 });
+
+const interruptedJsonlTitle =
+  'issue 37: Ctrl-C on ous predict --jsonl ends stdout with an incomplete marker and says so on stderr, once';
+test(interruptedJsonlTitle, async () => {
+  const child = spawn(process.execPath, [cli, 'predict', video, '--run', 'r7', '--jsonl', '--window', '1'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let [stdout, stderr, sent] = ['', '', false];
+  child.stdout!.on('data', (d) => {
+    stdout += d;
+    // One Ctrl-C once the first window is out (a second would kill outright).
+    if (!sent && stdout.includes('"type":"window"')) (sent = true), child.kill('SIGINT');
+  });
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  if (!sent) return assert.fail(`the prediction ended before it could be interrupted: ${stderr}`);
+  assert.equal(code, 130, stderr);
+  const lines = stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  const windows = lines.filter((l) => l.type === 'window').length;
+  assert.deepEqual(lines[lines.length - 1], {
+    type: 'incomplete',
+    reason: `interrupted by SIGINT after ${windows} window(s)`,
+    windowCount: windows,
+  });
+  assert.ok(!lines.some((l) => l.type === 'summary'));
+  const said = stderr.split('\n').filter((l) => l.startsWith('ous: interrupted'));
+  assert.deepEqual(said, [
+    `ous: interrupted (SIGINT): the JSON lines on stdout stop after ${windows} window(s), marked incomplete`,
+  ]);
+});

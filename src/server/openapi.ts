@@ -147,6 +147,18 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
             '404': error,
           },
         },
+        delete: {
+          summary:
+            'cancels a queued or running job (its id is its key): a queued one leaves the queue, a running ' +
+            "one's worker is stopped and replaced; the job then reads failed, 'cancelled by its client'",
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': { description: 'the job, cancelled', content: jsonOf({ $ref: '#/components/schemas/Job' }) },
+            '403': { ...error, description: 'from another origin (Origin, Sec-Fetch-Site)' },
+            '404': error,
+            '409': { ...error, description: 'the job has already ended' },
+          },
+        },
       },
       '/api/health': {
         get: {
