@@ -153,6 +153,8 @@ test(reloadTitle, async () => {
     await page.waitForFunction(() => /cancelled/.test(document.getElementById('status-text')!.textContent!));
     const job = await (await fetch(`${server.url}/api/jobs/${id}`)).json();
     assert.deepEqual([job.status, job.error], ['failed', 'cancelled by its client']);
+    // The killed worker's exit comes after the answer: its replacement within 10 s.
+    for (let i = 0; i < 100 && server.workerPids()[0] === worker; i++) await new Promise((r) => setTimeout(r, 100));
     assert.notEqual(server.workerPids()[0], worker, 'the stopped worker was replaced');
     await page.click('#samples button');
     await page.waitForFunction(() => document.body.dataset.state === 'done', undefined, done);
