@@ -125,6 +125,11 @@ before(async () => {
     JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }),
   );
   fs.writeFileSync(at('dup-header.csv'), `path,path,label\n${video},${video},happy\n`);
+  fs.writeFileSync(at('one.csv'), `path,label\n${video},happy\n`);
+  // Issue 37: inputs that are not videos, said as what they are.
+  assert.equal(spawnSync('mkfifo', [at('fifo.mp4')]).status, 0);
+  fs.symlinkSync('loop-d.mp4', at('loop-c.mp4'));
+  fs.symlinkSync('loop-c.mp4', at('loop-d.mp4'));
 });
 
 const extractTo = (manifest: string, ...more: string[]) => [
@@ -346,6 +351,22 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
     "clip-notclip: not a CLIP checkpoint: none of its 2 tensors is one of CLIP's",
   ],
   [extractTo('dup-header.csv'), 1, "dup-header.csv: the header names the column 'path' twice (path,path,label)"],
+  // Issue 37: the right reason, one line up front.
+  [['faces', 'loop-c.mp4'], 1, 'cannot read loop-c.mp4: a loop of symbolic links'],
+  [['predict', 'loop-c.mp4', '--run', 'r7'], 1, 'cannot read loop-c.mp4: a loop of symbolic links'],
+  [['faces', '/dev/zero'], 1, '/dev/zero: it is a device, not a video or image file'],
+  [['streams', 'fifo.mp4', '--out', 'sx'], 1, 'fifo.mp4: it is a FIFO (named pipe), not a video or image file'],
+  [
+    ['predict', video, '--run', 'r7', '--window', '1e6'],
+    2,
+    "--window takes seconds in plain decimals (like 600 or 0.5), not exponent notation '1e6'",
+  ],
+  [['predict', video, '--run', 'r7', '--device', 'tpu'], 2, "--device must be cpu, cuda or cuda:N, not 'tpu'"],
+  [
+    extractTo('one.csv', '--polarity-layer', '99'),
+    2,
+    '--polarity-layer 99 is past the last block of the CLIP vision tower',
+  ],
 ];
 
 test('bad inputs: one line on stderr naming the flag, file or key, the right exit code, no stack', async () => {
@@ -359,7 +380,8 @@ test('bad inputs: one line on stderr naming the flag, file or key, the right exi
       const args = given.map((a) => (a === 'rx' ? `rx${k}` : a));
       const r = await run(args, env);
       // train.log lines of a run that ran
-      const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^epoch \d|^stopped:/.test(l));
+      // (epoch progress "epoch 1/2 ..." only: a diverging loss's "epoch 1, step 2: ..." is said once, as the error)
+      const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^epoch \d+\/|^stopped:/.test(l));
       const why = [
         r.code !== code && `exit ${r.code}, expected ${code}`,
         lines.length !== 1 && `${lines.length} lines on stderr`,
@@ -710,4 +732,57 @@ test(permissionTitle, async (t) => {
     fs.chmodSync(path.join(open, 'clip'), 0o755);
     fs.rmSync(open, { recursive: true, force: true });
   }
+});
+
+const dashTitle =
+  "issue 37: a file named '-dash.mp4' after -- is read as a file, not an ffmpeg option; " +
+  'a --text longer than CLIP reads is said to be cut, not cut silently';
+test(dashTitle, async () => {
+  fs.copyFileSync(video, at('-dash.mp4'));
+  const faces = await run(['faces', '--frames', '1', '--', '-dash.mp4']);
+  assert.equal(faces.code, 0, faces.stderr);
+  const long = Array.from({ length: 100 }, () => 'word').join(' ');
+  const embed = await run(['clip', 'embed', '--model', fixture('clip-dev', 'model'), '--text', long, '--json']);
+  assert.equal(embed.code, 0, embed.stderr);
+  assert.equal(
+    embed.stderr.trim(),
+    'ous: note: --text "word word word word word word word word …" is 102 tokens; CLIP reads the first 77 ' +
+      '(start and end tokens included), so its embedding is of that part only',
+  );
+  assert.deepEqual(JSON.parse(embed.stdout).texts[0].truncated, { tokens: 102, kept: 77 });
+});
+
+const interruptedJsonlTitle =
+  'issue 37: Ctrl-C on ous predict --jsonl ends stdout with an incomplete marker and says so on stderr, once';
+test(interruptedJsonlTitle, async () => {
+  // Short windows: their frames are encoded chunk by chunk, so the windows come over time, not at once.
+  const child = spawn(process.execPath, [cli, 'predict', video, '--run', 'r7', '--jsonl', '--window', '0.25'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let [stdout, stderr, sent] = ['', '', false];
+  child.stdout!.on('data', (d) => {
+    stdout += d;
+    // One Ctrl-C once the first window is out (a second would kill outright).
+    if (!sent && stdout.includes('"type":"window"')) (sent = true), child.kill('SIGINT');
+  });
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  if (!sent) return assert.fail(`the prediction ended before it could be interrupted: ${stderr}`);
+  assert.equal(code, 130, stderr);
+  const lines = stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  const windows = lines.filter((l) => l.type === 'window').length;
+  assert.deepEqual(lines[lines.length - 1], {
+    type: 'incomplete',
+    reason: `interrupted by SIGINT after ${windows} window(s)`,
+    windowCount: windows,
+  });
+  assert.ok(!lines.some((l) => l.type === 'summary'));
+  const said = stderr.split('\n').filter((l) => l.startsWith('ous: interrupted'));
+  assert.deepEqual(said, [
+    `ous: interrupted (SIGINT): the JSON lines on stdout stop after ${windows} window(s), marked incomplete`,
+  ]);
 });

@@ -50,6 +50,8 @@ test('OnnxGraph: a Gemm with a float attribute, a negative reshape and two outpu
     { atol: 0, what: 'x2' },
   );
   await s.release();
+  // Issue 37: onnxruntime's telemetry is off, so no empty /tmp/mat-debug-PID.log is left per process.
+  assert.equal(fs.existsSync(`/tmp/mat-debug-${process.pid}.log`), false, 'no /tmp/mat-debug-PID.log');
 });
 
 const onnxGraphTitle =

@@ -185,6 +185,47 @@ test('killing an extraction midway and running it again gives the same cache as 
   assert.deepEqual(featureBytes(at('cache-killed')), featureBytes(at('cache-clean12')));
 });
 
+const interruptTitle =
+  'Ctrl-C (SIGINT) on ous extract keeps every finished clip, releases its lock and says what it kept; ' +
+  'the same command then extracts only the rest';
+test(interruptTitle, async () => {
+  // The twelve clips of the test above (made there; the same rows again if it did not run).
+  if (!fs.existsSync(at('cache-clean12'))) return assert.fail('run with the test above (it makes the clean cache)');
+  const out = at('cache-interrupted');
+  // The default part size (32): without the flush on the signal every finished clip would be lost.
+  const child = spawn(process.execPath, [cli, ...extractArgs(at('twelve.csv'), out)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  let sent = false;
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+    // The first progress line comes once a clip is finished; one Ctrl-C (a second would kill outright).
+    if (!sent && /extract [1-9]\d*\/12 clips/.test(stderr)) (sent = true), child.kill('SIGINT');
+  });
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 130, stderr);
+  const said =
+    /interrupted \(SIGINT\): (\S+) keeps the (\d+) clip\(s\) extracted so far; run the same ous extract/.exec(stderr);
+  assert.ok(said, stderr);
+  assert.equal(said[1], out);
+  const kept = Number(said[2]);
+  const parts = fs.readdirSync(path.join(out, 'parts')).filter((f) => f.endsWith('.safetensors'));
+  assert.ok(kept >= 1 && kept < 12, `${kept} kept`);
+  assert.deepEqual(
+    fs.readdirSync(out).filter((f) => f.startsWith('lock-')),
+    [],
+    'the lock is released',
+  );
+  assert.ok(parts.length >= 1);
+  const again = ous(extractArgs(at('twelve.csv'), out));
+  assert.equal(again.status, 0, again.stderr);
+  assert.doesNotMatch(again.stderr, /took over the lock/);
+  const resumed = lastJson(again.stdout);
+  assert.deepEqual([resumed.skipped, resumed.done], [kept, 12 - kept], 'every finished clip was kept');
+  assert.deepEqual(featureBytes(out), featureBytes(at('cache-clean12')));
+});
+
 test('two shards merged equal one unsharded run; a missing shard is refused, or listed with --allow-partial', () => {
   const cache = at('cache-sharded');
   assert.equal(ous(extractArgs(at('good.csv'), cache, '--shard', '1/2')).status, 0);

@@ -82,6 +82,7 @@ test('fuzz: 500 seeded mutations of a valid multipart upload: never a hang, neve
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=8', '-t', '2', '-pix_fmt', 'yuv420p', clip);
   const valid = multipart(fs.readFileSync(clip));
   const server = await startServer({
+    tempRoot: dir, // its own temp folder: other servers on this machine use the system one
     run: 'RUN',
     host: '127.0.0.1',
     port: 0,

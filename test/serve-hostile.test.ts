@@ -32,6 +32,7 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const serve = (o: Partial<ServeOptions> = {}) =>
   startServer({
+    tempRoot: dir, // its own temp folder: other servers on this machine use the system one
     run: 'RUN',
     host: '127.0.0.1',
     port: 0,
@@ -179,7 +180,8 @@ const burstTitle =
   'a burst of 40 concurrent uploads on --queue 2: refusals before the body in under 1 s, ' +
   '/api/health p95 < 100 ms during it, every accepted job finishes';
 test(burstTitle, async () => {
-  const s = await serve({ queue: 2 });
+  // 40 connections from one address: above the per-address cap (32), which the slow-client test tries.
+  const s = await serve({ queue: 2, perClientConnections: 64 });
   try {
     const health: number[] = [];
     let bursting = true;
@@ -198,14 +200,15 @@ test(burstTitle, async () => {
     );
     bursting = false;
     await healthLoop;
-    const refused = answers.filter((a) => a.status === 503);
+    // 503 queue full, or 429 this address's uploads in flight (one client sends them all here)
+    const refused = answers.filter((a) => a.status === 503 || a.status === 429);
     const accepted = answers.filter((a) => a.status === 202);
     assert.equal(
       refused.length + accepted.length,
       40,
       'other answers: ' +
         JSON.stringify(
-          answers.filter((a) => a.status !== 503 && a.status !== 202).map((a) => [a.status, a.error ?? a.body]),
+          answers.filter((a) => ![503, 429, 202].includes(a.status)).map((a) => [a.status, a.error ?? a.body]),
         ),
     );
     assert.ok(accepted.length >= 1 && refused.length >= 30, `${accepted.length} accepted, ${refused.length} refused`);
@@ -413,19 +416,18 @@ test(portInUseTitle, async () => {
       [['--host', '10.255.255.254', '--port', '0'], /not an address of this machine/],
       [['--host', 'no such host!', '--port', '0'], /not an address or a host name/],
     ] as const) {
-      const tempBefore = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')).length;
+      // Its own temp folder (TMPDIR): other servers on this machine leave theirs in the system's.
+      const tmp = fs.mkdtempSync(path.join(dir, 'tmp-'));
       const r = spawnSync(process.execPath, [CLI, 'serve', '--run', path.join(dir, 'no-run'), ...args], {
         encoding: 'utf8',
         timeout: 20_000,
+        env: { ...process.env, TMPDIR: tmp },
       });
       assert.equal(r.status, 1, r.stderr);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.match(r.stderr, why);
       assert.ok(!/\n\s+at /.test(r.stderr), 'no stack');
-      assert.ok(
-        fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')).length <= tempBefore,
-        'no temp folder left',
-      );
+      assert.deepEqual(fs.readdirSync(tmp), [], 'no temp folder left');
     }
     assert.deepEqual(workersRunning(), [], 'no worker process outlives the command');
     // The box check is the CLI's too: ous predict --box with a box that dwarfs the frame.
@@ -446,5 +448,68 @@ test(portInUseTitle, async () => {
     assert.match(big.stderr, /--box \[0 0 8000 8000\] is larger than 2× the 96×72 frame/);
   } finally {
     blocker.close();
+  }
+});
+
+const nodeErrorsTitle =
+  "Node's own refusals as JSON (400 malformed, 431 headers, 408 a short body), two Host headers 400, " +
+  "Allow with HEAD, a window too short for the video 400 before queuing, in the API's words";
+test(nodeErrorsTitle, async () => {
+  const s = await serve({ rateWindowMs: 500 });
+  try {
+    const jsonOf = (got: string) => JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4));
+    const status = (got: string) => Number(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1]);
+    const twoHosts = await rawConnection(
+      port(s),
+      'GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n',
+      3000,
+    );
+    assert.equal(status(twoHosts.got), 400, twoHosts.got);
+    assert.match(jsonOf(twoHosts.got).error, /more than one Host header/);
+    const garbage = await rawConnection(port(s), 'GARBAGE\r\n\r\n', 3000);
+    assert.equal(status(garbage.got), 400, garbage.got);
+    assert.match(jsonOf(garbage.got).error, /the request is malformed/);
+    assert.match(garbage.got, /X-Content-Type-Options: nosniff/);
+    const huge = await rawConnection(
+      port(s),
+      `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`,
+      3000,
+    );
+    assert.equal(status(huge.got), 431, huge.got.slice(0, 200));
+    assert.match(jsonOf(huge.got).error, /headers are larger than 16 KB/);
+    // A body shorter than its Content-Length that then waits: the JSON 408 once a rate window passes empty.
+    const short = await rawConnection(
+      port(s),
+      'POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nabc',
+      5000,
+    );
+    assert.equal(status(short.got), 408, short.got);
+    assert.match(
+      jsonOf(short.got).error,
+      /the upload arrived too slowly: 3 bytes in the last 0.5 s, below this server.s minimum of 8 KB\/s/,
+    );
+    const del = await request(`${s.url}/api/health`, { method: 'DELETE' });
+    assert.equal(del.status, 405);
+    assert.equal(del.headers.allow, 'GET, HEAD');
+    // 3 s at 8 fps and the stub's 4 frames a window: 0.001 s hold too few frames; said before queuing.
+    const tiny = await request(`${s.url}/api/predict?window=0.001`, { method: 'POST', body: video });
+    assert.equal(tiny.status, 400, JSON.stringify(tiny.body));
+    assert.equal(
+      tiny.body.error,
+      'window=0.001: 0.001 s hold 0.0 frames at 8 fps, fewer than the 4 frames a window needs; ' +
+        'use window=0.5 or more',
+    );
+    // A 1 fps GIF with the default 2 s window: 2 frames for 4.
+    const gif = path.join(dir, 'slow.gif');
+    ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=1', '-t', '10', gif);
+    const g = await request(`${s.url}/api/predict`, { method: 'POST', body: fs.readFileSync(gif) });
+    assert.equal(g.status, 400, JSON.stringify(g.body));
+    assert.match(
+      g.body.error,
+      /^window=2: 2 s hold 2\.0 frames at 1 fps, fewer than the 4 frames .* use window=4 or more$/,
+    );
+    assert.deepEqual(uploadsLeft(s), []);
+  } finally {
+    await s.close();
   }
 });

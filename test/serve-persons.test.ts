@@ -31,6 +31,7 @@ before(async () => {
   assert.equal(r.status, 0, r.stderr);
   cli = JSON.parse(r.stdout) as Prediction;
   server = await startServer({
+    tempRoot: dir, // its own temp folder: other servers on this machine use the system one
     run: t.run,
     host: '127.0.0.1',
     port: 0,

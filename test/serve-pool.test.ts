@@ -13,13 +13,14 @@ import { JobPool, type Job, type JobView } from '../src/server/pool.js';
 const stub = fileURLToPath(new URL('./serve-stub-worker.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function start(o: { workers?: number; queue?: number; run?: string } = {}) {
+function start(o: { workers?: number; queue?: number; run?: string; keepJobsMs?: number } = {}) {
   return JobPool.start({
     run: o.run ?? 'RUN',
     precision: 'fp32',
     maxSeconds: 42,
     workers: o.workers ?? 1,
     queue: o.queue ?? 2,
+    keepJobsMs: o.keepJobsMs,
     workerModule: stub,
     log: () => {},
   });
@@ -166,6 +167,42 @@ test(shutdownTitle, async () => {
     assert.match(pool2.view(slow).error!, /shut down before this job finished.*--grace-seconds/);
   } finally {
     await pool2.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const personsTitle =
+  'persons=all: windowsTotal counts every person and is never below the windows streamed (issue 37: ' +
+  '"window 6 of 5"); a finished job stays readable for keepJobsMs, then goes; a failure in the API\'s words';
+test(personsTitle, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-pool-'));
+  const pool = await start({ keepJobsMs: 60_000 });
+  try {
+    const job = pool.submit({ file: spec(dir, 'p.json', { windows: 3, seconds: 0.3 }), name: 'p', persons: 'all' });
+    const seen = await until(pool, job, (v) => v.status === 'done');
+    for (const v of seen) if (v.windowsTotal !== null) assert.ok(v.windows.length <= v.windowsTotal, JSON.stringify(v));
+    const last = seen[seen.length - 1]!;
+    assert.equal(last.windows.length, 3 + 2, "both persons' windows");
+    assert.equal(last.windowsTotal, 3 + 2);
+    // Kept by time, not by count: there at keepJobsMs, gone after it.
+    pool.sweep(job.finished! + 60_000);
+    assert.ok(pool.jobs.has(job.id));
+    pool.sweep(job.finished! + 60_001);
+    assert.ok(!pool.jobs.has(job.id));
+    // A failure names the query parameters and no memory address.
+    const why =
+      '--person 99: no such person in VIDEO (persons 0, 1; ous predict --all-persons lists them); ' +
+      '[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d0c0a1e2c0] moov atom not found; use --window 0.5 or more';
+    const failing = spec(dir, 'f.json', { fail: why });
+    const failed = pool.submit({ file: failing, name: 'mine.mp4' });
+    const end = (await until(pool, failed, (v) => v.status === 'failed')).pop()!;
+    assert.equal(
+      end.error,
+      'person=99: no such person in VIDEO (persons 0, 1; persons=all lists them); ' +
+        '[mov,mp4,m4a,3gp,3g2,mj2] moov atom not found; use window=0.5 or more in mine.mp4',
+    );
+  } finally {
+    await pool.kill();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

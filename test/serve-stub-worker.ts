@@ -61,6 +61,7 @@ process.on('message', (m: ToWorker) => {
       send({ type: 'failed', id: m.id, error: `${spec.fail} in ${m.file}`, userError: true });
       return;
     }
+    if (m.persons === 'all') return twoPersons(m.id, k, step);
     const windows = [];
     for (let i = 0; i < k; i++) {
       send({ type: 'progress', id: m.id, stage: 'classify', fraction: i / k });
@@ -106,3 +107,64 @@ process.on('message', (m: ToWorker) => {
     });
   });
 });
+
+/**
+ * ?persons=all as the real worker streams it: person 0 with k windows and person 1 with k - 1,
+ * interleaved, each window saying its own person's total, and the classify stage counting both.
+ */
+async function twoPersons(id: string, k: number, step: number): Promise<void> {
+  const totals = [k, k - 1];
+  const windows: Array<Array<Record<string, unknown>>> = [[], []];
+  const window = (i: number) => ({
+    start: i,
+    end: i + 2,
+    emotion: 'a',
+    probabilities: { a: 0.6, b: 0.4 },
+    polarity: null,
+    sceneEffect: null,
+    faceBox: [20, 10, 40, 40] as [number, number, number, number],
+  });
+  for (let i = 0; i < k; i++) {
+    for (const person of [0, 1]) {
+      if (i >= totals[person]!) continue;
+      const w = window(i);
+      windows[person]!.push(w);
+      send({ type: 'window', id, window: w, k: i, total: totals[person]!, person });
+      const done = windows[0]!.length + windows[1]!.length;
+      send({ type: 'progress', id, stage: 'classify', fraction: done / (2 * k - 1), total: 2 * k - 1 });
+      await sleep(step);
+    }
+  }
+  const persons = [0, 1].map((p) => ({
+    id: p,
+    main: p === 0,
+    first: 0,
+    last: k,
+    emotion: 'a',
+    probabilities: { a: 0.6, b: 0.4 },
+    polarity: null,
+    sceneEffect: null,
+    share: { a: 1, b: 0 },
+    windows: windows[p],
+    faces: [{ time: 0, box: [10 + 40 * p, 10, 30, 30], detected: true }],
+  }));
+  send({
+    type: 'done',
+    id,
+    result: {
+      video: 'x',
+      emotion: 'a',
+      probabilities: { a: 0.6, b: 0.4 },
+      polarity: null,
+      sceneEffect: null,
+      faceMissing: false,
+      duration: k + 1,
+      width: 96,
+      height: 72,
+      windows: windows[0],
+      faces: [{ time: 0, box: [10, 10, 30, 30], detected: true }],
+      summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' },
+      persons,
+    } as never,
+  });
+}

@@ -111,6 +111,7 @@ const apiTitle =
   'the API: predictions equal ous predict --json; every limit answers as documented; no temp file is left';
 test(apiTitle, async () => {
   const server = await startServer({
+    tempRoot: dir, // its own temp folder: other servers on this machine use the system one
     run: t.run,
     host: '127.0.0.1',
     port: 0,
@@ -252,11 +253,12 @@ const commandTitle =
   'health p95 < 100 ms, every accepted job done); SIGTERM with a running job delivers its result, ' +
   'fails the queued one with a reason, exits 0 and cleans';
 test(commandTitle, async () => {
-  const tempBefore = new Set(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-')));
+  // Its own temp folder (TMPDIR): other servers on this machine leave theirs in the system's.
+  const tmp = fs.mkdtempSync(path.join(dir, 'tmp-'));
   const proc = spawn(
     process.execPath,
     [CLI, 'serve', '--run', t.run, '--port', '0', '--queue', '2', '--workers', '1', '--grace-seconds', '120'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: tmp } },
   );
   let stderr = '';
   try {
@@ -288,7 +290,8 @@ test(commandTitle, async () => {
     const answers = await Promise.all(
       Array.from({ length: 30 }, () => timed(`${base}/api/predict?box=${boxOf2}`, { method: 'POST', body: video })),
     );
-    const refused = answers.filter((a) => a.status === 503);
+    // 503 queue full, or 429 this address's uploads in flight (one client sends them all here)
+    const refused = answers.filter((a) => a.status === 503 || a.status === 429);
     const accepted = answers.filter((a) => a.status === 202);
     assert.equal(refused.length + accepted.length, 30, JSON.stringify(answers.map((a) => a.status)));
     assert.ok(refused.length >= 20, `${refused.length} refused`);
@@ -335,8 +338,11 @@ test(commandTitle, async () => {
   }
   const code = proc.exitCode ?? (await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c))));
   assert.equal(code, 0, stderr);
-  const tempAfter = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('ous-serve-') && !tempBefore.has(f));
-  assert.deepEqual(tempAfter, [], `the server removed its temp folder (uploads, samples); server log: ${stderr}`);
+  assert.deepEqual(
+    fs.readdirSync(tmp),
+    [],
+    `the server removed its temp folder (uploads, samples); server log: ${stderr}`,
+  );
 });
 
 const pageTitle =
@@ -345,6 +351,7 @@ const pageTitle =
   'stage percentage and timeline move while the job runs; no 404, no CSP violation';
 test(pageTitle, async () => {
   const server = await startServer({
+    tempRoot: dir, // its own temp folder: other servers on this machine use the system one
     run: t.run,
     host: '127.0.0.1',
     port: 0,

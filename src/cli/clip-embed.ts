@@ -11,7 +11,8 @@ import { allowSlowBf16 } from './env.js';
 
 export interface EmbedResult {
   images: Array<{ path: string; embedding: number[]; blockCls: number[][] }>;
-  texts: Array<{ text: string; ids: number[]; embedding: number[] }>;
+  // truncated: the text had more tokens than CLIP's context; its embedding is of the first ones only
+  texts: Array<{ text: string; ids: number[]; embedding: number[]; truncated?: { tokens: number; kept: number } }>;
   logitsPerImage: number[][];
 }
 
@@ -54,7 +55,14 @@ export async function clipEmbed(
           embedding: rows(img!.imageEmbeds)[i]!,
           blockCls: img!.blocks.map((b) => b.select(1, 0).select(0, i).toFlatArray()),
         })),
-        texts: texts.map((t, i) => ({ text: t, ids: tokenized[i]!.ids, embedding: rows(txt!.textEmbeds)[i]! })),
+        texts: texts.map((t, i) => ({
+          text: t,
+          ids: tokenized[i]!.ids,
+          embedding: rows(txt!.textEmbeds)[i]!,
+          ...(tokenized[i]!.nTokensUntruncated > ctx
+            ? { truncated: { tokens: tokenized[i]!.nTokensUntruncated, kept: ctx } }
+            : {}),
+        })),
         logitsPerImage: img && txt ? rows(model.logitsPerImage(img.imageEmbeds, txt.textEmbeds)) : [],
       };
     }),
@@ -72,6 +80,15 @@ const FLAGS = {
   json: COMMON.json,
 } as const satisfies Flags;
 
+/** A text CLIP read only the start of, said once on stderr. */
+function truncationNote(t: { text: string; truncated?: { tokens: number; kept: number } }): string {
+  const start = t.text.length > 40 ? `${t.text.slice(0, 40)}…` : t.text;
+  return (
+    `--text "${start}" is ${t.truncated!.tokens} tokens; CLIP reads the first ${t.truncated!.kept} ` +
+    '(start and end tokens included), so its embedding is of that part only'
+  );
+}
+
 export const clipEmbedCommand: Command = {
   usage: usageText('clip embed', FLAGS),
   async run(argv) {
@@ -81,6 +98,7 @@ export const clipEmbedCommand: Command = {
       throw new UsageError('clip embed: give at least one --image FILE or --text STR');
     const precision = parsePrecision(values.precision, 'cpu', { allowSlowBf16: allowSlowBf16() });
     const r = await clipEmbed(values.model, images, texts, { precision });
+    for (const t of r.texts) if (t.truncated) process.stderr.write(`ous: note: ${truncationNote(t)}\n`);
     if (values.json) {
       process.stdout.write(JSON.stringify(r) + '\n');
       return 0;

@@ -151,6 +151,7 @@ export const extract: Command = {
       precision: a.precision,
       engine: enginePreference(),
     });
+    checkPolarityLayer(a.polarityLayer, encoder, values.clip!);
     const summary = await extractFeatures({
       entries,
       encoder,
@@ -278,6 +279,16 @@ function parseExtractArgs(argv: string[]) {
     allowMissingFrames: values['allow-missing-frames'],
     subject: parseSubject(values.subject),
   };
+}
+
+/** --polarity-layer against the CLIP's vision tower, once, before any clip (not a failure per clip). */
+function checkPolarityLayer(k: number, encoder: FrameEncoder, clip: string): void {
+  const layers = encoder.clip.config.vision_config.num_hidden_layers;
+  if (k > layers)
+    throw new UsageError(
+      `extract: --polarity-layer ${k} is past the last block of the CLIP vision tower in ${clip} ` +
+        `(it has ${layers} blocks: give 0 to ${layers}; 4 is the paper's)`,
+    );
 }
 
 /** --subject: main (recorded as nothing, as in every cache made before the flag), largest, center, or "x y w h". */

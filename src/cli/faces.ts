@@ -1,9 +1,9 @@
 // `ous faces FILE`: every face the detector finds in a photo, or in the sampled frames of a video.
 // Boxes are in the file's own pixels, though frames wider than MAX_SIDE are detected scaled down.
 // Every face found by default: a cap is --max-faces (face/detector.ts says how a frame is looked at).
-import * as fs from 'node:fs';
 import type { Command } from './command.js';
-import { UsageError, UserError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
+import { inputFile } from '../util/fs.js';
 import { rescaleBox } from '../util/box.js';
 import { detectFaces } from '../face/detector.js';
 import { isImageFile } from '../video/decode.js';
@@ -38,11 +38,10 @@ export const faces: Command = {
   }),
   async run(argv) {
     const { values, positionals } = parseFlags('faces', argv, FLAGS, { positionals: 'FILE' });
-    const file = positionals[0];
-    if (!file || positionals.length > 1) throw new UsageError('faces: give one FILE (an image or a video)');
+    if (!positionals[0] || positionals.length > 1) throw new UsageError('faces: give one FILE (an image or a video)');
+    const file = inputFile(positionals[0]);
     const [frameCount, minConfidence, maxSeconds] = [values.frames, values['min-confidence'], values['max-seconds']];
     const maxResults = values['max-faces'] || Infinity;
-    if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
     const clip = await openClip(file, { maxSeconds });
     const own = await clip.ownSize(0);
     const detections: Array<{ frame: number; box: number[]; score: number }> = [];

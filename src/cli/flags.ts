@@ -53,6 +53,10 @@ export function numberFlag(cmd: string, flag: string, raw: string, range: { min?
 /** A positive number of seconds (plain decimals), at most `max`. */
 export function secondsFlag(cmd: string, flag: string, raw: string, max = Infinity): number {
   const v = /^\s*(\d+\.?\d*|\.\d+)\s*$/.test(raw) ? Number(raw) : NaN;
+  if (/^\s*[\d.]+e[+-]?\d+\s*$/i.test(raw))
+    throw new UsageError(
+      `${cmd}: --${flag} takes seconds in plain decimals (like 600 or 0.5), not exponent notation '${raw}'`,
+    );
   if (!(v > 0 && v <= max))
     throw new UsageError(
       `${cmd}: --${flag} must be a positive number of ` +
@@ -144,6 +148,9 @@ function check(cmd: string, name: string, f: Flag, raw: string): unknown {
     case 'box':
       return parseBox(raw, `${cmd}: --${name}`);
     case 'device':
+      // The form is usage (exit 2); whether this machine has that device is checked after (exit 1).
+      if (!/^(cpu|cuda(:\d+)?)$/.test(raw))
+        throw new UsageError(`${cmd}: --${name} must be cpu, cuda or cuda:N, not '${raw}'`);
       return parseOptionalDevice(raw);
   }
 }

@@ -7,6 +7,8 @@
 import { commands } from './commands.js';
 import { UserError } from '../util/errors.js';
 import { fsErrorLine, isFsError, removeTempFiles } from '../util/fs.js';
+import { runInterruptHooks } from '../util/interrupt.js';
+import { endProgressLine } from '../util/progress.js';
 import { numThreads } from './env.js';
 import { setNumThreads } from '../torch/index.js';
 
@@ -104,6 +106,13 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
+/** Keeps the finished work (the commands' hooks), releases locks, and says so on one line. */
+function sayInterrupted(signal: NodeJS.Signals): void {
+  endProgressLine();
+  const kept = runInterruptHooks(signal);
+  process.stderr.write(`ous: interrupted (${signal})${kept.length ? `: ${kept.join('; ')}` : ''}\n`);
+}
+
 // A closed stdout (`ous demo | head`): stop quietly, leaving no temporary files behind. Node
 // ignores SIGPIPE, so the broken pipe arrives as an EPIPE error on the stream.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -119,6 +128,7 @@ for (const [signal, n] of [
   process.once(signal, () => {
     // A command that shuts down on its own (ous serve finishes its jobs and exits 0) listens too.
     if (process.listenerCount(signal) > 0) return;
+    sayInterrupted(signal);
     removeTempFiles();
     process.exit(128 + n);
   });

@@ -3,11 +3,13 @@
 // window. The work is src/predict/, shared with `ous serve`.
 import type { Command } from './command.js';
 import { UsageError } from '../util/errors.js';
+import { inputFile } from '../util/fs.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import { Predictor, type RecipeReport, type WindowPrediction } from '../predict/predictor.js';
 import type { Subject } from '../streams/recipe.js';
 import { POLARITIES } from '../ous/config.js';
 import { Progress } from '../util/progress.js';
+import { onInterrupt } from '../util/interrupt.js';
 import { allowSlowBf16, enginePreference } from './env.js';
 import { parsePrecision } from '../torch/index.js';
 import { parseSubjectRule } from './extract.js';
@@ -122,6 +124,19 @@ const FLAGS = {
   },
 } as const satisfies Flags;
 
+const noop = () => {};
+
+/**
+ * A --csv or --jsonl cut short by a signal ends with a line saying so (the CSV's starts with '#', the
+ * comment readers skip), so a file written by a redirect cannot be taken for a whole timeline.
+ */
+function markIncomplete(o: { csv?: boolean; jsonl?: boolean }, signal: NodeJS.Signals, windows: number): string {
+  const why = `interrupted by ${signal} after ${windows} window(s)`;
+  if (o.jsonl) process.stdout.write(JSON.stringify({ type: 'incomplete', reason: why, windowCount: windows }) + '\n');
+  else process.stdout.write(`# incomplete: ${why}\n`);
+  return `the ${o.csv ? 'CSV' : 'JSON lines'} on stdout stop after ${windows} window(s), marked incomplete`;
+}
+
 export const predict: Command = {
   usage: usageText('predict', FLAGS, {
     positionals: 'VIDEO',
@@ -130,6 +145,7 @@ export const predict: Command = {
   async run(argv) {
     const { values, positionals } = parseFlags('predict', argv, FLAGS, { positionals: 'VIDEO' });
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
+    const video = inputFile(positionals[0]!, { folder: true });
     if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1)
       throw new UsageError('predict: give one of --json, --jsonl and --csv');
     const device = values.device;
@@ -144,7 +160,7 @@ export const predict: Command = {
     if (subject !== undefined && (box !== undefined || persons !== undefined))
       throw new UsageError('predict: --subject chooses one face; it does not go with --box, --all-persons or --person');
     if (box) {
-      const { width, height } = await probeVideo(positionals[0]!); // the box is in the video's own pixels
+      const { width, height } = await probeVideo(video); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
     const predictor = Predictor.load(values.run, { clip: values.clip, device, precision, engine: enginePreference() });
@@ -152,7 +168,10 @@ export const predict: Command = {
     if (values.csv) process.stdout.write(csvHeader(classes, persons !== undefined) + '\n');
     let detecting: Progress | undefined;
     let windows: Progress | undefined;
-    const r = await predictor.predict(positionals[0]!, {
+    let streamed = 0;
+    const unhook =
+      values.csv || values.jsonl ? onInterrupt((signal) => markIncomplete(values, signal, streamed)) : noop;
+    const r = await predictor.predict(video, {
       faceBox: box,
       window: values.window,
       stride: values.stride,
@@ -176,8 +195,10 @@ export const predict: Command = {
             JSON.stringify({ type: 'window', ...(person === undefined ? {} : { person }), index: k, ...w }) + '\n',
           );
         if (values.csv) process.stdout.write(csvRow(w, classes, person) + '\n');
+        streamed++;
       },
     });
+    unhook();
     windows?.finish();
     for (const line of [r.warning, r.note])
       if (line) process.stderr.write(`ous: ${line === r.warning ? 'warning' : 'note'}: ${line}\n`);

@@ -46,6 +46,7 @@ export const report: Command = {
       cache: caches.length > 1 ? caches[i] : caches[0],
     }));
     const r = await writeReport({ title: values.title, runs, out: values.out });
+    for (const line of r.skipped) process.stderr.write(`ous: note: ${line}\n`);
     process.stdout.write(`report: ${path.resolve(r.html)} (and ${path.resolve(r.markdown)})\n`);
     return 0;
   },

@@ -42,6 +42,24 @@ const FLAGS = {
     default: '60',
     help: 'on SIGTERM/SIGINT, how long running jobs may take to finish (queued ones fail at once)',
   },
+  'per-client-connections': {
+    type: { kind: 'int', min: 1 },
+    value: 'N',
+    default: '32',
+    help: 'open connections one client address may hold (behind a proxy every client is its address)',
+  },
+  'per-client-uploads': {
+    type: { kind: 'int', min: 1 },
+    value: 'N',
+    default: '2',
+    help: 'uploads one client address may have arriving at once; more get 429',
+  },
+  'min-upload-kbps': {
+    type: { kind: 'number', min: 0 },
+    value: 'K',
+    default: '8',
+    help: 'an upload slower than K KB/s over 10 s gets 408 (0: no minimum)',
+  },
   'public-host': {
     type: { kind: 'text' },
     value: 'NAME',
@@ -77,6 +95,9 @@ export const serve: Command = {
       maxUploadMb: values['max-upload-mb'],
       maxSeconds: values['max-seconds'],
       publicHost: values['public-host'],
+      perClientConnections: values['per-client-connections'],
+      perClientUploads: values['per-client-uploads'],
+      minUploadKBps: values['min-upload-kbps'],
     });
     process.stderr.write(`ous serve: ${server.url}  (${server.model.classes.length} classes; Ctrl-C stops)\n`);
     await new Promise<void>((resolve) => {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { inputFile, writeFileAtomic } from '../util/fs.js';
 import { buildStreams, stillNote, undecodedWarning, type StreamsOptions } from '../streams/index.js';
 import { predictionCrop } from '../streams/recipe.js';
 import { readRunConfig, runRecipe } from '../runs/folder.js';
@@ -55,9 +55,9 @@ export const streams: Command = {
   }),
   async run(argv) {
     const { values, positionals } = parseFlags('streams', argv, FLAGS, { positionals: 'VIDEO' });
-    const video = positionals[0];
-    if (!video || positionals.length > 1)
+    if (!positionals[0] || positionals.length > 1)
       throw new UsageError('streams: give one VIDEO (a video file or a folder of frames)');
+    const video = inputFile(positionals[0], { folder: true });
     if (fs.existsSync(values.out) && !fs.statSync(values.out).isDirectory())
       throw new UserError(`streams: --out ${values.out} is a file; give a folder`);
     const opts = values.run !== undefined ? runOptions(values.run) : { frames: values.frames, scene: values.scene };

@@ -59,6 +59,15 @@ const TRAIN_FLAGS = {
   force: { type: { kind: 'switch' }, help: 'replace the run in --out' },
 } as const satisfies Flags;
 
+/**
+ * The training log on stderr, but for the line of a diverging loss: that line is the error the
+ * command ends with (`ous: epoch 1, step 2: the loss is NaN ...`), said once. train.log has both.
+ */
+function logButDivergence(line: string): void {
+  if (/^epoch \d+, step \d+: the loss is /.test(line)) return;
+  process.stderr.write(line + '\n');
+}
+
 export const trainCommand: Command = {
   usage: usageText('train', TRAIN_FLAGS, {
     notes:
@@ -81,6 +90,7 @@ export const trainCommand: Command = {
       clip: values.clip,
       resume: values.resume,
       force: values.force,
+      log: logButDivergence,
     });
     process.stdout.write(
       `best epoch ${r.bestEpoch} (validation loss ${r.bestValLoss.toFixed(4)}); ` +

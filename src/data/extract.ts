@@ -28,6 +28,7 @@ import { probeVideo } from '../video/decode.js';
 import { tidy, type Tensor } from '../torch/index.js';
 import { Progress } from '../util/progress.js';
 import { DEFAULT_CROP, RECIPE_VERSION, type Recipe } from '../streams/recipe.js';
+import { onInterrupt } from '../util/interrupt.js';
 
 export interface ExtractOptions {
   entries: ClipEntry[];
@@ -112,6 +113,7 @@ async function extractLocked(
   const dims = { frames: info.frames, ...encoder.dims };
   const recipe = cacheRecipe(info, o.entries, encoder.processor.size);
   const writer = new CacheWriter(o.out, { version: 1, ...info, dims, recipe }, name, o.partSize);
+  const unhook = onInterrupt(() => keepOnInterrupt(writer, o.out)); // Ctrl-C keeps every finished clip
   const keyOf = (e: ClipEntry, view: number) => (view === 0 ? e.id : `${e.id}#v${view}`);
   // The listing as it is now; what changed since the last one (or since the parts, for a cache without one).
   const listed: ListedClip[] = o.entries.flatMap((e, i) =>
@@ -242,6 +244,7 @@ async function extractLocked(
     },
   });
   writer.flush();
+  unhook();
   progress.finish(share());
   seconds.total = Number(process.hrtime.bigint() - started) / 1e9;
   const failedNow = new Set(writer.failures.map((f) => f.path));
@@ -286,6 +289,15 @@ export function cacheRecipe(
     classNames: info.classNames,
     precision: info.precision ?? 'fp32',
   };
+}
+
+/** On a signal: the clips extracted since the last part written become a part (their lock goes after). */
+function keepOnInterrupt(writer: CacheWriter, out: string): string {
+  writer.flush();
+  return (
+    `${out} keeps the ${writer.done.size} clip(s) extracted so far; ` +
+    'run the same ous extract again to extract the rest'
+  );
 }
 
 /** Throws a UserError naming `what` when `t` holds a NaN or an infinity. */

@@ -114,7 +114,10 @@ export function seedsSpec(
   } as TopLevelSpec;
 }
 
-/** A seeded 2-D UMAP embedding of the rows of `data`. */
+// UMAP links each point to at least 2 neighbours, so it needs 3 points (umap-js throws below that).
+export const UMAP_MIN_POINTS = 3;
+
+/** A seeded 2-D UMAP embedding of the rows of `data` (at least UMAP_MIN_POINTS of them). */
 export function embed2d(data: number[][], seed: number): number[][] {
   const { UMAP: Umap } = createRequire(import.meta.url)('umap-js') as { UMAP: typeof UMAP }; // CommonJS
   const umap = new Umap({

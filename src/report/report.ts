@@ -8,6 +8,7 @@ import {
   confusionSpec,
   curveSpec,
   embed2d,
+  UMAP_MIN_POINTS,
   embeddingSpec,
   phaseSpec,
   seedsSpec,
@@ -60,7 +61,9 @@ interface Figure {
 const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export async function writeReport(o: ReportOptions): Promise<{ html: string; markdown: string; figures: string[] }> {
+export async function writeReport(
+  o: ReportOptions,
+): Promise<{ html: string; markdown: string; figures: string[]; skipped: string[] }> {
   // Checked before any run is loaded: each run gets its own figures, and one table means one set of classes.
   const bySlug = new Map<string, string>();
   for (const r of o.runs) {
@@ -143,20 +146,29 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
     aligned: '(c) aligned (multi-loss)',
     fused: '(d) TFE output',
   };
-  const points = Object.entries(stages).flatMap(([k, rows]) =>
-    embed2d(rows, o.seed ?? 0).map(([x, y], i) => ({
-      stage: stageNames[k]!,
-      x: x!,
-      y: y!,
-      label: classNames[labels[i]!]!,
-    })),
-  );
-  await add(
-    'embedding.svg',
-    `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.run.name}, ` +
-      "coloured by class (the paper's Fig. 4).",
-    embeddingSpec(`Feature space: ${embedded.run.name}`, points, Object.values(stageNames), classNames),
-  );
+  // A figure that cannot be made is left out, said in the report's notes (and on stderr by the CLI).
+  const skipped: string[] = [];
+  if (labels.length < UMAP_MIN_POINTS)
+    skipped.push(
+      `The feature-space figure (Fig. 4) is left out: UMAP needs at least ${UMAP_MIN_POINTS} test clips, ` +
+        `and ${embedded.run.name} has ${labels.length}.`,
+    );
+  else {
+    const points = Object.entries(stages).flatMap(([k, rows]) =>
+      embed2d(rows, o.seed ?? 0).map(([x, y], i) => ({
+        stage: stageNames[k]!,
+        x: x!,
+        y: y!,
+        label: classNames[labels[i]!]!,
+      })),
+    );
+    await add(
+      'embedding.svg',
+      `2-D UMAP embeddings of the test clips' features at four stages of ${embedded.run.name}, ` +
+        "coloured by class (the paper's Fig. 4).",
+      embeddingSpec(`Feature space: ${embedded.run.name}`, points, Object.values(stageNames), classNames),
+    );
+  }
 
   // The comparison table.
   const head = ['', 'UAR', 'WAR', ...classNames];
@@ -189,7 +201,7 @@ export async function writeReport(o: ReportOptions): Promise<{ html: string; mar
 
   ensureDir(path.join(o.out, 'figures')); // a read-only --out is said as such (mkdir -p says ENOENT)
   for (const f of figures) writeFileAtomic(path.join(o.out, 'figures', f.file), f.svg);
-  const notes = o.notes ?? [];
+  const notes = [...(o.notes ?? []), ...skipped];
   const md = [
     `# ${o.title}`,
     '',
@@ -237,7 +249,12 @@ addEventListener('load', () => {
   const mdFile = path.join(o.out, 'report.md');
   writeFileAtomic(htmlFile, html);
   writeFileAtomic(mdFile, md + '\n');
-  return { html: htmlFile, markdown: mdFile, figures: figures.map((f) => path.join(o.out, 'figures', f.file)) };
+  return {
+    html: htmlFile,
+    markdown: mdFile,
+    figures: figures.map((f) => path.join(o.out, 'figures', f.file)),
+    skipped,
+  };
 }
 
 /** The seeds' section: the summary table, each seed's table (Markdown lines and HTML) and the per-seed plot. */

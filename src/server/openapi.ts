@@ -95,10 +95,20 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
                 properties: { id: { type: 'string' }, status: { type: 'string' }, position: { type: 'integer' } },
               }),
             },
-            '400': error,
+            '400': {
+              ...error,
+              description:
+                'a query parameter this server cannot use, named (box, window, stride, persons, person), ' +
+                'e.g. a window that holds fewer frames of this video than the model needs; two Host headers',
+            },
             '403': { ...error, description: 'a POST from another origin (Origin, Sec-Fetch-Site)' },
             '404': error,
-            '408': { ...error, description: 'the body did not arrive in time (or is shorter than its Content-Length)' },
+            '408': {
+              ...error,
+              description:
+                'the body arrived slower than the minimum rate (8 KB/s over 10 s), or not within the request ' +
+                'timeout (or is shorter than its Content-Length)',
+            },
             '413': error,
             '421': {
               ...error,
@@ -111,9 +121,16 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
                 'not a video this server reads: a malformed form, a format outside the allow-list (playlists, ' +
                 'lists, images), undecodable, or longer than --max-seconds',
             },
+            '429': {
+              ...error,
+              description: 'this client address already has 2 uploads arriving; nothing of the body was read',
+              headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
+            },
             '503': {
               ...error,
-              description: 'the queue is full, or the server is shutting down; nothing of the body was read',
+              description:
+                'the queue is full (the jobs waiting, the uploads arriving and the jobs running are counted ' +
+                'in the reason), or the server is shutting down; nothing of the body was read',
               headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } },
             },
           },
@@ -121,11 +138,25 @@ export function openApi(limits: { maxUploadMb: number; maxSeconds: number }): Re
       },
       '/api/jobs/{id}': {
         get: {
-          summary: 'a job: queue position, stage and progress; the prediction when done',
+          summary:
+            'a job: queue position, stage and progress; the prediction when done. A finished job stays here ' +
+            'for an hour after it ends, then is forgotten (404)',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
             '200': { description: 'the job', content: jsonOf({ $ref: '#/components/schemas/Job' }) },
             '404': error,
+          },
+        },
+        delete: {
+          summary:
+            'cancels a queued or running job (its id is its key): a queued one leaves the queue, a running ' +
+            "one's worker is stopped and replaced; the job then reads failed, 'cancelled by its client'",
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': { description: 'the job, cancelled', content: jsonOf({ $ref: '#/components/schemas/Job' }) },
+            '403': { ...error, description: 'from another origin (Origin, Sec-Fetch-Site)' },
+            '404': error,
+            '409': { ...error, description: 'the job has already ended' },
           },
         },
       },

@@ -11,6 +11,7 @@ import { UserError } from '../util/errors.js';
 import type { Prediction, Stage, WindowPrediction } from '../predict/predictor.js';
 import type { Box } from '../face/detector.js';
 import type { FromWorker, ModelInfo, ToWorker, WorkerSettings } from './protocol.js';
+import { apiWords, withoutAddresses } from './messages.js';
 
 export type Status = 'queued' | 'running' | 'done' | 'failed';
 
@@ -22,6 +23,7 @@ export interface Job {
   // classified so far, in order (each person's, with ?persons=all)
   windows: Array<WindowPrediction & { person?: number }>;
   windowsTotal?: number;
+  personTotals?: Map<number | undefined, number>; // each person's windows, as their first window says
   dir?: string; // its upload folder, deleted when it ends
   file: string;
   name: string; // what the result calls the video: the upload's file name or the sample's, never a server path
@@ -53,6 +55,7 @@ export interface JobView {
 export interface PoolOptions extends Omit<WorkerSettings, 'threads'> {
   workers: number;
   queue: number; // jobs that may wait beyond the running ones
+  keepJobsMs?: number; // how long a finished job's result stays readable (1 hour)
   workerModule?: string; // the worker's script (tests give a stand-in)
   log: (line: string) => void;
 }
@@ -64,7 +67,10 @@ interface Worker {
   job?: Job;
 }
 
-const KEEP_JOBS = 200; // finished jobs remembered for GET /api/jobs/{id} (a long video's result is ~1 KB a window)
+// Finished jobs are remembered for GET /api/jobs/{id} for this long after they end, whatever other
+// clients send meanwhile (a count would let any client push out others' results). The queue bounds
+// how fast jobs finish, so this bounds the memory too (a long video's result is ~1 KB a window).
+export const KEEP_JOBS_MS = 3_600_000;
 
 export class JobPool {
   readonly jobs = new Map<string, Job>();
@@ -105,6 +111,31 @@ export class JobPool {
     this.reserved++;
     let released = false;
     return { release: () => void (released || ((released = true), this.reserved--)) };
+  }
+
+  /**
+   * Cancels a job its client no longer wants (the page's "cancel" after a reload): a queued one leaves
+   * the queue; a running one's worker is stopped (and replaced), so it does not stay busy. False when
+   * the job has already ended.
+   */
+  cancel(job: Job): boolean {
+    if (job.status !== 'queued' && job.status !== 'running') return false;
+    const i = this.queue.indexOf(job);
+    if (i >= 0) this.queue.splice(i, 1);
+    const w = this.workers.find((x) => x.job === job);
+    this.finish(job, { status: 'failed', error: 'cancelled by its client' });
+    if (w) {
+      w.job = undefined;
+      w.ready = false; // until its replacement has loaded the model
+      w.proc.kill('SIGKILL');
+    }
+    return true;
+  }
+
+  /** Forgets jobs that ended more than keepJobsMs ago. */
+  sweep(now = Date.now()): void {
+    const keep = this.o.keepJobsMs ?? KEEP_JOBS_MS;
+    for (const [id, j] of this.jobs) if (j.finished !== undefined && now - j.finished > keep) this.jobs.delete(id);
   }
 
   /** Queues a job (its admission released by the caller after this). */
@@ -208,13 +239,7 @@ export class JobPool {
     if (this.durations.length > 20) this.durations.shift();
     if (job.dir) fs.rmSync(job.dir, { recursive: true, force: true });
     job.dir = undefined;
-    // Forget the oldest finished jobs beyond KEEP_JOBS.
-    if (this.jobs.size > KEEP_JOBS) {
-      for (const [id, j] of this.jobs) {
-        if (this.jobs.size <= KEEP_JOBS) break;
-        if (j.status === 'done' || j.status === 'failed') this.jobs.delete(id);
-      }
-    }
+    this.sweep();
   }
 
   private dispatch(): void {
@@ -271,20 +296,20 @@ export class JobPool {
         else fatal(m.userError ? new UserError(m.error) : new Error(m.error));
       } else if (w.job && m.id === w.job.id) {
         const job = w.job;
-        if (m.type === 'progress') Object.assign(job, { stage: m.stage, progress: m.fraction });
-        else if (m.type === 'window') {
-          job.windows.push(m.person === undefined ? m.window : { ...m.window, person: m.person });
-          job.windowsTotal = m.total;
-        } else {
+        if (m.type === 'progress') {
+          Object.assign(job, { stage: m.stage, progress: m.fraction });
+          if (m.total !== undefined) job.windowsTotal = m.total;
+        } else if (m.type === 'window') windowArrived(job, m);
+        else {
           w.job = undefined;
           if (m.type === 'done')
             this.finish(job, {
               status: 'done',
               result: { ...m.result, video: job.name },
               progress: 1,
-              windowsTotal: m.result.windows.length,
+              windowsTotal: job.windows.length || m.result.windows.length,
             });
-          else this.finish(job, { status: 'failed', error: m.error.split(job.file).join(job.name) });
+          else this.finish(job, { status: 'failed', error: publicError(m.error, job) });
           this.dispatch();
         }
       }
@@ -306,4 +331,21 @@ export class JobPool {
       else setTimeout(() => this.closing || this.spawn(slot, firstReady, fatal), 5000).unref();
     });
   }
+}
+
+/**
+ * A streamed window: kept in order; the total is every person's windows (with ?persons=all each
+ * person's first window says how many they have, until the classify stage counts them all).
+ */
+function windowArrived(job: Job, m: Extract<FromWorker, { type: 'window' }>): void {
+  job.windows.push(m.person === undefined ? m.window : { ...m.window, person: m.person });
+  job.personTotals ??= new Map();
+  job.personTotals.set(m.person, m.total);
+  const known = [...job.personTotals.values()].reduce((a, b) => a + b, 0);
+  job.windowsTotal = Math.max(job.windowsTotal ?? 0, known);
+}
+
+/** A job's failure as its client reads it: the upload's name for the server's path, the API's words. */
+function publicError(error: string, job: Job): string {
+  return apiWords(withoutAddresses(error.split(job.file).join(job.name)));
 }

@@ -46,7 +46,8 @@ export type ToWorker =
 /** worker -> server */
 export type FromWorker =
   | { type: 'ready'; model: ModelInfo }
-  | { type: 'progress'; id: string; stage: Stage; fraction: number }
+  // total: with stage 'classify', the windows of every person (the job's windowsTotal)
+  | { type: 'progress'; id: string; stage: Stage; fraction: number; total?: number }
   | { type: 'window'; id: string; window: WindowPrediction; k: number; total: number; person?: number }
   | { type: 'done'; id: string; result: Prediction }
   | { type: 'failed'; id: string; error: string; userError: boolean }

@@ -29,8 +29,11 @@ import { checkBoxInFrame, parseBox } from '../util/box.js';
 import { generateBenchmark } from '../synthetic/benchmark.js';
 import type { ModelInfo } from './protocol.js';
 import { openApi } from './openapi.js';
-import { JobPool, type Job } from './pool.js';
+import { JobPool, KEEP_JOBS_MS, type Job } from './pool.js';
 import { HttpError, Limiter, probeUpload, receiveUpload, type Probed } from './upload.js';
+import { ClientLimits, clientAddress } from './clients.js';
+import { apiWords, withoutAddresses } from './messages.js';
+import { DEFAULT_TIMELINE, planTimeline } from '../predict/timeline.js';
 import type { Device, Precision } from '../torch/index.js';
 import type { EnginePreference } from '../data/encoder.js';
 
@@ -55,6 +58,12 @@ export interface ServeOptions {
   headersTimeoutMs?: number; // a request's headers must arrive within this (10 s)
   requestTimeoutMs?: number; // a whole request, upload included (10 min)
   idleTimeoutMs?: number; // a connection silent this long is closed (60 s)
+  perClientConnections?: number; // open connections one client address may hold (32)
+  perClientUploads?: number; // uploads one client address may have arriving at once (2)
+  minUploadKBps?: number; // an upload slower than this over a rate window is dropped with 408 (8 KB/s)
+  rateWindowMs?: number; // the window the upload rate is measured over (10 s)
+  keepJobsMs?: number; // a finished job's result stays readable this long (1 hour)
+  tempRoot?: string; // where the server's temporary folder is made (the system's temp folder)
   workerModule?: string; // tests: a stand-in worker
   log?: (line: string) => void;
 }
@@ -113,6 +122,38 @@ export function hostName(host: string): string {
   return h.replace(/:\d*$/, '');
 }
 
+/** How many Host headers a request sent (Node keeps the first of several; two are refused, RFC 9112 §3.2). */
+function hostHeaders(req: http.IncomingMessage): number {
+  let n = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
+
+/**
+ * Node's own refusals (a malformed request, headers too large, a request timeout), answered like
+ * every other refusal: a JSON body with the reason and the security headers, then the connection closes.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  const busy = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || busy?.headersSent) return void socket.destroy();
+  const [status, reason, why] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'the request headers are larger than 16 KB']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'the request did not arrive in time']
+        : [400, 'Bad Request', `the request is malformed (${String(err.code ?? 'unreadable').replace(/^HPE_/, '')})`];
+  const body = JSON.stringify({ error: why });
+  const headers = {
+    ...SECURITY_HEADERS,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    'Cache-Control': 'no-store',
+    Connection: 'close',
+  };
+  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`);
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head.join('')}\r\n${body}`);
+}
+
 /** Binds `server`, turning the usual failures into one line. */
 function listen(server: http.Server, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -140,7 +181,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   if (!net.isIP(o.host) && o.host !== 'localhost' && !/^[a-z0-9.-]+$/i.test(o.host))
     throw new UserError(`serve: --host '${o.host}' is not an address or a host name`);
-  const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-serve-'));
+  const tempDir = fs.mkdtempSync(path.join(o.tempRoot ?? os.tmpdir(), 'ous-serve-'));
   const uploads = path.join(tempDir, 'uploads');
   fs.mkdirSync(uploads);
   // How long callbacks wait for this event loop: what predictions would raise were they run here.
@@ -148,6 +189,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const limit = o.maxUploadMb * 2 ** 20;
   const requestTimeout = o.requestTimeoutMs ?? 600_000; // an upload's own deadline is 1 s less (a JSON 408)
   const probes = new Limiter(o.probes ?? 2);
+  const clients = new ClientLimits({ connections: o.perClientConnections ?? 32, uploads: o.perClientUploads ?? 2 });
+  const minRate = { bytesPerSec: (o.minUploadKBps ?? 8) * 1024, windowMs: o.rateWindowMs ?? 10_000 };
   let pool: JobPool | undefined;
   let closing = false;
   const endedWhileClosing = new Set<string>(); // jobs a client has not yet polled since they ended in the shutdown
@@ -212,6 +255,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   };
 
   const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+  const keepJobsS = Math.round((o.keepJobsMs ?? KEEP_JOBS_MS) / 1000);
 
   async function predict(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
     const shutting = () =>
@@ -273,8 +317,9 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const s = samples.find((c) => c.name === `${sample}.mp4`);
       if (!s) throw new HttpError(404, `no sample clip '${sample}' (GET /api/samples lists them)`);
       if (faceBox) checkBox(faceBox, s.probed);
+      checkTimeline(s.probed, window, stride);
       const place = pool.admit();
-      if (!place) throw new HttpError(503, `the queue is full: retry later`, { 'Retry-After': pool.retryAfter() });
+      if (!place) throw queueFull(pool);
       // The drawn face's box is known: no detection.
       const job = pool.submit({
         file: s.file,
@@ -295,18 +340,20 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         `the upload (${(declared / 2 ** 20).toFixed(1)} MB) passes the limit of ${o.maxUploadMb} MB (--max-upload-mb)`,
         { Connection: 'close' },
       );
+    const mine = clients.admitUpload(clientAddress(req.socket));
+    if (!mine) throw tooManyUploads(pool);
     const place = pool.admit();
-    if (!place)
-      throw new HttpError(503, `the queue is full (${o.queue} waiting): retry later`, {
-        'Retry-After': pool.retryAfter(),
-        Connection: 'close',
-      });
+    if (!place) {
+      mine.release();
+      throw queueFull(pool);
+    }
     const dir = path.join(uploads, crypto.randomUUID());
     try {
       fs.mkdirSync(dir);
-      const got = await receiveUpload(req, dir, limit, requestTimeout - 1000);
+      const got = await receiveUpload(req, dir, limit, requestTimeout - 1000, minRate);
       const probed = await probes.run(() => probeUpload(got.file, { maxBytes: limit, maxSeconds: o.maxSeconds }));
       if (faceBox) checkBox(faceBox, probed);
+      checkTimeline(probed, window, stride);
       if (closing) throw shutting();
       const job = pool.submit({
         file: got.file,
@@ -324,8 +371,48 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       throw err;
     } finally {
       place.release();
+      mine.release();
     }
   }
+
+  /** 503 with what the queue holds now: the jobs waiting and the uploads still arriving. */
+  const queueFull = (p: JobPool) => {
+    const h = p.health();
+    return new HttpError(
+      503,
+      `the queue is full (${h.queued} waiting, ${h.uploading} uploading, ${h.busy} running): retry later`,
+      { 'Retry-After': p.retryAfter(), Connection: 'close' },
+    );
+  };
+
+  const tooManyUploads = (p: JobPool) =>
+    new HttpError(
+      429,
+      `this address already has ${o.perClientUploads ?? 2} uploads arriving: send the next when one has arrived`,
+      { 'Retry-After': p.retryAfter(), Connection: 'close' },
+    );
+
+  /** The timeline's own check (enough frames in a window), at once and in the API's words. */
+  const checkTimeline = (p: Probed, window?: number, stride?: number) => {
+    if (!pool?.model || !(p.fps > 0)) return;
+    try {
+      planTimeline(Math.round(p.duration * p.fps), p.fps, pool.model.encoder.frames, {
+        window: window ?? DEFAULT_TIMELINE.window,
+        stride: stride ?? DEFAULT_TIMELINE.stride,
+      });
+    } catch (err) {
+      if (err instanceof UserError) throw new HttpError(400, apiWords(err.message));
+      throw err;
+    }
+  };
+
+  /** DELETE /api/jobs/{id}: the job's id is its only key (a random UUID), as for reading it. */
+  const cancelJob = (res: http.ServerResponse, id: string) => {
+    const job = pool?.jobs.get(id);
+    if (!job) throw new HttpError(404, `no job '${id.slice(0, 100)}'`);
+    if (!pool!.cancel(job)) throw new HttpError(409, `the job has already ended (${job.status})`);
+    json(res, 200, pool!.view(job));
+  };
 
   const accepted = (res: http.ServerResponse, job: Job) => {
     const v = pool!.view(job);
@@ -335,6 +422,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   /** Host and Origin: this server's names only; API writes from this origin only. */
   function checkCaller(req: http.IncomingMessage, method: string): void {
     const host = req.headers.host;
+    if (hostHeaders(req) > 1)
+      throw new HttpError(400, 'the request has more than one Host header: send one', { Connection: 'close' });
     // HTTP/1.0 may omit Host (Node refuses HTTP/1.1 without it); browsers always send it.
     if (host !== undefined && !hosts.has(hostName(host)))
       throw new HttpError(
@@ -383,8 +472,13 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (method !== 'POST') throw new HttpError(405, 'POST a video to /api/predict', { Allow: 'POST' });
       return predict(req, res, url);
     }
+    const jm = /^\/api\/jobs\/([^/]+)$/.exec(p);
+    if (jm && method === 'DELETE') return cancelJob(res, jm[1]!);
     if (method !== 'GET' && method !== 'HEAD')
-      throw new HttpError(405, `${method} is not served here`, { Allow: 'GET', Connection: 'close' });
+      throw new HttpError(405, `${method} is not served here`, {
+        Allow: jm ? 'GET, HEAD, DELETE' : 'GET, HEAD',
+        Connection: 'close',
+      });
     if (p === '/api/health') {
       const eventLoopDelayMs = {
         p50: ms(loopDelay.percentile(50)),
@@ -393,7 +487,14 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       };
       if (url.searchParams.has('reset')) loopDelay.reset();
       const h = pool?.health() ?? { workers: 0, busy: 0, queued: 0, uploading: 0, queue: o.queue };
-      return json(res, 200, { ok: true, shuttingDown: closing, ...h, probing: probes.inFlight, eventLoopDelayMs });
+      return json(res, 200, {
+        ok: true,
+        shuttingDown: closing,
+        ...h,
+        probing: probes.inFlight,
+        busiestClient: clients.busiest(),
+        eventLoopDelayMs,
+      });
     }
     if (p === '/api/model') {
       if (!pool?.model) throw new HttpError(503, 'the model is still loading', { 'Retry-After': '5' });
@@ -415,10 +516,14 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (!s) throw new HttpError(404, `no sample clip '${sm[1]!.slice(0, 100)}'`);
       return sendFile(res, s.file, 'video/mp4', method === 'HEAD');
     }
-    const jm = /^\/api\/jobs\/([^/]+)$/.exec(p);
     if (jm) {
+      pool?.sweep();
       const job = pool?.jobs.get(jm[1]!);
-      if (!job) throw new HttpError(404, `no job '${jm[1]!.slice(0, 100)}' (unknown, or finished long ago)`);
+      if (!job)
+        throw new HttpError(
+          404,
+          `no job '${jm[1]!.slice(0, 100)}' (unknown, or finished more than ${keepJobsS / 60} minutes ago)`,
+        );
       if (job.status === 'done' || job.status === 'failed') endedWhileClosing.delete(job.id);
       return json(res, 200, pool!.view(job));
     }
@@ -444,7 +549,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         const e = err instanceof HttpError ? err : new HttpError(500, `internal error: ${(err as Error).message}`);
         if (!(err instanceof HttpError)) log(`serve: ${(err as Error).stack ?? err}`);
         if (res.headersSent) return void res.destroy();
-        json(res, e.status, { error: e.message }, e.headers);
+        json(res, e.status, { error: withoutAddresses(e.message) }, e.headers);
         // A refused upload is not read to its end: the connection closes once the answer is out.
         if (e.headers.Connection === 'close') res.on('finish', () => req.socket.destroySoon());
       });
@@ -452,6 +557,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   );
   server.timeout = o.idleTimeoutMs ?? 60_000; // a connection that says nothing for this long is closed
   server.maxConnections = o.maxConnections ?? 256;
+  clients.watch(server);
+  server.on('clientError', answerClientError);
   // Bind first: a port in use or a bad --host is one line, before any worker exists.
   try {
     await listen(server, o.port, o.host);
@@ -471,6 +578,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       engine: o.engine,
       workers: o.workers,
       queue: o.queue,
+      keepJobsMs: o.keepJobsMs,
       workerModule: o.workerModule,
       log,
     });

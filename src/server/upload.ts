@@ -84,6 +84,36 @@ export function displayName(name: string | undefined): string {
   return base.slice(0, 120) || 'upload';
 }
 
+/** The slowest an upload may arrive: fewer than bytesPerSec × windowMs bytes in any window is a 408. */
+export interface MinRate {
+  bytesPerSec: number; // 0: no minimum
+  windowMs: number;
+}
+
+/**
+ * Checks every `windowMs` that `count()` grew by the minimum; calls `fail` with a JSON 408 when it did
+ * not (a trickled body, or one shorter than its Content-Length that then waits). Returns the stop.
+ */
+function watchRate(count: () => number, rate: MinRate, fail: (e: HttpError) => void): () => void {
+  if (!(rate.bytesPerSec > 0)) return () => {};
+  const least = (rate.bytesPerSec * rate.windowMs) / 1000;
+  let last = count();
+  const timer = setInterval(() => {
+    const got = count() - last;
+    last = count();
+    if (got < least)
+      fail(
+        new HttpError(
+          408,
+          `the upload arrived too slowly: ${got} bytes in the last ${rate.windowMs / 1000} s, ` +
+            `below this server's minimum of ${+(rate.bytesPerSec / 1024).toFixed(1)} KB/s`,
+          { Connection: 'close' },
+        ),
+      );
+  }, rate.windowMs);
+  return () => clearInterval(timer);
+}
+
 /**
  * Reads a request body into `dir`/video: a multipart/form-data body's first file part, or the body
  * itself. The file is written under a temporary name and renamed once complete. Rejects with an
@@ -95,6 +125,7 @@ export function receiveUpload(
   dir: string,
   maxBytes: number,
   deadlineMs = 600_000,
+  minRate: MinRate = { bytesPerSec: 0, windowMs: 10_000 },
 ): Promise<Received> {
   const partial = path.join(dir, 'video.part');
   const file = path.join(dir, 'video');
@@ -114,10 +145,12 @@ export function receiveUpload(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      stopRate();
       req.unpipe();
       out?.destroy();
       reject(e);
     };
+    const stopRate = watchRate(() => bytes, minRate, fail);
     const done = () => {
       if (settled) return;
       if (!out) return fail(new HttpError(422, 'the multipart body has no file part: send the video as a file field'));
@@ -129,6 +162,7 @@ export function receiveUpload(
           if (settled) return;
           settled = true;
           clearTimeout(timer);
+          stopRate();
           if (err) reject(err);
           else resolve({ file, name, bytes });
         });
@@ -231,6 +265,7 @@ export interface Probed {
   width: number; // displayed size (rotation applied)
   height: number;
   duration: number; // seconds: the longer of what the container says and what its packets measure
+  fps: number; // the video stream's frame rate (0: unknown); the timeline's check before queuing
 }
 
 /** How the server's ffprobe and ffmpeg read an upload: the allow-list, a time limit, the workers' priority. */
@@ -311,7 +346,7 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
         .pop() || 'unknown reason';
     throw new HttpError(422, `the video does not decode (${why})`);
   }
-  return { format: info.format, width: info.width, height: info.height, duration };
+  return { format: info.format, width: info.width, height: info.height, duration, fps: info.fps };
 }
 
 /** At most `n` at once; the rest wait in order. */

@@ -78,7 +78,14 @@ function main(): void {
           maxSeconds: settings.maxSeconds,
           // every ffprobe and ffmpeg on the upload reads it as the server's probe did: allow-listed
           read: uploadRead(),
-          onProgress: (stage, fraction) => send({ type: 'progress', id: m.id, stage, fraction }),
+          onProgress: (stage, fraction, count) =>
+            send({
+              type: 'progress',
+              id: m.id,
+              stage,
+              fraction,
+              ...(stage === 'classify' && count ? { total: count.total } : {}),
+            }),
           onWindow: (window, k, total, person) => send({ type: 'window', id: m.id, window, k, total, person }),
         });
         send({ type: 'done', id: m.id, result });

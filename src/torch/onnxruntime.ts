@@ -24,6 +24,9 @@ let loaded: { ort: Ort | null; why: string } | undefined;
 export function onnxRuntime(want: EnginePreference = 'auto'): { ort: Ort | null; why: string } {
   if (want === 'libtorch') return { ort: null, why: 'OUS_ENGINE=libtorch' };
   if (!loaded) {
+    // Its telemetry (on by default in the Linux build) leaves an empty /tmp/mat-debug-<pid>.log per
+    // process; it is read from the environment when the library loads, so set before it does.
+    process.env.ORT_DISABLE_TELEMETRY ??= '1';
     try {
       loaded = { ort: createRequire(import.meta.url)('onnxruntime-node') as Ort, why: 'installed' };
     } catch (err) {

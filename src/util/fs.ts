@@ -106,6 +106,22 @@ export function pathKind(file: string): 'missing' | 'file' | 'folder' | { other:
 }
 
 /**
+ * A video or image given to read: throws a UserError with the real reason when it is not a regular
+ * file with bytes in it (a symlink loop is a loop, not "no such file"; /dev/zero or a FIFO is a
+ * device or a FIFO, not "empty"). Returns the path as ffmpeg must get it: one that starts with '-'
+ * (`ous predict -- -dash.mp4`) gets './' before it, or ffmpeg would read it as an option.
+ */
+export function inputFile(file: string, o: { folder?: boolean } = {}): string {
+  const kind = pathKind(file); // ELOOP and EACCES come out of it as their own reasons
+  if (kind === 'missing') throw new UserError(`${file}: no such file`);
+  if (kind === 'folder' && o.folder) return file.startsWith('-') ? `./${file}` : file; // a folder of frames
+  if (kind === 'folder') throw new UserError(`${file}: is a folder, not a video or image file`);
+  if (kind !== 'file') throw new UserError(`${file}: it is ${kind.other}, not a video or image file`);
+  if (fs.statSync(file).size === 0) throw new UserError(`${file}: the file is empty`);
+  return file.startsWith('-') ? `./${file}` : file;
+}
+
+/**
  * Throws unless `file` is a regular file: `what` names it in
  * the message ("run config"). Returns false when missing.
  */

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { fsUserError } from './fs.js';
+import { onInterrupt } from './interrupt.js';
 
 export interface LockHolder {
   pid: number;
@@ -50,11 +51,13 @@ export function tryLock(
     try {
       fs.writeFileSync(tmp, me);
       fs.linkSync(tmp, file);
-      return {
-        release: () => {
-          if (readLockFile(file)?.pid === process.pid) fs.rmSync(file, { force: true });
-        },
+      // Released when the command is interrupted too (after the hooks that keep its finished work).
+      const release = () => {
+        unhook();
+        if (readLockFile(file)?.pid === process.pid) fs.rmSync(file, { force: true });
       };
+      const unhook = onInterrupt(() => void release());
+      return { release };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsUserError(err, file, 'cannot take the lock');
     } finally {

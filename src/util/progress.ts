@@ -12,6 +12,15 @@ export interface ProgressOptions {
   silent?: boolean;
 }
 
+// The stream whose last write was a bar without its newline (a terminal), if any.
+let openLine: NodeJS.WritableStream | undefined;
+
+/** Ends a progress bar left mid-line (an interrupted command), so what follows starts on its own line. */
+export function endProgressLine(): void {
+  openLine?.write('\n');
+  openLine = undefined;
+}
+
 export class Progress {
   private done = 0;
   private readonly start = Date.now();
@@ -73,6 +82,7 @@ export class Progress {
       const filled = this.total > 0 ? Math.round((width * this.done) / this.total) : width;
       const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
       this.stream.write(`\r[${bar}] ${text}\x1b[K${final ? '\n' : ''}`);
+      openLine = final ? undefined : this.stream;
     } else {
       this.stream.write(text + '\n');
     }

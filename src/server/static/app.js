@@ -7,8 +7,9 @@ const pct = (v) => `${(100 * v).toFixed(1)}%`;
 // result: the job's answer; view: whose answer is shown (the result itself, or one of result.persons).
 const state = { model: null, result: null, view: null, videoUrl: null, window: -1 };
 
-/** A colour per person, apart from the class colours' saturation so boxes read as people. */
-const personColour = (id) => `hsl(${(id * 137) % 360}, 90%, 55%)`;
+/** A colour per person: dark enough for 3:1 contrast (WCAG) on the page's white, and apart from each other. */
+const PERSON_COLOURS = ['#c62828', '#1565c0', '#6a1b9a', '#2e7d32', '#ad4e00', '#00838f', '#ad1457', '#4e342e'];
+const personColour = (id) => PERSON_COLOURS[id % PERSON_COLOURS.length];
 
 /** A colour per class index (classes come from the run; none are hard-coded here). */
 const colour = (i, n) => `hsl(${Math.round((360 * i) / Math.max(1, n))}, 65%, 45%)`;
@@ -63,17 +64,38 @@ async function init() {
     drop.classList.remove('over');
     if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]);
   });
-  $('video').addEventListener('timeupdate', () => showTime($('video').currentTime));
-  // The crops need a painted frame, which Chromium has only after a seek (at loadeddata a canvas
-  // copy of the video is still blank): seek to where it is, and 'seeked' draws them.
-  $('video').addEventListener('loadeddata', () => {
-    const v = $('video');
-    /* biome-ignore lint/correctness/noSelfAssign: assigning the current time makes Chromium seek, and
-       'seeked' draws the crops */
-    v.currentTime = v.currentTime;
+  const v = $('video');
+  v.addEventListener('timeupdate', () => showTime(v.currentTime));
+  // The crops need a painted frame. At loadeddata a canvas copy may still be blank, and a seek to the
+  // time it is at is skipped by newer Chromium (Debian 13's): seek to a time it is not at (the first
+  // tracked face's, or 1 ms), and draw again on each of seeked, canplay and the next presented frame.
+  v.addEventListener('loadeddata', () => {
+    const first = state.view?.faces?.[0]?.time ?? 0;
+    v.currentTime = first !== v.currentTime ? first : v.currentTime + 0.001;
+    v.requestVideoFrameCallback?.(() => showTime(v.currentTime));
   });
-  $('video').addEventListener('seeked', () => showTime($('video').currentTime));
+  for (const e of ['seeked', 'canplay']) v.addEventListener(e, () => showTime(v.currentTime));
+  v.addEventListener('play', () => ($('play').textContent = 'pause'));
+  v.addEventListener('pause', () => ($('play').textContent = 'play'));
+  $('play').addEventListener('click', () => (v.paused ? v.play() : v.pause()));
   $('timeline').addEventListener('click', seekFromChart);
+  resumeAfterReload();
+}
+
+/** A job this tab started before a reload: follow it (its result, without the video) or cancel it. */
+async function resumeAfterReload() {
+  const saved = JSON.parse(sessionStorage.getItem('ous-job') ?? 'null');
+  if (!saved) return;
+  const j = await getJson(`/api/jobs/${saved.id}`).catch(() => null);
+  if (!j || (j.status !== 'queued' && j.status !== 'running')) return sessionStorage.removeItem('ous-job');
+  $('resume').hidden = false;
+  $('resume-follow').onclick = () => (($('resume').hidden = true), follow(saved.id, saved.videoUrl));
+  $('resume-cancel').onclick = async () => {
+    $('resume').hidden = true;
+    sessionStorage.removeItem('ous-job');
+    await fetch(`/api/jobs/${saved.id}`, { method: 'DELETE' }).catch(() => {});
+    status('the job from before the reload is cancelled', 0);
+  };
 }
 
 /** The query that asks for every person, when the box is ticked ('' otherwise). */
@@ -111,12 +133,17 @@ function clearResult() {
   if (state.videoUrl?.startsWith('blob:')) URL.revokeObjectURL(state.videoUrl);
   state.videoUrl = null;
   delete document.body.dataset.emotion;
+  document.body.classList.remove('nofaces');
 }
 
 /** Each stage's share of the whole job, for the overall bar (the stage's own percentage is shown as is). */
 const STAGES = { decode: [0, 0.05], detect: [0.05, 0.35], encode: [0.4, 0.5], classify: [0.9, 0.1] };
 
 async function start(url, body, videoUrl) {
+  // The same sample asked again while its job is being sent or runs (Enter, then Space on the same
+  // button) is one job, not two.
+  if (!body && state.sending === url) return;
+  state.sending = body ? null : url;
   clearResult();
   state.videoUrl = videoUrl;
   const run = (state.run = (state.run ?? 0) + 1); // a newer start makes this one stop polling
@@ -127,29 +154,49 @@ async function start(url, body, videoUrl) {
     job = await getJson(url, { method: 'POST', body });
   } catch (e) {
     if (run !== state.run) return;
+    state.sending = null;
     document.body.dataset.state = 'error';
     return status(e.status === 503 && e.retryAfter ? `${e.message} (in ${e.retryAfter} s)` : e.message, 0, true);
   }
+  // A reload can come back to it (a blob: video does not survive one; a sample's URL does).
+  sessionStorage.setItem('ous-job', JSON.stringify({ id: job.id, videoUrl: body ? null : videoUrl }));
+  await follow(job.id, videoUrl, run);
+}
+
+/** A rough time left from the share done so far and the time it took ('' until it can tell). */
+function eta(fraction, since) {
+  const s = (Date.now() - since) / 1000;
+  if (!(fraction > 0.02) || s < 3) return '';
+  const left = (s * (1 - fraction)) / fraction;
+  return left < 90 ? `, about ${Math.ceil(left)} s left` : `, about ${Math.round(left / 60)} min left`;
+}
+
+/** Polls a job until it ends; the overall bar never goes back (stages report their own fractions). */
+async function follow(id, videoUrl, run = (state.run = (state.run ?? 0) + 1)) {
+  document.body.dataset.state = 'working';
+  let shown = 0;
+  let since;
   for (;;) {
     if (run !== state.run) return;
-    const j = await getJson(`/api/jobs/${job.id}`).catch((e) => ({ status: 'failed', error: e.message }));
+    const j = await getJson(`/api/jobs/${id}`).catch((e) => ({ status: 'failed', error: e.message }));
     if (run !== state.run) return;
     if (j.status === 'queued') status(`waiting in the queue: position ${j.position}`, 0);
     else if (j.status === 'running') {
+      since ??= Date.now();
       const [base, share] = STAGES[j.stage] ?? [0, 0];
+      shown = Math.max(shown, base + share * (j.progress ?? 0));
       const windows = j.windows?.length ? ` (window ${j.windows.length} of ${j.windowsTotal ?? '?'})` : '';
-      status(
-        `${j.stage ?? 'starting'}: ${Math.round(100 * (j.progress ?? 0))}%${windows}`,
-        base + share * (j.progress ?? 0),
-      );
+      status(`${j.stage ?? 'starting'}: ${Math.round(100 * (j.progress ?? 0))}%${windows}${eta(shown, since)}`, shown);
       showLive(j);
-    } else if (j.status === 'failed') {
-      document.body.dataset.state = 'error';
-      $('live').hidden = true;
-      return status(j.error, 0, true);
     } else {
-      status('done', 1);
+      state.sending = null;
+      sessionStorage.removeItem('ous-job');
       $('live').hidden = true;
+      if (j.status === 'failed') {
+        document.body.dataset.state = 'error';
+        return status(j.error, 0, true);
+      }
+      status('done', 1);
       return show(j.result, videoUrl);
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -179,6 +226,8 @@ function show(result, videoUrl) {
   $('overlay').setAttribute('viewBox', `0 0 ${result.width} ${result.height}`);
   $('player').style.aspectRatio = `${result.width} / ${result.height}`;
   $('face-missing').hidden = !result.faceMissing;
+  // An answer read from the centre of the frame (no face) is marked, not shown as certain as the rest.
+  document.body.classList.toggle('nofaces', Boolean(result.faceMissing));
   $('result').hidden = false;
   const persons = result.persons ?? [];
   $('persons').hidden = !persons.length;
@@ -259,6 +308,7 @@ function showTime(t) {
   const r = state.result;
   if (!r) return;
   const view = state.view;
+  $('clock').textContent = `${t.toFixed(1)} s`;
   // The face box of the nearest tracked frame: the one-person answer's, or each person's.
   let f = view.faces[0];
   for (const g of view.faces) if (Math.abs(g.time - t) < Math.abs(f.time - t)) f = g;
@@ -333,25 +383,28 @@ function el(name, attrs, parent) {
   return e;
 }
 
-// The timeline's layout (viewBox units): the legend in its own strip above the band, the plot below
-// it, the time axis under the plot; nothing overlaps the lines.
+// The timeline's layout (viewBox units, one per CSS pixel: the viewBox is as wide as the drawing, so
+// its 10-unit text is 10 px on a phone too): the legend in its own strip above the band, the plot
+// below it, the time axis under the plot; nothing overlaps the lines.
 const TL = { W: 640, H: 210, left: 34, right: 14, legend: 16, band: 14, bottom: 22 };
 
 /** Draws windows on `svg` over [0, duration] s; returns the time-to-x function. */
 function drawTimeline(svg, names, windows, duration) {
   svg.replaceChildren();
-  const { W, H, left, right, band, bottom } = TL;
-  const legendRows = Math.ceil(names.length / 6);
+  const { H, left, right, band, bottom } = TL;
+  const W = (TL.W = Math.max(280, Math.round(svg.clientWidth || 640)));
+  const perRow = Math.max(1, Math.floor((W - left - right) / 98));
+  const legendRows = Math.ceil(names.length / perRow);
   const top = 4 + TL.legend * legendRows;
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   const end = Math.max(duration || 0, ...windows.map((w) => w.end)) || 1;
   const x = (t) => left + ((W - left - right) * t) / end;
   const plotTop = top + band + 6;
   const y = (p) => plotTop + (H - plotTop - bottom) * (1 - p);
-  // Legend: six names a row, above everything else.
+  // Legend: as many names a row as fit, above everything else.
   names.forEach((n, c) => {
-    const lx = left + (c % 6) * 98;
-    const ly = 4 + Math.floor(c / 6) * TL.legend + 10;
+    const lx = left + (c % perRow) * 98;
+    const ly = 4 + Math.floor(c / perRow) * TL.legend + 10;
     el('rect', { class: 'legend', x: lx, y: ly - 8, width: 8, height: 8, fill: colour(c, names.length) }, svg);
     el('text', { class: 'legend', x: lx + 11, y: ly, 'font-size': 10, fill: '#333' }, svg).textContent = n;
   });
