@@ -188,6 +188,16 @@ export class Predictor {
     return new Predictor(runDir, conf, inference, encoder, head, opts.device ?? 'cpu');
   }
 
+  /** One line when the run's features were made at another precision than the tower runs in now. */
+  get precisionNote(): string | undefined {
+    const [trained, now] = [this.inference.precision ?? 'fp32', this.encoder.precision];
+    if (trained === now) return undefined;
+    return (
+      `the run was trained on ${trained} features and CLIP's vision tower runs in ${now} here ` +
+      `(embeddings differ slightly; --precision ${trained} matches the training)`
+    );
+  }
+
   get classNames(): string[] {
     return this.conf.ous.classNames;
   }

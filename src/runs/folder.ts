@@ -20,7 +20,7 @@ import { resolveOusConfig, type OusConfig } from '../ous/config.js';
 import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
 import type { EpochRecord } from '../train/trainer.js';
 import { cacheInfoOf } from '../data/cache.js';
-import { loadSafetensors, type Tensor } from '../torch/index.js';
+import { PRECISIONS, loadSafetensors, type Tensor } from '../torch/index.js';
 import { UserError } from '../util/errors.js';
 import { ensureDir, fsUserError, isRegularFile, pathKind, readJsonAs, writeFileAtomic } from '../util/fs.js';
 import { describeHolder, tryLock } from '../util/lock.js';
@@ -39,6 +39,7 @@ export const InferenceInfoSchema = z
     polarityLayer: z.number().int().min(0), // k
     clipHash: z.string().min(1), // sha256 of the CLIP weights the features came from
     classNames: z.array(z.string().min(1)).optional(), // the cache's classes (runs from before it: absent)
+    precision: z.enum(PRECISIONS).optional(), // CLIP's vision tower's for the features (absent: fp32)
   })
   .strict();
 export type InferenceInfo = z.infer<typeof InferenceInfoSchema>;
@@ -151,6 +152,7 @@ export function runInference(runDir: string, conf: RunConfig): InferenceInfo {
     polarityLayer: c.polarityLayer,
     clipHash: c.clip.hash,
     classNames: c.classNames,
+    precision: c.precision,
   };
 }
 

@@ -325,6 +325,7 @@ export function inferenceOf(cache: FeatureCache): InferenceInfo {
     polarityLayer: cache.info.polarityLayer,
     clipHash: cache.info.clip.hash,
     classNames: cache.info.classNames,
+    precision: cache.info.precision,
   };
 }
 
