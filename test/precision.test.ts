@@ -13,6 +13,7 @@ import { loadClip } from '../src/clip/load.js';
 import { ClipModel } from '../src/clip/model.js';
 import { clipConfigFor } from '../src/clip/config.js';
 import { checkCacheOptions, cacheInfoOf, CacheWriter, FeatureCache } from '../src/data/cache.js';
+import { cpuHasVnni } from '../src/torch/precision.js';
 import { UsageError, UserError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
 import { allowSlowBf16 } from '../src/cli/env.js';
@@ -153,8 +154,20 @@ test(parsePrecisionTitle, () => {
   );
   assert.throws(
     () => parsePrecision('fp8', 'cuda', { cpu: bf16 }),
-    (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16 or fp16, not 'fp8'/.test(e.message),
+    (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16, fp16 or int8, not 'fp8'/.test(e.message),
   );
+});
+
+test('parsePrecision: int8 on any CPU (onnxruntime), refused on CUDA; VNNI read from the CPU flags', () => {
+  const avx2 = { model: 'AMD EPYC 7B13', flags: new Set(['avx2', 'fma']) };
+  assert.equal(parsePrecision('int8', 'cpu', { cpu: avx2 }), 'int8');
+  assert.throws(
+    () => parsePrecision('int8', 'cuda:0', { cpu: avx2 }),
+    (e: Error) => e instanceof UserError && /^--precision int8 runs on the CPU only.*not on cuda:0$/.test(e.message),
+  );
+  assert.equal(cpuHasVnni(avx2), false);
+  assert.equal(cpuHasVnni({ flags: new Set(['avx2', 'avx_vnni']) }), true);
+  assert.equal(cpuHasVnni({ flags: new Set(['avx512f', 'avx512_vnni']) }), true);
 });
 
 const fp16OnCpuTitle =
@@ -212,7 +225,7 @@ test(fp16OnCpuTitle, () => {
     'half',
   ]);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /^ous: --precision must be fp32, bf16 or fp16, not 'half'\n$/);
+  assert.match(bad.stderr, /^ous: --precision must be fp32, bf16, fp16 or int8, not 'half'\n$/);
   assert.equal(fs.existsSync(at('cache-fp16')), false);
 });
 
@@ -242,6 +255,7 @@ test(cachePrecisionTitle, () => {
     () => new CacheWriter(old, { version, dims, ...options, precision: 'fp16' }, 'all'),
     /precision \(cache: fp32, now: fp16/,
   );
+  assert.throws(() => checkCacheOptions(old, { ...options, precision: 'int8' }), /precision \(cache: fp32, now: int8;/);
 
   // Through the CLI: a colour clip extracted in bf16 (slow loops allowed here), then the same
   // clip in float32 into another cache: the cache says bf16, the features agree to cosine 0.999.
