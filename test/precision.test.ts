@@ -13,7 +13,7 @@ import { loadClip } from '../src/clip/load.js';
 import { ClipModel } from '../src/clip/model.js';
 import { clipConfigFor } from '../src/clip/config.js';
 import { checkCacheOptions, cacheInfoOf, CacheWriter, FeatureCache } from '../src/data/cache.js';
-import { cpuHasVnni } from '../src/torch/precision.js';
+import { cpuHasVnni, precisionMismatch } from '../src/torch/precision.js';
 import { UsageError, UserError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
 import { allowSlowBf16 } from '../src/cli/env.js';
@@ -170,6 +170,16 @@ test('parsePrecision: int8 on any CPU (onnxruntime), refused on CUDA; VNNI read 
   assert.equal(cpuHasVnni({ flags: new Set(['avx512f', 'avx512_vnni']) }), true);
 });
 
+test('a run trained on fp32 features predicting in int8 says so in one line, and the other way round', () => {
+  assert.equal(precisionMismatch(undefined, 'fp32'), undefined); // a run from before the field: fp32
+  assert.equal(precisionMismatch('int8', 'int8'), undefined);
+  assert.match(
+    precisionMismatch(undefined, 'int8')!,
+    /^the run was trained on fp32 features and CLIP's vision tower runs in int8 here .*--precision fp32/,
+  );
+  assert.match(precisionMismatch('int8', 'fp32')!, /trained on int8 features .* runs in fp32 here .*--precision int8/);
+});
+
 const fp16OnCpuTitle =
   '--precision fp16 on the CPU: ous extract, predict, ' +
   'clip embed and serve exit 1 with one line, before reading or creating anything';
@@ -303,11 +313,19 @@ test(cachePrecisionTitle, () => {
   r = ous(args('one.csv', 'fp32'));
   assert.equal(r.status, 0, r.stderr);
   assert.equal(cacheInfoOf(at('fp32')).precision, 'fp32');
-  const [a, b] = [FeatureCache.open(at('fp32')), FeatureCache.open(at('bf16'))];
-  const [fa, fb] = [a.data.batch([0]), b.data.batch([0])];
-  for (const k of ['face', 'scene', 'low'] as const) {
-    const c = F.cosineSimilarity(fa[k].flatten(0, 1), fb[k].flatten(0, 1)).min().item(); // per frame
-    assert.ok(c >= 0.999, `${k}: cosine ${c}`);
+  r = ous(args('one.csv', 'int8', '--precision', 'int8'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(cacheInfoOf(at('int8')).precision, 'int8');
+  const fa = FeatureCache.open(at('fp32')).data.batch([0]);
+  for (const [dir, min] of [
+    ['bf16', 0.999],
+    ['int8', 0.98],
+  ] as const) {
+    const fb = FeatureCache.open(at(dir)).data.batch([0]);
+    for (const k of ['face', 'scene', 'low'] as const) {
+      const c = F.cosineSimilarity(fa[k].flatten(0, 1), fb[k].flatten(0, 1)).min().item(); // per frame
+      assert.ok(c >= min, `${dir} ${k}: cosine ${c}`);
+    }
   }
   // A new clip into the bf16 cache at fp32: refused before anything is written.
   r = ous(args('two.csv', 'bf16'));

@@ -23,6 +23,7 @@ import {
   type RunConfig,
 } from '../runs/folder.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
+import { precisionMismatch } from '../torch/precision.js';
 import type { RgbFrame } from '../video/decode.js';
 import type { Box } from '../face/detector.js';
 import { pathKind } from '../util/fs.js';
@@ -190,12 +191,7 @@ export class Predictor {
 
   /** One line when the run's features were made at another precision than the tower runs in now. */
   get precisionNote(): string | undefined {
-    const [trained, now] = [this.inference.precision ?? 'fp32', this.encoder.precision];
-    if (trained === now) return undefined;
-    return (
-      `the run was trained on ${trained} features and CLIP's vision tower runs in ${now} here ` +
-      `(embeddings differ slightly; --precision ${trained} matches the training)`
-    );
+    return precisionMismatch(this.inference.precision, this.encoder.precision);
   }
 
   get classNames(): string[] {

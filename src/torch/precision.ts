@@ -65,3 +65,16 @@ export function parsePrecision(
       `bf16 in slow scalar loops: use ${flag} fp32 (or set OUS_ALLOW_SLOW_BF16=1 to run it anyway)`,
   );
 }
+
+/**
+ * One line when a run's features were made at `trained` (absent: fp32, runs from before) and the
+ * tower now runs at `now`, else undefined: not an error, the embeddings differ only slightly.
+ */
+export function precisionMismatch(trained: Precision | undefined, now: Precision): string | undefined {
+  const was = trained ?? 'fp32';
+  if (was === now) return undefined;
+  return (
+    `the run was trained on ${was} features and CLIP's vision tower runs in ${now} here ` +
+    `(embeddings differ slightly; --precision ${was} matches the training)`
+  );
+}
