@@ -115,12 +115,22 @@ type Variant = { label: string; time: () => Promise<number>; release: () => Prom
  * once, the order rotating; a variant's ratio is float32's time in that round over its own.
  * Printed as a Markdown table for docs/BENCHMARKS.md.
  */
-export async function benchPrecisions(torch: TorchReference | null, quick: boolean): Promise<void> {
+export async function benchPrecisions(
+  torch: TorchReference | null,
+  quick: boolean,
+  shapes: Array<keyof typeof CLIP_SHAPES> = ['ViT-B/32', 'ViT-L/14'],
+): Promise<void> {
   const cpu = readCpuInfo();
   const flags = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16'];
-  const lines: string[] = [];
   const rounds = quick ? 2 : 3;
-  for (const name of ['ViT-B/32', 'ViT-L/14'] as const) {
+  console.log(
+    `\nBelow float32: CLIP vision tower, random weights, CPU (${getNumThreads()} threads), ` +
+      `${cpu.model} [${flags.filter((f) => cpu.flags.has(f)).join(' ')}], ` +
+      `int8 weights ${cpuHasVnni(cpu) ? '8' : '7'}-bit, ${rounds} rounds\n`,
+  );
+  console.log('| workload | best round | speed vs float32 onnxruntime (median of rounds, range) |');
+  console.log('|---|---|---|');
+  for (const name of shapes) {
     const batch = 16;
     const shape = CLIP_SHAPES[name];
     const model = new ClipModel(clipConfigFor(shape)).eval().requiresGrad_(false);
@@ -155,18 +165,20 @@ export async function benchPrecisions(torch: TorchReference | null, quick: boole
       });
     }
     const times = variants.map(() => [] as number[]);
-    for (let r = 0; r < rounds; r++)
+    for (let r = 0; r < rounds; r++) {
+      process.stderr.write(`  ${name}: round ${r + 1} of ${rounds}\n`); // minutes a round for ViT-L/14
       for (let j = 0; j < variants.length; j++) {
         const v = (j + r) % variants.length; // each round starts with another variant
         times[v]!.push(await variants[v]!.time());
       }
+    }
     for (const v of variants) await v.release();
     variants.forEach((v, i) => {
       const ratios = times[i]!.map((t, r) => times[0]![r]! / t).sort((a, b) => a - b);
       const mid = ratios[ratios.length >> 1]!;
       const range = `${ratios[0]!.toFixed(2)}–${ratios[ratios.length - 1]!.toFixed(2)}`;
       const rate = batch / Math.min(...times[i]!);
-      lines.push(
+      console.log(
         `| ${name}, batch ${batch}, ${v.label} | ${rate.toFixed(rate < 10 ? 2 : 1)} img/s | ` +
           `${i === 0 ? '1' : `${mid.toFixed(2)} (${range})`} |`,
       );
@@ -174,12 +186,4 @@ export async function benchPrecisions(torch: TorchReference | null, quick: boole
     for (const p of model.parameters()) p.dispose();
     pixels.dispose();
   }
-  console.log(
-    `\nBelow float32: CLIP vision tower, random weights, CPU (${getNumThreads()} threads), ` +
-      `${cpu.model} [${flags.filter((f) => cpu.flags.has(f)).join(' ')}], ` +
-      `int8 weights ${cpuHasVnni(cpu) ? '8' : '7'}-bit, ${rounds} rounds\n`,
-  );
-  console.log('| workload | best round | speed vs float32 onnxruntime (median of rounds, range) |');
-  console.log('|---|---|---|');
-  for (const l of lines) console.log(l);
 }
