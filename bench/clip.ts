@@ -175,7 +175,8 @@ export async function benchPrecisions(
     for (const v of variants) await v.release();
     variants.forEach((v, i) => {
       const ratios = times[i]!.map((t, r) => times[0]![r]! / t).sort((a, b) => a - b);
-      const mid = ratios[ratios.length >> 1]!;
+      const h = ratios.length >> 1; // an even count: the mean of the two middle ones, as printTable
+      const mid = ratios.length % 2 ? ratios[h]! : (ratios[h - 1]! + ratios[h]!) / 2;
       const range = `${ratios[0]!.toFixed(2)}–${ratios[ratios.length - 1]!.toFixed(2)}`;
       const rate = batch / Math.min(...times[i]!);
       console.log(
