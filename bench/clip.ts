@@ -3,12 +3,13 @@
 // by PyTorch to ONNX), all in the same run. This is the frozen encoder of OUS, run once per face
 // frame and scene frame of every clip (SPEC.md §3). Two rows per shape: the engine extraction and
 // prediction use in float32 on the CPU (onnxruntime running the graph clip/onnx.ts writes, where
-// onnxruntime-node is installed), and libtorch's tower.
+// onnxruntime-node is installed), and libtorch's tower. Then a second table below float32: int8
+// (our graph on onnxruntime, and PyTorch's quantize_dynamic) and bf16 against float32 onnxruntime.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { noGrad, randn, tidy, manualSeed, getNumThreads } from '../src/torch/index.js';
-import { cpuHasFastBf16 } from '../src/torch/precision.js';
+import { cpuHasFastBf16, cpuHasVnni } from '../src/torch/precision.js';
 import { readCpuInfo } from '../src/torch/blas.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
@@ -32,7 +33,6 @@ export async function benchClip(
 ): Promise<void> {
   manualSeed(0);
   const rows: Row[] = [];
-  const bf16Lines: string[] = [];
   // onnxruntime needs the ONNX file that PyTorch writes
   const onnx = torch ? await OnnxReference.load(getNumThreads()) : null;
   if (!onnx)
@@ -40,11 +40,6 @@ export async function benchClip(
       torch
         ? 'onnxruntime-node not installed (an optional dependency): no onnxruntime column or row.'
         : 'no PyTorch to export the ONNX model: no onnxruntime column.',
-    );
-  const bf16 = cpuHasFastBf16(readCpuInfo());
-  if (!bf16)
-    console.log(
-      'no AVX512_BF16 or AMX on this CPU: no --precision bf16 rows (libtorch would run bf16 in scalar loops).',
     );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-bench-clip-'));
   try {
@@ -100,16 +95,6 @@ export async function benchClip(
         rows.push({ ...r, onnx: onnx ? onnxSeconds : undefined, unit: { label: 'img/s', perIter: batch } });
       }
       if (file) fs.rmSync(file);
-      // --precision bf16 where this CPU has bf16 kernels; its ratio is to fp32
-      if (bf16) {
-        model.setVisionDtype('bfloat16');
-        const seconds = timeIt(step, { iters, warmup: 1 });
-        const fp32 = rows[rows.length - 1]!.ours; // libtorch's float32 row: bf16 runs on libtorch
-        bf16Lines.push(
-          `${name} --precision bf16: ${(batch / seconds).toFixed(1)} img/s, ` +
-            `${(fp32 / seconds).toFixed(2)}x float32 on libtorch`,
-        );
-      }
       for (const p of model.parameters()) p.dispose();
       pixels.dispose();
     }
@@ -117,5 +102,89 @@ export async function benchClip(
     fs.rmSync(dir, { recursive: true, force: true });
   }
   printTable(`CLIP vision tower, random weights, float32, CPU (${getNumThreads()} threads)`, rows);
-  for (const l of bf16Lines) console.log(l);
+  if (onnxRuntime(engine).ort) await benchPrecisions(torch, quick);
+}
+
+/** A variant of the tower for the precision table: its seconds per batch, or null where it cannot run here. */
+type Variant = { label: string; time: () => Promise<number>; release: () => Promise<void> };
+
+/**
+ * Below float32, in the same run as float32 onnxruntime (the default engine): our int8 graph on
+ * onnxruntime, PyTorch's own dynamic int8 tower (quantize_dynamic), and --precision bf16 on
+ * libtorch where the CPU has bf16 kernels; batch 16, both shapes. Each round runs every variant
+ * once, the order rotating; a variant's ratio is float32's time in that round over its own.
+ * Printed as a Markdown table for docs/BENCHMARKS.md.
+ */
+export async function benchPrecisions(
+  torch: TorchReference | null,
+  quick: boolean,
+  shapes: Array<keyof typeof CLIP_SHAPES> = ['ViT-B/32', 'ViT-L/14'],
+): Promise<void> {
+  const cpu = readCpuInfo();
+  const flags = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16'];
+  const rounds = quick ? 2 : 3;
+  console.log(
+    `\nBelow float32: CLIP vision tower, random weights, CPU (${getNumThreads()} threads), ` +
+      `${cpu.model} [${flags.filter((f) => cpu.flags.has(f)).join(' ')}], ` +
+      `int8 weights ${cpuHasVnni(cpu) ? '8' : '7'}-bit, ${rounds} rounds\n`,
+  );
+  console.log('| workload | best round | speed vs float32 onnxruntime (median of rounds, range) |');
+  console.log('|---|---|---|');
+  for (const name of shapes) {
+    const batch = 16;
+    const shape = CLIP_SHAPES[name];
+    const model = new ClipModel(clipConfigFor(shape)).eval().requiresGrad_(false);
+    const R = shape.vision.resolution;
+    const pixels = randn([batch, 3, R, R]).keep();
+    const input = { data: pixels.toTypedArray() as Float32Array, shape: pixels.shape };
+    // ViT-L/14 at batch 16 is many seconds a pass: fewer passes a round
+    const iters = name === 'ViT-L/14' || quick ? 1 : 3;
+    const onnx = async (label: string, int8: boolean): Promise<Variant> => {
+      const session = await OnnxSession.create(visionTowerOnnx(model, { int8 }));
+      const run = async () => Object.values(await session.run({ pixels: input })).forEach((t) => t.dispose());
+      return { label, time: () => timeItAsync(run, { iters, warmup: 1 }), release: () => session.release() };
+    };
+    const variants = [await onnx('float32, onnxruntime (default)', false), await onnx('--precision int8', true)];
+    const args = { ...shape.vision, embed: shape.embed, batch };
+    if (torch)
+      variants.push({
+        label: 'PyTorch quantize_dynamic int8',
+        time: () => torch.run('clip_vision_int8', args, iters, 1),
+        release: async () => undefined,
+      });
+    if (cpuHasFastBf16(cpu)) {
+      // a tower of its own: the cast is one-way, and the graphs above are written from float32 weights
+      const bf16 = new ClipModel(clipConfigFor(shape)).eval().requiresGrad_(false).setVisionDtype('bfloat16');
+      const step = () => noGrad(() => tidy(() => void bf16.encodeImage(pixels).imageEmbeds));
+      variants.push({
+        label: '--precision bf16 (libtorch)',
+        time: async () => timeIt(step, { iters, warmup: 1 }),
+        release: async () => {
+          for (const p of bf16.parameters()) p.dispose();
+        },
+      });
+    }
+    const times = variants.map(() => [] as number[]);
+    for (let r = 0; r < rounds; r++) {
+      process.stderr.write(`  ${name}: round ${r + 1} of ${rounds}\n`); // minutes a round for ViT-L/14
+      for (let j = 0; j < variants.length; j++) {
+        const v = (j + r) % variants.length; // each round starts with another variant
+        times[v]!.push(await variants[v]!.time());
+      }
+    }
+    for (const v of variants) await v.release();
+    variants.forEach((v, i) => {
+      const ratios = times[i]!.map((t, r) => times[0]![r]! / t).sort((a, b) => a - b);
+      const h = ratios.length >> 1; // an even count: the mean of the two middle ones, as printTable
+      const mid = ratios.length % 2 ? ratios[h]! : (ratios[h - 1]! + ratios[h]!) / 2;
+      const range = `${ratios[0]!.toFixed(2)}–${ratios[ratios.length - 1]!.toFixed(2)}`;
+      const rate = batch / Math.min(...times[i]!);
+      console.log(
+        `| ${name}, batch ${batch}, ${v.label} | ${rate.toFixed(rate < 10 ? 2 : 1)} img/s | ` +
+          `${i === 0 ? '1' : `${mid.toFixed(2)} (${range})`} |`,
+      );
+    });
+    for (const p of model.parameters()) p.dispose();
+    pixels.dispose();
+  }
 }

@@ -139,6 +139,22 @@ def clip_vision(width, layers, heads, patch, resolution, embed, batch):
     return step
 
 
+def clip_vision_int8(width, layers, heads, patch, resolution, embed, batch):
+    """The tower through PyTorch's own dynamic quantisation: every Linear int8 (weights per output
+    channel, activations per tensor at run time), on the quantised engine this build has (Debian's:
+    oneDNN, no fbgemm); attention products, softmax, LayerNorm, GELU and the patch conv in float32."""
+    tower = VisionTower(width, layers, heads, patch, resolution, embed).eval()
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    tower = torch.ao.quantization.quantize_dynamic(tower, {torch.nn.Linear: qconfig}, dtype=torch.qint8)
+    pixels = torch.randn(batch, 3, resolution, resolution)
+
+    @torch.no_grad()
+    def step():
+        return tower(pixels)
+
+    return step
+
+
 def export_clip_vision(path, width, layers, heads, patch, resolution, embed, batch):
     """The same tower as an ONNX file (input "pixels"), for onnxruntime's column of bench clip."""
     tower = VisionTower(width, layers, heads, patch, resolution, embed).eval()
@@ -292,6 +308,7 @@ def ous_train(embed, vision_width, text_width, text_layers, text_heads, prompt_l
 
 WORKLOADS = {
     "clip_vision": clip_vision,
+    "clip_vision_int8": clip_vision_int8,
     "small_ops": small_ops,
     "matmul": matmul,
     "transformer_block": transformer_block,

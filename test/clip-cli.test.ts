@@ -48,6 +48,30 @@ test('clip embed --json on the dev CLIP equals OpenAI: embeddings, every block C
   assertClose(r.logitsPerImage.flat(), expected.flat(), { atol: 5e-4, what: 'logits' });
 });
 
+test('clip embed --precision int8 on the dev CLIP: embeddings and every block CLS near OpenAI (cosine)', () => {
+  const names = ['grace_hopper_original', 'three_faces_original'];
+  const imgs = names.map((n) => golden.images.find((g: { name: string }) => g.name === n));
+  const args = ['clip', 'embed', '--model', fixture('clip-dev', 'model'), '--json', '--precision', 'int8'];
+  for (const g of imgs) args.push('--image', fixture('clip-dev', g.file));
+  const text = golden.texts[0];
+  const r = JSON.parse(ous(...args, '--text', text.text));
+  const cos = (a: number[], b: number[]) => {
+    const dot = (x: number[], y: number[]) => x.reduce((s, v, i) => s + v * y[i]!, 0);
+    return dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
+  };
+  r.images.forEach((im: { embedding: number[]; blockCls: number[][] }, i: number) => {
+    const e = cos(im.embedding, imgs[i].image_embeds);
+    assert.ok(e >= 0.995 && e < 1 - 1e-9, `${names[i]} embedding cosine ${e} (int8 is not float32)`);
+    assert.equal(im.blockCls.length, 5);
+    im.blockCls.forEach((v, k) => {
+      const c = cos(v, imgs[i].cls_after_block[k]);
+      assert.ok(c >= 0.98, `${names[i]} block ${k + 1} cosine ${c}`);
+    });
+  });
+  // the text tower stays float32
+  assertClose(r.texts[0].embedding, text.text_embeds, { atol: 1e-4, what: 'text' });
+});
+
 test('clip embed runs on a ViT-B/32-shaped checkpoint (random weights, float16 file, HF layout)', () => {
   manualSeed(0);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-b32-'));

@@ -13,6 +13,7 @@ import { loadClip } from '../src/clip/load.js';
 import { ClipModel } from '../src/clip/model.js';
 import { clipConfigFor } from '../src/clip/config.js';
 import { checkCacheOptions, cacheInfoOf, CacheWriter, FeatureCache } from '../src/data/cache.js';
+import { cpuHasVnni, precisionMismatch } from '../src/torch/precision.js';
 import { UsageError, UserError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
 import { allowSlowBf16 } from '../src/cli/env.js';
@@ -153,8 +154,30 @@ test(parsePrecisionTitle, () => {
   );
   assert.throws(
     () => parsePrecision('fp8', 'cuda', { cpu: bf16 }),
-    (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16 or fp16, not 'fp8'/.test(e.message),
+    (e: Error) => e instanceof UsageError && /--precision must be fp32, bf16, fp16 or int8, not 'fp8'/.test(e.message),
   );
+});
+
+test('parsePrecision: int8 on any CPU (onnxruntime), refused on CUDA; VNNI read from the CPU flags', () => {
+  const avx2 = { model: 'AMD EPYC 7B13', flags: new Set(['avx2', 'fma']) };
+  assert.equal(parsePrecision('int8', 'cpu', { cpu: avx2 }), 'int8');
+  assert.throws(
+    () => parsePrecision('int8', 'cuda:0', { cpu: avx2 }),
+    (e: Error) => e instanceof UserError && /^--precision int8 runs on the CPU only.*not on cuda:0$/.test(e.message),
+  );
+  assert.equal(cpuHasVnni(avx2), false);
+  assert.equal(cpuHasVnni({ flags: new Set(['avx2', 'avx_vnni']) }), true);
+  assert.equal(cpuHasVnni({ flags: new Set(['avx512f', 'avx512_vnni']) }), true);
+});
+
+test('a run trained on fp32 features predicting in int8 says so in one line, and the other way round', () => {
+  assert.equal(precisionMismatch(undefined, 'fp32'), undefined); // a run from before the field: fp32
+  assert.equal(precisionMismatch('int8', 'int8'), undefined);
+  assert.match(
+    precisionMismatch(undefined, 'int8')!,
+    /^the run was trained on fp32 features and CLIP's vision tower runs in int8 here .*--precision fp32/,
+  );
+  assert.match(precisionMismatch('int8', 'fp32')!, /trained on int8 features .* runs in fp32 here .*--precision int8/);
 });
 
 const fp16OnCpuTitle =
@@ -214,7 +237,7 @@ test(fp16OnCpuTitle, () => {
     'half',
   ]);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /^ous: --precision must be fp32, bf16 or fp16, not 'half'\n$/);
+  assert.match(bad.stderr, /^ous: --precision must be fp32, bf16, fp16 or int8, not 'half'\n$/);
   assert.equal(fs.existsSync(at('cache-fp16')), false);
 });
 
@@ -244,6 +267,7 @@ test(cachePrecisionTitle, () => {
     () => new CacheWriter(old, { version, dims, ...options, precision: 'fp16' }, 'all'),
     /precision \(cache: fp32, now: fp16/,
   );
+  assert.throws(() => checkCacheOptions(old, { ...options, precision: 'int8' }), /precision \(cache: fp32, now: int8;/);
 
   // Through the CLI: a colour clip extracted in bf16 (slow loops allowed here), then the same
   // clip in float32 into another cache: the cache says bf16, the features agree to cosine 0.999.
@@ -293,11 +317,19 @@ test(cachePrecisionTitle, () => {
   r = ous(args('one.csv', 'fp32'));
   assert.equal(r.status, 0, r.stderr);
   assert.equal(cacheInfoOf(at('fp32')).precision, 'fp32');
-  const [a, b] = [FeatureCache.open(at('fp32')), FeatureCache.open(at('bf16'))];
-  const [fa, fb] = [a.data.batch([0]), b.data.batch([0])];
-  for (const k of ['face', 'scene', 'low'] as const) {
-    const c = F.cosineSimilarity(fa[k].flatten(0, 1), fb[k].flatten(0, 1)).min().item(); // per frame
-    assert.ok(c >= 0.999, `${k}: cosine ${c}`);
+  r = ous(args('one.csv', 'int8', '--precision', 'int8'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(cacheInfoOf(at('int8')).precision, 'int8');
+  const fa = FeatureCache.open(at('fp32')).data.batch([0]);
+  for (const [dir, min] of [
+    ['bf16', 0.999],
+    ['int8', 0.98],
+  ] as const) {
+    const fb = FeatureCache.open(at(dir)).data.batch([0]);
+    for (const k of ['face', 'scene', 'low'] as const) {
+      const c = F.cosineSimilarity(fa[k].flatten(0, 1), fb[k].flatten(0, 1)).min().item(); // per frame
+      assert.ok(c >= min, `${dir} ${k}: cosine ${c}`);
+    }
   }
   // A new clip into the bf16 cache at fp32: refused before anything is written.
   r = ous(args('two.csv', 'bf16'));

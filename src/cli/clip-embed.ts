@@ -8,6 +8,9 @@ import { loadClip } from '../clip/load.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
 import { ClipImageProcessor } from '../clip/image-processor.js';
 import { allowSlowBf16 } from './env.js';
+import { chooseEngine } from '../data/encoder.js';
+import { visionTowerOnnx } from '../clip/onnx.js';
+import { OnnxSession } from '../torch/onnxruntime.js';
 
 export interface EmbedResult {
   images: Array<{ path: string; embedding: number[]; blockCls: number[][] }>;
@@ -23,7 +26,9 @@ export async function clipEmbed(
   texts: string[],
   opts: { precision?: Precision } = {},
 ): Promise<EmbedResult> {
-  const model = loadClip(modelDir).setVisionDtype(precisionDtype(opts.precision ?? 'fp32'));
+  const precision = opts.precision ?? 'fp32';
+  if (precision === 'int8') chooseEngine('cpu', 'int8'); // onnxruntime, or a UserError saying why not
+  const model = loadClip(modelDir).setVisionDtype(precisionDtype(precision));
   const processor = ClipImageProcessor.fromFolder(modelDir);
   const tokenizer = ClipTokenizer.fromFolder(modelDir);
   const ctx = model.config.text_config.max_position_embeddings;
@@ -31,14 +36,27 @@ export async function clipEmbed(
   const R = processor.size;
   const pixels = await Promise.all(images.map((f) => processor.preprocessFile(f)));
   const tokenized = texts.map((t) => tokenizer.tokenize(t, ctx));
+  const px = () => cat(pixels.map((p) => tensor(p.pixels, { shape: [1, 3, R, R] })));
+  // int8: onnxruntime's graph, which gives the class token after each block as one [n, layers, W] output
+  const int8 =
+    precision === 'int8' && images.length
+      ? await OnnxSession.create(visionTowerOnnx(model, { int8: true, blockCls: true })).then(async (s) => {
+          const out = await s.run({ pixels: noGrad(() => tidy(px)) });
+          await s.release();
+          const cls = Array.from({ length: layers }, (_, k) => out.block_cls!.select(1, k));
+          return { imageEmbeds: out.image_embeds!, cls };
+        })
+      : undefined;
   return noGrad(() =>
     tidy(() => {
-      const img = images.length
-        ? model.encodeImage(
-            cat(pixels.map((p) => tensor(p.pixels, { shape: [1, 3, R, R] }))),
-            Array.from({ length: layers }, (_, k) => k + 1),
-          )
-        : undefined;
+      const libtorch = () => {
+        const o = model.encodeImage(
+          px(),
+          Array.from({ length: layers }, (_, k) => k + 1),
+        );
+        return { imageEmbeds: o.imageEmbeds, cls: o.blocks.map((b) => b.select(1, 0)) }; // [n, W] a block
+      };
+      const img = !images.length ? undefined : (int8 ?? libtorch());
       const txt = texts.length
         ? model.encodeText(
             tensor(
@@ -53,7 +71,7 @@ export async function clipEmbed(
         images: images.map((p, i) => ({
           path: p,
           embedding: rows(img!.imageEmbeds)[i]!,
-          blockCls: img!.blocks.map((b) => b.select(1, 0).select(0, i).toFlatArray()),
+          blockCls: img!.cls.map((b) => b.select(0, i).toFlatArray()),
         })),
         texts: texts.map((t, i) => ({
           text: t,
@@ -75,7 +93,9 @@ const FLAGS = {
   text: { type: { kind: 'text' }, value: 'STR', multiple: true, help: 'a text to embed; repeatable' },
   precision: {
     ...COMMON.precision,
-    help: 'the vision tower in fp32, bf16 (a CPU with AVX512_BF16 or AMX) or fp16 (CUDA; this command runs on the CPU)',
+    help:
+      'the vision tower in fp32, bf16 (a CPU with AVX512_BF16 or AMX), int8 (onnxruntime) ' +
+      'or fp16 (CUDA; this command runs on the CPU)',
   },
   json: COMMON.json,
 } as const satisfies Flags;

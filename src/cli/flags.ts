@@ -74,7 +74,8 @@ export function outFolder(cmd: string, dir: string): string {
 
 /** What --precision means, for the usage of the commands that run CLIP's vision tower for a run. */
 export const PRECISION_HELP =
-  "CLIP's vision tower in fp32, bf16 (CUDA, or a CPU with AVX512_BF16 or AMX) or fp16 (CUDA)";
+  "CLIP's vision tower in fp32, bf16 (CUDA, or a CPU with AVX512_BF16 or AMX), fp16 (CUDA) " +
+  'or int8 (CPU, onnxruntime)';
 
 /** The longest video predict, faces and streams read unless --max-seconds says otherwise: 3 hours. */
 export const DEFAULT_MAX_SECONDS = 3 * 3600;
@@ -226,7 +227,7 @@ export const COMMON = {
   json: { type: { kind: 'switch' }, help: 'one JSON object on stdout' },
   device: { type: { kind: 'device' }, value: 'cpu|cuda', help: 'cpu, or cuda[:N] with a CUDA build of libtorch' },
   // checked against the device by parsePrecision
-  precision: { type: { kind: 'text' }, value: 'fp32|bf16|fp16', default: 'fp32', help: PRECISION_HELP },
+  precision: { type: { kind: 'text' }, value: 'fp32|bf16|fp16|int8', default: 'fp32', help: PRECISION_HELP },
   maxSeconds: { type: { kind: 'seconds' }, value: 'S', default: String(DEFAULT_MAX_SECONDS), help: MAX_SECONDS_HELP },
   frames: {
     type: { kind: 'int', min: 1, max: MAX_FRAMES },

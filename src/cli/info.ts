@@ -127,7 +127,7 @@ function ortInfo(): SystemInfo['onnxruntime'] {
   return ort
     ? {
         version: ort.env.versions.common,
-        note: "runs CLIP's vision tower in fp32 on the CPU (OUS_ENGINE=libtorch: never)",
+        note: "runs CLIP's vision tower in fp32 and int8 on the CPU (OUS_ENGINE=libtorch: never)",
       }
     : { version: null, note: `libtorch runs CLIP's vision tower: ${why}` };
 }

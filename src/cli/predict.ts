@@ -164,6 +164,7 @@ export const predict: Command = {
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
     const predictor = Predictor.load(values.run, { clip: values.clip, device, precision, engine: enginePreference() });
+    if (predictor.precisionNote) process.stderr.write(`predict: ${predictor.precisionNote}\n`);
     const classes = predictor.classNames;
     if (values.csv) process.stdout.write(csvHeader(classes, persons !== undefined) + '\n');
     let detecting: Progress | undefined;

@@ -12,11 +12,16 @@ export type { EnginePreference };
 
 /**
  * onnxruntime for float32 on the CPU when it is installed (and not ruled out by the preference),
- * else libtorch. Preferring onnxruntime where it cannot run is a UserError (named after
- * OUS_ENGINE, where the CLI reads the preference).
+ * else libtorch; int8 on onnxruntime only (libtorch has no int8 tower). Preferring onnxruntime where
+ * it cannot run, or int8 without it, is a UserError (named after OUS_ENGINE, where the CLI reads the
+ * preference).
  */
 export function chooseEngine(device: Device, precision: Precision, prefer: EnginePreference = 'auto'): Engine {
-  const { ort } = onnxRuntime(prefer); // an error for onnxruntime without the package, in every case
+  const { ort, why } = onnxRuntime(prefer); // an error for onnxruntime without the package, in every case
+  if (precision === 'int8') {
+    if (device === 'cpu' && ort) return 'onnxruntime';
+    throw new UserError(`--precision int8 runs CLIP's vision tower on onnxruntime on the CPU: ${why}`);
+  }
   if (device === 'cpu' && precision === 'fp32' && ort) return 'onnxruntime';
   if (prefer === 'onnxruntime')
     throw new UserError(
@@ -28,7 +33,7 @@ export function chooseEngine(device: Device, precision: Precision, prefer: Engin
 export interface EncoderOptions {
   device?: Device; // 'cpu'
   batchSize?: number; // frames a forward pass (32)
-  precision?: Precision; // the vision tower's ('fp32')
+  precision?: Precision; // the vision tower's ('fp32'; int8: onnxruntime's integer kernels)
   engine?: EnginePreference; // which engine runs the tower ('auto': chooseEngine)
 }
 
@@ -130,7 +135,7 @@ export class FrameEncoder {
   private session(lowBlock?: number): Promise<OnnxSession> {
     let session = this.sessions.get(lowBlock);
     if (!session) {
-      session = OnnxSession.create(visionTowerOnnx(this.clip, { lowBlock }));
+      session = OnnxSession.create(visionTowerOnnx(this.clip, { lowBlock, int8: this.precision === 'int8' }));
       this.sessions.set(lowBlock, session);
     }
     return session;

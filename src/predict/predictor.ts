@@ -34,6 +34,7 @@ import {
   type Subject as SubjectRule,
 } from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
+import { precisionMismatch } from '../torch/precision.js';
 import { VideoTooLongError, type ReadOptions, type RgbFrame } from '../video/decode.js';
 import type { Box, Detection } from '../face/detector.js';
 import { pathKind } from '../util/fs.js';
@@ -219,6 +220,11 @@ export class Predictor {
     if (opts.device) head.to({ device: opts.device });
     head.eval();
     return new Predictor(runDir, conf, inference, recipe, note, encoder, head, opts.device ?? 'cpu');
+  }
+
+  /** One line when the run's features were made at another precision (its recipe's) than the tower runs in now. */
+  get precisionNote(): string | undefined {
+    return precisionMismatch(this.recipe.precision, this.encoder.precision);
   }
 
   get classNames(): string[] {

@@ -22,6 +22,7 @@ async function load(settings: WorkerSettings): Promise<Predictor | undefined> {
       engine: settings.engine,
     });
     await predictor.encoder.prepare(predictor.inference.polarityLayer); // onnxruntime's session before the first job
+    if (predictor.precisionNote) process.stderr.write(`ous serve: ${predictor.precisionNote}\n`);
     return predictor;
   } catch (err) {
     const userError = err instanceof UserError;

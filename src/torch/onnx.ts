@@ -69,6 +69,7 @@ const ELEM_TYPE: Partial<Record<DType, number>> = {
   float64: 11,
   bfloat16: 16,
 };
+const INT8 = 3; // onnx.proto's int8: no tensor dtype of ours, written from an Int8Array
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
@@ -133,8 +134,14 @@ export class OnnxGraph {
     this.outputs.push(valueInfo(name, dtype, dims));
   }
 
-  /** A constant: a tensor (its current values), or int64 numbers ([] dims: a scalar). */
-  constant(name: string, value: Tensor | { int64: number[]; dims?: number[] }): string {
+  /**
+   * A constant: a tensor (its current values), int64 numbers ([] dims: a scalar), or int8 values
+   * (quantised weights, ours having no int8 tensors).
+   */
+  constant(
+    name: string,
+    value: Tensor | { int64: number[]; dims?: number[] } | { int8: Int8Array; dims: number[] },
+  ): string {
     const m = new Fields();
     if (value instanceof Tensor) {
       const dtype = ELEM_TYPE[value.dtype];
@@ -143,6 +150,10 @@ export class OnnxGraph {
       m.int(2, dtype).str(8, name);
       const bytes = value.toTypedArray();
       m.bytes(9, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } else if ('int8' in value) {
+      for (const d of value.dims) m.int(1, d);
+      m.int(2, INT8).str(8, name);
+      m.bytes(9, new Uint8Array(value.int8.buffer, value.int8.byteOffset, value.int8.byteLength));
     } else {
       for (const d of value.dims ?? [value.int64.length]) m.int(1, d);
       m.int(2, ELEM_TYPE.int64!).str(8, name);
@@ -154,18 +165,33 @@ export class OnnxGraph {
 
   /** A node of operator `type` (one output, named after the node); returns the output's name. */
   op(type: string, inputs: string[], attrs: Record<string, Attr> = {}, o: { domain?: string } = {}): string {
+    return this.ops(type, inputs, 1, attrs, o)[0]!;
+  }
+
+  /**
+   * A node with `outputs` outputs (DynamicQuantizeLinear's value, scale and zero point; Split's
+   * parts); returns their names. An input named '' is an optional input left out.
+   */
+  ops(
+    type: string,
+    inputs: string[],
+    outputs: number,
+    attrs: Record<string, Attr> = {},
+    o: { domain?: string } = {},
+  ): string[] {
     const id = `${type}_${this.count++}`;
-    const out = `${id}:0`;
+    const outs = Array.from({ length: outputs }, (_, i) => `${id}:${i}`);
     const m = new Fields();
     for (const i of inputs) m.str(1, i);
-    m.str(2, out).str(3, id).str(4, type);
+    for (const out of outs) m.str(2, out);
+    m.str(3, id).str(4, type);
     for (const [k, v] of Object.entries(attrs)) m.msg(5, attribute(k, v));
     if (o.domain) {
       if (!this.opsets.has(o.domain)) throw new Error(`ONNX op ${type}: domain ${o.domain} not declared (useDomain)`);
       m.str(7, o.domain);
     }
     this.nodes.push(m);
-    return out;
+    return outs;
   }
 
   /** The serialised ModelProto (IR version 8), ready for onnxruntime. */
