@@ -8,6 +8,7 @@ import { loadClip } from '../src/clip/load.js';
 import type { FrozenTextTower } from '../src/ous/prompt.js';
 import { CacheWriter, mergeCache, writeListing, type CacheInfo, type ListedClip } from '../src/data/cache.js';
 import { hashCheckpoint } from '../src/data/encoder.js';
+import { cacheRecipe } from '../src/data/extract.js';
 import sharp from 'sharp';
 import { manualSeed, randn, tensor, type Tensor } from '../src/torch/index.js';
 
@@ -163,6 +164,7 @@ export function tinyCache(
     polarityOfClass: classNames.map((_, c) => c % 3),
     dims: { frames: T, embed: 32, visionWidth: 128 },
   };
+  info.recipe = cacheRecipe(info, [], 224); // as extraction records it (a current cache, not an older one)
   manualSeed(opts.seed ?? 0);
   const w = new CacheWriter(dir, info, 'all', 64);
   let n = 0;
