@@ -29,15 +29,9 @@ async function cacheOf(video: string, name: string, extra: string[] = []): Promi
   fs.writeFileSync(manifest, `path,label,split\n${video},happy,test\n${t.clips[0]!.file},sad,train\n`);
   const out = at(name);
   const r = await runCli(
-    ['extract', '--dataset', 'manifest', '--manifest', manifest, '--clip', t.clip, '--out', out].concat([
-      '--frames',
-      '4',
-      '--polarity-layer',
-      '4',
-      '--views',
-      '1',
-      ...extra,
-    ]),
+    ['extract', '--views', '1', '--dataset', 'manifest', '--manifest', manifest, '--clip', t.clip, '--out', out].concat(
+      ['--frames', '4', '--polarity-layer', '4', '--views', '1', ...extra],
+    ),
     dir,
   );
   assert.equal(r.code, 0, r.stderr);
