@@ -38,6 +38,7 @@ export function csvHeader(classes: string[], persons = false): string {
     'face_y',
     'face_w',
     'face_h',
+    'face_frames',
   ];
   return cols.map(csvField).join(',');
 }
@@ -56,6 +57,7 @@ export function csvRow(w: WindowPrediction, classes: string[], person?: number):
     w.sceneEffect ? w.sceneEffect.changedDecision : '',
     w.sceneEffect?.emotionWithoutScene ?? '',
     ...w.faceBox,
+    w.faceFrames,
   ]
     .map(csvField)
     .join(',');
@@ -204,8 +206,13 @@ export const predict: Command = {
     const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
     process.stdout.write(
       `${r.video}: ${r.emotion} (${pct(r.probabilities[r.emotion]!)})` +
-        `${r.faceMissing ? ' [no face found: centre crop]' : ''}\n`,
+        `${r.faceMissing ? ' [no face found: centre crop]' : r.summary.noFaceAnswer ? ' [no face seen: not about a face]' : ''}\n`,
     );
+    if (r.summary.noFaceWindows && !r.summary.noFaceAnswer)
+      process.stdout.write(
+        `  from the ${r.windows.length - r.summary.noFaceWindows} windows that saw the face ` +
+          `(${r.summary.noFaceWindows} without one left out)\n`,
+      );
     process.stdout.write(
       '  ' +
         Object.entries(r.probabilities)
@@ -242,7 +249,7 @@ export const predict: Command = {
       for (const w of r.windows)
         process.stdout.write(
           `    ${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ${w.emotion} ` +
-            `(${pct(w.probabilities[w.emotion]!)})` +
+            `(${pct(w.probabilities[w.emotion]!)})${w.faceFrames ? '' : ' noFace'}` +
             `${w.sceneEffect?.changedDecision ? ` [without the scene: ${w.sceneEffect.emotionWithoutScene}]` : ''}` +
             '\n',
         );

@@ -54,6 +54,9 @@ export interface WindowPrediction {
   polarity: Record<string, number> | null;
   sceneEffect: SceneEffect | null;
   faceBox: Box; // the face crop at the window's middle frame, in the video's displayed pixels
+  // how many of its T frames had the subject's face detected (not interpolated, held or a centre
+  // crop); 0: the window saw no face, and the overall answer and the share leave it out
+  faceFrames: number;
 }
 
 export interface Prediction {
@@ -69,7 +72,17 @@ export interface Prediction {
   windows: WindowPrediction[]; // one for a video no longer than a window
   faces: Array<{ time: number; box: Box; detected: boolean }>; // the face track at every frame looked at
   // share: part of the windows each class tops; precision: CLIP's vision tower's
-  summary: { window: number; stride: number; frames: number; share: Record<string, number>; precision: Precision };
+  summary: {
+    window: number;
+    stride: number;
+    frames: number;
+    share: Record<string, number>;
+    precision: Precision;
+    // windows whose frames held no detected face (faceFrames 0): left out of the answer and the share,
+    // unless no window saw a face (then the answer is over every window: faceMissing or noFaceAnswer)
+    noFaceWindows: number;
+    noFaceAnswer: boolean; // the answer comes from windows that saw no face: it is not about a face
+  };
   warning?: string; // frames the decoder could not deliver (a truncated or corrupt file)
   note?: string; // a still image: its one frame stands for every sampled frame
   // with `persons` asked for: each person's timeline (the fields above are the main person's)
@@ -99,7 +112,7 @@ export interface PersonPrediction {
   probabilities: Record<string, number>;
   polarity: Record<string, number> | null;
   sceneEffect: SceneEffect | null;
-  share: Record<string, number>; // part of their windows each class tops
+  share: Record<string, number>; // part of their windows each class tops (those that saw their face)
   windows: WindowPrediction[]; // the windows that hold their face in at least one frame
   faces: Array<{ time: number; box: Box; detected: boolean }>; // their crop square at every grid frame of those windows
 }
@@ -140,7 +153,6 @@ interface Subject {
   detected: (pos: number) => boolean;
   rows: Map<number, Rows>; // encoded grid frames still needed by a window to come
   next: number; // position in `windows` of the next window to classify
-  sums: { p: number[]; pol: number[]; q: number[] };
   results: WindowPrediction[];
   faces: Array<{ time: number; box: Box; detected: boolean }>;
 }
@@ -172,6 +184,39 @@ function result(names: string[], p: number[], pol: number[] | null, q: number[] 
       : null,
   };
 }
+
+// Each window's probabilities with a blank scene: the overall scene effect is over their mean.
+export const blankScene = new WeakMap<WindowPrediction, number[]>();
+
+/**
+ * The overall answer over windows: the mean of the windows that saw the face (faceFrames > 0) and
+ * the share of those each class tops; with none that saw it, over every window, and said so.
+ */
+export function overall(names: string[], windows: WindowPrediction[]) {
+  const seen = windows.filter((w) => w.faceFrames > 0);
+  const over = seen.length ? seen : windows;
+  const K = over.length;
+  const mean = (get: (w: WindowPrediction) => number[] | null) => {
+    if (!K || !get(over[0]!)) return null;
+    const sum = get(over[0]!)!.map(() => 0);
+    for (const w of over) get(w)!.forEach((v, c) => (sum[c]! += v / K));
+    return sum;
+  };
+  const p = mean((w) => names.map((n) => w.probabilities[n]!)) ?? names.map(() => 1 / names.length);
+  const pol = mean((w) => (w.polarity ? POLARITIES.map((n) => w.polarity![n]!) : null));
+  const q = mean((w) => blankScene.get(w) ?? null);
+  return {
+    ...result(names, p, pol, q),
+    share: Object.fromEntries(names.map((n) => [n, K ? over.filter((w) => w.emotion === n).length / K : 0])),
+    noFaceWindows: windows.length - seen.length,
+    noFaceAnswer: seen.length === 0,
+  };
+}
+
+const pick = <T extends { noFaceWindows: number; noFaceAnswer: boolean }>(a: T) => {
+  const { noFaceWindows: _n, noFaceAnswer: _a, ...rest } = a;
+  return rest;
+};
 
 export class Predictor {
   private constructor(
@@ -331,14 +376,12 @@ class PredictionJob {
     init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>,
   ): Subject {
     const { plan, T } = this;
-    const C = this.p.classNames.length;
     return {
       ...init,
       from: plan.windows[init.windows[0]!]!.first,
       to: plan.windows[init.windows[init.windows.length - 1]!]!.first + T - 1,
       rows: new Map(),
       next: 0,
-      sums: { p: new Array<number>(C).fill(0), pol: [0, 0, 0], q: new Array<number>(C).fill(0) },
       results: [],
       faces: [],
     };
@@ -495,42 +538,32 @@ class PredictionJob {
     for (let w = 0; w < count; w++) {
       const planned = plan.windows[s.windows[s.next + w]!]!;
       const [p, pol, q] = [scored.p[w]!, scored.pol?.[w] ?? null, scored.q?.[w] ?? null];
-      p.forEach((v, c) => (s.sums.p[c]! += v));
-      pol?.forEach((v, c) => (s.sums.pol[c]! += v));
-      q?.forEach((v, c) => (s.sums.q[c]! += v));
+      let faceFrames = 0;
+      for (let t = 0; t < T; t++) if (s.detected(planned.first + t)) faceFrames++;
       const win: WindowPrediction = {
         start: planned.start,
         end: planned.end,
         ...result(names, p, pol, q),
         faceBox: round(rescaleBox(s.square(planned.first + Math.floor(T / 2)), this.decoded!, this.own!)),
+        faceFrames,
       };
+      if (q) blankScene.set(win, q);
       s.results.push(win);
       this.o.onWindow?.(win, s.next + w, s.windows.length, s.person?.id);
     }
     s.next += count;
   }
 
-  /** A subject's whole answer: the mean over its windows, and the share of windows each class tops. */
+  /** A subject's whole answer: the mean over its windows that saw the face, and the share each class tops. */
   private subjectAnswer(s: Subject) {
-    const names = this.p.classNames;
-    const K = s.results.length;
-    const mean = (v: number[]) => v.map((x) => x / K);
-    return {
-      ...result(
-        names,
-        mean(s.sums.p),
-        s.results[0]?.polarity ? mean(s.sums.pol) : null,
-        s.results[0]?.sceneEffect ? mean(s.sums.q) : null,
-      ),
-      share: Object.fromEntries(names.map((n) => [n, s.results.filter((w) => w.emotion === n).length / K])),
-    };
+    return overall(this.p.classNames, s.results);
   }
 
   answer(): Prediction {
     const subjects = this.subjects!;
     const summary = this.summary!;
     const lead = subjects.find((s) => s.main) ?? subjects[0]!;
-    const { share, ...whole } = this.subjectAnswer(lead);
+    const { share, noFaceWindows, noFaceAnswer, ...whole } = this.subjectAnswer(lead);
     const warning = undecodedWarning({ ...summary, frames: { length: this.plan.indices.length } });
     const note = stillNote(summary);
     const at = (pos: number) => Math.round(this.timeOf(pos) * 1000) / 1000;
@@ -552,6 +585,8 @@ class PredictionJob {
         frames: this.T,
         share,
         precision: p.encoder.precision,
+        noFaceWindows,
+        noFaceAnswer,
       },
       ...(this.persons
         ? {
@@ -562,7 +597,7 @@ class PredictionJob {
                 main: s.main,
                 first: at(s.person!.first),
                 last: at(s.person!.last),
-                ...this.subjectAnswer(s),
+                ...pick(this.subjectAnswer(s)),
                 windows: s.results,
                 faces: s.faces,
               })),
