@@ -13,6 +13,8 @@ import { parsePrecision } from '../torch/index.js';
 import { parseSubjectRule } from './extract.js';
 import { probeVideo } from '../video/decode.js';
 import { checkBoxInFrame } from '../util/box.js';
+import { isLiveOnly } from '../video/live.js';
+import { predictLive } from './predict-live.js';
 
 export type { Prediction } from '../predict/predictor.js';
 
@@ -116,6 +118,26 @@ const FLAGS = {
       'one JSON object per window as soon as it is classified ' +
       '({"type":"window",...}), then the summary ({"type":"summary",...})',
   },
+  live: {
+    type: { kind: 'switch' },
+    help: 'read the file paced at real time, as a live stream (testing, demos)',
+  },
+  stream: {
+    type: { kind: 'switch' },
+    help:
+      'read the file straight through the streaming path: the first window within seconds on any length ' +
+      '(the main person chosen as it goes, not over the whole video)',
+  },
+  lookahead: {
+    type: { kind: 'seconds' },
+    value: 'S',
+    help: 'live and --stream: seconds (2) of frames detected after a window before it is classified',
+  },
+  stall: {
+    type: { kind: 'seconds' },
+    value: 'S',
+    help: 'a live source that sends no frame for this long has stalled: one line, the summary, exit 1 (10)',
+  },
   csv: {
     type: { kind: 'switch' },
     help:
@@ -127,7 +149,11 @@ const FLAGS = {
 export const predict: Command = {
   usage: usageText('predict', FLAGS, {
     positionals: 'VIDEO',
-    notes: 'Progress (the frames being detected, then window k of N with an ETA) goes to stderr.',
+    notes:
+      'Progress (the frames being detected, then window k of N with an ETA) goes to stderr. ' +
+      'VIDEO may be live: - (stdin), /dev/videoN, or an rtsp/rtmp/udp/srt/http URL; each window is printed as ' +
+      'it completes with its latency and the frames dropped so far; Ctrl-C prints the summary. ' +
+      'A stream that stalls or breaks: one line, the summary, exit 1.',
   }),
   async run(argv) {
     const { values, positionals } = parseFlags('predict', argv, FLAGS, { positionals: 'VIDEO' });
@@ -149,7 +175,25 @@ export const predict: Command = {
       const { width, height } = await probeVideo(positionals[0]!); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
+    const source = positionals[0]!;
+    const streaming = isLiveOnly(source) || values.live || values.stream;
+    if (values.live && values.stream) throw new UsageError('predict: give --live or --stream, not both');
+    if (streaming && (box !== undefined || subject !== undefined || typeof persons === 'number'))
+      throw new UsageError('predict: a live or streamed source follows the main person or --all-persons only');
+    if (!streaming && values.lookahead !== undefined)
+      throw new UsageError('predict: --lookahead is for a live source or --stream');
     const predictor = Predictor.load(values.run, { clip: values.clip, device, precision, engine: enginePreference() });
+    if (streaming)
+      return predictLive(predictor, {
+        source,
+        unpaced: values.stream === true,
+        window: values.window,
+        stride: values.stride,
+        lookahead: values.lookahead,
+        stall: values.stall,
+        persons: persons === 'all' ? 'all' : undefined,
+        format: values.json ? 'json' : values.jsonl ? 'jsonl' : values.csv ? 'csv' : 'text',
+      });
     const classes = predictor.classNames;
     if (values.csv) process.stdout.write(csvHeader(classes, persons !== undefined) + '\n');
     let detecting: Progress | undefined;

@@ -38,6 +38,7 @@ import { VideoTooLongError, type ReadOptions, type RgbFrame } from '../video/dec
 import type { Box, Detection } from '../face/detector.js';
 import { pathKind } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
+import { predictStream, type InFrame, type StreamOptions, type StreamSummary } from './stream.js';
 import { DEFAULT_TIMELINE, planTimeline, type TimelinePlan, type TimelineOptions } from './timeline.js';
 
 export interface SceneEffect {
@@ -132,7 +133,7 @@ export interface PredictOptions extends Partial<TimelineOptions> {
 }
 
 /** Embedding rows of one grid frame for one subject: its face crop, its scene, the scene's low block. */
-interface Rows {
+export interface Rows {
   face: Float32Array; // [E]
   scene: Float32Array; // [E]
   low: Float32Array; // [W]
@@ -158,9 +159,10 @@ interface Subject {
 }
 
 /** Features as the cache stores them (float16): the head sees at prediction what it was trained on. */
-const asCached = (v: Float32Array): Float32Array => tidy(() => tensor(v).to('float16').toTypedArray()) as Float32Array;
+export const asCached = (v: Float32Array): Float32Array =>
+  tidy(() => tensor(v).to('float16').toTypedArray()) as Float32Array;
 
-const blankLike = (f: RgbFrame): RgbFrame => {
+export const blankLike = (f: RgbFrame): RgbFrame => {
   const data = new Uint8Array(f.data.length);
   for (let i = 0; i < data.length; i += 3) data.set(CLIP_MEAN_RGB, i);
   return { data, width: f.width, height: f.height };
@@ -170,7 +172,7 @@ const top = (v: number[]) => v.indexOf(Math.max(...v));
 const round = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box;
 
 /** A probability vector (and its polarity, and its blank-scene twin) as the answer reads it. */
-function result(names: string[], p: number[], pol: number[] | null, q: number[] | null) {
+export function result(names: string[], p: number[], pol: number[] | null, q: number[] | null) {
   return {
     emotion: names[top(p)]!,
     probabilities: Object.fromEntries(names.map((n, i) => [n, p[i]!])),
@@ -217,6 +219,45 @@ const pick = <T extends { noFaceWindows: number; noFaceAnswer: boolean }>(a: T) 
   const { noFaceWindows: _n, noFaceAnswer: _a, ...rest } = a;
   return rest;
 };
+
+export type Scored = { p: number[][]; pol: number[][] | null; q: number[][] | null };
+
+/**
+ * The head on `count` windows of T frames (`at(w, t)`: their rows): with the scene, and with the
+ * blank scene's rows when given (the scene's effect). The file and the streaming paths share it.
+ */
+export function scoreWindows(
+  p: Predictor,
+  count: number,
+  T: number,
+  at: (w: number, t: number) => Rows,
+  blank?: { scene: Float32Array; low: Float32Array },
+): Scored {
+  // a run trained without polarity labels has an untrained polarity head
+  const usePolarity = p.conf.ous.polarity !== false;
+  return noGrad(() =>
+    tidy(() => {
+      const [E, W] = [at(0, 0).face.length, at(0, 0).low.length];
+      const gather = (pick: (r: Rows) => Float32Array, width: number) => {
+        const data = new Float32Array(count * T * width);
+        for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(at(w, t)), (w * T + t) * width);
+        return tensor(data, { shape: [count, T, width] }).to({ device: p.device });
+      };
+      const face = gather((r) => r.face, E); // [K', T, E]
+      const withScene = p.head.forward({ face, scene: gather((r) => r.scene, E), low: gather((r) => r.low, W) });
+      const probs = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
+      const pol =
+        withScene.polarityLogits && usePolarity ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
+      if (!blank) return { p: probs, pol, q: null };
+      const blanked = (v: Float32Array, width: number) =>
+        tensor(v, { shape: [1, 1, width] })
+          .to({ device: p.device })
+          .expand(count, T, width);
+      const without = p.head.forward({ face, scene: blanked(blank.scene, E), low: blanked(blank.low, W) });
+      return { p: probs, pol, q: without.logits.softmax(-1).toArray() as number[][] };
+    }),
+  );
+}
 
 export class Predictor {
   private constructor(
@@ -294,6 +335,15 @@ export class Predictor {
    * as its frames are encoded. Memory holds a chunk of frames and the embeddings of the windows
    * under way, whatever the video's length.
    */
+  /**
+   * The streaming entry point (files read straight through, live sources, frames pushed by a page):
+   * frames in grid order at `streamFps` per second, each window handed to `o.onWindow` as soon as it
+   * and `o.lookahead` seconds after it are detected; the summary when the frames end. predict/stream.ts.
+   */
+  predictStream(frames: AsyncIterable<InFrame>, o: StreamOptions = {}): Promise<StreamSummary> {
+    return predictStream(this, frames, o);
+  }
+
   async predict(video: string, o: PredictOptions = {}): Promise<Prediction> {
     if (o.persons !== undefined && o.faceBox)
       throw new UserError('a known face box (--box) is one person: it does not go with --all-persons or --person');
@@ -500,35 +550,10 @@ class PredictionJob {
   }
 
   /** The head on `count` windows of the subject from its next one: with the scene, and with a blank one. */
-  private score(s: Subject, count: number): { p: number[][]; pol: number[][] | null; q: number[][] | null } {
-    const { plan, T, p } = this;
+  private score(s: Subject, count: number): Scored {
+    const { plan, T } = this;
     const at = (w: number, t: number) => s.rows.get(plan.windows[s.windows[s.next + w]!]!.first + t)!;
-    // a run trained without polarity labels has an untrained polarity head
-    const usePolarity = p.conf.ous.polarity !== false;
-    return noGrad(() =>
-      tidy(() => {
-        const [E, W] = [at(0, 0).face.length, at(0, 0).low.length];
-        const gather = (pick: (r: Rows) => Float32Array, width: number) => {
-          const data = new Float32Array(count * T * width);
-          for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(at(w, t)), (w * T + t) * width);
-          return tensor(data, { shape: [count, T, width] }).to({ device: p.device });
-        };
-        const face = gather((r) => r.face, E); // [K', T, E]
-        const withScene = p.head.forward({ face, scene: gather((r) => r.scene, E), low: gather((r) => r.low, W) });
-        const probs = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
-        const pol =
-          withScene.polarityLogits && usePolarity
-            ? (withScene.polarityLogits.softmax(-1).toArray() as number[][])
-            : null;
-        if (!this.withBlank) return { p: probs, pol, q: null };
-        const blank = (v: Float32Array, width: number) =>
-          tensor(v, { shape: [1, 1, width] })
-            .to({ device: p.device })
-            .expand(count, T, width);
-        const without = p.head.forward({ face, scene: blank(this.blank!.scene, E), low: blank(this.blank!.low, W) });
-        return { p: probs, pol, q: without.logits.softmax(-1).toArray() as number[][] };
-      }),
-    );
+    return scoreWindows(this.p, count, T, at, this.withBlank ? this.blank : undefined);
   }
 
   private classify(s: Subject, count: number): void {

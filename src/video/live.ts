@@ -30,6 +30,9 @@ export interface LiveOptions {
   queue?: number; // frames kept for a consumer that is behind; older ones are dropped (default 2)
   stallSeconds?: number; // no frame for this long: the source stalled (default 10)
   stdin?: NodeJS.ReadableStream; // what '-' reads (default: this process's stdin)
+  // a file read as fast as the consumer takes it (not paced, nothing dropped): ffmpeg is paused
+  // while `queue` frames wait, so the streaming predictor reads a long file at flat memory
+  unpaced?: boolean;
 }
 
 export interface LiveFrame {
@@ -44,10 +47,11 @@ export interface LiveFrame {
 const PROBE = ['-analyzeduration', '1000000', '-probesize', '1000000'];
 
 // The input side of ffmpeg's command line for each kind of source.
-function inputArgs(source: string, kind: LiveKind): string[] {
+function inputArgs(source: string, kind: LiveKind | 'unpaced'): string[] {
   if (kind === 'camera') return ['-f', 'v4l2', '-i', source];
   if (kind === 'stdin') return [...PROBE, '-i', 'pipe:0'];
   if (kind === 'file') return ['-re', '-i', source];
+  if (kind === 'unpaced') return ['-i', source];
   return [...PROBE, '-i', source];
 }
 
@@ -114,7 +118,8 @@ export class LiveSource implements AsyncIterable<LiveFrame> {
   ) {
     if (!(o.fps > 0)) throw new UserError(`live ${source}: the sampling rate must be positive (got ${o.fps})`);
     this.kind = liveKind(source);
-    const args = ['-loglevel', 'level+error', ...inputArgs(source, this.kind), '-map', '0:v:0'];
+    const input = inputArgs(source, o.unpaced && this.kind === 'file' ? 'unpaced' : this.kind);
+    const args = ['-loglevel', 'level+error', ...input, '-map', '0:v:0'];
     args.push('-vf', `fps=${o.fps},${SCALE}`, '-f', 'image2pipe', '-c:v', 'ppm', 'pipe:1');
     this.proc = spawn('ffmpeg', args, { stdio: [this.kind === 'stdin' ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     if (this.kind === 'stdin') {
@@ -168,6 +173,11 @@ export class LiveSource implements AsyncIterable<LiveFrame> {
   private arrive(frame: RgbFrame): void {
     const index = this.read++;
     this.waiting.push({ frame, index, t: index / this.o.fps, arrivedAt: performance.now() });
+    if (this.o.unpaced) {
+      // back-pressure instead of dropping; no stall is counted while the consumer is the slow one
+      if (this.waiting.length >= (this.o.queue ?? 2)) this.proc.stdout!.pause(), clearTimeout(this.stallTimer);
+      return this.signal();
+    }
     while (this.waiting.length > (this.o.queue ?? 2)) {
       this.waiting.shift();
       this.dropped++;
@@ -206,6 +216,7 @@ export class LiveSource implements AsyncIterable<LiveFrame> {
         const next = this.waiting.shift();
         if (next) {
           this.delivered++;
+          if (this.o.unpaced && this.proc.stdout!.isPaused() && !this.ended) this.proc.stdout!.resume(), this.armStall();
           yield next;
           continue;
         }
