@@ -127,3 +127,35 @@ test('a face that leaves at 3 s: faceFrames 0 from the next window on; the answe
   const text = await runCli(['predict', gone, '--run', t.run, '--clip', t.clip], dir);
   assert.equal(text.stdout.match(/ noFace/g)?.length, 2, text.stdout);
 });
+
+test('20 minutes read with --stream: the first windows come out in order long before the end', async () => {
+  const long = at('twenty.mp4');
+  ffmpeg('-stream_loop', '199', '-i', franck, '-c', 'copy', long); // 1,200 s
+  const ous = spawn(process.execPath, [main, 'predict', long, '--run', t.run, '--clip', t.clip, '--stream', '--jsonl']);
+  const lines: Array<Record<string, unknown>> = [];
+  let [buf, stderr] = ['', ''];
+  ous.stderr.on('data', (d: Buffer) => (stderr += d));
+  ous.stdout.on('data', (d: Buffer) => {
+    buf += d;
+    for (let k = buf.indexOf('\n'); k >= 0; k = buf.indexOf('\n')) {
+      lines.push(JSON.parse(buf.slice(0, k)));
+      buf = buf.slice(k + 1);
+      if (lines.length === 3) ous.kill('SIGINT'); // stop after the third window: the summary follows
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => ous.on('close', resolve));
+  assert.equal(code, 0, stderr);
+  const windows = lines.filter((l) => l.type === 'window');
+  assert.deepEqual(
+    windows.slice(0, 3).map((w) => [w.start, w.end]),
+    [
+      [0, 2],
+      [1, 3],
+      [2, 4],
+    ],
+  );
+  const summary = lines[lines.length - 1]!;
+  assert.equal(summary.type, 'summary');
+  assert.ok((summary.duration as number) < 1200, 'stopped well before the end of the video');
+  assert.equal(summary.dropped, 0); // a file read straight through drops nothing
+});

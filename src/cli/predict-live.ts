@@ -65,7 +65,8 @@ export async function predictLive(predictor: Predictor, a: LiveArgs): Promise<nu
   const persons = a.persons !== undefined;
   const out = (line: string) => process.stdout.write(line);
   if (a.format === 'csv') out(`${csvHeader(classes, persons)},latency_ms,dropped\n`);
-  if (a.format === 'text') out(`${a.source}: live, a window every ${a.stride ?? 1} s (Ctrl-C stops)\n`);
+  if (a.format === 'text')
+    out(`${a.source}: ${a.unpaced ? 'streamed' : 'live'}, a window every ${a.stride ?? 1} s (Ctrl-C stops)\n`);
   const windows: StreamWindow[] = [];
   let s: StreamSummary;
   try {
@@ -89,7 +90,8 @@ export async function predictLive(predictor: Predictor, a: LiveArgs): Promise<nu
     live.close();
   }
   if (s.broke) process.stderr.write(`ous: ${s.broke}\n`);
-  if (s.faceMissing && s.windowCount) process.stderr.write(`ous: note: ${a.source}: no face seen: every window is the centre crop\n`);
+  if (s.faceMissing && s.windowCount)
+    process.stderr.write(`ous: note: ${a.source}: no face seen: every window is the centre crop\n`);
   if (a.format === 'jsonl') out(JSON.stringify({ type: 'summary', source: a.source, ...s }) + '\n');
   else if (a.format === 'json') out(JSON.stringify({ source: a.source, ...s, windows }) + '\n');
   else if (a.format === 'text') out(textSummary(a.source, s));

@@ -216,7 +216,8 @@ export class LiveSource implements AsyncIterable<LiveFrame> {
         const next = this.waiting.shift();
         if (next) {
           this.delivered++;
-          if (this.o.unpaced && this.proc.stdout!.isPaused() && !this.ended) this.proc.stdout!.resume(), this.armStall();
+          if (this.o.unpaced && this.proc.stdout!.isPaused() && !this.ended)
+            this.proc.stdout!.resume(), this.armStall();
           yield next;
           continue;
         }
