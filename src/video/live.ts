@@ -176,7 +176,8 @@ export class LiveSource implements AsyncIterable<LiveFrame> {
     if (this.o.unpaced) {
       // back-pressure instead of dropping; no stall is counted while the consumer is the slow one
       if (this.waiting.length >= (this.o.queue ?? 2)) this.proc.stdout!.pause(), clearTimeout(this.stallTimer);
-      return this.signal();
+      this.signal();
+      return;
     }
     while (this.waiting.length > (this.o.queue ?? 2)) {
       this.waiting.shift();
