@@ -31,7 +31,9 @@ before(async () => {
   ffmpeg('-stream_loop', '9', '-i', franck, '-c', 'copy', minute); // 60 s, no re-encoding
 });
 
-test('stdin at real time: window lines while the input still comes, in order, with latency; Ctrl-C sums up', async () => {
+const stdinTitle =
+  'stdin at real time: window lines while the input still comes, in order, with latency; Ctrl-C sums up';
+test(stdinTitle, async () => {
   const feed = spawn('ffmpeg', ['-v', 'error', '-re', '-i', minute, '-c', 'copy', '-f', 'matroska', 'pipe:1']);
   const ous = spawn(process.execPath, [main, 'predict', '-', '--run', t.run, '--clip', t.clip, '--jsonl'], {
     cwd: dir,
@@ -97,7 +99,9 @@ test('a stream that stalls and one that breaks: one line each, exit 1, the summa
   assert.doesNotMatch(broken.stderr, /\n\s+at /); // no stack trace
 });
 
-test('a face that leaves at 3 s: faceFrames 0 from the next window on; the answer from the windows that saw it', async () => {
+const leavesTitle =
+  'a face that leaves at 3 s: faceFrames 0 from the next window on; the answer from the windows that saw it';
+test(leavesTitle, async () => {
   const gone = at('gone.mp4');
   ffmpeg('-i', franck, '-vf', "drawbox=enable='gte(t,3)':x=0:y=0:w=iw:h=ih:c=black:t=fill", '-an', gone);
   for (const extra of [[], ['--stream']]) {

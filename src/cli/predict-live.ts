@@ -36,7 +36,8 @@ function textSummary(source: string, s: StreamSummary): string {
   const face = s.faceMissing
     ? ' [no face seen: not about a face]'
     : s.noFaceWindows
-      ? ` (from the ${s.windowCount - s.noFaceWindows} windows that saw the face; ${s.noFaceWindows} without one left out)`
+      ? ` (from the ${s.windowCount - s.noFaceWindows} windows that saw the face; ` +
+        `${s.noFaceWindows} without one left out)`
       : '';
   const lines = [
     `${source}: ${s.windowCount ? `${s.emotion} (${pct(s.probabilities[s.emotion]!)})` : 'no window completed'}${face}`,

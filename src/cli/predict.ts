@@ -250,7 +250,8 @@ export const predict: Command = {
     const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
     process.stdout.write(
       `${r.video}: ${r.emotion} (${pct(r.probabilities[r.emotion]!)})` +
-        `${r.faceMissing ? ' [no face found: centre crop]' : r.summary.noFaceAnswer ? ' [no face seen: not about a face]' : ''}\n`,
+        `${r.faceMissing ? ' [no face found: centre crop]' : ''}` +
+        `${!r.faceMissing && r.summary.noFaceAnswer ? ' [no face seen: not about a face]' : ''}\n`,
     );
     if (r.summary.noFaceWindows && !r.summary.noFaceAnswer)
       process.stdout.write(
