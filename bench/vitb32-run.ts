@@ -25,6 +25,7 @@ export interface BenchRun {
 /** The run; with `devClip`, on the dev CLIP (fixtures/clip-dev) instead of a random ViT-B/32. */
 export async function vitB32Run(dir: string, engine: EnginePreference = 'auto', devClip = false): Promise<BenchRun> {
   manualSeed(0);
+  fs.mkdirSync(dir, { recursive: true });
   const dev = path.join(packageRoot(), 'fixtures', 'clip-dev', 'model');
   const clipDir = devClip ? dev : path.join(dir, 'clip');
   if (!devClip) {
