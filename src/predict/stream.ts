@@ -137,6 +137,9 @@ class StreamJob {
   }
 
   async push(f: InFrame): Promise<void> {
+    // let I/O run between frames: a LiveSource drains ffmpeg here and drops what waited too long
+    // (detection and encoding block the event loop while they run; docs/BENCHMARKS.md, Live)
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const detect = this.o.detect ?? ((fr: RgbFrame[]) => detectFacesBatch(fr, this.detectorOptions()));
     const [dets] = await detect([f.frame]);
     this.frames.set(this.n++, f);
