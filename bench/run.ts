@@ -16,6 +16,7 @@ import { benchExtract } from './extract.js';
 import { benchServe } from './serve.js';
 import { benchLong } from './long.js';
 import { benchPersons } from './persons.js';
+import { benchLive } from './live.js';
 import { benchDemoSeeds } from './demo-seeds.js';
 
 // OUS_ENGINE and OUS_NUM_THREADS apply here as in the CLI (src/cli/env.ts).
@@ -31,6 +32,7 @@ const suites: Record<
   serve: async (_torch, quick, engine) => benchServe(quick, engine),
   long: async (_torch, quick, engine) => benchLong(quick, engine),
   persons: async (_torch, quick, engine) => benchPersons(quick, engine),
+  live: async (_torch, quick, engine) => benchLive(quick, engine),
   clip: async (torch, quick, engine) => benchClip(torch, quick, engine),
   // minutes of training: only when named (`bench demo-seeds`), never in the default set
   'demo-seeds': async (_torch, quick) => benchDemoSeeds(quick),

@@ -22,16 +22,20 @@ export interface BenchRun {
   faceBox: [number, number, number, number]; // where its face is, in its pixels
 }
 
-export async function vitB32Run(dir: string, engine: EnginePreference = 'auto'): Promise<BenchRun> {
+/** The run; with `devClip`, on the dev CLIP (fixtures/clip-dev) instead of a random ViT-B/32. */
+export async function vitB32Run(dir: string, engine: EnginePreference = 'auto', devClip = false): Promise<BenchRun> {
   manualSeed(0);
+  fs.mkdirSync(dir, { recursive: true });
   const dev = path.join(packageRoot(), 'fixtures', 'clip-dev', 'model');
-  const clipDir = path.join(dir, 'clip');
-  saveClip(new ClipModel(clipConfigFor(CLIP_SHAPES['ViT-B/32'])).eval(), clipDir, { filesFrom: dev });
-  const pre = JSON.parse(fs.readFileSync(path.join(dev, 'preprocessor_config.json'), 'utf8'));
-  fs.writeFileSync(
-    path.join(clipDir, 'preprocessor_config.json'),
-    JSON.stringify({ ...pre, crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 } }),
-  );
+  const clipDir = devClip ? dev : path.join(dir, 'clip');
+  if (!devClip) {
+    saveClip(new ClipModel(clipConfigFor(CLIP_SHAPES['ViT-B/32'])).eval(), clipDir, { filesFrom: dev });
+    const pre = JSON.parse(fs.readFileSync(path.join(dev, 'preprocessor_config.json'), 'utf8'));
+    fs.writeFileSync(
+      path.join(clipDir, 'preprocessor_config.json'),
+      JSON.stringify({ ...pre, crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 } }),
+    );
+  }
   const src = path.join(packageRoot(), 'fixtures', 'media', 'franck_0-6s.mp4');
   const clip = path.join(dir, 'clip4s.mp4');
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', src, '-t', '4', '-vf', 'scale=-2:360', '-c:v', 'libx264', clip]);

@@ -73,6 +73,7 @@ process.on('message', (m: ToWorker) => {
         polarity: null,
         sceneEffect: null,
         faceBox: [20, 10, 40, 40] as [number, number, number, number],
+        faceFrames: 4,
       };
       windows.push(w);
       send({ type: 'window', id: m.id, window: w, k: i, total: k });
@@ -93,7 +94,15 @@ process.on('message', (m: ToWorker) => {
         height: 72,
         windows,
         faces: [{ time: 0, box: [20, 10, 40, 40], detected: true }],
-        summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' },
+        summary: {
+          window: 2,
+          stride: 1,
+          frames: 4,
+          share: { a: 1, b: 0 },
+          precision: 'fp32',
+          noFaceWindows: 0,
+          noFaceAnswer: false,
+        },
         recipe: {
           faces: 'the main face, detector crops (square crop ×1.25)',
           subject: 'main',
@@ -123,6 +132,7 @@ async function twoPersons(id: string, k: number, step: number): Promise<void> {
     polarity: null,
     sceneEffect: null,
     faceBox: [20, 10, 40, 40] as [number, number, number, number],
+    faceFrames: 4,
   });
   for (let i = 0; i < k; i++) {
     for (const person of [0, 1]) {

@@ -15,6 +15,8 @@ import { parsePrecision } from '../torch/index.js';
 import { parseSubjectRule } from './extract.js';
 import { probeVideo } from '../video/decode.js';
 import { checkBoxInFrame } from '../util/box.js';
+import { isLiveOnly } from '../video/live.js';
+import { predictLive } from './predict-live.js';
 
 export type { Prediction } from '../predict/predictor.js';
 
@@ -40,6 +42,7 @@ export function csvHeader(classes: string[], persons = false): string {
     'face_y',
     'face_w',
     'face_h',
+    'face_frames',
   ];
   return cols.map(csvField).join(',');
 }
@@ -58,6 +61,7 @@ export function csvRow(w: WindowPrediction, classes: string[], person?: number):
     w.sceneEffect ? w.sceneEffect.changedDecision : '',
     w.sceneEffect?.emotionWithoutScene ?? '',
     ...w.faceBox,
+    w.faceFrames,
   ]
     .map(csvField)
     .join(',');
@@ -116,6 +120,26 @@ const FLAGS = {
       'one JSON object per window as soon as it is classified ' +
       '({"type":"window",...}), then the summary ({"type":"summary",...})',
   },
+  live: {
+    type: { kind: 'switch' },
+    help: 'read the file paced at real time, as a live stream (testing, demos)',
+  },
+  stream: {
+    type: { kind: 'switch' },
+    help:
+      'read the file straight through the streaming path: the first window within seconds on any length ' +
+      '(the main person chosen as it goes, not over the whole video)',
+  },
+  lookahead: {
+    type: { kind: 'seconds' },
+    value: 'S',
+    help: 'live and --stream: seconds (2) of frames detected after a window before it is classified',
+  },
+  stall: {
+    type: { kind: 'seconds' },
+    value: 'S',
+    help: 'a live source that sends no frame for this long has stalled: one line, the summary, exit 1 (10)',
+  },
   csv: {
     type: { kind: 'switch' },
     help:
@@ -140,7 +164,11 @@ function markIncomplete(o: { csv?: boolean; jsonl?: boolean }, signal: NodeJS.Si
 export const predict: Command = {
   usage: usageText('predict', FLAGS, {
     positionals: 'VIDEO',
-    notes: 'Progress (the frames being detected, then window k of N with an ETA) goes to stderr.',
+    notes:
+      'Progress (the frames being detected, then window k of N with an ETA) goes to stderr. ' +
+      'VIDEO may be live: - (stdin), /dev/videoN, or an rtsp/rtmp/udp/srt/http URL; each window is printed as ' +
+      'it completes with its latency and the frames dropped so far; Ctrl-C prints the summary. ' +
+      'A stream that stalls or breaks: one line, the summary, exit 1.',
   }),
   async run(argv) {
     const { values, positionals } = parseFlags('predict', argv, FLAGS, { positionals: 'VIDEO' });
@@ -163,8 +191,26 @@ export const predict: Command = {
       const { width, height } = await probeVideo(video); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
+    const source = positionals[0]!;
+    const streaming = isLiveOnly(source) || values.live || values.stream;
+    if (values.live && values.stream) throw new UsageError('predict: give --live or --stream, not both');
+    if (streaming && (box !== undefined || subject !== undefined || typeof persons === 'number'))
+      throw new UsageError('predict: a live or streamed source follows the main person or --all-persons only');
+    if (!streaming && values.lookahead !== undefined)
+      throw new UsageError('predict: --lookahead is for a live source or --stream');
     const predictor = Predictor.load(values.run, { clip: values.clip, device, precision, engine: enginePreference() });
     if (predictor.precisionNote) process.stderr.write(`predict: ${predictor.precisionNote}\n`);
+    if (streaming)
+      return predictLive(predictor, {
+        source,
+        unpaced: values.stream === true,
+        window: values.window,
+        stride: values.stride,
+        lookahead: values.lookahead,
+        stall: values.stall,
+        persons: persons === 'all' ? 'all' : undefined,
+        format: values.json ? 'json' : values.jsonl ? 'jsonl' : values.csv ? 'csv' : 'text',
+      });
     const classes = predictor.classNames;
     if (values.csv) process.stdout.write(csvHeader(classes, persons !== undefined) + '\n');
     let detecting: Progress | undefined;
@@ -226,8 +272,14 @@ export const predict: Command = {
     const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
     process.stdout.write(
       `${r.video}: ${r.emotion} (${pct(r.probabilities[r.emotion]!)})` +
-        `${r.faceMissing ? ' [no face found: centre crop]' : ''}\n`,
+        `${r.faceMissing ? ' [no face found: centre crop]' : ''}` +
+        `${!r.faceMissing && r.summary.noFaceAnswer ? ' [no face seen: not about a face]' : ''}\n`,
     );
+    if (r.summary.noFaceWindows && !r.summary.noFaceAnswer)
+      process.stdout.write(
+        `  from the ${r.windows.length - r.summary.noFaceWindows} windows that saw the face ` +
+          `(${r.summary.noFaceWindows} without one left out)\n`,
+      );
     process.stdout.write(
       '  ' +
         Object.entries(r.probabilities)
@@ -264,7 +316,7 @@ export const predict: Command = {
       for (const w of r.windows)
         process.stdout.write(
           `    ${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ${w.emotion} ` +
-            `(${pct(w.probabilities[w.emotion]!)})` +
+            `(${pct(w.probabilities[w.emotion]!)})${w.faceFrames ? '' : ' noFace'}` +
             `${w.sceneEffect?.changedDecision ? ` [without the scene: ${w.sceneEffect.emotionWithoutScene}]` : ''}` +
             '\n',
         );

@@ -231,20 +231,65 @@ export function assign(cost: number[][]): number[] {
  * rarely persist). Ids: by first detection, then left to right. docs/DECISIONS.md says why.
  */
 export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions = {}): Person[] {
-  const minIou = opts.minIou ?? 0.3;
-  const maxGap = opts.maxGap ?? 8;
-  const minLength = Math.min(opts.minLength ?? 3, perFrame.length);
-  const from = opts.velocityFrom ?? 6;
-  const buffer = opts.buffer ?? 0.25;
-  const maxRejoin = opts.maxRejoin ?? 80;
-  let live: Live[] = [];
-  const ended: Live[] = [];
-  perFrame.forEach((dets, f) => {
+  const tracker = new PersonTracker(opts, perFrame.length);
+  for (const dets of perFrame) tracker.push(dets);
+  return tracker.tracks
+    .filter((t) => t.frames.length >= tracker.minLength)
+    .map((t) => {
+      const first = t.frames[0]!;
+      const last = t.frames[t.frames.length - 1]!;
+      const track: Track = new Array<Detection | null>(last - first + 1).fill(null);
+      t.frames.forEach((f, k) => (track[f - first] = t.dets[k]!));
+      return { first, last, track, detections: t.frames.length };
+    })
+    .sort((a, b) => a.first - b.first || centre(a.track[0]!.box)[0] - centre(b.track[0]!.box)[0])
+    .map((p, id) => ({ id, ...p }));
+}
+
+/** A track as the online tracker holds it: its detections so far, and what streaming needs of it. */
+export interface OnlineTrack extends Live {
+  key: number; // in order of creation
+  id?: number; // in order of confirmation (minLength detections): a streaming person's id
+  mass: number; // Σ area × score over every detection so far (kept when old frames are forgotten)
+}
+
+/**
+ * trackPersons one frame at a time (its loop, unchanged): `push` each frame's detections in grid
+ * order. The streaming predictor reads `tracks` as it goes and calls `forget` to keep memory flat.
+ */
+export class PersonTracker {
+  readonly minLength: number;
+  private live: OnlineTrack[] = [];
+  private ended: OnlineTrack[] = [];
+  private f = 0; // the next frame's position
+  private keys = 0;
+  private ids = 0;
+  private readonly o: Required<Omit<PersonTrackOptions, 'minLength'>>;
+
+  constructor(opts: PersonTrackOptions = {}, frames = Infinity) {
+    this.minLength = Math.min(opts.minLength ?? 3, frames);
+    this.o = {
+      minIou: opts.minIou ?? 0.3,
+      maxGap: opts.maxGap ?? 8,
+      velocityFrom: opts.velocityFrom ?? 6,
+      buffer: opts.buffer ?? 0.25,
+      maxRejoin: opts.maxRejoin ?? 80,
+    };
+  }
+
+  /** Every track so far: ended ones first, then live ones (trackPersons's order before sorting). */
+  get tracks(): OnlineTrack[] {
+    return [...this.ended, ...this.live];
+  }
+
+  push(dets: Detection[]): void {
+    const { minIou, maxGap, velocityFrom: from, buffer, maxRejoin } = this.o;
+    const f = this.f++;
     // Tracks missing for more than maxGap frames end here (kept aside, never matched again).
-    const keep = live.filter((t) => f - t.frames[t.frames.length - 1]! - 1 <= maxGap);
-    ended.push(...live.filter((t) => !keep.includes(t)));
-    live = keep;
-    const predicted = live.map((t) =>
+    const keep = this.live.filter((t) => f - t.frames[t.frames.length - 1]! - 1 <= maxGap);
+    this.ended.push(...this.live.filter((t) => !keep.includes(t)));
+    this.live = keep;
+    const predicted = keep.map((t) =>
       squareBox(
         predictBox(
           t.frames.slice(-from),
@@ -257,7 +302,7 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
     );
     const found = dets.map((d) => squareBox(d.box, buffer));
     // A refused pair costs more than any accepted one, so the method never trades an accepted match for it.
-    const cost = live.map((_, t) =>
+    const cost = keep.map((_, t) =>
       found.map((b) => {
         const o = iou(predicted[t]!, b);
         return o >= minIou ? 1 - o : 2;
@@ -265,35 +310,45 @@ export function trackPersons(perFrame: Detection[][], opts: PersonTrackOptions =
     );
     const match = assign(cost);
     const taken = new Set<number>();
-    live.forEach((t, k) => {
+    keep.forEach((t, k) => {
       const i = match[k]!;
       if (i < 0 || cost[k]![i]! > 1) return;
-      t.frames.push(f);
-      t.dets.push(dets[i]!);
+      this.add(t, f, dets[i]!);
       taken.add(i);
     });
-    const fresh = dets.flatMap((d, i) => (taken.has(i) ? [] : [d]));
-    for (const d of fresh) {
-      const back = rejoin(ended, d, f, maxRejoin, from, buffer);
-      if (back) {
-        ended.splice(ended.indexOf(back), 1);
-        back.frames.push(f);
-        back.dets.push(d);
-        live.push(back);
-      } else live.push({ frames: [f], dets: [d] });
+    for (const d of dets.filter((_, i) => !taken.has(i))) {
+      const back = rejoin(this.ended, d, f, maxRejoin, from, buffer) as OnlineTrack | undefined;
+      if (back) this.ended.splice(this.ended.indexOf(back), 1);
+      const t = back ?? this.fresh();
+      this.add(t, f, d);
+      this.live.push(t);
     }
-  });
-  return [...ended, ...live]
-    .filter((t) => t.frames.length >= minLength)
-    .map((t) => {
-      const first = t.frames[0]!;
-      const last = t.frames[t.frames.length - 1]!;
-      const track: Track = new Array<Detection | null>(last - first + 1).fill(null);
-      t.frames.forEach((f, k) => (track[f - first] = t.dets[k]!));
-      return { first, last, track, detections: t.frames.length };
-    })
-    .sort((a, b) => a.first - b.first || centre(a.track[0]!.box)[0] - centre(b.track[0]!.box)[0])
-    .map((p, id) => ({ id, ...p }));
+  }
+
+  private fresh(): OnlineTrack {
+    return { frames: [], dets: [], key: this.keys++, mass: 0 };
+  }
+
+  private add(t: OnlineTrack, f: number, d: Detection): void {
+    t.frames.push(f);
+    t.dets.push(d);
+    t.mass += d.box[2] * d.box[3] * d.score;
+    if (t.id === undefined && t.frames.length >= this.minLength) t.id = this.ids++;
+  }
+
+  /**
+   * Forgets what no later frame needs: ended tracks past rejoining, and each track's detections
+   * before frame `before` (the last one before it and the last few for the velocity are kept).
+   */
+  forget(before: number): void {
+    this.ended = this.ended.filter((t) => this.f - t.frames[t.frames.length - 1]! <= this.o.maxRejoin);
+    for (const t of this.tracks) {
+      let k = 0;
+      while (k < t.frames.length && t.frames[k]! < before) k++;
+      const cut = Math.min(Math.max(0, k - 1), Math.max(0, t.frames.length - this.o.velocityFrom));
+      if (cut > 0) [t.frames, t.dets] = [t.frames.slice(cut), t.dets.slice(cut)];
+    }
+  }
 }
 
 const REJOIN_IOU = 0.5; // stricter than linking's 0.3: nothing but place says it is the same face

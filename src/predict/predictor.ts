@@ -39,6 +39,7 @@ import { VideoTooLongError, type ReadOptions, type RgbFrame } from '../video/dec
 import type { Box, Detection } from '../face/detector.js';
 import { pathKind } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
+import { predictStream, type InFrame, type StreamOptions, type StreamSummary } from './stream.js';
 import { DEFAULT_TIMELINE, planTimeline, type TimelinePlan, type TimelineOptions } from './timeline.js';
 
 export interface SceneEffect {
@@ -55,6 +56,9 @@ export interface WindowPrediction {
   polarity: Record<string, number> | null;
   sceneEffect: SceneEffect | null;
   faceBox: Box; // the face crop at the window's middle frame, in the video's displayed pixels
+  // how many of its T frames had the subject's face detected (not interpolated, held or a centre
+  // crop); 0: the window saw no face, and the overall answer and the share leave it out
+  faceFrames: number;
 }
 
 export interface Prediction {
@@ -70,7 +74,17 @@ export interface Prediction {
   windows: WindowPrediction[]; // one for a video no longer than a window
   faces: Array<{ time: number; box: Box; detected: boolean }>; // the face track at every frame looked at
   // share: part of the windows each class tops; precision: CLIP's vision tower's
-  summary: { window: number; stride: number; frames: number; share: Record<string, number>; precision: Precision };
+  summary: {
+    window: number;
+    stride: number;
+    frames: number;
+    share: Record<string, number>;
+    precision: Precision;
+    // windows whose frames held no detected face (faceFrames 0): left out of the answer and the share,
+    // unless no window saw a face (then the answer is over every window: faceMissing or noFaceAnswer)
+    noFaceWindows: number;
+    noFaceAnswer: boolean; // the answer comes from windows that saw no face: it is not about a face
+  };
   warning?: string; // frames the decoder could not deliver (a truncated or corrupt file)
   note?: string; // a still image: its one frame stands for every sampled frame
   // with `persons` asked for: each person's timeline (the fields above are the main person's)
@@ -100,7 +114,7 @@ export interface PersonPrediction {
   probabilities: Record<string, number>;
   polarity: Record<string, number> | null;
   sceneEffect: SceneEffect | null;
-  share: Record<string, number>; // part of their windows each class tops
+  share: Record<string, number>; // part of their windows each class tops (those that saw their face)
   windows: WindowPrediction[]; // the windows that hold their face in at least one frame
   faces: Array<{ time: number; box: Box; detected: boolean }>; // their crop square at every grid frame of those windows
 }
@@ -120,7 +134,7 @@ export interface PredictOptions extends Partial<TimelineOptions> {
 }
 
 /** Embedding rows of one grid frame for one subject: its face crop, its scene, the scene's low block. */
-interface Rows {
+export interface Rows {
   face: Float32Array; // [E]
   scene: Float32Array; // [E]
   low: Float32Array; // [W]
@@ -141,15 +155,15 @@ interface Subject {
   detected: (pos: number) => boolean;
   rows: Map<number, Rows>; // encoded grid frames still needed by a window to come
   next: number; // position in `windows` of the next window to classify
-  sums: { p: number[]; pol: number[]; q: number[] };
   results: WindowPrediction[];
   faces: Array<{ time: number; box: Box; detected: boolean }>;
 }
 
 /** Features as the cache stores them (float16): the head sees at prediction what it was trained on. */
-const asCached = (v: Float32Array): Float32Array => tidy(() => tensor(v).to('float16').toTypedArray()) as Float32Array;
+export const asCached = (v: Float32Array): Float32Array =>
+  tidy(() => tensor(v).to('float16').toTypedArray()) as Float32Array;
 
-const blankLike = (f: RgbFrame): RgbFrame => {
+export const blankLike = (f: RgbFrame): RgbFrame => {
   const data = new Uint8Array(f.data.length);
   for (let i = 0; i < data.length; i += 3) data.set(CLIP_MEAN_RGB, i);
   return { data, width: f.width, height: f.height };
@@ -159,7 +173,7 @@ const top = (v: number[]) => v.indexOf(Math.max(...v));
 const round = (b: Box): Box => b.map((v) => Math.round(v * 10) / 10) as Box;
 
 /** A probability vector (and its polarity, and its blank-scene twin) as the answer reads it. */
-function result(names: string[], p: number[], pol: number[] | null, q: number[] | null) {
+export function result(names: string[], p: number[], pol: number[] | null, q: number[] | null) {
   return {
     emotion: names[top(p)]!,
     probabilities: Object.fromEntries(names.map((n, i) => [n, p[i]!])),
@@ -172,6 +186,78 @@ function result(names: string[], p: number[], pol: number[] | null, q: number[] 
         }
       : null,
   };
+}
+
+// Each window's probabilities with a blank scene: the overall scene effect is over their mean.
+export const blankScene = new WeakMap<WindowPrediction, number[]>();
+
+/**
+ * The overall answer over windows: the mean of the windows that saw the face (faceFrames > 0) and
+ * the share of those each class tops; with none that saw it, over every window, and said so.
+ */
+export function overall(names: string[], windows: WindowPrediction[]) {
+  const seen = windows.filter((w) => w.faceFrames > 0);
+  const over = seen.length ? seen : windows;
+  const K = over.length;
+  const mean = (get: (w: WindowPrediction) => number[] | null) => {
+    if (!K || !get(over[0]!)) return null;
+    const sum = get(over[0]!)!.map(() => 0);
+    for (const w of over) get(w)!.forEach((v, c) => (sum[c]! += v / K));
+    return sum;
+  };
+  const p = mean((w) => names.map((n) => w.probabilities[n]!)) ?? names.map(() => 1 / names.length);
+  const pol = mean((w) => (w.polarity ? POLARITIES.map((n) => w.polarity![n]!) : null));
+  const q = mean((w) => blankScene.get(w) ?? null);
+  return {
+    ...result(names, p, pol, q),
+    share: Object.fromEntries(names.map((n) => [n, K ? over.filter((w) => w.emotion === n).length / K : 0])),
+    noFaceWindows: windows.length - seen.length,
+    noFaceAnswer: seen.length === 0,
+  };
+}
+
+const pick = <T extends { noFaceWindows: number; noFaceAnswer: boolean }>(a: T) => {
+  const { noFaceWindows: _n, noFaceAnswer: _a, ...rest } = a;
+  return rest;
+};
+
+export type Scored = { p: number[][]; pol: number[][] | null; q: number[][] | null };
+
+/**
+ * The head on `count` windows of T frames (`at(w, t)`: their rows): with the scene, and with the
+ * blank scene's rows when given (the scene's effect). The file and the streaming paths share it.
+ */
+export function scoreWindows(
+  p: Predictor,
+  count: number,
+  T: number,
+  at: (w: number, t: number) => Rows,
+  blank?: { scene: Float32Array; low: Float32Array },
+): Scored {
+  // a run trained without polarity labels has an untrained polarity head
+  const usePolarity = p.conf.ous.polarity !== false;
+  return noGrad(() =>
+    tidy(() => {
+      const [E, W] = [at(0, 0).face.length, at(0, 0).low.length];
+      const gather = (pick: (r: Rows) => Float32Array, width: number) => {
+        const data = new Float32Array(count * T * width);
+        for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(at(w, t)), (w * T + t) * width);
+        return tensor(data, { shape: [count, T, width] }).to({ device: p.device });
+      };
+      const face = gather((r) => r.face, E); // [K', T, E]
+      const withScene = p.head.forward({ face, scene: gather((r) => r.scene, E), low: gather((r) => r.low, W) });
+      const probs = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
+      const pol =
+        withScene.polarityLogits && usePolarity ? (withScene.polarityLogits.softmax(-1).toArray() as number[][]) : null;
+      if (!blank) return { p: probs, pol, q: null };
+      const blanked = (v: Float32Array, width: number) =>
+        tensor(v, { shape: [1, 1, width] })
+          .to({ device: p.device })
+          .expand(count, T, width);
+      const without = p.head.forward({ face, scene: blanked(blank.scene, E), low: blanked(blank.low, W) });
+      return { p: probs, pol, q: without.logits.softmax(-1).toArray() as number[][] };
+    }),
+  );
 }
 
 export class Predictor {
@@ -255,6 +341,15 @@ export class Predictor {
    * as its frames are encoded. Memory holds a chunk of frames and the embeddings of the windows
    * under way, whatever the video's length.
    */
+  /**
+   * The streaming entry point (files read straight through, live sources, frames pushed by a page):
+   * frames in grid order at `streamFps` per second, each window handed to `o.onWindow` as soon as it
+   * and `o.lookahead` seconds after it are detected; the summary when the frames end. predict/stream.ts.
+   */
+  predictStream(frames: AsyncIterable<InFrame>, o: StreamOptions = {}): Promise<StreamSummary> {
+    return predictStream(this, frames, o);
+  }
+
   async predict(video: string, o: PredictOptions = {}): Promise<Prediction> {
     if (o.persons !== undefined && o.faceBox)
       throw new UserError('a known face box (--box) is one person: it does not go with --all-persons or --person');
@@ -337,14 +432,12 @@ class PredictionJob {
     init: Pick<Subject, 'person' | 'main' | 'faceMissing' | 'windows' | 'square' | 'detected'>,
   ): Subject {
     const { plan, T } = this;
-    const C = this.p.classNames.length;
     return {
       ...init,
       from: plan.windows[init.windows[0]!]!.first,
       to: plan.windows[init.windows[init.windows.length - 1]!]!.first + T - 1,
       rows: new Map(),
       next: 0,
-      sums: { p: new Array<number>(C).fill(0), pol: [0, 0, 0], q: new Array<number>(C).fill(0) },
       results: [],
       faces: [],
     };
@@ -463,35 +556,10 @@ class PredictionJob {
   }
 
   /** The head on `count` windows of the subject from its next one: with the scene, and with a blank one. */
-  private score(s: Subject, count: number): { p: number[][]; pol: number[][] | null; q: number[][] | null } {
-    const { plan, T, p } = this;
+  private score(s: Subject, count: number): Scored {
+    const { plan, T } = this;
     const at = (w: number, t: number) => s.rows.get(plan.windows[s.windows[s.next + w]!]!.first + t)!;
-    // a run trained without polarity labels has an untrained polarity head
-    const usePolarity = p.conf.ous.polarity !== false;
-    return noGrad(() =>
-      tidy(() => {
-        const [E, W] = [at(0, 0).face.length, at(0, 0).low.length];
-        const gather = (pick: (r: Rows) => Float32Array, width: number) => {
-          const data = new Float32Array(count * T * width);
-          for (let w = 0; w < count; w++) for (let t = 0; t < T; t++) data.set(pick(at(w, t)), (w * T + t) * width);
-          return tensor(data, { shape: [count, T, width] }).to({ device: p.device });
-        };
-        const face = gather((r) => r.face, E); // [K', T, E]
-        const withScene = p.head.forward({ face, scene: gather((r) => r.scene, E), low: gather((r) => r.low, W) });
-        const probs = withScene.logits.softmax(-1).toArray() as number[][]; // [K'][C]
-        const pol =
-          withScene.polarityLogits && usePolarity
-            ? (withScene.polarityLogits.softmax(-1).toArray() as number[][])
-            : null;
-        if (!this.withBlank) return { p: probs, pol, q: null };
-        const blank = (v: Float32Array, width: number) =>
-          tensor(v, { shape: [1, 1, width] })
-            .to({ device: p.device })
-            .expand(count, T, width);
-        const without = p.head.forward({ face, scene: blank(this.blank!.scene, E), low: blank(this.blank!.low, W) });
-        return { p: probs, pol, q: without.logits.softmax(-1).toArray() as number[][] };
-      }),
-    );
+    return scoreWindows(this.p, count, T, at, this.withBlank ? this.blank : undefined);
   }
 
   private classify(s: Subject, count: number): void {
@@ -501,42 +569,32 @@ class PredictionJob {
     for (let w = 0; w < count; w++) {
       const planned = plan.windows[s.windows[s.next + w]!]!;
       const [p, pol, q] = [scored.p[w]!, scored.pol?.[w] ?? null, scored.q?.[w] ?? null];
-      p.forEach((v, c) => (s.sums.p[c]! += v));
-      pol?.forEach((v, c) => (s.sums.pol[c]! += v));
-      q?.forEach((v, c) => (s.sums.q[c]! += v));
+      let faceFrames = 0;
+      for (let t = 0; t < T; t++) if (s.detected(planned.first + t)) faceFrames++;
       const win: WindowPrediction = {
         start: planned.start,
         end: planned.end,
         ...result(names, p, pol, q),
         faceBox: round(rescaleBox(s.square(planned.first + Math.floor(T / 2)), this.decoded!, this.own!)),
+        faceFrames,
       };
+      if (q) blankScene.set(win, q);
       s.results.push(win);
       this.o.onWindow?.(win, s.next + w, s.windows.length, s.person?.id);
     }
     s.next += count;
   }
 
-  /** A subject's whole answer: the mean over its windows, and the share of windows each class tops. */
+  /** A subject's whole answer: the mean over its windows that saw the face, and the share each class tops. */
   private subjectAnswer(s: Subject) {
-    const names = this.p.classNames;
-    const K = s.results.length;
-    const mean = (v: number[]) => v.map((x) => x / K);
-    return {
-      ...result(
-        names,
-        mean(s.sums.p),
-        s.results[0]?.polarity ? mean(s.sums.pol) : null,
-        s.results[0]?.sceneEffect ? mean(s.sums.q) : null,
-      ),
-      share: Object.fromEntries(names.map((n) => [n, s.results.filter((w) => w.emotion === n).length / K])),
-    };
+    return overall(this.p.classNames, s.results);
   }
 
   answer(): Prediction {
     const subjects = this.subjects!;
     const summary = this.summary!;
     const lead = subjects.find((s) => s.main) ?? subjects[0]!;
-    const { share, ...whole } = this.subjectAnswer(lead);
+    const { share, noFaceWindows, noFaceAnswer, ...whole } = this.subjectAnswer(lead);
     const warning = undecodedWarning({ ...summary, frames: { length: this.plan.indices.length } });
     const note = stillNote(summary);
     const at = (pos: number) => Math.round(this.timeOf(pos) * 1000) / 1000;
@@ -558,6 +616,8 @@ class PredictionJob {
         frames: this.T,
         share,
         precision: p.encoder.precision,
+        noFaceWindows,
+        noFaceAnswer,
       },
       ...(this.persons
         ? {
@@ -568,7 +628,7 @@ class PredictionJob {
                 main: s.main,
                 first: at(s.person!.first),
                 last: at(s.person!.last),
-                ...this.subjectAnswer(s),
+                ...pick(this.subjectAnswer(s)),
                 windows: s.results,
                 faces: s.faces,
               })),

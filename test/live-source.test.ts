@@ -1,0 +1,134 @@
+// Live sources read frame by frame: a stream on stdin sampled at the timeline's rate (frame count and
+// pixels against ffmpeg's own decode of the same times), a file paced at real time, a consumer that
+// falls behind (frames dropped and counted, never queued without bound), a stream that stalls and
+// one that breaks (one line each), and the PPM reader on frames split across chunks.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LiveSource, PpmReader, liveKind } from '../src/video/live.js';
+import { UserError } from '../src/util/errors.js';
+import { fixture } from './helpers.js';
+
+const franck = fixture('media', 'franck_0-6s.mp4'); // 6 s, 24 fps, 360×288
+
+function stdinOf(file: string): PassThrough {
+  const s = new PassThrough();
+  fs.createReadStream(file).pipe(s);
+  return s;
+}
+
+/** ffmpeg's own frame at `t` seconds, as RGB: the reference for what the live reader hands on. */
+function frameAt(t: number): Buffer {
+  const r = spawnSync(
+    'ffmpeg',
+    ['-v', 'error', '-i', franck, '-vf', 'fps=4', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
+    { maxBuffer: 1 << 28 },
+  );
+  const size = 360 * 288 * 3;
+  return r.stdout.subarray(Math.round(t * 4) * size, (Math.round(t * 4) + 1) * size);
+}
+
+test('liveKind: stdin, cameras and network streams are live; a file only when paced', () => {
+  assert.equal(liveKind('-'), 'stdin');
+  assert.equal(liveKind('/dev/video0'), 'camera');
+  assert.equal(liveKind('rtsp://cam.local/stream'), 'network');
+  assert.equal(liveKind('srt://127.0.0.1:9000'), 'network');
+  assert.equal(liveKind('clip.mp4'), 'file');
+});
+
+test('PpmReader: frames split across chunks at every byte come out whole', () => {
+  const a = Buffer.concat([Buffer.from('P6\n2 1\n255\n'), Buffer.from([1, 2, 3, 4, 5, 6])]);
+  const b = Buffer.concat([Buffer.from('P6\n1 1\n255\n'), Buffer.from([7, 8, 9])]);
+  const all = Buffer.concat([a, b]);
+  for (let cut = 1; cut < all.length; cut++) {
+    const r = new PpmReader();
+    const got = [...r.push(all.subarray(0, cut)), ...r.push(all.subarray(cut))];
+    assert.deepEqual(
+      got.map((f) => [f.width, f.height, [...f.data]]),
+      [
+        [2, 1, [1, 2, 3, 4, 5, 6]],
+        [1, 1, [7, 8, 9]],
+      ],
+    );
+  }
+  assert.throws(() => new PpmReader().push(Buffer.from('<html>')), UserError);
+});
+
+test('a stream on stdin: every sampled frame, in order, equal to ffmpeg decoding the same times', async () => {
+  const src = new LiveSource('-', { fps: 4, queue: 1000, stdin: stdinOf(franck) });
+  const frames = [];
+  for await (const f of src) frames.push(f);
+  assert.equal(frames.length, 24); // 6 s at 4 frames a second
+  assert.deepEqual(
+    frames.map((f) => f.index),
+    [...Array(24).keys()],
+  );
+  assert.equal(frames[10]!.t, 2.5);
+  assert.equal(frames[10]!.frame.width, 360);
+  const want = frameAt(2.5);
+  const got = Buffer.from(frames[10]!.frame.data);
+  assert.equal(got.length, want.length);
+  assert.ok(got.equals(want), 'the frame at 2.5 s differs from ffmpeg decoding the same time');
+  assert.equal(src.dropped, 0);
+});
+
+test('a consumer that falls behind: old frames are dropped and counted, the newest kept', async () => {
+  const src = new LiveSource('-', { fps: 8, queue: 2, stdin: stdinOf(franck) });
+  const seen: number[] = [];
+  for await (const f of src) {
+    seen.push(f.index);
+    await sleep(150); // far slower than ffmpeg decodes: the backlog must not grow
+  }
+  assert.ok(src.dropped > 0, 'nothing was dropped');
+  assert.equal(seen.length + src.dropped, 48, 'every frame is either delivered or counted as dropped');
+  assert.equal(seen.at(-1), 47, 'the last frame of the stream is delivered');
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!);
+});
+
+test('a file paced at real time takes its own length', async () => {
+  const clip = fixture('media', 'franck_0-6s.mp4');
+  const start = Date.now();
+  const src = new LiveSource(clip, { fps: 2, queue: 100 });
+  assert.equal(src.kind, 'file');
+  let n = 0;
+  for await (const _ of src) n++;
+  assert.equal(n, 12);
+  // ffmpeg -re: 6 s of video are not read in much less than 6 s (this is a check of pacing, not speed).
+  assert.ok(Date.now() - start > 4000, `paced file read in ${Date.now() - start} ms`);
+});
+
+test('a stream that stalls gets one line, after the frames that came', async () => {
+  const input = new PassThrough(); // half a stream, then nothing, never closed
+  const ts = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ous-live-')), 'franck.ts');
+  spawnSync('ffmpeg', ['-v', 'error', '-i', franck, '-c', 'copy', ts]); // MPEG-TS: readable from any prefix
+  const bytes = fs.readFileSync(ts);
+  input.write(bytes.subarray(0, bytes.length >> 1));
+  const src = new LiveSource('-', { fps: 4, queue: 1000, stallSeconds: 1, stdin: input });
+  let n = 0;
+  await assert.rejects(
+    (async () => {
+      for await (const _ of src) n++;
+    })(),
+    (err: Error) => err instanceof UserError && /^stdin: the stream stalled \(no frame for 1 s/.test(err.message),
+  );
+  assert.ok(n > 0, 'the frames before the stall were delivered');
+  input.destroy();
+});
+
+test('a network stream that cannot be opened breaks with one line naming it', async () => {
+  const src = new LiveSource('tcp://127.0.0.1:9', { fps: 4 });
+  await assert.rejects(
+    (async () => {
+      for await (const _ of src);
+    })(),
+    (err: Error) =>
+      err instanceof UserError &&
+      /^tcp:\/\/127\.0\.0\.1:9: the stream broke after 0 frames \(.+\)$/.test(err.message) &&
+      !/0x[0-9a-f]{6}/.test(err.message),
+  );
+});
