@@ -173,7 +173,8 @@ export const predict: Command = {
   async run(argv) {
     const { values, positionals } = parseFlags('predict', argv, FLAGS, { positionals: 'VIDEO' });
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
-    const video = inputFile(positionals[0]!, { folder: true });
+    // A live source (stdin, a camera, a URL) is no file to check; a file's name is made safe for ffmpeg.
+    const video = isLiveOnly(positionals[0]!) ? positionals[0]! : inputFile(positionals[0]!, { folder: true });
     if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1)
       throw new UsageError('predict: give one of --json, --jsonl and --csv');
     const device = values.device;
@@ -191,8 +192,7 @@ export const predict: Command = {
       const { width, height } = await probeVideo(video); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
-    const source = positionals[0]!;
-    const streaming = isLiveOnly(source) || values.live || values.stream;
+    const streaming = isLiveOnly(video) || values.live || values.stream;
     if (values.live && values.stream) throw new UsageError('predict: give --live or --stream, not both');
     if (streaming && (box !== undefined || subject !== undefined || typeof persons === 'number'))
       throw new UsageError('predict: a live or streamed source follows the main person or --all-persons only');
@@ -202,7 +202,7 @@ export const predict: Command = {
     if (predictor.precisionNote) process.stderr.write(`predict: ${predictor.precisionNote}\n`);
     if (streaming)
       return predictLive(predictor, {
-        source,
+        source: video,
         unpaced: values.stream === true,
         window: values.window,
         stride: values.stride,
