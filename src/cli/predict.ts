@@ -173,12 +173,12 @@ export const predict: Command = {
   async run(argv) {
     const { values, positionals } = parseFlags('predict', argv, FLAGS, { positionals: 'VIDEO' });
     if (positionals.length !== 1) throw new UsageError('predict: give one VIDEO');
-    // A live source (stdin, a camera, a URL) is no file to check; a file's name is made safe for ffmpeg.
-    const video = isLiveOnly(positionals[0]!) ? positionals[0]! : inputFile(positionals[0]!, { folder: true });
     if ([values.json, values.jsonl, values.csv].filter(Boolean).length > 1)
       throw new UsageError('predict: give one of --json, --jsonl and --csv');
     const device = values.device;
     const precision = parsePrecision(values.precision, device ?? 'cpu', { allowSlowBf16: allowSlowBf16() });
+    // A live source (stdin, a camera, a URL) is no file to check; a file's name is made safe for ffmpeg.
+    const video = isLiveOnly(positionals[0]!) ? positionals[0]! : inputFile(positionals[0]!, { folder: true });
     if (values['all-persons'] && values.person !== undefined)
       throw new UsageError('predict: give --all-persons or --person ID, not both');
     const persons = values['all-persons'] ? ('all' as const) : values.person;

@@ -4,7 +4,7 @@
 // checkpoint and the plateau rule see an exponential moving average of the weights instead of the
 // weights themselves (DECISIONS.md, "Training"). One run folder holds everything:
 //   config.json        the resolved configs, data sizes and versions
-//   checkpoint.safetensors   the best weights (metadata: epoch, valLoss, the settings of config.json it was trained with)
+//   checkpoint.safetensors   the best weights (metadata: epoch, valLoss, the config it was trained with)
 //   last.safetensors   weights + optimizer state (+ the average) + the loop's state, for --resume (one atomic file)
 //   metrics.jsonl      one line per epoch: loss terms, phase shares, lr, train/val UAR and WAR
 //   train.log          what was printed
