@@ -207,8 +207,10 @@ export async function measureVideo(
           first = Math.min(first, pts!);
           last = Math.max(last, pts! + (Number.isFinite(dur) ? dur! : 0));
         }
+        // Per packet, not per chunk: the length reported is the first past the limit, whatever
+        // size the pipe's chunks come in.
+        if (o.maxSeconds !== undefined && length() > o.maxSeconds) throw tooLong(file, length(), o);
       }
-      if (o.maxSeconds !== undefined && length() > o.maxSeconds) throw tooLong(file, length(), o);
     }
   } finally {
     clearTimeout(timer);
