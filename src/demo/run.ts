@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { benchmarkClasses, generateBenchmark, type Ceilings, type SyntheticOptions } from '../synthetic/benchmark.js';
 import { readManifest, type ClipEntry } from '../data/datasets.js';
 import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
+import type { Precision } from '../torch/index.js';
 import { extractFeatures } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
 import { evalRun, trainRun, type TrainRunOptions } from '../train/run.js';
@@ -124,7 +125,7 @@ export function demoBenchmarkOptions(
 export async function prepareDemo(
   o: DemoOptions,
   size: DemoSize,
-  extract: { engine?: EnginePreference; cacheName?: string } = {},
+  extract: { engine?: EnginePreference; precision?: Precision; cacheName?: string } = {},
 ): Promise<{ cache: string; bench: Awaited<ReturnType<typeof generateBenchmark>> }> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const seed = o.seed ?? 0;
@@ -143,7 +144,11 @@ export async function prepareDemo(
   const { entries, failed } = readManifest(bench.manifest, undefined, classes.classNames);
   if (failed.length) throw new Error(`the generated manifest has bad rows: ${failed.map((f) => f.error).join('; ')}`);
   const cache = path.join(o.out, extract.cacheName ?? 'cache');
-  await extractDemoCache(entries, classes, size, cache, { engine: extract.engine ?? o.engine, progress: o.progress });
+  await extractDemoCache(entries, classes, size, cache, {
+    engine: extract.engine ?? o.engine,
+    precision: extract.precision,
+    progress: o.progress,
+  });
   return { cache, bench };
 }
 
@@ -153,9 +158,9 @@ export async function extractDemoCache(
   classes: ReturnType<typeof benchmarkClasses>,
   size: DemoSize,
   out: string,
-  o: { engine?: EnginePreference; progress?: boolean },
+  o: { engine?: EnginePreference; precision?: Precision; progress?: boolean },
 ): Promise<void> {
-  const encoder = FrameEncoder.load(demoEncoderDir(), { engine: o.engine });
+  const encoder = FrameEncoder.load(demoEncoderDir(), { engine: o.engine, precision: o.precision });
   await extractFeatures({
     entries,
     encoder,
