@@ -12,6 +12,7 @@ import { packageRoot } from '../src/util/paths.js';
 import { trainRun } from '../src/train/run.js';
 import { parseSets } from '../src/cli/sets.js';
 import { fixture, runCli, tinyCache } from './helpers.js';
+import { frameTiming } from '../src/video/decode.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-cli-errors-'));
@@ -750,6 +751,59 @@ test(dashTitle, async () => {
       '(start and end tokens included), so its embedding is of that part only',
   );
   assert.deepEqual(JSON.parse(embed.stdout).texts[0].truncated, { tokens: 102, kept: 77 });
+});
+
+const timingTitle =
+  'issue 37: a 60 s jump in the timestamps and timestamps that restart are said as such, the frames timed at ' +
+  'their own rate; a folder of frames of two sizes is refused naming the odd frame';
+test(timingTitle, async () => {
+  const ff = (...a: string[]) => assert.equal(spawnSync('ffmpeg', ['-v', 'error', '-y', ...a]).status, 0, a.join(' '));
+  // 96 frames at 24 fps; frames 48.. are stamped 60 s later: the timestamps span 64 s (1.5 fps on average).
+  ff(
+    '-t',
+    '4',
+    '-i',
+    video,
+    '-vf',
+    "setpts='if(lt(N,48),N,N+1440)/24/TB'",
+    '-fps_mode',
+    'passthrough',
+    '-an',
+    at('gap.mp4'),
+  );
+  // Two 3 s MPEG-TS segments concatenated as bytes: the second restarts the timestamps; 144 frames, 6 s.
+  ff('-t', '3', '-i', video, '-an', '-c:v', 'libx264', at('s1.ts'));
+  ff('-ss', '3', '-t', '3', '-i', video, '-an', '-c:v', 'libx264', at('s2.ts'));
+  fs.writeFileSync(at('restart.ts'), Buffer.concat([fs.readFileSync(at('s1.ts')), fs.readFileSync(at('s2.ts'))]));
+  for (const [file, note, seconds] of [
+    ['gap.mp4', /the timestamps jump \(they span 64\.0 s, an average of 1\.5 fps\): 96 frames at 24 fps are 4\.0 s/, 4],
+    ['restart.ts', /timestamps restart .*\(it says 3\.0 s\): 144 frames at 24 fps are 6\.0 s/, 6],
+  ] as const) {
+    const r = await run(['predict', file, '--run', 'r7', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const p = JSON.parse(r.stdout);
+    assert.match(p.note, note);
+    assert.match(r.stderr, note);
+    assert.equal(p.duration, seconds);
+    assert.equal(p.windows.at(-1).end, seconds, `${file}: the timeline covers the frames`);
+  }
+  // The rule by hand: a 29.97 fps phone video with a 30 fps nominal rate is no jump; webm's 1000/1 is a time base.
+  assert.deepEqual(frameTiming(150, 29.97, 30, 5.005), { fps: 29.97, duration: 150 / 29.97 });
+  assert.deepEqual(frameTiming(100, 25, 1000, 4), { fps: 25, duration: 4 });
+  // Two frames of a folder at two sizes: both are read (T = 2), the second is refused by name.
+  fs.mkdirSync(at('mixed'));
+  ff('-i', video, '-frames:v', '1', at('mixed', 'f1.png'));
+  ff('-ss', '1', '-i', video, '-frames:v', '1', '-vf', 'scale=180:144', at('mixed', 'f2.png'));
+  const mixed = await run(['predict', 'mixed', '--run', 'r7']);
+  assert.equal(mixed.code, 1);
+  assert.equal(
+    mixed.stderr.trim(),
+    `ous: ${path.join('mixed', 'f2.png')}: 180×144, but f1.png is 360×288: the frames of a folder must be one size`,
+  );
+  // A --box on a frame folder is checked against its first frame (not probed as a video).
+  const boxed = await run(['predict', 'mixed', '--run', 'r7', '--box', '400 50 100 100']);
+  assert.match(boxed.stderr, /--box/);
+  assert.doesNotMatch(boxed.stderr, /not a readable video/);
 });
 
 const interruptedJsonlTitle =

@@ -13,7 +13,7 @@ import { onInterrupt } from '../util/interrupt.js';
 import { allowSlowBf16, enginePreference } from './env.js';
 import { parsePrecision } from '../torch/index.js';
 import { parseSubjectRule } from './extract.js';
-import { probeVideo } from '../video/decode.js';
+import { displayedSize } from '../video/decode.js';
 import { checkBoxInFrame } from '../util/box.js';
 import { isLiveOnly } from '../video/live.js';
 import { predictLive } from './predict-live.js';
@@ -189,7 +189,7 @@ export const predict: Command = {
     if (subject !== undefined && (box !== undefined || persons !== undefined))
       throw new UsageError('predict: --subject chooses one face; it does not go with --box, --all-persons or --person');
     if (box) {
-      const { width, height } = await probeVideo(video); // the box is in the video's own pixels
+      const { width, height } = await displayedSize(video); // the box is in the video's own pixels
       checkBoxInFrame(box, width, height, 'predict: --box');
     }
     const streaming = isLiveOnly(video) || values.live || values.stream;

@@ -86,7 +86,7 @@ export interface Prediction {
     noFaceAnswer: boolean; // the answer comes from windows that saw no face: it is not about a face
   };
   warning?: string; // frames the decoder could not deliver (a truncated or corrupt file)
-  note?: string; // a still image: its one frame stands for every sampled frame
+  note?: string; // a still image: its one frame stands for every sampled frame; or the video's timing
   // with `persons` asked for: each person's timeline (the fields above are the main person's)
   persons?: PersonPrediction[];
   recipe: RecipeReport;
@@ -596,7 +596,7 @@ class PredictionJob {
     const lead = subjects.find((s) => s.main) ?? subjects[0]!;
     const { share, noFaceWindows, noFaceAnswer, ...whole } = this.subjectAnswer(lead);
     const warning = undecodedWarning({ ...summary, frames: { length: this.plan.indices.length } });
-    const note = stillNote(summary);
+    const note = stillNote(summary) ?? this.clip.info?.timing;
     const at = (pos: number) => Math.round(this.timeOf(pos) * 1000) / 1000;
     const p = this.p;
     return {

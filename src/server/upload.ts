@@ -324,12 +324,15 @@ export async function probeUpload(file: string, limits: UploadLimits): Promise<P
   const measured = await measureVideo(file, info, uploadRead(timeout)).catch((err: Error) => {
     throw new HttpError(422, `not a readable video (${err.message.split(file).join('the upload')})`);
   });
-  const duration = Math.max(measured.seconds, Number.isFinite(info.duration) ? info.duration : 0);
-  if (duration > limits.maxSeconds)
+  const length = Math.max(measured.seconds, Number.isFinite(info.duration) ? info.duration : 0);
+  if (length > limits.maxSeconds)
     throw new HttpError(
       422,
-      `the video is ${duration.toFixed(1)} s long; this server takes at most ${limits.maxSeconds} s (--max-seconds)`,
+      `the video is ${length.toFixed(1)} s long; this server takes at most ${limits.maxSeconds} s (--max-seconds)`,
     );
+  // The limit holds for the timestamps' span too; the timeline is the frames' (frame i at i / fps, as
+  // decoding reads them): the packets counted at the frame rate, past a header that understates them.
+  const duration = info.fps > 0 ? Math.max(info.duration, measured.packets / info.fps) : length;
   try {
     await tool(
       'ffmpeg',

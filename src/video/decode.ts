@@ -22,6 +22,9 @@ export interface VideoInfo {
   width: number; // as displayed (after rotation), before any downscaling
   height: number;
   rotation: number; // degrees the player rotates the stored frames by
+  // where the timestamps and the frames disagree (a jump, a restart): what was found and how the
+  // frames are timed instead; frame i is at i / fps either way
+  timing?: string;
 }
 
 /** Frames with a longer side past this are scaled down while decoding (CLIP sees 224 px anyway). */
@@ -132,9 +135,47 @@ export async function probeVideo(file: string, o: ReadOptions = {}): Promise<Vid
   let [width, height] = [Number(stream.width), Number(stream.height)];
   if (!(width > 0 && height > 0)) throw new UserError(`${file}: not a readable video (no frame size)`);
   if (rotation === 90 || rotation === 270) [width, height] = [height, width];
-  const fps = rate(stream.avg_frame_rate) || rate(stream.r_frame_rate);
-  const duration = Number(stream.duration ?? format.duration) || (fps ? frames / fps : 0);
-  return { format: String(format.format_name ?? ''), frameCount: frames, fps, duration, width, height, rotation };
+  const { fps, duration, timing } = frameTiming(
+    frames,
+    rate(stream.avg_frame_rate),
+    rate(stream.r_frame_rate),
+    Number(stream.duration ?? format.duration),
+  );
+  return {
+    format: String(format.format_name ?? ''),
+    frameCount: frames,
+    fps,
+    duration,
+    width,
+    height,
+    rotation,
+    ...(timing ? { timing } : {}),
+  };
+}
+
+/**
+ * The frame rate and length the frames are read at. Frames are decoded in order and frame i is at
+ * i / fps, so the length is the frames' count over the rate, not the timestamps' span: a jump in the
+ * timestamps (a paused recording, 60 s between two frames) drags the average rate far below the
+ * stream's own (1.5 fps for 24 fps frames) and would read as a low frame rate; timestamps that
+ * restart (concatenated TS segments) make the container understate the length (3 s for 6 s of
+ * frames). Either is said in `timing`.
+ */
+export function frameTiming(frames: number, average: number, nominal: number, stamped: number) {
+  // A stream's own rate above 240 fps is a time base, not a rate (webm's 1000/1).
+  const jumped = average > 0 && nominal > 4 * average && nominal <= 240;
+  const fps = jumped ? nominal : average || nominal;
+  const duration = fps > 0 ? frames / fps : Number.isFinite(stamped) ? stamped : 0;
+  const s = (v: number) => `${v.toFixed(1)} s`;
+  const counted = `${frames} frames at ${+fps.toFixed(3)} fps are ${s(duration)}`;
+  let timing: string | undefined;
+  if (jumped)
+    timing =
+      `the timestamps jump (they span ${s(stamped)}, an average of ${+average.toFixed(3)} fps): ${counted}; ` +
+      'the jump is left out';
+  else if (fps > 0 && stamped > 0 && stamped < duration - Math.max(1, 0.1 * duration))
+    timing = `the timestamps restart or the container understates the length (it says ${s(stamped)}): ${counted}`;
+  return { fps, duration, ...(timing ? { timing } : {}) };
 }
 
 /** The size frames come out at: the displayed size, the longer side capped at MAX_SIDE (even numbers). */
@@ -375,7 +416,21 @@ export function listFrameFiles(dir: string): string[] {
   return files.sort(collator.compare).map((f) => path.join(dir, f));
 }
 
-/** Decodes the frame files at `indices` as RGB, each capped at MAX_SIDE. */
+// The first frame read of each frame list (a folder's files) and its upright size: boxes are in one
+// frame's pixels for the whole clip, so a folder of frames of different sizes is refused, not resized.
+const listSizes = new WeakMap<string[], { file: string; size: [number, number] }>();
+
+function checkOneSize(files: string[], file: string, size: [number, number]): void {
+  const first = listSizes.get(files);
+  if (!first) listSizes.set(files, { file, size });
+  else if (first.size[0] !== size[0] || first.size[1] !== size[1])
+    throw new UserError(
+      `${file}: ${size[0]}×${size[1]}, but ${path.basename(first.file)} is ${first.size[0]}×${first.size[1]}: ` +
+        'the frames of a folder must be one size',
+    );
+}
+
+/** Decodes the frame files at `indices` as RGB, each capped at MAX_SIDE; every frame of `files` one size. */
 export async function readFrameFiles(files: string[], indices: number[]): Promise<RgbFrame[]> {
   const cache = new Map<number, Promise<RgbFrame>>();
   const read = async (file: string): Promise<RgbFrame> => {
@@ -384,7 +439,9 @@ export async function readFrameFiles(files: string[], indices: number[]): Promis
       const meta = await img.metadata();
       // EXIF orientations 5..8 turn the image a quarter: width and height swap once it is upright.
       const quarter = (meta.orientation ?? 1) >= 5;
-      const [w, h] = decodedSize(quarter ? meta.height! : meta.width!, quarter ? meta.width! : meta.height!);
+      const upright: [number, number] = quarter ? [meta.height!, meta.width!] : [meta.width!, meta.height!];
+      checkOneSize(files, file, upright);
+      const [w, h] = decodedSize(...upright);
       const { data, info } = await img
         .resize(w, h, { fit: 'fill' })
         .removeAlpha()
@@ -397,6 +454,7 @@ export async function readFrameFiles(files: string[], indices: number[]): Promis
         height: info.height,
       };
     } catch (err) {
+      if (err instanceof UserError) throw err;
       throw new UserError(`${file}: not a readable image (${(err as Error).message})`);
     }
   };
@@ -412,6 +470,14 @@ export async function readFrameFiles(files: string[], indices: number[]): Promis
 export async function readImage(file: string): Promise<RgbFrame> {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
   return (await readFrameFiles([file], [0]))[0]!;
+}
+
+/** The size a source is displayed at (a video, an image, a frame folder's first frame): what a box is in. */
+export async function displayedSize(source: string): Promise<{ width: number; height: number }> {
+  const image = fs.statSync(source).isDirectory() ? listFrameFiles(source)[0]! : isImageFile(source) ? source : null;
+  if (image === null) return probeVideo(source);
+  const [width, height] = await uprightSize(image);
+  return { width, height };
 }
 
 /** An image file's size as displayed (EXIF orientations 5..8 swap width and height), before any downscaling. */
