@@ -174,3 +174,33 @@ export function score(found: Detection[], truth: Box[], minIou = 0.5): { found: 
     }
   return { found: usedT.size, falseBoxes: found.length - usedF.size };
 }
+
+/** ViSP's annotations of the Solvay photo: `detection_k`, then the box's 4 corners as "row column" lines. */
+function vispBoxes(file: string): Box[] {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const boxes: Box[] = [];
+  lines.forEach((line, i) => {
+    if (!line.startsWith('detection_')) return;
+    const corners = lines.slice(i + 1, i + 5).map((l) => l.trim().split(/\s+/).map(Number));
+    const [rows, cols] = [corners.map((c) => c[0]!), corners.map((c) => c[1]!)];
+    const [x, y] = [Math.min(...cols), Math.min(...rows)];
+    boxes.push([x, y, Math.max(...cols) - x, Math.max(...rows) - y]);
+  });
+  return boxes;
+}
+
+/**
+ * The Solvay 1927 group photo (1280×926) with ViSP's 30 annotated boxes (one of them, detection_0, is a
+ * patch of wall: 29 are faces), and the 1280×160 strip of it (rows 435-595, the band holding the most
+ * whole annotated faces) with the 18 boxes inside it. A real photo, boxes annotated outside this project.
+ */
+export async function solvayScenes(): Promise<[Scene, Scene]> {
+  const photo = await readImage(fixture('media', 'solvay_1927_1280.png'));
+  const faces = vispBoxes(fixture('media', 'solvay_1927_1280.visp-faces.txt'));
+  const [y0, h] = [435, 160];
+  const strip: Scene = {
+    frame: { data: photo.data.slice(y0 * photo.width * 3, (y0 + h) * photo.width * 3), width: photo.width, height: h },
+    faces: faces.filter((b) => b[1] >= y0 && b[1] + b[3] <= y0 + h).map((b): Box => [b[0], b[1] - y0, b[2], b[3]]),
+  };
+  return [{ frame: photo, faces }, strip];
+}
