@@ -35,26 +35,34 @@ export const SceneEffectSchema = z
   .strict()
   .describe("the scene's effect: this window's answer against the same faces with a blank scene");
 
-export const WindowSchema = z
+// A window's fields, once: the result's windows and the job's streamed ones (which add `person`).
+const windowFields = {
+  start: z.number().describe('seconds'),
+  end: z.number(),
+  emotion: z.string(),
+  probabilities: Probabilities,
+  polarity: Polarity,
+  sceneEffect: SceneEffectSchema.nullable(),
+  faceBox: BoxSchema.describe("the face crop at the window's middle frame, in the video's displayed pixels"),
+  faceFrames: z
+    .number()
+    .int()
+    .min(0)
+    .describe(
+      "how many of the window's T frames had the face detected; 0: the window saw no face (noFace), " +
+        'and the overall answer and the share leave it out',
+    ),
+};
+
+export const WindowSchema = z.object(windowFields).strict().openapi('Window');
+
+export const JobWindowSchema = z
   .object({
-    start: z.number().describe('seconds'),
-    end: z.number(),
-    emotion: z.string(),
-    probabilities: Probabilities,
-    polarity: Polarity,
-    sceneEffect: SceneEffectSchema.nullable(),
-    faceBox: BoxSchema.describe("the face crop at the window's middle frame, in the video's displayed pixels"),
-    faceFrames: z
-      .number()
-      .int()
-      .min(0)
-      .describe(
-        "how many of the window's T frames had the face detected; 0: the window saw no face (noFace), " +
-          'and the overall answer and the share leave it out',
-      ),
+    ...windowFields,
+    person: z.number().int().min(0).optional().describe("the window's person, with ?persons=all or ?person=ID"),
   })
   .strict()
-  .openapi('Window');
+  .openapi('JobWindow');
 
 const FacesSchema = z
   .array(z.object({ time: z.number(), box: BoxSchema, detected: z.boolean() }).strict())
@@ -140,7 +148,7 @@ export const JobSchema = z
     progress: z.number().describe('0..1 within the stage'),
     duration: z.number().nullable().describe("the video's length in seconds, measured at upload"),
     windows: z
-      .array(WindowSchema.extend({ person: z.number().int().min(0).optional().describe("the window's person") }))
+      .array(JobWindowSchema)
       .describe('the windows classified so far, in order (each person in turn with ?persons=all)'),
     windowsTotal: z.number().int().nullable().describe('how many windows the timeline has, once known'),
     result: PredictionSchema.optional().describe('once done'),
