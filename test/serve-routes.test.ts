@@ -13,6 +13,7 @@ import { parsePredictQuery } from '../src/server/query.js';
 import { ClientLimits } from '../src/server/clients.js';
 import { HttpError, Limiter } from '../src/server/upload.js';
 import { HealthSchema, JobSchema } from '../src/server/contract.js';
+import { openApi } from '../src/server/openapi.js';
 import type { Job, JobPool, JobView } from '../src/server/pool.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-routes-'));
@@ -203,4 +204,22 @@ test('every answer is written with the security headers; HEAD without a body', (
   assert.equal(written[0]!.body, '{"error":"x"}');
   assert.equal(written[0]!.headers.Connection, 'close');
   assert.deepEqual([written[1]!.headers['Content-Length'], written[1]!.body], [15, undefined]);
+});
+
+test('the documented query of /api/predict is the one the parser reads, parameter for parameter', () => {
+  const doc = openApi({ maxUploadMb: 1, maxSeconds: 60 }) as any;
+  const documented = doc.paths['/api/predict'].post.parameters.map((p: { name: string }) => p.name).sort();
+  const values: Record<string, string> = {
+    box: '1,2,3,4',
+    person: '1',
+    persons: 'all',
+    sample: '0',
+    stride: '1',
+    window: '2',
+  };
+  assert.deepEqual(documented, Object.keys(values));
+  const none = parsePredictQuery(new URLSearchParams(), 60);
+  for (const [name, value] of Object.entries(values))
+    assert.notDeepEqual(parsePredictQuery(new URLSearchParams({ [name]: value }), 60), none, `${name} is read`);
+  assert.deepEqual(parsePredictQuery(new URLSearchParams({ nonsense: '1' }), 60), none, 'others are ignored');
 });

@@ -24,6 +24,7 @@ const Probabilities = z.record(z.number()).describe('class name -> probability')
 const Polarity = z.record(z.number()).nullable().describe('polarity -> probability; null for the face-only baseline');
 const BoxSchema = z
   .tuple([z.number(), z.number(), z.number(), z.number()])
+  .openapi({ minItems: 4, maxItems: 4 }) // a tuple's length, which prefixItems alone leaves open
   .describe("[x, y, w, h] in the video's displayed pixels");
 
 export const SceneEffectSchema = z
