@@ -1,10 +1,12 @@
 // Checks on the source itself, where the compiler cannot see: that src/torch reads no environment
-// variable of ours, and that no line of the code is over 120 characters. (The addon's op table is
+// variable of ours, that no line of the code is over 120 characters, and that no function of
+// src/server or src/predict is longer than a screen. (The addon's op table is
 // checked against src/torch/native.ts's OPS when it loads: test/torch-native.test.ts.)
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import ts from 'typescript';
 import { packageRoot } from '../src/util/paths.js';
 
 test('src/torch reads no environment variable of ours; only the addon loader sets OpenMP/OpenBLAS ones', () => {
@@ -44,6 +46,50 @@ test('no line of the code is over 120 characters (Biome wraps code; strings and 
           if ([...line].length > 120) long.push(`${path.join(top, f)}:${i + 1} (${[...line].length})`);
         });
     }
+  }
+  assert.deepEqual(long, []);
+});
+
+/** Each function, method, accessor and arrow in `code` longer than `most` lines (a nested one counted whole). */
+function longFunctions(file: string, code: string, most: number): string[] {
+  const sf = ts.createSourceFile(file, code, ts.ScriptTarget.Latest, true);
+  const long: string[] = [];
+  const visit = (n: ts.Node): void => {
+    if (ts.isFunctionLike(n) && 'body' in n && n.body) {
+      const first = sf.getLineAndCharacterOfPosition(n.getStart(sf)).line;
+      const lines = sf.getLineAndCharacterOfPosition(n.end).line - first + 1;
+      const name = 'name' in n && n.name ? (n.name as ts.Node).getText(sf) : ts.SyntaxKind[n.kind];
+      if (lines > most) long.push(`${file}:${first + 1} ${name} (${lines} lines)`);
+    }
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  return long;
+}
+
+const MOST_LINES = 80; // a function fits on a screen; a longer one is steps with names (STYLE.md)
+
+test('the length check finds a long function, a long method and a long arrow, and passes short ones', () => {
+  const body = (n: number) => Array.from({ length: n }, (_, i) => `  x += ${i};`).join('\n');
+  const code =
+    `function long() {\n  let x = 0;\n${body(96)}\n  return x;\n}\n` +
+    `class C {\n  method(): number {\n    let x = 0;\n${body(90)}\n    return x;\n  }\n}\n` +
+    `const arrow = async () => {\n  let x = 0;\n${body(85)}\n};\n` +
+    `function short() {\n  let x = 0;\n${body(70)}\n  return x;\n}\n`;
+  const found = longFunctions('synthetic.ts', code, MOST_LINES);
+  assert.deepEqual(
+    found.map((f) => f.replace(/ \(.*/, '')),
+    ['synthetic.ts:1 long', 'synthetic.ts:102 method', 'synthetic.ts:197 ArrowFunction'],
+  );
+  assert.match(found[0]!, /\(100 lines\)/);
+});
+
+test(`no function in src/server or src/predict is over ${MOST_LINES} lines`, () => {
+  const long: string[] = [];
+  for (const top of [path.join('src', 'server'), path.join('src', 'predict')]) {
+    const dir = path.join(packageRoot(), top);
+    for (const f of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((x) => x.endsWith('.ts')))
+      long.push(...longFunctions(path.join(top, f), fs.readFileSync(path.join(dir, f), 'utf8'), MOST_LINES));
   }
   assert.deepEqual(long, []);
 });

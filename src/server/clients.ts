@@ -1,4 +1,4 @@
-// Per-client limits of `ous serve` (issue 37): one client address may hold only so many connections
+// Per-client limits of `ous serve`: one client address may hold only so many connections
 // and so many uploads in flight, so a client that opens hundreds of slow connections, or trickles
 // uploads into every queue place, shuts out itself and nobody else. The server-wide caps
 // (maxConnections, --queue) stay as the last line; these keep one address below them.

@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.js';
 import type { Prediction, Stage, WindowPrediction } from '../predict/predictor.js';
 import type { Box } from '../face/detector.js';
+import type { z } from 'zod';
+import type { JobSchema } from './contract.js';
 import type { FromWorker, ModelInfo, ToWorker, WorkerSettings } from './protocol.js';
 import { apiWords, withoutAddresses } from './messages.js';
 
@@ -39,18 +41,8 @@ export interface Job {
   finished?: number;
 }
 
-export interface JobView {
-  id: string;
-  status: Status;
-  position: number;
-  stage: Stage | null;
-  progress: number;
-  duration: number | null;
-  windows: WindowPrediction[];
-  windowsTotal: number | null;
-  result?: Prediction;
-  error?: string;
-}
+/** A job as GET /api/jobs/{id} answers it (contract.ts JobSchema). */
+export type JobView = z.infer<typeof JobSchema>;
 
 export interface PoolOptions extends Omit<WorkerSettings, 'threads'> {
   workers: number;

@@ -3,22 +3,9 @@
 import type { Prediction, Stage, WindowPrediction } from '../predict/predictor.js';
 import type { Device, Precision } from '../torch/index.js';
 import type { EnginePreference } from '../data/encoder.js';
+import type { ModelInfo } from './contract.js';
 
-export interface ModelInfo {
-  run: string; // the run folder's name (never the server's path to it)
-  classes: string[];
-  polarities: string[];
-  encoder: {
-    clipHash: string;
-    precision: Precision;
-    embed: number;
-    visionWidth: number;
-    frames: number;
-    scene: 'mask' | 'full';
-    polarityLayer: number;
-  };
-  config: Record<string, unknown>; // the run's OUS config
-}
+export type { ModelInfo };
 
 export interface WorkerSettings {
   run: string;

@@ -127,73 +127,113 @@ export function receiveUpload(
   deadlineMs = 600_000,
   minRate: MinRate = { bytesPerSec: 0, windowMs: 10_000 },
 ): Promise<Received> {
-  const partial = path.join(dir, 'video.part');
-  const file = path.join(dir, 'video');
   return new Promise<Received>((resolve, reject) => {
-    let settled = false;
+    const r = new Receiving(req, dir, maxBytes, deadlineMs, minRate, resolve, reject);
+    req.on('aborted', () => r.fail(new HttpError(400, 'the upload was interrupted')));
+    req.on('error', () => r.fail(new HttpError(400, 'the upload was interrupted')));
+    if (/^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) r.multipart();
+    else {
+      r.write(req);
+      req.on('end', () => r.done());
+    }
+  });
+}
+
+/** One upload arriving: its file, its byte count, its deadline and rate watch; settles once. */
+class Receiving {
+  private settled = false;
+  private out?: fs.WriteStream;
+  private bytes = 0;
+  private name = 'upload';
+  private readonly partial: string;
+  private readonly file: string;
+  private readonly timer: NodeJS.Timeout;
+  private readonly stopRate: () => void;
+
+  constructor(
+    private readonly req: http.IncomingMessage,
+    dir: string,
+    private readonly maxBytes: number,
+    deadlineMs: number,
+    minRate: MinRate,
+    private readonly resolve: (r: Received) => void,
+    private readonly reject: (e: Error) => void,
+  ) {
+    this.partial = path.join(dir, 'video.part');
+    this.file = path.join(dir, 'video');
     // A body slower than this (or shorter than its Content-Length) gets a JSON 408, before Node's
     // own request timeout (a bare 408) would end it.
-    const timer = setTimeout(
+    this.timer = setTimeout(
       () =>
-        fail(new HttpError(408, `the upload did not arrive within ${deadlineMs / 1000} s`, { Connection: 'close' })),
+        this.fail(
+          new HttpError(408, `the upload did not arrive within ${deadlineMs / 1000} s`, { Connection: 'close' }),
+        ),
       deadlineMs,
     );
-    let out: fs.WriteStream | undefined;
-    let bytes = 0;
-    let name = 'upload';
-    const fail = (e: HttpError) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      stopRate();
-      req.unpipe();
-      out?.destroy();
-      reject(e);
-    };
-    const stopRate = watchRate(() => bytes, minRate, fail);
-    const done = () => {
-      if (settled) return;
-      if (!out) return fail(new HttpError(422, 'the multipart body has no file part: send the video as a file field'));
-      if (bytes === 0)
-        return fail(new HttpError(422, 'the upload is empty: send the video as the body or as a multipart file'));
-      out.end(() => {
-        if (settled) return;
-        fs.rename(partial, file, (err) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          stopRate();
-          if (err) reject(err);
-          else resolve({ file, name, bytes });
-        });
-      });
-    };
-    const write = (stream: NodeJS.ReadableStream) => {
-      out = fs.createWriteStream(partial, { flags: 'wx' });
-      out.on('error', (e) =>
-        fail(new HttpError(500, `cannot store the upload (${(e as NodeJS.ErrnoException).code ?? e.message})`)),
-      );
-      stream.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        if (bytes > maxBytes) fail(tooBig(maxBytes));
-      });
-      stream.pipe(out, { end: false });
-    };
-    req.on('aborted', () => fail(new HttpError(400, 'the upload was interrupted')));
-    req.on('error', () => fail(new HttpError(400, 'the upload was interrupted')));
+    this.stopRate = watchRate(
+      () => this.bytes,
+      minRate,
+      (e) => this.fail(e),
+    );
+  }
 
-    const type = req.headers['content-type'] ?? '';
-    if (!/^multipart\/form-data/i.test(type)) {
-      write(req);
-      req.on('end', done);
-      return;
-    }
+  fail(e: HttpError): void {
+    if (this.settled) return;
+    this.settle();
+    this.req.unpipe();
+    this.out?.destroy();
+    this.reject(e);
+  }
+
+  private settle(): void {
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.stopRate();
+  }
+
+  /** The body has ended: the file, renamed to its final name, or why there is none. */
+  done(): void {
+    if (this.settled) return;
+    const out = this.out;
+    if (!out)
+      return void this.fail(new HttpError(422, 'the multipart body has no file part: send the video as a file field'));
+    if (this.bytes === 0)
+      return void this.fail(
+        new HttpError(422, 'the upload is empty: send the video as the body or as a multipart file'),
+      );
+    out.end(() => {
+      if (this.settled) return;
+      fs.rename(this.partial, this.file, (err) => {
+        if (this.settled) return;
+        this.settle();
+        if (err) this.reject(err);
+        else this.resolve({ file: this.file, name: this.name, bytes: this.bytes });
+      });
+    });
+  }
+
+  /** `stream` into the temporary file, counting against the limit. */
+  write(stream: NodeJS.ReadableStream): void {
+    const out = fs.createWriteStream(this.partial, { flags: 'wx' });
+    this.out = out;
+    out.on('error', (e) =>
+      this.fail(new HttpError(500, `cannot store the upload (${(e as NodeJS.ErrnoException).code ?? e.message})`)),
+    );
+    stream.on('data', (chunk: Buffer) => {
+      this.bytes += chunk.length;
+      if (this.bytes > this.maxBytes) this.fail(tooBig(this.maxBytes));
+    });
+    stream.pipe(out, { end: false });
+  }
+
+  /** A multipart/form-data body through busboy: its first file part is the upload, at most 10 parts. */
+  multipart(): void {
     let bb: busboy.Busboy;
     try {
       bb = busboy({
-        headers: req.headers,
+        headers: this.req.headers,
         limits: {
-          fileSize: maxBytes,
+          fileSize: this.maxBytes,
           files: 1,
           fields: 8,
           fieldSize: 4096,
@@ -203,29 +243,32 @@ export function receiveUpload(
         },
       });
     } catch (err) {
-      return fail(new HttpError(400, `the multipart Content-Type is unusable (${(err as Error).message})`));
+      return void this.fail(new HttpError(400, `the multipart Content-Type is unusable (${(err as Error).message})`));
     }
+    const malformed = (err: Error) => this.fail(new HttpError(422, `the multipart body is malformed (${err.message})`));
     let fileEnded: Promise<void> = Promise.resolve();
     bb.on('file', (_field, stream, info) => {
-      if (out) return void stream.resume(); // only the first file counts (files: 1 stops more)
-      name = displayName(info.filename);
-      stream.on('limit', () => fail(tooBig(maxBytes)));
+      if (this.out) return void stream.resume(); // only the first file counts (files: 1 stops more)
+      this.name = displayName(info.filename);
+      stream.on('limit', () => this.fail(tooBig(this.maxBytes)));
       // busboy fails the part's stream too when the form breaks ("Unexpected end of form"): an
       // unhandled 'error' there would end the process.
-      stream.on('error', (err: Error) => fail(new HttpError(422, `the multipart body is malformed (${err.message})`)));
+      stream.on('error', malformed);
       fileEnded = new Promise((res) => stream.on('end', res));
-      write(stream);
+      this.write(stream);
     });
     bb.on('field', () => {});
     const tooMany = (what: string) => () =>
-      fail(new HttpError(413, `the multipart body has too many ${what}: send one video file`, { Connection: 'close' }));
+      this.fail(
+        new HttpError(413, `the multipart body has too many ${what}: send one video file`, { Connection: 'close' }),
+      );
     bb.on('partsLimit', tooMany('parts'));
     bb.on('filesLimit', tooMany('files'));
     bb.on('fieldsLimit', tooMany('fields'));
-    bb.on('error', (err: Error) => fail(new HttpError(422, `the multipart body is malformed (${err.message})`)));
-    bb.on('close', () => void fileEnded.then(done));
-    req.pipe(bb);
-  });
+    bb.on('error', malformed);
+    bb.on('close', () => void fileEnded.then(() => this.done()));
+    this.req.pipe(bb);
+  }
 }
 
 /**

@@ -77,7 +77,8 @@ function main(): void {
           faceBox: m.faceBox,
           persons: m.persons,
           maxSeconds: settings.maxSeconds,
-          // every ffprobe and ffmpeg on the upload reads it as the server's probe did: allow-listed
+          // every ffprobe and ffmpeg on the upload reads it as the server's probe did: allow-listed, at nice
+          // 10 (openClip keeps no time limit: decoding stops at --max-seconds instead)
           read: uploadRead(),
           onProgress: (stage, fraction, count) =>
             send({
