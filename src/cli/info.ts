@@ -45,7 +45,7 @@ export interface SystemInfo {
     chosenBy: string;
     note: string | null;
   };
-  onednn: { available: boolean; version: string | null };
+  onednn: { available: boolean; version: string | null; off: string | null };
   threads: number;
   openmp: { waitPolicy: string | null; spinCount: string | null }; // as libgomp read them when libtorch loaded
   cuda: { available: boolean; devices: number };
@@ -107,7 +107,11 @@ export function systemInfo(): SystemInfo {
       }[b.blasChoice.source],
       note: b.blasChoice.note ?? null,
     },
-    onednn: { available: b.mkldnn, version: /(?:MKL-DNN|oneDNN) (v[\d.]+)/.exec(b.config)?.[1] ?? null },
+    onednn: {
+      available: b.mkldnn,
+      version: /(?:MKL-DNN|oneDNN) (v[\d.]+)/.exec(b.config)?.[1] ?? null,
+      off: b.oneDnnChoice.why ?? null, // why libtorch does not call it in this process
+    },
     threads: b.threads,
     openmp: { waitPolicy: process.env.OMP_WAIT_POLICY ?? null, spinCount: process.env.GOMP_SPINCOUNT ?? null },
     cuda: { available: b.cuda, devices: b.cudaDevices },
@@ -140,7 +144,7 @@ export function infoHeader(i = systemInfo()): string {
   return (
     `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads (${openmp(i)}); ` +
     `libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); ` +
-    `oneDNN ${i.onednn.available ? (i.onednn.version ?? 'yes') : 'no'}; ` +
+    `oneDNN ${i.onednn.available ? (i.onednn.version ?? 'yes') : 'no'}${i.onednn.off ? ' (off)' : ''}; ` +
     `${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}; ` +
     `onnxruntime ${i.onnxruntime.version ?? 'no'}`
   );
@@ -171,7 +175,12 @@ export const info: Command = {
       ['  build', flags.join(' ')],
       ['blas', `${i.blas.name}, kernel ${i.blas.kernel ?? '? (not OpenBLAS)'}`],
       ['  coretype', `${i.blas.coretype ?? 'unset'}: ${i.blas.chosenBy}${i.blas.note ? ` (${i.blas.note})` : ''}`],
-      ['onednn', i.onednn.available ? `yes, ${i.onednn.version ?? 'version unknown'}` : 'no'],
+      [
+        'onednn',
+        i.onednn.available
+          ? `yes, ${i.onednn.version ?? 'version unknown'}${i.onednn.off ? `, not used: ${i.onednn.off}` : ''}`
+          : 'no',
+      ],
       ['threads', `${i.threads}; ${openmp(i)}`],
       [
         'cuda',

@@ -204,6 +204,7 @@ export const OPS = {
 
   setNumThreads: op<(n: number) => void>(1),
   getNumThreads: op<() => number>(0),
+  setOneDnn: op<(enabled: boolean) => void>(1), // libtorch's use of oneDNN (torch.backends.mkldnn.enabled)
   buildInfo: op<() => BuildInfo>(0),
   liveHandles: op<() => number>(0),
 };
@@ -270,7 +271,28 @@ function load(): Native {
         `${differences.length > 5 ? `; ${differences.length - 5} more` : ''}): rebuild it with 'npm run build:native'`,
     );
   addon.setNumThreads(os.availableParallelism()); // the CLI applies OUS_NUM_THREADS (src/cli/env.ts)
+  oneDnnChoice = chooseOneDnn(addon.buildInfo().config);
+  if (!oneDnnChoice.enabled) addon.setOneDnn(false);
   return addon;
+}
+
+/** Whether libtorch may call oneDNN in this process, and why not; set when the addon loads. */
+export let oneDnnChoice: { enabled: boolean; why?: string } = { enabled: true };
+
+/**
+ * oneDNN 3 (Debian 13's libtorch 2.6) sizes its convolution blocks from the CPU's cache sizes and
+ * divides by them: on a CPU that reports none (some virtual machines: Linux then lists no
+ * /sys/devices/system/cpu/cpu0/cache either) every convolution dies with SIGFPE. There libtorch
+ * is told not to use oneDNN (its own kernels over the BLAS run instead). oneDNN 2 (Debian 12) reads
+ * no cache size there and runs as usual.
+ */
+export function chooseOneDnn(
+  config: string,
+  cachesListed = fs.existsSync('/sys/devices/system/cpu/cpu0/cache/index0/size'),
+): { enabled: boolean; why?: string } {
+  const major = Number(/(?:MKL-DNN|oneDNN) v(\d+)/.exec(config)?.[1] ?? 0);
+  if (major < 3 || cachesListed) return { enabled: true };
+  return { enabled: false, why: `oneDNN v${major} divides by the CPU's cache sizes, and this CPU reports none` };
 }
 
 /** How OPENBLAS_CORETYPE was decided for this process (blas.ts); set when the addon loads. */

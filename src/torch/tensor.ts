@@ -5,7 +5,7 @@
 // Tensor is collected (native memory is reported to V8, so the GC sees it). `tidy(fn)` disposes
 // every Tensor made inside fn except what fn returns and what is `keep()`-ed, which is how a
 // training step keeps its memory flat.
-import { blasChoice, native, type Handle } from './native.js';
+import { blasChoice, native, oneDnnChoice, type Handle } from './native.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
 /**
@@ -735,7 +735,7 @@ export function cudaIsAvailable(): boolean {
 }
 /** libtorch's build, OpenBLAS's kernels and how they were chosen (blas.ts), oneDNN, threads, CUDA. */
 export function buildInfo() {
-  return { ...native.buildInfo(), blasChoice, threads: native.getNumThreads() };
+  return { ...native.buildInfo(), blasChoice, oneDnnChoice, threads: native.getNumThreads() };
 }
 /** How many native tensor handles are alive (neither disposed nor collected): what a leak test watches. */
 export function liveTensorCount(): number {
