@@ -365,7 +365,6 @@ const OpEntry kOps[] = {
     // --- runtime ---
     {"setNumThreads", [](A& a) -> V { at::set_num_threads(static_cast<int>(a.i64(0))); return a.none(); }, 1},
     {"getNumThreads", [](A& a) -> V { return a.retNumber(at::get_num_threads()); }, 0},
-    {"setOneDnn", [](A& a) -> V { at::globalContext().setUserEnabledMkldnn(a.b(0)); return a.none(); }, 1},
     {"buildInfo", buildInfo, 0},
     {"liveHandles", [](A& a) -> V { return a.retNumber(static_cast<double>(liveHandles())); }, 0},
 };

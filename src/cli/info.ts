@@ -45,7 +45,7 @@ export interface SystemInfo {
     chosenBy: string;
     note: string | null;
   };
-  onednn: { available: boolean; version: string | null; off: string | null };
+  onednn: { available: boolean; version: string | null; capped: { maxIsa: string; why: string } | null };
   threads: number;
   openmp: { waitPolicy: string | null; spinCount: string | null }; // as libgomp read them when libtorch loaded
   cuda: { available: boolean; devices: number };
@@ -110,7 +110,7 @@ export function systemInfo(): SystemInfo {
     onednn: {
       available: b.mkldnn,
       version: /(?:MKL-DNN|oneDNN) (v[\d.]+)/.exec(b.config)?.[1] ?? null,
-      off: b.oneDnnChoice.why ?? null, // why libtorch does not call it in this process
+      capped: b.oneDnnChoice.why ? { maxIsa: b.oneDnnChoice.maxIsa!, why: b.oneDnnChoice.why } : null,
     },
     threads: b.threads,
     openmp: { waitPolicy: process.env.OMP_WAIT_POLICY ?? null, spinCount: process.env.GOMP_SPINCOUNT ?? null },
@@ -144,7 +144,7 @@ export function infoHeader(i = systemInfo()): string {
   return (
     `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads (${openmp(i)}); ` +
     `libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); ` +
-    `oneDNN ${i.onednn.available ? (i.onednn.version ?? 'yes') : 'no'}${i.onednn.off ? ' (off)' : ''}; ` +
+    `oneDNN ${i.onednn.available ? (i.onednn.version ?? 'yes') : 'no'}${i.onednn.capped ? ` (up to ${i.onednn.capped.maxIsa})` : ''}; ` +
     `${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}; ` +
     `onnxruntime ${i.onnxruntime.version ?? 'no'}`
   );
@@ -178,7 +178,7 @@ export const info: Command = {
       [
         'onednn',
         i.onednn.available
-          ? `yes, ${i.onednn.version ?? 'version unknown'}${i.onednn.off ? `, not used: ${i.onednn.off}` : ''}`
+          ? `yes, ${i.onednn.version ?? 'version unknown'}${i.onednn.capped ? `, up to ${i.onednn.capped.maxIsa}: ${i.onednn.capped.why}` : ''}`
           : 'no',
       ],
       ['threads', `${i.threads}; ${openmp(i)}`],

@@ -204,7 +204,6 @@ export const OPS = {
 
   setNumThreads: op<(n: number) => void>(1),
   getNumThreads: op<() => number>(0),
-  setOneDnn: op<(enabled: boolean) => void>(1), // libtorch's use of oneDNN (torch.backends.mkldnn.enabled)
   buildInfo: op<() => BuildInfo>(0),
   liveHandles: op<() => number>(0),
 };
@@ -272,27 +271,31 @@ function load(): Native {
     );
   addon.setNumThreads(os.availableParallelism()); // the CLI applies OUS_NUM_THREADS (src/cli/env.ts)
   oneDnnChoice = chooseOneDnn(addon.buildInfo().config);
-  if (!oneDnnChoice.enabled) addon.setOneDnn(false);
+  // oneDNN reads its variable at its first primitive, which comes after this (a convolution, a bf16 GEMM).
+  if (oneDnnChoice.maxIsa) process.env.ONEDNN_MAX_CPU_ISA = oneDnnChoice.maxIsa;
   return addon;
 }
 
-/** Whether libtorch may call oneDNN in this process, and why not; set when the addon loads. */
-export let oneDnnChoice: { enabled: boolean; why?: string } = { enabled: true };
+/** The instruction sets oneDNN may use in this process, and why they are capped; set when the addon loads. */
+export let oneDnnChoice: { maxIsa?: string; why?: string } = {};
 
 /**
- * oneDNN 3 (Debian 13's libtorch 2.6) sizes its convolution blocks from the CPU's cache sizes and
- * divides by them: on a CPU that reports none (some virtual machines: Linux then lists no
- * /sys/devices/system/cpu/cpu0/cache either) every convolution dies with SIGFPE. There libtorch
- * is told not to use oneDNN (its own kernels over the BLAS run instead). oneDNN 2 (Debian 12) reads
- * no cache size there and runs as usual.
+ * oneDNN 3 (Debian 13's libtorch 2.6) sizes the blocks of its AVX2 and AVX-512 convolutions by the
+ * CPU's cache sizes and divides by them: on a CPU that reports none (some virtual machines; Linux then
+ * lists no /sys/devices/system/cpu/cpu0/cache either) every convolution dies with SIGFPE. There oneDNN
+ * is capped at AVX, whose kernels need no cache size (measured: the face finder then runs at about half
+ * its AVX-512 speed; libtorch's own kernels without oneDNN were 10x slower). oneDNN 2 (Debian 12)
+ * does not divide by them. A user's own ONEDNN_MAX_CPU_ISA (or DNNL_MAX_CPU_ISA) is left alone.
  */
 export function chooseOneDnn(
   config: string,
   cachesListed = fs.existsSync('/sys/devices/system/cpu/cpu0/cache/index0/size'),
-): { enabled: boolean; why?: string } {
+  env: NodeJS.ProcessEnv = process.env,
+): { maxIsa?: string; why?: string } {
   const major = Number(/(?:MKL-DNN|oneDNN) v(\d+)/.exec(config)?.[1] ?? 0);
-  if (major < 3 || cachesListed) return { enabled: true };
-  return { enabled: false, why: `oneDNN v${major} divides by the CPU's cache sizes, and this CPU reports none` };
+  if (major < 3 || cachesListed || env.ONEDNN_MAX_CPU_ISA !== undefined || env.DNNL_MAX_CPU_ISA !== undefined)
+    return {};
+  return { maxIsa: 'AVX', why: `oneDNN v${major} divides by the CPU's cache sizes, and this CPU reports none` };
 }
 
 /** How OPENBLAS_CORETYPE was decided for this process (blas.ts); set when the addon loads. */
