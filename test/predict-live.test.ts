@@ -63,10 +63,15 @@ test(stdinTitle, async () => {
     windows.slice(0, 5).every((l) => l.whileFeeding),
     'the first five lines came while the input was still coming',
   );
+  let previous = -1;
   windows.forEach(({ line: w }, k) => {
     assert.equal(w.index, k);
-    assert.equal(w.start, k); // a window every second (stride 1), from the stream's start
-    assert.equal(w.end, k + 2);
+    // A window every second (stride 1) from the stream's start while nothing was dropped; frames the
+    // machine could not keep up with are dropped (a busy machine), and the windows go on after them.
+    if (w.dropped === 0) assert.equal(w.start, k);
+    assert.ok((w.start as number) > previous, 'windows in order');
+    previous = w.start as number;
+    assert.equal((w.end as number) - (w.start as number), 2);
     assert.ok(typeof w.latency === 'number' && w.latency >= 0);
     assert.ok(typeof w.dropped === 'number' && w.dropped >= 0);
     assert.ok((w.faceFrames as number) > 0, 'the talking face is in every window');
