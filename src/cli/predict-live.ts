@@ -27,7 +27,7 @@ function textLine(w: StreamWindow, T: number, persons: boolean): string {
   return (
     `  ${who}${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ` +
     (w.faceFrames ? `${w.emotion} (${pct(w.probabilities[w.emotion]!)}) face ${w.faceFrames}/${T}` : 'noFace') +
-    `  latency ${w.latency.toFixed(0)} ms  dropped ${w.dropped}\n`
+    `  latency ${w.latency.toFixed(0)} ms  dropped ${w.dropped}/${T}\n`
   );
 }
 
