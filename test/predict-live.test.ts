@@ -66,9 +66,10 @@ test(stdinTitle, async () => {
   let previous = -1;
   windows.forEach(({ line: w }, k) => {
     assert.equal(w.index, k);
-    // A window every second (stride 1) from the stream's start while nothing was dropped; frames the
-    // machine could not keep up with are dropped (a busy machine), and the windows go on after them.
-    if (w.dropped === 0) assert.equal(w.start, k);
+    // Windows are spans of source time: one starts every second (stride 1) from the stream's start,
+    // whatever was dropped; a span whose frames were all dropped (a busy machine) gives no window.
+    assert.ok(Number.isInteger(w.start), `window ${k} starts at ${w.start}`);
+    assert.ok((w.dropped as number) < 4, 'a window holds at least one frame of its span');
     assert.ok((w.start as number) > previous, 'windows in order');
     previous = w.start as number;
     assert.equal((w.end as number) - (w.start as number), 2);

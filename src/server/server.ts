@@ -32,6 +32,7 @@ import { openApi } from './openapi.js';
 import { JobPool, KEEP_JOBS_MS, type Job } from './pool.js';
 import { HttpError, Limiter, probeUpload, receiveUpload, type Probed } from './upload.js';
 import { ClientLimits, clientAddress } from './clients.js';
+import { LiveSessions } from './live.js';
 import { apiWords, withoutAddresses } from './messages.js';
 import { DEFAULT_TIMELINE, planTimeline } from '../predict/timeline.js';
 import type { Device, Precision } from '../torch/index.js';
@@ -191,6 +192,9 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const probes = new Limiter(o.probes ?? 2);
   const clients = new ClientLimits({ connections: o.perClientConnections ?? 32, uploads: o.perClientUploads ?? 2 });
   const minRate = { bytesPerSec: (o.minUploadKBps ?? 8) * 1024, windowMs: o.rateWindowMs ?? 10_000 };
+  // The page's camera mode: its own routes and processes (live.ts).
+  const { run, clip, device, engine, maxSeconds } = o;
+  const live = new LiveSessions({ run, clip, device, engine, precision: o.precision ?? 'fp32', maxSeconds, log });
   let pool: JobPool | undefined;
   let closing = false;
   const endedWhileClosing = new Set<string>(); // jobs a client has not yet polled since they ended in the shutdown
@@ -468,6 +472,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       throw new HttpError(400, 'the request path is malformed');
     }
     const p = url.pathname;
+    if (p === '/api/live' || p.startsWith('/api/live/')) return live.handle(req, res, url);
     if (p === '/api/predict') {
       if (method !== 'POST') throw new HttpError(405, 'POST a video to /api/predict', { Allow: 'POST' });
       return predict(req, res, url);
@@ -606,6 +611,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const until = Date.now() + (s.lingerMs ?? 0);
       while (endedWhileClosing.size && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       loopDelay.disable();
+      await live.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
