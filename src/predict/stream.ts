@@ -70,6 +70,16 @@ export interface StreamSummary extends ReturnType<typeof overall> {
 }
 type Overall = Omit<ReturnType<typeof overall>, 'noFaceWindows' | 'noFaceAnswer'>;
 
+/**
+ * Loads the face finder and readies the tower before a live source starts: their first calls take
+ * seconds, and the frames that come meanwhile would be dropped, starving the first windows.
+ */
+export async function warmUp(p: Predictor): Promise<void> {
+  const blank = { data: new Uint8Array(64 * 64 * 3), width: 64, height: 64 };
+  await detectFacesBatch([blank], { device: p.device === 'cpu' ? undefined : p.device });
+  await p.encoder.prepare(p.inference.polarityLayer);
+}
+
 /** The sampling rate a streaming source must hand frames on at: the timeline's grid, T per window. */
 export const streamFps = (p: Predictor, window = DEFAULT_TIMELINE.window): number => p.inference.frames / window;
 

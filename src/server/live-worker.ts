@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { Predictor } from '../predict/predictor.js';
-import { streamFps, type InFrame } from '../predict/stream.js';
+import { streamFps, warmUp, type InFrame } from '../predict/stream.js';
 import { setNumThreads } from '../torch/index.js';
 import { UserError } from '../util/errors.js';
 import { MAX_SIDE } from '../video/decode.js';
@@ -73,7 +73,7 @@ async function run(settings: Extract<ToLive, { type: 'init' }>['settings'], queu
       precision: settings.precision,
       engine: settings.engine,
     });
-    await predictor.encoder.prepare(predictor.inference.polarityLayer);
+    await warmUp(predictor);
   } catch (err) {
     const userError = err instanceof UserError;
     send({ type: 'fatal', error: userError ? (err as Error).message : String((err as Error).stack ?? err), userError });
