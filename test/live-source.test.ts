@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LiveSource, PpmReader, liveKind } from '../src/video/live.js';
+import { LiveSource, PpmReader, liveKind, type LiveFrame } from '../src/video/live.js';
 import { UserError } from '../src/util/errors.js';
 import { fixture } from './helpers.js';
 
@@ -18,15 +18,17 @@ const franck = fixture('media', 'franck_0-6s.mp4'); // 6 s, 24 fps, 360×288
 /** A file as the stdin ffmpeg inherits (a descriptor, as `ous predict -` hands on its own). */
 const stdinOf = (file: string): number => fs.openSync(file, 'r');
 
-/** ffmpeg's own frame at `t` seconds, as RGB: the reference for what the live reader hands on. */
-function frameAt(t: number): Buffer {
-  const r = spawnSync(
-    'ffmpeg',
-    ['-v', 'error', '-i', franck, '-vf', 'fps=4', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
-    { maxBuffer: 1 << 28 },
-  );
+/**
+ * Grid frame j at 4 a second, by the file path's rule (planTimeline: the last source frame at or before
+ * the segment's middle, floor((j + 0.5) · 24 / 4)), from ffmpeg's own decode of every frame, as RGB.
+ */
+function gridFrame(j: number): Buffer {
+  const r = spawnSync('ffmpeg', ['-v', 'error', '-i', franck, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+    maxBuffer: 1 << 28,
+  });
   const size = 360 * 288 * 3;
-  return r.stdout.subarray(Math.round(t * 4) * size, (Math.round(t * 4) + 1) * size);
+  const n = Math.floor(((j + 0.5) * 24) / 4);
+  return r.stdout.subarray(n * size, (n + 1) * size);
 }
 
 test('liveKind: stdin, cameras and network streams are live; a file only when paced', () => {
@@ -55,9 +57,9 @@ test('PpmReader: frames split across chunks at every byte come out whole', () =>
   assert.throws(() => new PpmReader().push(Buffer.from('<html>')), UserError);
 });
 
-test('a stream on stdin: every sampled frame, in order, equal to ffmpeg decoding the same times', async () => {
+test('a stream on stdin: every grid frame, in order, the source frame the file path reads', async () => {
   const src = new LiveSource('-', { fps: 4, queue: 1000, stdinFd: stdinOf(franck) });
-  const frames = [];
+  const frames: LiveFrame[] = [];
   for await (const f of src) frames.push(f);
   assert.equal(frames.length, 24); // 6 s at 4 frames a second
   assert.deepEqual(
@@ -66,10 +68,12 @@ test('a stream on stdin: every sampled frame, in order, equal to ffmpeg decoding
   );
   assert.equal(frames[10]!.t, 2.5);
   assert.equal(frames[10]!.frame.width, 360);
-  const want = frameAt(2.5);
-  const got = Buffer.from(frames[10]!.frame.data);
-  assert.equal(got.length, want.length);
-  assert.ok(got.equals(want), 'the frame at 2.5 s differs from ffmpeg decoding the same time');
+  for (const j of [0, 10, 23]) {
+    const want = gridFrame(j);
+    const got = Buffer.from(frames[j]!.frame.data);
+    assert.equal(got.length, want.length);
+    assert.ok(got.equals(want), `grid frame ${j} is not source frame ${Math.floor(((j + 0.5) * 24) / 4)}`);
+  }
   assert.equal(src.dropped, 0);
 });
 

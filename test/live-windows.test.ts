@@ -1,4 +1,5 @@
-// Streaming windows are spans of source time: a source with a gap of dropped frames gives windows at
+// A file streamed with nothing dropped gives the file path's windows (the same grid frames, boxes and
+// probabilities). Streaming windows are spans of source time: a source with a gap of dropped frames gives windows at
 // [k·stride, k·stride + window) s of source time, each saying how many of its T frames it lacked, and
 // the windows away from the gap equal those of the same stream with nothing dropped; a slow tower
 // (every frame holds the thread, as libtorch does) behind a paced source: the reader drops, every
@@ -39,6 +40,22 @@ async function windowsOf(list: LiveFrame[]) {
   const s = await p.predictStream(arriving(list), { onWindow: (w) => out.push(w) });
   return { windows: out, summary: s };
 }
+
+test('a file streamed with nothing dropped: the windows of the file path, frame for frame', async () => {
+  const file = await p.predict(franck);
+  const streamed = await windowsOf(frames);
+  assert.equal(streamed.summary.dropped, 0);
+  assert.deepEqual(
+    streamed.windows.map((w) => [w.start, w.end, w.faceFrames, w.faceBox]),
+    file.windows.map((w) => [w.start, w.end, w.faceFrames, w.faceBox]),
+  );
+  streamed.windows.forEach((w, k) =>
+    assertClose(Object.values(w.probabilities), Object.values(file.windows[k]!.probabilities), {
+      atol: 1e-6,
+      what: `window ${k}`,
+    }),
+  );
+});
 
 test('a gap of dropped frames: windows on their source spans, each with the frames it lacked', async () => {
   assert.equal(frames.length, 12);

@@ -55,6 +55,13 @@ function inputArgs(source: string, kind: LiveKind | 'unpaced'): string[] {
   return [...PROBE, '-i', source];
 }
 
+// Grid frame j is the last source frame at or before the middle of its segment, (j + 0.5)·step, as
+// the file path's planTimeline picks (floor((j + 0.5)·step·fps)). The fps filter rounds a frame
+// exactly at a middle up to the next grid frame (at 24 fps and 2 a second, frame 12j+6 became j+1's
+// and j got 12j+5): 1 µs earlier, ties go down and nothing else moves (frames are ≥ 30 µs from a middle
+// at the usual rates), so a file streamed reads the frames the file path reads.
+const GRID = 'settb=1/1000000,setpts=PTS-1,';
+
 // A longer side above MAX_SIDE is scaled down, as for files (-2 keeps the other side even).
 const SCALE = `scale=w='if(gte(iw,ih),min(${MAX_SIDE},iw),-2)':h='if(gte(iw,ih),-2,min(${MAX_SIDE},ih))':flags=area`;
 
@@ -141,7 +148,7 @@ export class LiveSource implements AsyncIterable<LiveFrame> {
     const input = inputArgs(source, o.unpaced && this.kind === 'file' ? 'unpaced' : this.kind);
     const args = ['-nostdin', '-loglevel', 'level+error', ...input, '-map', '0:v:0'];
     if (this.kind === 'stdin') args.splice(0, 1); // '-' is ffmpeg's stdin
-    args.push('-vf', `fps=${o.fps},${SCALE}`, '-f', 'image2pipe', '-c:v', 'ppm', 'pipe:1');
+    args.push('-vf', `${GRID}fps=${o.fps},${SCALE}`, '-f', 'image2pipe', '-c:v', 'ppm', 'pipe:1');
     const data: ReaderData = {
       args,
       stdinFd: this.kind === 'stdin' ? (o.stdinFd ?? 0) : undefined,
