@@ -15,7 +15,7 @@ import { Predictor } from '../src/predict/predictor.js';
 import type { InFrame, StreamWindow } from '../src/predict/stream.js';
 import { detectFacesBatch } from '../src/face/detector.js';
 import { LiveSource, type LiveFrame } from '../src/video/live.js';
-import { assertClose, fixture } from './helpers.js';
+import { assertClose, fixture, mirroredPair } from './helpers.js';
 import { tinyRun, type TinyRun } from './serve-helpers.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-live-windows-'));
@@ -55,6 +55,32 @@ test('a file streamed with nothing dropped: the windows of the file path, frame 
       what: `window ${k}`,
     }),
   );
+});
+
+test('two persons streamed (--all-persons): each person as the file path has them, window for window', async () => {
+  const pair = mirroredPair(path.join(dir, 'pair.mp4')); // 720×288: the face and its mirror image
+  const file = await p.predict(pair, { persons: 'all' });
+  const src = new LiveSource(pair, { fps: 2, unpaced: true, queue: 100 });
+  const windows: StreamWindow[] = [];
+  const s = await p.predictStream(src, { persons: 'all', onWindow: (w) => windows.push(w) });
+  assert.equal(s.persons?.length, 2);
+  // Ids go by confirmation live and left to right in the file path: match persons by their half.
+  const half = (box: number[]) => (box[0]! + box[2]! / 2 < 360 ? 'left' : 'right');
+  for (const fp of file.persons!) {
+    const side = half(fp.windows[0]!.faceBox);
+    const mine = windows.filter((w) => half(w.faceBox) === side);
+    assert.deepEqual(
+      mine.map((w) => [w.start, w.faceFrames, w.faceBox]),
+      fp.windows.map((w) => [w.start, w.faceFrames, w.faceBox]),
+      side,
+    );
+    mine.forEach((w, k) =>
+      assertClose(Object.values(w.probabilities), Object.values(fp.windows[k]!.probabilities), {
+        atol: 1e-6,
+        what: `${side} window ${k}`,
+      }),
+    );
+  }
 });
 
 test('a gap of dropped frames: windows on their source spans, each with the frames it lacked', async () => {
