@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { startServer, type Server } from '../src/server/server.js';
-import { jpegSize, parseFrames } from '../src/server/live.js';
+import { LiveStartedSchema, LiveUpdateSchema, jpegSize, parseFrames } from '../src/server/live.js';
 import { HttpError } from '../src/server/upload.js';
 import { detectFacesBatch } from '../src/face/detector.js';
 import { fixture } from './helpers.js';
@@ -97,7 +97,11 @@ test(cameraTitle, { timeout: 180_000 }, async () => {
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     const sessions: string[] = [];
-    page.on('response', (r) => r.url().endsWith('/api/live') && r.status() === 201 && sessions.push(r.url()));
+    const answers: Array<Promise<unknown>> = []; // every answer of /api/live, checked against its schema below
+    page.on('response', (r) => {
+      if (r.url().endsWith('/api/live') && r.status() === 201) sessions.push(r.url());
+      if (/\/api\/live/.test(r.url()) && r.ok()) answers.push(r.json().then((j) => [r.url(), j]));
+    });
     await page.goto(`${server.url}/?lookahead=0.5`); // a short look-ahead: the windows come sooner
     await page.click('#camera-start');
     // Watch the timeline grow: every count it passes through, until it has 4 windows.
@@ -135,6 +139,14 @@ test(cameraTitle, { timeout: 180_000 }, async () => {
       /^Over the session: /.test(document.getElementById('camera-summary')!.textContent!),
     );
     assert.equal(sessions.length, 1);
+    // The answers are what the schemas (and so the OpenAPI document) say, field for field (strict).
+    const got = (await Promise.all(answers)) as Array<[string, unknown]>;
+    let summaries = 0;
+    for (const [url, body] of got) {
+      if (url.endsWith('/api/live')) LiveStartedSchema.parse(body);
+      else summaries += LiveUpdateSchema.parse(body).summary ? 1 : 0;
+    }
+    assert.ok(got.length >= 4 && summaries === 1, `${got.length} answers, ${summaries} with the summary`);
     // A second session, then the tab closed: its session ends (pagehide), and its place is free.
     await page.click('#camera-start');
     await page.waitForFunction(() => document.body.dataset.state === 'camera', undefined, { timeout: 60_000 });
