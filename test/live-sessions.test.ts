@@ -1,0 +1,103 @@
+// The camera sessions' limits and life (src/server/live.ts), with a stand-in session process: one
+// session per client address (429), frames faster than twice the session's
+// rate dropped and counted, a malformed or oversized batch refused, the windows after ?after= only,
+// DELETE ends with the summary, an idle session (a closed tab) ends and frees its place, an unknown
+// session 404; every answer as its strict schema says.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { LiveSessions, LiveStartedSchema, LiveUpdateSchema } from '../src/server/live.js';
+import { HttpError } from '../src/server/upload.js';
+
+const stub = fileURLToPath(new URL('./live-stub-worker.js', import.meta.url));
+let live: LiveSessions;
+let server: http.Server;
+let url: string;
+
+before(async () => {
+  live = new LiveSessions({
+    run: 'RUN',
+    maxSeconds: 600,
+    idleMs: 600,
+    maxFrameBytes: 100,
+    workerModule: stub,
+    log: () => {},
+  });
+  server = http.createServer((req, res) =>
+    live.handle(req, res, new URL(req.url!, 'http://x')).catch((e: HttpError) => {
+      res.writeHead(e.status ?? 500, { 'Content-Type': 'application/json', ...e.headers });
+      res.end(JSON.stringify({ error: e.message }));
+    }),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+after(async () => {
+  await live.close();
+  server.close();
+});
+
+/** A batch of frames at times `ts`, each a few bytes (the stand-in decodes nothing). */
+function batch(ts: number[], bytes = 3): Buffer {
+  return Buffer.concat(
+    ts.map((t) => {
+      const head = Buffer.alloc(12);
+      head.writeUInt32BE(bytes, 0);
+      head.writeDoubleBE(t, 4);
+      return Buffer.concat([head, Buffer.alloc(bytes, 7)]);
+    }),
+  );
+}
+
+const post = (path: string, body: string | Buffer) =>
+  fetch(`${url}${path}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body) });
+
+test('one session per address; frames too fast dropped; windows after ?after=; DELETE sums up', async () => {
+  const r = await post('/api/live', '{}');
+  assert.equal(r.status, 201);
+  const s = LiveStartedSchema.parse(await r.json());
+  assert.equal(s.fps, 2);
+  const again = await post('/api/live', '{}');
+  assert.equal(again.status, 429);
+  assert.match(((await again.json()) as { error: string }).error, /already has 1 camera session/);
+  // 0.5 s apart is the session's rate; 0.2 s after a kept frame is faster than twice it: dropped.
+  const u1 = LiveUpdateSchema.parse(await (await post(`/api/live/${s.id}/frames`, batch([0, 0.2, 0.5, 1]))).json());
+  assert.deepEqual([u1.frames, u1.dropped, u1.status], [4, 1, 'running']);
+  await post(`/api/live/${s.id}/frames`, batch([1.5, 2, 2.5, 3, 3.5]));
+  await new Promise((res) => setTimeout(res, 200)); // the stand-in's windows come back over IPC
+  const all = LiveUpdateSchema.parse(await (await fetch(`${url}/api/live/${s.id}`)).json());
+  assert.deepEqual(
+    all.windows.map((w) => [w.seq, w.start]),
+    [
+      [0, 0],
+      [1, 2],
+    ],
+  );
+  const later = LiveUpdateSchema.parse(await (await fetch(`${url}/api/live/${s.id}?after=0`)).json());
+  assert.deepEqual(
+    later.windows.map((w) => w.seq),
+    [1],
+  );
+  // Refused batches: a frame over maxFrameBytes (100), a batch cut inside a frame.
+  assert.equal((await post(`/api/live/${s.id}/frames`, batch([4], 101))).status, 413);
+  assert.equal((await post(`/api/live/${s.id}/frames`, batch([4]).subarray(0, 13))).status, 400);
+  const end = await fetch(`${url}/api/live/${s.id}`, { method: 'DELETE' });
+  const u = LiveUpdateSchema.parse(await end.json());
+  assert.equal(u.status, 'ended');
+  assert.equal(u.summary?.windowCount, 2);
+  assert.equal(u.summary?.dropped, 1);
+  assert.equal((await fetch(`${url}/api/live/nope`)).status, 404);
+  assert.equal((await post('/api/live', '{"window": -1}')).status, 400);
+});
+
+test('a session no request touches (a closed tab) ends, and its place is free again', async () => {
+  const s = LiveStartedSchema.parse(await (await post('/api/live', '{}')).json());
+  await new Promise((res) => setTimeout(res, 1500)); // idleMs 600
+  const u = LiveUpdateSchema.parse(await (await fetch(`${url}/api/live/${s.id}`)).json());
+  assert.equal(u.status, 'ended');
+  assert.match(u.error ?? '', /^no request for 0\.6 s/);
+  const next = await post('/api/live', '{}');
+  assert.equal(next.status, 201);
+  await fetch(`${url}/api/live/${((await next.json()) as { id: string }).id}`, { method: 'DELETE' });
+});
