@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { LiveSessions, LiveStartedSchema, LiveUpdateSchema } from '../src/server/live.js';
-import { HttpError } from '../src/server/upload.js';
+import type { HttpError } from '../src/server/upload.js';
 
 const stub = fileURLToPath(new URL('./live-stub-worker.js', import.meta.url));
 let live: LiveSessions;
