@@ -257,3 +257,13 @@ test('a frame batch: [u32 length][f64 t][JPEG] per frame; malformed, too large o
   const sof = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 4, 0, 0, 0xff, 0xc0, 0, 11, 8, 0, 2, 0, 3, 1, 1, 0x11, 0]);
   assert.deepEqual(jpegSize(sof), [3, 2]);
 });
+
+test('camera sessions from another origin are refused as uploads are (403), before any session starts', async () => {
+  const r = await fetch(`${server.url}/api/live`, {
+    method: 'POST',
+    headers: { Origin: 'http://evil.example', 'Content-Type': 'application/json' },
+    body: '{}',
+  });
+  assert.equal(r.status, 403);
+  assert.match(((await r.json()) as { error: string }).error, /another origin/);
+});
