@@ -1,5 +1,5 @@
 // The camera sessions' limits and life (src/server/live.ts), with a stand-in session process: one
-// session per client address (429), frames faster than twice the session's
+// session per client address (429) and on the server (503), frames faster than twice the session's
 // rate dropped and counted, a malformed or oversized batch refused, the windows after ?after= only,
 // DELETE ends with the summary, an idle session (a closed tab) ends and frees its place, an unknown
 // session 404; every answer as its strict schema says.
@@ -100,4 +100,26 @@ test('a session no request touches (a closed tab) ends, and its place is free ag
   const next = await post('/api/live', '{}');
   assert.equal(next.status, 201);
   await fetch(`${url}/api/live/${((await next.json()) as { id: string }).id}`, { method: 'DELETE' });
+});
+
+test('the server-wide cap: a session past it is shed with 503 and Retry-After, whoever asks', async () => {
+  const shed = new LiveSessions({ run: 'RUN', maxSeconds: 600, perClient: 5, workerModule: stub, log: () => {} });
+  const s2 = http.createServer((req, res) =>
+    shed.handle(req, res, new URL(req.url!, 'http://x')).catch((e: HttpError) => {
+      res.writeHead(e.status, { 'Content-Type': 'application/json', ...e.headers });
+      res.end(JSON.stringify({ error: e.message }));
+    }),
+  );
+  await new Promise<void>((r) => s2.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(s2.address() as { port: number }).port}`;
+  try {
+    assert.equal((await fetch(`${base}/api/live`, { method: 'POST', body: '{}' })).status, 201);
+    const r = await fetch(`${base}/api/live`, { method: 'POST', body: '{}' });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '10');
+    assert.match(((await r.json()) as { error: string }).error, /every camera session is taken \(1\)/);
+  } finally {
+    await shed.close();
+    s2.close();
+  }
 });
