@@ -40,7 +40,7 @@ function live(run: string, video: string): Promise<LiveRow> {
       for (const l of lines.filter((x) => x.startsWith('{"type":"window"'))) {
         const w = JSON.parse(l);
         latencies.push(w.latency);
-        dropped = w.dropped;
+        dropped = w.droppedTotal;
       }
     });
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -4,33 +4,31 @@
 // one that breaks (one line each), and the PPM reader on frames split across chunks.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LiveSource, PpmReader, liveKind } from '../src/video/live.js';
+import { LiveSource, PpmReader, liveKind, type LiveFrame } from '../src/video/live.js';
 import { UserError } from '../src/util/errors.js';
 import { fixture } from './helpers.js';
 
 const franck = fixture('media', 'franck_0-6s.mp4'); // 6 s, 24 fps, 360×288
 
-function stdinOf(file: string): PassThrough {
-  const s = new PassThrough();
-  fs.createReadStream(file).pipe(s);
-  return s;
-}
+/** A file as the stdin ffmpeg inherits (a descriptor, as `ous predict -` hands on its own). */
+const stdinOf = (file: string): number => fs.openSync(file, 'r');
 
-/** ffmpeg's own frame at `t` seconds, as RGB: the reference for what the live reader hands on. */
-function frameAt(t: number): Buffer {
-  const r = spawnSync(
-    'ffmpeg',
-    ['-v', 'error', '-i', franck, '-vf', 'fps=4', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
-    { maxBuffer: 1 << 28 },
-  );
+/**
+ * Grid frame j at 4 a second, by the file path's rule (planTimeline: the last source frame at or before
+ * the segment's middle, floor((j + 0.5) · 24 / 4)), from ffmpeg's own decode of every frame, as RGB.
+ */
+function gridFrame(j: number): Buffer {
+  const r = spawnSync('ffmpeg', ['-v', 'error', '-i', franck, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+    maxBuffer: 1 << 28,
+  });
   const size = 360 * 288 * 3;
-  return r.stdout.subarray(Math.round(t * 4) * size, (Math.round(t * 4) + 1) * size);
+  const n = Math.floor(((j + 0.5) * 24) / 4);
+  return r.stdout.subarray(n * size, (n + 1) * size);
 }
 
 test('liveKind: stdin, cameras and network streams are live; a file only when paced', () => {
@@ -59,9 +57,9 @@ test('PpmReader: frames split across chunks at every byte come out whole', () =>
   assert.throws(() => new PpmReader().push(Buffer.from('<html>')), UserError);
 });
 
-test('a stream on stdin: every sampled frame, in order, equal to ffmpeg decoding the same times', async () => {
-  const src = new LiveSource('-', { fps: 4, queue: 1000, stdin: stdinOf(franck) });
-  const frames = [];
+test('a stream on stdin: every grid frame, in order, the source frame the file path reads', async () => {
+  const src = new LiveSource('-', { fps: 4, queue: 1000, stdinFd: stdinOf(franck) });
+  const frames: LiveFrame[] = [];
   for await (const f of src) frames.push(f);
   assert.equal(frames.length, 24); // 6 s at 4 frames a second
   assert.deepEqual(
@@ -70,15 +68,17 @@ test('a stream on stdin: every sampled frame, in order, equal to ffmpeg decoding
   );
   assert.equal(frames[10]!.t, 2.5);
   assert.equal(frames[10]!.frame.width, 360);
-  const want = frameAt(2.5);
-  const got = Buffer.from(frames[10]!.frame.data);
-  assert.equal(got.length, want.length);
-  assert.ok(got.equals(want), 'the frame at 2.5 s differs from ffmpeg decoding the same time');
+  for (const j of [0, 10, 23]) {
+    const want = gridFrame(j);
+    const got = Buffer.from(frames[j]!.frame.data);
+    assert.equal(got.length, want.length);
+    assert.ok(got.equals(want), `grid frame ${j} is not source frame ${Math.floor(((j + 0.5) * 24) / 4)}`);
+  }
   assert.equal(src.dropped, 0);
 });
 
 test('a consumer that falls behind: old frames are dropped and counted, the newest kept', async () => {
-  const src = new LiveSource('-', { fps: 8, queue: 2, stdin: stdinOf(franck) });
+  const src = new LiveSource('-', { fps: 8, queue: 2, stdinFd: stdinOf(franck) });
   const seen: number[] = [];
   for await (const f of src) {
     seen.push(f.index);
@@ -103,12 +103,16 @@ test('a file paced at real time takes its own length', async () => {
 });
 
 test('a stream that stalls gets one line, after the frames that came', async () => {
-  const input = new PassThrough(); // half a stream, then nothing, never closed
+  // Half a stream through a FIFO, then nothing, never closed. Opened read-write, so that opening it
+  // does not wait for a reader; ffmpeg reads what was written and then waits.
+  const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ous-live-')), 'stdin');
+  execFileSync('mkfifo', [fifo]);
+  const input = fs.openSync(fifo, 'r+');
   const ts = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ous-live-')), 'franck.ts');
   spawnSync('ffmpeg', ['-v', 'error', '-i', franck, '-c', 'copy', ts]); // MPEG-TS: readable from any prefix
   const bytes = fs.readFileSync(ts);
-  input.write(bytes.subarray(0, bytes.length >> 1));
-  const src = new LiveSource('-', { fps: 4, queue: 1000, stallSeconds: 1, stdin: input });
+  fs.writeSync(input, bytes.subarray(0, bytes.length >> 1)); // less than a pipe holds (64 KiB)
+  const src = new LiveSource('-', { fps: 4, queue: 1000, stallSeconds: 1, stdinFd: input });
   let n = 0;
   await assert.rejects(
     (async () => {
@@ -117,7 +121,7 @@ test('a stream that stalls gets one line, after the frames that came', async () 
     (err: Error) => err instanceof UserError && /^stdin: the stream stalled \(no frame for 1 s/.test(err.message),
   );
   assert.ok(n > 0, 'the frames before the stall were delivered');
-  input.destroy();
+  fs.closeSync(input);
 });
 
 test('a network stream that cannot be opened breaks with one line naming it', async () => {
@@ -131,4 +135,21 @@ test('a network stream that cannot be opened breaks with one line naming it', as
       /^tcp:\/\/127\.0\.0\.1:9: the stream broke after 0 frames \(.+\)$/.test(err.message) &&
       !/0x[0-9a-f]{6}/.test(err.message),
   );
+});
+
+test('a consumer that blocks its thread (as libtorch does): the reader thread drains and drops meanwhile', async () => {
+  // A paced source (6 s at 8 frames a second) and a consumer that holds its thread 300 ms a frame: it
+  // can take about 20 of the 48 frames. Read on this thread, ffmpeg's pipe would fill while it is held
+  // and slow the source down (every frame late, none dropped); read on its own thread, the stale frames
+  // are dropped and the source keeps its pace.
+  const src = new LiveSource(franck, { fps: 8, queue: 2 });
+  const hold = new Int32Array(new SharedArrayBuffer(4));
+  const seen: number[] = [];
+  for await (const f of src) {
+    seen.push(f.index);
+    Atomics.wait(hold, 0, 0, 300); // a synchronous 300 ms: no event loop runs on this thread
+  }
+  assert.equal(seen.length + src.dropped, 48, 'every frame is either delivered or counted as dropped');
+  assert.ok(src.dropped >= 10, `only ${src.dropped} dropped: the source was slowed instead`);
+  assert.equal(seen.at(-1), 47, 'the last frame of the stream is delivered');
 });

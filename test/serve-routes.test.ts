@@ -15,6 +15,7 @@ import { HttpError, Limiter } from '../src/server/upload.js';
 import { HealthSchema, JobSchema } from '../src/server/contract.js';
 import { openApi } from '../src/server/openapi.js';
 import type { Job, JobPool, JobView } from '../src/server/pool.js';
+import { LiveSessions } from '../src/server/live.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-routes-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -50,6 +51,7 @@ function fakePool(free: number): JobPool {
 
 function state(o: { free?: number; closing?: boolean } = {}): ServerState {
   return {
+    live: new LiveSessions({ run: 'RUN', maxSeconds: 60, log: () => {} }),
     limits: {
       maxUploadMb: 1,
       maxSeconds: 60,

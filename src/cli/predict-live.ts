@@ -4,7 +4,7 @@
 // once in Node: nothing waits in a buffer). Ctrl-C or the stream's end: the summary of what was
 // seen, exit 0. A stream that stalls or breaks: one line on stderr, the summary, exit 1.
 import type { Predictor } from '../predict/predictor.js';
-import { streamFps, type StreamSummary, type StreamWindow } from '../predict/stream.js';
+import { streamFps, warmUp, type StreamSummary, type StreamWindow } from '../predict/stream.js';
 import { LiveSource } from '../video/live.js';
 import { csvHeader, csvRow } from './predict.js';
 
@@ -27,7 +27,7 @@ function textLine(w: StreamWindow, T: number, persons: boolean): string {
   return (
     `  ${who}${w.start.toFixed(1).padStart(6)}–${w.end.toFixed(1).padEnd(6)} ` +
     (w.faceFrames ? `${w.emotion} (${pct(w.probabilities[w.emotion]!)}) face ${w.faceFrames}/${T}` : 'noFace') +
-    `  latency ${w.latency.toFixed(0)} ms  dropped ${w.dropped}\n`
+    `  latency ${w.latency.toFixed(0)} ms  dropped ${w.dropped}/${T}\n`
   );
 }
 
@@ -55,6 +55,7 @@ function textSummary(source: string, s: StreamSummary): string {
 export async function predictLive(predictor: Predictor, a: LiveArgs): Promise<number> {
   const classes = predictor.classNames;
   const T = predictor.inference.frames;
+  await warmUp(predictor);
   const live = new LiveSource(a.source, {
     fps: streamFps(predictor, a.window),
     unpaced: a.unpaced,

@@ -167,7 +167,8 @@ export const predict: Command = {
     notes:
       'Progress (the frames being detected, then window k of N with an ETA) goes to stderr. ' +
       'VIDEO may be live: - (stdin), /dev/videoN, or an rtsp/rtmp/udp/srt/http URL; each window is printed as ' +
-      'it completes with its latency and the frames dropped so far; Ctrl-C prints the summary. ' +
+      'it completes (a window is a span of source time) with its latency and the frames of its span dropped; ' +
+      'Ctrl-C prints the summary. ' +
       'A stream that stalls or breaks: one line, the summary, exit 1.',
   }),
   async run(argv) {

@@ -1,12 +1,16 @@
 // The streaming predictor: frames in, windows out as they complete, for any source that hands frames
-// on one at a time (a file read straight through, a LiveSource, later frames pushed by a page over a
-// WebSocket). Each frame is detected as it arrives and fed to an online person tracker
-// (face/tracks.ts PersonTracker); a window of T grid frames is classified once `lookahead` seconds of
-// frames after it have been detected too, so its face track is revised by what follows (a gap in the
-// middle of the window interpolated between the detections around it, a short track confirmed or
-// dropped) and then fixed: a window once handed on is never changed. Memory holds the frames of the
-// window under way and its look-ahead, the embedding rows they need, and the small window records
-// kept for the summary. docs/DECISIONS.md (Streaming prediction) says why each choice.
+// on one at a time (a file read straight through, a LiveSource, frames a page sends from its camera).
+// Windows are spans of SOURCE time: window k covers [k·stride, k·stride + window) seconds by the
+// frames' timestamps, whatever the source dropped, and classifies T frames sampled from those that
+// arrived in it, by the rule a clip is sampled by (SPEC.md §2); it says how many of its T it lacked
+// (`dropped`). With nothing dropped a span holds exactly the T grid frames the file path's window
+// holds. Each frame is detected as it arrives and fed to an online person tracker
+// (face/tracks.ts PersonTracker); a window is classified once the source has gone `lookahead` seconds
+// past it, so its face track is revised by what follows (a gap in the middle of the window
+// interpolated between the detections around it, a short track confirmed or dropped) and then fixed:
+// a window once handed on is never changed. Memory holds the frames of the window under way and its
+// look-ahead, the embedding rows they need, and the small window records kept for the summary.
+// docs/DECISIONS.md (Streaming prediction) says why each choice.
 import { performance } from 'node:perf_hooks';
 import { detectFacesBatch, type Box, type Detection } from '../face/detector.js';
 import { centreSquare } from '../face/crop.js';
@@ -15,6 +19,7 @@ import { cutFrame } from '../streams/index.js';
 import { cropSquare, predictionCrop } from '../streams/recipe.js';
 import type { RgbFrame } from '../video/decode.js';
 import { UserError } from '../util/errors.js';
+import { sampleIndices } from '../video/sampling.js';
 import {
   asCached,
   blankLike,
@@ -28,7 +33,7 @@ import {
 } from './predictor.js';
 import { DEFAULT_TIMELINE, type TimelineOptions } from './timeline.js';
 
-/** One frame as a streaming source hands it on: the grid's frames, in order, at T / window per second. */
+/** One frame as a streaming source hands it on, in source order, ideally at T / window per second (the grid). */
 export interface InFrame {
   frame: RgbFrame;
   t: number; // seconds of source time
@@ -48,7 +53,8 @@ export interface StreamWindow extends WindowPrediction {
   person: number | null; // whose face: a person's id (ids in order of confirmation), null: nobody's
   main: boolean; // the person the one-person timeline followed when this window was classified
   latency: number; // ms from the arrival of the window's last frame to the window handed on
-  dropped: number; // frames the source had dropped so far
+  dropped: number; // of the T frames the window's span should hold, how many the source dropped
+  droppedTotal: number; // frames the source had dropped so far
 }
 
 export interface StreamSummary extends ReturnType<typeof overall> {
@@ -63,6 +69,16 @@ export interface StreamSummary extends ReturnType<typeof overall> {
   persons?: Array<{ id: number; main: boolean; first: number; last: number; windowCount: number } & Overall>;
 }
 type Overall = Omit<ReturnType<typeof overall>, 'noFaceWindows' | 'noFaceAnswer'>;
+
+/**
+ * Loads the face finder and readies the tower before a live source starts: their first calls take
+ * seconds, and the frames that come meanwhile would be dropped, starving the first windows.
+ */
+export async function warmUp(p: Predictor): Promise<void> {
+  const blank = { data: new Uint8Array(64 * 64 * 3), width: 64, height: 64 };
+  await detectFacesBatch([blank], { device: p.device === 'cpu' ? undefined : p.device });
+  await p.encoder.prepare(p.inference.polarityLayer);
+}
 
 /** The sampling rate a streaming source must hand frames on at: the timeline's grid, T per window. */
 export const streamFps = (p: Predictor, window = DEFAULT_TIMELINE.window): number => p.inference.frames / window;
@@ -106,21 +122,34 @@ const quantile = (v: number[], q: number) => {
 /** Whose face a window follows: a track, or nobody (the centre crop). */
 type Who = { track: OnlineTrack | undefined; main: boolean };
 
+/** A window's frames: those that arrived in its span, and the T of them it classifies. */
+interface Span {
+  k: number; // the window's number: its span is [k·stride, k·stride + window) s of source time
+  start: number;
+  end: number;
+  arrived: number[]; // positions of the frames that arrived in the span, in order
+  sampled: number[]; // T positions of `arrived`, sampled as the file path samples a clip
+}
+
+const EPS = 1e-9;
+const secs = (v: number) => Math.round(v * 1e6) / 1e6;
+
 class StreamJob {
   private readonly T: number;
-  private readonly step: number; // seconds between grid frames
-  private readonly strideSteps: number;
-  private readonly ahead: number; // look-ahead in grid frames
+  private readonly window: number; // seconds a window covers
+  private readonly step: number; // seconds between grid frames: the rate a source should hand frames on at
+  private readonly stride: number; // seconds between window starts (whole grid steps, as the file path)
+  private readonly lookahead: number; // seconds
   private readonly tracker = new PersonTracker();
-  private readonly frames = new Map<number, InFrame>(); // the window under way and its look-ahead
+  private readonly frames = new Map<number, InFrame>(); // by arrival position: the next window's and after
   private readonly rows = new Map<string, Rows>(); // `${track key}:${pos}` (-1: the centre crop)
   private blank?: { scene: Float32Array; low: Float32Array };
-  private n = 0; // frames pushed
-  private next = 0; // first grid frame of the next window
+  private n = 0; // frames pushed (their positions are 0..n-1, whatever the source dropped between them)
+  private k = 0; // the next window's number
   private readonly timeline: StreamWindow[] = []; // the one-person timeline (kept for the summary)
   private readonly byPerson = new Map<number, StreamWindow[]>();
   private readonly latencies: number[] = [];
-  private lastT = 0;
+  private lastT = -Infinity;
 
   constructor(
     private readonly p: Predictor,
@@ -131,46 +160,64 @@ class StreamJob {
     if (!(window > 0)) throw new UserError(`--window must be a positive number of seconds, not ${window}`);
     if (!(stride > 0)) throw new UserError(`--stride must be a positive number of seconds, not ${stride}`);
     this.T = p.inference.frames;
+    this.window = window;
     this.step = window / this.T;
-    this.strideSteps = Math.max(1, Math.round(stride / this.step));
-    this.ahead = Math.max(0, Math.round((o.lookahead ?? 2) / this.step));
+    this.stride = Math.max(1, Math.round(stride / this.step)) * this.step;
+    this.lookahead = Math.max(0, o.lookahead ?? 2);
   }
 
   async push(f: InFrame): Promise<void> {
-    // let I/O run between frames: a LiveSource drains ffmpeg here and drops what waited too long
-    // (detection and encoding block the event loop while they run; docs/BENCHMARKS.md, Live)
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    // Frames come in source order; one from before the last is dropped (it belongs to windows handed on).
+    if (f.t <= this.lastT) return;
     const detect = this.o.detect ?? ((fr: RgbFrame[]) => detectFacesBatch(fr, this.detectorOptions()));
     const [dets] = await detect([f.frame]);
     this.frames.set(this.n++, f);
     this.tracker.push(dets ?? []);
     this.lastT = f.t;
-    while (this.next + this.T - 1 + this.ahead < this.n) await this.classifyNext();
+    // A window is classified once the source has gone `lookahead` past its last grid frame.
+    while (this.spanStart(this.k) + this.window - this.step + this.lookahead <= this.lastT + EPS)
+      await this.classifyNext();
+  }
+
+  private spanStart(k: number): number {
+    return k * this.stride;
   }
 
   private detectorOptions() {
     return { device: this.p.device === 'cpu' ? undefined : this.p.device };
   }
 
-  /** The stream ended: the windows whose frames all came, with the look-ahead there is. */
+  /** The stream ended: the windows whose span the source covered, with the look-ahead there is. */
   async end(): Promise<void> {
-    while (this.next + this.T <= this.n) await this.classifyNext();
+    while (this.n && this.spanStart(this.k) + this.window <= this.lastT + this.step + EPS) await this.classifyNext();
+  }
+
+  /** Window k's frames: those that arrived in its span, T of them sampled as a clip's (SPEC.md §2). */
+  private span(k: number): Span {
+    const start = this.spanStart(k);
+    const end = start + this.window;
+    const arrived = [...this.frames.entries()]
+      .filter(([, f]) => f.t >= start - EPS && f.t < end - EPS)
+      .map(([pos]) => pos)
+      .sort((a, b) => a - b);
+    const sampled = arrived.length ? sampleIndices(arrived.length, this.T, 'test').map((i) => arrived[i]!) : [];
+    return { k, start: secs(start), end: secs(end), arrived, sampled };
   }
 
   /** Whose faces the next window follows: the main person so far, or every person in it. */
-  private who(first: number): Who[] {
+  private who(positions: number[]): Who[] {
     const confirmed = this.tracker.tracks.filter((t) => t.id !== undefined);
     let main: OnlineTrack | undefined;
     for (const t of confirmed) if (!main || t.mass > main.mass || (t.mass === main.mass && t.id! < main.id!)) main = t;
     if (this.o.persons !== 'all') return [{ track: main, main: true }];
-    const last = first + this.T - 1;
+    const [first, last] = [positions[0] ?? Infinity, positions[positions.length - 1] ?? -Infinity];
     return confirmed
       .filter((t) => t.frames.some((f) => f >= first && f <= last))
       .sort((a, b) => a.id! - b.id!)
       .map((t) => ({ track: t, main: t === main }));
   }
 
-  /** A track's box at grid frame `pos`: detected, interpolated between detections, or the nearest held. */
+  /** A track's box at position `pos`: detected, interpolated between detections, or the nearest held. */
   private boxAt(t: OnlineTrack, pos: number): Box {
     let k = 0;
     while (k < t.frames.length && t.frames[k]! < pos) k++;
@@ -188,13 +235,24 @@ class StreamJob {
   }
 
   private async classifyNext(): Promise<void> {
+    const span = this.span(this.k);
+    // A span the source dropped whole (a stall, a long hold-up) has nothing to classify: no window.
+    if (span.sampled.length) await this.classify(span);
+    this.k++;
+    const next = this.spanStart(this.k) - EPS;
+    for (const [pos, f] of this.frames) if (f.t < next) this.frames.delete(pos);
+    const kept = Math.min(this.n, ...this.frames.keys());
+    for (const key of this.rows.keys()) if (Number(key.split(':')[1]) < kept) this.rows.delete(key);
+    this.tracker.forget(kept);
+  }
+
+  private async classify(span: Span): Promise<void> {
     const { T } = this;
-    const first = this.next;
-    const subjects = this.who(first);
+    const subjects = this.who(span.arrived);
     const key = (w: Who, pos: number) => `${w.track?.key ?? -1}:${pos}`;
     const todo: Array<{ key: string; frame: RgbFrame; square: Box; noFace: boolean }> = [];
     for (const w of subjects)
-      for (let pos = first; pos < first + T; pos++)
+      for (const pos of new Set(span.sampled))
         if (!this.rows.has(key(w, pos)))
           todo.push({
             key: key(w, pos),
@@ -203,16 +261,11 @@ class StreamJob {
             noFace: !w.track,
           });
     if (todo.length) await this.encode(todo);
-    if (subjects.length) {
-      const withBlank = this.p.conf.ous.model === 'ous' && this.p.conf.ous.scene;
-      const at = (s: number, t: number) => this.rows.get(key(subjects[s]!, first + t))!;
-      const scored = scoreWindows(this.p, subjects.length, T, at, withBlank ? this.blank : undefined);
-      subjects.forEach((w, s) => this.emit(w, first, scored.p[s]!, scored.pol?.[s] ?? null, scored.q?.[s] ?? null));
-    }
-    this.next += this.strideSteps;
-    for (const pos of this.frames.keys()) if (pos < this.next) this.frames.delete(pos);
-    for (const k of this.rows.keys()) if (Number(k.split(':')[1]) < this.next) this.rows.delete(k);
-    this.tracker.forget(this.next);
+    if (!subjects.length) return;
+    const withBlank = this.p.conf.ous.model === 'ous' && this.p.conf.ous.scene;
+    const at = (s: number, t: number) => this.rows.get(key(subjects[s]!, span.sampled[t]!))!;
+    const scored = scoreWindows(this.p, subjects.length, T, at, withBlank ? this.blank : undefined);
+    subjects.forEach((w, s) => this.emit(w, span, scored.p[s]!, scored.pol?.[s] ?? null, scored.q?.[s] ?? null));
   }
 
   /** Encodes face crops and scenes (and the blank scene once) into embedding rows, as the file path does. */
@@ -239,36 +292,38 @@ class StreamJob {
   }
 
   /** One window's record, handed on at once: its latency counts up to here. */
-  private emit(w: Who, first: number, p: number[], pol: number[] | null, q: number[] | null): void {
+  private emit(w: Who, span: Span, p: number[], pol: number[] | null, q: number[] | null): void {
     const { T } = this;
-    let faceFrames = 0;
-    if (w.track) for (const f of w.track.frames) if (f >= first && f < first + T) faceFrames++;
+    const detected = new Set(w.track?.frames ?? []);
+    const faceFrames = span.sampled.filter((pos) => detected.has(pos)).length;
     const id = w.track?.id ?? null;
     const list = this.o.persons === 'all' ? (this.byPerson.get(id!) ?? []) : this.timeline;
     if (this.o.persons === 'all') this.byPerson.set(id!, list);
-    const mid = this.square(w, first + Math.floor(T / 2));
+    const mid = this.square(w, span.sampled[Math.floor(T / 2)]!);
     const win: StreamWindow = {
       index: list.length,
       person: id,
       main: w.main,
-      start: this.frames.get(first)!.t,
-      end: this.frames.get(first + T - 1)!.t + this.step,
+      start: span.start,
+      end: span.end,
       ...result(this.p.classNames, p, pol, q),
       faceBox: mid.map((v) => Math.round(v * 10) / 10) as Box,
       faceFrames,
       latency: 0,
-      dropped: this.o.dropped?.() ?? 0,
+      dropped: Math.max(0, T - span.arrived.length),
+      droppedTotal: this.o.dropped?.() ?? 0,
     };
     if (q) blankScene.set(win, q);
     list.push(win);
-    win.latency = Math.round((performance.now() - this.frames.get(first + T - 1)!.arrivedAt) * 10) / 10;
+    const last = this.frames.get(span.arrived[span.arrived.length - 1]!)!;
+    win.latency = Math.round((performance.now() - last.arrivedAt) * 10) / 10;
     this.latencies.push(win.latency);
     this.o.onWindow?.(win);
   }
 
   summary(): StreamSummary {
     const names = this.p.classNames;
-    const mainTrack = this.who(this.next).find((w) => w.main)?.track;
+    const mainTrack = this.who([]).find((w) => w.main)?.track;
     const all = this.o.persons === 'all' ? [...this.byPerson.values()].flat() : this.timeline;
     const persons = [...this.byPerson].map(([id, ws]) => {
       const { noFaceWindows: _n, noFaceAnswer: _a, ...rest } = overall(names, ws);
@@ -286,7 +341,7 @@ class StreamJob {
       faceMissing: !all.some((w) => w.person !== null),
       frames: this.n,
       dropped: this.o.dropped?.() ?? 0,
-      duration: this.n ? this.lastT + this.step : 0,
+      duration: this.n ? secs(this.lastT + this.step) : 0,
       windowCount: all.length,
       latency: {
         p50: quantile(this.latencies, 0.5),

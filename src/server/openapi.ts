@@ -1,5 +1,6 @@
 // The API of `ous serve` as OpenAPI 3.1 (served at /api/openapi.json), generated from the zod
 // schemas of contract.ts: the document cannot say other than what the server's types are.
+import { registerLiveRoutes } from './live.js';
 import { OpenAPIRegistry, OpenApiGeneratorV31, type ResponseConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import {
@@ -124,6 +125,7 @@ export function openApi(limits: DocumentLimits): Record<string, unknown> {
   predictPath(r, limits);
   jobPaths(r);
   readPaths(r);
+  registerLiveRoutes(r);
   return new OpenApiGeneratorV31(r.definitions).generateDocument({
     openapi: '3.1.0',
     info: {

@@ -33,6 +33,7 @@ import { apiWords } from './messages.js';
 import { checkCaller, errorReply, fileReply, jsonReply, type Reply } from './http.js';
 import { type FaceBox, parsePredictQuery, type PredictQuery } from './query.js';
 import type { Sample } from './samples.js';
+import type { LiveSessions } from './live.js';
 
 /** What the routes read and change: one object, made by server.ts. */
 export interface ServerState {
@@ -46,6 +47,7 @@ export interface ServerState {
     keepJobsMs: number;
   };
   pool?: JobPool; // once a worker has loaded the model
+  live: LiveSessions; // the page's camera sessions, a process each
   closing: boolean; // shutdown has begun
   endedWhileClosing: Set<string>; // jobs a client has not yet polled since they ended in the shutdown
   samples: Sample[];
@@ -305,6 +307,9 @@ async function receiveAndQueue(
 // ---- the table
 
 /** Every route; a path is answered by the first whose pattern matches it. */
+/** GET (a poll) or DELETE (the end) of a camera session: its windows after ?after=. */
+const liveSession: Handler = (s, r) => s.live.answer(r.params[0]!, r.method, r.url, r.req as http.IncomingMessage);
+
 export const ROUTES: Route[] = [
   {
     path: '/api/predict',
@@ -312,6 +317,21 @@ export const ROUTES: Route[] = [
     wrongMethod: () => new HttpError(405, 'POST a video to /api/predict', { Allow: 'POST' }),
   },
   { path: '/api/jobs/{id}', methods: { GET: getJob, DELETE: cancelJob } },
+  // the page's camera sessions (live.ts)
+  {
+    path: '/api/live',
+    methods: { POST: (s, r) => s.live.start(r.req as http.IncomingMessage) },
+    wrongMethod: () => new HttpError(405, 'POST to /api/live starts a camera session', { Allow: 'POST' }),
+  },
+  {
+    path: '/api/live/{id}',
+    methods: { GET: liveSession, DELETE: liveSession },
+  },
+  {
+    path: '/api/live/{id}/frames',
+    methods: { POST: (s, r) => s.live.answer(r.params[0]!, r.method, r.url, r.req as http.IncomingMessage, true) },
+    wrongMethod: () => new HttpError(405, 'POST frames to this session', { Allow: 'POST' }),
+  },
   { path: '/api/health', methods: { GET: health } },
   { path: '/api/model', methods: { GET: model } },
   { path: '/api/openapi.json', methods: { GET: document } },

@@ -21,6 +21,7 @@ import { ClientLimits } from './clients.js';
 import { allowedHosts, answerClientError, listen, writeReply } from './http.js';
 import { answer, type ServerState } from './routes.js';
 import { makeSamples } from './samples.js';
+import { LiveSessions } from './live.js';
 import type { Device, Precision } from '../torch/index.js';
 import type { EnginePreference } from '../data/encoder.js';
 
@@ -89,6 +90,12 @@ function newState(o: ServeOptions, log: (line: string) => void): ServerState {
       minRate: { bytesPerSec: (o.minUploadKBps ?? 8) * 1024, windowMs: o.rateWindowMs ?? 10_000 },
       keepJobsMs: o.keepJobsMs ?? KEEP_JOBS_MS,
     },
+    // the page's camera mode: a process per session, started by its route (live.ts)
+    live: new LiveSessions({
+      ...{ run: o.run, clip: o.clip, device: o.device, engine: o.engine, maxSeconds: o.maxSeconds },
+      precision: o.precision ?? 'fp32',
+      log,
+    }),
     closing: false,
     endedWhileClosing: new Set(),
     samples: [],
@@ -214,7 +221,7 @@ class RunningServer implements Server {
     // Every job still open is owed one poll that shows how it ended (a poll before it ends does not count).
     for (const j of pool.jobs.values())
       if (j.status === 'queued' || j.status === 'running') s.endedWhileClosing.add(j.id);
-    await pool.drain(graceMs);
+    await Promise.all([pool.drain(graceMs), s.live.close()]);
     // Answer polls a little longer, so each client sees how its job ended (or until all have).
     const until = Date.now() + lingerMs;
     while (s.endedWhileClosing.size && Date.now() < until) await new Promise((r) => setTimeout(r, 50));

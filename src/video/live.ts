@@ -5,7 +5,7 @@
 // pipe cannot be asked for beforehand). A reader drains ffmpeg as fast as frames come and keeps at
 // most `queue` of them for the consumer: when the consumer falls behind, the oldest waiting frames
 // are dropped and counted, so latency stays bounded instead of growing with the backlog.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { UserError } from '../util/errors.js';
 import { MAX_SIDE, type RgbFrame } from './decode.js';
@@ -29,7 +29,7 @@ export interface LiveOptions {
   fps: number; // frames handed on per second of source time (the timeline's sampling rate)
   queue?: number; // frames kept for a consumer that is behind; older ones are dropped (default 2)
   stallSeconds?: number; // no frame for this long: the source stalled (default 10)
-  stdin?: NodeJS.ReadableStream; // what '-' reads (default: this process's stdin)
+  stdinFd?: number; // what '-' reads: a file descriptor ffmpeg inherits (default 0, this process's stdin)
   // a file read as fast as the consumer takes it (not paced, nothing dropped): ffmpeg is paused
   // while `queue` frames wait, so the streaming predictor reads a long file at flat memory
   unpaced?: boolean;
@@ -54,6 +54,13 @@ function inputArgs(source: string, kind: LiveKind | 'unpaced'): string[] {
   if (kind === 'unpaced') return ['-i', source];
   return [...PROBE, '-i', source];
 }
+
+// Grid frame j is the last source frame at or before the middle of its segment, (j + 0.5)·step, as
+// the file path's planTimeline picks (floor((j + 0.5)·step·fps)). The fps filter rounds a frame
+// exactly at a middle up to the next grid frame (at 24 fps and 2 a second, frame 12j+6 became j+1's
+// and j got 12j+5): 1 µs earlier, ties go down and nothing else moves (frames are ≥ 30 µs from a middle
+// at the usual rates), so a file streamed reads the frames the file path reads.
+const GRID = 'settb=1/1000000,setpts=PTS-1,';
 
 // A longer side above MAX_SIDE is scaled down, as for files (-2 keeps the other side even).
 const SCALE = `scale=w='if(gte(iw,ih),min(${MAX_SIDE},iw),-2)':h='if(gte(iw,ih),-2,min(${MAX_SIDE},ih))':flags=area`;
@@ -93,23 +100,43 @@ export class PpmReader {
   }
 }
 
+/** What the reader thread (live-reader.ts) is started with. */
+export interface ReaderData {
+  args: string[]; // ffmpeg's
+  stdinFd?: number; // what ffmpeg reads as its stdin ('-')
+  queue: number;
+  stallSeconds: number;
+  unpaced: boolean;
+}
+
+/** The reader thread's messages: a frame (its pixels transferred, not copied), or the end. */
+export type ReaderMessage =
+  | (RgbFrame & { type: 'frame'; index: number; arrivedAt: number; dropped: number })
+  | {
+      type: 'end';
+      read: number;
+      dropped: number;
+      code?: number | null;
+      signal?: NodeJS.Signals | null;
+      stalled?: boolean;
+      lastError?: string;
+      error?: string;
+    };
+
 /**
  * A live source read frame by frame: `for await (const f of source)` yields frames as they come,
  * ends at the stream's end, and throws a one-line UserError when the source breaks or stalls.
- * `dropped` counts the frames the consumer never saw because it was behind. `close()` stops ffmpeg.
+ * ffmpeg is read on a worker thread (live-reader.ts), so frames keep being drained, and the stale
+ * ones dropped, while this thread is busy; `dropped` counts the frames the consumer never saw.
+ * `close()` stops ffmpeg.
  */
 export class LiveSource implements AsyncIterable<LiveFrame> {
   dropped = 0;
   delivered = 0;
   readonly kind: LiveKind;
-  private proc: ChildProcess;
-  private waiting: LiveFrame[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
-  private failure: UserError | undefined;
-  private read = 0; // frames read from ffmpeg so far
-  private stallTimer: NodeJS.Timeout | undefined;
-  private lastError: string | undefined;
+  private readonly reader: Worker;
+  private next: ((m: ReaderMessage) => void) | undefined;
+  private last: ReaderMessage | undefined; // the end, once it came
   private closed = false;
 
   constructor(
@@ -119,117 +146,79 @@ export class LiveSource implements AsyncIterable<LiveFrame> {
     if (!(o.fps > 0)) throw new UserError(`live ${source}: the sampling rate must be positive (got ${o.fps})`);
     this.kind = liveKind(source);
     const input = inputArgs(source, o.unpaced && this.kind === 'file' ? 'unpaced' : this.kind);
-    const args = ['-loglevel', 'level+error', ...input, '-map', '0:v:0'];
-    args.push('-vf', `fps=${o.fps},${SCALE}`, '-f', 'image2pipe', '-c:v', 'ppm', 'pipe:1');
-    this.proc = spawn('ffmpeg', args, { stdio: [this.kind === 'stdin' ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    if (this.kind === 'stdin') {
-      const input = o.stdin ?? process.stdin;
-      input.pipe(this.proc.stdin!);
-      this.proc.stdin!.on('error', () => {}); // ffmpeg gone: the exit below says why
-    }
-    this.proc.on('error', (err) =>
-      this.fail(new UserError(`cannot run ffmpeg (${err.message}): install ffmpeg (apt-get install ffmpeg)`)),
-    );
-    this.proc.stderr!.on('data', (d: Buffer) => {
-      for (const l of String(d).split('\n')) {
-        const e = /\[(error|fatal|panic)\] (.*)/.exec(l);
-        if (e) this.lastError = cleanFfmpegError(e[2]!);
-      }
-    });
-    const ppm = new PpmReader();
-    this.proc.stdout!.on('data', (chunk: Buffer) => {
-      this.armStall();
-      try {
-        for (const frame of ppm.push(chunk)) this.arrive(frame);
-      } catch (err) {
-        this.fail(err as UserError);
-      }
-    });
-    this.proc.on('close', (code, signal) => {
-      clearTimeout(this.stallTimer);
-      if (this.closed || this.failure) return this.finish();
-      if (code === 0) return this.finish();
-      const why = this.lastError ?? (signal ? `ffmpeg stopped by ${signal}` : `ffmpeg exited with ${code}`);
-      this.fail(new UserError(`${this.name()}: the stream broke after ${this.read} frames (${why})`));
-    });
-    this.armStall();
+    const args = ['-nostdin', '-loglevel', 'level+error', ...input, '-map', '0:v:0'];
+    if (this.kind === 'stdin') args.splice(0, 1); // '-' is ffmpeg's stdin
+    args.push('-vf', `${GRID}fps=${o.fps},${SCALE}`, '-f', 'image2pipe', '-c:v', 'ppm', 'pipe:1');
+    const data: ReaderData = {
+      args,
+      stdinFd: this.kind === 'stdin' ? (o.stdinFd ?? 0) : undefined,
+      queue: o.queue ?? 2,
+      stallSeconds: o.stallSeconds ?? 10,
+      unpaced: o.unpaced === true,
+    };
+    this.reader = new Worker(new URL('./live-reader.js', import.meta.url), { workerData: data });
+    this.reader.on('message', (m: ReaderMessage) => this.arrive(m));
+    this.reader.on('error', (err) => this.arrive({ type: 'end', read: 0, dropped: 0, error: err.message }));
   }
 
   private name(): string {
     return this.source === '-' ? 'stdin' : this.source;
   }
 
-  private armStall(): void {
-    clearTimeout(this.stallTimer);
+  private arrive(m: ReaderMessage): void {
+    this.dropped = m.dropped;
+    if (m.type === 'end') this.last ??= m;
+    const take = this.next;
+    this.next = undefined;
+    take?.(m);
+  }
+
+  /** The end as the user reads it: nothing (the stream ended), or the one line of a stall or break. */
+  private failure(m: Extract<ReaderMessage, { type: 'end' }>): UserError | undefined {
     const s = this.o.stallSeconds ?? 10;
-    this.stallTimer = setTimeout(() => {
-      const what = this.read ? `no frame for ${s} s after ${this.read} frames` : `no frame in the first ${s} s`;
-      this.fail(new UserError(`${this.name()}: the stream stalled (${what})`));
-      this.proc.kill('SIGKILL');
-    }, s * 1000);
-    this.stallTimer.unref();
-  }
-
-  private arrive(frame: RgbFrame): void {
-    const index = this.read++;
-    this.waiting.push({ frame, index, t: index / this.o.fps, arrivedAt: performance.now() });
-    if (this.o.unpaced) {
-      // back-pressure instead of dropping; no stall is counted while the consumer is the slow one
-      if (this.waiting.length >= (this.o.queue ?? 2)) this.proc.stdout!.pause(), clearTimeout(this.stallTimer);
-      this.signal();
-      return;
+    if (m.error) return new UserError(`${this.name()}: ${m.error}: install ffmpeg (apt-get install ffmpeg)`);
+    if (m.stalled) {
+      const what = m.read ? `no frame for ${s} s after ${m.read} frames` : `no frame in the first ${s} s`;
+      return new UserError(`${this.name()}: the stream stalled (${what})`);
     }
-    while (this.waiting.length > (this.o.queue ?? 2)) {
-      this.waiting.shift();
-      this.dropped++;
-    }
-    this.signal();
+    if (this.closed || m.code === 0) return undefined;
+    const why = m.lastError ?? (m.signal ? `ffmpeg stopped by ${m.signal}` : `ffmpeg exited with ${m.code}`);
+    return new UserError(`${this.name()}: the stream broke after ${m.read} frames (${why})`);
   }
 
-  private fail(err: UserError): void {
-    if (!this.failure && !this.closed) this.failure = err;
-    this.finish();
-  }
-
-  private finish(): void {
-    this.ended = true;
-    clearTimeout(this.stallTimer);
-    this.signal();
-  }
-
-  private signal(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-
-  /** Stops reading: ffmpeg is ended and the iteration finishes after the frames already waiting. */
+  /** Stops reading: ffmpeg is ended and the iteration finishes. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.proc.kill('SIGTERM');
-    this.finish();
+    this.reader.postMessage('close');
+    const take = this.next;
+    this.next = undefined;
+    take?.({ type: 'end', read: this.delivered, dropped: this.dropped });
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<LiveFrame> {
     try {
-      for (;;) {
-        const next = this.waiting.shift();
-        if (next) {
-          this.delivered++;
-          if (this.o.unpaced && this.proc.stdout!.isPaused() && !this.ended)
-            this.proc.stdout!.resume(), this.armStall();
-          yield next;
-          continue;
+      while (!this.closed) {
+        const m = this.last ?? (await this.ask());
+        if (m.type === 'end') {
+          const err = this.failure(m);
+          if (err) throw err;
+          return;
         }
-        if (this.failure) throw this.failure;
-        if (this.ended) return;
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
+        this.delivered++;
+        const frame = { data: m.data, width: m.width, height: m.height };
+        yield { frame, index: m.index, t: m.index / this.o.fps, arrivedAt: m.arrivedAt - performance.timeOrigin };
       }
     } finally {
       this.close();
+      await this.reader.terminate();
     }
+  }
+
+  private ask(): Promise<ReaderMessage> {
+    return new Promise((resolve) => {
+      this.next = resolve;
+      this.reader.postMessage('next');
+    });
   }
 }

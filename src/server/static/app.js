@@ -11,6 +11,9 @@ const state = { model: null, result: null, view: null, videoUrl: null, window: -
 const PERSON_COLOURS = ['#c62828', '#1565c0', '#6a1b9a', '#2e7d32', '#ad4e00', '#00838f', '#ad1457', '#4e342e'];
 const personColour = (id) => PERSON_COLOURS[id % PERSON_COLOURS.length];
 
+/** A window that saw no face: grey, never an emotion's colour. */
+const NO_FACE = '#b0b0b0';
+
 /** A colour per class index (classes come from the run; none are hard-coded here). */
 const colour = (i, n) => `hsl(${Math.round((360 * i) / Math.max(1, n))}, 65%, 45%)`;
 
@@ -79,6 +82,12 @@ async function init() {
   v.addEventListener('pause', () => ($('play').textContent = 'play'));
   $('play').addEventListener('click', () => (v.paused ? v.play() : v.pause()));
   $('timeline').addEventListener('click', seekFromChart);
+  $('camera-start').addEventListener('click', startCamera);
+  $('camera-stop').addEventListener('click', stopCamera);
+  // A closed tab ends its camera session at once (the server also ends one left idle).
+  addEventListener('pagehide', () => {
+    if (cam.session) fetch(`/api/live/${cam.session.id}`, { method: 'DELETE', keepalive: true }).catch(() => {});
+  });
   resumeAfterReload();
 }
 
@@ -109,6 +118,8 @@ function upload(file) {
 
 /** Forget the last result: nothing of it may stay on screen while the next video is worked on. */
 function clearResult() {
+  if (cam.stream) stopCamera();
+  $('camera').hidden = true;
   state.result = null;
   state.view = null;
   state.window = -1;
@@ -121,6 +132,8 @@ function clearResult() {
   $('timeline').replaceChildren();
   $('emotion').textContent = '';
   $('face-missing').hidden = true;
+  $('noface-answer').hidden = true;
+  $('noface-windows').hidden = true;
   for (const id of ['probabilities', 'polarity', 'scene-effect', 'window-range', 'window-emotion'])
     $(id).replaceChildren();
   for (const id of ['face-crop', 'scene-crop']) {
@@ -226,8 +239,11 @@ function show(result, videoUrl) {
   $('overlay').setAttribute('viewBox', `0 0 ${result.width} ${result.height}`);
   $('player').style.aspectRatio = `${result.width} / ${result.height}`;
   $('face-missing').hidden = !result.faceMissing;
-  // An answer read from the centre of the frame (no face) is marked, not shown as certain as the rest.
-  document.body.classList.toggle('nofaces', Boolean(result.faceMissing));
+  // An answer from windows that saw no face is not about a face: marked, not shown as certain as the rest.
+  const notAFace = Boolean(result.faceMissing || result.summary?.noFaceAnswer);
+  $('noface-answer').hidden = !notAFace || result.faceMissing;
+  document.body.classList.toggle('nofaces', notAFace);
+  showNoFaceWindows($('noface-windows'), result.summary?.noFaceWindows ?? 0, notAFace);
   $('result').hidden = false;
   const persons = result.persons ?? [];
   $('persons').hidden = !persons.length;
@@ -246,6 +262,12 @@ function show(result, videoUrl) {
   select(persons.find((p) => p.main) ?? null);
   document.body.dataset.state = 'done';
   document.body.dataset.emotion = result.emotion;
+}
+
+/** "N windows without a face left out", when some were (and the answer is not over them all). */
+function showNoFaceWindows(p, n, notAFace) {
+  p.hidden = !n || notAFace;
+  p.textContent = `${n} window${n === 1 ? '' : 's'} without a face left out of the answer`;
 }
 
 /** Shows one person's answer and timeline (null: the one-person answer). */
@@ -345,7 +367,7 @@ function showWindow(i) {
   const w = state.view.windows[i];
   const names = Object.keys(w.probabilities);
   $('window-range').textContent = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s`;
-  $('window-emotion').textContent = w.emotion;
+  $('window-emotion').textContent = w.faceFrames === 0 ? `no face (${w.emotion} from the crop)` : w.emotion;
   bars($('probabilities'), w.probabilities, names);
   if (w.polarity) bars($('polarity'), w.polarity, Object.keys(w.polarity));
   else $('polarity').textContent = 'no scene (face-only model)';
@@ -389,7 +411,7 @@ function el(name, attrs, parent) {
 const TL = { W: 640, H: 210, left: 34, right: 14, legend: 16, band: 14, bottom: 22 };
 
 /** Draws windows on `svg` over [0, duration] s; returns the time-to-x function. */
-function drawTimeline(svg, names, windows, duration) {
+function drawTimeline(svg, names, windows, duration, T = state.model?.encoder?.frames ?? '?') {
   svg.replaceChildren();
   const { H, left, right, band, bottom } = TL;
   const W = (TL.W = Math.max(280, Math.round(svg.clientWidth || 640)));
@@ -428,23 +450,26 @@ function drawTimeline(svg, names, windows, duration) {
       svg,
     ).textContent = `${t.toFixed(t < 10 ? 1 : 0)} s`;
   }
-  // The band: each window's top class.
+  // The band: each window's top class; a window that saw no face is grey, with no emotion's colour.
   windows.forEach((w, i) => {
+    const noFace = w.faceFrames === 0;
     const rect = el(
       'rect',
       {
-        class: 'win',
+        class: noFace ? 'win noface' : 'win',
         'data-i': i,
         x: x(w.start),
         y: top,
         width: Math.max(1, x(w.end) - x(w.start)),
         height: band,
-        fill: colour(names.indexOf(w.emotion), names.length),
+        fill: noFace ? NO_FACE : colour(names.indexOf(w.emotion), names.length),
         opacity: 0.8,
       },
       svg,
     );
-    el('title', {}, rect).textContent = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${w.emotion}`;
+    const faces = w.faceFrames === undefined ? '' : ` (face in ${w.faceFrames}/${T} frames)`;
+    el('title', {}, rect).textContent =
+      `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${noFace ? 'no face' : w.emotion}${faces}`;
   });
   // One line per class through the window centres (a dot for a single window).
   names.forEach((n, c) => {
@@ -494,6 +519,176 @@ function seekFromChart(ev) {
   const v = $('video');
   if (v.readyState >= 1) v.currentTime = t;
   showTime(t);
+}
+
+// The camera mode: frames from getUserMedia, sampled at the rate the session asks for (T per window),
+// sent as small batches of JPEGs (POST /api/live/{id}/frames, the format in src/server/live.ts); each
+// answer carries the windows classified since, which grow the live timeline and move the face box.
+const cam = { session: null, stream: null, grab: null, send: null, batch: [], windows: [], after: -1, busy: false };
+
+function camStatus(text, error = false) {
+  $('camera-status').textContent = text;
+  $('camera-status').classList.toggle('error', error);
+}
+
+async function startCamera() {
+  if (cam.stream) return;
+  clearResult();
+  $('camera').hidden = false;
+  $('camera-summary').textContent = '';
+  $('camera-timeline').replaceChildren();
+  camStatus('asking for the camera…');
+  try {
+    cam.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+  } catch (e) {
+    return camStatus(`no camera: ${e.message}`, true);
+  }
+  const v = $('camera-video');
+  v.srcObject = cam.stream;
+  await v.play().catch(() => {});
+  $('camera-start').hidden = true;
+  $('camera-stop').hidden = false;
+  camStatus('loading the model…');
+  let s;
+  try {
+    const headers = { 'Content-Type': 'application/json' };
+    s = await getJson('/api/live', { method: 'POST', headers, body: JSON.stringify(cameraSettings()) });
+  } catch (e) {
+    endCamera();
+    return camStatus(e.status === 503 && e.retryAfter ? `${e.message} (in ${e.retryAfter} s)` : e.message, true);
+  }
+  Object.assign(cam, { session: s, frames: s.frames, windows: [], after: -1, batch: [], t0: performance.now() });
+  document.body.dataset.state = 'camera';
+  camStatus('live: the first window comes once its frames and the look-ahead have been seen');
+  cam.grab = setInterval(grabFrame, 1000 / s.fps);
+  cam.send = setInterval(sendBatch, 250);
+}
+
+/** The session's timeline from the page's own address (?window=&stride=&lookahead=, seconds), if given. */
+function cameraSettings() {
+  const q = new URLSearchParams(location.search);
+  const out = {};
+  for (const k of ['window', 'stride', 'lookahead']) if (q.has(k)) out[k] = Number(q.get(k));
+  return out;
+}
+
+/** One frame of the camera as a JPEG, stamped with the seconds since the first. */
+function grabFrame() {
+  const v = $('camera-video');
+  if (v.readyState < 2 || !v.videoWidth) return;
+  const k = Math.min(1, 640 / Math.max(v.videoWidth, v.videoHeight));
+  const c = (cam.canvas ??= document.createElement('canvas'));
+  [c.width, c.height] = [Math.round(v.videoWidth * k), Math.round(v.videoHeight * k)];
+  c.getContext('2d').drawImage(v, 0, 0, c.width, c.height);
+  const t = (performance.now() - cam.t0) / 1000;
+  c.toBlob((b) => b && cam.session && cam.batch.push({ t, b }), 'image/jpeg', 0.8);
+}
+
+/** The frames grabbed since the last batch: [u32 length][f64 t][JPEG] each, big-endian. */
+async function batchBody(frames) {
+  const parts = [];
+  for (const f of frames) {
+    const head = new DataView(new ArrayBuffer(12));
+    head.setUint32(0, f.b.size);
+    head.setFloat64(4, f.t);
+    parts.push(head.buffer, f.b);
+  }
+  return new Blob(parts, { type: 'application/octet-stream' });
+}
+
+async function sendBatch() {
+  if (cam.busy || !cam.session || !cam.batch.length) return;
+  cam.busy = true;
+  const frames = cam.batch.splice(0, cam.session.maxBatch);
+  try {
+    const u = await getJson(`/api/live/${cam.session.id}/frames?after=${cam.after}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: await batchBody(frames),
+    });
+    liveUpdate(u);
+  } catch (e) {
+    camStatus(e.message, true);
+    if (e.status === 404) endCamera();
+  } finally {
+    cam.busy = false;
+  }
+}
+
+/** New windows: the timeline grows, the box moves to the latest window's face, the emotion is the latest. */
+function liveUpdate(u) {
+  for (const w of u.windows) if (w.seq > cam.after) cam.windows.push(w);
+  cam.after = cam.windows.length ? cam.windows[cam.windows.length - 1].seq : cam.after;
+  const last = cam.windows[cam.windows.length - 1];
+  if (last) {
+    const names = Object.keys(last.probabilities);
+    drawTimeline($('camera-timeline'), names, cam.windows, last.end, cam.session?.frames ?? cam.frames);
+    $('camera-emotion').textContent = last.faceFrames === 0 ? 'no face' : last.emotion;
+    drawCameraBox(last, u.frameSize);
+    const lat = `${(last.latency / 1000).toFixed(1)} s after its last frame`;
+    camStatus(`live: ${cam.windows.length} windows, the latest ${lat}; ${u.dropped} frames dropped`);
+  }
+  if (u.status === 'ended') {
+    if (u.error) camStatus(u.error, true);
+    showCameraSummary(u);
+    endCamera();
+  }
+}
+
+/** The latest window's face box over the camera picture, in the pixels of the frames sent. */
+function drawCameraBox(w, size) {
+  const c = $('camera-overlay');
+  if (!size) return;
+  [c.width, c.height] = size;
+  const g = c.getContext('2d');
+  g.clearRect(0, 0, c.width, c.height);
+  c.dataset.box = w.faceBox.join(',');
+  c.dataset.faceFrames = w.faceFrames;
+  if (w.faceFrames === 0) return; // no face seen: no box to show
+  const [x, y, bw, bh] = w.faceBox;
+  g.strokeStyle = '#0f0';
+  g.lineWidth = Math.max(2, c.width / 200);
+  g.strokeRect(x, y, bw, bh);
+}
+
+function showCameraSummary(u) {
+  const s = u.summary;
+  if (!s) return;
+  const notAFace = s.faceMissing || s.noFaceAnswer;
+  const left = s.noFaceWindows && !notAFace ? `; ${s.noFaceWindows} windows without a face left out` : '';
+  $('camera-summary').textContent =
+    `Over the session: ${s.emotion} ${pct(s.probabilities[s.emotion])}` +
+    `${notAFace ? ' (not about a face: no window saw one)' : ''}, ${s.windowCount} windows${left}, ` +
+    `${s.dropped} frames dropped, latency p95 ${(s.latency.p95 / 1000).toFixed(1)} s.`;
+  $('camera-summary').classList.toggle('warning', notAFace);
+}
+
+async function stopCamera() {
+  const s = cam.session;
+  clearInterval(cam.grab);
+  if (!s) return endCamera();
+  camStatus('finishing the last windows…');
+  while (cam.busy) await new Promise((r) => setTimeout(r, 50));
+  await sendBatch();
+  clearInterval(cam.send);
+  try {
+    liveUpdate(await getJson(`/api/live/${s.id}?after=${cam.after}`, { method: 'DELETE' }));
+    camStatus('the camera is off');
+  } catch (e) {
+    camStatus(e.message, true);
+  }
+  endCamera();
+}
+
+/** The camera off and the session forgotten (what it showed stays on the page). */
+function endCamera() {
+  clearInterval(cam.grab);
+  clearInterval(cam.send);
+  for (const t of cam.stream?.getTracks() ?? []) t.stop();
+  Object.assign(cam, { session: null, stream: null, batch: [] });
+  $('camera-start').hidden = false;
+  $('camera-stop').hidden = true;
+  if (document.body.dataset.state === 'camera') document.body.dataset.state = 'camera-done';
 }
 
 init();
