@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { native, OPS, opTableDifferences } from '../src/torch/native.js';
+import { chooseOneDnn, native, OPS, opTableDifferences } from '../src/torch/native.js';
 import { tensor } from '../src/torch/index.js';
 import { packageRoot } from '../src/util/paths.js';
 
@@ -32,4 +32,16 @@ test("the built addon's table is OPS, and the addon refuses more arguments than 
     () => (native.getNumThreads as (...a: unknown[]) => number)(1),
     (e: Error) => e instanceof TypeError && e.message === 'getNumThreads takes at most 0 argument(s), got 1',
   );
+});
+
+test('oneDNN 3 is capped at AVX only where the CPU lists no cache sizes and the user set no cap', () => {
+  const v2 = 'Build settings: ... oneDNN v2.6.3 (Git Hash ...)';
+  const v3 = 'Build settings: ... oneDNN v3.7.2 (Git Hash N/A)';
+  assert.deepEqual(chooseOneDnn(v2, false, {}), {}); // oneDNN 2 divides by no cache size
+  assert.deepEqual(chooseOneDnn(v3, true, {}), {}); // caches listed: nothing to avoid
+  const capped = chooseOneDnn(v3, false, {});
+  assert.equal(capped.maxIsa, 'AVX');
+  assert.match(capped.why!, /oneDNN v3 divides by the CPU's cache sizes/);
+  assert.deepEqual(chooseOneDnn(v3, false, { ONEDNN_MAX_CPU_ISA: 'AVX2' }), {});
+  assert.deepEqual(chooseOneDnn(v3, false, { DNNL_MAX_CPU_ISA: 'AVX2' }), {});
 });

@@ -140,11 +140,14 @@ const openmp = (i: SystemInfo) =>
   `OpenMP ${i.openmp.waitPolicy ?? 'default'} wait, spin ${i.openmp.spinCount ?? 'default'}`;
 
 /** One line for benchmark headers: CPU, threads, libtorch, BLAS kernel, oneDNN. */
+const cappedBy = (cap: SystemInfo['onednn']['capped']) => (cap ? `, up to ${cap.maxIsa}: ${cap.why}` : '');
+
 export function infoHeader(i = systemInfo()): string {
+  const cap = i.onednn.capped;
   return (
     `${i.cpu.model} [${i.cpu.simd.join(' ')}], ${i.threads} threads (${openmp(i)}); ` +
     `libtorch ${i.libtorch.version}; ${i.blas.name} kernel ${i.blas.kernel ?? '?'} (${i.blas.chosenBy}); ` +
-    `oneDNN ${i.onednn.available ? (i.onednn.version ?? 'yes') : 'no'}${i.onednn.capped ? ` (up to ${i.onednn.capped.maxIsa})` : ''}; ` +
+    `oneDNN ${i.onednn.available ? (i.onednn.version ?? 'yes') : 'no'}${cap ? ` (up to ${cap.maxIsa})` : ''}; ` +
     `${i.cuda.available ? `CUDA, ${i.cuda.devices} GPU(s)` : 'no CUDA'}; ` +
     `onnxruntime ${i.onnxruntime.version ?? 'no'}`
   );
@@ -177,9 +180,7 @@ export const info: Command = {
       ['  coretype', `${i.blas.coretype ?? 'unset'}: ${i.blas.chosenBy}${i.blas.note ? ` (${i.blas.note})` : ''}`],
       [
         'onednn',
-        i.onednn.available
-          ? `yes, ${i.onednn.version ?? 'version unknown'}${i.onednn.capped ? `, up to ${i.onednn.capped.maxIsa}: ${i.onednn.capped.why}` : ''}`
-          : 'no',
+        i.onednn.available ? `yes, ${i.onednn.version ?? 'version unknown'}${cappedBy(i.onednn.capped)}` : 'no',
       ],
       ['threads', `${i.threads}; ${openmp(i)}`],
       [
