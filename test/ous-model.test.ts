@@ -420,7 +420,7 @@ test(standardizerTitle, () => {
 
 test('the schema defaults are the paper preset: a config resolved without a preset is the paper method', async () => {
   const { PRESETS } = await import('../src/ous/presets.js');
-  const { resolveTrainConfig } = await import('../src/train/config.js');
+  const { resolveTrainConfig } = await import('../src/ous/train-config.js');
   assert.deepEqual(resolveOusConfig(PRESETS.paper.ous), resolveOusConfig({}));
   assert.deepEqual(resolveTrainConfig(PRESETS.paper.train), resolveTrainConfig({}));
   // and each of its fields says where it comes from

@@ -47,3 +47,38 @@ test('no line of the code is over 120 characters (Biome wraps code; strings and 
   }
   assert.deepEqual(long, []);
 });
+
+test("every import between src's folders points down the layers of docs/ARCHITECTURE.md", () => {
+  // The layer block lists the folders top to bottom, peers on one line ("train/  report/"); util/ may be
+  // used by any layer (it is the bottom row). A folder of src/ missing from the block fails too, so
+  // the document keeps every folder.
+  const doc = fs.readFileSync(path.join(packageRoot(), 'docs', 'ARCHITECTURE.md'), 'utf8');
+  const block = /## Layers[^\n]*\n```\n([\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(block, 'docs/ARCHITECTURE.md has no layer block under "## Layers"');
+  const rank = new Map<string, number>();
+  block.split('\n').forEach((line, row) => {
+    const column = /^(?:[a-z-]+\/ +)+/.exec(line)?.[0] ?? ''; // the folders; the rest of the line describes them
+    for (const m of column.matchAll(/([a-z-]+)\//g)) rank.set(m[1]!, -row);
+  });
+  const src = path.join(packageRoot(), 'src');
+  const folders = fs.readdirSync(src, { withFileTypes: true }).filter((d) => d.isDirectory());
+  assert.deepEqual(
+    folders.map((d) => d.name).filter((f) => !rank.has(f)),
+    [],
+    'folders of src/ missing from the layer block of docs/ARCHITECTURE.md',
+  );
+  const upward: string[] = [];
+  for (const f of fs.readdirSync(src, { recursive: true, encoding: 'utf8' })) {
+    if (!f.endsWith('.ts')) continue;
+    const from = f.split(path.sep)[0]!;
+    if (!rank.has(from)) continue; // src/index.ts: the package's entry may use every layer
+    const code = fs.readFileSync(path.join(src, f), 'utf8');
+    for (const m of code.matchAll(/(?:from|import\(?)\s*'(\.{1,2}\/[^']+)'/g)) {
+      const target = path.relative(src, path.join(src, path.dirname(f), m[1]!)).split(path.sep);
+      const to = target.length > 1 ? target[0]! : '';
+      if (rank.has(to) && rank.get(to)! > rank.get(from)!)
+        upward.push(`src/${f} imports ${m[1]} (${to}/ is above ${from}/)`);
+    }
+  }
+  assert.deepEqual(upward, []);
+});

@@ -4,7 +4,7 @@
 // its field here, so a bad one is a usage error naming the --set.
 import type { z } from 'zod';
 import { OusConfig } from '../ous/config.js';
-import { TrainConfig } from '../train/config.js';
+import { TrainConfig } from '../ous/train-config.js';
 import type { ConfigOverrides } from '../train/run.js';
 import { UsageError } from '../util/errors.js';
 

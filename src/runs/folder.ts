@@ -11,15 +11,15 @@
 //   train.log                what was printed
 //   lock                     {pid, host, since} while a process trains the run
 //
-// This sits below train/ and predict/ so that inference needs nothing of training; it reads
-// train/config.ts, a schema with no other dependency.
+// This sits below train/ and predict/ so that inference needs nothing of training: what both need
+// (the training config's schema, ous/train-config.ts; the epoch record) lives here or below.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { resolveOusConfig, type OusConfig } from '../ous/config.js';
-import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
-import type { EpochRecord } from '../train/trainer.js';
+import { resolveTrainConfig, type TrainConfig } from '../ous/train-config.js';
+import type { LossPhase } from '../ous/losses.js';
 import { cacheInfoOf } from '../data/cache.js';
 import { assumedRecipe, RecipeSchema, type Recipe } from '../streams/recipe.js';
 import { loadSafetensors, readSafetensorsHeader, type Tensor } from '../torch/index.js';
@@ -257,6 +257,24 @@ export function loadHeadWeights(head: { loadStateDict(sd: Map<string, Tensor>): 
   } finally {
     for (const t of sd.values()) t.dispose();
   }
+}
+
+/** One line of metrics.jsonl: an epoch's loss terms, phase shares, learning rate, and train/val metrics. */
+export interface EpochRecord {
+  epoch: number;
+  lr: number;
+  train: {
+    loss: number;
+    terms: Record<string, number>;
+    phases: Record<LossPhase, number>;
+    uar: number;
+    war: number;
+    clips?: number; // clips seen (one view of each training clip); absent in runs from before it
+    steps?: number; // optimizer steps
+  };
+  val: { loss: number; uar: number; war: number };
+  best: boolean;
+  seconds: number;
 }
 
 /**

@@ -13,7 +13,7 @@ import { DEFAULT_PRESET, PRESETS, type PresetName } from '../ous/presets.js';
 import { manualSeed, noGrad, tidy, type Device } from '../torch/index.js';
 import { fsUserError, isRegularFile, pathKind, readJson, readJsonAs } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
-import { resolveTrainConfig, type TrainConfig } from './config.js';
+import { resolveTrainConfig, type TrainConfig } from '../ous/train-config.js';
 import { evaluate, train, type TrainResult } from './trainer.js';
 import type { Metrics } from './metrics.js';
 import {

@@ -29,28 +29,13 @@ import type { Head } from '../ous/model.js';
 import { ousLoss, type LossPhase } from '../ous/losses.js';
 import type { OusConfig } from '../ous/config.js';
 import { metricsOf, type Metrics } from './metrics.js';
-import type { TrainConfig } from './config.js';
+import type { TrainConfig } from '../ous/train-config.js';
 import { rng, shuffled } from '../util/random.js';
 import { readJson, writeFileAtomic } from '../util/fs.js';
-import { settingsFingerprint } from '../runs/folder.js';
+import { settingsFingerprint, type EpochRecord } from '../runs/folder.js';
 import { UserError } from '../util/errors.js';
 
-export interface EpochRecord {
-  epoch: number;
-  lr: number;
-  train: {
-    loss: number;
-    terms: Record<string, number>;
-    phases: Record<LossPhase, number>;
-    uar: number;
-    war: number;
-    clips?: number; // clips seen (one view of each training clip); absent in runs from before it
-    steps?: number; // optimizer steps
-  };
-  val: { loss: number; uar: number; war: number };
-  best: boolean;
-  seconds: number;
-}
+export type { EpochRecord };
 
 export interface TrainResult {
   epochs: EpochRecord[];
