@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { OusConfig } from '../ous/config.js';
 import { TrainConfig } from '../ous/train-config.js';
-import type { ConfigOverrides } from '../train/run.js';
+import type { ConfigOverrides } from '../train/config.js';
 import { UsageError } from '../util/errors.js';
 
 export function parseSets(sets: readonly string[]): ConfigOverrides {
