@@ -39,7 +39,8 @@ export const DEMO_SIZES: Record<'quick' | 'full', DemoSize> = {
   full: { trainPerClass: 60, testPerClass: 40, frames: 16, epochs: 150 },
 };
 
-interface Scores {
+/** A model's scores on the demo's test clips (fractions). */
+export interface Scores {
   uar: number;
   war: number;
 }
