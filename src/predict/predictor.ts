@@ -21,7 +21,7 @@ import {
   checkpointFile,
   loadHeadWeights,
   readRunConfig,
-  runInference,
+  readInferenceSettings,
   runRecipe,
   type InferenceInfo,
   type RunConfig,
@@ -283,7 +283,7 @@ export class Predictor {
     // The run folder is read and checked by runs/folder.ts, as eval and report read it.
     const conf = readRunConfig(runDir, '--run');
     const ckpt = checkpointFile(runDir, '--run');
-    const inference = runInference(runDir, conf);
+    const inference = readInferenceSettings(runDir, conf);
     const { recipe, note } = runRecipe(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
     if (pathKind(clipDir) === 'missing')

@@ -129,7 +129,7 @@ export function readRunConfig(runDir: string, flag = ''): RunConfig {
  * What the run records for inference; a run from before it did falls back to its cache's
  * cache.json (validated). The classes must be the run's either way.
  */
-export function runInference(runDir: string, conf: RunConfig): InferenceInfo {
+export function readInferenceSettings(runDir: string, conf: RunConfig): InferenceInfo {
   if (conf.inference) return conf.inference;
   if (pathKind(path.join(conf.cache, 'cache.json')) === 'missing')
     throw new UserError(
@@ -158,7 +158,7 @@ export function runInference(runDir: string, conf: RunConfig): InferenceInfo {
  */
 export function runRecipe(runDir: string, conf: RunConfig): { recipe: Recipe; note?: string } {
   if (conf.recipe) return { recipe: conf.recipe };
-  const inference = runInference(runDir, conf);
+  const inference = readInferenceSettings(runDir, conf);
   const cacheFile = path.join(conf.cache, 'cache.json');
   const subject = pathKind(cacheFile) === 'file' ? cacheInfoOf(conf.cache).subject : undefined;
   return assumedRecipe({ ...inference, classNames: conf.ous.classNames, subject }, configFile(runDir));

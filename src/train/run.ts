@@ -20,7 +20,7 @@ import {
   checkpointFile,
   loadHeadWeights,
   readRunConfig,
-  runInference,
+  readInferenceSettings,
   type InferenceInfo,
   type RunConfig,
 } from '../runs/folder.js';
@@ -328,7 +328,7 @@ export interface RunPlaces {
 export function loadRun(runDir: string, opts: { device?: Device } & RunPlaces = {}) {
   const conf = readRunConfig(runDir);
   const ckpt = checkpointFile(runDir);
-  const inference = runInference(runDir, conf);
+  const inference = readInferenceSettings(runDir, conf);
   const cacheDir = opts.cache ?? conf.cache;
   if (pathKind(cacheDir) === 'missing')
     throw new UserError(
