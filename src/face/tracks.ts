@@ -419,12 +419,12 @@ export function personBoxes(person: Person): Box[] {
  * `center` the mean box centre nearest the frame's centre, a box the person whose boxes overlap it
  * most (mean IoU over the frames, a miss counting 0; nobody overlapping it: no face).
  */
-export type Subject = 'main' | 'largest' | 'center' | Box;
+export type SubjectRule = 'main' | 'largest' | 'center' | Box;
 
 /** The tracks a clip's face comes from and the chosen one's index (-1: no face), by the subject rule. */
 export function subjectTrack(
   perFrame: Detection[][],
-  subject: Subject,
+  subject: SubjectRule,
   frame: { width: number; height: number },
   opts: PersonTrackOptions = {},
 ): { tracks: Track[]; chosen: number } {

@@ -31,7 +31,7 @@ import {
   predictionCrop,
   type Crop,
   type Recipe,
-  type Subject as SubjectRule,
+  type SubjectRule,
 } from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { precisionMismatch } from '../torch/precision.js';

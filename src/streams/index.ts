@@ -22,7 +22,7 @@ import {
 import { detectFacesBatch, type Box, type Detection, type DetectorEngine } from '../face/detector.js';
 import type { Device } from '../torch/index.js';
 import { fillTrack, personBoxes, subjectTrack, type Person } from '../face/tracks.js';
-import { cropSquare, DEFAULT_CROP, type Crop, type Subject } from './recipe.js';
+import { cropSquare, DEFAULT_CROP, type Crop, type SubjectRule } from './recipe.js';
 import { centreSquare, cropWithPadding, fillBox } from '../face/crop.js';
 import { CLIP_MEAN } from '../clip/image-processor.js';
 
@@ -46,7 +46,7 @@ export interface StreamsOptions {
   maxSeconds?: number; // refuse a video longer than this, measured from its packets and while decoding
   // which face the clip is about (face/tracks.ts subjectTrack): 'main'
   // (default), 'largest', 'center', or a box in the source's pixels
-  subject?: Subject;
+  subject?: SubjectRule;
 }
 
 export interface StreamFrame {
@@ -154,7 +154,7 @@ export function faceTrack(
   perFrame: Detection[][],
   size: { width: number; height: number },
   crop: Crop = DEFAULT_CROP,
-  subject: Subject = 'main',
+  subject: SubjectRule = 'main',
 ) {
   const { tracks, chosen: main } = subjectTrack(perFrame, subject, size);
   const faceMissing = main < 0;
