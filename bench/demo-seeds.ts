@@ -12,7 +12,7 @@ import { getNumThreads } from '../src/torch/index.js';
 import { onnxRuntime } from '../src/torch/onnxruntime.js';
 import { DEMO_SIZES, demoSummary, prepareDemo, trainDemoSeed, type DemoSeed } from '../src/demo/run.js';
 import { formatSpread, spreadOf } from '../src/train/metrics.js';
-import type { Engine } from '../src/data/encoder.js';
+import type { Engine } from '../src/clip/frame-encoder.js';
 
 export async function benchDemoSeeds(quick: boolean): Promise<void> {
   const n = Number(process.env.OUS_BENCH_SEEDS ?? (quick ? 3 : 10));

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { readManifest } from '../src/data/datasets.js';
 import { extractFeatures } from '../src/data/extract.js';
 import { FeatureCache, mergeCache } from '../src/data/cache.js';
-import { FrameEncoder } from '../src/data/encoder.js';
+import { FrameEncoder } from '../src/clip/frame-encoder.js';
 import { demoEncoderDir } from '../src/demo/run.js';
 import { loadRun, evalLoaded } from '../src/train/run.js';
 import { runPersonsDemo, scoresByRole, writePersonsReport } from '../src/demo/persons.js';

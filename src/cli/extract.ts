@@ -5,7 +5,7 @@ import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { DATASETS, datasetNamed, listNames } from '../data/datasets.js';
 import { DFEW_CLASSES, parseClassList, parsePolarityMap, resolveClassSet } from '../data/classes.js';
-import { FrameEncoder } from '../data/encoder.js';
+import { FrameEncoder } from '../clip/frame-encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { benchmarkClasses, generateBenchmark, type Ceilings, type SyntheticOptions } from '../synthetic/benchmark.js';
 import { readManifest, type ClipEntry } from '../data/datasets.js';
-import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../clip/frame-encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
 import { evalRun, trainRun, type TrainRunOptions } from '../train/run.js';

@@ -1,4 +1,4 @@
-import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../clip/frame-encoder.js';
 import {
   CLIP_MEAN_RGB,
   cutFrame,

@@ -35,7 +35,7 @@ import { ClientLimits, clientAddress } from './clients.js';
 import { apiWords, withoutAddresses } from './messages.js';
 import { DEFAULT_TIMELINE, planTimeline } from '../predict/timeline.js';
 import type { Device, Precision } from '../torch/index.js';
-import type { EnginePreference } from '../data/encoder.js';
+import type { EnginePreference } from '../clip/frame-encoder.js';
 
 export { HttpError };
 
