@@ -11,7 +11,7 @@ test('src/torch reads no environment variable of ours; only the addon loader set
   const dir = path.join(packageRoot(), 'src', 'torch');
   const files = fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
   // set before libtorch loads (src/cli/env.ts says why); onnxruntime.ts switches off onnxruntime's
-  // telemetry before that library loads (issue 37: its empty /tmp/mat-debug-PID.log)
+  // telemetry before that library loads (else it leaves an empty /tmp/mat-debug-PID.log per process)
   const loader = new Set(['native.ts', 'blas.ts', 'onnxruntime.ts']);
   for (const f of files) {
     const code = fs.readFileSync(path.join(dir, f), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, ''); // comments aside

@@ -1,7 +1,8 @@
 // From per-frame detections to one face per clip (SPEC.md §2): link boxes across the sampled
 // frames into tracks by IoU, keep the track with the largest mean area × score, fill the frames it
 // misses by interpolating its box, then square and enlarge the box for the crop. Below that, every
-// face of a video as a person track (issue 26), and the rule that picks a clip's subject.
+// face of a video as a person track (for --all-persons and per-person manifests), and the rule
+// that picks a clip's subject.
 import type { Box, Detection } from './detector.js';
 
 export function iou(a: Box, b: Box): number {

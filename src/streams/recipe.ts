@@ -7,7 +7,7 @@ import type { Box } from '../face/detector.js';
 
 export const RECIPE_VERSION = 1;
 
-/** The vision tower's precisions a recipe may name (int8: issue 35's quantised tower). */
+/** The vision tower's precisions a recipe may name (int8: the tower's Linears as onnxruntime's integer products). */
 export const RECIPE_PRECISIONS = ['fp32', 'bf16', 'fp16', 'int8'] as const;
 
 const BoxSchema = z.tuple([z.number(), z.number(), z.number(), z.number()]);
