@@ -72,7 +72,8 @@ export const ClipRecordSchema = z.object({
   view: z.number().int().min(0), // 0 = the original
   faceMissing: z.boolean(),
   boxes: z.array(BoxTuple.nullable()), // face box per sampled frame, [x, y, w, h]
-  // the chosen face track (-1: none) among the clip's tracks, by the cache's subject rule (absent: made before --subject)
+  // the chosen face track (-1: none) among the clip's tracks, by the cache's subject rule
+  // (absent: made before --subject)
   subject: z.object({ track: z.number().int(), tracks: z.number().int().min(0) }).optional(),
   // the data set's face crop as a crop of the detector's box found in it (recipe.ts fitCrop): the
   // measurements training takes the median of, for the detector crop prediction uses
