@@ -2,12 +2,11 @@
 // falls under minLr or at the epoch limit (or, optionally, when training accuracy passes a bar),
 // keep the checkpoint with the lowest validation loss. With `emaDecay` set, validation, the
 // checkpoint and the plateau rule see an exponential moving average of the weights instead of the
-// weights themselves (DECISIONS.md, "Training"). One run folder holds everything:
-//   config.json        the resolved configs, data sizes and versions
-//   checkpoint.safetensors   the best weights (metadata: epoch, valLoss, the config it was trained with)
-//   last.safetensors   weights + optimizer state (+ the average) + the loop's state, for --resume (one atomic file)
-//   metrics.jsonl      one line per epoch: loss terms, phase shares, lr, train/val UAR and WAR
-//   train.log          what was printed
+// weights themselves (DECISIONS.md, "Training"). An epoch is trainEpoch (the steps) then validate;
+// what is kept of it goes to the run folder through RunFolder (runs/run-folder.ts), which owns the
+// files: config.json, the best checkpoint (metadata: epoch, valLoss, the config it was trained
+// with), last.safetensors (weights, optimizer, average and loop state in one file, for --resume),
+// metrics.jsonl and train.log.
 // An interrupted run resumes from its last finished epoch and ends exactly as an uninterrupted one.
 import {
   F,
