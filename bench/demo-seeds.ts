@@ -15,7 +15,7 @@ import { getNumThreads } from '../src/torch/index.js';
 import { onnxRuntime } from '../src/torch/onnxruntime.js';
 import { DEMO_SIZES, demoSummary, prepareDemo, trainDemoSeed, type DemoSeed } from '../src/demo/run.js';
 import { formatSpread, spreadOf } from '../src/train/metrics.js';
-import type { Engine } from '../src/data/encoder.js';
+import type { Engine } from '../src/clip/frame-encoder.js';
 import { PRECISIONS, type Precision } from '../src/torch/index.js';
 
 interface Tower {

@@ -12,7 +12,7 @@ import { getNumThreads, manualSeed } from '../src/torch/index.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
 import { CLIP_MEAN, CLIP_STD, ClipImageProcessor } from '../src/clip/image-processor.js';
-import { FrameEncoder, chooseEngine, type Engine, type EnginePreference } from '../src/data/encoder.js';
+import { FrameEncoder, chooseEngine, type Engine, type EnginePreference } from '../src/clip/frame-encoder.js';
 import { extractFeatures, type ExtractOptions, type ExtractSummary } from '../src/data/extract.js';
 import { resolveOusConfig } from '../src/ous/config.js';
 import { packageRoot } from '../src/util/paths.js';

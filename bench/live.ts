@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
-import type { EnginePreference } from '../src/data/encoder.js';
+import type { EnginePreference } from '../src/clip/frame-encoder.js';
 import { vitB32Run } from './vitb32-run.js';
 
 const cli = path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');

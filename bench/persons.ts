@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { EnginePreference } from '../src/data/encoder.js';
+import type { EnginePreference } from '../src/clip/frame-encoder.js';
 import { packageRoot } from '../src/util/paths.js';
 import { vitB32Run } from './vitb32-run.js';
 

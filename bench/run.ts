@@ -6,7 +6,7 @@ import { getNumThreads } from '../src/torch/index.js';
 import { TorchReference, printTable } from './lib.js';
 import { infoHeader } from '../src/cli/info.js';
 import { applyThreads, enginePreference } from '../src/cli/env.js';
-import type { EnginePreference } from '../src/data/encoder.js';
+import type { EnginePreference } from '../src/clip/frame-encoder.js';
 import { benchEngine, title as engineTitle } from './engine.js';
 import { benchClip } from './clip.js';
 import { benchStreams } from './streams.js';

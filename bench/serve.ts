@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildInfo } from '../src/torch/index.js';
-import type { EnginePreference } from '../src/data/encoder.js';
+import type { EnginePreference } from '../src/clip/frame-encoder.js';
 import { startServer } from '../src/server/server.js';
 import { vitB32Run } from './vitb32-run.js';
 

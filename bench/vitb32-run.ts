@@ -8,7 +8,7 @@ import { manualSeed } from '../src/torch/index.js';
 import { CLIP_SHAPES, clipConfigFor } from '../src/clip/config.js';
 import { ClipModel } from '../src/clip/model.js';
 import { saveClip } from '../src/clip/load.js';
-import { FrameEncoder, type EnginePreference } from '../src/data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../src/clip/frame-encoder.js';
 import { extractFeatures } from '../src/data/extract.js';
 import { mergeCache } from '../src/data/cache.js';
 import { resolveOusConfig } from '../src/ous/config.js';

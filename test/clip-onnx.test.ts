@@ -11,7 +11,7 @@ import { OnnxGraph } from '../src/torch/onnx.js';
 import { OnnxSession } from '../src/torch/onnxruntime.js';
 import { loadClip } from '../src/clip/load.js';
 import { quantiseWeights, visionTowerOnnx } from '../src/clip/onnx.js';
-import { FrameEncoder, chooseEngine } from '../src/data/encoder.js';
+import { FrameEncoder, chooseEngine } from '../src/clip/frame-encoder.js';
 import { decodeFrames, probeVideo, readImage } from '../src/video/decode.js';
 import { UserError } from '../src/util/errors.js';
 import { enginePreference } from '../src/cli/env.js';

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { readManifest } from '../src/data/datasets.js';
 import { extractFeatures } from '../src/data/extract.js';
 import { FeatureCache, mergeCache } from '../src/data/cache.js';
-import { FrameEncoder } from '../src/data/encoder.js';
+import { FrameEncoder } from '../src/clip/frame-encoder.js';
 import { demoEncoderDir } from '../src/demo/run.js';
 import { loadRun, evalLoaded } from '../src/train/run.js';
 import { runPersonsDemo, scoresByRole, writePersonsReport } from '../src/demo/persons.js';
@@ -56,7 +56,7 @@ test('a clip listed once per person: each box its own id (path#xywh=...), a box 
     [
       [`${a}#xywh=10,20,30,40`, 0, [10, 20, 30, 40]],
       [`${a}#xywh=50,20,30,40`, 1, [50, 20, 30, 40]],
-      [b, 1, [1, 2, 3, 4]], // listed once: its path, as before
+      [b, 1, [1, 2, 3, 4]], // listed once: its key is its path, with no box
     ],
   );
   // Rows reordered: the same ids.

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FrameEncoder } from '../src/data/encoder.js';
+import { FrameEncoder } from '../src/clip/frame-encoder.js';
 import { extractFeatures, type ExtractOptions } from '../src/data/extract.js';
 import { resolveOusConfig } from '../src/ous/config.js';
 import { fixture } from './helpers.js';

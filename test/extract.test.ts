@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FeatureCache, mergeCache } from '../src/data/cache.js';
 import { readDfew, readFerv39k, readManifest } from '../src/data/datasets.js';
-import { FrameEncoder } from '../src/data/encoder.js';
+import { FrameEncoder } from '../src/clip/frame-encoder.js';
 import { readImage } from '../src/video/decode.js';
 import { packageRoot } from '../src/util/paths.js';
 import { assertClose, fixture, truncatedClip } from './helpers.js';

@@ -7,7 +7,7 @@ import { packageRoot } from '../src/util/paths.js';
 import { loadClip } from '../src/clip/load.js';
 import type { FrozenTextTower } from '../src/ous/prompt.js';
 import { CacheWriter, mergeCache, writeListing, type CacheInfo, type ListedClip } from '../src/data/cache.js';
-import { hashCheckpoint } from '../src/data/encoder.js';
+import { hashCheckpoint } from '../src/clip/frame-encoder.js';
 import { cacheRecipe } from '../src/data/extract.js';
 import sharp from 'sharp';
 import { manualSeed, randn, tensor, type Tensor } from '../src/torch/index.js';

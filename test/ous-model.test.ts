@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { F, type Tensor, tensor, noGrad, manualSeed, randn } from '../src/torch/index.js';
+import { F, type Tensor, tensor, noGrad, manualSeed, randn, optim } from '../src/torch/index.js';
 import { TypeFusionEncoder, OusHead, FaceOnlyHead, FeatureStandardizer, buildHead } from '../src/ous/model.js';
 import { PromptLearner } from '../src/ous/prompt.js';
 import { nceLoss, similarityLoss, ousLoss } from '../src/ous/losses.js';
@@ -185,6 +185,22 @@ test('PromptLearner equals OpenAI CoOp: features from the golden context, and gr
     new PromptLearner(tower, golden.coop.classnames, { promptLength: 4, perClass: true }).ctx.shape.join(),
     '7,4,64',
   );
+});
+
+test('lending averaged weights gives the text features of the averaged weights (no mode switch needed)', () => {
+  // The average holds the golden context; the trained weights are twice it. In eval mode the learner
+  // caches its features: the lent average must not be read through the trained weights' cache, and
+  // the trained weights' features come back once the average is taken back.
+  const pl = new PromptLearner(tower, golden.coop.classnames, { promptLength: 4 });
+  noGrad(() => pl.ctx.copy_(tensor(golden.coop.ctx)));
+  const average = new optim.WeightAverage([pl.ctx], 0.5, { written: () => pl.weightsChanged() });
+  noGrad(() => pl.ctx.copy_(tensor(golden.coop.ctx).mul(2)));
+  pl.eval();
+  const trained = pl.textFeatures().toFlatArray();
+  assert.ok(Math.abs(trained[0]! - golden.coop.text_features[0][0]) > 1e-3, 'the trained features differ');
+  const lent = average.withAverages(() => pl.textFeatures().toFlatArray());
+  assertClose(lent, golden.coop.text_features.flat(), { atol: 1e-4, what: 'features of the averaged weights' });
+  assertClose(pl.textFeatures().toFlatArray(), trained, { atol: 0, what: 'features of the trained weights again' });
 });
 
 test('OUS head and the face-only baseline: shapes, parameters, and the scene switch', () => {
@@ -420,7 +436,7 @@ test(standardizerTitle, () => {
 
 test('the schema defaults are the paper preset: a config resolved without a preset is the paper method', async () => {
   const { PRESETS } = await import('../src/ous/presets.js');
-  const { resolveTrainConfig } = await import('../src/train/config.js');
+  const { resolveTrainConfig } = await import('../src/ous/train-config.js');
   assert.deepEqual(resolveOusConfig(PRESETS.paper.ous), resolveOusConfig({}));
   assert.deepEqual(resolveTrainConfig(PRESETS.paper.train), resolveTrainConfig({}));
   // and each of its fields says where it comes from

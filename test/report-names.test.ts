@@ -10,7 +10,7 @@ import { runName } from '../src/cli/report.js';
 import { writeReport } from '../src/report/report.js';
 import { generateBenchmark } from '../src/synthetic/benchmark.js';
 import { readManifest } from '../src/data/datasets.js';
-import { FrameEncoder } from '../src/data/encoder.js';
+import { FrameEncoder } from '../src/clip/frame-encoder.js';
 import { extractFeatures } from '../src/data/extract.js';
 import { mergeCache } from '../src/data/cache.js';
 import { resolveOusConfig } from '../src/ous/config.js';

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { generateBenchmark, type SyntheticClip } from '../src/synthetic/benchmark.js';
 import { readManifest } from '../src/data/datasets.js';
-import { FrameEncoder } from '../src/data/encoder.js';
+import { FrameEncoder } from '../src/clip/frame-encoder.js';
 import { extractFeatures } from '../src/data/extract.js';
 import { mergeCache } from '../src/data/cache.js';
 import { resolveOusConfig } from '../src/ous/config.js';

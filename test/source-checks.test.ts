@@ -13,7 +13,7 @@ test('src/torch reads no environment variable of ours; only the addon loader set
   const dir = path.join(packageRoot(), 'src', 'torch');
   const files = fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
   // set before libtorch loads (src/cli/env.ts says why); onnxruntime.ts switches off onnxruntime's
-  // telemetry before that library loads (issue 37: its empty /tmp/mat-debug-PID.log)
+  // telemetry before that library loads (else it leaves an empty /tmp/mat-debug-PID.log per process)
   const loader = new Set(['native.ts', 'blas.ts', 'onnxruntime.ts']);
   for (const f of files) {
     const code = fs.readFileSync(path.join(dir, f), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, ''); // comments aside
@@ -92,4 +92,39 @@ test(`no function in src/server or src/predict is over ${MOST_LINES} lines`, () 
       long.push(...longFunctions(path.join(top, f), fs.readFileSync(path.join(dir, f), 'utf8'), MOST_LINES));
   }
   assert.deepEqual(long, []);
+});
+
+test("every import between src's folders points down the layers of docs/ARCHITECTURE.md", () => {
+  // The layer block lists the folders top to bottom, peers on one line ("train/  report/"); util/ may be
+  // used by any layer (it is the bottom row). A folder of src/ missing from the block fails too, so
+  // the document keeps every folder.
+  const doc = fs.readFileSync(path.join(packageRoot(), 'docs', 'ARCHITECTURE.md'), 'utf8');
+  const block = /## Layers[^\n]*\n```\n([\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(block, 'docs/ARCHITECTURE.md has no layer block under "## Layers"');
+  const rank = new Map<string, number>();
+  block.split('\n').forEach((line, row) => {
+    const column = /^(?:[a-z-]+\/ +)+/.exec(line)?.[0] ?? ''; // the folders; the rest of the line describes them
+    for (const m of column.matchAll(/([a-z-]+)\//g)) rank.set(m[1]!, -row);
+  });
+  const src = path.join(packageRoot(), 'src');
+  const folders = fs.readdirSync(src, { withFileTypes: true }).filter((d) => d.isDirectory());
+  assert.deepEqual(
+    folders.map((d) => d.name).filter((f) => !rank.has(f)),
+    [],
+    'folders of src/ missing from the layer block of docs/ARCHITECTURE.md',
+  );
+  const upward: string[] = [];
+  for (const f of fs.readdirSync(src, { recursive: true, encoding: 'utf8' })) {
+    if (!f.endsWith('.ts')) continue;
+    const from = f.split(path.sep)[0]!;
+    if (!rank.has(from)) continue; // src/index.ts: the package's entry may use every layer
+    const code = fs.readFileSync(path.join(src, f), 'utf8');
+    for (const m of code.matchAll(/(?:from|import\(?)\s*'(\.{1,2}\/[^']+)'/g)) {
+      const target = path.relative(src, path.join(src, path.dirname(f), m[1]!)).split(path.sep);
+      const to = target.length > 1 ? target[0]! : '';
+      if (rank.has(to) && rank.get(to)! > rank.get(from)!)
+        upward.push(`src/${f} imports ${m[1]} (${to}/ is above ${from}/)`);
+    }
+  }
+  assert.deepEqual(upward, []);
 });

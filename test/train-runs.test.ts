@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { OusConfig } from '../src/ous/config.js';
-import type { TrainConfig } from '../src/train/config.js';
+import type { TrainConfig } from '../src/ous/train-config.js';
 import { evalRun, trainRun } from '../src/train/run.js';
 import { UserError } from '../src/util/errors.js';
 import { tinyCache } from './helpers.js';

@@ -10,7 +10,7 @@ import { manualSeed, randn, noGrad, tensor, cat, loadSafetensors } from '../src/
 import { buildHead } from '../src/ous/model.js';
 import { resolveOusConfig } from '../src/ous/config.js';
 import { TensorDataset, stratifiedSplit } from '../src/data/dataset.js';
-import { resolveTrainConfig } from '../src/train/config.js';
+import { resolveTrainConfig } from '../src/ous/train-config.js';
 import { train, evaluate, epochOrder, batchesOf } from '../src/train/trainer.js';
 import { metricsOf, rowNormalised } from '../src/train/metrics.js';
 import { fixture, goldenTextTower } from './helpers.js';

@@ -8,7 +8,7 @@ import { loadClip } from '../clip/load.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
 import { ClipImageProcessor } from '../clip/image-processor.js';
 import { allowSlowBf16 } from './env.js';
-import { chooseEngine } from '../data/encoder.js';
+import { chooseEngine } from '../clip/frame-encoder.js';
 import { visionTowerOnnx } from '../clip/onnx.js';
 import { OnnxSession } from '../torch/onnxruntime.js';
 

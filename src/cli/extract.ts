@@ -5,7 +5,7 @@ import type { Command } from './command.js';
 import { UsageError, UserError } from '../util/errors.js';
 import { DATASETS, datasetNamed, listNames } from '../data/datasets.js';
 import { DFEW_CLASSES, parseClassList, parsePolarityMap, resolveClassSet } from '../data/classes.js';
-import { FrameEncoder } from '../data/encoder.js';
+import { FrameEncoder } from '../clip/frame-encoder.js';
 import { extractFeatures } from '../data/extract.js';
 import { resolveShard } from '../data/shard.js';
 import { mergeCache } from '../data/cache.js';
@@ -13,7 +13,7 @@ import { parsePrecision } from '../torch/index.js';
 import { allowSlowBf16, enginePreference } from './env.js';
 import { parseBox } from '../util/box.js';
 import type { CacheOptions } from '../data/cache.js';
-import type { Subject } from '../streams/recipe.js';
+import type { SubjectRule } from '../streams/recipe.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 
 /** Exit codes of `ous extract` (also in its usage and the README). */
@@ -298,7 +298,7 @@ function parseSubject(v: string): CacheOptions['subject'] {
 }
 
 /** A --subject value (extract's and predict's): main, largest, center, or a box "x y w h". */
-export function parseSubjectRule(v: string, command: string): Subject {
+export function parseSubjectRule(v: string, command: string): SubjectRule {
   if (v === 'main' || v === 'largest' || v === 'center') return v;
   if (/^[\s,0-9.eE+-]+$/.test(v)) return parseBox(v, '--subject');
   throw new UsageError(`${command}: --subject must be main, largest, center or a box "x y w h", not '${v}'`);

@@ -6,7 +6,7 @@ import { UsageError } from '../util/errors.js';
 import { inputFile } from '../util/fs.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 import { Predictor, type RecipeReport, type WindowPrediction } from '../predict/predictor.js';
-import type { Subject } from '../streams/recipe.js';
+import type { SubjectRule } from '../streams/recipe.js';
 import { POLARITIES } from '../ous/config.js';
 import { Progress } from '../util/progress.js';
 import { onInterrupt } from '../util/interrupt.js';
@@ -68,8 +68,8 @@ export function csvRow(w: WindowPrediction, classes: string[], person?: number):
 }
 
 /** What the user should know about the streams: an assumed recipe, a subject other than the run's. */
-function recipeNotes(r: RecipeReport, trained: Subject): string[] {
-  const words = (s: Subject) => (Array.isArray(s) ? `"${s.join(' ')}"` : s);
+function recipeNotes(r: RecipeReport, trained: SubjectRule): string[] {
+  const words = (s: SubjectRule) => (Array.isArray(s) ? `"${s.join(' ')}"` : s);
   return [
     ...(r.note ? [r.note] : []),
     ...(r.subjectOverridden

@@ -4,8 +4,8 @@
 // its field here, so a bad one is a usage error naming the --set.
 import type { z } from 'zod';
 import { OusConfig } from '../ous/config.js';
-import { TrainConfig } from '../train/config.js';
-import type { ConfigOverrides } from '../train/run.js';
+import { TrainConfig } from '../ous/train-config.js';
+import type { ConfigOverrides } from '../train/config.js';
 import { UsageError } from '../util/errors.js';
 
 export function parseSets(sets: readonly string[]): ConfigOverrides {

@@ -42,7 +42,7 @@ const TRAIN_FLAGS = {
     type: { kind: 'text' },
     value: 'key=value',
     multiple: true,
-    help: 'one setting (a field of src/ous/config.ts or src/train/config.ts); repeatable',
+    help: 'one setting (a field of src/ous/config.ts or src/ous/train-config.ts); repeatable',
   },
   model: { type: { kind: 'choice', of: ['ous', 'face-only'] }, help: 'OUS, or the face-only baseline (SPEC.md §8)' },
   seed: COMMON.seed,

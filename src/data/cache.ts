@@ -26,69 +26,32 @@ import {
   saveSafetensors,
   stack,
   tidy,
-  type Precision,
 } from '../torch/index.js';
-import { ensureDir, pathKind, readJson, writeFileAtomic } from '../util/fs.js';
+import { ensureDir, pathKind, writeFileAtomic } from '../util/fs.js';
 import { describeHolder, holderAlive, readLockFile, tryLock, type LockHolder } from '../util/lock.js';
 import { UserError } from '../util/errors.js';
 import { TensorDataset } from './dataset.js';
-import { readCacheInfo } from './cache-schema.js';
-import type { Crop, Recipe } from '../streams/recipe.js';
+import {
+  parsePartRecords,
+  readCacheInfo,
+  readFailedFile,
+  readIndexFile,
+  readListingFile,
+  type CacheIndex,
+  type CacheInfo,
+  type CacheOptions,
+  type ClipRecord,
+  type FailedClip,
+  type Listing,
+  type Split,
+} from './cache-schema.js';
 
-export type Split = 'train' | 'test';
-
-/** Everything that changes the features: a cache made with other options is not reused. */
-export interface CacheOptions {
-  clip: { path: string; hash: string };
-  precision?: Precision; // the vision tower's (--precision); absent: fp32
-  frames: number; // T
-  scene: 'mask' | 'full';
-  views: number; // augmented views stored per training clip (1 = the original only)
-  polarityLayer: number; // k: scene_low is the mean over tokens of the residual stream after block k
-  dataset: string; // dfew | ferv39k | mafw | manifest
-  fold?: number;
-  classNames: string[]; // the words the prompts use, in label order (classes.ts)
-  polarityOfClass: number[] | null; // each class's polarity label; null: none (--no-polarity)
-  // which face a clip is about (--subject); absent: main
-  subject?: 'largest' | 'center' | [number, number, number, number];
-}
-
-export interface CacheInfo extends CacheOptions {
-  version: 1;
-  dims: { frames: number; embed: number; visionWidth: number };
-  recipe?: Recipe; // how the streams were made, as data (streams/recipe.ts); absent: made before it
-}
-
-/** One clip of the cache (one view of it when views > 1). */
-export interface ClipRecord {
-  key: string; // unique in the cache: the clip's id, plus "#v<n>" for augmented views
-  path: string;
-  label: number;
-  polarity: number | null; // null when the cache has no polarity labels
-  split: Split;
-  view: number; // 0 = the original
-  faceMissing: boolean;
-  boxes: Array<[number, number, number, number] | null>; // face box per sampled frame, [x, y, w, h]
-  // the chosen face track (-1: none) among the clip's tracks,
-  // by the cache's subject rule (absent: made before --subject)
-  subject?: { track: number; tracks: number };
-  // the data set's face crop as a crop of the detector's box found in it (recipe.ts fitCrop): the
-  // measurements training takes the median of, for the detector crop prediction uses
-  shippedFit?: Crop;
-}
+export type { CacheInfo, CacheOptions, ClipRecord, FailedClip, ListedClip, Listing, Split } from './cache-schema.js';
 
 export interface ClipFeatures {
   face: Tensor; // [T, E]
   scene: Tensor; // [T, E]
   low: Tensor; // [T, W]
-}
-
-export interface FailedClip {
-  path: string;
-  error: string;
-  // the clip's id, only when its video is listed once per
-  // person (readers/common.ts personId): which person failed
-  key?: string;
 }
 
 /** A clip's id from a record's or listing's key: the key without its view suffix ('#v<n>'). */
@@ -97,27 +60,6 @@ const clipIdOf = (key: string) => key.replace(/#v\d+$/, '');
 /** Whether a failure is that clip's: a per-person failure names its id, any other the video. */
 const failureOf = (f: FailedClip, clip: { path: string; key: string }) =>
   f.path === clip.path && (f.key === undefined || f.key === clipIdOf(clip.key));
-
-/** One clip (view) of the data set's current listing: what the index says about it. */
-export type ListedClip = Pick<ClipRecord, 'key' | 'path' | 'label' | 'polarity' | 'split' | 'view'> & { shard: string };
-
-/** listing.json: every clip the data set lists now, in order, and the rows it rejected. */
-export interface Listing {
-  version: 1;
-  shards: number; // N of the extraction that wrote it: clip i belongs to shard i mod N
-  clips: ListedClip[];
-  rejected: FailedClip[]; // rows of the listing that name no usable clip (bad manifest rows)
-}
-
-/** index.json, written by merge: what training reads. */
-interface CacheIndex {
-  version: 2;
-  listing: string; // sha256 of listing.json when merged: a later extraction makes the index stale
-  parts: string[];
-  clips: Array<Omit<ListedClip, 'shard' | 'view'> & { part: string }>;
-  failed: FailedClip[];
-  missing: string[]; // listed keys in no part and not failed (merged with --allow-partial)
-}
 
 const CACHE_FILE = 'cache.json';
 const PARTS = 'parts';
@@ -182,7 +124,7 @@ export class CacheWriter {
     this.cached = new Map(partFiles(dir).flatMap((f) => readPartRecords(f).map((r) => [r.key, r] as const)));
     this.done = new Set(this.cached.keys());
     const failedFile = this.failedFile();
-    this.failed = fs.existsSync(failedFile) ? readJson<FailedClip[]>(failedFile) : [];
+    this.failed = fs.existsSync(failedFile) ? readFailedFile(failedFile) : [];
   }
 
   private failedFile(): string {
@@ -263,9 +205,7 @@ function partFiles(dir: string): string[] {
 }
 
 function readPartRecords(file: string): ClipRecord[] {
-  const meta = readSafetensorsHeader(file).metadata.clips;
-  if (!meta) throw new UserError(`${file} is not a part of a feature cache (no clip records)`);
-  return JSON.parse(meta) as ClipRecord[];
+  return parsePartRecords(file, readSafetensorsHeader(file).metadata.clips);
 }
 
 /** Writes the data set's current listing (every shard of one extraction writes the same one). */
@@ -276,7 +216,7 @@ export function writeListing(dir: string, listing: Listing): void {
 /** The listing of the last extraction, if any. */
 export function readListing(dir: string): Listing | undefined {
   const file = path.join(dir, LISTING);
-  return fs.existsSync(file) ? readJson<Listing>(file) : undefined;
+  return fs.existsSync(file) ? readListingFile(file) : undefined;
 }
 
 function listingHash(dir: string): string {
@@ -331,7 +271,7 @@ export function mergeCache(dir: string, opts: { allowPartial?: boolean } = {}): 
   const failedFiles = fs
     .readdirSync(dir)
     .filter((f) => /^failed-.*\.json$/.test(f))
-    .flatMap((f) => readJson<FailedClip[]>(path.join(dir, f)));
+    .flatMap((f) => readFailedFile(path.join(dir, f)));
   // A failure stands while no listed clip it is about was extracted (per person: that person's id).
   const extracted = listing.clips.filter((c) => seen.has(c.key));
   const failedExtracting = failedFiles.filter(
@@ -480,12 +420,10 @@ export class FeatureCache {
           `or its shards were not merged; finish it (run the same ous extract again) or ${merge(dir)}`,
       );
     }
-    const index = readJson<CacheIndex>(indexFile);
-    if (index.version !== 2)
-      throw new UserError(
-        `${indexFile} was written by an older ous: run the same ous extract again ` +
-          `(nothing is recomputed), then ${merge(dir)} if it was sharded`,
-      );
+    const index = readIndexFile(
+      indexFile,
+      `run the same ous extract again (nothing is recomputed), then ${merge(dir)} if it was sharded`,
+    );
     if (!fs.existsSync(path.join(dir, LISTING)) || listingHash(dir) !== index.listing)
       throw new UserError(`${dir}: an extraction ran after the last merge, so ${INDEX} is out of date: ${merge(dir)}`);
     const unindexed = onDisk.filter((p) => !index.parts.includes(p));

@@ -16,7 +16,7 @@ import {
   type ListedClip,
 } from './cache.js';
 import type { ClipEntry } from './datasets.js';
-import type { FrameEncoder } from './encoder.js';
+import type { FrameEncoder } from '../clip/frame-encoder.js';
 import { buildStreamViews, undecodedWarning, type Sampling, type Streams } from '../streams/index.js';
 import { flipHorizontal } from '../face/crop.js';
 import type { DetectorEngine } from '../face/detector.js';

@@ -17,6 +17,7 @@ import { evalLoaded, loadRun, trainRun } from '../train/run.js';
 import { metricsOf } from '../train/metrics.js';
 import { writeReport } from '../report/report.js';
 import { writeFileAtomic } from '../util/fs.js';
+import type { Scores } from './run.js';
 import {
   DEMO_SIZES,
   demoBenchmarkOptions,
@@ -34,9 +35,8 @@ export const ROLE_NAMES: Record<Role | 'all', string> = {
   all: 'all persons',
 };
 
-export interface Scores {
-  uar: number;
-  war: number;
+/** A model's scores on some of the demo's test rows (one role, or all persons). */
+export interface PersonScores extends Scores {
   n: number; // test rows scored
 }
 
@@ -50,8 +50,8 @@ export interface PersonRow {
 }
 
 export interface PersonsDemoResult {
-  ous: Record<Role | 'all', Scores>;
-  faceOnly: Record<Role | 'all', Scores>;
+  ous: Record<Role | 'all', PersonScores>;
+  faceOnly: Record<Role | 'all', PersonScores>;
   ceilings: Record<Role, { face: number; faceScene: number }>; // a perfect observer's UAR per role
   rows: { train: number; test: PersonRow[] }; // training rows (both persons of each training clip); the test rows
   runs: { ous: string; faceOnly: string };
@@ -64,8 +64,8 @@ export function scoresByRole(
   rows: ReadonlyArray<{ role: Role; label: number }>,
   predicted: readonly number[],
   numClasses: number,
-): Record<Role | 'all', Scores> {
-  const of = (keep: (r: { role: Role }) => boolean): Scores => {
+): Record<Role | 'all', PersonScores> {
+  const of = (keep: (r: { role: Role }) => boolean): PersonScores => {
     const idx = rows.flatMap((r, i) => (keep(r) ? [i] : []));
     const m = metricsOf(
       idx.map((i) => rows[i]!.label),

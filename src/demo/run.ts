@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { benchmarkClasses, generateBenchmark, type Ceilings, type SyntheticOptions } from '../synthetic/benchmark.js';
 import { readManifest, type ClipEntry } from '../data/datasets.js';
-import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../clip/frame-encoder.js';
 import type { Precision } from '../torch/index.js';
 import { extractFeatures } from '../data/extract.js';
 import { mergeCache } from '../data/cache.js';
@@ -40,7 +40,8 @@ export const DEMO_SIZES: Record<'quick' | 'full', DemoSize> = {
   full: { trainPerClass: 60, testPerClass: 40, frames: 16, epochs: 150 },
 };
 
-interface Scores {
+/** A model's scores on the demo's test clips (fractions). */
+export interface Scores {
   uar: number;
   war: number;
 }

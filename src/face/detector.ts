@@ -4,7 +4,7 @@
 // same interface: the tests and benchmarks compare ours against face-api's own on tfjs
 // (test/reference/face-api.ts), which is not installed with the package.
 //
-// How a frame is looked at (issue 36; docs/DECISIONS.md, Face detector): once whole at its own aspect
+// How a frame is looked at (docs/DECISIONS.md, Face detector): once whole at its own aspect
 // ratio (ssd.ts aspectGeometry: a 640×360 frame in as many input pixels as face-api's 512²); where
 // that pass sees a small face it is not sure of, the frame again in 512² tiles around those faces at
 // a larger scale; a dark frame's contrast stretched first; boxes of the passes merged by NMS.
@@ -30,7 +30,7 @@ export interface DetectorOptions {
   engine?: DetectorEngine; // default: SSD on libtorch
   device?: Device; // where the libtorch SSD runs ('cpu')
   // libtorch SSD only: 'square' is face-api's own look at a frame (padded to a square of 512, no
-  // tiles, no contrast stretch), the detector before issue 36, kept for comparisons
+  // tiles, no contrast stretch), kept so that benchmarks can measure what the aspect layout gains
   layout?: 'aspect' | 'square';
   tiles?: boolean; // 'aspect': tiles around the small faces the whole-frame pass hints at (true)
   stretch?: boolean; // 'aspect': a dark frame's contrast stretched (true)

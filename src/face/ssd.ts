@@ -5,7 +5,7 @@
 // (depthwise 3x3 + batch norm, pointwise 1x1 with batch norm already folded in, ReLU6, TF "SAME"
 // padding); six box predictors over 5118 anchors; box decoding with variances 10/10/5/5; the
 // face class sigmoid; and face-api's own greedy NMS (IoU 0.5). Frames of one size are batched.
-// That is the 'square' layout; the default, 'aspect' (issue 36), resizes the frame at its own
+// That is the 'square' layout; the default, 'aspect', resizes the frame at its own
 // aspect ratio into as many input pixels (aspectGeometry) with anchors made for that input's maps
 // (gridAnchors): the network is convolutional, only its anchor table assumed 512².
 import * as fs from 'node:fs';
@@ -114,7 +114,7 @@ export interface SsdDetectOptions {
   maxResults?: number; // at most this many faces per frame, best first (no limit)
   batch?: number; // frames per forward pass: 1 on CPU, 16 on CUDA
   // 'aspect' (default): the frame at its own aspect ratio (aspectGeometry); 'square': face-api's
-  // own preprocessing, padded to a square of 512 (the detector before issue 36, for comparisons)
+  // own preprocessing, padded to a square of 512 (kept as the reference the aspect layout is measured against)
   layout?: 'aspect' | 'square';
   zoom?: number; // 'aspect' only: the input's side × this (a second scale for small faces; 1)
   gains?: number[]; // per frame, its pixels × this before the network (contrast stretch; 1)

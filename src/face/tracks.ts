@@ -1,7 +1,8 @@
 // From per-frame detections to one face per clip (SPEC.md §2): link boxes across the sampled
 // frames into tracks by IoU, keep the track with the largest mean area × score, fill the frames it
 // misses by interpolating its box, then square and enlarge the box for the crop. Below that, every
-// face of a video as a person track (issue 26), and the rule that picks a clip's subject.
+// face of a video as a person track (for --all-persons and per-person manifests), and the rule
+// that picks a clip's subject.
 import type { Box, Detection } from './detector.js';
 
 export function iou(a: Box, b: Box): number {
@@ -419,12 +420,12 @@ export function personBoxes(person: Person): Box[] {
  * `center` the mean box centre nearest the frame's centre, a box the person whose boxes overlap it
  * most (mean IoU over the frames, a miss counting 0; nobody overlapping it: no face).
  */
-export type Subject = 'main' | 'largest' | 'center' | Box;
+export type SubjectRule = 'main' | 'largest' | 'center' | Box;
 
 /** The tracks a clip's face comes from and the chosen one's index (-1: no face), by the subject rule. */
 export function subjectTrack(
   perFrame: Detection[][],
-  subject: Subject,
+  subject: SubjectRule,
   frame: { width: number; height: number },
   opts: PersonTrackOptions = {},
 ): { tracks: Track[]; chosen: number } {

@@ -3,7 +3,7 @@
 // config.json records the preset's name beside the settings it resolved to. Each entry says where
 // the value comes from: the paper's words (section or table), or why we chose it.
 import type { OusConfig } from './config.js';
-import type { TrainConfig } from '../train/config.js';
+import type { TrainConfig } from './train-config.js';
 
 export interface Preset {
   summary: string;
@@ -15,7 +15,7 @@ export interface Preset {
 
 /**
  * `paper`: the method of the paper ("Ours" in its Tables III and VI, the setup of its §IV-A). The
- * schema defaults (src/ous/config.ts, src/train/config.ts) are these values; the preset spells them
+ * schema defaults (src/ous/config.ts, src/ous/train-config.ts) are these values; the preset spells them
  * out so that config.json and `ous train --help` show what "the paper's configuration" means.
  */
 const paper: Preset = {

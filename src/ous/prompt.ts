@@ -60,7 +60,7 @@ export class PromptLearner extends nn.Module {
 
   /**
    * The class text features t_c [C, E] (not normalised). In eval mode they are computed once and
-   * reused until the weights or the mode change; in training they carry the graph to ctx.
+   * reused until clearTextFeatures(); in training they carry the graph to ctx.
    */
   textFeatures(): Tensor {
     if (!this.training && this.cached) return this.cached;
@@ -72,8 +72,20 @@ export class PromptLearner extends nn.Module {
     return this.cached;
   }
 
-  protected override stateChanged(): void {
+  /**
+   * Drops the cached text features. The cache is a function of ctx, which changes under it: by
+   * loadStateDict and to() (through stateChanged), and by in-place writes this module cannot see,
+   * such as a weight average lent for validation and taken back, whose owner calls
+   * Module.weightsChanged (the trainer passes it as WeightAverage's `written`), so that averaged
+   * weights are never evaluated with the trained weights' features whatever mode the head is in.
+   * A mode switch clears it too; Adam's steps run in training mode, where nothing is cached.
+   */
+  clearTextFeatures(): void {
     this.cached?.dispose();
     this.cached = undefined;
+  }
+
+  protected override stateChanged(): void {
+    this.clearTextFeatures();
   }
 }

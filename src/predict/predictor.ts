@@ -1,4 +1,4 @@
-import { FrameEncoder, type EnginePreference } from '../data/encoder.js';
+import { FrameEncoder, type EnginePreference } from '../clip/frame-encoder.js';
 import {
   CLIP_MEAN_RGB,
   cutFrame,
@@ -21,7 +21,7 @@ import {
   checkpointFile,
   loadHeadWeights,
   readRunConfig,
-  runInference,
+  readInferenceSettings,
   runRecipe,
   type InferenceInfo,
   type RunConfig,
@@ -31,7 +31,7 @@ import {
   predictionCrop,
   type Crop,
   type Recipe,
-  type Subject as SubjectRule,
+  type SubjectRule,
 } from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { precisionMismatch } from '../torch/precision.js';
@@ -283,7 +283,7 @@ export class Predictor {
     // The run folder is read and checked by runs/folder.ts, as eval and report read it.
     const conf = readRunConfig(runDir, '--run');
     const ckpt = checkpointFile(runDir, '--run');
-    const inference = runInference(runDir, conf);
+    const inference = readInferenceSettings(runDir, conf);
     const { recipe, note } = runRecipe(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
     if (pathKind(clipDir) === 'missing')

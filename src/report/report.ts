@@ -1,9 +1,8 @@
 import * as path from 'node:path';
 import { ensureDir, writeFileAtomic } from '../util/fs.js';
 import { evalLoaded, loadRun, runStages } from '../train/run.js';
-import { readEpochs, readRunConfig } from '../runs/folder.js';
+import { readEpochs, readRunConfig, type EpochRecord } from '../runs/folder.js';
 import { UserError } from '../util/errors.js';
-import type { EpochRecord } from '../train/trainer.js';
 import {
   confusionSpec,
   curveSpec,

@@ -1,37 +1,26 @@
-// The run folder, read and written in one place (train, eval, report, predict and serve all come
-// here): config.json validated with its schemas (never cast), the checkpoint loaded into a head
-// with one clear error when it is not this run's, metrics.jsonl read line by line (a line cut
-// short by a kill is dropped, not a crash), and the lock that keeps two `ous train --out R` from
-// writing one folder at once.
+// A run folder read (train, eval, report, predict and serve all come here): config.json validated
+// with its schemas (never cast), the checkpoint loaded into a head with one clear error when it is
+// not this run's, metrics.jsonl read line by line (a line cut short by a kill is dropped, not a
+// crash). Training's writes and the lock are the RunFolder object's (runs/run-folder.ts), which
+// also lists the files.
 //
-//   config.json              the resolved configs, dims, cache and CLIP paths, inference settings
-//   checkpoint.safetensors   the best weights, and the recipe they were trained with (checked on load)
-//   last.safetensors         weights + optimizer + loop state, for --resume
-//   metrics.jsonl            one line per finished epoch
-//   train.log                what was printed
-//   lock                     {pid, host, since} while a process trains the run
-//
-// This sits below train/ and predict/ so that inference needs nothing of training; it reads
-// train/config.ts, a schema with no other dependency.
+// This sits below train/ and predict/ so that inference needs nothing of training: what both need
+// (the training config's schema, ous/train-config.ts; the epoch record) lives here or below.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { resolveOusConfig, type OusConfig } from '../ous/config.js';
-import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
-import type { EpochRecord } from '../train/trainer.js';
+import { resolveTrainConfig, type TrainConfig } from '../ous/train-config.js';
+import type { LossPhase } from '../ous/losses.js';
 import { cacheInfoOf } from '../data/cache.js';
 import { assumedRecipe, RecipeSchema, type Recipe } from '../streams/recipe.js';
 import { loadSafetensors, readSafetensorsHeader, type Tensor } from '../torch/index.js';
 import { UserError } from '../util/errors.js';
-import { ensureDir, fsUserError, isRegularFile, pathKind, readJsonAs, writeFileAtomic } from '../util/fs.js';
-import { describeHolder, tryLock } from '../util/lock.js';
+import { fsUserError, isRegularFile, pathKind, readJsonAs } from '../util/fs.js';
 
 /** What a run folder's config.json holds; runs written before the version field are version 1. */
 export const RUN_VERSION = 1;
-
-// The files `ous train` writes into a run folder: what --force replaces (nothing else is deleted).
-export const RUN_FILES = ['config.json', 'checkpoint.safetensors', 'last.safetensors', 'metrics.jsonl', 'train.log'];
 
 /** What a run records so that inference needs only the run and CLIP: how its features were made. */
 export const InferenceInfoSchema = z
@@ -140,7 +129,7 @@ export function readRunConfig(runDir: string, flag = ''): RunConfig {
  * What the run records for inference; a run from before it did falls back to its cache's
  * cache.json (validated). The classes must be the run's either way.
  */
-export function runInference(runDir: string, conf: RunConfig): InferenceInfo {
+export function readInferenceSettings(runDir: string, conf: RunConfig): InferenceInfo {
   if (conf.inference) return conf.inference;
   if (pathKind(path.join(conf.cache, 'cache.json')) === 'missing')
     throw new UserError(
@@ -169,7 +158,7 @@ export function runInference(runDir: string, conf: RunConfig): InferenceInfo {
  */
 export function runRecipe(runDir: string, conf: RunConfig): { recipe: Recipe; note?: string } {
   if (conf.recipe) return { recipe: conf.recipe };
-  const inference = runInference(runDir, conf);
+  const inference = readInferenceSettings(runDir, conf);
   const cacheFile = path.join(conf.cache, 'cache.json');
   const subject = pathKind(cacheFile) === 'file' ? cacheInfoOf(conf.cache).subject : undefined;
   return assumedRecipe({ ...inference, classNames: conf.ous.classNames, subject }, configFile(runDir));
@@ -259,6 +248,24 @@ export function loadHeadWeights(head: { loadStateDict(sd: Map<string, Tensor>): 
   }
 }
 
+/** One line of metrics.jsonl: an epoch's loss terms, phase shares, learning rate, and train/val metrics. */
+export interface EpochRecord {
+  epoch: number;
+  lr: number;
+  train: {
+    loss: number;
+    terms: Record<string, number>;
+    phases: Record<LossPhase, number>;
+    uar: number;
+    war: number;
+    clips?: number; // clips seen (one view of each training clip); absent in runs from before it
+    steps?: number; // optimizer steps
+  };
+  val: { loss: number; uar: number; war: number };
+  best: boolean;
+  seconds: number;
+}
+
 /**
  * The epochs of metrics.jsonl. The last line of a run killed while appending can be cut short:
  * it is dropped (that epoch is trained again on resume). A bad line before the last is an error
@@ -290,54 +297,4 @@ export function readEpochs(runDir: string): EpochRecord[] {
       );
   });
   return out;
-}
-
-/** Epochs a run folder has finished. */
-export const finishedEpochs = (runDir: string): number => readEpochs(runDir).length;
-
-/** Rewrites metrics.jsonl without a line cut short by a kill, so that the training loop appends after whole lines. */
-export function repairMetrics(runDir: string): void {
-  const file = path.join(runDir, 'metrics.jsonl');
-  if (!isRegularFile(file, 'metrics file')) return;
-  const text = fs.readFileSync(file, 'utf8');
-  const kept = readEpochs(runDir)
-    .map((r) => JSON.stringify(r) + '\n')
-    .join('');
-  if (kept !== text) writeFileAtomic(file, kept);
-}
-
-/**
- * Locks a run folder for this process while it trains it: a second `ous train --out R` is refused
- * with the holder's pid; a lock left by a killed process is taken over (`log` is told). Creates the
- * folder; `release` removes the lock, and the folder too when `release(true)` finds it empty.
- */
-export function lockRun(
-  runDir: string,
-  log: (line: string) => void = (l) => process.stderr.write(`ous: ${l}\n`),
-): (removeIfEmpty?: boolean) => void {
-  const existed = pathKind(runDir) === 'folder';
-  ensureDir(runDir);
-  const file = path.join(runDir, 'lock');
-  const r = tryLock(file, (dead) => log(`${runDir}: took over the lock of a dead ous train (${describeHolder(dead)})`));
-  if ('holder' in r) {
-    throw new UserError(
-      `${runDir} is being trained by another ous train (${r.holder ? describeHolder(r.holder) : file}): ` +
-        `wait for it to finish, or use another --out; if no such process runs, delete ${file}`,
-    );
-  }
-  return (removeIfEmpty = false) => {
-    r.release();
-    if (removeIfEmpty && !existed) {
-      try {
-        fs.rmdirSync(runDir); // only when empty: never removes anything else
-      } catch {
-        /* not empty, or gone */
-      }
-    }
-  };
-}
-
-/** Writes a run's config.json atomically. */
-export function writeRunConfig(runDir: string, json: Record<string, unknown>): void {
-  writeFileAtomic(configFile(runDir), JSON.stringify(json, null, 2) + '\n');
 }

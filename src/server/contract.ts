@@ -9,7 +9,7 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { PRECISIONS } from '../torch/precision.js';
-import { CropSchema, RecipeSchema, SubjectSchema } from '../streams/recipe.js';
+import { CropSchema, RecipeSchema, SubjectRuleSchema } from '../streams/recipe.js';
 import type {
   PersonPrediction,
   Prediction,
@@ -73,7 +73,7 @@ const ShareSchema = z.record(z.number()).describe('part of the windows (those th
 export const RecipeReportSchema = z
   .object({
     faces: z.string().describe('in words: whose face, from where, which crop'),
-    subject: SubjectSchema.describe("the subject rule followed (the run's, or --subject's)"),
+    subject: SubjectRuleSchema.describe("the subject rule followed (the run's, or --subject's)"),
     subjectOverridden: z.boolean(),
     trainedOn: RecipeSchema.shape.face.shape.source.describe('where the training faces came from'),
     crop: CropSchema.describe('the detector crop made here'),

@@ -26,7 +26,7 @@ import { extendZodWithOpenApi, type OpenAPIRegistry } from '@asteasolutions/zod-
 import { z } from 'zod';
 import type { StreamSummary, StreamWindow } from '../predict/stream.js';
 import type { Device, Precision } from '../torch/index.js';
-import type { EnginePreference } from '../data/encoder.js';
+import type { EnginePreference } from '../clip/frame-encoder.js';
 import { zodIssues } from '../util/fs.js';
 import { MAX_SIDE } from '../video/decode.js';
 import { clientAddress } from './clients.js';

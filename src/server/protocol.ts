@@ -2,7 +2,7 @@
 // settings travel here too (the first message), not in environment variables.
 import type { Prediction, Stage, WindowPrediction } from '../predict/predictor.js';
 import type { Device, Precision } from '../torch/index.js';
-import type { EnginePreference } from '../data/encoder.js';
+import type { EnginePreference } from '../clip/frame-encoder.js';
 import type { ModelInfo } from './contract.js';
 
 export type { ModelInfo };

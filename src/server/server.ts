@@ -23,7 +23,7 @@ import { answer, type ServerState } from './routes.js';
 import { makeSamples } from './samples.js';
 import { LiveSessions } from './live.js';
 import type { Device, Precision } from '../torch/index.js';
-import type { EnginePreference } from '../data/encoder.js';
+import type { EnginePreference } from '../clip/frame-encoder.js';
 
 export { HttpError };
 export { allowedHosts, hostName, SECURITY_HEADERS } from './http.js';

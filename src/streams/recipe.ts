@@ -7,14 +7,14 @@ import type { Box } from '../face/detector.js';
 
 export const RECIPE_VERSION = 1;
 
-/** The vision tower's precisions a recipe may name (int8: issue 35's quantised tower). */
+/** The vision tower's precisions a recipe may name (int8: the tower's Linears as onnxruntime's integer products). */
 export const RECIPE_PRECISIONS = ['fp32', 'bf16', 'fp16', 'int8'] as const;
 
 const BoxSchema = z.tuple([z.number(), z.number(), z.number(), z.number()]);
 
 /** Which face a clip is about (face/tracks.ts subjectTrack). */
-export const SubjectSchema = z.union([z.enum(['main', 'largest', 'center']), BoxSchema]);
-export type Subject = z.infer<typeof SubjectSchema>;
+export const SubjectRuleSchema = z.union([z.enum(['main', 'largest', 'center']), BoxSchema]);
+export type SubjectRule = z.infer<typeof SubjectRuleSchema>;
 
 /** A face crop around a face box: a square centred on the box (moved by `shift`), black past the frame's edge. */
 export const CropSchema = z
@@ -37,7 +37,7 @@ export const RecipeSchema = z
     // The evaluated clip: T segment middles over the whole clip (SPEC.md §2); a longer video at
     // prediction: windows of T frames sampled the same way over each window (predict/timeline.ts).
     sampling: z.literal('segment-middles'),
-    subject: SubjectSchema,
+    subject: SubjectRuleSchema,
     face: z
       .object({
         // detector: SSD boxes linked into tracks; known-box: a manifest's box on every frame;
@@ -102,7 +102,7 @@ export interface OlderSettings {
   polarityLayer: number;
   clipHash: string;
   classNames: string[];
-  subject?: Subject;
+  subject?: SubjectRule;
   precision?: Recipe['precision'];
   processorSize?: number;
 }
@@ -131,13 +131,13 @@ export function assumedRecipe(o: OlderSettings, where: string): { recipe: Recipe
   };
 }
 
-const subjectWords = (s: Subject) => (Array.isArray(s) ? `the face at box ${s.join(' ')}` : `the ${s} face`);
+const subjectWords = (s: SubjectRule) => (Array.isArray(s) ? `the face at box ${s.join(' ')}` : `the ${s} face`);
 const cropWords = (c: Crop) =>
   `square crop ×${(1 + c.enlarge).toFixed(2)}` +
   (c.shift[0] || c.shift[1] ? ` shifted (${c.shift[0]}, ${c.shift[1]}) of its side` : '');
 
 /** The faces a recipe predicts on, in words: subject, where the face comes from, the crop. */
-export function describeFaces(r: Recipe, subject: Subject = r.subject): string {
+export function describeFaces(r: Recipe, subject: SubjectRule = r.subject): string {
   const crop = predictionCrop(r);
   const from =
     r.face.source === 'dataset-crops'

@@ -345,9 +345,15 @@ export class WeightAverage {
   readonly averages: Tensor[];
   updates = 0;
 
+  /**
+   * `written` is called each time `withAverages` writes the parameters (lending the averages, then
+   * putting the trained weights back): the parameters change in place, so whatever was derived from
+   * them (a module's cached outputs: `nn.Module.weightsChanged`) must be dropped there.
+   */
   constructor(
     readonly params: Tensor[],
     readonly decay: number,
+    private readonly opts: { written?: () => void } = {},
   ) {
     if (!(decay >= 0 && decay < 1)) throw new RangeError(`WeightAverage: decay must be in [0, 1), not ${decay}`);
     this.averages = noGrad(() => params.map((p) => keep(p.detach().clone())));
@@ -373,6 +379,7 @@ export class WeightAverage {
         return kept;
       }),
     );
+    this.opts.written?.();
     try {
       return fn();
     } finally {
@@ -382,6 +389,7 @@ export class WeightAverage {
           t.dispose();
         }),
       );
+      this.opts.written?.();
     }
   }
 

@@ -7,7 +7,7 @@
 //         (allowSlowBf16: the CLI's OUS_ALLOW_SLOW_BF16=1, read in src/cli/env.ts).
 //   fp16  CUDA only (libtorch has no CPU fp16 LayerNorm or matmul kernels).
 //   int8  the CPU only, on onnxruntime (its integer MatMul kernels; clip/onnx.ts writes the graph,
-//         data/encoder.ts refuses it without onnxruntime-node). The libtorch weights stay float32.
+//         clip/frame-encoder.ts refuses it without onnxruntime-node). The libtorch weights stay float32.
 import { UsageError, UserError } from '../util/errors.js';
 import { readCpuInfo, type CpuInfo } from './blas.js';
 import type { Device, DType } from './tensor.js';

@@ -1,63 +1,32 @@
 // A training run from a feature cache to a run folder, and its evaluation: what `ous train` and
 // `ous eval` do, as functions (the demo and the ablations call them too).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FeatureCache, cacheInfoOf, type CacheInfo } from '../data/cache.js';
+import { FeatureCache, cacheInfoOf } from '../data/cache.js';
 import { assumedRecipe, matchCrops, type Recipe } from '../streams/recipe.js';
 import { stratifiedSplit } from '../data/dataset.js';
 import { loadClipFolder } from '../clip/load.js';
 import { buildHead, type Head } from '../ous/model.js';
-import { z } from 'zod';
-import { resolveOusConfig, type OusConfig } from '../ous/config.js';
-import { DEFAULT_PRESET, PRESETS, type PresetName } from '../ous/presets.js';
+import type { OusConfig } from '../ous/config.js';
+import type { PresetName } from '../ous/presets.js';
+import type { TrainConfig } from '../ous/train-config.js';
 import { manualSeed, noGrad, tidy, type Device } from '../torch/index.js';
-import { fsUserError, isRegularFile, pathKind, readJson, readJsonAs } from '../util/fs.js';
+import { fsUserError, pathKind, readJsonAs } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
-import { resolveTrainConfig, type TrainConfig } from './config.js';
+import { ConfigFile, resolveRunConfig, type ConfigOverrides } from './config.js';
 import { evaluate, train, type TrainResult } from './trainer.js';
 import type { Metrics } from './metrics.js';
 import {
-  RUN_FILES,
   RUN_VERSION,
   checkpointFile,
-  finishedEpochs,
-  isRunFolder,
   loadHeadWeights,
-  lockRun,
   readRunConfig,
-  repairMetrics,
-  runInference,
-  writeRunConfig,
+  readInferenceSettings,
   type InferenceInfo,
   type RunConfig,
 } from '../runs/folder.js';
+import { RunFolder } from '../runs/run-folder.js';
 
-export { RUN_VERSION, readRunConfig, type InferenceInfo, type RunConfig };
-
-/** Settings over the defaults (and a run's stored ones on resume), each checked by its config's schema. */
-export interface ConfigOverrides {
-  ous?: Partial<OusConfig>;
-  train?: Partial<TrainConfig>;
-}
-
-const ConfigFile = z
-  .object({ ous: z.record(z.unknown()).optional(), train: z.record(z.unknown()).optional() })
-  .strict();
-
-/** Differences between two resolved configs, as "section.key: a -> b". */
-function configDiffs(
-  was: { ous: OusConfig; train: TrainConfig },
-  now: { ous: OusConfig; train: TrainConfig },
-): Array<{ key: string; was: unknown; now: unknown }> {
-  const out: Array<{ key: string; was: unknown; now: unknown }> = [];
-  for (const section of ['ous', 'train'] as const) {
-    const a = was[section] as Record<string, unknown>;
-    const b = now[section] as Record<string, unknown>;
-    for (const k of new Set([...Object.keys(a), ...Object.keys(b)]))
-      if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) out.push({ key: `${section}.${k}`, was: a[k], now: b[k] });
-  }
-  return out;
-}
+export { RUN_VERSION, readRunConfig, type ConfigOverrides, type InferenceInfo, type RunConfig };
 
 /** The divisors of n, for a message. */
 const divisors = (n: number) => [...Array(n).keys()].map((i) => i + 1).filter((d) => n % d === 0);
@@ -109,26 +78,6 @@ export interface TrainRunOptions {
   log?: (line: string) => void;
 }
 
-/**
- * The classes are the cache's (one source of truth: set at extraction). A config that names other
- * classes is an error; a cache without polarity labels trains without L_pol.
- */
-function takeClassesFromCache(ous: Record<string, unknown>, info: CacheInfo, dir: string): void {
-  for (const key of ['classNames', 'polarityOfClass'] as const) {
-    if (ous[key] !== undefined && JSON.stringify(ous[key]) !== JSON.stringify(info[key]))
-      throw new UserError(
-        `${key} comes from the cache (${dir}: ${JSON.stringify(info[key])}), not ${JSON.stringify(ous[key])}: set ` +
-          `the classes when extracting (ous extract --classes, --polarity)`,
-      );
-    ous[key] = info[key];
-  }
-  if (info.polarityOfClass === null) {
-    if (ous.polarity === true)
-      throw new UserError(`polarity=true needs polarity labels, and ${dir} has none (extracted with --no-polarity)`);
-    ous.polarity = false;
-  }
-}
-
 /** Why a validation split cannot be made, per class, and what to do about it. */
 function splitProblem(
   dir: string,
@@ -161,12 +110,13 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   const kind = pathKind(o.out);
   if (kind !== 'missing' && kind !== 'folder')
     throw new UserError(`train: --out ${o.out} is ${kind === 'file' ? 'a file' : kind.other}, not a run folder`);
+  const run = new RunFolder(o.out);
   // Locked first: two `ous train --out R` at once would otherwise both pass the checks below and
   // write one folder (interleaved metrics, each other's checkpoints).
-  const release = lockRun(o.out, o.log ? (l) => o.log!(l) : undefined);
+  const release = run.lock(o.log ? (l) => o.log!(l) : undefined);
   let ok = false;
   try {
-    const r = await trainLocked(o);
+    const r = await trainLocked(run, o);
     ok = true;
     return r;
   } finally {
@@ -174,71 +124,96 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainResult> {
   }
 }
 
-async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
-  const existing = isRunFolder(o.out);
+/** The locked run folder trained: its settings resolved, its inputs checked, then the training. */
+async function trainLocked(run: RunFolder, o: TrainRunOptions): Promise<TrainResult> {
+  const stored = checkOut(run, o);
+  const file = o.config ? readJsonAs(o.config, ConfigFile, 'config file ({"ous": {...}, "train": {...}})') : undefined;
+  const info = cacheInfoOf(o.cache);
+  const {
+    preset,
+    ous,
+    train: cfg,
+  } = resolveRunConfig({
+    preset: o.preset,
+    stored: stored && { ...stored, cache: path.resolve(stored.cache) },
+    out: o.out,
+    file: file && o.config ? { path: o.config, ...file } : undefined,
+    overrides: o.overrides,
+    model: o.model,
+    seed: o.seed,
+    cache: { ...info, dir: o.cache, resolved: path.resolve(o.cache) },
+  });
+  const { cache, split, clipDir, clip } = openInputs(o, ous, cfg);
+  if (o.force && !o.resume) run.removeRunFiles();
+  if (stored) {
+    run.repairEpochs();
+    if (cfg.epochs !== stored.train.epochs) recordResume(run, stored, cfg.epochs);
+  }
+  manualSeed(cfg.seed);
+  const head = buildHead(ous, cache.data.dims, clip.textTower);
+  // The statistics come from the training clips once; a resumed run reads them from its state.
+  if (head.standardizer && !stored) tidy(() => head.standardizer!.fit(cache.data.batch(split.train.flat())));
+  if (o.device) head.to({ device: o.device });
+  try {
+    return await train({
+      head,
+      ous,
+      train: cfg,
+      data: cache.data,
+      split,
+      outDir: o.out,
+      resume: o.resume,
+      device: o.device,
+      log: o.log,
+      info: {
+        version: RUN_VERSION,
+        preset,
+        cache: path.resolve(o.cache),
+        clip: path.resolve(clipDir),
+        test: split.test.length,
+        inference: inferenceOf(cache),
+        recipe: recipeOf(cache, o.cache, o.log ?? ((l) => process.stderr.write(`ous: ${l}\n`))),
+      },
+    });
+  } catch (err) {
+    // A fresh run that failed before its first epoch finished leaves nothing to resume: its files
+    // go, so that the retry is not refused as "already holds a run (0 epochs)".
+    if (!stored && run.epochs().length === 0) run.removeRunFiles();
+    if (/^loadStateDict\(/.test((err as Error).message ?? ''))
+      throw new UserError(
+        `${run.lastFile} does not fit this run's config.json (another run's state?): ` +
+          `${(err as Error).message.replace(/^loadStateDict\([^)]*\): /, '').slice(0, 300)}`,
+      );
+    throw fsUserError(err, o.out, 'train:');
+  }
+}
+
+/**
+ * What the folder holds, against what was asked (a new run, --resume, --force): the run's stored
+ * settings when it resumes; a run that would be overwritten is refused.
+ */
+function checkOut(run: RunFolder, o: TrainRunOptions): RunConfig | undefined {
+  const existing = run.holdsRun();
   if (existing && !o.resume && !o.force) {
     throw new UserError(
-      `train: ${o.out} already holds a run (${finishedEpochs(o.out)} epochs): pass --resume to continue it, ` +
+      `train: ${o.out} already holds a run (${run.epochs().length} epochs): pass --resume to continue it, ` +
         `--force to replace it, or choose another --out`,
     );
   }
-  if (!existing && !o.force && fs.readdirSync(o.out).some((f) => RUN_FILES.includes(f))) {
+  if (!existing && !o.force && run.hasRunFiles()) {
     throw new UserError(
       `train: ${o.out} holds files of an unfinished run but no config.json: pass --force to replace them, or ` +
         `choose another --out`,
     );
   }
-  const stored = o.resume && existing ? readRunConfig(o.out) : undefined;
-  if (stored) checkResumable(o.out);
-  const file = o.config ? readJsonAs(o.config, ConfigFile, 'config file ({"ous": {...}, "train": {...}})') : {};
-  // A resumed run keeps its own preset (its settings are stored whole; the name is for the reader).
-  if (stored && o.preset && stored.preset && o.preset !== stored.preset)
-    throw new UserError(
-      `train --resume: ${o.out} was trained from the preset '${stored.preset}', not '${o.preset}': ` +
-        'train into another --out for the other preset',
-    );
-  const presetName = (
-    stored?.preset && stored.preset in PRESETS ? stored.preset : (o.preset ?? DEFAULT_PRESET)
-  ) as PresetName;
-  const preset = PRESETS[presetName];
-  const raw: { ous: Record<string, unknown>; train: Record<string, unknown> } = {
-    ous: { ...preset.ous, ...(stored?.ous ?? {}), ...(file.ous ?? {}), ...o.overrides?.ous },
-    train: { ...preset.train, ...(stored?.train ?? {}), ...(file.train ?? {}), ...o.overrides?.train },
-  };
-  if (o.model) raw.ous.model = o.model;
-  if (o.seed !== undefined) raw.train.seed = o.seed;
-  const info = cacheInfoOf(o.cache);
-  // On resume the run's own classes stand (the check below names a changed cache or classes).
-  if (!stored) takeClassesFromCache(raw.ous, info, o.cache);
-  // T comes from the cache: its features have that many frames per clip. (Settings the face-only
-  // baseline does not use, such as tfeLayers, are accepted: one set of --set serves both models.)
-  if (raw.ous.frames !== undefined && raw.ous.frames !== info.frames) {
-    throw new UserError(
-      `frames comes from the cache (${o.cache} has ${info.frames} frames per clip), not ` +
-        `${JSON.stringify(raw.ous.frames)}: extract again with --frames ${JSON.stringify(raw.ous.frames)} into ` +
-        `another cache`,
-    );
-  }
-  raw.ous.frames = info.frames;
-  const ous = resolveOusConfig(raw.ous, o.config ? `OUS config (${o.config} and --set)` : 'OUS config (--set)');
-  const cfg = resolveTrainConfig(
-    raw.train,
-    o.config ? `training config (${o.config} and --set)` : 'training config (--set)',
-  );
-  if (stored) {
-    const diffs = configDiffs(stored, { ous, train: cfg }).filter(
-      (d) => !(d.key === 'train.epochs' && (d.now as number) > (d.was as number)),
-    );
-    const cachePath = path.resolve(o.cache);
-    if (path.resolve(stored.cache) !== cachePath) diffs.unshift({ key: 'cache', was: stored.cache, now: cachePath });
-    if (diffs.length) {
-      const listed = diffs.map((d) => `${d.key} (run: ${JSON.stringify(d.was)}, now: ${JSON.stringify(d.now)})`);
-      throw new UserError(
-        `train --resume: ${o.out} was trained with other settings: ${listed.join('; ')}. ` +
-          'Only a larger epochs may change on resume; train into another --out for the rest',
-      );
-    }
-  }
+  if (!(o.resume && existing)) return undefined;
+  const stored = readRunConfig(o.out);
+  checkResumable(run);
+  return stored;
+}
+
+/** The cache, its split and the CLIP text tower, each checked against the resolved settings. */
+function openInputs(o: TrainRunOptions, ous: OusConfig, cfg: TrainConfig) {
   const cache = FeatureCache.open(o.cache);
   const E = cache.data.dims.embed;
   if (E % ous.heads)
@@ -270,56 +245,17 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
       flag: o.clip ? '--clip' : "the cache's CLIP",
     },
   });
-  if (o.force && !o.resume) for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
-  if (stored) repairMetrics(o.out);
-  if (stored && cfg.epochs !== stored.train.epochs) {
-    // A larger epoch limit on resume is allowed, and recorded in the run.
-    const afterEpoch = finishedEpochs(o.out);
-    const json = readJson<Record<string, unknown>>(path.join(o.out, 'config.json'));
-    const resumes = [
-      ...(stored.resumes ?? []),
-      { at: new Date().toISOString(), afterEpoch, epochs: [stored.train.epochs, cfg.epochs] as [number, number] },
-    ];
-    writeRunConfig(o.out, { ...json, train: { ...(json.train as object), epochs: cfg.epochs }, resumes });
-  }
-  manualSeed(cfg.seed);
-  const head = buildHead(ous, cache.data.dims, clip.textTower);
-  // The statistics come from the training clips once; a resumed run reads them from its state.
-  if (head.standardizer && !stored) tidy(() => head.standardizer!.fit(cache.data.batch(split.train.flat())));
-  if (o.device) head.to({ device: o.device });
-  try {
-    return await train({
-      head,
-      ous,
-      train: cfg,
-      data: cache.data,
-      split,
-      outDir: o.out,
-      resume: o.resume,
-      device: o.device,
-      log: o.log,
-      info: {
-        version: RUN_VERSION,
-        preset: presetName,
-        cache: path.resolve(o.cache),
-        clip: path.resolve(clipDir),
-        test: split.test.length,
-        inference: inferenceOf(cache),
-        recipe: recipeOf(cache, o.cache, o.log ?? ((l) => process.stderr.write(`ous: ${l}\n`))),
-      },
-    });
-  } catch (err) {
-    // A fresh run that failed before its first epoch finished leaves nothing to resume: its files
-    // go, so that the retry is not refused as "already holds a run (0 epochs)".
-    if (!stored && finishedEpochs(o.out) === 0)
-      for (const f of RUN_FILES) fs.rmSync(path.join(o.out, f), { force: true });
-    if (/^loadStateDict\(/.test((err as Error).message ?? ''))
-      throw new UserError(
-        `${path.join(o.out, 'last.safetensors')} does not fit this run's config.json (another run's state?): ` +
-          `${(err as Error).message.replace(/^loadStateDict\([^)]*\): /, '').slice(0, 300)}`,
-      );
-    throw fsUserError(err, o.out, 'train:');
-  }
+  return { cache, split, clipDir, clip };
+}
+
+/** A larger epoch limit on resume is allowed, and recorded in the run's config.json. */
+function recordResume(run: RunFolder, stored: RunConfig, epochs: number): void {
+  const json = run.readConfigJson();
+  const resumes = [
+    ...(stored.resumes ?? []),
+    { at: new Date().toISOString(), afterEpoch: run.epochs().length, epochs: [stored.train.epochs, epochs] },
+  ];
+  run.writeConfig({ ...json, train: { ...(json.train as object), epochs }, resumes });
 }
 
 /**
@@ -328,12 +264,11 @@ async function trainLocked(o: TrainRunOptions): Promise<TrainResult> {
  * would report a best epoch it has no weights for. A run that never finished an epoch has neither
  * and starts over.
  */
-function checkResumable(runDir: string): void {
-  const n = finishedEpochs(runDir);
-  const last = path.join(runDir, 'last.safetensors');
-  const best = path.join(runDir, 'checkpoint.safetensors');
-  const hasLast = isRegularFile(last, 'training state');
-  const hasBest = isRegularFile(best, 'checkpoint');
+function checkResumable(run: RunFolder): void {
+  const n = run.epochs().length;
+  const { lastFile: last, bestFile: best, dir: runDir } = run;
+  const hasLast = run.hasLast();
+  const hasBest = run.hasBest();
   if (!n && !hasLast && !hasBest) return;
   const fix = `train it again with --force, or into another --out`;
   if (!hasLast)
@@ -393,7 +328,7 @@ export interface RunPlaces {
 export function loadRun(runDir: string, opts: { device?: Device } & RunPlaces = {}) {
   const conf = readRunConfig(runDir);
   const ckpt = checkpointFile(runDir);
-  const inference = runInference(runDir, conf);
+  const inference = readInferenceSettings(runDir, conf);
   const cacheDir = opts.cache ?? conf.cache;
   if (pathKind(cacheDir) === 'missing')
     throw new UserError(

@@ -2,24 +2,18 @@
 // falls under minLr or at the epoch limit (or, optionally, when training accuracy passes a bar),
 // keep the checkpoint with the lowest validation loss. With `emaDecay` set, validation, the
 // checkpoint and the plateau rule see an exponential moving average of the weights instead of the
-// weights themselves (DECISIONS.md, "Training"). One run folder holds everything:
-//   config.json        the resolved configs, data sizes and versions
-//   checkpoint.safetensors   the best weights (metadata: epoch, valLoss, the config it was trained with)
-//   last.safetensors   weights + optimizer state (+ the average) + the loop's state, for --resume (one atomic file)
-//   metrics.jsonl      one line per epoch: loss terms, phase shares, lr, train/val UAR and WAR
-//   train.log          what was printed
+// weights themselves (DECISIONS.md, "Training"). An epoch is trainEpoch (the steps) then validate;
+// what is kept of it goes to the run folder through RunFolder (runs/run-folder.ts), which owns the
+// files: config.json, the best checkpoint (metadata: epoch, valLoss, the config it was trained
+// with), last.safetensors (weights, optimizer, average and loop state in one file, for --resume),
+// metrics.jsonl and train.log.
 // An interrupted run resumes from its last finished epoch and ends exactly as an uninterrupted one.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import {
   F,
   type Tensor,
   buildInfo,
-  loadSafetensors,
   noGrad,
   optim,
-  readSafetensorsHeader,
-  saveSafetensors,
   tensor,
   tidy,
   type Device,
@@ -29,28 +23,14 @@ import type { Head } from '../ous/model.js';
 import { ousLoss, type LossPhase } from '../ous/losses.js';
 import type { OusConfig } from '../ous/config.js';
 import { metricsOf, type Metrics } from './metrics.js';
-import type { TrainConfig } from './config.js';
+import type { TrainConfig } from '../ous/train-config.js';
 import { rng, shuffled } from '../util/random.js';
-import { readJson, writeFileAtomic } from '../util/fs.js';
-import { settingsFingerprint } from '../runs/folder.js';
+import { ensureDir } from '../util/fs.js';
+import type { EpochRecord } from '../runs/folder.js';
+import { RunFolder } from '../runs/run-folder.js';
 import { UserError } from '../util/errors.js';
 
-export interface EpochRecord {
-  epoch: number;
-  lr: number;
-  train: {
-    loss: number;
-    terms: Record<string, number>;
-    phases: Record<LossPhase, number>;
-    uar: number;
-    war: number;
-    clips?: number; // clips seen (one view of each training clip); absent in runs from before it
-    steps?: number; // optimizer steps
-  };
-  val: { loss: number; uar: number; war: number };
-  best: boolean;
-  seconds: number;
-}
+export type { EpochRecord };
 
 export interface TrainResult {
   epochs: EpochRecord[];
@@ -122,175 +102,255 @@ interface LoopState {
   averageUpdates?: number; // the weight average's update count (emaDecay set)
 }
 
+/** What the steps of an epoch work on: the head, its optimizer and weight average, the data, the settings. */
+export interface Loop {
+  head: Head;
+  data: FeatureDataset;
+  ous: OusConfig;
+  cfg: TrainConfig;
+  opt: optim.Adam;
+  average: optim.WeightAverage | null;
+  device?: Device;
+}
+
+/** An epoch's training: its steps' losses, loss terms and phases, and the predictions in the clips' order. */
+export interface EpochFit {
+  steps: number;
+  lossSum: number;
+  sums: Record<string, number>;
+  phases: Record<LossPhase, number>;
+  preds: number[];
+  /** The step whose loss was not finite, where the epoch stopped. */
+  diverged?: { step: number; loss: number; terms: Record<string, number> };
+}
+
+/**
+ * One pass over the training clips in `order` (SPEC.md §7): per batch, the head's forward pass,
+ * the OUS loss, backward, Adam's step and the weight average's update. Stops at the first loss that
+ * is not finite, before it reaches the weights.
+ */
+export function trainEpoch(l: Loop, order: number[]): EpochFit {
+  const fit: EpochFit = { steps: 0, lossSum: 0, sums: {}, phases: { global: 0, contrast: 0, ce: 0 }, preds: [] };
+  l.head.train();
+  for (const idx of batchesOf(order, l.cfg.batchSize)) {
+    const step = tidy(() => {
+      const b = l.data.batch(idx, l.device);
+      const out = l.head.forward(b);
+      const r = ousLoss(out, b.labels, polarityLabels(l.ous, b.labels), lossConfig(l.ous));
+      const loss = r.loss.item();
+      if (!Number.isFinite(loss)) return { loss, phase: r.phase, terms: r.terms, preds: [] as number[] };
+      l.opt.zeroGrad();
+      r.loss.backward();
+      l.opt.step();
+      l.average?.update();
+      return { loss, phase: r.phase, terms: r.terms, preds: argmaxOf(out.logits) };
+    });
+    if (!Number.isFinite(step.loss)) return { ...fit, diverged: { step: fit.steps + 1, ...step } };
+    addStep(fit, step);
+  }
+  return fit;
+}
+
+function addStep(
+  fit: EpochFit,
+  step: { loss: number; phase: LossPhase; terms: Record<string, number>; preds: number[] },
+) {
+  fit.phases[step.phase] += 1;
+  for (const [k, v] of Object.entries(step.terms)) if (Number.isFinite(v)) fit.sums[k] = (fit.sums[k] ?? 0) + v;
+  fit.lossSum += step.loss;
+  fit.steps += 1;
+  fit.preds.push(...step.preds);
+}
+
+/** L_pol's labels: each clip's class mapped to its polarity (null when the run trains without L_pol). */
+function polarityLabels(ous: OusConfig, labels: Tensor): Tensor | null {
+  if (!ous.polarity) return null;
+  const polarity = labels.toFlatArray().map((c) => ous.polarityOfClass![c]!);
+  return tensor(polarity, { dtype: 'int64', device: labels.device });
+}
+
+/** The face-only baseline has only its classifier's cross-entropy to train with. */
+const lossConfig = (ous: OusConfig): OusConfig => (ous.model === 'face-only' ? { ...ous, loss: 'ce' } : ous);
+
+/**
+ * Validation of the weights the run keeps: the average while it is lent (when there is one), else
+ * the trained weights. `keep` runs while those weights are in place and says whether it kept them
+ * (as the best checkpoint).
+ */
+export function validate(
+  l: Loop,
+  indices: number[],
+  keep: (v: { loss: number }) => boolean,
+): ReturnType<typeof evaluate> & { best: boolean } {
+  const run = () => {
+    const v = evaluate(l.head, l.data, indices, { device: l.device, batchSize: l.cfg.batchSize * 4 });
+    return { ...v, best: keep(v) };
+  };
+  return l.average ? l.average.withAverages(run) : run();
+}
+
 export async function train(o: TrainOptions): Promise<TrainResult> {
-  const { head, ous, train: cfg, data, split, outDir } = o;
-  fs.mkdirSync(outDir, { recursive: true });
-  const logFile = path.join(outDir, 'train.log');
+  const { head, train: cfg, split } = o;
+  const run = new RunFolder(o.outDir);
+  ensureDir(run.dir);
   const log = (line: string) => {
-    fs.appendFileSync(logFile, line + '\n');
+    run.appendLog(line);
     (o.log ?? ((l: string) => process.stderr.write(l + '\n')))(line);
   };
-  const polarityOf = (labels: Tensor) => labels.toFlatArray().map((c) => ous.polarityOfClass![c]!);
-  const lossCfg = { ...ous, loss: ous.model === 'face-only' ? ('ce' as const) : ous.loss };
-
   const trainable = head.parameters().filter((p) => p.requiresGrad);
-  const opt = new optim.Adam(trainable, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] });
-  const average = cfg.emaDecay === null ? null : new optim.WeightAverage(trainable, cfg.emaDecay);
-  const plateau = new optim.ReduceLROnPlateau(opt, { factor: cfg.plateauFactor, patience: cfg.plateauPatience });
-  const lastFile = path.join(outDir, 'last.safetensors');
-  const metricsFile = path.join(outDir, 'metrics.jsonl');
-  let state: LoopState = {
-    epoch: 0,
-    bestValLoss: Infinity,
-    bestEpoch: 0,
-    plateau: plateau.stateDict(),
-    optimizer: { steps: {}, groups: [] },
+  const l: Loop = {
+    head,
+    data: o.data,
+    ous: o.ous,
+    cfg,
+    opt: new optim.Adam(trainable, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] }),
+    // Lending the average writes the weights in place: the head drops what it derived from them.
+    average:
+      cfg.emaDecay === null
+        ? null
+        : new optim.WeightAverage(trainable, cfg.emaDecay, { written: () => head.weightsChanged() }),
+    device: o.device,
   };
-  const records: EpochRecord[] = [];
-
-  if (o.resume && fs.existsSync(lastFile)) {
-    state = resumeFrom(lastFile, head, opt, plateau, average);
-    const kept = fs.existsSync(metricsFile)
-      ? fs
-          .readFileSync(metricsFile, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as EpochRecord)
-          .filter((r) => r.epoch <= state.epoch)
-      : [];
-    records.push(...kept);
-    writeFileAtomic(metricsFile, kept.map((r) => JSON.stringify(r) + '\n').join(''));
-    log(`resumed after epoch ${state.epoch} (best ${state.bestValLoss.toFixed(4)} at epoch ${state.bestEpoch})`);
-  } else {
-    if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
-    writeFileAtomic(
-      path.join(outDir, 'config.json'),
-      JSON.stringify(
-        {
-          ous,
-          train: cfg,
-          dims: data.dims,
-          split: { train: split.train.length, val: split.val.length },
-          ...o.info,
-          versions: { torch: buildInfo().torchVersion, node: process.version },
-        },
-        null,
-        2,
-      ) + '\n',
-    );
-  }
-
-  // The checkpoint records the config it was trained with (config.json as written), so that a
-  // config.json edited afterwards is found out (runs/folder.ts, checkpointFile).
-  const trainedConfig = settingsFingerprint(readJson<Record<string, unknown>>(path.join(outDir, 'config.json')));
+  const plateau = new optim.ReduceLROnPlateau(l.opt, { factor: cfg.plateauFactor, patience: cfg.plateauPatience });
+  const { state, records } =
+    o.resume && run.hasLast() ? resume(run, l, plateau, log) : start(run, o, plateau.stateDict());
+  const trainedConfig = run.trainedConfig();
   let stopReason = `reached the epoch limit (${cfg.epochs})`;
   for (let epoch = state.epoch + 1; epoch <= cfg.epochs; epoch++) {
     const t0 = Date.now();
     // Data order depends only on the seed and the epoch, so a resumed run sees the same batches.
     const order = epochOrder(split.train, cfg.seed, epoch);
-    head.train();
-    const phases: Record<LossPhase, number> = { global: 0, contrast: 0, ce: 0 };
-    const sums: Record<string, number> = {};
-    let lossSum = 0;
-    let steps = 0;
-    const preds: number[] = [];
-    for (const idx of batchesOf(order, cfg.batchSize)) {
-      const step = tidy(() => {
-        const b = data.batch(idx, o.device);
-        const out = head.forward(b);
-        const polarity = ous.polarity
-          ? tensor(polarityOf(b.labels), { dtype: 'int64', device: b.labels.device })
-          : null;
-        const r = ousLoss(out, b.labels, polarity, lossCfg);
-        const value = r.loss.item();
-        if (!Number.isFinite(value)) return { value, phase: r.phase, terms: r.terms, preds: [] as number[] };
-        opt.zeroGrad();
-        r.loss.backward();
-        opt.step();
-        average?.update();
-        return { value, phase: r.phase, terms: r.terms, preds: argmaxOf(out.logits) };
-      });
-      if (!Number.isFinite(step.value)) {
-        // Only claim a checkpoint that exists: a run can diverge before its first epoch ends.
-        const kept =
-          state.bestEpoch > 0 && fs.existsSync(path.join(outDir, 'checkpoint.safetensors'))
-            ? `The last good checkpoint is kept in ${outDir} (epoch ${state.bestEpoch}).`
-            : 'No epoch finished, so there is no checkpoint.';
-        const msg =
-          `epoch ${epoch}, step ${steps + 1}: the loss is ${step.value} (terms ` +
-          `${JSON.stringify(step.terms)}); stopping. ${kept} Try a lower learning rate (--set lr=...).`;
-        log(msg);
-        throw new UserError(msg);
-      }
-      phases[step.phase] += 1;
-      for (const [k, v] of Object.entries(step.terms)) if (Number.isFinite(v)) sums[k] = (sums[k] ?? 0) + v;
-      lossSum += step.value;
-      steps += 1;
-      preds.push(...step.preds);
-    }
-    const trainLabels = order.map((i) => data.labels[i]!);
-    const trainM = metricsOf(trainLabels, preds, ous.classNames.length);
-    // Validation and the checkpoint see the weights the run keeps: the average, when there is one.
-    const validate = () => {
-      const v = evaluate(head, data, split.val, { device: o.device, batchSize: cfg.batchSize * 4 });
-      const best = v.loss < state.bestValLoss;
-      if (best) {
-        saveSafetensors(path.join(outDir, 'checkpoint.safetensors'), head.stateDict(), {
-          epoch: String(epoch),
-          valLoss: String(v.loss),
-          ...trainedConfig,
-        });
-        state.bestValLoss = v.loss;
-        state.bestEpoch = epoch;
-      }
-      return { ...v, best };
-    };
-    const val = average ? average.withAverages(validate) : validate();
-    const { best } = val;
-    const lr = opt.paramGroups[0]!.hyper.lr;
+    const fit = trainEpoch(l, order);
+    if (fit.diverged) throw divergence(run, state, epoch, fit.diverged, log);
+    const val = validate(l, split.val, (v) => {
+      if (!(v.loss < state.bestValLoss)) return false;
+      run.saveBest(head.stateDict(), { epoch: String(epoch), valLoss: String(v.loss), ...trainedConfig });
+      state.bestValLoss = v.loss;
+      state.bestEpoch = epoch;
+      return true;
+    });
+    const lr = l.opt.paramGroups[0]!.hyper.lr;
     plateau.step(val.loss);
-    const record: EpochRecord = {
-      epoch,
-      lr,
-      train: {
-        loss: lossSum / steps,
-        terms: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / steps])),
-        phases: { global: phases.global / steps, contrast: phases.contrast / steps, ce: phases.ce / steps },
-        uar: trainM.uar,
-        war: trainM.war,
-        clips: order.length,
-        steps,
-      },
-      val: { loss: val.loss, uar: val.uar, war: val.war },
-      best,
-      seconds: (Date.now() - t0) / 1000,
-    };
+    const record = epochRecord(epoch, lr, order, fit, val, l, (Date.now() - t0) / 1000);
     records.push(record);
-    fs.appendFileSync(metricsFile, JSON.stringify(record) + '\n');
+    run.writeEpochs(records);
     state.epoch = epoch;
-    saveLast(lastFile, head, opt, plateau, average, state);
-    log(
-      `epoch ${epoch}/${cfg.epochs} lr ${lr.toExponential(2)} train loss ${record.train.loss.toFixed(4)} WAR ` +
-        `${(trainM.war * 100).toFixed(1)} ` +
-        `| val loss ${val.loss.toFixed(4)} UAR ${(val.uar * 100).toFixed(1)} WAR ` +
-        `${(val.war * 100).toFixed(1)}${best ? ' *' : ''} ` +
-        `| phases global ${(record.train.phases.global * 100).toFixed(0)}% contrast ` +
-        `${(record.train.phases.contrast * 100).toFixed(0)}% | ${termsText(record.train.terms)}| ` +
-        `${record.seconds.toFixed(1)}s`,
-    );
+    saveLast(run, l, plateau, state);
+    log(epochLine(record, cfg.epochs));
     o.onEpoch?.(record);
-    if (opt.paramGroups[0]!.hyper.lr < cfg.minLr) {
-      stopReason = `the learning rate fell below ${cfg.minLr}`;
-      break;
-    }
-    if (cfg.stopTrainAcc !== null && trainM.war > cfg.stopTrainAcc) {
-      stopReason = `training accuracy ${trainM.war.toFixed(3)} passed ${cfg.stopTrainAcc}`;
+    const stop = stopRule(l.opt.paramGroups[0]!.hyper.lr, record.train.war, cfg);
+    if (stop) {
+      stopReason = stop;
       break;
     }
     await new Promise((r) => setImmediate(r)); // let finalizers, signals and progress run
   }
   log(`stopped: ${stopReason}; best epoch ${state.bestEpoch} (validation loss ${state.bestValLoss.toFixed(4)})`);
   return { epochs: records, bestEpoch: state.bestEpoch, bestValLoss: state.bestValLoss, stopReason };
+}
+
+/** A fresh run: no epochs yet, and config.json written with everything the run was made of. */
+function start(
+  run: RunFolder,
+  o: TrainOptions,
+  plateau: LoopState['plateau'],
+): { state: LoopState; records: EpochRecord[] } {
+  run.forgetEpochs();
+  run.writeConfig({
+    ous: o.ous,
+    train: o.train,
+    dims: o.data.dims,
+    split: { train: o.split.train.length, val: o.split.val.length },
+    ...o.info,
+    versions: { torch: buildInfo().torchVersion, node: process.version },
+  });
+  const state = { epoch: 0, bestValLoss: Infinity, bestEpoch: 0, plateau, optimizer: { steps: {}, groups: [] } };
+  return { state, records: [] };
+}
+
+/** A run picked up after its last finished epoch: its state, and the epochs up to it (later ones go). */
+function resume(
+  run: RunFolder,
+  l: Loop,
+  plateau: optim.ReduceLROnPlateau,
+  log: (line: string) => void,
+): { state: LoopState; records: EpochRecord[] } {
+  const state = resumeFrom(run, l, plateau);
+  const records = run.epochs().filter((r) => r.epoch <= state.epoch);
+  run.writeEpochs(records);
+  log(`resumed after epoch ${state.epoch} (best ${state.bestValLoss.toFixed(4)} at epoch ${state.bestEpoch})`);
+  return { state, records };
+}
+
+/** The error of a loss that is not finite, which claims a checkpoint only where one exists. */
+function divergence(
+  run: RunFolder,
+  state: LoopState,
+  epoch: number,
+  d: NonNullable<EpochFit['diverged']>,
+  log: (line: string) => void,
+): UserError {
+  // A run can diverge before its first epoch ends.
+  const kept =
+    state.bestEpoch > 0 && run.hasBest()
+      ? `The last good checkpoint is kept in ${run.dir} (epoch ${state.bestEpoch}).`
+      : 'No epoch finished, so there is no checkpoint.';
+  const msg =
+    `epoch ${epoch}, step ${d.step}: the loss is ${d.loss} (terms ` +
+    `${JSON.stringify(d.terms)}); stopping. ${kept} Try a lower learning rate (--set lr=...).`;
+  log(msg);
+  return new UserError(msg);
+}
+
+function epochRecord(
+  epoch: number,
+  lr: number,
+  order: number[],
+  fit: EpochFit,
+  val: { loss: number; uar: number; war: number; best: boolean },
+  l: Loop,
+  seconds: number,
+): EpochRecord {
+  const m = metricsOf(
+    order.map((i) => l.data.labels[i]!),
+    fit.preds,
+    l.ous.classNames.length,
+  );
+  const mean = (v: number) => v / fit.steps;
+  return {
+    epoch,
+    lr,
+    train: {
+      loss: mean(fit.lossSum),
+      terms: Object.fromEntries(Object.entries(fit.sums).map(([k, v]) => [k, mean(v)])),
+      phases: { global: mean(fit.phases.global), contrast: mean(fit.phases.contrast), ce: mean(fit.phases.ce) },
+      uar: m.uar,
+      war: m.war,
+      clips: order.length,
+      steps: fit.steps,
+    },
+    val: { loss: val.loss, uar: val.uar, war: val.war },
+    best: val.best,
+    seconds,
+  };
+}
+
+function epochLine(r: EpochRecord, epochs: number): string {
+  const pct = (v: number, digits = 1) => (v * 100).toFixed(digits);
+  return (
+    `epoch ${r.epoch}/${epochs} lr ${r.lr.toExponential(2)} train loss ${r.train.loss.toFixed(4)} WAR ` +
+    `${pct(r.train.war)} | val loss ${r.val.loss.toFixed(4)} UAR ${pct(r.val.uar)} WAR ${pct(r.val.war)}` +
+    `${r.best ? ' *' : ''} | phases global ${pct(r.train.phases.global, 0)}% contrast ` +
+    `${pct(r.train.phases.contrast, 0)}% | ${termsText(r.train.terms)}| ${r.seconds.toFixed(1)}s`
+  );
+}
+
+/** Why training stops after this epoch, or '' to go on. */
+function stopRule(lr: number, trainWar: number, cfg: TrainConfig): string {
+  if (lr < cfg.minLr) return `the learning rate fell below ${cfg.minLr}`;
+  if (cfg.stopTrainAcc !== null && trainWar > cfg.stopTrainAcc)
+    return `training accuracy ${trainWar.toFixed(3)} passed ${cfg.stopTrainAcc}`;
+  return '';
 }
 
 /**
@@ -323,19 +383,12 @@ function termsText(terms: Record<string, number>): string {
 
 // One file holds the weights, the optimizer's tensors and the loop state (in the metadata), so a
 // resume never sees weights from one epoch and state from another.
-function saveLast(
-  file: string,
-  head: Head,
-  opt: optim.Adam,
-  plateau: optim.ReduceLROnPlateau,
-  average: optim.WeightAverage | null,
-  state: LoopState,
-): void {
-  const os = opt.stateDict();
+function saveLast(run: RunFolder, l: Loop, plateau: optim.ReduceLROnPlateau, state: LoopState): void {
+  const os = l.opt.stateDict();
   const tensors = new Map<string, Tensor>();
-  for (const [k, t] of head.stateDict()) tensors.set(`model.${k}`, t);
+  for (const [k, t] of l.head.stateDict()) tensors.set(`model.${k}`, t);
   for (const [k, t] of Object.entries(os.tensors)) tensors.set(`optim.${k}`, t);
-  const avg = average?.stateDict();
+  const avg = l.average?.stateDict();
   for (const [k, t] of Object.entries(avg?.tensors ?? {})) tensors.set(`average.${k}`, t);
   const s: LoopState = {
     ...state,
@@ -343,38 +396,36 @@ function saveLast(
     optimizer: { steps: os.steps, groups: os.groups },
     ...(avg ? { averageUpdates: avg.updates } : {}),
   };
-  saveSafetensors(file, tensors, {
+  run.saveLast(tensors, {
     state: JSON.stringify(s, (_, v) => (v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v)),
   });
 }
 
-function resumeFrom(
-  file: string,
-  head: Head,
-  opt: optim.Adam,
-  plateau: optim.ReduceLROnPlateau,
-  average: optim.WeightAverage | null,
-): LoopState {
-  const meta = readSafetensorsHeader(file).metadata.state;
-  if (!meta) throw new Error(`${file} has no training state; delete it to start over`);
-  const state = JSON.parse(meta, (_, v) =>
-    v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v,
-  ) as LoopState;
-  const all = loadSafetensors(file);
-  const pick = (prefix: string) =>
-    new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  head.loadStateDict(pick('model.'));
-  opt.loadStateDict({
-    tensors: Object.fromEntries(pick('optim.')),
-    steps: state.optimizer.steps,
-    groups: state.optimizer.groups,
-  });
-  plateau.loadStateDict(state.plateau);
-  if (average) {
-    if (state.averageUpdates === undefined)
-      throw new Error(`loadStateDict(WeightAverage): ${file} has no weight average (trained without emaDecay)`);
-    average.loadStateDict({ tensors: Object.fromEntries(pick('average.')), updates: state.averageUpdates });
+function resumeFrom(run: RunFolder, l: Loop, plateau: optim.ReduceLROnPlateau): LoopState {
+  const { tensors: all, metadata } = run.readLast();
+  try {
+    if (!metadata.state) throw new Error(`${run.lastFile} has no training state; delete it to start over`);
+    const state = JSON.parse(metadata.state, (_, v) =>
+      v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v,
+    ) as LoopState;
+    const pick = (prefix: string) =>
+      new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    l.head.loadStateDict(pick('model.'));
+    l.opt.loadStateDict({
+      tensors: Object.fromEntries(pick('optim.')),
+      steps: state.optimizer.steps,
+      groups: state.optimizer.groups,
+    });
+    plateau.loadStateDict(state.plateau);
+    if (l.average) {
+      if (state.averageUpdates === undefined)
+        throw new Error(
+          `loadStateDict(WeightAverage): ${run.lastFile} has no weight average (trained without emaDecay)`,
+        );
+      l.average.loadStateDict({ tensors: Object.fromEntries(pick('average.')), updates: state.averageUpdates });
+    }
+    return state;
+  } finally {
+    for (const t of all.values()) t.dispose();
   }
-  for (const t of all.values()) t.dispose();
-  return state;
 }

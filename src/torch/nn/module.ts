@@ -92,6 +92,15 @@ export abstract class Module {
   /** Called on every module after train()/eval() and loadStateDict(): drop anything derived from the weights. */
   protected stateChanged(): void {}
 
+  /**
+   * Says that the weights were written in place by code the module does not see (an optimizer's
+   * step, a weight average lent and taken back): every module drops what it derived from them.
+   */
+  weightsChanged(): this {
+    for (const [, m] of this.namedModules()) m.stateChanged();
+    return this;
+  }
+
   eval(): this {
     return this.train(false);
   }

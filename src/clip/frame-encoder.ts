@@ -1,10 +1,10 @@
 import { type Tensor, cat, noGrad, precisionDtype, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { OnnxSession, onnxRuntime, type EnginePreference } from '../torch/onnxruntime.js';
-import { loadClipFolder } from '../clip/load.js';
-import { visionTowerOnnx } from '../clip/onnx.js';
+import { loadClipFolder } from './load.js';
+import { visionTowerOnnx } from './onnx.js';
 import { UserError } from '../util/errors.js';
-import type { ClipModel } from '../clip/model.js';
-import type { ClipImageProcessor } from '../clip/image-processor.js';
+import type { ClipModel } from './model.js';
+import type { ClipImageProcessor } from './image-processor.js';
 import type { RgbFrame } from '../video/decode.js';
 
 export type Engine = 'libtorch' | 'onnxruntime';
@@ -156,4 +156,4 @@ export class FrameEncoder {
 }
 
 /** The hash of a checkpoint's weights (clip/load.ts; exported here too, where the cache code always found it). */
-export { hashCheckpoint } from '../clip/load.js';
+export { hashCheckpoint } from './load.js';
