@@ -19,14 +19,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  type Tensor,
-  loadSafetensors,
-  readSafetensorsHeader,
-  saveSafetensors,
-  stack,
-  tidy,
-} from '../torch/index.js';
+import { type Tensor, loadSafetensors, readSafetensorsHeader, saveSafetensors, stack, tidy } from '../torch/index.js';
 import { ensureDir, pathKind, writeFileAtomic } from '../util/fs.js';
 import { describeHolder, holderAlive, readLockFile, tryLock, type LockHolder } from '../util/lock.js';
 import { UserError } from '../util/errors.js';

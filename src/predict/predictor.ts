@@ -26,13 +26,7 @@ import {
   type InferenceInfo,
   type RunConfig,
 } from '../runs/folder.js';
-import {
-  describeFaces,
-  predictionCrop,
-  type Crop,
-  type Recipe,
-  type SubjectRule,
-} from '../streams/recipe.js';
+import { describeFaces, predictionCrop, type Crop, type Recipe, type SubjectRule } from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { precisionMismatch } from '../torch/precision.js';
 import { VideoTooLongError, type ReadOptions, type RgbFrame } from '../video/decode.js';

@@ -8,16 +8,7 @@
 // with), last.safetensors (weights, optimizer, average and loop state in one file, for --resume),
 // metrics.jsonl and train.log.
 // An interrupted run resumes from its last finished epoch and ends exactly as an uninterrupted one.
-import {
-  F,
-  type Tensor,
-  buildInfo,
-  noGrad,
-  optim,
-  tensor,
-  tidy,
-  type Device,
-} from '../torch/index.js';
+import { F, type Tensor, buildInfo, noGrad, optim, tensor, tidy, type Device } from '../torch/index.js';
 import type { FeatureDataset } from '../data/dataset.js';
 import type { Head } from '../ous/model.js';
 import { ousLoss, type LossPhase } from '../ous/losses.js';
