@@ -171,7 +171,7 @@ export function frameTiming(frames: number, average: number, nominal: number, st
   let timing: string | undefined;
   if (jumped)
     timing =
-      `the timestamps jump (they span ${s(stamped)}, an average of ${+average.toFixed(3)} fps): ${counted}; ` +
+      `the timestamps jump (they span ${s(stamped)}, an average of ${average.toFixed(1)} fps): ${counted}; ` +
       'the jump is left out';
   else if (fps > 0 && stamped > 0 && stamped < duration - Math.max(1, 0.1 * duration))
     timing = `the timestamps restart or the container understates the length (it says ${s(stamped)}): ${counted}`;
