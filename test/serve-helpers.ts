@@ -66,8 +66,11 @@ export async function tinyRun(dir: string, frames = 16): Promise<TinyRun> {
   return { run, clip: demoEncoderDir(), clips: bench.clips };
 }
 
-/** Debian's Chromium, headless, through playwright-core (no browser is downloaded; CHROMIUM overrides the path). */
-export function launchChromium(): Promise<Browser> {
+/**
+ * Debian's Chromium, headless, through playwright-core (no browser is downloaded; CHROMIUM overrides the
+ * path), with `extraArgs` after the usual ones (a fake camera).
+ */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: [
@@ -78,6 +81,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }

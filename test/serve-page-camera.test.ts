@@ -11,13 +11,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { startServer, type Server } from '../src/server/server.js';
 import { LiveStartedSchema, LiveUpdateSchema, jpegSize, parseFrames } from '../src/server/live.js';
 import { HttpError } from '../src/server/upload.js';
 import { detectFacesBatch } from '../src/face/detector.js';
 import { fixture } from './helpers.js';
-import { tinyRun } from './serve-helpers.js';
+import { launchChromium, tinyRun } from './serve-helpers.js';
 import { ffmpeg } from './serve-http.js';
 
 const stub = fileURLToPath(new URL('./serve-stub-worker.js', import.meta.url));
@@ -55,27 +55,17 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function launch(camera: boolean): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      ...(camera
-        ? [
-            '--use-fake-device-for-media-stream',
-            '--use-fake-ui-for-media-stream',
-            `--use-file-for-fake-video-capture=${y4m}`,
-          ]
-        : []),
-    ],
-  });
-}
+/** Chromium, its camera (with `camera`) the y4m of the talking face. */
+const launch = (camera: boolean): Promise<Browser> =>
+  launchChromium(
+    camera
+      ? [
+          '--use-fake-device-for-media-stream',
+          '--use-fake-ui-for-media-stream',
+          `--use-file-for-fake-video-capture=${y4m}`,
+        ]
+      : [],
+  );
 
 /** The face the detector finds on the clip's frame at `t` s: [x, y, w, h] in its 360×288 pixels. */
 async function faceAt(t: number): Promise<number[]> {
