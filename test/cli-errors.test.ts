@@ -93,7 +93,7 @@ before(async () => {
   editRun('r-nolast', () => {});
   fs.rmSync(at('r-nolast', 'last.safetensors'));
   editRun('r-cls', (c) => Object.assign(c.ous, { classNames: ['a', 'b', 'c'], polarityOfClass: [0, 1, 2] }));
-  editRun('r-blur', (c) => (c.inference.scene = 'blur'));
+  editRun('r-blur', (c) => (c.recipe.scene = 'blur'));
   editRun('r-types', (c) => (c.dims.embed = '32'));
   editRun('r-moved', (c) => (c.cache = at('gone')));
   await trainRun({
@@ -263,7 +263,7 @@ const cases: Array<[string[], number, string, Record<string, string>?]> = [
   [
     ['predict', video, '--run', 'r-blur'],
     1,
-    "inference.scene: Invalid enum value. Expected 'mask' | 'full', received 'blur'",
+    "recipe.scene: Invalid enum value. Expected 'mask' | 'full', received 'blur'",
   ],
   [
     ['eval', '--run', 'r-types'],

@@ -12,6 +12,7 @@ import type { OusConfig } from '../src/ous/config.js';
 import type { TrainConfig } from '../src/ous/train-config.js';
 import { evalRun, trainRun } from '../src/train/run.js';
 import { UserError } from '../src/util/errors.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../src/torch/index.js';
 import { tinyCache } from './helpers.js';
 import { spawnSync } from 'node:child_process';
 import { packageRoot } from '../src/util/paths.js';
@@ -158,17 +159,44 @@ test('a config.json edited after training (classes renamed consistently) is refu
   const c = JSON.parse(fs.readFileSync(file, 'utf8'));
   const renamed = (names: string[]) => names.map((n) => `${n}-ish`);
   c.ous.classNames = renamed(c.ous.classNames);
-  c.inference.classNames = renamed(c.inference.classNames);
+  c.recipe.classNames = renamed(c.recipe.classNames);
   fs.writeFileSync(file, JSON.stringify(c, null, 2));
   assert.throws(
     () => evalRun(at('renamed')),
     (e: Error) =>
       e instanceof UserError &&
       /config\.json is not the config .*checkpoint\.safetensors was trained with/.test(e.message) &&
-      /\(inference\.classNames, ous\.classNames differ\)/.test(e.message),
+      /\(ous\.classNames, recipe\.classNames differ\)/.test(e.message),
   );
   // the run as trained still loads
   assert.ok(evalRun(at('run')).n > 0);
+});
+
+test('the record covers the stream recipe: a face crop edited after training is refused; a record from before the recipe loads', () => {
+  fs.cpSync(at('run'), at('recrop'), { recursive: true });
+  const file = at('recrop', 'config.json');
+  const c = JSON.parse(fs.readFileSync(file, 'utf8'));
+  c.recipe.crop.enlarge = 0.5; // prediction would crop faces the head never saw
+  fs.writeFileSync(file, JSON.stringify(c, null, 2));
+  assert.throws(
+    () => evalRun(at('recrop')),
+    (e: Error) => e instanceof UserError && /\(recipe\.crop\.enlarge differ\)/.test(e.message),
+  );
+  // A checkpoint recorded before the record held the recipe: its record has no `recipe`, so the
+  // recipe is not compared (the rest still is).
+  fs.cpSync(at('run'), at('older'), { recursive: true });
+  const ckpt = at('older', 'checkpoint.safetensors');
+  const sd = loadSafetensors(ckpt);
+  const meta = readSafetensorsHeader(ckpt).metadata;
+  const { recipe: _, ...rest } = JSON.parse(meta.trainedConfig!);
+  saveSafetensors(ckpt, sd, { ...meta, trainedConfig: JSON.stringify(rest) });
+  for (const t of sd.values()) t.dispose();
+  assert.ok(evalRun(at('older')).n > 0);
+  const o = JSON.parse(fs.readFileSync(at('older', 'config.json'), 'utf8'));
+  o.ous.classNames = o.ous.classNames.map((n: string) => `${n}-ish`);
+  o.recipe.classNames = o.ous.classNames;
+  fs.writeFileSync(at('older', 'config.json'), JSON.stringify(o, null, 2));
+  assert.throws(() => evalRun(at('older')), /\(ous\.classNames differ\)/);
 });
 
 test("ous ablate --table IV: each row at the paper's settings (M = 64), beside the paper's numbers", async () => {

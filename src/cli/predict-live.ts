@@ -54,7 +54,7 @@ function textSummary(source: string, s: StreamSummary): string {
 
 export async function predictLive(predictor: Predictor, a: LiveArgs): Promise<number> {
   const classes = predictor.classNames;
-  const T = predictor.inference.frames;
+  const T = predictor.recipe.frames;
   await warmUp(predictor);
   const live = new LiveSource(a.source, {
     fps: streamFps(predictor, a.window),

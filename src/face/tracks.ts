@@ -87,11 +87,15 @@ export function fillTrack(track: Track): Box[] {
   });
 }
 
-/** The crop square: centred on the box, side max(w, h) × (1 + enlarge), in whole pixels. */
-export function squareBox(box: Box, enlarge = 0.25): Box {
+/**
+ * The square around a face box, in whole pixels: side max(w, h) × (1 + enlarge), centred on the box
+ * moved by shift × side (x right, y down). Tracking compares these; the stream recipe's face crop
+ * (streams/recipe.ts cropSquare) is one.
+ */
+export function squareBox(box: Box, enlarge = 0.25, shift: readonly [number, number] = [0, 0]): Box {
   const side = Math.round(Math.max(box[2], box[3]) * (1 + enlarge));
-  const cx = box[0] + box[2] / 2;
-  const cy = box[1] + box[3] / 2;
+  const cx = box[0] + box[2] / 2 + shift[0] * side;
+  const cy = box[1] + box[3] / 2 + shift[1] * side;
   return [Math.round(cx - side / 2), Math.round(cy - side / 2), side, side];
 }
 

@@ -17,15 +17,7 @@ import { rescaleBox } from '../util/box.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { POLARITIES } from '../ous/config.js';
 import { loadClipFolder } from '../clip/load.js';
-import {
-  checkpointFile,
-  loadHeadWeights,
-  readRunConfig,
-  readInferenceSettings,
-  runRecipe,
-  type InferenceInfo,
-  type RunConfig,
-} from '../runs/folder.js';
+import { checkpointFile, loadHeadWeights, readRunConfig, runRecipe, type RunConfig } from '../runs/folder.js';
 import { describeFaces, predictionCrop, type Crop, type Recipe, type SubjectRule } from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { precisionMismatch } from '../torch/precision.js';
@@ -258,8 +250,7 @@ export class Predictor {
   private constructor(
     readonly runDir: string,
     readonly conf: RunConfig,
-    readonly inference: InferenceInfo,
-    readonly recipe: Recipe,
+    readonly recipe: Recipe, // how the run's streams were made: prediction makes them the same way
     readonly recipeNote: string | undefined, // a run from before the recipe: what is assumed
     readonly encoder: FrameEncoder,
     readonly head: Head,
@@ -277,7 +268,6 @@ export class Predictor {
     // The run folder is read and checked by runs/folder.ts, as eval and report read it.
     const conf = readRunConfig(runDir, '--run');
     const ckpt = checkpointFile(runDir, '--run');
-    const inference = readInferenceSettings(runDir, conf);
     const { recipe, note } = runRecipe(runDir, conf);
     const clipDir = opts.clip ?? conf.clip;
     if (pathKind(clipDir) === 'missing')
@@ -288,7 +278,7 @@ export class Predictor {
       );
     const clip = loadClipFolder(clipDir, {
       device: opts.device,
-      expectHash: { hash: inference.clipHash, what: `${runDir} was trained on`, flag: '--clip' },
+      expectHash: { hash: recipe.clipHash, what: `${runDir} was trained on`, flag: '--clip' },
     });
     const encoder = FrameEncoder.fromModel(clip.model, clip.processor, clip.hash, {
       device: opts.device,
@@ -299,7 +289,7 @@ export class Predictor {
     loadHeadWeights(head, ckpt);
     if (opts.device) head.to({ device: opts.device });
     head.eval();
-    return new Predictor(runDir, conf, inference, recipe, note, encoder, head, opts.device ?? 'cpu');
+    return new Predictor(runDir, conf, recipe, note, encoder, head, opts.device ?? 'cpu');
   }
 
   /** One line when the run's features were made at another precision (its recipe's) than the tower runs in now. */
@@ -377,7 +367,7 @@ class PredictionJob {
     private readonly plan: TimelinePlan,
     private readonly timeline: TimelineOptions,
   ) {
-    this.T = p.inference.frames;
+    this.T = p.recipe.frames;
     this.crop = predictionCrop(p.recipe);
     this.withBlank = p.conf.ous.model === 'ous' && p.conf.ous.scene;
     this.progress = o.onProgress ?? (() => {});
@@ -394,7 +384,7 @@ class PredictionJob {
         `${video}: longer than --max-seconds ${o.maxSeconds} (${clip.frameCount} frames at ` +
           `${+clip.fps.toFixed(3)} fps: ${length.toFixed(1)} s); raise --max-seconds to read it`,
       );
-    const plan = planTimeline(clip.frameCount, clip.fps, p.inference.frames, timeline);
+    const plan = planTimeline(clip.frameCount, clip.fps, p.recipe.frames, timeline);
     return new PredictionJob(p, video, o, clip, plan, timeline);
   }
 
@@ -514,7 +504,7 @@ class PredictionJob {
     const n = pending.length;
     const frames = [...pending.map((x) => x.face), ...pending.map((x) => x.scene)];
     if (withBlank && !this.blank) frames.push(blankLike(pending[0]!.scene));
-    const out = await this.p.encoder.encode(frames, this.p.inference.polarityLayer);
+    const out = await this.p.encoder.encode(frames, this.p.recipe.polarityLayer);
     const [E, W] = [out.emb.size(1), out.low!.size(1)];
     const emb = asCached(out.emb.toTypedArray() as Float32Array); // [2n(+1), E]
     const low = asCached(out.low!.toTypedArray() as Float32Array); // [2n(+1), W]

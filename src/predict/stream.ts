@@ -77,11 +77,11 @@ type Overall = Omit<ReturnType<typeof overall>, 'noFaceWindows' | 'noFaceAnswer'
 export async function warmUp(p: Predictor): Promise<void> {
   const blank = { data: new Uint8Array(64 * 64 * 3), width: 64, height: 64 };
   await detectFacesBatch([blank], { device: p.device === 'cpu' ? undefined : p.device });
-  await p.encoder.prepare(p.inference.polarityLayer);
+  await p.encoder.prepare(p.recipe.polarityLayer);
 }
 
 /** The sampling rate a streaming source must hand frames on at: the timeline's grid, T per window. */
-export const streamFps = (p: Predictor, window = DEFAULT_TIMELINE.window): number => p.inference.frames / window;
+export const streamFps = (p: Predictor, window = DEFAULT_TIMELINE.window): number => p.recipe.frames / window;
 
 /** Emotion per window of a stream of frames, each window handed to `o.onWindow` as it completes. */
 export async function predictStream(
@@ -159,7 +159,7 @@ class StreamJob {
     const stride = o.stride ?? DEFAULT_TIMELINE.stride;
     if (!(window > 0)) throw new UserError(`--window must be a positive number of seconds, not ${window}`);
     if (!(stride > 0)) throw new UserError(`--stride must be a positive number of seconds, not ${stride}`);
-    this.T = p.inference.frames;
+    this.T = p.recipe.frames;
     this.window = window;
     this.step = window / this.T;
     this.stride = Math.max(1, Math.round(stride / this.step)) * this.step;
@@ -275,7 +275,7 @@ class StreamJob {
     const n = cut.length;
     const images = [...cut.map((c) => c.face), ...cut.map((c) => c.scene)];
     if (!this.blank) images.push(blankLike(cut[0]!.scene));
-    const out = await this.p.encoder.encode(images, this.p.inference.polarityLayer);
+    const out = await this.p.encoder.encode(images, this.p.recipe.polarityLayer);
     const [E, W] = [out.emb.size(1), out.low!.size(1)];
     const emb = asCached(out.emb.toTypedArray() as Float32Array); // [2n(+1), E]
     const low = asCached(out.low!.toTypedArray() as Float32Array); // [2n(+1), W]

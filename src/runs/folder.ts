@@ -22,7 +22,10 @@ import { fsUserError, isRegularFile, pathKind, readJsonAs } from '../util/fs.js'
 /** What a run folder's config.json holds; runs written before the version field are version 1. */
 export const RUN_VERSION = 1;
 
-/** What a run records so that inference needs only the run and CLIP: how its features were made. */
+/**
+ * How a run's features were made, as runs recorded it before the stream recipe (which holds all of
+ * it and more): read from such runs only, never written.
+ */
 export const InferenceInfoSchema = z
   .object({
     frames: z.number().int().positive(), // T
@@ -49,7 +52,7 @@ const RunConfigFile = z
     dims: Dims,
     cache: z.string().min(1), // the feature cache, resolved
     clip: z.string().min(1), // the CLIP folder, resolved
-    inference: InferenceInfoSchema.optional(),
+    inference: InferenceInfoSchema.optional(), // runs from before the recipe
     recipe: RecipeSchema.optional(), // how the training streams were made (absent: a run from before it)
     resumes: z
       .array(
@@ -110,26 +113,28 @@ export function readRunConfig(runDir: string, flag = ''): RunConfig {
     ous,
     train: resolveTrainConfig(c.train, `${file}: train`),
   };
-  const trainedOn = c.inference?.classNames;
+  // The record of how the features were made: the recipe, or in older runs `inference`.
+  const [made, key] = c.recipe ? [c.recipe, 'recipe'] : [c.inference, 'inference'];
+  const trainedOn = made?.classNames;
   if (trainedOn && JSON.stringify(trainedOn) !== JSON.stringify(ous.classNames)) {
     throw new UserError(
       `${file}: ous.classNames ${JSON.stringify(ous.classNames)} are not the classes ` +
-        `the run was trained on (inference.classNames ${JSON.stringify(trainedOn)}): ` +
+        `the run was trained on (${key}.classNames ${JSON.stringify(trainedOn)}): ` +
         'was config.json edited? Restore it, or train a new run on a cache with these classes',
     );
   }
-  if (c.inference && c.inference.frames !== c.dims.frames)
+  if (made && made.frames !== c.dims.frames)
     throw new UserError(
-      `${file}: inference.frames ${c.inference.frames} is not dims.frames ${c.dims.frames}: was config.json edited?`,
+      `${file}: ${key}.frames ${made.frames} is not dims.frames ${c.dims.frames}: was config.json edited?`,
     );
   return conf;
 }
 
 /**
- * What the run records for inference; a run from before it did falls back to its cache's
- * cache.json (validated). The classes must be the run's either way.
+ * How a run from before the recipe made its features: its `inference` record, or before that its
+ * cache's cache.json (validated). The classes must be the run's either way.
  */
-export function readInferenceSettings(runDir: string, conf: RunConfig): InferenceInfo {
+function readInferenceSettings(runDir: string, conf: RunConfig): InferenceInfo {
   if (conf.inference) return conf.inference;
   if (pathKind(path.join(conf.cache, 'cache.json')) === 'missing')
     throw new UserError(
@@ -171,7 +176,13 @@ export function runRecipe(runDir: string, conf: RunConfig): { recipe: Recipe; no
  */
 export function trainedSettings(config: Record<string, unknown>): Record<string, unknown> {
   const { epochs: _, ...train } = (config.train ?? {}) as Record<string, unknown>;
-  return { ous: config.ous, train, dims: config.dims, inference: config.inference ?? null };
+  return {
+    ous: config.ous,
+    train,
+    dims: config.dims,
+    inference: config.inference ?? null,
+    recipe: config.recipe ?? null,
+  };
 }
 
 /** JSON with sorted keys: one text for one config, whatever order its file wrote the keys in. */
@@ -219,9 +230,11 @@ export function checkpointFile(runDir: string, flag = ''): string {
     );
   const recorded = readSafetensorsHeader(file).metadata.trainedConfig;
   if (recorded !== undefined) {
-    const now = settingsFingerprint(JSON.parse(fs.readFileSync(configFile(runDir), 'utf8')) as Record<string, unknown>);
-    if (now.trainedConfig !== recorded) {
-      const keys = settingsDiffs(JSON.parse(recorded), JSON.parse(now.trainedConfig));
+    const then = JSON.parse(recorded) as Record<string, unknown>;
+    const now = trainedSettings(JSON.parse(fs.readFileSync(configFile(runDir), 'utf8')) as Record<string, unknown>);
+    if (!('recipe' in then)) delete now.recipe; // recorded before the record held the recipe
+    if (canonical(now) !== canonical(then)) {
+      const keys = settingsDiffs(then, now);
       throw new UserError(
         `${configFile(runDir)} is not the config ${file} was trained with (${keys.slice(0, 5).join(', ')}` +
           `${keys.length > 5 ? `, ... ${keys.length} in all` : ''} differ): was config.json edited, or the ` +

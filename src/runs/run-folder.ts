@@ -3,7 +3,7 @@
 // where or how. Every file but the log is written whole under a temporary name and renamed, so a
 // run killed at any moment leaves each file as it was or as it was meant to be.
 //
-//   config.json              the resolved configs, dims, cache and CLIP paths, inference settings
+//   config.json              the resolved configs, dims, cache and CLIP paths, the stream recipe
 //   checkpoint.safetensors   the best weights, and the config they were trained with (checked on load)
 //   last.safetensors         weights + optimizer + loop state, for --resume (one file: never half of each)
 //   metrics.jsonl            one line per finished epoch

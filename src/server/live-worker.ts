@@ -80,7 +80,7 @@ async function run(settings: Extract<ToLive, { type: 'init' }>['settings'], queu
     return process.exit(1);
   }
   const { window, stride, lookahead } = settings;
-  send({ type: 'ready', fps: streamFps(predictor, window), frames: predictor.inference.frames });
+  send({ type: 'ready', fps: streamFps(predictor, window), frames: predictor.recipe.frames });
   const summary = await predictor.predictStream(queue, {
     window,
     stride,

@@ -21,7 +21,7 @@ async function load(settings: WorkerSettings): Promise<Predictor | undefined> {
       precision: settings.precision,
       engine: settings.engine,
     });
-    await predictor.encoder.prepare(predictor.inference.polarityLayer); // onnxruntime's session before the first job
+    await predictor.encoder.prepare(predictor.recipe.polarityLayer); // onnxruntime's session before the first job
     if (predictor.precisionNote) process.stderr.write(`ous serve: ${predictor.precisionNote}\n`);
     return predictor;
   } catch (err) {
@@ -43,7 +43,7 @@ function main(): void {
       settings = m.settings;
       predictor = load(settings).then((p) => {
         if (!p) return p;
-        const { inference, encoder, conf } = p;
+        const { recipe, encoder, conf } = p;
         send({
           type: 'ready',
           model: {
@@ -51,13 +51,13 @@ function main(): void {
             classes: p.classNames,
             polarities: [...POLARITIES],
             encoder: {
-              clipHash: inference.clipHash,
+              clipHash: recipe.clipHash,
               precision: encoder.precision,
               embed: encoder.dims.embed,
               visionWidth: encoder.dims.visionWidth,
-              frames: inference.frames,
-              scene: inference.scene,
-              polarityLayer: inference.polarityLayer,
+              frames: recipe.frames,
+              scene: recipe.scene,
+              polarityLayer: recipe.polarityLayer,
             },
             config: conf.ous as unknown as Record<string, unknown>,
           },

@@ -4,6 +4,7 @@
 // (streams/index.ts), so that a run predicts on the streams it was trained on.
 import { z } from 'zod';
 import type { Box } from '../face/detector.js';
+import { squareBox } from '../face/tracks.js';
 
 export const RECIPE_VERSION = 1;
 
@@ -62,12 +63,7 @@ export const RecipeSchema = z
 export type Recipe = z.infer<typeof RecipeSchema>;
 
 /** The crop square around a face box. */
-export function cropSquare(box: Box, crop: Crop = DEFAULT_CROP): Box {
-  const side = Math.round(Math.max(box[2], box[3]) * (1 + crop.enlarge));
-  const cx = box[0] + box[2] / 2 + crop.shift[0] * side;
-  const cy = box[1] + box[3] / 2 + crop.shift[1] * side;
-  return [Math.round(cx - side / 2), Math.round(cy - side / 2), side, side];
-}
+export const cropSquare = (box: Box, crop: Crop = DEFAULT_CROP): Box => squareBox(box, crop.enlarge, crop.shift);
 
 /** The crop prediction makes with the detector: the matched one when training faces were the data set's crops. */
 export function predictionCrop(r: Recipe): Crop {

@@ -20,13 +20,12 @@ import {
   checkpointFile,
   loadHeadWeights,
   readRunConfig,
-  readInferenceSettings,
-  type InferenceInfo,
+  runRecipe,
   type RunConfig,
 } from '../runs/folder.js';
 import { RunFolder } from '../runs/run-folder.js';
 
-export { RUN_VERSION, readRunConfig, type ConfigOverrides, type InferenceInfo, type RunConfig };
+export { RUN_VERSION, readRunConfig, type ConfigOverrides, type RunConfig };
 
 /** The divisors of n, for a message. */
 const divisors = (n: number) => [...Array(n).keys()].map((i) => i + 1).filter((d) => n % d === 0);
@@ -171,7 +170,6 @@ async function trainLocked(run: RunFolder, o: TrainRunOptions): Promise<TrainRes
         cache: path.resolve(o.cache),
         clip: path.resolve(clipDir),
         test: split.test.length,
-        inference: inferenceOf(cache),
         recipe: recipeOf(cache, o.cache, o.log ?? ((l) => process.stderr.write(`ous: ${l}\n`))),
       },
     });
@@ -282,16 +280,6 @@ function checkResumable(run: RunFolder): void {
     );
 }
 
-export function inferenceOf(cache: FeatureCache): InferenceInfo {
-  return {
-    frames: cache.info.frames,
-    scene: cache.info.scene,
-    polarityLayer: cache.info.polarityLayer,
-    clipHash: cache.info.clip.hash,
-    classNames: cache.info.classNames,
-  };
-}
-
 /**
  * The recipe a run records: its cache's (a cache from before the recipe: what that version did,
  * said in one line), with the detector crop matched to the data set's crops, the median of the
@@ -328,7 +316,7 @@ export interface RunPlaces {
 export function loadRun(runDir: string, opts: { device?: Device } & RunPlaces = {}) {
   const conf = readRunConfig(runDir);
   const ckpt = checkpointFile(runDir);
-  const inference = readInferenceSettings(runDir, conf);
+  const { recipe } = runRecipe(runDir, conf);
   const cacheDir = opts.cache ?? conf.cache;
   if (pathKind(cacheDir) === 'missing')
     throw new UserError(
@@ -339,9 +327,9 @@ export function loadRun(runDir: string, opts: { device?: Device } & RunPlaces = 
   const info = cacheInfoOf(cacheDir);
   const theirs = { clipHash: info.clip.hash.slice(0, 12), classNames: info.classNames.join(','), frames: info.frames };
   const mine = {
-    clipHash: inference.clipHash.slice(0, 12),
+    clipHash: recipe.clipHash.slice(0, 12),
     classNames: conf.ous.classNames.join(','),
-    frames: inference.frames,
+    frames: recipe.frames,
   };
   const diffs = (Object.keys(mine) as Array<keyof typeof mine>)
     .filter((k) => theirs[k] !== mine[k])
@@ -362,7 +350,7 @@ export function loadRun(runDir: string, opts: { device?: Device } & RunPlaces = 
     device: opts.device,
     textOnly: true,
     expectHash: {
-      hash: inference.clipHash,
+      hash: recipe.clipHash,
       what: `${runDir} was trained on`,
       flag: opts.clip ? '--clip' : "the run's CLIP",
     },
