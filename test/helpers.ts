@@ -10,7 +10,16 @@ import { CacheWriter, mergeCache, writeListing, type CacheInfo, type ListedClip 
 import { hashCheckpoint } from '../src/clip/frame-encoder.js';
 import { cacheRecipe } from '../src/data/extract.js';
 import sharp from 'sharp';
-import { manualSeed, randn, tensor, type Tensor } from '../src/torch/index.js';
+import {
+  loadSafetensors,
+  manualSeed,
+  randn,
+  readSafetensorsHeader,
+  saveSafetensors,
+  tensor,
+  type Tensor,
+} from '../src/torch/index.js';
+import { trainedSettings } from '../src/runs/folder.js';
 
 /** Runs `ous ARGS` (the built CLI) in `cwd`, with OUS_DEBUG off unless `env` sets it: its exit code and output. */
 export function runCli(
@@ -140,6 +149,21 @@ export function goldenTextTower(): FrozenTextTower {
     encode: (e, eot) => clip.encodeTextEmbeddings(e, eot).textEmbeds,
     width: clip.config.text_config.hidden_size,
   };
+}
+
+/**
+ * A run's checkpoint made to record `record` (default: the run's config.json as it is now) as the
+ * settings it was trained with: a run edited by a test as if it had been trained so.
+ */
+export function recordTrainedConfig(runDir: string, record?: (settings: Record<string, unknown>) => void): void {
+  const ckpt = path.join(runDir, 'checkpoint.safetensors');
+  const config = JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const settings = trainedSettings(config);
+  record?.(settings);
+  const sd = loadSafetensors(ckpt);
+  const metadata = { ...readSafetensorsHeader(ckpt).metadata, trainedConfig: JSON.stringify(settings) };
+  saveSafetensors(ckpt, sd, metadata);
+  for (const t of sd.values()) t.dispose();
 }
 
 /**

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Prediction } from '../src/predict/predictor.js';
-import { fixture, mirroredPair, runCli } from './helpers.js';
+import { fixture, mirroredPair, recordTrainedConfig, runCli } from './helpers.js';
 import { tinyRun, type TinyRun } from './serve-helpers.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-parity-'));
@@ -111,6 +111,7 @@ test(recipeTitle, async () => {
     fs.cpSync(t.run, run, { recursive: true });
     const c = { ...config, recipe: subject === undefined ? undefined : { ...config.recipe, subject } };
     fs.writeFileSync(path.join(run, 'config.json'), JSON.stringify(c));
+    recordTrainedConfig(run); // as if trained so: the checkpoint's record covers the recipe
     return run;
   };
   const go = async (run: string, extra: string[] = []) => {
