@@ -121,6 +121,7 @@ test('the server-wide cap: a session past it is shed with 503 and Retry-After, w
   const base = `http://127.0.0.1:${(s2.address() as { port: number }).port}`;
   try {
     assert.equal((await fetch(`${base}/api/live`, { method: 'POST', body: '{}' })).status, 201);
+    assert.deepEqual([shed.running, shed.limit], [1, 1]); // what /api/health says
     const r = await fetch(`${base}/api/live`, { method: 'POST', body: '{}' });
     assert.equal(r.status, 503);
     assert.equal(r.headers.get('retry-after'), '10');
@@ -128,5 +129,24 @@ test('the server-wide cap: a session past it is shed with 503 and Retry-After, w
   } finally {
     await shed.close();
     s2.close();
+  }
+});
+
+test('a server that takes no camera sessions (--camera-sessions 0) refuses each with 503, no Retry-After, no process', async () => {
+  const off = new LiveSessions({ run: 'RUN', maxSeconds: 600, sessions: 0, workerModule: stub, log: () => {} });
+  const s3 = liveServer(off);
+  await new Promise<void>((r) => s3.listen(0, '127.0.0.1', r));
+  try {
+    const r = await fetch(`http://127.0.0.1:${(s3.address() as { port: number }).port}/api/live`, {
+      method: 'POST',
+      body: '{}',
+    });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), null, 'retrying cannot help');
+    assert.match(((await r.json()) as { error: string }).error, /takes no camera sessions/);
+    assert.deepEqual([off.running, off.limit], [0, 0]);
+  } finally {
+    await off.close();
+    s3.close();
   }
 });

@@ -108,6 +108,7 @@ test('health, the document, a job and the page answer without a socket', async (
     [body(h).workers, body(h).busy, body(h).queued, body(h).queue, body(h).shuttingDown],
     [2, 1, 3, 4, false],
   );
+  assert.deepEqual(body(h).camera, { sessions: 0, limit: 1 }, 'no camera session yet; one at a time by default');
   const doc = await answer(s, req('GET', '/api/openapi.json'));
   assert.equal(body(doc).openapi, '3.1.0');
   assert.match(body(doc).paths['/api/predict'].post.requestBody.description, /at most 1 MB and 60 s/);

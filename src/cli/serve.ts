@@ -60,6 +60,12 @@ const FLAGS = {
     default: '8',
     help: 'an upload slower than K KB/s over 10 s gets 408 (0: no minimum)',
   },
+  'camera-sessions': {
+    type: { kind: 'int', min: 0, max: 64 },
+    value: 'N',
+    default: '1',
+    help: "the page's camera mode: sessions at once, a process each (0 turns it off; more get 503)",
+  },
   'public-host': {
     type: { kind: 'text' },
     value: 'NAME',
@@ -98,6 +104,7 @@ export const serve: Command = {
       perClientConnections: values['per-client-connections'],
       perClientUploads: values['per-client-uploads'],
       minUploadKBps: values['min-upload-kbps'],
+      cameraSessions: values['camera-sessions'],
     });
     process.stderr.write(`ous serve: ${server.url}  (${server.model.classes.length} classes; Ctrl-C stops)\n`);
     await new Promise<void>((resolve) => {

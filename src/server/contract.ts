@@ -182,6 +182,10 @@ export const HealthSchema = z
     queue: z.number().int().describe('--queue'),
     probing: z.number().int(),
     busiestClient: z.object({ connections: z.number().int(), uploads: z.number().int() }).strict(),
+    camera: z
+      .object({ sessions: z.number().int(), limit: z.number().int() })
+      .strict()
+      .describe('camera sessions running, and how many the server takes at once (0: the camera mode is off)'),
     eventLoopDelayMs: z
       .object({ p50: z.number(), p99: z.number(), max: z.number() })
       .strict()

@@ -32,6 +32,7 @@ import { MAX_SIDE } from '../video/decode.js';
 import { clientAddress } from './clients.js';
 import { HttpError } from './upload.js';
 import { jsonReply, type Reply } from './http.js';
+import { ErrorSchema } from './contract.js';
 
 /** What a camera route reads of its request: the headers, the socket (the client's address), the body. */
 type LiveRequest = Pick<http.IncomingMessage, 'headers' | 'socket'> & AsyncIterable<Buffer>;
@@ -141,7 +142,12 @@ export function registerLiveRoutes(registry: OpenAPIRegistry): void {
     path: '/api/live',
     summary: 'start a camera session',
     request: { body: { content: { 'application/json': { schema: LiveStartSchema } } } },
-    responses: { 201: json(LiveStartedSchema, 'the session, once its model is loaded') },
+    responses: {
+      201: json(LiveStartedSchema, 'the session, once its model is loaded'),
+      400: json(ErrorSchema, 'the settings are not JSON, or not the schema'),
+      429: json(ErrorSchema, 'this client address already has its camera session'),
+      503: json(ErrorSchema, 'every camera session is taken (Retry-After), or the camera mode is off (none)'),
+    },
   });
   registry.registerPath({
     method: 'post',
@@ -205,7 +211,7 @@ export interface LiveOptions {
   precision?: Precision;
   engine?: EnginePreference;
   maxSeconds: number; // camera time one session may last (the server's --max-seconds)
-  sessions?: number; // live sessions at once (1)
+  sessions?: number; // live sessions at once (1; 0: the camera mode is off)
   perClient?: number; // live sessions one client address may hold (1)
   maxFrameBytes?: number; // one JPEG (512 KB)
   maxBatch?: number; // frames in one POST (32)
@@ -290,6 +296,11 @@ export class LiveSessions {
     return [...this.sessions.values()].filter((s) => s.status === 'running').length;
   }
 
+  /** The sessions this server takes at once (0: none, the camera mode is off). */
+  get limit(): number {
+    return this.o.sessions;
+  }
+
   /**
    * GET / DELETE /api/live/{id}, and POST /api/live/{id}/frames (`frames`): the session's windows after
    * `?after=` (routes.ts routes here; the caller's Host and Origin are checked there).
@@ -315,6 +326,8 @@ export class LiveSessions {
     }
     const r = LiveStartSchema.safeParse(parsed);
     if (!r.success) throw new HttpError(400, `the session's settings: ${zodIssues(r.error)}`);
+    if (this.o.sessions === 0)
+      throw new HttpError(503, 'this server takes no camera sessions (its camera mode is off)');
     const addr = clientAddress(req.socket);
     const mine = [...this.sessions.values()].filter((s) => s.addr === addr && s.status === 'running').length;
     if (mine >= this.o.perClient)

@@ -112,7 +112,7 @@ function readPaths(r: OpenAPIRegistry): void {
       summary,
       responses: { 200: { description: summary, content: json(schema) }, ...more },
     });
-  get('/api/health', 'workers and queue (never waits on uploads or jobs)', HealthSchema);
+  get('/api/health', 'workers, queue and camera sessions (never waits on uploads or jobs)', HealthSchema);
   get('/api/model', "classes, encoder and the run's config", ModelSchema, {
     503: error('the model is still loading', retryAfter),
   });

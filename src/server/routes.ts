@@ -9,7 +9,7 @@
 //   GET    /api/jobs/{id}        status, queue position, stage and percentage, the windows classified
 //                                so far; the prediction when done
 //   DELETE /api/jobs/{id}        cancels it
-//   GET    /api/health           workers, queue (never waits on uploads or jobs)
+//   GET    /api/health           workers, queue, camera sessions (never waits on uploads or jobs)
 //   GET    /api/model            classes, encoder, the run's config
 //   GET    /api/samples          the sample clips;  GET /api/samples/{n}.mp4 one of them
 //   GET    /api/openapi.json     this API described (openapi.ts, from contract.ts's schemas)
@@ -113,6 +113,7 @@ function health(s: ServerState, r: RouteRequest): Reply {
     ...h,
     probing: s.probes.inFlight,
     busiestClient: s.clients.busiest(),
+    camera: { sessions: s.live.running, limit: s.live.limit },
     eventLoopDelayMs,
   };
   return jsonReply(200, body);

@@ -50,6 +50,7 @@ export interface ServeOptions {
   perClientConnections?: number; // open connections one client address may hold (32)
   perClientUploads?: number; // uploads one client address may have arriving at once (2)
   minUploadKBps?: number; // an upload slower than this over a rate window is dropped with 408 (8 KB/s)
+  cameraSessions?: number; // camera sessions at once (1; 0: the page's camera mode is off)
   rateWindowMs?: number; // the window the upload rate is measured over (10 s)
   keepJobsMs?: number; // a finished job's result stays readable this long (1 hour)
   tempRoot?: string; // where the server's temporary folder is made (the system's temp folder)
@@ -94,6 +95,7 @@ function newState(o: ServeOptions, log: (line: string) => void): ServerState {
     live: new LiveSessions({
       ...{ run: o.run, clip: o.clip, device: o.device, engine: o.engine, maxSeconds: o.maxSeconds },
       precision: o.precision ?? 'fp32',
+      sessions: o.cameraSessions ?? 1,
       log,
     }),
     closing: false,

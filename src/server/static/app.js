@@ -44,6 +44,9 @@ async function init() {
   } catch (e) {
     $('model').textContent = `the model is not available: ${e.message}`;
   }
+  // A server started with --camera-sessions 0 takes none: no button that can only fail.
+  const health = await getJson('/api/health').catch(() => null);
+  if (health?.camera.limit === 0) $('camera-controls').hidden = true;
   const samples = await getJson('/api/samples').catch(() => []);
   for (const [i, s] of samples.entries()) {
     const b = document.createElement('button');
