@@ -8,14 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runName } from '../src/cli/report.js';
 import { writeReport } from '../src/report/report.js';
-import { generateBenchmark } from '../src/synthetic/benchmark.js';
-import { readManifest } from '../src/data/datasets.js';
-import { FrameEncoder } from '../src/clip/frame-encoder.js';
-import { extractFeatures } from '../src/data/extract.js';
-import { mergeCache } from '../src/data/cache.js';
-import { resolveOusConfig } from '../src/ous/config.js';
-import { trainRun } from '../src/train/run.js';
-import { demoEncoderDir } from '../src/demo/run.js';
+import { tinyRun } from './serve-helpers.js';
 
 test('runs in folders of the same name are named by as many parent folders as needed', () => {
   const all = ['x/a/ous', 'x/b/ous', 'y/face-only'];
@@ -81,52 +74,8 @@ const smallSplitTitle =
 test(smallSplitTitle, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-report-small-'));
   try {
-    const bench = await generateBenchmark(
-      {
-        out: path.join(dir, 'bench'),
-        seed: 4,
-        trainPerClass: 3,
-        testPerClass: 0,
-        frames: 4,
-        width: 64,
-        height: 48,
-        agreement: 0.9,
-      },
-      { progress: false },
-    );
-    // Two clips (of two classes) moved to the test split: fewer than UMAP's 3 points.
-    const entries = readManifest(bench.manifest).entries.map((e, i) => ({
-      ...e,
-      split: i === 0 || i === 3 ? ('test' as const) : e.split,
-    }));
-    assert.equal(entries.filter((e) => e.split === 'test').length, 2);
-    const encoder = FrameEncoder.load(demoEncoderDir());
-    const ous = resolveOusConfig({});
-    const cache = path.join(dir, 'cache');
-    await extractFeatures({
-      entries,
-      encoder,
-      out: cache,
-      progress: false,
-      info: {
-        clip: { path: demoEncoderDir(), hash: encoder.hash },
-        frames: 4,
-        scene: 'mask',
-        views: 1,
-        polarityLayer: 4,
-        dataset: 'synthetic',
-        classNames: ous.classNames,
-        polarityOfClass: ous.polarityOfClass,
-      },
-    });
-    mergeCache(cache);
-    const run = path.join(dir, 'ous');
-    await trainRun({
-      cache,
-      out: run,
-      overrides: { ous: { tfeLayers: 1, tfeQueries: 4, heads: 4, promptLength: 4 }, train: { epochs: 1 } },
-      log: () => {},
-    });
+    // Two clips (of two classes) in the test split: fewer than UMAP's 3 points.
+    const { run } = await tinyRun(dir, { seed: 4, perClass: 3, frames: 4, size: [64, 48], test: [0, 3], name: 'ous' });
     const r = await writeReport({ title: 'small', runs: [{ name: 'OUS', dir: run }], out: path.join(dir, 'report') });
     assert.deepEqual(r.skipped, [
       'The feature-space figure (Fig. 4) is left out: UMAP needs at least 3 test clips, and OUS has 2.',

@@ -1,4 +1,4 @@
-// A tiny trained run for the serve and predict tests: a few synthetic clips, the dev CLIP, one
+// A tiny trained run for the serve, predict and report tests: a few synthetic clips, the dev CLIP, one
 // epoch of a small head (seconds on 2 cores). The weights are near random; the tests check the
 // plumbing and the numbers' consistency, not accuracy.
 import * as path from 'node:path';
@@ -18,26 +18,39 @@ export interface TinyRun {
   clips: SyntheticClip[];
 }
 
-/** Clips of `frames` frames at 8 fps (16 = 2 s), a 4-frame cache, a trained run under `dir`. */
-export async function tinyRun(dir: string, frames = 16): Promise<TinyRun> {
+export interface TinyRunOptions {
+  frames?: number; // per clip, at 8 fps (16 = 2 s)
+  seed?: number; // the benchmark's (5)
+  perClass?: number; // clips per class (2), all in the train split but those in `test`
+  size?: [number, number]; // [width, height] (96 × 72)
+  test?: number[]; // clips (by index) moved to the test split (none)
+  name?: string; // the run's folder under `dir` ('run')
+}
+
+/** Synthetic clips, a 4-frame cache of them, and a run trained one epoch on it, all under `dir`. */
+export async function tinyRun(dir: string, o: TinyRunOptions = {}): Promise<TinyRun> {
+  const [width, height] = o.size ?? [96, 72];
   const bench = await generateBenchmark(
     {
       out: path.join(dir, 'bench'),
-      seed: 5,
-      trainPerClass: 2,
+      seed: o.seed ?? 5,
+      trainPerClass: o.perClass ?? 2,
       testPerClass: 0,
-      frames,
-      width: 96,
-      height: 72,
+      frames: o.frames ?? 16,
+      width,
+      height,
       agreement: 0.9,
     },
     { progress: false },
+  );
+  const entries = readManifest(bench.manifest).entries.map((e, i) =>
+    o.test?.includes(i) ? { ...e, split: 'test' as const } : e,
   );
   const encoder = FrameEncoder.load(demoEncoderDir());
   const ous = resolveOusConfig({});
   const cache = path.join(dir, 'cache');
   await extractFeatures({
-    entries: readManifest(bench.manifest).entries,
+    entries,
     encoder,
     out: cache,
     progress: false,
@@ -53,7 +66,7 @@ export async function tinyRun(dir: string, frames = 16): Promise<TinyRun> {
     },
   });
   mergeCache(cache);
-  const run = path.join(dir, 'run');
+  const run = path.join(dir, o.name ?? 'run');
   await trainRun({
     cache,
     out: run,

@@ -45,7 +45,7 @@ const runPredictsTitle =
   'other CLIP weights are refused; each window equals that window alone';
 test(runPredictsTitle, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-serve-predict-'));
-  const t = await tinyRun(dir, 32); // 4 s clips
+  const t = await tinyRun(dir, { frames: 32 }); // 4 s clips
   fs.rmSync(path.join(dir, 'cache'), { recursive: true }); // inference must not need the training cache
   const clip = t.clips[0]!;
   const predictor = Predictor.load(t.run);

@@ -65,57 +65,64 @@ process.on('message', (m: ToWorker) => {
     const windows = [];
     for (let i = 0; i < k; i++) {
       send({ type: 'progress', id: m.id, stage: 'classify', fraction: i / k });
-      const w = {
-        start: i,
-        end: i + 2,
-        emotion: i % 2 ? 'b' : 'a',
-        probabilities: { a: 0.5 + (i % 2 ? -0.1 : 0.1), b: 0.5 - (i % 2 ? -0.1 : 0.1) },
-        polarity: null,
-        sceneEffect: null,
-        faceBox: [20, 10, 40, 40] as [number, number, number, number],
-        faceFrames: 4,
-      };
+      const w = stubWindow(i, i % 2 ? 'b' : 'a');
       windows.push(w);
       send({ type: 'window', id: m.id, window: w, k: i, total: k });
       await sleep(step);
     }
-    send({
-      type: 'done',
-      id: m.id,
-      result: {
-        video: m.file,
-        emotion: 'a',
-        probabilities: { a: 0.6, b: 0.4 },
-        polarity: null,
-        sceneEffect: null,
-        faceMissing: false,
-        duration: k + 1,
-        width: 96,
-        height: 72,
-        windows,
-        faces: [{ time: 0, box: [20, 10, 40, 40], detected: true }],
-        summary: {
-          window: 2,
-          stride: 1,
-          frames: 4,
-          share: { a: 1, b: 0 },
-          precision: 'fp32',
-          noFaceWindows: 0,
-          noFaceAnswer: false,
-        },
-        recipe: {
-          faces: 'the main face, detector crops (square crop ×1.25)',
-          subject: 'main',
-          subjectOverridden: false,
-          trainedOn: 'detector',
-          crop: { shape: 'square', enlarge: 0.25, shift: [0, 0], padding: 'black' },
-          scene: 'mask',
-          frames: 4,
-        },
-      },
-    });
+    send({ type: 'done', id: m.id, result: stubResult(m.file, k, windows) });
   });
 });
+
+/** Window i, [i, i + 2) s: `emotion` at 0.6, the other class at 0.4, a face in all 4 frames. */
+function stubWindow(i: number, emotion: 'a' | 'b') {
+  return {
+    start: i,
+    end: i + 2,
+    emotion,
+    probabilities: emotion === 'a' ? { a: 0.6, b: 0.4 } : { a: 0.4, b: 0.6 },
+    polarity: null,
+    sceneEffect: null,
+    faceBox: [20, 10, 40, 40] as [number, number, number, number],
+    faceFrames: 4,
+  };
+}
+
+/** The prediction of a k-window video, as the real worker's `done` carries it (`more`: persons=all's fields). */
+function stubResult(video: string, k: number, windows: Array<ReturnType<typeof stubWindow>>, more = {}) {
+  return {
+    video,
+    emotion: 'a',
+    probabilities: { a: 0.6, b: 0.4 },
+    polarity: null,
+    sceneEffect: null,
+    faceMissing: false,
+    duration: k + 1,
+    width: 96,
+    height: 72,
+    windows,
+    faces: [{ time: 0, box: [20, 10, 40, 40] as [number, number, number, number], detected: true }],
+    summary: {
+      window: 2,
+      stride: 1,
+      frames: 4,
+      share: { a: 1, b: 0 },
+      precision: 'fp32' as const,
+      noFaceWindows: 0,
+      noFaceAnswer: false,
+    },
+    recipe: {
+      faces: 'the main face, detector crops (square crop ×1.25)',
+      subject: 'main' as const,
+      subjectOverridden: false,
+      trainedOn: 'detector' as const,
+      crop: { shape: 'square' as const, enlarge: 0.25, shift: [0, 0] as [number, number], padding: 'black' as const },
+      scene: 'mask' as const,
+      frames: 4,
+    },
+    ...more,
+  };
+}
 
 /**
  * ?persons=all as the real worker streams it: person 0 with k windows and person 1 with k - 1,
@@ -123,21 +130,11 @@ process.on('message', (m: ToWorker) => {
  */
 async function twoPersons(id: string, k: number, step: number): Promise<void> {
   const totals = [k, k - 1];
-  const windows: Array<Array<Record<string, unknown>>> = [[], []];
-  const window = (i: number) => ({
-    start: i,
-    end: i + 2,
-    emotion: 'a',
-    probabilities: { a: 0.6, b: 0.4 },
-    polarity: null,
-    sceneEffect: null,
-    faceBox: [20, 10, 40, 40] as [number, number, number, number],
-    faceFrames: 4,
-  });
+  const windows: Array<Array<ReturnType<typeof stubWindow>>> = [[], []];
   for (let i = 0; i < k; i++) {
     for (const person of [0, 1]) {
       if (i >= totals[person]!) continue;
-      const w = window(i);
+      const w = stubWindow(i, 'a');
       windows[person]!.push(w);
       send({ type: 'window', id, window: w, k: i, total: totals[person]!, person });
       const done = windows[0]!.length + windows[1]!.length;
@@ -158,23 +155,5 @@ async function twoPersons(id: string, k: number, step: number): Promise<void> {
     windows: windows[p],
     faces: [{ time: 0, box: [10 + 40 * p, 10, 30, 30], detected: true }],
   }));
-  send({
-    type: 'done',
-    id,
-    result: {
-      video: 'x',
-      emotion: 'a',
-      probabilities: { a: 0.6, b: 0.4 },
-      polarity: null,
-      sceneEffect: null,
-      faceMissing: false,
-      duration: k + 1,
-      width: 96,
-      height: 72,
-      windows: windows[0],
-      faces: [{ time: 0, box: [10, 10, 30, 30], detected: true }],
-      summary: { window: 2, stride: 1, frames: 4, share: { a: 1, b: 0 }, precision: 'fp32' },
-      persons,
-    } as never,
-  });
+  send({ type: 'done', id, result: stubResult('x', k, windows[0]!, { persons }) as never });
 }

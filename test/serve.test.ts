@@ -26,7 +26,7 @@ let box: string;
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-serve-'));
-  t = await tinyRun(dir, 32); // 4 s clips: a timeline of 3 windows
+  t = await tinyRun(dir, { frames: 32 }); // 4 s clips: a timeline of 3 windows
   const cli = (...extra: string[]) => {
     const r = spawnSync(process.execPath, [CLI, 'predict', t.clips[0]!.file, '--run', t.run, '--json', ...extra], {
       encoding: 'utf8',
