@@ -13,7 +13,7 @@ import { parsePrecision } from '../torch/index.js';
 import { allowSlowBf16, enginePreference } from './env.js';
 import { parseBox } from '../util/box.js';
 import type { CacheOptions } from '../data/cache.js';
-import type { SubjectRule } from '../streams/recipe.js';
+import { SUBJECT_RULES, type SubjectRule } from '../face/tracks.js';
 import { COMMON, parseFlags, usageText, type Flags } from './flags.js';
 
 /** Exit codes of `ous extract` (also in its usage and the README). */
@@ -299,7 +299,8 @@ function parseSubject(v: string): CacheOptions['subject'] {
 
 /** A --subject value (extract's and predict's): main, largest, center, or a box "x y w h". */
 export function parseSubjectRule(v: string, command: string): SubjectRule {
-  if (v === 'main' || v === 'largest' || v === 'center') return v;
+  const named = SUBJECT_RULES.find((r) => r === v);
+  if (named) return named;
   if (/^[\s,0-9.eE+-]+$/.test(v)) return parseBox(v, '--subject');
-  throw new UsageError(`${command}: --subject must be main, largest, center or a box "x y w h", not '${v}'`);
+  throw new UsageError(`${command}: --subject must be ${SUBJECT_RULES.join(', ')} or a box "x y w h", not '${v}'`);
 }

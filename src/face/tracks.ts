@@ -424,7 +424,8 @@ export function personBoxes(person: Person): Box[] {
  * `center` the mean box centre nearest the frame's centre, a box the person whose boxes overlap it
  * most (mean IoU over the frames, a miss counting 0; nobody overlapping it: no face).
  */
-export type SubjectRule = 'main' | 'largest' | 'center' | Box;
+export type SubjectRule = (typeof SUBJECT_RULES)[number] | Box;
+export const SUBJECT_RULES = ['main', 'largest', 'center'] as const; // the named rules (or a box)
 
 /** The tracks a clip's face comes from and the chosen one's index (-1: no face), by the subject rule. */
 export function subjectTrack(

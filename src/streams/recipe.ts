@@ -4,7 +4,7 @@
 // (streams/index.ts), so that a run predicts on the streams it was trained on.
 import { z } from 'zod';
 import type { Box } from '../face/detector.js';
-import { squareBox } from '../face/tracks.js';
+import { SUBJECT_RULES, squareBox, type SubjectRule } from '../face/tracks.js';
 
 export const RECIPE_VERSION = 1;
 
@@ -14,8 +14,8 @@ export const RECIPE_PRECISIONS = ['fp32', 'bf16', 'fp16', 'int8'] as const;
 const BoxSchema = z.tuple([z.number(), z.number(), z.number(), z.number()]);
 
 /** Which face a clip is about (face/tracks.ts subjectTrack). */
-export const SubjectRuleSchema = z.union([z.enum(['main', 'largest', 'center']), BoxSchema]);
-export type SubjectRule = z.infer<typeof SubjectRuleSchema>;
+export const SubjectRuleSchema: z.ZodType<SubjectRule> = z.union([z.enum(SUBJECT_RULES), BoxSchema]);
+export type { SubjectRule };
 
 /** A face crop around a face box: a square centred on the box (moved by `shift`), black past the frame's edge. */
 export const CropSchema = z
