@@ -103,6 +103,32 @@ test('one session per address; frames too fast dropped; windows after ?after=; D
   assert.equal((await post('/api/live', '{"window": -1}')).status, 400);
 });
 
+test("persons 'all': a window for each person, each naming its own, and a summary each", async () => {
+  const s = LiveStartedSchema.parse(await (await post('/api/live', '{"persons": "all"}')).json());
+  await post(`/api/live/${s.id}/frames`, batch([0, 0.5, 1, 1.5]));
+  let u = LiveUpdateSchema.parse(await (await fetch(`${url}/api/live/${s.id}`)).json());
+  for (let i = 0; i < 50 && u.windows.length < 2; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    u = LiveUpdateSchema.parse(await (await fetch(`${url}/api/live/${s.id}`)).json());
+  }
+  assert.deepEqual(
+    u.windows.map((w) => [w.seq, w.person, w.main, w.faceBox[0]]),
+    [
+      [0, 0, true, 1],
+      [1, 1, false, 11],
+    ],
+  );
+  const end = LiveUpdateSchema.parse(await (await fetch(`${url}/api/live/${s.id}`, { method: 'DELETE' })).json());
+  assert.deepEqual(
+    end.summary?.persons?.map((p) => [p.id, p.main, p.windowCount]),
+    [
+      [0, true, 1],
+      [1, false, 1],
+    ],
+  );
+  assert.equal((await post('/api/live', '{"persons": "some"}')).status, 400);
+});
+
 test('a session no request touches (a closed tab) ends, and its place is free again', async () => {
   const s = LiveStartedSchema.parse(await (await post('/api/live', '{}')).json());
   await new Promise((res) => setTimeout(res, 4000)); // idleMs 2000

@@ -3,7 +3,8 @@
 // the face box is drawn over the picture where the face detector finds the face on the clip's
 // frames, stopping gives the session's summary, and a closed tab ends its session. Windows without a
 // face (issue 36): grey in the timeline with faceFrames/T on hover, the count of those left out, and
-// an answer from no face at all shown as not about a face. The frame batch format, byte by byte.
+// an answer from no face at all shown as not about a face. With "every person": a box and an emotion
+// for each face (the talking face beside its mirror image). The frame batch format, byte by byte.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -24,6 +25,7 @@ const stub = fileURLToPath(new URL('./serve-stub-worker.js', import.meta.url));
 const franck = fixture('media', 'franck_0-6s.mp4'); // 6 s, 360×288, the talking face throughout
 let dir: string;
 let y4m: string;
+let pairY4m: string; // the talking face beside its mirror image: two persons
 let clip: string;
 let server: Server;
 
@@ -32,6 +34,9 @@ before(async () => {
   const t = await tinyRun(path.join(dir, 'tiny')); // T = 4: the camera is sampled at 2 frames a second
   y4m = path.join(dir, 'camera.y4m');
   ffmpeg('-i', franck, '-t', '4', '-vf', 'fps=10', '-pix_fmt', 'yuv420p', y4m);
+  pairY4m = path.join(dir, 'pair.y4m');
+  const pair = '[0:v]split[a][b];[b]hflip[m];[a][m]hstack,fps=10';
+  ffmpeg('-i', franck, '-t', '4', '-filter_complex', pair, '-pix_fmt', 'yuv420p', pairY4m);
   clip = path.join(dir, 'clip.mp4');
   ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=96x72:rate=8', '-t', '3', '-pix_fmt', 'yuv420p', clip);
   // Uploads go to the stand-in worker; a camera session runs the real predictor on the tiny run.
@@ -55,14 +60,14 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** Chromium, its camera (with `camera`) the y4m of the talking face. */
-const launch = (camera: boolean): Promise<Browser> =>
+/** Chromium, its camera (with `camera`) playing a y4m (the talking face unless another is named). */
+const launch = (camera: boolean, video = y4m): Promise<Browser> =>
   launchChromium(
     camera
       ? [
           '--use-fake-device-for-media-stream',
           '--use-fake-ui-for-media-stream',
-          `--use-file-for-fake-video-capture=${y4m}`,
+          `--use-file-for-fake-video-capture=${video}`,
         ]
       : [],
   );
@@ -153,6 +158,61 @@ test(cameraTitle, { timeout: 180_000 }, async () => {
       else await r.arrayBuffer();
     }
     assert.equal(status, 'free', 'the closed tab freed its camera session');
+  } finally {
+    await browser.close();
+  }
+});
+
+const personsTitle =
+  'camera mode with "every person" ticked: a box in each person\'s colour on each face, ' +
+  'the emotion of each, and each person in the summary';
+test(personsTitle, { timeout: 180_000 }, async () => {
+  const browser = await launch(true, pairY4m);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    await page.goto(`${server.url}/?lookahead=0.5`);
+    await page.check('#all-persons');
+    await page.click('#camera-start');
+    // Until the latest span has a window for each of the two faces.
+    await page.waitForFunction(
+      () => JSON.parse(document.getElementById('camera-overlay')!.dataset.boxes ?? '[]').length === 2,
+      undefined,
+      { timeout: 120_000, polling: 100 },
+    );
+    const drawn = await page.evaluate(() => {
+      const c = document.getElementById('camera-overlay') as HTMLCanvasElement;
+      const boxes = JSON.parse(c.dataset.boxes!) as Array<{ person: number; box: number[] }>;
+      const g = c.getContext('2d')!;
+      const edge = (b: number[]) => [...g.getImageData(Math.round(b[0]!), Math.round(b[1]! + b[3]! / 2), 1, 1).data];
+      return {
+        size: [c.width, c.height],
+        boxes: boxes.map((b) => ({ ...b, edge: edge(b.box) })),
+        emotion: document.getElementById('camera-emotion')!.textContent,
+      };
+    });
+    // The frames sent are the camera's 720×288 scaled to 640 wide; one face in each half.
+    assert.deepEqual(drawn.size, [640, 256]);
+    const centres = drawn.boxes.map((b) => b.box[0]! + b.box[2]! / 2).sort((a, b) => a - b);
+    assert.ok(centres[0]! < 320 && centres[1]! > 320, `a box in each half: ${JSON.stringify(drawn.boxes)}`);
+    assert.notEqual(drawn.boxes[0]!.person, drawn.boxes[1]!.person);
+    // Each box's left edge in its person's colour (PERSON_COLOURS of app.js: red #c62828, blue #1565c0, ...).
+    const colours = [
+      [198, 40, 40],
+      [21, 101, 192],
+      [106, 27, 154],
+      [46, 125, 50],
+    ];
+    for (const b of drawn.boxes)
+      assert.deepEqual(b.edge.slice(0, 3), colours[b.person % 4], `person ${b.person}'s box: ${b.edge}`);
+    assert.match(drawn.emotion!, /^person \d+: \w+ · person \d+: \w+$/);
+    await page.click('#camera-stop');
+    await page.waitForFunction(
+      () => /Each person: /.test(document.getElementById('camera-summary')!.textContent!),
+      undefined,
+      { timeout: 60_000 },
+    );
+    const summary = await page.evaluate(() => document.getElementById('camera-summary')!.textContent!);
+    assert.match(summary, /Each person: \d+ \w+ [\d.]+%, \d+ \w+ [\d.]+%/);
   } finally {
     await browser.close();
   }

@@ -79,12 +79,13 @@ async function run(settings: Extract<ToLive, { type: 'init' }>['settings'], queu
     send({ type: 'fatal', error: userError ? (err as Error).message : String((err as Error).stack ?? err), userError });
     return process.exit(1);
   }
-  const { window, stride, lookahead } = settings;
+  const { window, stride, lookahead, persons } = settings;
   send({ type: 'ready', fps: streamFps(predictor, window), frames: predictor.recipe.frames });
   const summary = await predictor.predictStream(queue, {
     window,
     stride,
     lookahead,
+    persons,
     dropped: () => queue.dropped,
     onWindow: (w) => send({ type: 'window', window: w }),
   });

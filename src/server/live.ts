@@ -51,6 +51,10 @@ export const LiveStartSchema = z
       .max(10)
       .optional()
       .describe('seconds of frames after a window before it is classified (2)'),
+    persons: z
+      .literal('all')
+      .optional()
+      .describe("'all': a window for every person whose face is in it, each naming its person (default: the main one)"),
   })
   .strict()
   .openapi('LiveStart');
@@ -107,6 +111,20 @@ export const LiveSummarySchema = z
     duration: z.number(),
     windowCount: z.number().int(),
     latency: z.object({ p50: z.number(), p95: z.number(), max: z.number() }).strict(),
+    persons: z
+      .array(
+        z
+          .object({
+            id: z.number().int(),
+            main: z.boolean().describe('the main person at the end (longest × largest over the session)'),
+            emotion: z.string(),
+            probabilities: Probabilities,
+            windowCount: z.number().int(),
+          })
+          .strict(),
+      )
+      .optional()
+      .describe("with persons 'all': each person's answer over their windows"),
   })
   .strict()
   .openapi('LiveSummary');
@@ -202,6 +220,7 @@ export interface LiveSettings {
   window?: number;
   stride?: number;
   lookahead?: number;
+  persons?: 'all';
 }
 
 export interface LiveOptions {
@@ -322,7 +341,7 @@ export class LiveSessions {
     try {
       parsed = body ? JSON.parse(body) : {};
     } catch {
-      throw new HttpError(400, 'the body must be JSON: {"window"?, "stride"?, "lookahead"?}');
+      throw new HttpError(400, 'the body must be JSON: {"window"?, "stride"?, "lookahead"?, "persons"?}');
     }
     const r = LiveStartSchema.safeParse(parsed);
     if (!r.success) throw new HttpError(400, `the session's settings: ${zodIssues(r.error)}`);
@@ -462,6 +481,11 @@ export class LiveSessions {
       duration: s.summary.duration,
       windowCount: s.summary.windowCount,
       latency: s.summary.latency,
+      ...(s.summary.persons && {
+        persons: s.summary.persons.map(({ id, main, emotion, probabilities, windowCount }) => {
+          return { id, main, emotion, probabilities, windowCount };
+        }),
+      }),
     };
     const last = s.windows[s.windows.length - 1];
     return {

@@ -560,7 +560,9 @@ async function startCamera() {
     endCamera();
     return camStatus(e.status === 503 && e.retryAfter ? `${e.message} (in ${e.retryAfter} s)` : e.message, true);
   }
-  Object.assign(cam, { session: s, frames: s.frames, windows: [], after: -1, batch: [], t0: performance.now() });
+  const persons = !!everyone();
+  const fresh = { frames: s.frames, windows: [], after: -1, batch: [], t0: performance.now() };
+  Object.assign(cam, { session: { ...s, persons }, ...fresh });
   document.body.dataset.state = 'camera';
   camStatus('live: the first window comes once its frames and the look-ahead have been seen');
   cam.grab = setInterval(grabFrame, 1000 / s.fps);
@@ -572,6 +574,7 @@ function cameraSettings() {
   const q = new URLSearchParams(location.search);
   const out = {};
   for (const k of ['window', 'stride', 'lookahead']) if (q.has(k)) out[k] = Number(q.get(k));
+  if (everyone()) out.persons = 'all'; // the "every person" box: a window for each face in view
   return out;
 }
 
@@ -618,16 +621,24 @@ async function sendBatch() {
   }
 }
 
-/** New windows: the timeline grows, the box moves to the latest window's face, the emotion is the latest. */
+/**
+ * New windows: the timeline grows (the main person's, with every person), the boxes move to the
+ * latest windows' faces, the emotion is the latest.
+ */
 function liveUpdate(u) {
   for (const w of u.windows) if (w.seq > cam.after) cam.windows.push(w);
   cam.after = cam.windows.length ? cam.windows[cam.windows.length - 1].seq : cam.after;
-  const last = cam.windows[cam.windows.length - 1];
+  const last = cam.windows.findLast((w) => w.main) ?? cam.windows[cam.windows.length - 1];
   if (last) {
     const names = Object.keys(last.probabilities);
-    drawTimeline($('camera-timeline'), names, cam.windows, last.end, cam.session?.frames ?? cam.frames);
-    $('camera-emotion').textContent = last.faceFrames === 0 ? 'no face' : last.emotion;
-    drawCameraBox(last, u.frameSize);
+    const mains = cam.windows.filter((w) => w.main);
+    drawTimeline($('camera-timeline'), names, mains, last.end, cam.session?.frames ?? cam.frames);
+    // the latest span's windows: one per person in view (one in all with a single person)
+    const now = cam.windows.filter((w) => w.start === cam.windows[cam.windows.length - 1].start);
+    $('camera-emotion').textContent = now
+      .map((w) => `${now.length > 1 ? `person ${w.person}: ` : ''}${w.faceFrames === 0 ? 'no face' : w.emotion}`)
+      .join(' · ');
+    drawCameraBoxes(now, u.frameSize);
     const lat = `${(last.latency / 1000).toFixed(1)} s after its last frame`;
     camStatus(`live: ${cam.windows.length} windows, the latest ${lat}; ${u.dropped} frames dropped`);
   }
@@ -638,20 +649,30 @@ function liveUpdate(u) {
   }
 }
 
-/** The latest window's face box over the camera picture, in the pixels of the frames sent. */
-function drawCameraBox(w, size) {
+/**
+ * The latest windows' face boxes over the camera picture, in the pixels of the frames sent: green for
+ * one person, each person's colour (and id) when every person is followed.
+ */
+function drawCameraBoxes(ws, size) {
   const c = $('camera-overlay');
   if (!size) return;
   [c.width, c.height] = size;
   const g = c.getContext('2d');
   g.clearRect(0, 0, c.width, c.height);
-  c.dataset.box = w.faceBox.join(',');
-  c.dataset.faceFrames = w.faceFrames;
-  if (w.faceFrames === 0) return; // no face seen: no box to show
-  const [x, y, bw, bh] = w.faceBox;
-  g.strokeStyle = '#0f0';
+  const main = ws.find((w) => w.main) ?? ws[0];
+  c.dataset.box = main.faceBox.join(',');
+  c.dataset.faceFrames = main.faceFrames;
+  c.dataset.boxes = JSON.stringify(ws.map((w) => ({ person: w.person, box: w.faceBox })));
   g.lineWidth = Math.max(2, c.width / 200);
-  g.strokeRect(x, y, bw, bh);
+  g.font = `${Math.max(12, c.width / 30)}px sans-serif`;
+  for (const w of ws) {
+    if (w.faceFrames === 0) continue; // no face seen: no box to show
+    const [x, y, bw, bh] = w.faceBox;
+    const colour = cam.session?.persons ? personColour(w.person) : '#0f0';
+    g.strokeStyle = g.fillStyle = colour;
+    g.strokeRect(x, y, bw, bh);
+    if (cam.session?.persons) g.fillText(String(w.person), x + 4, y + 4 + Number.parseInt(g.font, 10));
+  }
 }
 
 function showCameraSummary(u) {
@@ -662,7 +683,10 @@ function showCameraSummary(u) {
   $('camera-summary').textContent =
     `Over the session: ${s.emotion} ${pct(s.probabilities[s.emotion])}` +
     `${notAFace ? ' (not about a face: no window saw one)' : ''}, ${s.windowCount} windows${left}, ` +
-    `${s.dropped} frames dropped, latency p95 ${(s.latency.p95 / 1000).toFixed(1)} s.`;
+    `${s.dropped} frames dropped, latency p95 ${(s.latency.p95 / 1000).toFixed(1)} s.` +
+    (s.persons?.length
+      ? ` Each person: ${s.persons.map((p) => `${p.id} ${p.emotion} ${pct(p.probabilities[p.emotion])}`).join(', ')}.`
+      : '');
   $('camera-summary').classList.toggle('warning', notAFace);
 }
 
