@@ -17,13 +17,19 @@ import { rescaleBox } from '../util/box.js';
 import { buildHead, type Head } from '../ous/model.js';
 import { POLARITIES } from '../ous/config.js';
 import { loadClipFolder } from '../clip/load.js';
-import { checkpointFile, loadHeadWeights, readRunConfig, runRecipe, type RunConfig } from '../runs/folder.js';
+import {
+  checkpointFile,
+  loadHeadWeights,
+  readRunConfig,
+  runClipDir,
+  runRecipe,
+  type RunConfig,
+} from '../runs/folder.js';
 import { describeFaces, predictionCrop, type Crop, type Recipe, type SubjectRule } from '../streams/recipe.js';
 import { noGrad, tensor, tidy, type Device, type Precision } from '../torch/index.js';
 import { precisionMismatch } from '../torch/precision.js';
 import { VideoTooLongError, type ReadOptions, type RgbFrame } from '../video/decode.js';
 import type { Box, Detection } from '../face/detector.js';
-import { pathKind } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { predictStream, type InFrame, type StreamOptions, type StreamSummary } from './stream.js';
 import { DEFAULT_TIMELINE, planTimeline, type TimelinePlan, type TimelineOptions } from './timeline.js';
@@ -269,13 +275,7 @@ export class Predictor {
     const conf = readRunConfig(runDir, '--run');
     const ckpt = checkpointFile(runDir, '--run');
     const { recipe, note } = runRecipe(runDir, conf);
-    const clipDir = opts.clip ?? conf.clip;
-    if (pathKind(clipDir) === 'missing')
-      throw new UserError(
-        opts.clip
-          ? `--clip ${clipDir}: no such folder`
-          : `the run was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`,
-      );
+    const clipDir = runClipDir(runDir, conf, opts.clip);
     const clip = loadClipFolder(clipDir, {
       device: opts.device,
       expectHash: { hash: recipe.clipHash, what: `${runDir} was trained on`, flag: '--clip' },

@@ -156,6 +156,18 @@ function readInferenceSettings(runDir: string, conf: RunConfig): InferenceInfo {
   };
 }
 
+/** The CLIP folder a run loads: `clip` when given (--clip), else where the run was trained with it; either must exist. */
+export function runClipDir(runDir: string, conf: RunConfig, clip?: string): string {
+  const dir = clip ?? conf.clip;
+  if (pathKind(dir) === 'missing')
+    throw new UserError(
+      clip
+        ? `--clip ${dir}: no such folder`
+        : `${runDir} was trained with CLIP at ${dir}, which is not there: pass --clip DIR`,
+    );
+  return dir;
+}
+
 /**
  * The stream recipe a run was trained on, which prediction follows. A run from before the recipe
  * gets what that version did (its cache's subject when the cache is still there), with the one

@@ -20,6 +20,7 @@ import {
   checkpointFile,
   loadHeadWeights,
   readRunConfig,
+  runClipDir,
   runRecipe,
   type RunConfig,
 } from '../runs/folder.js';
@@ -339,13 +340,7 @@ export function loadRun(runDir: string, opts: { device?: Device } & RunPlaces = 
       `${opts.cache ? '--cache ' : ''}${cacheDir} is not the cache ${runDir} was trained on: ${diffs.join('; ')}`,
     );
   const cache = FeatureCache.open(cacheDir);
-  const clipDir = opts.clip ?? conf.clip;
-  if (pathKind(clipDir) === 'missing')
-    throw new UserError(
-      opts.clip
-        ? `--clip ${clipDir}: no such folder`
-        : `${runDir} was trained with CLIP at ${clipDir}, which is not there: pass --clip DIR`,
-    );
+  const clipDir = runClipDir(runDir, conf, opts.clip);
   const clip = loadClipFolder(clipDir, {
     device: opts.device,
     textOnly: true,
