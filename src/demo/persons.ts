@@ -13,7 +13,7 @@ import {
   type SyntheticPerson,
 } from '../synthetic/benchmark.js';
 import { readManifest } from '../data/datasets.js';
-import { evalLoaded, loadRun, trainRun } from '../train/run.js';
+import { evalLoaded, loadRun } from '../train/run.js';
 import { metricsOf } from '../train/metrics.js';
 import { writeReport } from '../report/report.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -21,8 +21,8 @@ import type { Scores } from './run.js';
 import {
   DEMO_SIZES,
   demoBenchmarkOptions,
-  demoSettings,
   extractDemoCache,
+  trainDemoRuns,
   type DemoOptions,
   type DemoSize,
 } from './run.js';
@@ -113,20 +113,7 @@ export async function runPersonsDemo(
   );
   const cache = path.join(dir, 'cache');
   await extractDemoCache(entries, classes, size, cache, { engine: o.engine, progress: o.progress });
-  const runs = { ous: path.join(dir, 'runs', 'ous'), faceOnly: path.join(dir, 'runs', 'face-only') };
-  const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
-  log("demo: training OUS on every person's training rows");
-  await trainRun({ cache, out: runs.ous, ...demoSettings(size), seed, force: true, log: quiet('ous') });
-  log('demo: training the face-only baseline');
-  await trainRun({
-    cache,
-    out: runs.faceOnly,
-    ...demoSettings(size),
-    model: 'face-only',
-    seed,
-    force: true,
-    log: quiet('face-only'),
-  });
+  const runs = await trainDemoRuns(cache, path.join(dir, 'runs'), size, seed, log, "on every person's training rows");
   // The two runs share the cache and the seed, so their test rows are the same, in the same order.
   const predict = (run: string) => {
     const loaded = loadRun(run);

@@ -180,6 +180,28 @@ export async function extractDemoCache(
   mergeCache(out);
 }
 
+/**
+ * Trains OUS and the face-only baseline on the demo's features with one seed, into runsDir/ous and
+ * runsDir/face-only (the demo's own outputs: trained again if there); `about` ends each log line.
+ */
+export async function trainDemoRuns(
+  cache: string,
+  runsDir: string,
+  size: DemoSize,
+  seed: number,
+  log: (line: string) => void,
+  about: string,
+): Promise<{ ous: string; faceOnly: string }> {
+  const runs = { ous: path.join(runsDir, 'ous'), faceOnly: path.join(runsDir, 'face-only') };
+  const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
+  const common = { cache, ...demoSettings(size), seed, force: true };
+  log(`demo: training OUS ${about}`);
+  await trainRun({ ...common, out: runs.ous, log: quiet('ous') });
+  log(`demo: training the face-only baseline ${about}`);
+  await trainRun({ ...common, out: runs.faceOnly, model: 'face-only', log: quiet('face-only') });
+  return runs;
+}
+
 /** Trains OUS and the face-only baseline with one seed on the demo's features and scores both on the test split. */
 export async function trainDemoSeed(
   cache: string,
@@ -188,21 +210,7 @@ export async function trainDemoSeed(
   seed: number,
   log: (line: string) => void,
 ): Promise<DemoSeed> {
-  const runs = { ous: path.join(runsDir, 'ous'), faceOnly: path.join(runsDir, 'face-only') };
-  const quiet = (name: string) => (l: string) => log(`  ${name}: ${l}`);
-  // The demo's runs are its own outputs: a second demo in the same folder trains them again (force).
-  log(`demo: training OUS (seed ${seed})`);
-  await trainRun({ cache, out: runs.ous, ...demoSettings(size), seed, force: true, log: quiet('ous') });
-  log(`demo: training the face-only baseline (seed ${seed})`);
-  await trainRun({
-    cache,
-    out: runs.faceOnly,
-    ...demoSettings(size),
-    model: 'face-only',
-    seed,
-    force: true,
-    log: quiet('face-only'),
-  });
+  const runs = await trainDemoRuns(cache, runsDir, size, seed, log, `(seed ${seed})`);
   const a = evalRun(runs.ous);
   const b = evalRun(runs.faceOnly);
   return { seed, ous: { uar: a.uar, war: a.war }, faceOnly: { uar: b.uar, war: b.war }, runs };
