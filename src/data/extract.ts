@@ -115,15 +115,19 @@ async function extractLocked(
   const writer = new CacheWriter(o.out, { version: 1, ...info, dims, recipe }, name, o.partSize);
   const unhook = onInterrupt(() => keepOnInterrupt(writer, o.out)); // Ctrl-C keeps every finished clip
   const keyOf = (e: ClipEntry, view: number) => (view === 0 ? e.id : `${e.id}#v${view}`);
+  // What the listing and a clip's record both say of one view of a clip.
+  const clipView = (e: ClipEntry, view: number) => ({
+    key: keyOf(e, view),
+    path: e.source,
+    label: e.label,
+    polarity: info.polarityOfClass ? info.polarityOfClass[e.label]! : null,
+    split: e.split,
+    view,
+  });
   // The listing as it is now; what changed since the last one (or since the parts, for a cache without one).
   const listed: ListedClip[] = o.entries.flatMap((e, i) =>
     viewPlan(e.split, info.views).map((v) => ({
-      key: keyOf(e, v.view),
-      path: e.source,
-      label: e.label,
-      polarity: info.polarityOfClass ? info.polarityOfClass[e.label]! : null,
-      split: e.split,
-      view: v.view,
+      ...clipView(e, v.view),
       shard: `${(i % shard.count) + 1}/${shard.count}`,
     })),
   );
@@ -201,12 +205,7 @@ async function extractLocked(
         const flip = v.flip ? flipHorizontal : (f: Streams['frames'][number]['face']) => f;
         const T = s.frames.length;
         const record: ClipRecord = {
-          key: keyOf(e, v.view),
-          path: e.source,
-          label: e.label,
-          polarity: info.polarityOfClass ? info.polarityOfClass[e.label]! : null,
-          split: e.split,
-          view: v.view,
+          ...clipView(e, v.view),
           faceMissing: s.faceMissing,
           boxes: s.frames.map((f) => (s.faceMissing ? null : f.box)),
           subject: s.subject,
