@@ -39,6 +39,19 @@ export function runCli(
   });
 }
 
+/**
+ * `src` copied to `out` with a display matrix that turns it 90° clockwise, as a phone records upright
+ * video: ffmpeg ≥ 6 sets one with -display_rotation (counter-clockwise degrees) and drops the rotate
+ * tag; ffmpeg 5.1 knows only the tag.
+ */
+export function rotatedCopy(src: string, out: string): string {
+  const run = (args: string[]) => spawnSync('ffmpeg', ['-v', 'error', '-y', ...args], { encoding: 'utf8' });
+  let r = run(['-display_rotation', '-90', '-i', src, '-c', 'copy', out]);
+  if (r.status !== 0) r = run(['-i', src, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', out]);
+  assert.equal(r.status, 0, r.stderr);
+  return out;
+}
+
 /** The talking-face clip beside its mirror image (720×288, 6 s: two persons), written to `out`. */
 export function mirroredPair(out: string): string {
   const r = spawnSync(

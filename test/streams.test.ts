@@ -15,7 +15,7 @@ import { fillTrack, iou, linkTracks, mainTrack, squareBox } from '../src/face/tr
 import { buildStreams, CLIP_MEAN_RGB, undecodedWarning } from '../src/streams/index.js';
 import { packageRoot } from '../src/util/paths.js';
 import { readImage } from '../src/video/decode.js';
-import { fixture, truncatedClip } from './helpers.js';
+import { fixture, rotatedCopy, truncatedClip } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ous-streams-'));
 const ffmpeg = (...args: string[]) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...args]);
@@ -107,13 +107,7 @@ test('the real photos: every face is found (3 of 3 in the group photo)', async (
 
 test('a rotated phone video is decoded upright and its face found', async () => {
   ffmpeg('-i', video, '-t', '2', '-vf', 'transpose=2', '-c:v', 'libx264', gen('side.mp4'));
-  // A display matrix that turns it 90° clockwise: ffmpeg ≥ 6 sets one with -display_rotation
-  // (counter-clockwise degrees) and ignores the rotate tag; ffmpeg 5.1 knows only the tag.
-  try {
-    ffmpeg('-display_rotation', '-90', '-i', gen('side.mp4'), '-c', 'copy', gen('rotated.mp4'));
-  } catch {
-    ffmpeg('-i', gen('side.mp4'), '-c', 'copy', '-metadata:s:v:0', 'rotate=90', gen('rotated.mp4'));
-  }
+  rotatedCopy(gen('side.mp4'), gen('rotated.mp4'));
   const info = await probeVideo(gen('rotated.mp4'));
   assert.equal(info.rotation % 180, 90);
   assert.deepEqual([info.width, info.height], [360, 288]);
