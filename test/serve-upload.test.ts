@@ -20,6 +20,7 @@ import {
 import { forEachFrame, probeVideo, rotationOf, VideoTooLongError } from '../src/video/decode.js';
 import { openClip } from '../src/streams/index.js';
 import { ffmpeg, multipart } from './serve-http.js';
+import { rotatedCopy } from './helpers.js';
 
 let dir: string;
 let clip: string;
@@ -101,9 +102,16 @@ test(probeTitle, async () => {
     /3\.0 s long; this server takes at most 2 s/,
   );
   const rotated = path.join(dir, 'rotated.mp4');
-  ffmpeg('-i', clip, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated);
+  rotatedCopy(clip, rotated);
   const r = await probeUpload(rotated, { maxBytes: Infinity, maxSeconds: 10 });
   assert.deepEqual([r.width, r.height], [72, 96]);
+  // A raw H.264 stream (no container) of 20 s at 2 fps: timed by its packets, as ffmpeg decodes it
+  // (ffmpeg 7 reports its demuxer's default 25 fps as the average rate: 40 frames would be 1.6 s).
+  const raw = path.join(dir, 'two-fps.h264');
+  ffmpeg('-f', 'lavfi', '-i', 'color=c=gray:size=64x48:rate=2', '-t', '20', '-c:v', 'libx264', '-f', 'h264', raw);
+  const rawInfo = await probeVideo(raw);
+  assert.deepEqual([rawInfo.frameCount, rawInfo.fps, rawInfo.duration], [40, 2, 20]);
+  await rejectsWith(probeUpload(raw, { maxBytes: Infinity, maxSeconds: 10 }), 422, /20\.0 s long/);
   // A playlist naming a file that does not exist: refused by name before anything is opened
   // (following it would say "No such file").
   const hls = path.join(dir, 'video');

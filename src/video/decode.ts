@@ -135,11 +135,16 @@ export async function probeVideo(file: string, o: ReadOptions = {}): Promise<Vid
   let [width, height] = [Number(stream.width), Number(stream.height)];
   if (!(width > 0 && height > 0)) throw new UserError(`${file}: not a readable video (no frame size)`);
   if (rotation === 90 || rotation === 270) [width, height] = [height, width];
+  const stamped = Number(stream.duration ?? format.duration);
+  // No duration: a raw elementary stream (.h264), without a container's timing. ffmpeg 7 then
+  // reports its demuxer's default (25 fps) as the average rate, while its parser times each packet
+  // from the stream's own timing (the SPS's VUI) and decodes at that: the packets' rate is the rate.
+  const packetRate = Number.isFinite(stamped) ? 0 : await packetsRate(file, o);
   const { fps, duration, timing } = frameTiming(
     frames,
-    rate(stream.avg_frame_rate),
-    rate(stream.r_frame_rate),
-    Number(stream.duration ?? format.duration),
+    packetRate || rate(stream.avg_frame_rate),
+    packetRate || rate(stream.r_frame_rate),
+    stamped,
   );
   return {
     format: String(format.format_name ?? ''),
@@ -151,6 +156,16 @@ export async function probeVideo(file: string, o: ReadOptions = {}): Promise<Vid
     rotation,
     ...(timing ? { timing } : {}),
   };
+}
+
+/** The rate the first packets are timed at (1 / their median duration); 0 when they carry no duration. */
+async function packetsRate(file: string, o: ReadOptions): Promise<number> {
+  const r = await ffprobeJson(file, ['-read_intervals', '%+#9', '-show_entries', 'packet=duration_time'], o);
+  const d = ((r.packets as Array<Record<string, unknown>> | undefined) ?? [])
+    .map((p) => Number(p.duration_time))
+    .filter((v) => v > 0)
+    .sort((a, b) => a - b);
+  return d.length ? 1 / d[d.length >> 1]! : 0;
 }
 
 /**
