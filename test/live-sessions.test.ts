@@ -158,7 +158,9 @@ test('the server-wide cap: a session past it is shed with 503 and Retry-After, w
   }
 });
 
-test('a server that takes no camera sessions (--camera-sessions 0) refuses each with 503, no Retry-After, no process', async () => {
+const offTitle =
+  'a server that takes no camera sessions (--camera-sessions 0) refuses each with 503, no Retry-After, no process';
+test(offTitle, async () => {
   const off = new LiveSessions({ run: 'RUN', maxSeconds: 600, sessions: 0, workerModule: stub, log: () => {} });
   const s3 = liveServer(off);
   await new Promise<void>((r) => s3.listen(0, '127.0.0.1', r));

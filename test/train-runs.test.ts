@@ -171,7 +171,10 @@ test('a config.json edited after training (classes renamed consistently) is refu
   assert.ok(evalRun(at('run')).n > 0);
 });
 
-test('the record covers the stream recipe: a face crop edited after training is refused; a record from before the recipe loads', () => {
+const recipeRecordTitle =
+  'the record covers the stream recipe: a face crop edited after training is refused; ' +
+  'a record from before the recipe loads';
+test(recipeRecordTitle, () => {
   fs.cpSync(at('run'), at('recrop'), { recursive: true });
   const file = at('recrop', 'config.json');
   const c = JSON.parse(fs.readFileSync(file, 'utf8'));

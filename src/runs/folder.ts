@@ -156,7 +156,7 @@ function readInferenceSettings(runDir: string, conf: RunConfig): InferenceInfo {
   };
 }
 
-/** The CLIP folder a run loads: `clip` when given (--clip), else where the run was trained with it; either must exist. */
+/** The CLIP folder a run loads: `clip` (--clip) when given, else the one it was trained with; either must exist. */
 export function runClipDir(runDir: string, conf: RunConfig, clip?: string): string {
   const dir = clip ?? conf.clip;
   if (pathKind(dir) === 'missing')
