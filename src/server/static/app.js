@@ -664,14 +664,15 @@ function drawCameraBoxes(ws, size) {
   c.dataset.faceFrames = main.faceFrames;
   c.dataset.boxes = JSON.stringify(ws.map((w) => ({ person: w.person, box: w.faceBox })));
   g.lineWidth = Math.max(2, c.width / 200);
-  g.font = `${Math.max(12, c.width / 30)}px sans-serif`;
+  const px = Math.round(Math.max(12, c.width / 30)); // the ids' text size
+  g.font = `${px}px sans-serif`;
   for (const w of ws) {
     if (w.faceFrames === 0) continue; // no face seen: no box to show
     const [x, y, bw, bh] = w.faceBox;
     const colour = cam.session?.persons ? personColour(w.person) : '#0f0';
     g.strokeStyle = g.fillStyle = colour;
     g.strokeRect(x, y, bw, bh);
-    if (cam.session?.persons) g.fillText(String(w.person), x + 4, y + 4 + Number.parseInt(g.font, 10));
+    if (cam.session?.persons) g.fillText(String(w.person), x + 4, y + 4 + px);
   }
 }
 
